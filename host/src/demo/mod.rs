@@ -1,0 +1,71 @@
+//! `interpose demo`: the proxy at work with no set-up. A built-in backend runs in this
+//! process, a scripted client talks to it through the relay, and every message that
+//! crosses is printed with its direction, method, size and time.
+
+pub mod backend;
+pub mod client;
+mod trace;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::BufReader;
+
+use crate::framing::DEFAULT_MAX_MESSAGE_BYTES;
+use crate::intercept::{PassAll, SharedInterceptor};
+use crate::relay::{RelayConfig, RelayEnd, SessionRelay};
+use crate::run::shutdown_signal;
+use crate::transport::{in_process, line_link, stdio};
+use trace::Tracer;
+
+/// The demo backend's name, as plugins and logs see it.
+pub const SERVER_NAME: &str = "demo";
+
+fn relay_config(session: &str, interceptor: SharedInterceptor) -> RelayConfig {
+    RelayConfig {
+        session: session.into(),
+        server: SERVER_NAME.into(),
+        interceptor,
+        shutdown_grace: Duration::from_secs(1),
+    }
+}
+
+/// Runs the scripted session through the proxy and prints what crossed it.
+pub async fn run_scripted() -> anyhow::Result<()> {
+    let tracer = Arc::new(Tracer::new(Arc::new(PassAll)));
+    let backend = in_process::server_link(backend::serve, DEFAULT_MAX_MESSAGE_BYTES);
+    let (client_end, proxy_end) = tokio::io::duplex(256 * 1024);
+    let (read, write) = tokio::io::split(proxy_end);
+    let client = line_link(BufReader::new(read), write, DEFAULT_MAX_MESSAGE_BYTES, "client", async {
+        "the demo client finished".to_owned()
+    });
+
+    println!("interpose demo: a scripted MCP client talks to the built-in backend through the proxy.");
+    println!("Every message that crosses the proxy:\n");
+    Tracer::print_header();
+    let relay = SessionRelay::new(relay_config("demo-session", tracer.clone()), client, backend);
+    let relay = tokio::spawn(relay.run(std::future::pending()));
+    let summary = client::run_script(client_end).await;
+    let end = relay.await?;
+
+    println!();
+    let summary = summary?;
+    summary.print();
+    tracer.print_totals();
+    match end {
+        RelayEnd::BackendClosed(why) => anyhow::bail!("the demo backend ended early: {why}"),
+        RelayEnd::ClientClosed | RelayEnd::Shutdown => Ok(()),
+    }
+}
+
+/// Serves the demo backend through the proxy on stdio, for a real client to use.
+pub async fn serve_stdio() -> anyhow::Result<()> {
+    tracing::info!("serving the demo backend on stdio through interpose; waiting for a client");
+    let backend = in_process::server_link(backend::serve, DEFAULT_MAX_MESSAGE_BYTES);
+    let client = stdio::client_link(DEFAULT_MAX_MESSAGE_BYTES);
+    let relay = SessionRelay::new(relay_config("stdio", Arc::new(PassAll)), client, backend);
+    match relay.run(shutdown_signal()).await {
+        RelayEnd::BackendClosed(why) => anyhow::bail!("the demo backend ended: {why}"),
+        RelayEnd::ClientClosed | RelayEnd::Shutdown => Ok(()),
+    }
+}

@@ -1,0 +1,81 @@
+//! Prints each message crossing the proxy, for the demo.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use crate::intercept::{BoxFuture, Intercepted, Interceptor, SharedInterceptor, Verdict};
+use crate::jsonrpc::Kind;
+
+/// Wraps the real interceptor and prints every message with the verdict it got.
+pub struct Tracer {
+    inner: SharedInterceptor,
+    started: Instant,
+    messages: AtomicUsize,
+    bytes: AtomicUsize,
+    changed: AtomicUsize,
+}
+
+impl Tracer {
+    pub fn new(inner: SharedInterceptor) -> Self {
+        Tracer {
+            inner,
+            started: Instant::now(),
+            messages: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
+            changed: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn print_header() {
+        println!("{:>9}  {:<3} {:<13} {:<32} {:>4} {:>9}  verdict", "time", "dir", "kind", "method", "id", "size");
+    }
+
+    pub fn print_totals(&self) {
+        println!(
+            "{} messages ({} bytes of payload) crossed the proxy; {} were changed, answered or dropped by the interceptor.",
+            self.messages.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+            self.changed.load(Ordering::Relaxed),
+        );
+    }
+}
+
+impl Interceptor for Tracer {
+    fn intercept<'a>(&'a self, msg: Intercepted<'a>) -> BoxFuture<'a, Verdict> {
+        self.inner.intercept(msg)
+    }
+
+    fn wants_request_payload(&self) -> bool {
+        self.inner.wants_request_payload()
+    }
+
+    fn observe(&self, msg: &Intercepted<'_>, verdict: &Verdict) {
+        self.inner.observe(msg, verdict);
+        let size = msg.payload.map_or(0, |p| p.get().len());
+        self.messages.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(size, Ordering::Relaxed);
+        let verdict = match verdict {
+            Verdict::Pass => "pass".to_owned(),
+            Verdict::Rewrite(_) => "rewritten".to_owned(),
+            Verdict::Respond(_) => "answered by the proxy".to_owned(),
+            Verdict::Reject(e) if msg.kind == Kind::Notification => format!("dropped: {}", e.message),
+            Verdict::Reject(e) => format!("rejected: {}", e.message),
+        };
+        if verdict != "pass" {
+            self.changed.fetch_add(1, Ordering::Relaxed);
+        }
+        let kind = match msg.kind {
+            Kind::Error => "error",
+            kind => kind.as_str(),
+        };
+        println!(
+            "{:>6.1} ms  {:<3} {:<13} {:<32} {:>4} {:>7} B  {verdict}",
+            self.started.elapsed().as_secs_f64() * 1000.0,
+            msg.direction.arrow(),
+            kind,
+            msg.method,
+            msg.id.map_or("", |id| id.get()),
+            size,
+        );
+    }
+}

@@ -1,0 +1,103 @@
+//! The seam between the session relay and whatever inspects messages on their way
+//! through (the Wasm plugin chain, the demo's printer). The relay asks an [`Interceptor`]
+//! about every message and carries out the [`Verdict`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+
+use crate::jsonrpc::{ErrorObject, Kind};
+
+/// Which way a message travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// From the client towards the backend.
+    ToServer,
+    /// From the backend towards the client.
+    ToClient,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::ToServer => "to-server",
+            Direction::ToClient => "to-client",
+        }
+    }
+
+    /// The arrow used in logs and in the demo's output.
+    pub fn arrow(self) -> &'static str {
+        match self {
+            Direction::ToServer => "->",
+            Direction::ToClient => "<-",
+        }
+    }
+}
+
+/// A message as an interceptor sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Intercepted<'a> {
+    pub direction: Direction,
+    pub kind: Kind,
+    /// The method; for responses and errors, the method of the request they answer.
+    pub method: &'a str,
+    /// The JSON-RPC id as the sender wrote it (requests, responses, errors).
+    pub id: Option<&'a RawValue>,
+    /// `params` of requests and notifications, `result` of responses.
+    pub payload: Option<&'a RawValue>,
+    /// The error of an error response.
+    pub error: Option<&'a ErrorObject>,
+    /// For responses and errors: the `params` of the request they answer, when the
+    /// interceptor asked for it with [`Interceptor::wants_request_payload`].
+    pub request_payload: Option<&'a RawValue>,
+    /// The downstream session this message belongs to.
+    pub session: &'a str,
+    /// The name of the backend.
+    pub server: &'a str,
+}
+
+/// What to do with a message.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// Forward it unchanged.
+    Pass,
+    /// Forward it with this payload (`params` or `result`) instead.
+    Rewrite(Box<RawValue>),
+    /// Requests only: answer with this `result` and do not forward.
+    Respond(Box<RawValue>),
+    /// Requests: answer with this error. Responses: turn into this error.
+    /// Notifications: drop.
+    Reject(ErrorObject),
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Inspects messages passing through a session and decides what happens to them.
+pub trait Interceptor: Send + Sync {
+    /// Decides what happens to `msg`.
+    fn intercept<'a>(&'a self, msg: Intercepted<'a>) -> BoxFuture<'a, Verdict>;
+
+    /// Whether responses need the `params` of their request (costs a copy per request).
+    fn wants_request_payload(&self) -> bool {
+        false
+    }
+
+    /// Called with every message the interceptor saw and the verdict it gave, once the
+    /// relay has acted on it. The demo prints its trace from here.
+    fn observe(&self, _msg: &Intercepted<'_>, _verdict: &Verdict) {}
+}
+
+/// Lets every message through untouched; what a proxy with no plugins does.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PassAll;
+
+impl Interceptor for PassAll {
+    fn intercept<'a>(&'a self, _msg: Intercepted<'a>) -> BoxFuture<'a, Verdict> {
+        Box::pin(std::future::ready(Verdict::Pass))
+    }
+}
+
+/// A shared interceptor, as the relay holds it.
+pub type SharedInterceptor = Arc<dyn Interceptor>;

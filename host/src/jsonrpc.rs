@@ -1,0 +1,505 @@
+//! JSON-RPC 2.0 messages as the proxy sees them: the envelope is parsed, the payload
+//! (`params`, `result`, `error`) stays raw JSON text so that fields the proxy does not
+//! know pass through byte for byte and nothing is re-serialized unless it must be.
+
+use std::fmt;
+use std::io::Write;
+
+use serde::de::{Deserializer, IgnoredAny};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// Invalid JSON was received.
+pub const PARSE_ERROR: i64 = -32700;
+/// The JSON sent is not a valid request object.
+pub const INVALID_REQUEST: i64 = -32600;
+/// The method does not exist or is not available.
+pub const METHOD_NOT_FOUND: i64 = -32601;
+/// Internal JSON-RPC error.
+pub const INTERNAL_ERROR: i64 = -32603;
+/// The backend is gone (exited, crashed or unreachable); the request was not answered.
+pub const BACKEND_UNAVAILABLE: i64 = -32000;
+/// A plugin refused the message or failed while handling it.
+pub const PLUGIN_ERROR: i64 = -32001;
+
+/// A JSON-RPC id exactly as it was written (a number, a string or `null`).
+pub type RawId = Box<RawValue>;
+
+/// One JSON-RPC message with its payload kept as raw JSON text.
+#[derive(Debug, Clone)]
+pub enum Message {
+    Request {
+        id: RawId,
+        method: String,
+        params: Option<Box<RawValue>>,
+    },
+    Notification {
+        method: String,
+        params: Option<Box<RawValue>>,
+    },
+    Response {
+        id: RawId,
+        result: Box<RawValue>,
+    },
+    Error {
+        id: RawId,
+        error: Box<RawValue>,
+    },
+}
+
+/// Why a line could not be turned into a [`Message`].
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ParseError {
+    #[error("invalid JSON: {0}")]
+    Json(String),
+    #[error("invalid JSON-RPC message: {0}")]
+    Invalid(&'static str),
+}
+
+impl ParseError {
+    /// The JSON-RPC error code a peer gets for this problem.
+    pub fn code(&self) -> i64 {
+        match self {
+            ParseError::Json(_) => PARSE_ERROR,
+            ParseError::Invalid(_) => INVALID_REQUEST,
+        }
+    }
+}
+
+/// The outcome of parsing one line: usually one message, an array for a (2025-03-26) batch.
+#[derive(Debug)]
+pub enum Parsed {
+    One(Message),
+    Batch(Vec<Result<Message, (ParseError, Option<RawId>)>>),
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    jsonrpc: Option<&'a str>,
+    #[serde(default, deserialize_with = "present")]
+    id: Option<RawId>,
+    #[serde(borrow, default)]
+    method: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, deserialize_with = "present")]
+    params: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "present")]
+    result: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "present")]
+    error: Option<Box<RawValue>>,
+}
+
+/// Keeps an explicit `null` as `Some("null")`, so `"id": null` differs from no id.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(d).map(Some)
+}
+
+impl Envelope<'_> {
+    fn into_message(self) -> Result<Message, (ParseError, Option<RawId>)> {
+        if self.jsonrpc != Some("2.0") {
+            return Err((ParseError::Invalid("\"jsonrpc\" must be \"2.0\""), self.id));
+        }
+        match (self.method, self.id, self.result, self.error) {
+            (Some(method), Some(id), None, None) => Ok(Message::Request {
+                id,
+                method: method.into_owned(),
+                params: self.params,
+            }),
+            (Some(method), None, None, None) => Ok(Message::Notification {
+                method: method.into_owned(),
+                params: self.params,
+            }),
+            (None, Some(id), Some(result), None) => Ok(Message::Response { id, result }),
+            (None, Some(id), None, Some(error)) => Ok(Message::Error { id, error }),
+            (_, id, _, _) => Err((
+                ParseError::Invalid("expected a request, a notification, a result or an error"),
+                id,
+            )),
+        }
+    }
+}
+
+impl Message {
+    /// Parses one line of text (without its newline).
+    pub fn parse(text: &str) -> Result<Parsed, (ParseError, Option<RawId>)> {
+        let first = text.trim_start().as_bytes().first().copied();
+        if first == Some(b'[') {
+            let items: Vec<&RawValue> =
+                serde_json::from_str(text).map_err(|e| (ParseError::Json(e.to_string()), None))?;
+            if items.is_empty() {
+                return Err((ParseError::Invalid("empty batch"), None));
+            }
+            let messages = items
+                .into_iter()
+                .map(|item| Self::parse_object(item.get()))
+                .collect();
+            return Ok(Parsed::Batch(messages));
+        }
+        Self::parse_object(text).map(Parsed::One)
+    }
+
+    fn parse_object(text: &str) -> Result<Message, (ParseError, Option<RawId>)> {
+        match serde_json::from_str::<Envelope>(text) {
+            Ok(envelope) => envelope.into_message(),
+            Err(e) if e.is_data() => {
+                Err((ParseError::Invalid("not a JSON-RPC object"), sniff_id(text)))
+            }
+            Err(e) => Err((ParseError::Json(e.to_string()), None)),
+        }
+    }
+
+    pub fn method(&self) -> Option<&str> {
+        match self {
+            Message::Request { method, .. } | Message::Notification { method, .. } => Some(method),
+            _ => None,
+        }
+    }
+
+    pub fn id(&self) -> Option<&RawValue> {
+        match self {
+            Message::Request { id, .. }
+            | Message::Response { id, .. }
+            | Message::Error { id, .. } => Some(id),
+            Message::Notification { .. } => None,
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        match self {
+            Message::Request { .. } => Kind::Request,
+            Message::Notification { .. } => Kind::Notification,
+            Message::Response { .. } => Kind::Response,
+            Message::Error { .. } => Kind::Error,
+        }
+    }
+
+    /// `params`, `result` or `error`, as raw JSON text.
+    pub fn payload(&self) -> Option<&RawValue> {
+        match self {
+            Message::Request { params, .. } | Message::Notification { params, .. } => {
+                params.as_deref()
+            }
+            Message::Response { result, .. } => Some(result),
+            Message::Error { error, .. } => Some(error),
+        }
+    }
+
+    /// An error response carrying `error`.
+    pub fn error_response(id: RawId, error: &ErrorObject) -> Message {
+        Message::Error {
+            id,
+            error: error.to_raw(),
+        }
+    }
+
+    /// Serializes the message as one line of JSON, newline included.
+    pub fn write_line(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(br#"{"jsonrpc":"2.0","#);
+        let write_method = |out: &mut Vec<u8>, method: &str| {
+            out.extend_from_slice(br#""method":"#);
+            serde_json::to_writer(&mut *out, method).expect("writing to a Vec cannot fail");
+        };
+        match self {
+            Message::Request { id, method, params } => {
+                write!(out, r#""id":{},"#, id.get()).expect("writing to a Vec cannot fail");
+                write_method(out, method);
+                if let Some(params) = params {
+                    write!(out, r#","params":{}"#, params.get()).expect("infallible");
+                }
+            }
+            Message::Notification { method, params } => {
+                write_method(out, method);
+                if let Some(params) = params {
+                    write!(out, r#","params":{}"#, params.get()).expect("infallible");
+                }
+            }
+            Message::Response { id, result } => {
+                write!(out, r#""id":{},"result":{}"#, id.get(), result.get()).expect("infallible");
+            }
+            Message::Error { id, error } => {
+                write!(out, r#""id":{},"error":{}"#, id.get(), error.get()).expect("infallible");
+            }
+        }
+        out.extend_from_slice(b"}\n");
+    }
+
+    /// The message as a JSON string (without newline), for logs and tests.
+    pub fn to_json(&self) -> String {
+        let mut out = Vec::new();
+        self.write_line(&mut out);
+        out.pop();
+        String::from_utf8(out).expect("serde_json writes UTF-8")
+    }
+}
+
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_json())
+    }
+}
+
+/// The four kinds of JSON-RPC message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Request,
+    Response,
+    Error,
+    Notification,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Request => "request",
+            Kind::Response => "response",
+            Kind::Error => "error",
+            Kind::Notification => "notification",
+        }
+    }
+}
+
+/// A JSON-RPC error object. `data` is raw JSON so it passes through unchanged.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorObject {
+    pub code: i64,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Box<RawValue>>,
+}
+
+impl ErrorObject {
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        ErrorObject {
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    /// Attaches `data`, serialized as JSON.
+    pub fn with_data(mut self, data: impl Serialize) -> Self {
+        self.data = serde_json::value::to_raw_value(&data).ok();
+        self
+    }
+
+    /// Reads an error object from a message's raw `error` member.
+    pub fn from_raw(raw: &RawValue) -> Option<Self> {
+        serde_json::from_str(raw.get()).ok()
+    }
+
+    pub fn to_raw(&self) -> Box<RawValue> {
+        serde_json::value::to_raw_value(self).expect("an error object always serializes")
+    }
+}
+
+/// A raw JSON value from a string known to be valid JSON (for literals and our own output).
+pub fn raw(json: impl Into<String>) -> Box<RawValue> {
+    RawValue::from_string(json.into()).expect("valid JSON")
+}
+
+/// The raw id for `null`, used when a message's own id cannot be known.
+pub fn null_id() -> RawId {
+    raw("null")
+}
+
+/// Finds the top-level `"id"` of a JSON object that is malformed, truncated or too long
+/// to parse, so the error we send back can still name the request it answers.
+pub fn sniff_id(text: &str) -> Option<RawId> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0usize;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b'"' => {
+                let end = string_end(bytes, i)?;
+                if depth == 1 && &bytes[i..=end] == br#""id""# {
+                    let rest = text[end + 1..].trim_start().strip_prefix(':')?.trim_start();
+                    return leading_scalar(rest);
+                }
+                i = end;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Index of the closing quote of the string starting at `start`.
+fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// A JSON number, string or null at the start of `text`, if it is one.
+fn leading_scalar(text: &str) -> Option<RawId> {
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Box<RawValue>>();
+    let value = stream.next()?.ok()?;
+    let first = value.get().as_bytes().first().copied();
+    matches!(first, Some(b'"' | b'-' | b'0'..=b'9' | b'n')).then_some(value)
+}
+
+/// Parses only the parts of `params` that the relay needs, skipping the rest.
+#[derive(Deserialize, Default)]
+pub struct ParamsMeta {
+    #[serde(rename = "_meta", default)]
+    pub meta: Option<Meta>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct Meta {
+    #[serde(rename = "progressToken", default)]
+    pub progress_token: Option<Box<RawValue>>,
+}
+
+impl ParamsMeta {
+    /// `params._meta.progressToken`, if any.
+    pub fn progress_token(params: Option<&RawValue>) -> Option<Box<RawValue>> {
+        let params = params?;
+        if !params.get().contains("progressToken") {
+            return None;
+        }
+        let parsed: ParamsMeta = serde_json::from_str(params.get()).ok()?;
+        parsed.meta?.progress_token
+    }
+}
+
+/// `params.progressToken` of `notifications/progress`.
+pub fn notification_progress_token(params: Option<&RawValue>) -> Option<Box<RawValue>> {
+    #[derive(Deserialize)]
+    struct Progress {
+        #[serde(rename = "progressToken")]
+        token: Box<RawValue>,
+    }
+    let parsed: Progress = serde_json::from_str(params?.get()).ok()?;
+    Some(parsed.token)
+}
+
+/// `params.requestId` of `notifications/cancelled`.
+pub fn cancelled_request_id(params: Option<&RawValue>) -> Option<Box<RawValue>> {
+    #[derive(Deserialize)]
+    struct Cancelled {
+        #[serde(rename = "requestId")]
+        request_id: Box<RawValue>,
+    }
+    let parsed: Cancelled = serde_json::from_str(params?.get()).ok()?;
+    Some(parsed.request_id)
+}
+
+/// Returns `params` with one top-level member replaced, other members kept as they were
+/// and in their order.
+pub fn replace_member(params: &RawValue, key: &str, value: Box<RawValue>) -> Option<Box<RawValue>> {
+    let mut members: indexmap::IndexMap<String, Box<RawValue>> =
+        serde_json::from_str(params.get()).ok()?;
+    members.insert(key.to_owned(), value);
+    serde_json::value::to_raw_value(&members).ok()
+}
+
+/// Checks that `text` is one complete JSON value, without building it.
+pub fn is_valid_json(text: &str) -> bool {
+    serde_json::from_str::<IgnoredAny>(text).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(text: &str) -> Message {
+        match Message::parse(text).expect("parses") {
+            Parsed::One(m) => m,
+            Parsed::Batch(_) => panic!("expected one message"),
+        }
+    }
+
+    #[test]
+    fn request_payload_is_kept_byte_for_byte() {
+        let line = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"b": 1.0,"a":[1,  2],"_meta":{"x":1}}}"#;
+        let msg = one(line);
+        assert_eq!(
+            msg.payload().unwrap().get(),
+            r#"{"b": 1.0,"a":[1,  2],"_meta":{"x":1}}"#
+        );
+        assert_eq!(msg.to_json(), line);
+    }
+
+    #[test]
+    fn classifies_each_kind() {
+        assert_eq!(
+            one(r#"{"jsonrpc":"2.0","method":"x"}"#).kind(),
+            Kind::Notification
+        );
+        assert_eq!(
+            one(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#).kind(),
+            Kind::Response
+        );
+        assert_eq!(
+            one(r#"{"jsonrpc":"2.0","id":null,"error":{"code":1,"message":"m"}}"#).kind(),
+            Kind::Error
+        );
+    }
+
+    #[test]
+    fn explicit_null_id_is_kept() {
+        let msg = one(r#"{"jsonrpc":"2.0","id":null,"error":{"code":1,"message":"m"}}"#);
+        assert_eq!(msg.id().unwrap().get(), "null");
+    }
+
+    #[test]
+    fn malformed_json_is_a_parse_error() {
+        let (err, _) = Message::parse(r#"{"jsonrpc":"2.0","id":1,"#).unwrap_err();
+        assert_eq!(err.code(), PARSE_ERROR);
+    }
+
+    #[test]
+    fn wrong_shape_is_invalid_request_with_its_id() {
+        let (err, id) = Message::parse(r#"{"jsonrpc":"2.0","id":5}"#).unwrap_err();
+        assert_eq!(err.code(), INVALID_REQUEST);
+        assert_eq!(id.unwrap().get(), "5");
+        let (err, id) = Message::parse(r#"{"jsonrpc":"1.0","id":"x","method":"m"}"#).unwrap_err();
+        assert_eq!(err.code(), INVALID_REQUEST);
+        assert_eq!(id.unwrap().get(), r#""x""#);
+    }
+
+    #[test]
+    fn sniffs_top_level_id_from_truncated_text() {
+        let text = r#"{"jsonrpc":"2.0","params":{"id":99,"s":"\"id\":3"},"id":"req-1","method":"tools/call","params":{"x":"aaaa"#;
+        assert_eq!(sniff_id(text).unwrap().get(), r#""req-1""#);
+        assert!(sniff_id(r#"{"params":{"id":1}"#).is_none());
+    }
+
+    #[test]
+    fn replace_member_keeps_other_members_in_order() {
+        let params = raw(r#"{"requestId":"abc","reason":"user","z":1.50}"#);
+        let out = replace_member(&params, "requestId", raw("12")).unwrap();
+        assert_eq!(out.get(), r#"{"requestId":12,"reason":"user","z":1.50}"#);
+    }
+
+    #[test]
+    fn extracts_progress_token() {
+        let params = raw(r#"{"name":"t","_meta":{"progressToken":"p1"}}"#);
+        assert_eq!(
+            ParamsMeta::progress_token(Some(&params)).unwrap().get(),
+            r#""p1""#
+        );
+    }
+
+    #[test]
+    fn batch_is_split() {
+        match Message::parse(r#"[{"jsonrpc":"2.0","method":"a"},{"bad":1}]"#).unwrap() {
+            Parsed::Batch(items) => {
+                assert!(items[0].is_ok());
+                assert!(items[1].is_err());
+            }
+            Parsed::One(_) => panic!("expected a batch"),
+        }
+    }
+}

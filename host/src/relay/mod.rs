@@ -1,0 +1,584 @@
+//! The session relay: one client session on one side, one backend session on the other,
+//! and every message between them carried across in order, through the interceptor.
+//!
+//! It owns the id remapping (see [`pending`]), answers what it must answer itself
+//! (malformed input, requests whose backend went away), rewrites the `requestId` of
+//! `notifications/cancelled`, and tags messages with the request they belong to so a
+//! transport with several streams can route them.
+
+mod pending;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
+
+use crate::framing::Frame;
+use crate::intercept::{Direction, Intercepted, SharedInterceptor, Verdict};
+use crate::jsonrpc::{
+    self, BACKEND_UNAVAILABLE, ErrorObject, INTERNAL_ERROR, INVALID_REQUEST, Kind, Message, RawId,
+};
+use crate::transport::{Inbound, Link, Outbound};
+use pending::{Pending, PendingTable};
+
+const CANCELLED: &str = "notifications/cancelled";
+const PROGRESS: &str = "notifications/progress";
+
+/// How long to wait for the client to read what is left once the relay ends.
+const CLIENT_FLUSH_LIMIT: Duration = Duration::from_secs(5);
+
+/// Who a relay serves, and how.
+#[derive(Clone)]
+pub struct RelayConfig {
+    /// The downstream session id, shown to interceptors and in logs.
+    pub session: String,
+    /// The backend's name, shown to interceptors and in logs.
+    pub server: String,
+    pub interceptor: SharedInterceptor,
+    /// After the client leaves, how long the backend gets to finish and exit.
+    pub shutdown_grace: Duration,
+}
+
+/// Why a relay ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayEnd {
+    /// The client closed its side; the backend was given its grace period.
+    ClientClosed,
+    /// The proxy was asked to stop (a signal).
+    Shutdown,
+    /// The backend went away; requests in flight were answered with errors.
+    BackendClosed(String),
+}
+
+/// One session: a client link, a backend link and the state between them.
+pub struct SessionRelay {
+    config: RelayConfig,
+    keep_request_params: bool,
+    client_rx: mpsc::Receiver<Inbound>,
+    client_tx: mpsc::Sender<Outbound>,
+    client_writer: tokio::task::JoinHandle<()>,
+    backend_rx: mpsc::Receiver<Inbound>,
+    /// `None` once the backend's input is closed.
+    backend_tx: Option<mpsc::Sender<Outbound>>,
+    /// Client requests forwarded to the backend.
+    to_backend: PendingTable,
+    /// Backend requests forwarded to the client.
+    to_client: PendingTable,
+    /// Progress token (JSON text) to the client's id of the request that carries it.
+    progress_routes: HashMap<Box<str>, RawId>,
+}
+
+impl SessionRelay {
+    pub fn new(config: RelayConfig, client: Link, backend: Link) -> Self {
+        SessionRelay {
+            keep_request_params: config.interceptor.wants_request_payload(),
+            config,
+            client_rx: client.inbound,
+            client_tx: client.outbound,
+            client_writer: client.writer,
+            backend_rx: backend.inbound,
+            backend_tx: Some(backend.outbound),
+            to_backend: PendingTable::default(),
+            to_client: PendingTable::default(),
+            progress_routes: HashMap::new(),
+        }
+    }
+
+    /// Relays until one side ends or `shutdown` completes.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> RelayEnd {
+        tokio::pin!(shutdown);
+        let end = loop {
+            tokio::select! {
+                inbound = self.client_rx.recv() => match inbound {
+                    Some(Inbound::Frame { frame, .. }) => self.from_client(frame).await,
+                    Some(Inbound::Closed(why)) => {
+                        tracing::debug!(session = %self.config.session, "{why}");
+                        break RelayEnd::ClientClosed;
+                    }
+                    None => break RelayEnd::ClientClosed,
+                },
+                inbound = self.backend_rx.recv() => match inbound {
+                    Some(Inbound::Frame { frame, related }) => self.from_backend(frame, related).await,
+                    Some(Inbound::Closed(why)) => break RelayEnd::BackendClosed(why),
+                    None => break RelayEnd::BackendClosed("the backend connection closed".into()),
+                },
+                () = &mut shutdown => break RelayEnd::Shutdown,
+            }
+        };
+        match &end {
+            RelayEnd::BackendClosed(why) => self.fail_in_flight(why).await,
+            RelayEnd::ClientClosed | RelayEnd::Shutdown => self.let_backend_finish().await,
+        }
+        self.close_client().await;
+        end
+    }
+
+    // ---- client -> backend ----
+
+    async fn from_client(&mut self, frame: Frame) {
+        match frame {
+            Frame::Message(message) => self.client_message(message).await,
+            Frame::Malformed { error, id } => {
+                tracing::warn!(session = %self.config.session, "malformed message from the client: {error}");
+                let reply = ErrorObject::new(error.code(), error.to_string());
+                self.send_client(
+                    Message::error_response(id.unwrap_or_else(jsonrpc::null_id), &reply),
+                    None,
+                )
+                .await;
+            }
+            Frame::TooLong { len, limit, id } => {
+                tracing::warn!(session = %self.config.session, "message of {len} bytes from the client exceeds the {limit}-byte limit");
+                let reply = too_long_error(len, limit);
+                self.send_client(
+                    Message::error_response(id.unwrap_or_else(jsonrpc::null_id), &reply),
+                    None,
+                )
+                .await;
+            }
+        }
+    }
+
+    async fn client_message(&mut self, message: Message) {
+        match message {
+            Message::Request { id, method, params } => {
+                let verdict = self
+                    .judge(
+                        Direction::ToServer,
+                        Kind::Request,
+                        &method,
+                        Some(&id),
+                        params.as_deref(),
+                        None,
+                        None,
+                    )
+                    .await;
+                match verdict {
+                    Verdict::Pass => self.forward_client_request(id, method, params).await,
+                    Verdict::Rewrite(params) => {
+                        self.forward_client_request(id, method, Some(params)).await
+                    }
+                    Verdict::Respond(result) => {
+                        self.send_client(Message::Response { id, result }, None)
+                            .await
+                    }
+                    Verdict::Reject(error) => {
+                        self.send_client(Message::error_response(id, &error), None)
+                            .await
+                    }
+                }
+            }
+            Message::Notification { method, params } => {
+                let verdict = self
+                    .judge(
+                        Direction::ToServer,
+                        Kind::Notification,
+                        &method,
+                        None,
+                        params.as_deref(),
+                        None,
+                        None,
+                    )
+                    .await;
+                let Some(mut params) = notification_params(verdict, params, &method) else {
+                    return;
+                };
+                if method == CANCELLED {
+                    // The backend knows the request by the id we gave it.
+                    match remap_cancelled(params.as_deref(), &self.to_backend) {
+                        Some(remapped) => params = Some(remapped),
+                        None => {
+                            tracing::debug!(
+                                "client cancelled a request that is not in flight; dropped"
+                            );
+                            return;
+                        }
+                    }
+                }
+                self.send_backend(Message::Notification { method, params })
+                    .await;
+            }
+            Message::Response { id, .. } | Message::Error { id, .. }
+                if self.to_client.get(&id).is_none() =>
+            {
+                tracing::warn!(session = %self.config.session, id = id.get(), "the client answered a request that is not in flight; dropped");
+            }
+            answer => {
+                let pending = self
+                    .to_client
+                    .take(answer.id().expect("answers have ids"))
+                    .expect("checked above");
+                let answer = self
+                    .judge_answer(Direction::ToServer, answer, &pending)
+                    .await;
+                self.send_backend(answer).await;
+            }
+        }
+    }
+
+    async fn forward_client_request(
+        &mut self,
+        id: RawId,
+        method: String,
+        params: Option<Box<RawValue>>,
+    ) {
+        let progress_token = jsonrpc::ParamsMeta::progress_token(params.as_deref());
+        if let Some(token) = &progress_token {
+            self.progress_routes.insert(token.get().into(), id.clone());
+        }
+        let forwarded_id = self.to_backend.insert(Pending {
+            original_id: id,
+            method: method.clone(),
+            params: if self.keep_request_params {
+                params.clone()
+            } else {
+                None
+            },
+            progress_token: progress_token.map(|t| t.get().into()),
+            started: Instant::now(),
+        });
+        self.send_backend(Message::Request {
+            id: forwarded_id,
+            method,
+            params,
+        })
+        .await;
+    }
+
+    // ---- backend -> client ----
+
+    async fn from_backend(&mut self, frame: Frame, related: Option<RawId>) {
+        let (problem, id) = match frame {
+            Frame::Message(message) => return self.backend_message(message, related).await,
+            Frame::Malformed { error, id } => {
+                (format!("the backend sent an invalid message: {error}"), id)
+            }
+            Frame::TooLong { len, limit, id } => (
+                format!("the backend sent a message of {len} bytes, over the {limit}-byte limit"),
+                id,
+            ),
+        };
+        tracing::warn!(session = %self.config.session, "{problem}");
+        // If it was the answer to a request, that request still gets exactly one answer.
+        if let Some(pending) = id.and_then(|id| self.to_backend.take(&id)) {
+            self.forget_progress(&pending);
+            let error = ErrorObject::new(INTERNAL_ERROR, problem);
+            self.send_client(
+                Message::error_response(pending.original_id.clone(), &error),
+                Some(pending.original_id),
+            )
+            .await;
+        }
+    }
+
+    async fn backend_message(&mut self, message: Message, related: Option<RawId>) {
+        match message {
+            Message::Request { id, method, params } => {
+                let verdict = self
+                    .judge(
+                        Direction::ToClient,
+                        Kind::Request,
+                        &method,
+                        Some(&id),
+                        params.as_deref(),
+                        None,
+                        None,
+                    )
+                    .await;
+                let params = match verdict {
+                    Verdict::Pass => params,
+                    Verdict::Rewrite(params) => Some(params),
+                    Verdict::Respond(result) => {
+                        return self.send_backend(Message::Response { id, result }).await;
+                    }
+                    Verdict::Reject(error) => {
+                        return self.send_backend(Message::error_response(id, &error)).await;
+                    }
+                };
+                let route = self.client_request_for(related.as_deref());
+                let forwarded_id = self.to_client.insert(Pending {
+                    original_id: id,
+                    method: method.clone(),
+                    params: if self.keep_request_params {
+                        params.clone()
+                    } else {
+                        None
+                    },
+                    progress_token: None,
+                    started: Instant::now(),
+                });
+                self.send_client(
+                    Message::Request {
+                        id: forwarded_id,
+                        method,
+                        params,
+                    },
+                    route,
+                )
+                .await;
+            }
+            Message::Notification { method, params } => {
+                let verdict = self
+                    .judge(
+                        Direction::ToClient,
+                        Kind::Notification,
+                        &method,
+                        None,
+                        params.as_deref(),
+                        None,
+                        None,
+                    )
+                    .await;
+                let Some(mut params) = notification_params(verdict, params, &method) else {
+                    return;
+                };
+                let mut route = self.client_request_for(related.as_deref());
+                if method == CANCELLED {
+                    // The backend withdrew one of its own requests: the client knows it by our id.
+                    match remap_cancelled(params.as_deref(), &self.to_client) {
+                        Some(remapped) => params = Some(remapped),
+                        None => return,
+                    }
+                } else if method == PROGRESS {
+                    let token = jsonrpc::notification_progress_token(params.as_deref());
+                    route = token
+                        .and_then(|t| self.progress_routes.get(t.get()).cloned())
+                        .or(route);
+                }
+                self.send_client(Message::Notification { method, params }, route)
+                    .await;
+            }
+            answer => {
+                let id = answer.id().expect("answers have ids");
+                let Some(pending) = self.to_backend.take(id) else {
+                    tracing::warn!(session = %self.config.session, id = id.get(), "the backend answered a request that is not in flight; dropped");
+                    return;
+                };
+                self.forget_progress(&pending);
+                tracing::trace!(method = %pending.method, elapsed = ?pending.started.elapsed(), "answered");
+                let answer = self
+                    .judge_answer(Direction::ToClient, answer, &pending)
+                    .await;
+                self.send_client(answer, Some(pending.original_id)).await;
+            }
+        }
+    }
+
+    /// The client's id of the request that a backend message belongs to, given the
+    /// backend-side id the transport reported.
+    fn client_request_for(&self, backend_side_id: Option<&RawValue>) -> Option<RawId> {
+        backend_side_id
+            .and_then(|id| self.to_backend.get(id))
+            .map(|pending| pending.original_id.clone())
+    }
+
+    fn forget_progress(&mut self, pending: &Pending) {
+        if let Some(token) = &pending.progress_token {
+            self.progress_routes.remove(token);
+        }
+    }
+
+    // ---- verdicts ----
+
+    /// Asks the interceptor about one message.
+    #[allow(clippy::too_many_arguments)]
+    async fn judge(
+        &self,
+        direction: Direction,
+        kind: Kind,
+        method: &str,
+        id: Option<&RawValue>,
+        payload: Option<&RawValue>,
+        error: Option<&ErrorObject>,
+        request_payload: Option<&RawValue>,
+    ) -> Verdict {
+        let message = Intercepted {
+            direction,
+            kind,
+            method,
+            id,
+            payload,
+            error,
+            request_payload,
+            session: &self.config.session,
+            server: &self.config.server,
+        };
+        let interceptor = &self.config.interceptor;
+        let verdict = interceptor.intercept(message).await;
+        interceptor.observe(&message, &verdict);
+        verdict
+    }
+
+    /// Runs an answer (response or error) to `pending` through the interceptor and
+    /// returns it with the id its receiver knows.
+    async fn judge_answer(
+        &self,
+        direction: Direction,
+        answer: Message,
+        pending: &Pending,
+    ) -> Message {
+        let id = pending.original_id.clone();
+        let (kind, payload, error) = match &answer {
+            Message::Response { result, .. } => (Kind::Response, Some(&**result), None),
+            Message::Error { error, .. } => (Kind::Error, None, ErrorObject::from_raw(error)),
+            _ => unreachable!("only answers are judged here"),
+        };
+        let verdict = self
+            .judge(
+                direction,
+                kind,
+                &pending.method,
+                Some(&id),
+                payload,
+                error.as_ref(),
+                pending.params.as_deref(),
+            )
+            .await;
+        match (verdict, answer) {
+            (Verdict::Pass, Message::Response { result, .. }) => Message::Response { id, result },
+            (Verdict::Pass, Message::Error { error, .. }) => Message::Error { id, error },
+            // A rewritten answer is a result; on an error, this recovers from it.
+            (Verdict::Rewrite(result) | Verdict::Respond(result), _) => {
+                Message::Response { id, result }
+            }
+            (Verdict::Reject(error), _) => Message::error_response(id, &error),
+            (Verdict::Pass, _) => unreachable!("only answers are judged here"),
+        }
+    }
+
+    // ---- sending and ending ----
+
+    async fn send_client(&self, message: Message, related: Option<RawId>) {
+        if self
+            .client_tx
+            .send(Outbound { message, related })
+            .await
+            .is_err()
+        {
+            tracing::debug!(session = %self.config.session, "the client is gone; message dropped");
+        }
+    }
+
+    /// Sends to the backend; a request that cannot be sent is answered with an error.
+    async fn send_backend(&mut self, message: Message) {
+        let sent = match &self.backend_tx {
+            Some(tx) => tx
+                .send(Outbound::new(message))
+                .await
+                .map_err(|e| e.0.message),
+            None => Err(message),
+        };
+        if let Err(Message::Request { id, .. }) = sent
+            && let Some(pending) = self.to_backend.take(&id)
+        {
+            let error =
+                ErrorObject::new(BACKEND_UNAVAILABLE, "the backend is not accepting messages");
+            self.send_client(
+                Message::error_response(pending.original_id.clone(), &error),
+                Some(pending.original_id),
+            )
+            .await;
+        }
+    }
+
+    /// The backend is gone: every request still waiting for it gets an error now.
+    async fn fail_in_flight(&mut self, why: &str) {
+        tracing::error!(session = %self.config.session, in_flight = self.to_backend.len(), "{why}");
+        for pending in self.to_backend.drain() {
+            let error = ErrorObject::new(
+                BACKEND_UNAVAILABLE,
+                format!("{why} before answering `{}`", pending.method),
+            )
+            .with_data(serde_json::json!({ "method": pending.method }));
+            self.send_client(
+                Message::error_response(pending.original_id.clone(), &error),
+                Some(pending.original_id),
+            )
+            .await;
+        }
+        self.progress_routes.clear();
+    }
+
+    /// The client left (or we are stopping): close the backend's input and keep
+    /// relaying what it still sends until it closes or the grace period ends.
+    async fn let_backend_finish(&mut self) {
+        self.backend_tx = None;
+        let deadline = tokio::time::Instant::now() + self.config.shutdown_grace;
+        loop {
+            match tokio::time::timeout_at(deadline, self.backend_rx.recv()).await {
+                Ok(Some(Inbound::Frame { frame, related })) => {
+                    self.from_backend(frame, related).await
+                }
+                Ok(Some(Inbound::Closed(_)) | None) => break,
+                Err(_) => {
+                    tracing::debug!(
+                        "the backend did not close within {:?}",
+                        self.config.shutdown_grace
+                    );
+                    break;
+                }
+            }
+        }
+        if !self.to_backend.is_empty() {
+            self.fail_in_flight("the proxy is shutting down").await;
+        }
+    }
+
+    /// Lets the client's writer flush what is queued, then closes it.
+    async fn close_client(self) {
+        let SessionRelay {
+            client_tx,
+            client_writer,
+            ..
+        } = self;
+        drop(client_tx);
+        if tokio::time::timeout(CLIENT_FLUSH_LIMIT, client_writer)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "the client did not read the last messages within {CLIENT_FLUSH_LIMIT:?}"
+            );
+        }
+    }
+}
+
+/// The params a notification goes on with, or `None` when the verdict drops it.
+fn notification_params(
+    verdict: Verdict,
+    params: Option<Box<RawValue>>,
+    method: &str,
+) -> Option<Option<Box<RawValue>>> {
+    match verdict {
+        Verdict::Pass => Some(params),
+        Verdict::Rewrite(params) => Some(Some(params)),
+        Verdict::Reject(_) => {
+            tracing::debug!(method, "notification dropped by a plugin");
+            None
+        }
+        Verdict::Respond(_) => {
+            tracing::warn!(
+                method,
+                "a plugin tried to answer a notification; passed unchanged"
+            );
+            Some(params)
+        }
+    }
+}
+
+/// `notifications/cancelled` params with `requestId` swapped for the id its receiver
+/// knows, or `None` when the request is not in flight (nothing to cancel).
+fn remap_cancelled(params: Option<&RawValue>, table: &PendingTable) -> Option<Box<RawValue>> {
+    let original = jsonrpc::cancelled_request_id(params)?;
+    let forwarded = table.forwarded_id(&original)?;
+    jsonrpc::replace_member(params?, "requestId", forwarded)
+}
+
+fn too_long_error(len: usize, limit: usize) -> ErrorObject {
+    ErrorObject::new(
+        INVALID_REQUEST,
+        format!("message of {len} bytes exceeds the limit of {limit} bytes"),
+    )
+    .with_data(serde_json::json!({ "size": len, "limit": limit }))
+}

@@ -1,0 +1,134 @@
+//! Requests in flight in one direction, with the id remapping between the two sides.
+//!
+//! The relay gives every request it forwards a fresh numeric id on the receiving side,
+//! so ids from the two peers (and requests the proxy answers itself) never collide. The
+//! table maps that id back to the sender's original id, and the original id to the new
+//! one, which `notifications/cancelled` needs.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use serde_json::value::RawValue;
+
+use crate::jsonrpc::{RawId, raw};
+
+/// A request forwarded and not yet answered.
+#[derive(Debug)]
+pub struct Pending {
+    /// The id the sender used, restored on the response.
+    pub original_id: RawId,
+    pub method: String,
+    /// The request's `params`, kept only when an interceptor wants it for the response.
+    pub params: Option<Box<RawValue>>,
+    /// `_meta.progressToken` of the request, as JSON text.
+    pub progress_token: Option<Box<str>>,
+    pub started: Instant,
+}
+
+/// The requests in flight from one side to the other.
+#[derive(Debug, Default)]
+pub struct PendingTable {
+    next_id: u64,
+    by_forwarded_id: HashMap<u64, Pending>,
+    by_original_id: HashMap<Box<str>, u64>,
+}
+
+impl PendingTable {
+    /// Records a request and returns the id to forward it with.
+    pub fn insert(&mut self, pending: Pending) -> RawId {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.by_original_id
+            .insert(pending.original_id.get().into(), id);
+        self.by_forwarded_id.insert(id, pending);
+        raw(id.to_string())
+    }
+
+    /// Takes the request a response with this (forwarded) id answers.
+    pub fn take(&mut self, forwarded_id: &RawValue) -> Option<Pending> {
+        let id: u64 = forwarded_id.get().parse().ok()?;
+        let pending = self.by_forwarded_id.remove(&id)?;
+        let original = pending.original_id.get();
+        if self.by_original_id.get(original) == Some(&id) {
+            self.by_original_id.remove(original);
+        }
+        Some(pending)
+    }
+
+    /// Looks up a request in flight by its forwarded id.
+    pub fn get(&self, forwarded_id: &RawValue) -> Option<&Pending> {
+        let id: u64 = forwarded_id.get().parse().ok()?;
+        self.by_forwarded_id.get(&id)
+    }
+
+    /// The forwarded id of the request the sender knows as `original_id`.
+    pub fn forwarded_id(&self, original_id: &RawValue) -> Option<RawId> {
+        self.by_original_id
+            .get(original_id.get())
+            .map(|id| raw(id.to_string()))
+    }
+
+    /// Removes and returns every request in flight, oldest first.
+    pub fn drain(&mut self) -> Vec<Pending> {
+        self.by_original_id.clear();
+        let mut all: Vec<(u64, Pending)> = self.by_forwarded_id.drain().collect();
+        all.sort_by_key(|(id, _)| *id);
+        all.into_iter().map(|(_, pending)| pending).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_forwarded_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_forwarded_id.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(id: &str) -> Pending {
+        Pending {
+            original_id: raw(id),
+            method: "tools/call".into(),
+            params: None,
+            progress_token: None,
+            started: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn maps_ids_both_ways() {
+        let mut table = PendingTable::default();
+        let a = table.insert(pending(r#""a""#));
+        let b = table.insert(pending("7"));
+        assert_ne!(a.get(), b.get());
+        assert_eq!(table.forwarded_id(&raw("7")).unwrap().get(), b.get());
+        let taken = table.take(&a).unwrap();
+        assert_eq!(taken.original_id.get(), r#""a""#);
+        assert!(table.take(&a).is_none(), "a response is matched once");
+        assert!(table.forwarded_id(&raw(r#""a""#)).is_none());
+        assert_eq!(table.len(), 1);
+    }
+
+    #[test]
+    fn unknown_or_foreign_ids_match_nothing() {
+        let mut table = PendingTable::default();
+        table.insert(pending("1"));
+        assert!(table.take(&raw(r#""1""#)).is_none());
+        assert!(table.take(&raw("99")).is_none());
+    }
+
+    #[test]
+    fn drain_returns_oldest_first() {
+        let mut table = PendingTable::default();
+        table.insert(pending("1"));
+        table.insert(pending("2"));
+        let drained = table.drain();
+        assert_eq!(drained[0].original_id.get(), "1");
+        assert_eq!(drained[1].original_id.get(), "2");
+        assert!(table.is_empty());
+    }
+}

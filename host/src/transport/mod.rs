@@ -1,0 +1,109 @@
+//! Transports connect the relay to its two peers. Whatever the wire (stdio, a child
+//! process, an in-process pipe, later HTTP), a peer is a [`Link`]: a channel of frames
+//! coming in and a channel of messages going out, each served by its own task.
+
+pub mod child;
+pub mod in_process;
+pub mod stdio;
+
+use tokio::io::{AsyncBufRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::framing::{Frame, LineReader, write_lines};
+use crate::jsonrpc::{Message, RawId};
+
+/// How many messages may queue towards one peer before the sender waits.
+const CHANNEL_CAPACITY: usize = 1024;
+
+/// Something that arrived from a peer.
+#[derive(Debug)]
+pub enum Inbound {
+    Frame {
+        frame: Frame,
+        /// For transports that know it (an HTTP response stream): the id, in this
+        /// link's id space, of the request this message belongs to.
+        related: Option<RawId>,
+    },
+    /// The peer is gone; no more frames will come. The text says why, for errors and logs.
+    Closed(String),
+}
+
+/// A message to send to a peer.
+#[derive(Debug)]
+pub struct Outbound {
+    pub message: Message,
+    /// The id, in the peer's id space, of the request this message belongs to, so a
+    /// transport with several streams (HTTP) can pick the right one. `None` for
+    /// messages that belong to no request.
+    pub related: Option<RawId>,
+}
+
+impl Outbound {
+    pub fn new(message: Message) -> Self {
+        Outbound {
+            message,
+            related: None,
+        }
+    }
+}
+
+/// One peer of the relay.
+pub struct Link {
+    pub inbound: mpsc::Receiver<Inbound>,
+    pub outbound: mpsc::Sender<Outbound>,
+    /// Ends when everything sent has been written (or writing failed).
+    pub writer: JoinHandle<()>,
+}
+
+/// Serves a newline-delimited JSON byte stream as a [`Link`]. `peer` names it in logs;
+/// `closed` describes the end of the stream once the reader hits EOF.
+pub fn line_link<R, W, C>(
+    reader: R,
+    writer: W,
+    max_message_bytes: usize,
+    peer: &'static str,
+    closed: C,
+) -> Link
+where
+    R: AsyncBufRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+    C: Future<Output = String> + Send + 'static,
+{
+    let (in_tx, inbound) = mpsc::channel(CHANNEL_CAPACITY);
+    let (outbound, out_rx) = mpsc::channel(CHANNEL_CAPACITY);
+    tokio::spawn(async move {
+        let mut lines = LineReader::new(reader, max_message_bytes);
+        let end = loop {
+            match lines.next().await {
+                Ok(Some(frames)) => {
+                    for frame in frames {
+                        if in_tx
+                            .send(Inbound::Frame {
+                                frame,
+                                related: None,
+                            })
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+                Ok(None) => break closed.await,
+                Err(e) => break format!("reading from {peer} failed: {e}"),
+            };
+        };
+        in_tx.send(Inbound::Closed(end)).await.ok();
+    });
+    let writer = tokio::spawn(async move {
+        if let Err(e) = write_lines(writer, out_rx).await {
+            tracing::debug!("writing to {peer} failed: {e}");
+        }
+    });
+    Link {
+        inbound,
+        outbound,
+        writer,
+    }
+}
