@@ -105,7 +105,8 @@ async fn main() -> ExitCode {
             })
             .await
         }
-        Command::Demo(_args) => todo!(),
+        Command::Demo(args) if args.serve => interpose::demo::serve_stdio().await,
+        Command::Demo(_) => interpose::demo::run_scripted().await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -158,7 +158,8 @@ struct WeatherArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 struct LongTaskArgs {
-    /// How many steps to run (1 to 100); each takes about 20 ms and reports progress.
+    /// How many steps to run; each takes about 20 ms and reports progress.
+    #[schemars(range(min = 1, max = MAX_STEPS))]
     steps: u32,
 }
 
@@ -238,8 +239,8 @@ impl DemoBackend {
         if severity(level) < self.min_log_severity.load(Ordering::Relaxed) {
             return;
         }
-        let param = LoggingMessageNotificationParam::new(level, json!(message))
-            .with_logger(SERVER_NAME);
+        let param =
+            LoggingMessageNotificationParam::new(level, json!(message)).with_logger(SERVER_NAME);
         if let Err(error) = peer.notify_logging_message(param).await {
             tracing::debug!(%error, "demo backend: could not send a log notification");
         }
@@ -321,7 +322,9 @@ impl DemoBackend {
         context: RequestContext<RoleServer>,
     ) -> CallToolResult {
         if !(1..=MAX_STEPS).contains(&steps) {
-            return tool_error(format!("steps must be between 1 and {MAX_STEPS}, got {steps}"));
+            return tool_error(format!(
+                "steps must be between 1 and {MAX_STEPS}, got {steps}"
+            ));
         }
         let token = context.meta.get_progress_token();
         let peer = &context.peer;
@@ -402,8 +405,8 @@ impl DemoBackend {
     }
 }
 
-#[tool_handler]
-#[prompt_handler]
+#[tool_handler(router = self.tool_router)]
+#[prompt_handler(router = self.prompt_router)]
 impl ServerHandler for DemoBackend {
     fn get_info(&self) -> ServerConfig {
         let capabilities = ServerCapabilities::builder()

@@ -36,14 +36,24 @@ pub async fn run_scripted() -> anyhow::Result<()> {
     let backend = in_process::server_link(backend::serve, DEFAULT_MAX_MESSAGE_BYTES);
     let (client_end, proxy_end) = tokio::io::duplex(256 * 1024);
     let (read, write) = tokio::io::split(proxy_end);
-    let client = line_link(BufReader::new(read), write, DEFAULT_MAX_MESSAGE_BYTES, "client", async {
-        "the demo client finished".to_owned()
-    });
+    let client = line_link(
+        BufReader::new(read),
+        write,
+        DEFAULT_MAX_MESSAGE_BYTES,
+        "client",
+        async { "the demo client finished".to_owned() },
+    );
 
-    println!("interpose demo: a scripted MCP client talks to the built-in backend through the proxy.");
+    println!(
+        "interpose demo: a scripted MCP client talks to the built-in backend through the proxy."
+    );
     println!("Every message that crosses the proxy:\n");
     Tracer::print_header();
-    let relay = SessionRelay::new(relay_config("demo-session", tracer.clone()), client, backend);
+    let relay = SessionRelay::new(
+        relay_config("demo-session", tracer.clone()),
+        client,
+        backend,
+    );
     let relay = tokio::spawn(relay.run(std::future::pending()));
     let summary = client::run_script(client_end).await;
     let end = relay.await?;

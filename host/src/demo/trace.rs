@@ -27,7 +27,10 @@ impl Tracer {
     }
 
     pub fn print_header() {
-        println!("{:>9}  {:<3} {:<13} {:<32} {:>4} {:>9}  verdict", "time", "dir", "kind", "method", "id", "size");
+        println!(
+            "{:>9}  {:<3} {:<13} {:<32} {:>4} {:>9}  verdict",
+            "time", "dir", "kind", "method", "id", "size"
+        );
     }
 
     pub fn print_totals(&self) {
@@ -58,7 +61,9 @@ impl Interceptor for Tracer {
             Verdict::Pass => "pass".to_owned(),
             Verdict::Rewrite(_) => "rewritten".to_owned(),
             Verdict::Respond(_) => "answered by the proxy".to_owned(),
-            Verdict::Reject(e) if msg.kind == Kind::Notification => format!("dropped: {}", e.message),
+            Verdict::Reject(e) if msg.kind == Kind::Notification => {
+                format!("dropped: {}", e.message)
+            }
             Verdict::Reject(e) => format!("rejected: {}", e.message),
         };
         if verdict != "pass" {
