@@ -91,7 +91,7 @@ impl SessionRelay {
         let end = loop {
             tokio::select! {
                 inbound = self.client_rx.recv() => match inbound {
-                    Some(Inbound::Frame { frame, .. }) => self.from_client(frame).await,
+                    Some(Inbound::Frame { frame, .. }) => self.on_client_frame(frame).await,
                     Some(Inbound::Closed(why)) => {
                         tracing::debug!(session = %self.config.session, "{why}");
                         break RelayEnd::ClientClosed;
@@ -99,7 +99,7 @@ impl SessionRelay {
                     None => break RelayEnd::ClientClosed,
                 },
                 inbound = self.backend_rx.recv() => match inbound {
-                    Some(Inbound::Frame { frame, related }) => self.from_backend(frame, related).await,
+                    Some(Inbound::Frame { frame, related }) => self.on_backend_frame(frame, related).await,
                     Some(Inbound::Closed(why)) => break RelayEnd::BackendClosed(why),
                     None => break RelayEnd::BackendClosed("the backend connection closed".into()),
                 },
@@ -116,7 +116,7 @@ impl SessionRelay {
 
     // ---- client -> backend ----
 
-    async fn from_client(&mut self, frame: Frame) {
+    async fn on_client_frame(&mut self, frame: Frame) {
         match frame {
             Frame::Message(message) => self.client_message(message).await,
             Frame::Malformed { error, id } => {
@@ -248,7 +248,7 @@ impl SessionRelay {
 
     // ---- backend -> client ----
 
-    async fn from_backend(&mut self, frame: Frame, related: Option<RawId>) {
+    async fn on_backend_frame(&mut self, frame: Frame, related: Option<RawId>) {
         let (problem, id) = match frame {
             Frame::Message(message) => return self.backend_message(message, related).await,
             Frame::Malformed { error, id } => {
@@ -508,7 +508,7 @@ impl SessionRelay {
         loop {
             match tokio::time::timeout_at(deadline, self.backend_rx.recv()).await {
                 Ok(Some(Inbound::Frame { frame, related })) => {
-                    self.from_backend(frame, related).await
+                    self.on_backend_frame(frame, related).await
                 }
                 Ok(Some(Inbound::Closed(_)) | None) => break,
                 Err(_) => {
