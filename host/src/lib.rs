@@ -8,9 +8,11 @@
 //! proxy does not know passes through byte for byte.
 
 pub mod demo;
+pub mod config;
 pub mod framing;
 pub mod intercept;
 pub mod jsonrpc;
+pub mod plugin;
 pub mod relay;
 pub mod run;
 pub mod transport;

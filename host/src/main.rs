@@ -1,15 +1,13 @@
 //! The `interpose` command line.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use interpose::framing::DEFAULT_MAX_MESSAGE_BYTES;
-use interpose::intercept::PassAll;
 use interpose::run::{RunOptions, run};
-use interpose::transport::child::CommandSpec;
+use interpose::transport::cli::TransportArgs;
 
 /// An MCP proxy whose every forwarded message runs through sandboxed WebAssembly plugins.
 #[derive(Parser)]
@@ -27,16 +25,15 @@ enum Command {
     /// Proxy a backend MCP server to a client.
     ///
     /// Example: interpose run -- npx -y @modelcontextprotocol/server-everything
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Run a scripted session against the built-in demo backend, printing every message.
     Demo(DemoArgs),
 }
 
 #[derive(Args)]
 struct RunArgs {
-    /// Where clients connect. Only `stdio` for now.
-    #[arg(long, default_value = "stdio", value_parser = ["stdio"])]
-    listen: String,
+    #[command(flatten)]
+    transport: TransportArgs,
     /// Largest message accepted from either side, in bytes; larger ones get an error.
     #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES, value_name = "BYTES")]
     max_message_bytes: usize,
@@ -46,6 +43,8 @@ struct RunArgs {
     /// The backend's name in logs and plugin messages (default: the program's name).
     #[arg(long)]
     name: Option<String>,
+    #[command(flatten)]
+    plugins: PluginArgs,
     /// The backend: a command and its arguments.
     #[arg(
         required = true,
@@ -54,6 +53,33 @@ struct RunArgs {
         value_name = "BACKEND"
     )]
     backend: Vec<String>,
+}
+
+/// Which Wasm plugins every message walks through.
+#[derive(Args)]
+struct PluginArgs {
+    /// A plugin (`.wasm` component) with default settings (repeatable; the chain
+    /// follows flag order, after the plugins of --config).
+    #[arg(long = "plugin", value_name = "FILE.wasm")]
+    plugin: Vec<std::path::PathBuf>,
+    /// A configuration file (interpose.toml): plugins with their settings, grants and
+    /// limits. See docs/config.md.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+}
+
+impl PluginArgs {
+    async fn interceptor(
+        &self,
+        max_message_bytes: usize,
+    ) -> anyhow::Result<interpose::intercept::SharedInterceptor> {
+        Ok(interpose::plugin::interceptor_from_args(
+            self.config.as_deref(),
+            &self.plugin,
+            max_message_bytes,
+        )
+        .await?)
+    }
 }
 
 #[derive(Args)]
@@ -85,26 +111,48 @@ fn init_logging(verbose: u8) {
         .init();
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    let result = match cli.command {
-        Command::Run(args) => {
-            let mut backend = args.backend.into_iter();
-            let program = backend.next().expect("clap requires a backend");
-            run(RunOptions {
-                backend: CommandSpec {
-                    program,
-                    args: backend.collect(),
-                    env: args.env,
-                },
-                name: args.name,
-                max_message_bytes: args.max_message_bytes,
-                interceptor: Arc::new(PassAll),
-            })
-            .await
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("interpose: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
         }
+    };
+    let code = runtime.block_on(execute(cli.command));
+    // A read of our stdin may still be waiting on a blocking thread that nothing can
+    // interrupt (the client keeps stdin open after the backend died): do not wait for it.
+    runtime.shutdown_background();
+    code
+}
+
+async fn execute(command: Command) -> ExitCode {
+    let result = match command {
+        Command::Run(args) => match args.plugins.interceptor(args.max_message_bytes).await {
+            Ok(interceptor) => {
+                let transport = &args.transport;
+                let (backend, env) = (args.backend, args.env);
+                let ends = transport
+                    .listen()
+                    .and_then(|listen| Ok((listen, transport.upstream(backend, env)?)));
+                match ends {
+                    Ok((listen, backend)) => {
+                        run(RunOptions {
+                            backend,
+                            listen,
+                            name: args.name,
+                            max_message_bytes: args.max_message_bytes,
+                            interceptor,
+                        })
+                        .await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        },
         Command::Demo(args) if args.serve => interpose::demo::serve_stdio().await,
         Command::Demo(_) => interpose::demo::run_scripted().await,
     };

@@ -1,4 +1,5 @@
-//! `interpose run`: one client on stdio, one backend, the relay between them.
+//! `interpose run`: clients on stdio or HTTP, one backend (a command or a URL), a relay
+//! between each client session and its own backend session.
 
 use std::time::Duration;
 
@@ -6,8 +7,10 @@ use anyhow::Context;
 
 use crate::intercept::SharedInterceptor;
 use crate::relay::{RelayConfig, RelayEnd, SessionRelay};
-use crate::transport::child::{ChildBackend, CommandSpec};
+use crate::transport::cli::Listen;
+use crate::transport::http_server::{HttpServer, HttpServerConfig, SessionSettings};
 use crate::transport::stdio;
+use crate::transport::upstream::{ConnectContext, UpstreamSpec};
 
 /// How long a stdio backend gets to exit on its own once its stdin is closed. Shorter
 /// than the 3 s rmcp clients give us before they send SIGTERM, so we finish first.
@@ -18,37 +21,76 @@ const EXIT_WAIT: Duration = Duration::from_millis(200);
 
 /// Everything `interpose run` needs.
 pub struct RunOptions {
-    pub backend: CommandSpec,
+    pub backend: UpstreamSpec,
+    /// Where clients connect.
+    pub listen: Listen,
     /// The backend's name for logs and plugins; defaults to the program's file name.
     pub name: Option<String>,
     pub max_message_bytes: usize,
     pub interceptor: SharedInterceptor,
 }
 
+/// Serves clients until they leave (stdio) or the proxy is stopped (HTTP).
+pub async fn run(options: RunOptions) -> anyhow::Result<()> {
+    let name = options.name.unwrap_or_else(|| options.backend.name());
+    match options.listen {
+        Listen::Stdio => {
+            run_stdio(
+                options.backend,
+                name,
+                options.max_message_bytes,
+                options.interceptor,
+            )
+            .await
+        }
+        Listen::Http(config) => {
+            let settings = SessionSettings {
+                upstream: options.backend,
+                server_name: name,
+                interceptor: options.interceptor,
+                max_message_bytes: options.max_message_bytes,
+                backend_shutdown_grace: BACKEND_SHUTDOWN_GRACE,
+            };
+            serve_http(config, settings).await
+        }
+    }
+}
+
 /// Relays between this process's stdio and the backend until one side ends.
 /// Returns an error (and so a non-zero exit) when the backend ended first.
-pub async fn run(options: RunOptions) -> anyhow::Result<()> {
-    let (backend, child) = ChildBackend::spawn(&options.backend, options.max_message_bytes)?;
-    let client = stdio::client_link(options.max_message_bytes);
+async fn run_stdio(
+    upstream: UpstreamSpec,
+    name: String,
+    max_message_bytes: usize,
+    interceptor: SharedInterceptor,
+) -> anyhow::Result<()> {
+    let (backend, guard) = upstream.connect(max_message_bytes, &ConnectContext::default())?;
+    let client = stdio::client_link(max_message_bytes);
     let config = RelayConfig {
         session: "stdio".into(),
-        server: options.name.unwrap_or_else(|| options.backend.name()),
-        interceptor: options.interceptor,
+        server: name,
+        interceptor,
         shutdown_grace: BACKEND_SHUTDOWN_GRACE,
     };
     let end = SessionRelay::new(config, client, backend)
         .run(shutdown_signal())
         .await;
+    guard.shutdown(EXIT_WAIT).await;
     match end {
-        RelayEnd::ClientClosed | RelayEnd::Shutdown => {
-            child.shutdown(EXIT_WAIT).await;
-            Ok(())
-        }
+        RelayEnd::ClientClosed | RelayEnd::Shutdown => Ok(()),
         RelayEnd::BackendClosed(why) => {
-            child.shutdown(EXIT_WAIT).await;
             Err(anyhow::anyhow!(why)).context("the backend ended the session")
         }
     }
+}
+
+/// Serves MCP over HTTP (Streamable HTTP at /mcp, legacy SSE at /sse) until SIGINT or
+/// SIGTERM. Prints where clients connect on stderr once the socket is bound.
+pub async fn serve_http(config: HttpServerConfig, settings: SessionSettings) -> anyhow::Result<()> {
+    let server = HttpServer::bind(config, settings).await?;
+    let addr = server.local_addr()?;
+    eprintln!("interpose: listening on http://{addr}/mcp (Streamable HTTP) and http://{addr}/sse (legacy SSE)");
+    server.serve(shutdown_signal()).await
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -33,6 +33,7 @@ Tools (see TOOLS below for the schemas):
 
 Non-spec methods:
   request       interpose_test/echo  -> {"echo": <params as received>}
+  request       interpose_test/raw_received {"last": n} -> {"lines": [the n raw stdin lines before it]}
   notification  notifications/interpose_test/hello (client -> server), recorded
   notification  notifications/interpose_test/meta (server -> client), from meta_echo
 A request for any other unknown method gets the SDK's -32601 "Method not found"
@@ -41,10 +42,12 @@ with the method name as data.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
 import warnings
+from collections import deque
 from typing import Any
 
 import anyio
@@ -53,6 +56,8 @@ from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.context import ServerRequestContext
 from mcp.server.stdio import stdio_server
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
+from mcp_types.methods import CACHEABLE_METHODS
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ConfigDict
 
 # Logging, roots and sampling are deprecated in the 2026-07-28 revision but are
@@ -182,6 +187,24 @@ def json_result(value: Any, **extra: Any) -> dict[str, Any]:
 
 def dump(model: Any) -> Any:
     return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def era_aware(handler: Any) -> Any:
+    """On a 2026-07-28 connection results must carry `resultType` (and lists and reads
+    `ttlMs`/`cacheScope`): add them to our raw dicts.
+
+    Handshake-era results (what most tests use) stay exactly as written.
+    """
+
+    async def wrapped(ctx: ServerRequestContext, params: Any) -> Any:
+        result = await handler(ctx, params)
+        if isinstance(result, dict) and ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            result = {"resultType": "complete", **result}
+            if ctx.method in CACHEABLE_METHODS:
+                result = {"ttlMs": 0, "cacheScope": "private", **result}
+        return result
+
+    return wrapped
 
 
 async def list_tools(ctx: ServerRequestContext, params: types.PaginatedRequestParams | None) -> dict[str, Any]:
@@ -469,6 +492,35 @@ async def custom_hello(ctx: ServerRequestContext, params: OpenNotificationParams
     STATE["seen_notifications"].append(dict(ctx.params or {}))
 
 
+async def raw_received(ctx: ServerRequestContext, params: OpenRequestParams) -> dict[str, Any]:
+    """The exact lines (text, newline stripped) received on stdin before this request."""
+    last = int((ctx.params or {}).get("last", 10))
+    lines = [line.rstrip("\n") for line in RAW_IN]
+    return {"lines": lines[-last - 1 : -1]}
+
+
+# Every line read from stdin, as text (see TeeStdin), for byte-level checks of
+# what reached the backend.
+RAW_IN: deque[str] = deque(maxlen=100)
+
+
+class TeeStdin:
+    """Async line iterator over stdin that keeps a copy of each line in RAW_IN."""
+
+    def __init__(self) -> None:
+        self._file = anyio.wrap_file(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace"))
+
+    def __aiter__(self) -> TeeStdin:
+        return self
+
+    async def __anext__(self) -> str:
+        line = await self._file.readline()
+        if not line:
+            raise StopAsyncIteration
+        RAW_IN.append(line)
+        return line
+
+
 # --------------------------------------------------------------------------- wiring
 
 
@@ -478,34 +530,44 @@ def build_server() -> Server:
         version="1.0.0",
         title="Interpose full test server",
         instructions="A server for the interpose end-to-end tests.",
-        on_list_tools=list_tools,
-        on_call_tool=call_tool,
-        on_list_resources=list_resources,
-        on_list_resource_templates=list_templates,
-        on_read_resource=read_resource,
-        on_subscribe_resource=subscribe,
-        on_unsubscribe_resource=unsubscribe,
-        on_list_prompts=list_prompts,
-        on_get_prompt=get_prompt,
-        on_completion=complete,
-        on_set_logging_level=set_level,
+        on_list_tools=era_aware(list_tools),
+        on_call_tool=era_aware(call_tool),
+        on_list_resources=era_aware(list_resources),
+        on_list_resource_templates=era_aware(list_templates),
+        on_read_resource=era_aware(read_resource),
+        on_subscribe_resource=era_aware(subscribe),
+        on_unsubscribe_resource=era_aware(unsubscribe),
+        on_list_prompts=era_aware(list_prompts),
+        on_get_prompt=era_aware(get_prompt),
+        on_completion=era_aware(complete),
+        on_set_logging_level=era_aware(set_level),
         on_roots_list_changed=roots_list_changed,
     )
-    server.add_request_handler("interpose_test/echo", OpenRequestParams, custom_echo)
+    server.add_request_handler("interpose_test/echo", OpenRequestParams, era_aware(custom_echo))
+    server.add_request_handler("interpose_test/raw_received", OpenRequestParams, era_aware(raw_received))
     server.add_notification_handler("notifications/interpose_test/hello", OpenNotificationParams, custom_hello)
     # No OpenTelemetry spans in a test server.
     server.middleware = []
     return server
 
 
-async def main() -> None:
+async def main(argv: list[str]) -> None:
+    # Optional, for the lifecycle tests: --pidfile PATH (written at start),
+    # --exitfile PATH (written when the server ends because its stdin closed).
+    opts = dict(zip(argv[::2], argv[1::2]))
+    if "--pidfile" in opts:
+        with open(opts["--pidfile"], "w") as f:
+            f.write(str(os.getpid()))
     server = build_server()
     options = server.create_initialization_options(
         NotificationOptions(tools_changed=True, resources_changed=True, prompts_changed=False)
     )
-    async with stdio_server() as (read_stream, write_stream):
+    async with stdio_server(stdin=TeeStdin()) as (read_stream, write_stream):
         await server.run(read_stream, write_stream, options)
+    if "--exitfile" in opts:
+        with open(opts["--exitfile"], "w") as f:
+            f.write("stdin closed, clean exit")
 
 
 if __name__ == "__main__":
-    anyio.run(main)
+    anyio.run(main, sys.argv[1:])

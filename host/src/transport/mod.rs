@@ -3,8 +3,14 @@
 //! coming in and a channel of messages going out, each served by its own task.
 
 pub mod child;
+pub mod cli;
+pub mod http_client;
+pub mod http_server;
 pub mod in_process;
+pub mod mcp_http;
+pub mod sse_client;
 pub mod stdio;
+pub mod upstream;
 
 use tokio::io::{AsyncBufRead, AsyncWrite};
 use tokio::sync::mpsc;
@@ -14,7 +20,7 @@ use crate::framing::{Frame, LineReader, write_lines};
 use crate::jsonrpc::{Message, RawId};
 
 /// How many messages may queue towards one peer before the sender waits.
-const CHANNEL_CAPACITY: usize = 1024;
+pub(crate) const CHANNEL_CAPACITY: usize = 1024;
 
 /// Something that arrived from a peer.
 #[derive(Debug)]

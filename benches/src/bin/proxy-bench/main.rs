@@ -1,0 +1,220 @@
+//! `proxy-bench`: interpose's latency and throughput against a direct backend, a
+//! do-nothing relay (the floor) and FastMCP's proxy, measured interleaved in one run
+//! so that the machine's mood affects every target alike.
+
+mod machine;
+mod report;
+mod session;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, ensure};
+use clap::Parser;
+
+use machine::{Machine, load_average};
+use report::{Report, TargetResult, criteria};
+use session::{Session, Target};
+
+/// The checkout this binary was built from; FastMCP's script and venv live there.
+const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+/// Measures what interpose adds to each MCP call, next to a do-nothing relay and
+/// FastMCP's proxy, and prints a Markdown table.
+#[derive(Parser)]
+#[command(name = "proxy-bench")]
+struct Cli {
+    /// Sequential `tools/call`s measured per target.
+    #[arg(long, default_value_t = 3000)]
+    calls: usize,
+    /// Unmeasured calls per target before measuring.
+    #[arg(long, default_value_t = 300)]
+    warmup: usize,
+    /// Requests per pipelined throughput round.
+    #[arg(long, default_value_t = 5000)]
+    pipelined: usize,
+    /// Requests per pipelined round through FastMCP, which is far slower.
+    #[arg(long, default_value_t = 1000)]
+    fastmcp_pipelined: usize,
+    /// Pipelined rounds per target; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Leave FastMCP's proxy out (no Python venv needed).
+    #[arg(long)]
+    skip_fastmcp: bool,
+    /// Print the results as JSON instead of Markdown.
+    #[arg(long)]
+    json: bool,
+    /// Where `interpose`, `echo-backend` and `floor-relay` are (default: beside this binary).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// A Python with FastMCP installed (default: the checkout's .venv-fastmcp).
+    #[arg(long)]
+    python: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    ensure!(
+        cli.calls > 0 && cli.rounds > 0,
+        "--calls and --rounds must be positive"
+    );
+    let bin_dir = match &cli.bin_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("binary has no directory")?
+            .to_owned(),
+    };
+    let targets = targets(&cli, &bin_dir)?;
+    let load_before = load_average();
+
+    let mut sessions = Vec::new();
+    for target in &targets {
+        eprintln!("proxy-bench: starting {}", target.name);
+        sessions.push(Session::start(target)?);
+    }
+    // Every call carries the same 1 KiB of printable text.
+    let text: String = ('a'..='z').cycle().take(1024).collect();
+
+    eprintln!("proxy-bench: {} warm-up calls per target", cli.warmup);
+    for _ in 0..cli.warmup {
+        for session in &mut sessions {
+            session.timed_echo(&text)?;
+        }
+    }
+    eprintln!(
+        "proxy-bench: {} measured calls per target, interleaved",
+        cli.calls
+    );
+    let mut latencies = vec![Vec::with_capacity(cli.calls); sessions.len()];
+    for _ in 0..cli.calls {
+        for (session, samples) in sessions.iter_mut().zip(&mut latencies) {
+            samples.push(session.timed_echo(&text)?);
+        }
+    }
+    let mut rounds = vec![Vec::new(); sessions.len()];
+    for round in 1..=cli.rounds {
+        eprintln!("proxy-bench: pipelined round {round}/{}", cli.rounds);
+        for (session, runs) in sessions.iter_mut().zip(&mut rounds) {
+            let count = if session.name == "fastmcp" {
+                cli.fastmcp_pipelined
+            } else {
+                cli.pipelined
+            };
+            runs.push((count, session.pipelined(count, &text)?));
+        }
+    }
+    drop(sessions);
+
+    let mut results: Vec<TargetResult> = Vec::new();
+    for ((target, samples), runs) in targets.iter().zip(latencies).zip(&rounds) {
+        let direct = results.first().map(|d| (d.median_us, d.p99_us));
+        results.push(TargetResult::new(target.name, samples, runs, direct));
+    }
+    let report = Report {
+        machine: Machine::describe(),
+        load_before,
+        load_after: load_average(),
+        calls: cli.calls,
+        warmup: cli.warmup,
+        rounds: cli.rounds,
+        criteria: criteria(&results),
+        targets: results,
+    };
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.markdown());
+    }
+    Ok(())
+}
+
+/// The targets, direct first: the others' added latency is measured against it.
+fn targets(cli: &Cli, bin_dir: &Path) -> anyhow::Result<Vec<Target>> {
+    let bin = |name: &str| -> anyhow::Result<OsString> {
+        let path = bin_dir.join(name);
+        ensure!(
+            path.is_file(),
+            "{} is missing; build with `cargo build --release -p interpose -p interpose-bench`",
+            path.display()
+        );
+        Ok(path.into_os_string())
+    };
+    let backend = bin("echo-backend")?;
+    let mut targets = vec![
+        Target {
+            name: "direct",
+            command: vec![backend.clone()],
+        },
+        Target {
+            name: "floor",
+            command: vec![bin("floor-relay")?, "--".into(), backend.clone()],
+        },
+        Target {
+            name: "interpose",
+            command: vec![
+                bin("interpose")?,
+                "run".into(),
+                "--".into(),
+                backend.clone(),
+            ],
+        },
+    ];
+    if !cli.skip_fastmcp {
+        let workspace = Path::new(WORKSPACE);
+        let python = cli
+            .python
+            .clone()
+            .unwrap_or_else(|| workspace.join(".venv-fastmcp/bin/python"));
+        ensure!(
+            python.is_file(),
+            "{} is missing; run benches/run.sh, or pass --skip-fastmcp",
+            python.display()
+        );
+        let script = workspace.join("benches/fastmcp_proxy.py");
+        targets.push(Target {
+            name: "fastmcp",
+            command: vec![python.into(), script.into(), backend],
+        });
+    }
+    Ok(targets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_line_is_one_json_object_with_the_text() {
+        let line = session::echo_request(7, "a\"b");
+        assert!(line.ends_with('\n') && !line.trim_end().contains('\n'));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["id"], 7);
+        assert_eq!(v["params"]["arguments"]["text"], "a\"b");
+    }
+
+    #[test]
+    fn criteria_compare_added_latency_against_each_baseline() {
+        let t = |name, added: f64| TargetResult {
+            name,
+            median_us: 0.0,
+            p99_us: 0.0,
+            added_median_us: Some(added),
+            added_p99_us: Some(added * 2.0),
+            throughput_msg_per_s: 0.0,
+            pipelined_requests: 0,
+        };
+        let c = criteria(&[t("floor", 10.0), t("interpose", 15.0), t("fastmcp", 100.0)]);
+        let verdicts: Vec<_> = c.iter().map(|c| (c.what.as_str(), c.pass)).collect();
+        assert_eq!(
+            verdicts,
+            [
+                ("interpose added / floor added (median)", Some(true)),
+                ("interpose added / floor added (p99)", Some(true)),
+                ("interpose added / fastmcp added (median)", Some(false)),
+                ("interpose added / fastmcp added (p99)", Some(false)),
+            ]
+        );
+    }
+}

@@ -1,0 +1,170 @@
+//! Turning timings into the table and the ratios the proxy is judged by.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::machine::Machine;
+
+/// interpose's added latency may be at most this multiple of the floor relay's.
+const MAX_OVER_FLOOR: f64 = 2.0;
+/// ...and at most this fraction of FastMCP's proxy's.
+const MAX_OVER_FASTMCP: f64 = 0.1;
+
+#[derive(Serialize)]
+pub struct Report {
+    pub machine: Machine,
+    pub load_before: String,
+    pub load_after: String,
+    pub calls: usize,
+    pub warmup: usize,
+    pub rounds: usize,
+    pub targets: Vec<TargetResult>,
+    pub criteria: Vec<Criterion>,
+}
+
+#[derive(Serialize)]
+pub struct TargetResult {
+    pub name: &'static str,
+    pub median_us: f64,
+    pub p99_us: f64,
+    /// Over the direct target's; absent for the direct target itself.
+    pub added_median_us: Option<f64>,
+    pub added_p99_us: Option<f64>,
+    /// The median of the pipelined rounds.
+    pub throughput_msg_per_s: f64,
+    pub pipelined_requests: usize,
+}
+
+/// One ratio of added latencies and whether it is within its limit.
+#[derive(Serialize)]
+pub struct Criterion {
+    pub what: String,
+    /// `None` when the denominator is not positive (the baseline added nothing).
+    pub ratio: Option<f64>,
+    pub limit: f64,
+    pub pass: Option<bool>,
+}
+
+impl TargetResult {
+    /// `latencies` are this target's sequential calls, `rounds` its pipelined runs as
+    /// (requests, elapsed), `direct` the direct target's (median, p99) in µs.
+    pub fn new(
+        name: &'static str,
+        mut latencies: Vec<Duration>,
+        rounds: &[(usize, Duration)],
+        direct: Option<(f64, f64)>,
+    ) -> Self {
+        latencies.sort_unstable();
+        let median_us = micros(percentile(&latencies, 50.0));
+        let p99_us = micros(percentile(&latencies, 99.0));
+        let mut throughputs: Vec<f64> = rounds
+            .iter()
+            .map(|(n, d)| *n as f64 / d.as_secs_f64())
+            .collect();
+        throughputs.sort_unstable_by(f64::total_cmp);
+        TargetResult {
+            name,
+            median_us,
+            p99_us,
+            added_median_us: direct.map(|(m, _)| median_us - m),
+            added_p99_us: direct.map(|(_, p)| p99_us - p),
+            throughput_msg_per_s: throughputs
+                .get(throughputs.len() / 2)
+                .copied()
+                .unwrap_or(0.0),
+            pipelined_requests: rounds.first().map_or(0, |r| r.0),
+        }
+    }
+}
+
+/// The criteria that apply given which targets ran: interpose against the floor and
+/// against FastMCP, on median and on p99 added latency.
+pub fn criteria(targets: &[TargetResult]) -> Vec<Criterion> {
+    let find = |name: &str| targets.iter().find(|t| t.name == name);
+    let Some(interpose) = find("interpose") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (baseline, limit) in [("floor", MAX_OVER_FLOOR), ("fastmcp", MAX_OVER_FASTMCP)] {
+        let Some(base) = find(baseline) else { continue };
+        for (stat, ours, theirs) in [
+            ("median", interpose.added_median_us, base.added_median_us),
+            ("p99", interpose.added_p99_us, base.added_p99_us),
+        ] {
+            let ratio = match (ours, theirs) {
+                (Some(ours), Some(theirs)) if theirs > 0.0 => Some(ours / theirs),
+                _ => None,
+            };
+            out.push(Criterion {
+                what: format!("interpose added / {baseline} added ({stat})"),
+                ratio,
+                limit,
+                pass: ratio.map(|r| r <= limit),
+            });
+        }
+    }
+    out
+}
+
+impl Report {
+    pub fn markdown(&self) -> String {
+        let m = &self.machine;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "Machine: {}, {} cores, {} GiB RAM, Linux {}; {}\nLoad average (1/5/15 min): {} before, {} after\n",
+            m.cpu, m.cores, m.memory_gib, m.kernel, m.date, self.load_before, self.load_after
+        );
+        let _ = writeln!(
+            out,
+            "Latency: {} sequential `tools/call` (1 KiB argument) per target, interleaved round-robin after {} warm-up calls each.\nThroughput: pipelined requests, median of {} interleaved rounds.\n",
+            self.calls, self.warmup, self.rounds
+        );
+        out.push_str(
+            "| target | median µs | p99 µs | added median µs | added p99 µs | throughput msg/s |\n",
+        );
+        out.push_str("|---|---:|---:|---:|---:|---:|\n");
+        for t in &self.targets {
+            let added = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
+            let _ = writeln!(
+                out,
+                "| {} | {:.1} | {:.1} | {} | {} | {:.0} ({} requests) |",
+                t.name,
+                t.median_us,
+                t.p99_us,
+                added(t.added_median_us),
+                added(t.added_p99_us),
+                t.throughput_msg_per_s,
+                t.pipelined_requests
+            );
+        }
+        if !self.criteria.is_empty() {
+            out.push_str("\n| criterion | ratio | limit | verdict |\n|---|---:|---:|---|\n");
+            for c in &self.criteria {
+                let (ratio, verdict) = match (c.ratio, c.pass) {
+                    (Some(r), Some(pass)) => {
+                        (format!("{r:.2}"), if pass { "PASS" } else { "FAIL" })
+                    }
+                    _ => ("n/a".to_owned(), "n/a (baseline added nothing)"),
+                };
+                let _ = writeln!(out, "| {} | {ratio} | ≤ {} | {verdict} |", c.what, c.limit);
+            }
+        }
+        out
+    }
+}
+
+/// Nearest-rank percentile of sorted samples.
+fn percentile(sorted: &[Duration], pct: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = (pct / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}

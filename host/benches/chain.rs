@@ -1,0 +1,129 @@
+//! The plugin chain's cost per message, at 1 KiB and 100 KiB payloads: no plugins;
+//! one Rust pass plugin; one plugin its manifest filters out; three pass plugins; and
+//! an instance from the pool against a fresh instance per call.
+//!
+//! Needs the fixture plugins: `scripts/build-plugins.sh` (or set
+//! `INTERPOSE_BENCH_WASM_DIR` to a directory holding `fixture-pass.wasm`).
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use serde_json::value::RawValue;
+
+use interpose::config::PluginConfig;
+use interpose::intercept::{Direction, Intercepted, Interceptor, PassAll};
+use interpose::jsonrpc::Kind;
+use interpose::plugin::{InterceptorChain, PluginRuntime, RuntimeOptions};
+
+const SIZES: [(&str, usize); 2] = [("1KiB", 1024), ("100KiB", 100 * 1024)];
+
+fn wasm(name: &str) -> PathBuf {
+    let dir = std::env::var_os("INTERPOSE_BENCH_WASM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/wasm/wasm32-wasip2/release")
+        });
+    let path = dir.join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/build-plugins.sh first",
+        path.display()
+    );
+    path
+}
+
+fn payload(size: usize) -> Box<RawValue> {
+    let filler = "x".repeat(size.saturating_sub(40));
+    RawValue::from_string(format!(
+        r#"{{"name":"echo","arguments":{{"text":"{filler}"}}}}"#
+    ))
+    .expect("valid JSON")
+}
+
+fn message<'a>(payload: &'a RawValue, id: &'a RawValue) -> Intercepted<'a> {
+    Intercepted {
+        direction: Direction::ToServer,
+        kind: Kind::Request,
+        method: "tools/call",
+        id: Some(id),
+        payload: Some(payload),
+        error: None,
+        request_payload: None,
+        session: "bench",
+        server: "bench",
+    }
+}
+
+fn pass(config: toml::Table) -> PluginConfig {
+    let mut plugin = PluginConfig::from_path(wasm("fixture-pass"));
+    plugin.config = config;
+    plugin
+}
+
+/// A pass plugin told to ask only for a method the benchmark never sends.
+fn filtered_out() -> PluginConfig {
+    let mut config = toml::Table::new();
+    config.insert(
+        "methods".into(),
+        toml::Value::Array(vec!["resources/read".into()]),
+    );
+    pass(config)
+}
+
+fn bench_chain(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let runtime = PluginRuntime::new(RuntimeOptions::default()).expect("engine");
+    let load = |plugins: Vec<PluginConfig>| -> Arc<InterceptorChain> {
+        rt.block_on(InterceptorChain::load(runtime.clone(), plugins, 16 << 20))
+            .expect("plugins load")
+    };
+    let chains: Vec<(&str, Arc<dyn Interceptor>)> = vec![
+        ("no plugins", Arc::new(PassAll)),
+        ("empty chain", load(vec![])),
+        ("filtered out", load(vec![filtered_out()])),
+        ("one pass", load(vec![pass(toml::Table::new())])),
+        (
+            "three pass",
+            load(vec![
+                pass(toml::Table::new()),
+                pass(toml::Table::new()),
+                pass(toml::Table::new()),
+            ]),
+        ),
+    ];
+    let id = RawValue::from_string("7".into()).expect("valid JSON");
+    let mut group = c.benchmark_group("chain");
+    for (size_name, size) in SIZES {
+        let payload = payload(size);
+        for (name, chain) in &chains {
+            group.bench_with_input(BenchmarkId::new(*name, size_name), &payload, |b, p| {
+                b.to_async(&rt)
+                    .iter(|| async { black_box(chain.intercept(message(p, &id)).await) })
+            });
+        }
+    }
+    group.finish();
+
+    // One call into the pass plugin: an instance from the pool, or a new one each time.
+    let single = load(vec![pass(toml::Table::new())]);
+    let version = single.version(0).expect("one plugin");
+    let mut group = c.benchmark_group("instance");
+    let payload = payload(1024);
+    let msg = version.guest_message(&message(&payload, &id));
+    for (name, fresh) in [("from pool", false), ("fresh", true)] {
+        group.bench_function(name, |b| {
+            b.to_async(&rt)
+                .iter(|| async { black_box(version.call_direct(&msg, fresh).await.is_ok()) })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_chain);
+criterion_main!(benches);

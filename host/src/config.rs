@@ -1,0 +1,470 @@
+//! `interpose.toml`: the configuration file (`--config FILE`).
+//!
+//! Every section and key is documented in `docs/config.md`. Unknown keys are errors,
+//! so a typo never silently turns a setting off. Relative paths are resolved against
+//! the directory of the file that names them.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+
+/// The default deadline for one plugin call.
+pub const DEFAULT_TIMEOUT_MS: u64 = 50;
+/// The default memory cap of one plugin instance.
+pub const DEFAULT_MEMORY_MB: u64 = 64;
+/// The default number of instances of a plugin kept ready.
+pub const DEFAULT_POOL_SIZE: usize = 2;
+/// The largest `pool_size` accepted.
+pub const MAX_POOL_SIZE: usize = 64;
+/// The largest `memory_mb` accepted: one instance's memory slot holds at most 4 GiB.
+pub const MAX_MEMORY_MB: u64 = 4096;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The plugins, in chain order: requests walk them first to last, answers last to
+    /// first.
+    #[serde(default)]
+    pub plugins: Vec<PluginConfig>,
+}
+
+/// One `[[plugins]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// The plugin's `.wasm` component. Watched: when it changes, the new version is
+    /// loaded for new messages.
+    pub path: PathBuf,
+    /// The name used in logs and in errors sent to clients; defaults to the name in
+    /// the plugin's manifest.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The plugin's own settings, passed to its `init` as JSON text.
+    #[serde(default)]
+    pub config: toml::Table,
+    /// What happens to a message when the plugin fails on it.
+    #[serde(default)]
+    pub failure_policy: FailurePolicy,
+    /// Deadline for one call into the plugin, in milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Memory cap of one instance of the plugin, in MiB.
+    #[serde(default = "default_memory_mb")]
+    pub memory_mb: u64,
+    /// Largest payload the plugin may return in a verdict, in bytes; defaults to the
+    /// proxy's largest message size.
+    #[serde(default)]
+    pub max_output_bytes: Option<usize>,
+    /// Instances created ahead and kept ready; more are made on demand when several
+    /// messages reach the plugin at once.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// The SHA-256 of the `.wasm` file (64 hex digits). When set, a file with another
+    /// hash is refused, at start and on reload.
+    #[serde(default)]
+    pub sha256: Option<Sha256>,
+    /// Directories the plugin may open. Nothing else of the file system is visible.
+    #[serde(default)]
+    pub dirs: Vec<DirGrant>,
+    /// Names of environment variables whose values (from the proxy's environment) the
+    /// plugin may read. No other variable is visible.
+    #[serde(default)]
+    pub env: Vec<String>,
+}
+
+/// What happens to a message when a plugin fails on it (traps, runs past its deadline
+/// or memory cap, returns invalid JSON or too much of it, or has been disabled).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailurePolicy {
+    /// Fail closed: a request is answered with an error naming the plugin, an answer
+    /// is replaced by that error, a notification is dropped.
+    #[default]
+    Reject,
+    /// Fail open: the message goes on as if the plugin had passed it (logged).
+    Skip,
+}
+
+impl FailurePolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailurePolicy::Reject => "reject",
+            FailurePolicy::Skip => "skip",
+        }
+    }
+}
+
+/// A directory made visible to a plugin.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirGrant {
+    /// The directory on the host.
+    pub host: PathBuf,
+    /// Where the plugin sees it (an absolute guest path such as `/data`); defaults to
+    /// the host path.
+    #[serde(default)]
+    pub guest: Option<String>,
+    /// `ro` (read-only, the default) or `rw`.
+    #[serde(default)]
+    pub mode: DirMode,
+}
+
+impl DirGrant {
+    /// The path the plugin sees.
+    pub fn guest_path(&self) -> String {
+        self.guest
+            .clone()
+            .unwrap_or_else(|| self.host.to_string_lossy().into_owned())
+    }
+}
+
+/// Access to a granted directory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum DirMode {
+    /// Read-only.
+    #[default]
+    #[serde(rename = "ro")]
+    ReadOnly,
+    /// Read and write.
+    #[serde(rename = "rw")]
+    ReadWrite,
+}
+
+/// A SHA-256 digest written as 64 hexadecimal digits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Sha256(pub [u8; 32]);
+
+impl Sha256 {
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        use sha2::Digest;
+        Sha256(sha2::Sha256::digest(bytes).into())
+    }
+}
+
+impl fmt::Display for Sha256 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for Sha256 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sha256({self})")
+    }
+}
+
+impl std::str::FromStr for Sha256 {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut digest)
+            .map_err(|_| format!("expected 64 hexadecimal digits, got `{text}`"))?;
+        Ok(Sha256(digest))
+    }
+}
+
+impl<'de> Deserialize<'de> for Sha256 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+fn default_timeout_ms() -> u64 {
+    DEFAULT_TIMEOUT_MS
+}
+
+fn default_memory_mb() -> u64 {
+    DEFAULT_MEMORY_MB
+}
+
+fn default_pool_size() -> usize {
+    DEFAULT_POOL_SIZE
+}
+
+/// Why a configuration could not be used. The text is what the user sees.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: plugin {index} (`{plugin}`): {message}")]
+    Invalid {
+        path: PathBuf,
+        index: usize,
+        plugin: PathBuf,
+        message: String,
+    },
+}
+
+impl PluginConfig {
+    /// A plugin given on the command line (`--plugin FILE.wasm`): every setting at its
+    /// default.
+    pub fn from_path(path: impl Into<PathBuf>) -> Self {
+        PluginConfig {
+            path: path.into(),
+            name: None,
+            config: toml::Table::new(),
+            failure_policy: FailurePolicy::default(),
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            memory_mb: DEFAULT_MEMORY_MB,
+            max_output_bytes: None,
+            pool_size: DEFAULT_POOL_SIZE,
+            sha256: None,
+            dirs: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
+    /// The `config` table as the JSON text `init` receives.
+    pub fn init_json(&self) -> String {
+        serde_json::to_string(&self.config).unwrap_or_else(|_| "{}".to_owned())
+    }
+
+    /// The name to show before the manifest is known: the file's stem.
+    pub fn display_name(&self) -> String {
+        if let Some(name) = &self.name {
+            return name.clone();
+        }
+        self.path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.path.display().to_string())
+    }
+
+    /// Checks the values serde cannot; returns the problem as the user should read it.
+    fn check(&self) -> Result<(), String> {
+        if self.timeout_ms == 0 {
+            return Err("`timeout_ms` must be at least 1".into());
+        }
+        if self.memory_mb == 0 || self.memory_mb > MAX_MEMORY_MB {
+            return Err(format!("`memory_mb` must be between 1 and {MAX_MEMORY_MB}"));
+        }
+        if self.pool_size == 0 || self.pool_size > MAX_POOL_SIZE {
+            return Err(format!("`pool_size` must be between 1 and {MAX_POOL_SIZE}"));
+        }
+        if self.max_output_bytes == Some(0) {
+            return Err("`max_output_bytes` must be at least 1".into());
+        }
+        if let Some(name) = &self.name
+            && name.trim().is_empty()
+        {
+            return Err("`name` must not be empty".into());
+        }
+        for var in &self.env {
+            if var.is_empty() || var.contains('=') {
+                return Err(format!("`env` entry `{var}` is not a variable name"));
+            }
+        }
+        for dir in &self.dirs {
+            if let Some(guest) = &dir.guest
+                && guest.is_empty()
+            {
+                return Err("a `dirs` entry has an empty `guest` path".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes relative paths relative to `base` (the directory of the config file).
+    fn resolve_paths(&mut self, base: &Path) {
+        self.path = base.join(&self.path);
+        for dir in &mut self.dirs {
+            dir.host = base.join(&dir.host);
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, path, base)
+    }
+
+    /// Parses configuration text; `origin` names it in errors, `base` anchors relative
+    /// paths.
+    pub fn parse(text: &str, origin: &Path, base: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_owned(),
+            message: one_line(&e),
+        })?;
+        for (index, plugin) in config.plugins.iter_mut().enumerate() {
+            plugin.check().map_err(|message| ConfigError::Invalid {
+                path: origin.to_owned(),
+                index: index + 1,
+                plugin: plugin.path.clone(),
+                message,
+            })?;
+            plugin.resolve_paths(base);
+        }
+        Ok(config)
+    }
+}
+
+/// A TOML error as one line: the message and where it is, without the quoted source.
+fn one_line(e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    match e.span() {
+        Some(span) => format!("{message} (at byte {})", span.start),
+        None => message.to_owned(),
+    }
+}
+
+/// The plugins to run: those of the config file (if any) in its order, then those
+/// given with `--plugin`, in flag order.
+pub fn plugin_list(
+    config_file: Option<&Path>,
+    cli_plugins: &[PathBuf],
+) -> Result<Vec<PluginConfig>, ConfigError> {
+    let mut plugins = match config_file {
+        Some(path) => Config::load(path)?.plugins,
+        None => Vec::new(),
+    };
+    plugins.extend(cli_plugins.iter().map(PluginConfig::from_path));
+    Ok(plugins)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("interpose.toml"), Path::new("/etc/ip")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn minimal_plugin_gets_defaults() {
+        let config = parse("[[plugins]]\npath = \"p.wasm\"\n").unwrap();
+        let plugin = &config.plugins[0];
+        assert_eq!(plugin.path, Path::new("/etc/ip/p.wasm"));
+        assert_eq!(plugin.failure_policy, FailurePolicy::Reject);
+        assert_eq!(plugin.timeout_ms, DEFAULT_TIMEOUT_MS);
+        assert_eq!(plugin.memory_mb, DEFAULT_MEMORY_MB);
+        assert_eq!(plugin.pool_size, DEFAULT_POOL_SIZE);
+        assert_eq!(plugin.init_json(), "{}");
+    }
+
+    #[test]
+    fn full_plugin_entry() {
+        let config = parse(
+            r#"
+            [[plugins]]
+            path = "/abs/redact.wasm"
+            name = "redactor"
+            failure_policy = "skip"
+            timeout_ms = 20
+            memory_mb = 256
+            max_output_bytes = 1000
+            pool_size = 4
+            sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+            dirs = [{ host = "data", guest = "/data", mode = "rw" }, { host = "/ro" }]
+            env = ["API_KEY"]
+            [plugins.config]
+            patterns = ["a", "b"]
+            level = 2
+            "#,
+        )
+        .unwrap();
+        let p = &config.plugins[0];
+        assert_eq!(p.path, Path::new("/abs/redact.wasm"));
+        assert_eq!(p.failure_policy, FailurePolicy::Skip);
+        assert_eq!(p.sha256, Some(Sha256::of(b"")));
+        assert_eq!(p.dirs[0].host, Path::new("/etc/ip/data"));
+        assert_eq!(p.dirs[0].mode, DirMode::ReadWrite);
+        assert_eq!(p.dirs[1].mode, DirMode::ReadOnly);
+        assert_eq!(p.dirs[1].guest_path(), "/ro");
+        assert_eq!(p.init_json(), r#"{"level":2,"patterns":["a","b"]}"#);
+    }
+
+    #[test]
+    fn unknown_plugin_key_is_named() {
+        let err = parse("[[plugins]]\npath = \"p.wasm\"\ntimeout = 5\n").unwrap_err();
+        assert_eq!(
+            err,
+            "interpose.toml: unknown field `timeout`, expected one of `path`, `name`, `config`, \
+             `failure_policy`, `timeout_ms`, `memory_mb`, `max_output_bytes`, `pool_size`, \
+             `sha256`, `dirs`, `env` (at byte 26)"
+        );
+    }
+
+    #[test]
+    fn unknown_top_level_key_is_named() {
+        let err = parse("plugin = []\n").unwrap_err();
+        assert_eq!(
+            err,
+            "interpose.toml: unknown field `plugin`, expected `plugins` (at byte 0)"
+        );
+    }
+
+    #[test]
+    fn missing_path_is_named() {
+        let err = parse("[[plugins]]\nname = \"x\"\n").unwrap_err();
+        assert_eq!(err, "interpose.toml: missing field `path` (at byte 0)");
+    }
+
+    #[test]
+    fn bad_policy_lists_the_choices() {
+        let err = parse("[[plugins]]\npath = \"p.wasm\"\nfailure_policy = \"ignore\"\n").unwrap_err();
+        assert_eq!(
+            err,
+            "interpose.toml: unknown variant `ignore`, expected `reject` or `skip` (at byte 43)"
+        );
+    }
+
+    #[test]
+    fn bad_dir_mode_lists_the_choices() {
+        let err = parse("[[plugins]]\npath = \"p.wasm\"\ndirs = [{ host = \"/x\", mode = \"rwx\" }]\n")
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "interpose.toml: unknown variant `rwx`, expected `ro` or `rw` (at byte 55)"
+        );
+    }
+
+    #[test]
+    fn bad_pin_text_is_explained() {
+        let err = parse("[[plugins]]\npath = \"p.wasm\"\nsha256 = \"abc\"\n").unwrap_err();
+        assert_eq!(
+            err,
+            "interpose.toml: expected 64 hexadecimal digits, got `abc` (at byte 35)"
+        );
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_plugin() {
+        let err = parse("[[plugins]]\npath = \"a.wasm\"\n[[plugins]]\npath = \"p.wasm\"\npool_size = 0\n")
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "interpose.toml: plugin 2 (`p.wasm`): `pool_size` must be between 1 and 64"
+        );
+        let err = parse("[[plugins]]\npath = \"p.wasm\"\ntimeout_ms = 0\n").unwrap_err();
+        assert_eq!(
+            err,
+            "interpose.toml: plugin 1 (`p.wasm`): `timeout_ms` must be at least 1"
+        );
+    }
+
+    #[test]
+    fn cli_plugins_follow_config_plugins() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("interpose.toml");
+        std::fs::write(&file, "[[plugins]]\npath = \"first.wasm\"\n").unwrap();
+        let list = plugin_list(Some(&file), &[PathBuf::from("second.wasm")]).unwrap();
+        assert_eq!(list[0].path, dir.path().join("first.wasm"));
+        assert_eq!(list[1].path, Path::new("second.wasm"));
+    }
+}

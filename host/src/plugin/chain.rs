@@ -1,0 +1,348 @@
+//! The plugin chain the relay asks about every message.
+//!
+//! Requests and notifications walk the plugins first to last, responses and errors
+//! last to first. A plugin whose manifest does not want the message is skipped
+//! without entering Wasm. A rewrite feeds the next plugin; `respond` (requests) and
+//! `reject` end the walk. A plugin that fails is handled by its failure policy.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use serde_json::value::RawValue;
+
+use super::bindings::{self, GuestVerdict};
+use super::engine::PluginRuntime;
+use super::limits::Failure;
+use super::slot::PluginSlot;
+use super::stats::Outcome;
+use super::version::{LoadError, PluginVersion};
+use crate::config::{FailurePolicy, PluginConfig};
+use crate::intercept::{BoxFuture, Intercepted, Interceptor, Verdict};
+use crate::jsonrpc::{ErrorObject, Kind, PLUGIN_ERROR};
+
+/// Wasm plugins in order, implementing [`Interceptor`].
+pub struct InterceptorChain {
+    pub(super) runtime: Arc<PluginRuntime>,
+    pub(super) slots: Vec<PluginSlot>,
+    wants_request: AtomicBool,
+}
+
+impl InterceptorChain {
+    /// Loads every plugin (in chain order). Any plugin that cannot be loaded is an
+    /// error: the proxy does not start with part of its chain missing.
+    pub async fn load(
+        runtime: Arc<PluginRuntime>,
+        plugins: Vec<PluginConfig>,
+        max_message_bytes: usize,
+    ) -> Result<Arc<Self>, LoadError> {
+        let mut slots = Vec::with_capacity(plugins.len());
+        for config in plugins {
+            slots.push(PluginSlot::load(&runtime, config, max_message_bytes).await?);
+        }
+        let chain = InterceptorChain {
+            runtime,
+            slots,
+            wants_request: AtomicBool::new(false),
+        };
+        chain.update_wants_request();
+        Ok(Arc::new(chain))
+    }
+
+    /// The names of the plugins, in chain order.
+    pub fn plugin_names(&self) -> Vec<String> {
+        self.slots.iter().map(|s| s.peek().name.to_string()).collect()
+    }
+
+    /// The version of the plugin at `index` serving new messages.
+    pub fn version(&self, index: usize) -> Option<Arc<PluginVersion>> {
+        self.slots.get(index).map(PluginSlot::current)
+    }
+
+    pub(super) fn update_wants_request(&self) {
+        let wants = self.slots.iter().any(|s| s.peek().manifest.wants_request);
+        self.wants_request.store(wants, Ordering::Relaxed);
+    }
+
+    /// The first plugin (in walk order) that wants `msg`, if any.
+    fn first_interested(&self, kind: Kind, method: &str) -> Option<usize> {
+        let wants = |i: &usize| self.slots[*i].peek().filter.matches(kind, method);
+        if walks_backwards(kind) {
+            (0..self.slots.len()).rev().find(wants)
+        } else {
+            (0..self.slots.len()).find(wants)
+        }
+    }
+
+    async fn walk(&self, msg: Intercepted<'_>, first: usize) -> Verdict {
+        let mut state = WalkState {
+            kind: msg.kind,
+            payload: None,
+            error: msg.error,
+        };
+        let backwards = walks_backwards(msg.kind);
+        let steps = if backwards {
+            first + 1
+        } else {
+            self.slots.len() - first
+        };
+        for step in 0..steps {
+            let index = if backwards { first - step } else { first + step };
+            let slot = &self.slots[index];
+            let version = slot.current();
+            if !version.filter.matches(state.kind, msg.method) {
+                continue;
+            }
+            if let Some(verdict) = self.ask(slot, &version, &msg, &mut state).await {
+                return verdict;
+            }
+        }
+        match state.payload {
+            Some(payload) => Verdict::Rewrite(payload),
+            None => Verdict::Pass,
+        }
+    }
+
+    /// Asks one plugin. `Some` ends the walk with that verdict; `None` goes on.
+    async fn ask(
+        &self,
+        slot: &PluginSlot,
+        version: &PluginVersion,
+        msg: &Intercepted<'_>,
+        state: &mut WalkState<'_>,
+    ) -> Option<Verdict> {
+        if version.health.is_disabled() {
+            return self.failed(slot, version, msg, Failure::Disabled, false);
+        }
+        let payload = match &state.payload {
+            Some(p) => Some(p.get()),
+            None => msg.payload.map(RawValue::get),
+        };
+        let message = bindings::to_wit_message(
+            msg,
+            state.kind,
+            payload,
+            state.error,
+            version.manifest.wants_request,
+        );
+        let started = Instant::now();
+        let result = version.call(&message).await;
+        let result = result.and_then(|verdict| checked(verdict, version.limits.max_output_bytes));
+        let elapsed = started.elapsed();
+        let (outcome, next) = match result {
+            Ok(Checked::Pass) => (Outcome::Pass, None),
+            Ok(Checked::Payload { payload, respond }) => {
+                if respond && state.kind == Kind::Request {
+                    (Outcome::Respond, Some(Verdict::Respond(payload)))
+                } else {
+                    // On an error this recovers it: the answer is now a result.
+                    if state.kind == Kind::Error {
+                        state.kind = Kind::Response;
+                        state.error = None;
+                    }
+                    state.payload = Some(payload);
+                    (Outcome::Rewrite, None)
+                }
+            }
+            Ok(Checked::Reject(error)) => (Outcome::Reject, Some(Verdict::Reject(error))),
+            Err(failure) => {
+                self.record(slot, version, Outcome::Failure, elapsed);
+                return self.failed(slot, version, msg, failure, true);
+            }
+        };
+        version.health.success();
+        self.record(slot, version, outcome, elapsed);
+        next
+    }
+
+    fn record(&self, slot: &PluginSlot, version: &PluginVersion, outcome: Outcome, elapsed: std::time::Duration) {
+        if slot.stats.record(outcome, elapsed) {
+            slot.stats.log(&version.name);
+        }
+    }
+
+    /// Applies the failure policy. `count` is false for a plugin already disabled.
+    fn failed(
+        &self,
+        slot: &PluginSlot,
+        version: &PluginVersion,
+        msg: &Intercepted<'_>,
+        failure: Failure,
+        count: bool,
+    ) -> Option<Verdict> {
+        let name = &*version.name;
+        let policy = slot.config.failure_policy;
+        if count {
+            tracing::warn!(
+                target: "interpose::plugin",
+                plugin = name,
+                method = msg.method,
+                kind = msg.kind.as_str(),
+                policy = policy.as_str(),
+                "plugin failed: {failure}"
+            );
+            if let Some(reason) = version.health.failure() {
+                tracing::error!(
+                    target: "interpose::plugin",
+                    plugin = name,
+                    policy = policy.as_str(),
+                    "PLUGIN DISABLED after {reason}: it is no longer called; every message it would see is handled by its failure policy ({}) until its file changes",
+                    policy.as_str()
+                );
+            }
+        }
+        match policy {
+            FailurePolicy::Reject => Some(Verdict::Reject(plugin_error(name, &failure))),
+            FailurePolicy::Skip => None,
+        }
+    }
+}
+
+/// Responses and errors walk the chain backwards.
+fn walks_backwards(kind: Kind) -> bool {
+    matches!(kind, Kind::Response | Kind::Error)
+}
+
+/// The message's state as it moves along the chain.
+struct WalkState<'a> {
+    kind: Kind,
+    /// The payload as rewritten so far; `None` while unchanged.
+    payload: Option<Box<RawValue>>,
+    error: Option<&'a ErrorObject>,
+}
+
+/// The error a client sees when a plugin failed under the `reject` policy.
+pub fn plugin_error(name: &str, failure: &Failure) -> ErrorObject {
+    let message = match failure {
+        Failure::Disabled => format!("plugin `{name}` is disabled after repeated failures"),
+        _ => format!("plugin `{name}` failed: {failure}"),
+    };
+    ErrorObject::new(PLUGIN_ERROR, message)
+        .with_data(serde_json::json!({ "plugin": name, "cause": failure.to_string() }))
+}
+
+/// A guest verdict whose text has been checked.
+enum Checked {
+    Pass,
+    Payload {
+        payload: Box<RawValue>,
+        respond: bool,
+    },
+    Reject(ErrorObject),
+}
+
+/// Checks what the guest returned: JSON text must be one valid value and within the
+/// output cap.
+fn checked(verdict: GuestVerdict, limit: usize) -> Result<Checked, Failure> {
+    Ok(match verdict {
+        GuestVerdict::Pass => Checked::Pass,
+        GuestVerdict::Rewrite(text) => Checked::Payload {
+            payload: checked_json(text, "rewrite", limit)?,
+            respond: false,
+        },
+        GuestVerdict::Respond(text) => Checked::Payload {
+            payload: checked_json(text, "respond", limit)?,
+            respond: true,
+        },
+        GuestVerdict::Reject {
+            code,
+            message,
+            data,
+        } => {
+            let len = message.len() + data.as_ref().map_or(0, String::len);
+            if len > limit {
+                return Err(Failure::TooLarge {
+                    what: "reject",
+                    len,
+                    limit,
+                });
+            }
+            let data = data
+                .map(|d| checked_json(d, "reject", limit))
+                .transpose()?;
+            Checked::Reject(ErrorObject {
+                code,
+                message,
+                data,
+            })
+        }
+    })
+}
+
+fn checked_json(text: String, what: &'static str, limit: usize) -> Result<Box<RawValue>, Failure> {
+    if text.len() > limit {
+        return Err(Failure::TooLarge {
+            what,
+            len: text.len(),
+            limit,
+        });
+    }
+    RawValue::from_string(text).map_err(|_| Failure::InvalidJson(what))
+}
+
+impl Interceptor for InterceptorChain {
+    fn intercept<'a>(&'a self, msg: Intercepted<'a>) -> BoxFuture<'a, Verdict> {
+        match self.first_interested(msg.kind, msg.method) {
+            None => Box::pin(std::future::ready(Verdict::Pass)),
+            Some(first) => Box::pin(self.walk(msg, first)),
+        }
+    }
+
+    fn wants_request_payload(&self) -> bool {
+        self.wants_request.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for InterceptorChain {
+    fn drop(&mut self) {
+        for slot in &self.slots {
+            slot.stats.log(&slot.peek().name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrite_must_be_json_within_the_cap() {
+        assert!(matches!(
+            checked(GuestVerdict::Rewrite("{\"a\":1}".into()), 100),
+            Ok(Checked::Payload { respond: false, .. })
+        ));
+        assert!(matches!(
+            checked(GuestVerdict::Rewrite("{\"a\":".into()), 100),
+            Err(Failure::InvalidJson("rewrite"))
+        ));
+        assert!(matches!(
+            checked(GuestVerdict::Respond("[1,2,3]".into()), 3),
+            Err(Failure::TooLarge { what: "respond", len: 7, limit: 3 })
+        ));
+        assert!(matches!(
+            checked(
+                GuestVerdict::Reject {
+                    code: 1,
+                    message: "m".into(),
+                    data: Some("nope".into())
+                },
+                100
+            ),
+            Err(Failure::InvalidJson("reject"))
+        ));
+    }
+
+    #[test]
+    fn plugin_error_names_the_plugin_and_cause() {
+        let e = plugin_error(
+            "redact",
+            &Failure::Deadline(std::time::Duration::from_millis(50)),
+        );
+        assert_eq!(e.code, PLUGIN_ERROR);
+        assert_eq!(e.message, "plugin `redact` failed: deadline of 50 ms exceeded");
+        assert_eq!(
+            e.data.unwrap().get(),
+            r#"{"cause":"deadline of 50 ms exceeded","plugin":"redact"}"#
+        );
+    }
+}

@@ -1,0 +1,217 @@
+//! The process's one wasmtime [`Engine`], its epoch ticker and the linker every
+//! plugin is instantiated against.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, Linker, ResourceType};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::bindings::PluginPre;
+use super::compile_cache;
+use super::host_api::{self, HostState};
+
+/// How often the epoch advances: the granularity of call deadlines.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// How the runtime is set up.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Where compiled plugins are cached; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            cache_dir: compile_cache::default_cache_dir(),
+        }
+    }
+}
+
+/// Why the runtime could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the WebAssembly runtime: {0:#}")]
+pub struct RuntimeError(wasmtime::Error);
+
+/// The engine, shared by all plugins of the process.
+pub struct PluginRuntime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    ticker: EpochTicker,
+}
+
+impl PluginRuntime {
+    pub fn new(options: RuntimeOptions) -> Result<Arc<Self>, RuntimeError> {
+        let cache = options.cache_dir.and_then(compile_cache::open);
+        let engine = match Engine::new(&engine_config(cache.clone(), true)) {
+            Ok(engine) => engine,
+            Err(e) => {
+                // The pooling allocator reserves address space up front; some
+                // sandboxes refuse that. Instances then cost more to create.
+                tracing::warn!("pooling allocator unavailable ({e:#}); using on-demand allocation");
+                Engine::new(&engine_config(cache, false)).map_err(RuntimeError)?
+            }
+        };
+        let linker = host_api::base_linker(&engine).map_err(RuntimeError)?;
+        let ticker = EpochTicker::start(engine.clone());
+        Ok(Arc::new(PluginRuntime {
+            engine,
+            linker,
+            ticker,
+        }))
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles (or loads from the cache) a component, off the async threads.
+    pub(super) async fn compile(&self, wasm: Arc<[u8]>) -> wasmtime::Result<Component> {
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || Component::new(&engine, &*wasm))
+            .await
+            .map_err(|e| wasmtime::Error::msg(format!("the compiler thread failed: {e}")))?
+    }
+
+    /// Links a component against WASI and the host interface. Imports neither
+    /// provides (e.g. `wasi:http`, which a JavaScript runtime imports but need not
+    /// use) become functions that trap when called.
+    ///
+    /// Not `Linker::define_unknown_imports_as_traps`: it defines stubs under the
+    /// exact version a guest imports (`wasi:cli/stdout@0.2.6`), which shadows the
+    /// semver-compatible WASI the linker already has and breaks stdout, env, files.
+    pub(super) fn link(&self, component: &Component) -> wasmtime::Result<PluginPre<HostState>> {
+        let mut linker = self.linker.clone();
+        let ty = component.component_type();
+        for (name, import) in ty.imports(&self.engine) {
+            if is_provided(name) {
+                continue;
+            }
+            stub_import(&mut linker, &self.engine, name, import.ty)?;
+        }
+        PluginPre::new(linker.instantiate_pre(component)?)
+    }
+
+    /// Whether the epoch ticker is still running (it stops when the runtime drops).
+    pub fn is_ticking(&self) -> bool {
+        !self.ticker.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// Whether the base linker defines `import`: the WASI 0.2 interfaces wasmtime-wasi
+/// implements, and the plugin `host` interface.
+fn is_provided(import: &str) -> bool {
+    const WASI_P2: &[&str] = &["cli", "clocks", "filesystem", "io", "random", "sockets"];
+    if import.starts_with("interpose:plugin/") {
+        return true;
+    }
+    let Some(rest) = import.strip_prefix("wasi:") else {
+        return false;
+    };
+    let (package, version) = match rest.split_once('@') {
+        Some((path, version)) => (path.split('/').next().unwrap_or(path), version),
+        None => return false,
+    };
+    WASI_P2.contains(&package) && version.starts_with("0.2.")
+}
+
+/// Defines `name` (a function, or an instance of functions and resources) so that
+/// calling any of it traps with a clear message.
+fn stub_import(
+    linker: &mut Linker<HostState>,
+    engine: &Engine,
+    name: &str,
+    item: ComponentItem,
+) -> wasmtime::Result<()> {
+    match item {
+        ComponentItem::ComponentFunc(_) => {
+            let what = format!("`{name}` is not available to plugins");
+            linker
+                .root()
+                .func_new(name, move |_, _, _, _| Err(wasmtime::Error::msg(what.clone())))
+        }
+        ComponentItem::ComponentInstance(instance) => {
+            let mut stubs = linker.instance(name)?;
+            for (export, item) in instance.exports(engine) {
+                match item.ty {
+                    ComponentItem::ComponentFunc(_) => {
+                        let what = format!("`{name}#{export}` is not available to plugins");
+                        stubs.func_new(export, move |_, _, _, _| {
+                            Err(wasmtime::Error::msg(what.clone()))
+                        })?;
+                    }
+                    ComponentItem::Resource(_) => {
+                        stubs.resource(export, ResourceType::host::<()>(), |_, _| Ok(()))?;
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        }
+        _ => Err(wasmtime::Error::msg(format!(
+            "imports `{name}`, which is neither a function nor an interface"
+        ))),
+    }
+}
+
+fn engine_config(cache: Option<wasmtime::Cache>, pooling: bool) -> Config {
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        // Adds 1-2 µs to every call_async and is not used (no component-model async).
+        .concurrency_support(false)
+        .memory_init_cow(true)
+        .cache(cache);
+    if pooling {
+        let mut pool = PoolingAllocationConfig::new();
+        // A component is several core instances (guest, WASI adapter, shims).
+        pool.total_component_instances(1000)
+            .total_core_instances(8000)
+            .total_memories(1000)
+            .total_tables(4000)
+            .total_stacks(1000)
+            .max_memory_size(usize::try_from(crate::config::MAX_MEMORY_MB << 20).unwrap_or(usize::MAX))
+            .max_tables_per_module(4);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] so that call deadlines fire.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("interpose-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .map_err(|e| tracing::error!("cannot start the epoch ticker; plugin deadlines will not fire: {e}"))
+            .ok();
+        EpochTicker { stop, thread }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! What a plugin instance's store holds, and the `host` interface of the WIT
+//! (`log`, `kv-*`) implemented over it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::{self, Level};
+use super::kv::KvStore;
+use super::limits::MemoryLimiter;
+use super::sandbox::PluginTag;
+
+/// Longest key accepted by `kv-set`; longer ones are ignored with a warning.
+const MAX_KV_KEY: usize = 1024;
+
+/// The data of one instance's `Store`.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(super) limiter: MemoryLimiter,
+    tag: Arc<PluginTag>,
+    kv: Arc<KvStore>,
+}
+
+impl HostState {
+    pub fn new(wasi: WasiCtx, memory_bytes: usize, tag: Arc<PluginTag>, kv: Arc<KvStore>) -> Self {
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(memory_bytes),
+            tag,
+            kv,
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl bindings::Host for HostState {
+    fn log(&mut self, level: Level, message: String) {
+        let plugin = self.tag.get();
+        let plugin = &*plugin;
+        match level {
+            Level::Trace => tracing::trace!(target: "interpose::plugin", plugin, "{message}"),
+            Level::Debug => tracing::debug!(target: "interpose::plugin", plugin, "{message}"),
+            Level::Info => tracing::info!(target: "interpose::plugin", plugin, "{message}"),
+            Level::Warn => tracing::warn!(target: "interpose::plugin", plugin, "{message}"),
+            Level::Error => tracing::error!(target: "interpose::plugin", plugin, "{message}"),
+        }
+    }
+
+    fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
+        self.kv.get(&key)
+    }
+
+    fn kv_set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) {
+        if key.len() > MAX_KV_KEY {
+            tracing::warn!(target: "interpose::plugin", plugin = &*self.tag.get(), "kv-set ignored: a key of {} bytes is over {MAX_KV_KEY}", key.len());
+            return;
+        }
+        if let Err(e) = self.kv.set(&key, value, ttl_ms.map(Duration::from_millis)) {
+            tracing::warn!(target: "interpose::plugin", plugin = &*self.tag.get(), "kv-set ignored: {e}");
+        }
+    }
+
+    fn kv_delete(&mut self, key: String) {
+        self.kv.delete(&key);
+    }
+}
+
+/// A linker with WASI (nothing granted unless the store's context grants it) and the
+/// `host` interface. Imports a component has beyond these are added per component as
+/// traps (see [`super::engine::PluginRuntime::link`]).
+pub fn base_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    bindings::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)?;
+    Ok(linker)
+}

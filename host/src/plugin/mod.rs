@@ -1,0 +1,95 @@
+//! The plugin runtime: WebAssembly components, sandboxed, in a chain that every
+//! forwarded message walks.
+//!
+//! The life of a plugin: its file is read (and checked against its sha256 pin),
+//! compiled once (or loaded from the compiled-artifact cache), linked against WASI
+//! with nothing granted but its configured grants and the `host` interface, and
+//! pre-instantiated. Instances are made ahead, each in its own store, `init`ialized
+//! with the plugin's configuration, and kept in a pool; a call takes one, runs under
+//! a deadline and a memory cap, and gives it back. See [`InterceptorChain`].
+//!
+//! ```no_run
+//! # async fn example() -> anyhow::Result<()> {
+//! use interpose::config::PluginConfig;
+//! use interpose::plugin;
+//!
+//! let plugins = vec![PluginConfig::from_path("plugins/redact.wasm")];
+//! let chain = plugin::load_chain(plugins, 16 * 1024 * 1024).await?;
+//! # Ok(()) }
+//! ```
+
+mod bindings;
+mod chain;
+mod compile_cache;
+mod engine;
+mod filter;
+mod health;
+mod host_api;
+pub mod kv;
+mod limits;
+mod pool;
+mod reload;
+mod sandbox;
+mod slot;
+mod stats;
+mod version;
+
+use std::sync::Arc;
+
+pub use bindings::Manifest;
+pub use chain::{InterceptorChain, plugin_error};
+pub use compile_cache::{CACHE_DIR_ENV, default_cache_dir};
+pub use engine::{EPOCH_TICK, PluginRuntime, RuntimeError, RuntimeOptions};
+pub use filter::Filter;
+pub use health::{FAILURE_WINDOW, MAX_CONSECUTIVE_FAILURES, MAX_FAILURES_IN_WINDOW};
+pub use limits::{Failure, Limits};
+pub use reload::POLL_INTERVAL;
+pub use version::{GuestMessage, LoadError, PluginVersion};
+
+use crate::config::PluginConfig;
+
+/// Why the plugin chain could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+}
+
+/// Builds the chain for `plugins` (in order) on a new runtime with default options,
+/// and starts watching the plugin files for changes. This is what `interpose run`
+/// does; keep one chain per process (the runtime holds the process's engine).
+pub async fn load_chain(
+    plugins: Vec<PluginConfig>,
+    max_message_bytes: usize,
+) -> Result<Arc<InterceptorChain>, ChainError> {
+    let runtime = PluginRuntime::new(RuntimeOptions::default())?;
+    let chain = InterceptorChain::load(runtime, plugins, max_message_bytes).await?;
+    chain.watch(POLL_INTERVAL);
+    Ok(chain)
+}
+
+/// Why `--config` / `--plugin` could not be turned into an interceptor.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+}
+
+/// The interceptor for `interpose run`: the plugins of `config_file` (if any) then
+/// those of `--plugin` (in flag order) as a watched [`InterceptorChain`], or
+/// [`crate::intercept::PassAll`] when there are none.
+pub async fn interceptor_from_args(
+    config_file: Option<&std::path::Path>,
+    cli_plugins: &[std::path::PathBuf],
+    max_message_bytes: usize,
+) -> Result<crate::intercept::SharedInterceptor, SetupError> {
+    let plugins = crate::config::plugin_list(config_file, cli_plugins)?;
+    if plugins.is_empty() {
+        return Ok(Arc::new(crate::intercept::PassAll));
+    }
+    Ok(load_chain(plugins, max_message_bytes).await?)
+}

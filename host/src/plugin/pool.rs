@@ -1,0 +1,219 @@
+//! Ready instances of one plugin version, each in its own `Store`, created ahead and
+//! reused. A call takes an instance, runs, and gives it back; an instance whose call
+//! trapped is dropped instead, and the pool is topped up in the background so that
+//! calls do not wait for an instantiation in steady state.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use wasmtime::{Engine, Store};
+
+use super::bindings::{self, GuestVerdict, Manifest, Plugin, PluginPre};
+use super::host_api::HostState;
+use super::kv::KvStore;
+use super::limits::{Failure, Limits, first_line};
+use super::sandbox::{Grants, PluginTag};
+
+/// One ready instance.
+pub struct Instance {
+    store: Store<HostState>,
+    plugin: Plugin,
+}
+
+/// Why an instance could not be made ready.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Instantiate(String),
+    /// `init` returned an error: the plugin's own text.
+    #[error("{0}")]
+    InitRefused(String),
+    #[error("`init` failed: {0}")]
+    InitFailed(Failure),
+}
+
+/// Everything needed to make an instance of one plugin version.
+pub struct InstanceFactory {
+    pub engine: Engine,
+    pub pre: PluginPre<HostState>,
+    pub grants: Grants,
+    pub tag: Arc<PluginTag>,
+    pub kv: Arc<KvStore>,
+    pub limits: Limits,
+    /// The `config` table as JSON, passed to `init`.
+    pub init_config: String,
+}
+
+impl InstanceFactory {
+    /// Instantiates and calls `init`, returning the instance and its manifest.
+    pub async fn create(&self) -> Result<(Instance, Manifest), StartError> {
+        let wasi = self
+            .grants
+            .wasi_ctx(&self.tag)
+            .map_err(|e| StartError::Instantiate(e.to_string()))?;
+        let state = HostState::new(wasi, self.limits.memory_bytes, self.tag.clone(), self.kv.clone());
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(Limits::deadline_ticks(self.limits.init_timeout()));
+        let plugin = match self.pre.instantiate_async(&mut store).await {
+            Ok(plugin) => plugin,
+            Err(_) if store.data().limiter.was_hit() => {
+                return Err(StartError::Instantiate(
+                    Failure::Memory(self.limits.memory_bytes).to_string(),
+                ));
+            }
+            Err(e) => return Err(StartError::Instantiate(first_line(&e))),
+        };
+        let init_limits = Limits {
+            timeout: self.limits.init_timeout(),
+            ..self.limits
+        };
+        let manifest = match bindings::call_init(&plugin, &mut store, &self.init_config).await {
+            Ok(Ok(manifest)) => manifest,
+            Ok(Err(refusal)) => return Err(StartError::InitRefused(refusal)),
+            Err(e) => {
+                let hit = store.data().limiter.was_hit();
+                return Err(StartError::InitFailed(Failure::from_call_error(
+                    &e,
+                    &init_limits,
+                    hit,
+                )));
+            }
+        };
+        Ok((Instance { store, plugin }, manifest))
+    }
+}
+
+impl Instance {
+    /// Calls `intercept` under the deadline and memory cap.
+    pub async fn intercept(
+        &mut self,
+        message: &bindings::WitMessage,
+        limits: &Limits,
+    ) -> Result<GuestVerdict, Failure> {
+        self.store.data_mut().limiter.reset();
+        // Re-armed for every call: the deadline counts from now, not from creation.
+        self.store
+            .set_epoch_deadline(Limits::deadline_ticks(limits.timeout));
+        bindings::call_intercept(&self.plugin, &mut self.store, message)
+            .await
+            .map_err(|e| {
+                Failure::from_call_error(&e, limits, self.store.data().limiter.was_hit())
+            })
+    }
+}
+
+/// The idle instances of one plugin version.
+pub struct InstancePool {
+    factory: InstanceFactory,
+    idle: Mutex<Vec<Instance>>,
+    /// Instances to keep ready.
+    ready: usize,
+    /// Most instances kept idle after a burst.
+    max_idle: usize,
+    refilling: AtomicBool,
+}
+
+/// Pause after a failed background instantiation before the pool tries again.
+const REFILL_BACKOFF: Duration = Duration::from_millis(500);
+
+impl InstancePool {
+    /// A pool holding `first` and ready to hold `ready` instances.
+    pub fn new(factory: InstanceFactory, first: Instance, ready: usize) -> Arc<Self> {
+        let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Arc::new(InstancePool {
+            factory,
+            idle: Mutex::new(vec![first]),
+            ready: ready.max(1),
+            max_idle: ready.max(parallelism),
+            refilling: AtomicBool::new(false),
+        })
+    }
+
+    /// Fills the pool to its ready size now (at load, before the version is used).
+    pub async fn fill(&self) -> Result<(), StartError> {
+        while self.idle_count() < self.ready {
+            let (instance, _) = self.factory.create().await?;
+            self.lock().push(instance);
+        }
+        Ok(())
+    }
+
+    /// An instance to run one call: a ready one, or a fresh one when none is idle.
+    pub async fn take(self: &Arc<Self>) -> Result<Instance, Failure> {
+        let taken = {
+            let mut idle = self.lock();
+            let taken = idle.pop();
+            (taken, idle.len())
+        };
+        match taken {
+            (Some(instance), left) => {
+                if left < self.ready {
+                    self.refill();
+                }
+                Ok(instance)
+            }
+            (None, _) => {
+                self.refill();
+                self.fresh().await
+            }
+        }
+    }
+
+    /// A new instance that bypasses the idle list (benchmarks compare the two).
+    pub async fn fresh(&self) -> Result<Instance, Failure> {
+        match self.factory.create().await {
+            Ok((instance, _)) => Ok(instance),
+            Err(e) => Err(Failure::Instantiate(e.to_string())),
+        }
+    }
+
+    /// Returns an instance after a call that did not trap.
+    pub fn give_back(&self, instance: Instance) {
+        let mut idle = self.lock();
+        if idle.len() < self.max_idle {
+            idle.push(instance);
+        }
+    }
+
+    /// Tops the pool up to its ready size in the background (one task at a time).
+    pub fn refill(self: &Arc<Self>) {
+        if self.refilling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let pool_ref = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                // Holding only a weak reference between instances: a replaced version's
+                // pool is not kept alive by its own refill.
+                let Some(pool) = pool_ref.upgrade() else { return };
+                if pool.idle_count() >= pool.ready {
+                    pool.refilling.store(false, Ordering::Release);
+                    return;
+                }
+                match pool.factory.create().await {
+                    Ok((instance, _)) => pool.give_back(instance),
+                    Err(e) => {
+                        tracing::warn!(target: "interpose::plugin", plugin = &*pool.factory.tag.get(), "cannot start a spare instance: {e}");
+                        drop(pool);
+                        // Not a hot loop: the next call that finds the pool short asks again.
+                        tokio::time::sleep(REFILL_BACKOFF).await;
+                        if let Some(pool) = pool_ref.upgrade() {
+                            pool.refilling.store(false, Ordering::Release);
+                        }
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
+    pub fn idle_count(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Instance>> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -1,0 +1,254 @@
+//! The WASI context of one plugin instance, built from its grants and nothing else:
+//! no inherited environment, arguments, stdin, files or network. The guest's stdout
+//! and stderr go to the proxy's log, line by line, tagged with the plugin's name.
+
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
+
+use crate::config::{DirGrant, DirMode, PluginConfig};
+
+/// The name a plugin's log lines carry. Shared by its instances; set from the
+/// manifest once the first instance has answered `init`.
+#[derive(Debug)]
+pub struct PluginTag(RwLock<Arc<str>>);
+
+impl PluginTag {
+    pub fn new(name: &str) -> Arc<Self> {
+        Arc::new(PluginTag(RwLock::new(name.into())))
+    }
+
+    pub fn get(&self) -> Arc<str> {
+        self.0.read().map(|n| n.clone()).unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    pub fn set(&self, name: &str) {
+        match self.0.write() {
+            Ok(mut n) => *n = name.into(),
+            Err(e) => *e.into_inner() = name.into(),
+        }
+    }
+}
+
+/// What a plugin is granted, resolved once when the plugin is loaded.
+#[derive(Debug, Clone, Default)]
+pub struct Grants {
+    dirs: Vec<DirGrant>,
+    env: Vec<(String, String)>,
+}
+
+/// A grant that cannot be given.
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    #[error("cannot grant directory {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Grants {
+    /// Reads the granted environment variables now (a variable that is not set is
+    /// left out, with a warning) and checks the granted directories exist.
+    pub fn from_config(config: &PluginConfig) -> Result<Self, GrantError> {
+        for dir in &config.dirs {
+            check_dir(&dir.host)?;
+        }
+        let env = config
+            .env
+            .iter()
+            .filter_map(|name| match std::env::var(name) {
+                Ok(value) => Some((name.clone(), value)),
+                Err(_) => {
+                    tracing::warn!(
+                        target: "interpose::plugin",
+                        plugin = %config.display_name(),
+                        "granted environment variable `{name}` is not set (or not UTF-8); the plugin will not see it"
+                    );
+                    None
+                }
+            })
+            .collect();
+        Ok(Grants {
+            dirs: config.dirs.clone(),
+            env,
+        })
+    }
+
+    /// A fresh WASI context holding exactly these grants.
+    pub fn wasi_ctx(&self, tag: &Arc<PluginTag>) -> Result<WasiCtx, GrantError> {
+        let mut builder = WasiCtxBuilder::new();
+        builder
+            .stdout(LogOutput {
+                tag: tag.clone(),
+                stream: "stdout",
+            })
+            .stderr(LogOutput {
+                tag: tag.clone(),
+                stream: "stderr",
+            })
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }));
+        for (name, value) in &self.env {
+            builder.env(name, value);
+        }
+        for dir in &self.dirs {
+            let perms = match dir.mode {
+                DirMode::ReadOnly => FsPerms::ReadOnly,
+                DirMode::ReadWrite => FsPerms::ReadWrite,
+            };
+            builder
+                .preopened_dir(&dir.host, dir.guest_path(), perms)
+                .map_err(|e| GrantError::Dir {
+                    path: dir.host.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+        }
+        Ok(builder.build())
+    }
+}
+
+fn check_dir(path: &Path) -> Result<(), GrantError> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(GrantError::Dir {
+            path: path.to_owned(),
+            source: std::io::Error::other("not a directory"),
+        }),
+        Err(source) => Err(GrantError::Dir {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Longest line logged in one piece; longer output is split.
+const MAX_LINE: usize = 4096;
+
+/// Stdout or stderr of a plugin, written to the log.
+struct LogOutput {
+    tag: Arc<PluginTag>,
+    stream: &'static str,
+}
+
+impl IsTerminal for LogOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for LogOutput {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(LineLogger::new(self.tag.clone(), self.stream))
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(LineLogger::new(self.tag.clone(), self.stream))
+    }
+}
+
+/// Collects bytes into lines and logs each complete one; the rest when dropped.
+struct LineLogger {
+    tag: Arc<PluginTag>,
+    stream: &'static str,
+    line: Vec<u8>,
+}
+
+impl LineLogger {
+    fn new(tag: Arc<PluginTag>, stream: &'static str) -> Self {
+        LineLogger {
+            tag,
+            stream,
+            line: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            match memchr::memchr(b'\n', bytes) {
+                Some(end) => {
+                    self.line.extend_from_slice(&bytes[..end]);
+                    self.emit();
+                    bytes = &bytes[end + 1..];
+                }
+                None => {
+                    self.line.extend_from_slice(bytes);
+                    bytes = &[];
+                }
+            }
+            if self.line.len() >= MAX_LINE {
+                self.emit();
+            }
+        }
+    }
+
+    fn emit(&mut self) {
+        let text = String::from_utf8_lossy(&self.line);
+        let text = text.trim_end_matches('\r');
+        let plugin = self.tag.get();
+        match self.stream {
+            "stderr" => {
+                tracing::warn!(target: "interpose::plugin", plugin = %plugin, stream = self.stream, "{text}")
+            }
+            _ => {
+                tracing::info!(target: "interpose::plugin", plugin = %plugin, stream = self.stream, "{text}")
+            }
+        }
+        self.line.clear();
+    }
+}
+
+impl Drop for LineLogger {
+    fn drop(&mut self) {
+        if !self.line.is_empty() {
+            self.emit();
+        }
+    }
+}
+
+impl OutputStream for LineLogger {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.push(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 * 1024)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for LineLogger {
+    async fn ready(&mut self) {}
+}
+
+impl tokio::io::AsyncWrite for LineLogger {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.push(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}

@@ -1,0 +1,74 @@
+//! Per-plugin counts of calls and verdicts and time spent in the guest, logged at
+//! debug level every [`LOG_EVERY`] calls and when the chain is dropped.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Calls between two debug lines.
+pub const LOG_EVERY: u64 = 1000;
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    calls: AtomicU64,
+    passes: AtomicU64,
+    rewrites: AtomicU64,
+    responds: AtomicU64,
+    rejects: AtomicU64,
+    failures: AtomicU64,
+    nanos: AtomicU64,
+}
+
+/// Which way a call ended, for counting.
+#[derive(Debug, Clone, Copy)]
+pub enum Outcome {
+    Pass,
+    Rewrite,
+    Respond,
+    Reject,
+    Failure,
+}
+
+impl Stats {
+    /// Counts one call; returns true when a summary is due.
+    pub fn record(&self, outcome: Outcome, elapsed: Duration) -> bool {
+        let counter = match outcome {
+            Outcome::Pass => &self.passes,
+            Outcome::Rewrite => &self.rewrites,
+            Outcome::Respond => &self.responds,
+            Outcome::Reject => &self.rejects,
+            Outcome::Failure => &self.failures,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.nanos.fetch_add(
+            u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        let calls = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
+        calls % LOG_EVERY == 0
+    }
+
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Writes the summary line.
+    pub fn log(&self, plugin: &str) {
+        let calls = self.calls();
+        if calls == 0 {
+            return;
+        }
+        let nanos = self.nanos.load(Ordering::Relaxed);
+        tracing::debug!(
+            target: "interpose::plugin",
+            plugin,
+            calls,
+            pass = self.passes.load(Ordering::Relaxed),
+            rewrite = self.rewrites.load(Ordering::Relaxed),
+            respond = self.responds.load(Ordering::Relaxed),
+            reject = self.rejects.load(Ordering::Relaxed),
+            failed = self.failures.load(Ordering::Relaxed),
+            mean_us = nanos as f64 / calls as f64 / 1000.0,
+            "plugin statistics"
+        );
+    }
+}

@@ -1,0 +1,217 @@
+//! One loaded version of a plugin file: compiled, linked, its manifest read, its pool
+//! of instances ready. Hot reload swaps whole versions; a call holds an `Arc` to the
+//! version it started on, so it finishes there.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::bindings::{GuestVerdict, Manifest, WitMessage};
+use super::engine::PluginRuntime;
+use super::filter::Filter;
+use super::health::Health;
+use super::kv::KvStore;
+use super::limits::{Failure, Limits, first_line};
+use super::pool::{InstanceFactory, InstancePool, StartError};
+use super::sandbox::{Grants, PluginTag};
+use crate::config::{PluginConfig, Sha256};
+
+/// A plugin version, ready for calls.
+pub struct PluginVersion {
+    /// The name in logs and errors: the configured name, else the manifest's.
+    pub name: Arc<str>,
+    pub manifest: Manifest,
+    pub filter: Filter,
+    pub sha256: Sha256,
+    pub limits: Limits,
+    pub health: Health,
+    pool: Arc<InstancePool>,
+}
+
+/// Why a plugin (or a new version of it) was not loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} has sha256 {actual}, but the configuration pins {expected}")]
+    PinMismatch {
+        path: PathBuf,
+        expected: Sha256,
+        actual: Sha256,
+    },
+    #[error("{path} is not a usable WebAssembly component: {message}")]
+    Compile { path: PathBuf, message: String },
+    #[error("{path} does not fit the interpose plugin interface: {message}")]
+    Link { path: PathBuf, message: String },
+    #[error("{path}: {source}")]
+    Grant {
+        path: PathBuf,
+        source: super::sandbox::GrantError,
+    },
+    #[error("{path}: cannot start the plugin: {source}")]
+    Start { path: PathBuf, source: StartError },
+    #[error("plugin `{name}` ({path}) refused its configuration: {message}")]
+    InitRefused {
+        name: String,
+        path: PathBuf,
+        message: String,
+    },
+    #[error("{path}: the plugin's manifest has an empty name; set `name` in the configuration")]
+    NoName { path: PathBuf },
+}
+
+/// The file's bytes and their digest, checked against the pin.
+pub async fn read_checked(config: &PluginConfig) -> Result<(Arc<[u8]>, Sha256), LoadError> {
+    let bytes = tokio::fs::read(&config.path)
+        .await
+        .map_err(|source| LoadError::Read {
+            path: config.path.clone(),
+            source,
+        })?;
+    let actual = Sha256::of(&bytes);
+    if let Some(expected) = config.sha256
+        && expected != actual
+    {
+        return Err(LoadError::PinMismatch {
+            path: config.path.clone(),
+            expected,
+            actual,
+        });
+    }
+    Ok((bytes.into(), actual))
+}
+
+/// What a version shares with the versions before and after it.
+pub struct Lineage {
+    pub tag: Arc<PluginTag>,
+    pub kv: Arc<KvStore>,
+    pub max_message_bytes: usize,
+}
+
+impl PluginVersion {
+    /// Loads `wasm` as a new version: compile (or fetch from the cache), link, start
+    /// the first instance and read its manifest, then fill the pool.
+    pub async fn load(
+        runtime: &PluginRuntime,
+        config: &PluginConfig,
+        wasm: Arc<[u8]>,
+        sha256: Sha256,
+        lineage: &Lineage,
+    ) -> Result<Arc<Self>, LoadError> {
+        let path = &config.path;
+        let component = runtime
+            .compile(wasm)
+            .await
+            .map_err(|e| LoadError::Compile {
+                path: path.clone(),
+                message: first_line(&e),
+            })?;
+        let pre = runtime.link(&component).map_err(|e| LoadError::Link {
+            path: path.clone(),
+            message: first_line(&e),
+        })?;
+        let grants = Grants::from_config(config).map_err(|source| LoadError::Grant {
+            path: path.clone(),
+            source,
+        })?;
+        let limits = Limits::from_config(config, lineage.max_message_bytes);
+        let factory = InstanceFactory {
+            engine: runtime.engine().clone(),
+            pre,
+            grants,
+            tag: lineage.tag.clone(),
+            kv: lineage.kv.clone(),
+            limits,
+            init_config: config.init_json(),
+        };
+        let (first, manifest) = factory
+            .create()
+            .await
+            .map_err(|e| start_error(config, path, e))?;
+        let name: Arc<str> = match &config.name {
+            Some(name) => name.as_str().into(),
+            None if manifest.name.trim().is_empty() => {
+                return Err(LoadError::NoName { path: path.clone() });
+            }
+            None => manifest.name.as_str().into(),
+        };
+        lineage.tag.set(&name);
+        let pool = InstancePool::new(factory, first, config.pool_size);
+        pool.fill().await.map_err(|e| start_error(config, path, e))?;
+        Ok(Arc::new(PluginVersion {
+            name,
+            filter: Filter::new(&manifest.methods, &manifest.kinds),
+            manifest,
+            sha256,
+            limits,
+            health: Health::default(),
+            pool,
+        }))
+    }
+
+    /// Runs one `intercept` call on an instance from the pool.
+    pub(super) async fn call(&self, message: &WitMessage) -> Result<GuestVerdict, Failure> {
+        let mut instance = self.pool.take().await?;
+        match instance.intercept(message, &self.limits).await {
+            Ok(verdict) => {
+                self.pool.give_back(instance);
+                Ok(verdict)
+            }
+            Err(failure) => {
+                // A trapped instance is never entered again.
+                drop(instance);
+                self.pool.refill();
+                Err(failure)
+            }
+        }
+    }
+
+    /// Instances idle in the pool (for tests and benchmarks).
+    pub fn idle_instances(&self) -> usize {
+        self.pool.idle_count()
+    }
+
+    /// Converts `msg` for the guest once, to call this version directly (benchmarks).
+    #[doc(hidden)]
+    pub fn guest_message(&self, msg: &crate::intercept::Intercepted<'_>) -> GuestMessage {
+        GuestMessage(super::bindings::to_wit_message(
+            msg,
+            msg.kind,
+            msg.payload.map(serde_json::value::RawValue::get),
+            msg.error,
+            self.manifest.wants_request,
+        ))
+    }
+
+    /// One call outside the chain: on an instance from the pool, or on a new instance
+    /// made for this call alone (benchmarks compare the two).
+    #[doc(hidden)]
+    pub async fn call_direct(&self, msg: &GuestMessage, fresh: bool) -> Result<(), Failure> {
+        if fresh {
+            let mut instance = self.pool.fresh().await?;
+            instance.intercept(&msg.0, &self.limits).await.map(drop)
+        } else {
+            self.call(&msg.0).await.map(drop)
+        }
+    }
+}
+
+/// A message in the guest's form; see [`PluginVersion::guest_message`].
+#[doc(hidden)]
+pub struct GuestMessage(WitMessage);
+
+fn start_error(config: &PluginConfig, path: &Path, error: StartError) -> LoadError {
+    match error {
+        StartError::InitRefused(message) => LoadError::InitRefused {
+            name: config.display_name(),
+            path: path.to_owned(),
+            message,
+        },
+        source => LoadError::Start {
+            path: path.to_owned(),
+            source,
+        },
+    }
+}

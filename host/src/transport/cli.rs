@@ -1,0 +1,246 @@
+//! Command-line flags for the two ends of `interpose run`: where clients connect
+//! (`--listen`) and how to reach a backend given as a URL. Kept here, beside the
+//! transports they configure, so `main.rs` only flattens them in.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use url::Url;
+
+use super::child::CommandSpec;
+use super::http_client::HttpUpstreamConfig;
+use super::http_server::{AccessPolicy, HttpServerConfig};
+use super::upstream::UpstreamSpec;
+
+/// Which HTTP transport a URL backend speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UpstreamKind {
+    /// Legacy SSE when the URL path ends in `/sse`, otherwise Streamable HTTP.
+    Auto,
+    /// Streamable HTTP (2025-03-26 and later).
+    StreamableHttp,
+    /// The legacy HTTP+SSE transport (2024-11-05).
+    Sse,
+}
+
+/// Flags for where clients connect and how to reach an HTTP backend.
+#[derive(Debug, Clone, Args)]
+pub struct TransportArgs {
+    /// Where clients connect: `stdio`, or `http://127.0.0.1:PORT` for Streamable HTTP
+    /// at /mcp and legacy SSE at /sse.
+    #[arg(long, default_value = "stdio", value_name = "stdio|http://HOST:PORT")]
+    pub listen: String,
+    /// Listen on an address other than loopback (use with --auth-token-env).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// An Origin allowed besides loopback ones, e.g. https://app.example (repeatable;
+    /// `*` allows any). Requests from other origins get 403.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    pub allow_origin: Vec<String>,
+    /// Require `Authorization: Bearer <token>` from HTTP clients, the token read from
+    /// this environment variable.
+    #[arg(long, value_name = "NAME")]
+    pub auth_token_env: Option<String>,
+    /// Sessions served at once over HTTP; more get 503.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub max_sessions: usize,
+    /// End an HTTP session (and stop its backend) after this many idle seconds.
+    #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
+    pub session_idle_timeout: u64,
+    /// Pass the HTTP client's own Authorization header on to an HTTP backend.
+    #[arg(long)]
+    pub pass_client_authorization: bool,
+    /// How to talk to a URL backend.
+    #[arg(long, value_enum, default_value_t = UpstreamKind::Auto)]
+    pub upstream: UpstreamKind,
+    /// A header sent to an HTTP backend with every request (repeatable).
+    #[arg(long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
+    pub header: Vec<(HeaderName, HeaderValue)>,
+    /// Send `Authorization: Bearer <token>` to an HTTP backend, the token read from
+    /// this environment variable.
+    #[arg(long, value_name = "NAME")]
+    pub bearer_token_env: Option<String>,
+}
+
+/// Where clients connect.
+pub enum Listen {
+    Stdio,
+    Http(HttpServerConfig),
+}
+
+impl TransportArgs {
+    /// The listener the flags describe.
+    pub fn listen(&self) -> anyhow::Result<Listen> {
+        if self.listen == "stdio" {
+            return Ok(Listen::Stdio);
+        }
+        let url = Url::parse(&self.listen)
+            .ok()
+            .filter(|url| url.scheme() == "http" && matches!(url.path(), "" | "/" | "/mcp"))
+            .with_context(|| {
+                format!(
+                    "--listen must be `stdio` or `http://HOST:PORT`, got `{}`",
+                    self.listen
+                )
+            })?;
+        let addr = listen_addr(&url)?;
+        let mut config = HttpServerConfig::new(addr);
+        config.allow_remote = self.allow_remote;
+        config.access = AccessPolicy {
+            allowed_origins: self
+                .allow_origin
+                .iter()
+                .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+                .collect(),
+            loopback_only_host: false,
+            token: self
+                .auth_token_env
+                .as_deref()
+                .map(|name| secret_from_env(name, "--auth-token-env"))
+                .transpose()?,
+        };
+        config.max_sessions = self.max_sessions.max(1);
+        config.session_idle_timeout = Duration::from_secs(self.session_idle_timeout.max(1));
+        config.pass_client_authorization = self.pass_client_authorization;
+        Ok(Listen::Http(config))
+    }
+
+    /// The backend the command line names: a URL, or a command with its arguments.
+    pub fn upstream(
+        &self,
+        backend: Vec<String>,
+        env: Vec<(String, String)>,
+    ) -> anyhow::Result<UpstreamSpec> {
+        let mut words = backend.into_iter();
+        let first = words.next().context("no backend given")?;
+        let url = Url::parse(&first)
+            .ok()
+            .filter(|url| matches!(url.scheme(), "http" | "https"));
+        let Some(url) = url else {
+            return Ok(UpstreamSpec::Command(CommandSpec {
+                program: first,
+                args: words.collect(),
+                env,
+            }));
+        };
+        if words.next().is_some() {
+            bail!("a URL backend takes no arguments after the URL");
+        }
+        if !env.is_empty() {
+            bail!("--env applies to command backends, not to a URL");
+        }
+        let mut headers = HeaderMap::new();
+        for (name, value) in &self.header {
+            headers.append(name.clone(), value.clone());
+        }
+        if let Some(name) = &self.bearer_token_env {
+            let token = secret_from_env(name, "--bearer-token-env")?;
+            let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .context("the bearer token is not a valid header value")?;
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        let legacy = match self.upstream {
+            UpstreamKind::Sse => true,
+            UpstreamKind::StreamableHttp => false,
+            UpstreamKind::Auto => url.path().trim_end_matches('/').ends_with("/sse"),
+        };
+        let config = Arc::new(HttpUpstreamConfig::new(url, headers)?);
+        Ok(if legacy {
+            UpstreamSpec::LegacySse(config)
+        } else {
+            UpstreamSpec::StreamableHttp(config)
+        })
+    }
+}
+
+fn listen_addr(url: &Url) -> anyhow::Result<SocketAddr> {
+    let host = url.host_str().context("--listen needs a host")?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = url
+        .port()
+        .context("--listen needs a port, e.g. http://127.0.0.1:8080")?;
+    (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve `{host}`"))?
+        .next()
+        .with_context(|| format!("`{host}` has no address"))
+}
+
+fn secret_from_env(name: &str, flag: &str) -> anyhow::Result<String> {
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => Ok(value.trim().to_owned()),
+        _ => bail!("{flag}: the environment variable `{name}` is not set or is empty"),
+    }
+}
+
+fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("expected `Name: value`, got `{text}`"))?;
+    let name = HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|e| format!("invalid header name `{}`: {e}", name.trim()))?;
+    let value = HeaderValue::from_str(value.trim())
+        .map_err(|e| format!("invalid value for header `{name}`: {e}"))?;
+    Ok((name, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> TransportArgs {
+        TransportArgs {
+            listen: "stdio".into(),
+            allow_remote: false,
+            allow_origin: vec![],
+            auth_token_env: None,
+            max_sessions: 64,
+            session_idle_timeout: 1800,
+            pass_client_authorization: false,
+            upstream: UpstreamKind::Auto,
+            header: vec![],
+            bearer_token_env: None,
+        }
+    }
+
+    #[test]
+    fn url_backends_pick_their_transport() {
+        let a = args();
+        let pick = |url: &str| a.upstream(vec![url.into()], vec![]).unwrap();
+        assert!(matches!(pick("http://127.0.0.1:1/mcp"), UpstreamSpec::StreamableHttp(_)));
+        assert!(matches!(pick("http://127.0.0.1:1/sse"), UpstreamSpec::LegacySse(_)));
+        assert!(matches!(
+            a.upstream(vec!["python3".into(), "s.py".into()], vec![]).unwrap(),
+            UpstreamSpec::Command(_)
+        ));
+        assert!(a
+            .upstream(vec!["http://x/mcp".into(), "extra".into()], vec![])
+            .is_err());
+    }
+
+    #[test]
+    fn header_flag_parses() {
+        let (name, value) = parse_header("X-Api-Key:  abc ").unwrap();
+        assert_eq!(name.as_str(), "x-api-key");
+        assert_eq!(value, "abc");
+        assert!(parse_header("no colon").is_err());
+    }
+
+    #[test]
+    fn listen_accepts_http_and_refuses_nonsense() {
+        let mut a = args();
+        a.listen = "http://127.0.0.1:8080".into();
+        match a.listen().unwrap() {
+            Listen::Http(config) => assert_eq!(config.addr.port(), 8080),
+            Listen::Stdio => panic!("expected http"),
+        }
+        a.listen = "tcp://x".into();
+        assert!(a.listen().is_err());
+    }
+}

@@ -1,0 +1,701 @@
+//! Upstream to a backend over Streamable HTTP (2025-03-26 and later, 2026-07-28 too).
+//!
+//! Each message the relay sends becomes one POST. A request's answer comes back as
+//! JSON or as an SSE stream; everything on that stream is reported with the request's
+//! id as `related`, so the relay can route it to the client request it belongs to. The
+//! session id from `initialize` goes on every later request, a standalone GET stream
+//! carries server messages that belong to no request, broken streams are resumed with
+//! `Last-Event-ID`, and the session is ended with DELETE when the relay is done.
+//!
+//! Ordering: `initialize` is awaited in full (its answer carries the session id and the
+//! version every later request must name), notifications and responses are awaited
+//! until the server accepts them (so `notifications/initialized` is in before the next
+//! request), and requests run concurrently (a long tool call must not hold up the
+//! answer to a sampling request the backend is waiting for).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use tokio::sync::mpsc;
+use tokio::task::{AbortHandle, JoinSet};
+use url::Url;
+
+use super::mcp_http::{
+    self, EVENT_STREAM, LAST_EVENT_ID, MCP_METHOD, MCP_NAME, PROTOCOL_VERSION, SESSION_ID,
+    SseReadError, read_events,
+};
+use super::upstream::ConnectContext;
+use super::{CHANNEL_CAPACITY, Inbound, Link, Outbound};
+use crate::framing::Frame;
+use crate::jsonrpc::{
+    self, BACKEND_UNAVAILABLE, ErrorObject, INTERNAL_ERROR, Message, Parsed, RawId,
+};
+
+/// How many times a broken response stream is resumed before its request fails.
+const MAX_RESUMES: u32 = 5;
+/// How many GET stream attempts in a row may fail before the stream is given up.
+const MAX_LISTEN_FAILURES: u32 = 5;
+/// Bytes of an error body kept for the error message.
+const ERROR_BODY_BYTES: usize = 64 * 1024;
+/// Once the relay is done, how long requests still running may take to finish.
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the backend is and what every request to it carries.
+#[derive(Debug, Clone)]
+pub struct HttpUpstreamConfig {
+    pub url: Url,
+    /// Sent on every request: the operator's `--header`s and bearer token.
+    pub headers: HeaderMap,
+    pub client: reqwest::Client,
+}
+
+/// Why an HTTP upstream could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpUpstreamError {
+    #[error("the backend URL must be http:// or https://, got `{0}`")]
+    Scheme(String),
+    #[error("could not build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+impl HttpUpstreamConfig {
+    pub fn new(url: Url, headers: HeaderMap) -> Result<Self, HttpUpstreamError> {
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(HttpUpstreamError::Scheme(url.to_string()));
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()?;
+        Ok(HttpUpstreamConfig {
+            url,
+            headers,
+            client,
+        })
+    }
+
+    /// This config for one session: with the client's own `Authorization` when the
+    /// operator asked for it to be passed on.
+    pub fn for_session(self: &Arc<Self>, context: &ConnectContext) -> Arc<Self> {
+        match &context.client_authorization {
+            Some(value) => {
+                let mut config = (**self).clone();
+                config.headers.insert(AUTHORIZATION, value.clone());
+                Arc::new(config)
+            }
+            None => self.clone(),
+        }
+    }
+}
+
+/// Opens a link to a Streamable HTTP backend. Nothing is sent until the relay sends.
+pub fn connect(config: Arc<HttpUpstreamConfig>, max_message_bytes: usize) -> Link {
+    let (in_tx, inbound) = mpsc::channel(CHANNEL_CAPACITY);
+    let (outbound, out_rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let shared = Arc::new(Shared {
+        config,
+        max_message_bytes,
+        in_tx,
+        closed: AtomicBool::new(false),
+        session: Mutex::new(SessionState::default()),
+    });
+    let writer = tokio::spawn(write_loop(shared, out_rx));
+    Link {
+        inbound,
+        outbound,
+        writer,
+    }
+}
+
+#[derive(Default)]
+struct SessionState {
+    id: Option<HeaderValue>,
+    /// The version `initialize` settled on.
+    version: Option<String>,
+}
+
+struct Shared {
+    config: Arc<HttpUpstreamConfig>,
+    max_message_bytes: usize,
+    in_tx: mpsc::Sender<Inbound>,
+    closed: AtomicBool,
+    session: Mutex<SessionState>,
+}
+
+async fn write_loop(shared: Arc<Shared>, mut out_rx: mpsc::Receiver<Outbound>) {
+    let mut requests: JoinSet<Box<str>> = JoinSet::new();
+    let mut in_flight: HashMap<Box<str>, AbortHandle> = HashMap::new();
+    let mut listener: Option<tokio::task::JoinHandle<()>> = None;
+    while let Some(Outbound { message, .. }) = out_rx.recv().await {
+        while let Some(done) = requests.try_join_next() {
+            if let Ok(id) = done {
+                in_flight.remove(&id);
+            }
+        }
+        if shared.is_closed() {
+            continue;
+        }
+        match message {
+            Message::Request { ref id, ref method, .. } if method == "initialize" => {
+                let id = id.clone();
+                shared.clone().post_request(id, message, true).await;
+            }
+            Message::Request { ref id, .. } => {
+                let key: Box<str> = id.get().into();
+                let done_key = key.clone();
+                let task = shared.clone().post_request(id.clone(), message, false);
+                let handle = requests.spawn(async move {
+                    task.await;
+                    done_key
+                });
+                in_flight.insert(key, handle);
+            }
+            Message::Notification { ref method, ref params }
+                if method == "notifications/cancelled" && !shared.has_session() =>
+            {
+                // Without a session (2026-07-28), closing the response stream is the
+                // cancellation; there is no notification to send.
+                if let Some(handle) = jsonrpc::cancelled_request_id(params.as_deref())
+                    .and_then(|id| in_flight.remove(id.get()))
+                {
+                    handle.abort();
+                }
+            }
+            Message::Notification { ref method, .. } => {
+                let initialized = method == "notifications/initialized";
+                shared.post_one_way(message).await;
+                if initialized && listener.is_none() && shared.has_session() {
+                    listener = Some(tokio::spawn(shared.clone().listen()));
+                }
+            }
+            answer => shared.post_one_way(answer).await,
+        }
+    }
+    // The relay is done with the backend: let answers in flight arrive, then end the session.
+    let drained = tokio::time::timeout(DRAIN_LIMIT, async {
+        while requests.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        requests.abort_all();
+    }
+    if let Some(listener) = listener {
+        listener.abort();
+    }
+    shared.delete_session().await;
+    shared
+        .close("the session with the backend ended".to_owned())
+        .await;
+}
+
+impl Shared {
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn has_session(&self) -> bool {
+        self.lock_session().id.is_some()
+    }
+
+    fn lock_session(&self) -> std::sync::MutexGuard<'_, SessionState> {
+        self.session.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reports the link as closed, once; the relay then fails what is in flight.
+    async fn close(&self, why: String) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            self.in_tx.send(Inbound::Closed(why)).await.ok();
+        }
+    }
+
+    async fn deliver(&self, frame: Frame, related: Option<&RawId>) {
+        let inbound = Inbound::Frame {
+            frame,
+            related: related.cloned(),
+        };
+        self.in_tx.send(inbound).await.ok();
+    }
+
+    /// Answers request `id` with an error the proxy made, as if the backend sent it.
+    async fn answer_error(&self, id: &RawId, error: ErrorObject) {
+        let message = Message::error_response(id.clone(), &error);
+        self.deliver(Frame::Message(message), Some(id)).await;
+    }
+
+    fn headers_for(&self, message: &Message) -> HeaderMap {
+        let mut headers = self.config.headers.clone();
+        headers.insert(
+            ACCEPT,
+            HeaderValue::from_static("application/json, text/event-stream"),
+        );
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(mcp_http::JSON));
+        let meta_version = match message {
+            Message::Request { params, .. } | Message::Notification { params, .. } => {
+                mcp_http::meta_protocol_version(params.as_deref())
+            }
+            _ => None,
+        };
+        let session = self.lock_session();
+        if let Some(id) = &session.id {
+            headers.insert(SESSION_ID, id.clone());
+        }
+        let version = meta_version.as_ref().or(session.version.as_ref());
+        if let Some(value) = version.and_then(|v| HeaderValue::from_str(v).ok()) {
+            headers.insert(PROTOCOL_VERSION, value);
+        }
+        let stateless = meta_version.is_some_and(|v| !mcp_http::has_sessions(&v));
+        if stateless && let Message::Request { method, params, .. } = message {
+            if let Ok(value) = HeaderValue::from_str(method) {
+                headers.insert(MCP_METHOD, value);
+            }
+            let name = mcp_http::request_name(method, params.as_deref())
+                .map(|name| mcp_http::encode_header_value(&name))
+                .and_then(|name| HeaderValue::from_str(&name).ok());
+            if let Some(name) = name {
+                headers.insert(MCP_NAME, name);
+            }
+        }
+        headers
+    }
+
+    /// Headers for a GET or DELETE on the session.
+    fn session_headers(&self) -> HeaderMap {
+        let mut headers = self.config.headers.clone();
+        let session = self.lock_session();
+        if let Some(id) = &session.id {
+            headers.insert(SESSION_ID, id.clone());
+        }
+        if let Some(value) = session
+            .version
+            .as_deref()
+            .and_then(|v| HeaderValue::from_str(v).ok())
+        {
+            headers.insert(PROTOCOL_VERSION, value);
+        }
+        headers
+    }
+
+    async fn post(&self, message: &Message) -> Result<reqwest::Response, reqwest::Error> {
+        self.config
+            .client
+            .post(self.config.url.clone())
+            .headers(self.headers_for(message))
+            .body(message.to_json())
+            .send()
+            .await
+    }
+
+    /// A request failed to reach the backend: when the backend cannot be reached at
+    /// all the whole link is closed, so every request in flight fails at once.
+    async fn send_failed(&self, id: Option<&RawId>, error: reqwest::Error) {
+        let url = &self.config.url;
+        if error.is_connect() || error.is_timeout() {
+            self.close(format!(
+                "cannot reach the backend at {url}: {}",
+                error_chain(&error)
+            ))
+            .await;
+        } else if let Some(id) = id {
+            let error = ErrorObject::new(
+                BACKEND_UNAVAILABLE,
+                format!("the request to {url} failed: {}", error_chain(&error)),
+            );
+            self.answer_error(id, error).await;
+        } else {
+            tracing::warn!("sending to {url} failed: {}", error_chain(&error));
+        }
+    }
+
+    /// A 404 on a request that named our session: the backend forgot it.
+    async fn session_gone(&self, status: StatusCode) -> bool {
+        if status == StatusCode::NOT_FOUND && self.has_session() {
+            self.close(format!(
+                "the backend at {} ended the session (HTTP 404)",
+                self.config.url
+            ))
+            .await;
+            return true;
+        }
+        false
+    }
+
+    async fn post_request(self: Arc<Self>, id: RawId, message: Message, initialize: bool) {
+        let response = match self.post(&message).await {
+            Ok(response) => response,
+            Err(e) => return self.send_failed(Some(&id), e).await,
+        };
+        let status = response.status();
+        if initialize && status.is_success() {
+            let session_id = response.headers().get(SESSION_ID).cloned();
+            self.lock_session().id = session_id;
+        } else if self.session_gone(status).await {
+            return;
+        }
+        if !status.is_success() {
+            return self.http_error(&id, status, response).await;
+        }
+        if status == StatusCode::ACCEPTED || status == StatusCode::NO_CONTENT {
+            tracing::debug!("the backend accepted a request without answering it on its POST");
+            return;
+        }
+        let is_stream = content_type(&response).starts_with(EVENT_STREAM);
+        let answered = if is_stream {
+            self.read_response_stream(&id, response, initialize).await
+        } else {
+            self.read_json_response(&id, response, initialize).await
+        };
+        if !answered {
+            let error = ErrorObject::new(
+                BACKEND_UNAVAILABLE,
+                "the backend closed the response stream without answering",
+            );
+            self.answer_error(&id, error).await;
+        }
+    }
+
+    /// Delivers a JSON answer; returns whether it answered `id`.
+    async fn read_json_response(
+        &self,
+        id: &RawId,
+        response: reqwest::Response,
+        initialize: bool,
+    ) -> bool {
+        let body = match read_limited(response, self.max_message_bytes).await {
+            Ok(body) => body,
+            Err(problem) => {
+                self.answer_error(id, ErrorObject::new(INTERNAL_ERROR, problem))
+                    .await;
+                return true;
+            }
+        };
+        let mut answered = false;
+        for frame in mcp_http::frames_from_body(&body, self.max_message_bytes) {
+            answered |= self.note_answer(&frame, id, initialize);
+            self.deliver(frame, Some(id)).await;
+        }
+        answered
+    }
+
+    /// Whether `frame` answers request `id`; for `initialize`, also remembers the
+    /// version it settled on.
+    fn note_answer(&self, frame: &Frame, id: &RawId, initialize: bool) -> bool {
+        let (answer_id, result) = match frame {
+            Frame::Message(Message::Response { id, result }) => (Some(id), Some(result)),
+            Frame::Message(Message::Error { id, .. }) => (Some(id), None),
+            Frame::Malformed { id, .. } | Frame::TooLong { id, .. } => (id.as_ref(), None),
+            _ => (None, None),
+        };
+        let answers = answer_id.is_some_and(|a| a.get() == id.get());
+        if answers
+            && initialize
+            && let Some(version) = result.and_then(|r| mcp_http::negotiated_version(r))
+        {
+            self.lock_session().version = Some(version);
+        }
+        answers
+    }
+
+    /// Delivers what arrives on a request's SSE stream, resuming it with
+    /// `Last-Event-ID` when it breaks before the answer. Returns whether `id` was answered.
+    async fn read_response_stream(
+        &self,
+        id: &RawId,
+        response: reqwest::Response,
+        initialize: bool,
+    ) -> bool {
+        let mut cursor = StreamCursor::default();
+        let mut response = response;
+        let mut resumes = 0;
+        loop {
+            match self.pump(&mut cursor, response, Some(id), initialize).await {
+                Pump::Answered => return true,
+                Pump::Failed(problem) => {
+                    self.answer_error(id, ErrorObject::new(INTERNAL_ERROR, problem))
+                        .await;
+                    return true;
+                }
+                Pump::Ended => {}
+            }
+            let Some(last) = cursor.last_event_id.clone() else {
+                return false;
+            };
+            resumes += 1;
+            if resumes > MAX_RESUMES || self.is_closed() {
+                return false;
+            }
+            tokio::time::sleep(cursor.retry_delay(resumes)).await;
+            response = match self.resume(&last).await {
+                Ok(response) => response,
+                Err(problem) => {
+                    tracing::debug!("resuming a response stream failed: {problem}");
+                    return false;
+                }
+            };
+        }
+    }
+
+    /// GET with `Last-Event-ID`, to pick up a stream where it broke.
+    async fn resume(&self, last_event_id: &str) -> Result<reqwest::Response, String> {
+        let mut headers = self.session_headers();
+        headers.insert(ACCEPT, HeaderValue::from_static(EVENT_STREAM));
+        if let Ok(value) = HeaderValue::from_str(last_event_id) {
+            headers.insert(LAST_EVENT_ID, value);
+        }
+        let response = self
+            .config
+            .client
+            .get(self.config.url.clone())
+            .headers(headers)
+            .send()
+            .await
+            .map_err(|e| error_chain(&e))?;
+        if self.session_gone(response.status()).await {
+            return Err("the session ended".into());
+        }
+        if !response.status().is_success() {
+            return Err(format!("HTTP {}", response.status()));
+        }
+        Ok(response)
+    }
+
+    /// Delivers events from one SSE response until it ends, fails, or answers `id`.
+    async fn pump(
+        &self,
+        cursor: &mut StreamCursor,
+        response: reqwest::Response,
+        id: Option<&RawId>,
+        initialize: bool,
+    ) -> Pump {
+        let mut events = Box::pin(read_events(
+            response.bytes_stream(),
+            self.max_message_bytes,
+        ));
+        while let Some(event) = events.next().await {
+            let event = match event {
+                Ok(event) => event,
+                Err(SseReadError::TooLarge(limit)) => {
+                    return Pump::Failed(format!(
+                        "the backend sent an event larger than the {limit}-byte limit"
+                    ));
+                }
+                Err(SseReadError::Stream(problem)) => {
+                    tracing::debug!("a stream from the backend broke: {problem}");
+                    return Pump::Ended;
+                }
+            };
+            cursor.seen(&event);
+            let is_message = matches!(event.event.as_deref(), None | Some("message"));
+            let Some(data) = event.data.filter(|d| is_message && !d.trim().is_empty()) else {
+                continue;
+            };
+            let mut answered = false;
+            for frame in mcp_http::frames_from_body(data.as_bytes(), self.max_message_bytes) {
+                if let Some(id) = id {
+                    answered |= self.note_answer(&frame, id, initialize);
+                }
+                self.deliver(frame, id).await;
+            }
+            if answered {
+                return Pump::Answered;
+            }
+        }
+        Pump::Ended
+    }
+
+    /// POSTs a notification or a response, waiting until the backend has taken it.
+    async fn post_one_way(&self, message: Message) {
+        let response = match self.post(&message).await {
+            Ok(response) => response,
+            Err(e) => return self.send_failed(None, e).await,
+        };
+        let status = response.status();
+        if self.session_gone(status).await {
+            return;
+        }
+        if !status.is_success() {
+            let body = read_limited(response, ERROR_BODY_BYTES)
+                .await
+                .unwrap_or_default();
+            tracing::warn!(
+                "the backend refused a {} with HTTP {status}: {}",
+                message.kind().as_str(),
+                String::from_utf8_lossy(&body)
+            );
+        }
+    }
+
+    /// Answers request `id` after an HTTP error: with the backend's own JSON-RPC error
+    /// when the body has one, otherwise with one that names the status.
+    async fn http_error(&self, id: &RawId, status: StatusCode, response: reqwest::Response) {
+        let body = read_limited(response, ERROR_BODY_BYTES)
+            .await
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&body);
+        if let Ok(Parsed::One(Message::Error { error, .. })) = Message::parse(text.trim()) {
+            let message = Message::Error {
+                id: id.clone(),
+                error,
+            };
+            return self.deliver(Frame::Message(message), Some(id)).await;
+        }
+        let code = if status.is_server_error() {
+            BACKEND_UNAVAILABLE
+        } else {
+            INTERNAL_ERROR
+        };
+        let snippet: String = text.chars().take(500).collect();
+        let error = ErrorObject::new(code, format!("the backend answered HTTP {status}"))
+            .with_data(serde_json::json!({ "httpStatus": status.as_u16(), "body": snippet }));
+        self.answer_error(id, error).await;
+    }
+
+    /// The standalone GET stream: server messages that belong to no request.
+    async fn listen(self: Arc<Self>) {
+        let mut cursor = StreamCursor::default();
+        let mut failures = 0u32;
+        while !self.is_closed() {
+            let mut headers = self.session_headers();
+            headers.insert(ACCEPT, HeaderValue::from_static(EVENT_STREAM));
+            if let Some(value) = cursor
+                .last_event_id
+                .as_deref()
+                .and_then(|v| HeaderValue::from_str(v).ok())
+            {
+                headers.insert(LAST_EVENT_ID, value);
+            }
+            let request = self.config.client.get(self.config.url.clone()).headers(headers);
+            let events_before = cursor.events;
+            match request.send().await {
+                Ok(response) if response.status() == StatusCode::METHOD_NOT_ALLOWED => {
+                    tracing::debug!("the backend offers no standalone stream");
+                    return;
+                }
+                Ok(response) if self.session_gone(response.status()).await => return,
+                Ok(response) if !response.status().is_success() => {
+                    tracing::warn!(
+                        "the backend refused the standalone stream: HTTP {}",
+                        response.status()
+                    );
+                    return;
+                }
+                Ok(response) => {
+                    if let Pump::Failed(problem) = self.pump(&mut cursor, response, None, false).await
+                    {
+                        tracing::warn!("{problem}");
+                    }
+                }
+                Err(e) => tracing::debug!("the standalone stream failed: {}", error_chain(&e)),
+            }
+            failures = if cursor.events > events_before {
+                0
+            } else {
+                failures + 1
+            };
+            if failures > MAX_LISTEN_FAILURES {
+                tracing::warn!(
+                    "giving up on the backend's standalone stream after {failures} attempts"
+                );
+                return;
+            }
+            tokio::time::sleep(cursor.retry_delay(failures)).await;
+        }
+    }
+
+    /// Ends the backend session, when there is one.
+    async fn delete_session(&self) {
+        if !self.has_session() {
+            return;
+        }
+        let request = self
+            .config
+            .client
+            .delete(self.config.url.clone())
+            .headers(self.session_headers())
+            .timeout(Duration::from_secs(2));
+        match request.send().await {
+            Ok(response) => tracing::debug!("DELETE session: HTTP {}", response.status()),
+            Err(e) => tracing::debug!("DELETE session failed: {}", error_chain(&e)),
+        }
+    }
+}
+
+/// Where a stream was, so it can be resumed.
+#[derive(Default)]
+struct StreamCursor {
+    last_event_id: Option<String>,
+    /// The server's `retry` advice, in milliseconds.
+    retry_ms: Option<u64>,
+    events: u64,
+}
+
+impl StreamCursor {
+    fn seen(&mut self, event: &sse_stream::Sse) {
+        self.events += 1;
+        if let Some(id) = &event.id {
+            self.last_event_id = Some(id.clone());
+        }
+        if let Some(retry) = event.retry {
+            self.retry_ms = Some(retry);
+        }
+    }
+
+    /// The server's advice if it gave one, else a backoff that grows with `attempt`.
+    fn retry_delay(&self, attempt: u32) -> Duration {
+        let base = self.retry_ms.unwrap_or(250).clamp(50, 30_000);
+        let factor = 1u64 << attempt.min(6);
+        Duration::from_millis((base * factor).min(30_000))
+    }
+}
+
+enum Pump {
+    /// The request this stream belongs to got its answer.
+    Answered,
+    /// The stream cannot go on; the text says why.
+    Failed(String),
+    /// The stream ended or broke.
+    Ended,
+}
+
+fn content_type(response: &reqwest::Response) -> &str {
+    response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// Reads a body of at most `limit` bytes.
+async fn read_limited(response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    let mut chunks = response.bytes_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| format!("reading the backend's answer failed: {e}"))?;
+        if body.len() + chunk.len() > limit {
+            return Err(format!(
+                "the backend's answer exceeds the {limit}-byte limit"
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// An error with its causes ("error sending request: connection refused").
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,329 @@
+//! The Streamable HTTP endpoint, `/mcp`.
+//!
+//! - POST `initialize` without a session id opens a session (its id comes back in
+//!   `Mcp-Session-Id`); later POSTs name it. A POST with requests is answered with an
+//!   SSE stream that carries what belongs to those requests and closes after their
+//!   answers; a POST with only notifications or responses gets 202.
+//! - POST without a session id and not `initialize` (2026-07-28: `server/discover` and
+//!   requests carrying their own `_meta`) goes to the shared stateless session.
+//! - GET opens the standalone stream, or resumes any stream with `Last-Event-ID`.
+//! - DELETE ends the session.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::header::{ACCEPT, AUTHORIZATION};
+use http::{HeaderMap, HeaderValue, StatusCode};
+
+use super::ServerState;
+use super::events::parse_event_id;
+use super::reply::{Rejection, empty, event_stream, json, rpc_error};
+use super::session::{OpenRequest, Session, SessionKind};
+use super::table::StartError;
+use crate::framing::Frame;
+use crate::jsonrpc::{BACKEND_UNAVAILABLE, ErrorObject, INVALID_REQUEST, Message, RawId};
+use crate::transport::mcp_http::{
+    self, EVENT_STREAM, LAST_EVENT_ID, MCP_METHOD, PROTOCOL_VERSION, SESSION_ID,
+};
+use crate::transport::upstream::ConnectContext;
+
+/// The 2026-07-28 error for headers that disagree with the body.
+const HEADER_MISMATCH: i64 = -32020;
+
+pub async fn post(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let checked = check_version_header(&headers)
+        .and_then(|()| parse_messages(&body, state.settings.max_message_bytes))
+        .and_then(|messages| check_mirrored_headers(&headers, &messages).map(|()| messages));
+    let messages = match checked {
+        Ok(messages) => messages,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let mut created = false;
+    let session = match headers.get(SESSION_ID) {
+        Some(id) => match session_for(&state, id) {
+            Some(session) => session,
+            None => return session_not_found(),
+        },
+        None if is_initialize(&messages) => {
+            let context = connect_context(&state, &headers);
+            match state.sessions.start(&state, SessionKind::Streamable, &context) {
+                Ok(session) => {
+                    created = true;
+                    session
+                }
+                Err(e) => return start_failed(&e, first_request_id(&messages)),
+            }
+        }
+        None if messages.iter().any(is_answer) => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                None,
+                INVALID_REQUEST,
+                "a response needs the Mcp-Session-Id of the session it belongs to",
+            );
+        }
+        None => match state.sessions.stateless(&state) {
+            Ok(session) => session,
+            Err(e) => return start_failed(&e, first_request_id(&messages)),
+        },
+    };
+    session.touch();
+    let mut response = relay_post(&session, messages).await;
+    if created && let Ok(value) = HeaderValue::from_str(&session.id) {
+        response.headers_mut().insert(SESSION_ID, value);
+    }
+    response
+}
+
+/// Hands the messages of one POST to the session; requests get a stream back.
+pub async fn relay_post(session: &Arc<Session>, mut messages: Vec<Message>) -> Response {
+    let mut requests = Vec::new();
+    for message in &mut messages {
+        if let Message::Request { id, .. } = message {
+            let original_id = (session.kind == SessionKind::Stateless)
+                .then(|| std::mem::replace(id, session.rename()));
+            requests.push(OpenRequest {
+                id: id.clone(),
+                original_id,
+            });
+        }
+    }
+    let listener = if requests.is_empty() {
+        None
+    } else {
+        match session.open_request_stream(&requests) {
+            Ok(listener) => Some(listener),
+            Err(e) => {
+                return rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    None,
+                    INVALID_REQUEST,
+                    e.to_string(),
+                );
+            }
+        }
+    };
+    for message in messages {
+        if session.send(message).await.is_err() {
+            return session_not_found();
+        }
+    }
+    match listener {
+        Some(listener) => event_stream(None, listener),
+        None => empty(StatusCode::ACCEPTED),
+    }
+}
+
+pub async fn get(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Response {
+    if let Err(rejection) = check_version_header(&headers) {
+        return rejection.into_response();
+    }
+    let accepts_events = headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.contains(EVENT_STREAM) || v.contains("*/*"));
+    if !accepts_events {
+        return rpc_error(
+            StatusCode::NOT_ACCEPTABLE,
+            None,
+            INVALID_REQUEST,
+            "the stream is text/event-stream",
+        );
+    }
+    let Some(id) = headers.get(SESSION_ID) else {
+        // 2026-07-28 clients have no standalone stream; older ones open it after
+        // `initialize`, with their session id.
+        return rpc_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            None,
+            INVALID_REQUEST,
+            "GET needs the Mcp-Session-Id of a session",
+        );
+    };
+    let Some(session) = session_for(&state, id) else {
+        return session_not_found();
+    };
+    session.touch();
+    let resume = headers
+        .get(LAST_EVENT_ID)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_event_id);
+    let listener = match resume {
+        Some((stream, seq)) => session.resume(stream, seq),
+        None => session.listen(),
+    };
+    match listener {
+        Some(listener) => event_stream(None, listener),
+        None => rpc_error(
+            StatusCode::NOT_FOUND,
+            None,
+            INVALID_REQUEST,
+            "that event stream is no longer available",
+        ),
+    }
+}
+
+pub async fn delete(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Response {
+    let Some(id) = headers.get(SESSION_ID).and_then(|v| v.to_str().ok()) else {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            None,
+            INVALID_REQUEST,
+            "DELETE needs the Mcp-Session-Id of the session to end",
+        );
+    };
+    let found = state.sessions.get(id, SessionKind::Streamable).is_some()
+        && state.sessions.end(id, "the client ended the session (DELETE)");
+    if found {
+        empty(StatusCode::OK)
+    } else {
+        session_not_found()
+    }
+}
+
+fn session_for(state: &ServerState, id: &HeaderValue) -> Option<Arc<Session>> {
+    state
+        .sessions
+        .get(id.to_str().ok()?, SessionKind::Streamable)
+}
+
+fn session_not_found() -> Response {
+    rpc_error(
+        StatusCode::NOT_FOUND,
+        None,
+        INVALID_REQUEST,
+        "session not found; start a new one with initialize",
+    )
+}
+
+fn start_failed(error: &StartError, id: Option<RawId>) -> Response {
+    tracing::error!("{error}");
+    match (error, id) {
+        (StartError::Full(_), id) => rpc_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            id,
+            BACKEND_UNAVAILABLE,
+            error.to_string(),
+        ),
+        // The request gets its answer: the backend could not be reached.
+        (StartError::Backend(_), Some(id)) => {
+            let error = ErrorObject::new(BACKEND_UNAVAILABLE, error.to_string());
+            json(StatusCode::OK, Message::error_response(id, &error).to_json())
+        }
+        (StartError::Backend(_), None) => rpc_error(
+            StatusCode::BAD_GATEWAY,
+            None,
+            BACKEND_UNAVAILABLE,
+            error.to_string(),
+        ),
+    }
+}
+
+fn connect_context(state: &ServerState, headers: &HeaderMap) -> ConnectContext {
+    ConnectContext {
+        client_authorization: state
+            .config
+            .pass_client_authorization
+            .then(|| headers.get(AUTHORIZATION).cloned())
+            .flatten(),
+    }
+}
+
+/// The messages of a POST body, or why the body is not any.
+pub fn parse_messages(body: &[u8], max_message_bytes: usize) -> Result<Vec<Message>, Rejection> {
+    let mut messages = Vec::new();
+    for frame in mcp_http::frames_from_body(body, max_message_bytes) {
+        match frame {
+            Frame::Message(message) => messages.push(message),
+            Frame::Malformed { error, id } => {
+                return Err(
+                    Rejection::new(StatusCode::BAD_REQUEST, error.code(), error.to_string())
+                        .with_id(id),
+                );
+            }
+            Frame::TooLong { len, limit, id } => {
+                return Err(Rejection::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    INVALID_REQUEST,
+                    format!("message of {len} bytes exceeds the limit of {limit} bytes"),
+                )
+                .with_id(id));
+            }
+        }
+    }
+    if messages.is_empty() {
+        return Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            INVALID_REQUEST,
+            "the body holds no JSON-RPC message",
+        ));
+    }
+    Ok(messages)
+}
+
+fn is_initialize(messages: &[Message]) -> bool {
+    messages
+        .iter()
+        .any(|m| matches!(m, Message::Request { method, .. } if method == "initialize"))
+}
+
+fn is_answer(message: &Message) -> bool {
+    matches!(message, Message::Response { .. } | Message::Error { .. })
+}
+
+fn first_request_id(messages: &[Message]) -> Option<RawId> {
+    messages.iter().find_map(|m| match m {
+        Message::Request { id, .. } => Some(id.clone()),
+        _ => None,
+    })
+}
+
+/// A malformed `MCP-Protocol-Version` is refused; which versions are supported is for
+/// the client and the backend to settle, so the proxy does not narrow it.
+fn check_version_header(headers: &HeaderMap) -> Result<(), Rejection> {
+    match headers.get(PROTOCOL_VERSION).map(|v| v.to_str()) {
+        None => Ok(()),
+        Some(Ok(version)) if mcp_http::is_version_shaped(version) => Ok(()),
+        Some(_) => Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            INVALID_REQUEST,
+            "invalid MCP-Protocol-Version header",
+        )),
+    }
+}
+
+/// 2026-07-28: headers that mirror the body must agree with it, so that what an
+/// intermediary routes on is what the backend executes.
+fn check_mirrored_headers(headers: &HeaderMap, messages: &[Message]) -> Result<(), Rejection> {
+    let [Message::Request { id, method, params }] = messages else {
+        return Ok(());
+    };
+    let mismatch = |what: &str| {
+        Rejection::new(
+            StatusCode::BAD_REQUEST,
+            HEADER_MISMATCH,
+            format!("Header mismatch: {what} does not match the request body"),
+        )
+        .with_id(Some(id.clone()))
+    };
+    let header = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    if let (Some(in_header), Some(in_body)) = (
+        header(PROTOCOL_VERSION),
+        mcp_http::meta_protocol_version(params.as_deref()),
+    ) && in_header != in_body
+    {
+        return Err(mismatch("MCP-Protocol-Version"));
+    }
+    if let Some(in_header) = header(MCP_METHOD)
+        && in_header != method
+    {
+        return Err(mismatch("Mcp-Method"));
+    }
+    Ok(())
+}

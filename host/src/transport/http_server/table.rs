@@ -1,0 +1,229 @@
+//! The live downstream sessions: creating them (each with its own relay and backend
+//! session), finding them by id, and ending them (DELETE, idle expiry, shutdown, or the
+//! backend going away).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::{Notify, mpsc};
+
+use super::ServerState;
+use super::session::{Session, SessionKind};
+use crate::relay::{RelayConfig, RelayEnd, SessionRelay};
+use crate::transport::upstream::ConnectContext;
+use crate::transport::{CHANNEL_CAPACITY, Link};
+
+/// Once a relay has ended, how long an exiting backend process has before SIGTERM.
+const EXIT_WAIT: Duration = Duration::from_millis(200);
+
+/// Why a session could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the proxy already serves {0} sessions; try again later")]
+    Full(usize),
+    #[error("could not open a session with the backend: {0:#}")]
+    Backend(anyhow::Error),
+}
+
+#[derive(Default)]
+pub struct SessionTable {
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+    /// The one session shared by clients that send no session id (2026-07-28).
+    stateless: Mutex<Option<Arc<Session>>>,
+    next_label: AtomicU64,
+    running: AtomicUsize,
+    stopped: Notify,
+}
+
+/// 128 bits from the operating system's CSPRNG (via the thread's ChaCha generator),
+/// as hex: unguessable, and only visible ASCII as the spec asks.
+fn new_session_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+impl SessionTable {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Session>>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A live session of `kind` with this id.
+    pub fn get(&self, id: &str, kind: SessionKind) -> Option<Arc<Session>> {
+        self.lock()
+            .get(id)
+            .filter(|s| s.kind == kind && !s.is_ended())
+            .cloned()
+    }
+
+    /// Ends a session and forgets it at once, so its id answers 404 from now on.
+    pub fn end(&self, id: &str, why: &str) -> bool {
+        let removed = self.lock().remove(id);
+        match removed {
+            Some(session) => {
+                session.end(why);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Creates a session with its own backend session and relay.
+    pub fn start(
+        &self,
+        state: &Arc<ServerState>,
+        kind: SessionKind,
+        context: &ConnectContext,
+    ) -> Result<Arc<Session>, StartError> {
+        let limit = state.config.max_sessions;
+        if kind != SessionKind::Stateless && self.lock().len() >= limit {
+            return Err(StartError::Full(limit));
+        }
+        let (backend, guard) = state
+            .settings
+            .upstream
+            .connect(state.settings.max_message_bytes, context)
+            .map_err(StartError::Backend)?;
+        let n = self.next_label.fetch_add(1, Ordering::Relaxed) + 1;
+        let label = match kind {
+            SessionKind::Stateless => format!("http-stateless-{n}"),
+            SessionKind::Streamable => format!("http-{n}"),
+            SessionKind::LegacySse => format!("sse-{n}"),
+        };
+        let (session, from_client) = Session::new(new_session_id(), label.clone(), kind);
+        let (to_client, from_relay) = mpsc::channel(CHANNEL_CAPACITY);
+        let dispatcher = tokio::spawn(session.clone().dispatch(from_relay));
+        let client = Link {
+            inbound: from_client,
+            outbound: to_client,
+            writer: dispatcher,
+        };
+        let relay_config = RelayConfig {
+            session: label,
+            server: state.settings.server_name.clone(),
+            interceptor: state.settings.interceptor.clone(),
+            shutdown_grace: state.settings.backend_shutdown_grace,
+        };
+        let relay = SessionRelay::new(relay_config, client, backend);
+        if kind != SessionKind::Stateless {
+            self.lock().insert(session.id.clone(), session.clone());
+        }
+        self.running.fetch_add(1, Ordering::AcqRel);
+        tracing::info!(session = %session.label, "session opened");
+        let state = state.clone();
+        let ended = session.clone();
+        tokio::spawn(async move {
+            let end = relay.run(std::future::pending()).await;
+            guard.shutdown(EXIT_WAIT).await;
+            let table = &state.sessions;
+            table.forget(&ended);
+            match end {
+                RelayEnd::BackendClosed(why) => {
+                    tracing::warn!(session = %ended.label, "session ended: {why}");
+                }
+                RelayEnd::ClientClosed | RelayEnd::Shutdown => {
+                    tracing::info!(session = %ended.label, "session closed");
+                }
+            }
+            if table.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+                table.stopped.notify_waiters();
+            }
+        });
+        Ok(session)
+    }
+
+    fn forget(&self, session: &Arc<Session>) {
+        let mut sessions = self.lock();
+        if sessions
+            .get(&session.id)
+            .is_some_and(|s| Arc::ptr_eq(s, session))
+        {
+            sessions.remove(&session.id);
+        }
+        drop(sessions);
+        let mut stateless = self.stateless.lock().unwrap_or_else(|e| e.into_inner());
+        if stateless.as_ref().is_some_and(|s| Arc::ptr_eq(s, session)) {
+            *stateless = None;
+        }
+    }
+
+    /// The shared session for requests without a session id, opened on first use.
+    pub fn stateless(&self, state: &Arc<ServerState>) -> Result<Arc<Session>, StartError> {
+        // Held while starting, so concurrent first requests share one backend session.
+        let mut slot = self.stateless.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(session) = slot.as_ref().filter(|s| !s.is_ended()) {
+            return Ok(session.clone());
+        }
+        let session = self.start(state, SessionKind::Stateless, &ConnectContext::default())?;
+        *slot = Some(session.clone());
+        Ok(session)
+    }
+
+    /// Ends sessions nobody has used for `limit`.
+    pub fn expire_idle(&self, limit: Duration) {
+        let idle: Vec<String> = self
+            .lock()
+            .values()
+            .filter(|s| s.idle_for() > limit)
+            .map(|s| s.id.clone())
+            .collect();
+        for id in idle {
+            self.end(&id, "session expired after being idle");
+        }
+        let stateless = self
+            .stateless
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(session) = stateless
+            && session.idle_for() > limit
+        {
+            session.end("the stateless session expired after being idle");
+        }
+    }
+
+    /// Ends every session and waits (up to `limit`) for their backends to stop.
+    pub async fn end_all(&self, why: &str, limit: Duration) {
+        let all: Vec<Arc<Session>> = self.lock().drain().map(|(_, s)| s).collect();
+        for session in all {
+            session.end(why);
+        }
+        if let Some(session) = self
+            .stateless
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            session.end(why);
+        }
+        let all_stopped = async {
+            loop {
+                let notified = self.stopped.notified();
+                if self.running.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        if tokio::time::timeout(limit, all_stopped).await.is_err() {
+            tracing::warn!("some sessions did not stop within {limit:?}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_ids_are_128_bit_hex_and_differ() {
+        let a = new_session_id();
+        let b = new_session_id();
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a[..8], b[..8]);
+    }
+}

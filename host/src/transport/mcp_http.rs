@@ -1,0 +1,295 @@
+//! What MCP over HTTP needs on both sides of the proxy (our servers downstream, our
+//! clients upstream): header names, turning an HTTP body into frames, reading the few
+//! fields of a payload that decide HTTP behaviour, and Server-Sent Events on the wire.
+
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+use http::HeaderName;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::framing::{Frame, parse_frames};
+use crate::jsonrpc::sniff_id;
+
+/// The session id a server assigns on `initialize` (2025-03-26 to 2025-11-25).
+pub const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+/// The negotiated protocol version, on every request after `initialize`.
+pub const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+/// The SSE cursor a client resumes a stream from.
+pub const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+/// 2026-07-28: the request's method, mirrored for intermediaries.
+pub const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
+/// 2026-07-28: `params.name` or `params.uri`, mirrored for intermediaries.
+pub const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
+
+pub const EVENT_STREAM: &str = "text/event-stream";
+pub const JSON: &str = "application/json";
+
+/// The first revision without `initialize`, where each request carries its own
+/// protocol version in `_meta` and HTTP has no sessions.
+pub const FIRST_STATELESS_VERSION: &str = "2026-07-28";
+
+/// Turns a complete HTTP body (one message or a batch) into frames, with the same cap
+/// and the same errors as the line framing of stdio.
+pub fn frames_from_body(body: &[u8], max_message_bytes: usize) -> Vec<Frame> {
+    if body.len() > max_message_bytes {
+        let prefix = String::from_utf8_lossy(&body[..body.len().min(64 * 1024)]);
+        return vec![Frame::TooLong {
+            len: body.len(),
+            limit: max_message_bytes,
+            id: sniff_id(&prefix),
+        }];
+    }
+    match std::str::from_utf8(body) {
+        Ok(text) if text.trim().is_empty() => Vec::new(),
+        Ok(text) => parse_frames(text.trim()),
+        Err(_) => vec![Frame::Malformed {
+            error: crate::jsonrpc::ParseError::Json("message is not valid UTF-8".into()),
+            id: None,
+        }],
+    }
+}
+
+#[derive(Deserialize)]
+struct WithMeta<'a> {
+    #[serde(rename = "_meta", borrow, default)]
+    meta: Option<RequestMeta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RequestMeta<'a> {
+    #[serde(rename = "io.modelcontextprotocol/protocolVersion", borrow, default)]
+    protocol_version: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// `params._meta["io.modelcontextprotocol/protocolVersion"]`: set on every request of
+/// a client speaking 2026-07-28 or later, absent in the handshake era.
+pub fn meta_protocol_version(params: Option<&RawValue>) -> Option<String> {
+    let params = params?;
+    if !params.get().contains("io.modelcontextprotocol/protocolVersion") {
+        return None;
+    }
+    let parsed: WithMeta = serde_json::from_str(params.get()).ok()?;
+    Some(parsed.meta?.protocol_version?.into_owned())
+}
+
+/// `result.protocolVersion` of an `initialize` result.
+pub fn negotiated_version(result: &RawValue) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Init {
+        #[serde(rename = "protocolVersion")]
+        protocol_version: String,
+    }
+    serde_json::from_str::<Init>(result.get())
+        .ok()
+        .map(|i| i.protocol_version)
+}
+
+/// `params.name` (tools, prompts) or `params.uri` (resources) of a request, for the
+/// 2026-07-28 `Mcp-Name` header.
+pub fn request_name(method: &str, params: Option<&RawValue>) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Named {
+        name: Option<String>,
+        uri: Option<String>,
+    }
+    let key_is_uri = match method {
+        "tools/call" | "prompts/get" => false,
+        "resources/read" => true,
+        _ => return None,
+    };
+    let named: Named = serde_json::from_str(params?.get()).ok()?;
+    if key_is_uri { named.uri } else { named.name }
+}
+
+/// A header value as 2026-07-28 asks: plain when it is safe visible ASCII, otherwise
+/// `=?base64?...?=` of its UTF-8 bytes.
+pub fn encode_header_value(value: &str) -> String {
+    use base64::Engine;
+    let plain = !value.is_empty()
+        && value.bytes().all(|b| (0x20..=0x7e).contains(&b))
+        && value.trim() == value
+        && !(value.starts_with("=?base64?") && value.ends_with("?="));
+    if plain {
+        value.to_owned()
+    } else {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(value.as_bytes());
+        format!("=?base64?{encoded}?=")
+    }
+}
+
+/// Whether `version` looks like an MCP protocol version (`YYYY-MM-DD`). The proxy does
+/// not judge which versions are supported: that is for the client and backend to agree.
+pub fn is_version_shaped(version: &str) -> bool {
+    let bytes = version.as_bytes();
+    bytes.len() == 10
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            4 | 7 => *b == b'-',
+            _ => b.is_ascii_digit(),
+        })
+}
+
+/// Whether the handshake-era lifecycle applies to `version` (sessions, GET stream,
+/// server-to-client requests), as opposed to 2026-07-28 and later.
+pub fn has_sessions(version: &str) -> bool {
+    version < FIRST_STATELESS_VERSION
+}
+
+/// One Server-Sent Event, ready to write. Data that spans lines (pretty-printed JSON
+/// from a peer) is split into several `data:` lines, which the reader joins again.
+pub fn sse_event(id: Option<&str>, event: Option<&str>, data: &str) -> Bytes {
+    let mut out = BytesMut::with_capacity(data.len() + 32);
+    if let Some(event) = event {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(event.as_bytes());
+        out.extend_from_slice(b"\n");
+    }
+    if let Some(id) = id {
+        out.extend_from_slice(b"id: ");
+        out.extend_from_slice(id.as_bytes());
+        out.extend_from_slice(b"\n");
+    }
+    for line in data.split('\n') {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(line.trim_end_matches('\r').as_bytes());
+        out.extend_from_slice(b"\n");
+    }
+    out.extend_from_slice(b"\n");
+    out.freeze()
+}
+
+/// An SSE comment: keeps idle connections open and finds dead ones.
+pub const SSE_KEEP_ALIVE: &[u8] = b":\n\n";
+
+/// Why reading an event stream failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SseReadError {
+    #[error("an event exceeds the {0}-byte limit")]
+    TooLarge(usize),
+    #[error("{0}")]
+    Stream(String),
+}
+
+/// Parses Server-Sent Events from a body, refusing events larger than `max_event_bytes`
+/// (sse-stream itself buffers without bound).
+pub fn read_events<S, E>(
+    body: S,
+    max_event_bytes: usize,
+) -> impl Stream<Item = Result<sse_stream::Sse, SseReadError>> + Send
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let limit = max_event_bytes.saturating_add(1024);
+    let guarded = body.scan(EventSizeGuard::default(), move |guard, chunk| {
+        let item = match chunk {
+            Ok(bytes) if guard.add(&bytes) > limit => Err(GuardError::TooLarge),
+            Ok(bytes) => Ok(bytes),
+            Err(e) => Err(GuardError::Body(e.to_string())),
+        };
+        std::future::ready(Some(item))
+    });
+    sse_stream::SseStream::from_bytes_stream(guarded).map(move |item| {
+        item.map_err(|e| match e {
+            sse_stream::Error::Body(inner)
+                if matches!(inner.downcast_ref(), Some(GuardError::TooLarge)) =>
+            {
+                SseReadError::TooLarge(max_event_bytes)
+            }
+            other => SseReadError::Stream(other.to_string()),
+        })
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+enum GuardError {
+    #[error("SSE event too large")]
+    TooLarge,
+    #[error("{0}")]
+    Body(String),
+}
+
+/// Counts the bytes since the last blank line (the end of an event).
+#[derive(Default)]
+struct EventSizeGuard {
+    since_boundary: usize,
+    last_was_newline: bool,
+}
+
+impl EventSizeGuard {
+    fn add(&mut self, bytes: &[u8]) -> usize {
+        for &b in bytes {
+            match b {
+                b'\r' => {}
+                b'\n' if self.last_was_newline => self.since_boundary = 0,
+                b'\n' => self.last_was_newline = true,
+                _ => {
+                    self.last_was_newline = false;
+                    self.since_boundary += 1;
+                }
+            }
+        }
+        self.since_boundary
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jsonrpc::raw;
+
+    #[test]
+    fn reads_meta_protocol_version() {
+        let params =
+            raw(r#"{"name":"x","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}"#);
+        assert_eq!(
+            meta_protocol_version(Some(&params)).as_deref(),
+            Some("2026-07-28")
+        );
+        assert_eq!(meta_protocol_version(Some(&raw(r#"{"_meta":{}}"#))), None);
+    }
+
+    #[test]
+    fn header_values_are_base64_when_unsafe() {
+        assert_eq!(encode_header_value("us-west1"), "us-west1");
+        assert_eq!(
+            encode_header_value("Hello, 世界"),
+            "=?base64?SGVsbG8sIOS4lueVjA==?="
+        );
+        assert_eq!(encode_header_value(" padded "), "=?base64?IHBhZGRlZCA=?=");
+        assert_eq!(
+            encode_header_value("=?base64?literal?="),
+            "=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?="
+        );
+    }
+
+    #[test]
+    fn multi_line_data_becomes_several_data_lines() {
+        let event = sse_event(Some("1-2"), None, "{\n\"a\":1}");
+        assert_eq!(&event[..], b"id: 1-2\ndata: {\ndata: \"a\":1}\n\n");
+    }
+
+    #[test]
+    fn version_shape() {
+        assert!(is_version_shaped("2025-11-25"));
+        assert!(!is_version_shaped("2025-11-2x"));
+        assert!(!is_version_shaped("latest"));
+        assert!(has_sessions("2025-11-25"));
+        assert!(!has_sessions("2026-07-28"));
+    }
+
+    #[tokio::test]
+    async fn oversized_event_is_refused() {
+        let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+            Ok(Bytes::from("data: small\n\n")),
+            Ok(Bytes::from(format!("data: {}\n\n", "x".repeat(5000)))),
+        ];
+        let mut events = Box::pin(read_events(futures::stream::iter(chunks), 1000));
+        let first = events.next().await.unwrap().unwrap();
+        assert_eq!(first.data.as_deref(), Some("small"));
+        assert!(matches!(
+            events.next().await,
+            Some(Err(SseReadError::TooLarge(1000)))
+        ));
+    }
+}

@@ -1,0 +1,100 @@
+//! Where the backend is and how to open a session with it. One [`UpstreamSpec`] can
+//! open many sessions: an HTTP listener opens one per client session (for a command,
+//! one child process each), stdio opens exactly one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderValue;
+use tokio::io::DuplexStream;
+
+use super::child::{ChildBackend, CommandSpec};
+use super::http_client::{self, HttpUpstreamConfig};
+use super::{Link, in_process, sse_client};
+use crate::intercept::BoxFuture;
+
+/// Runs an MCP server over one end of an in-memory pipe.
+pub type InProcessServer =
+    Arc<dyn Fn(DuplexStream) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
+
+/// A backend, as given on the command line.
+#[derive(Clone)]
+pub enum UpstreamSpec {
+    /// A command spawned once per session, speaking MCP over stdio.
+    Command(CommandSpec),
+    /// A Streamable HTTP endpoint.
+    StreamableHttp(Arc<HttpUpstreamConfig>),
+    /// A legacy (2024-11-05) HTTP+SSE endpoint.
+    LegacySse(Arc<HttpUpstreamConfig>),
+    /// A server inside this process (the demo backend, tests).
+    InProcess {
+        name: String,
+        serve: InProcessServer,
+    },
+}
+
+/// What the downstream side knows about the session being opened.
+#[derive(Debug, Default, Clone)]
+pub struct ConnectContext {
+    /// The client's `Authorization` header, present only when the operator chose to
+    /// pass it on to the backend.
+    pub client_authorization: Option<HeaderValue>,
+}
+
+/// Whatever must be cleaned up when a session with the backend ends.
+pub enum UpstreamGuard {
+    Child(ChildBackend),
+    /// The link closes its own connection (HTTP sends DELETE, in-process stops).
+    Nothing,
+}
+
+impl UpstreamGuard {
+    /// Waits up to `grace` for the backend to end on its own, then stops it.
+    pub async fn shutdown(self, grace: Duration) {
+        if let UpstreamGuard::Child(child) = self {
+            child.shutdown(grace).await;
+        }
+    }
+}
+
+impl UpstreamSpec {
+    /// A short name for logs and plugin messages.
+    pub fn name(&self) -> String {
+        match self {
+            UpstreamSpec::Command(spec) => spec.name(),
+            UpstreamSpec::StreamableHttp(config) | UpstreamSpec::LegacySse(config) => {
+                config.url.host_str().unwrap_or("backend").to_owned()
+            }
+            UpstreamSpec::InProcess { name, .. } => name.clone(),
+        }
+    }
+
+    /// Opens a new session with the backend.
+    pub fn connect(
+        &self,
+        max_message_bytes: usize,
+        context: &ConnectContext,
+    ) -> anyhow::Result<(Link, UpstreamGuard)> {
+        match self {
+            UpstreamSpec::Command(spec) => {
+                let (link, child) = ChildBackend::spawn(spec, max_message_bytes)?;
+                Ok((link, UpstreamGuard::Child(child)))
+            }
+            UpstreamSpec::StreamableHttp(config) => Ok((
+                http_client::connect(config.for_session(context), max_message_bytes),
+                UpstreamGuard::Nothing,
+            )),
+            UpstreamSpec::LegacySse(config) => Ok((
+                sse_client::connect(config.for_session(context), max_message_bytes),
+                UpstreamGuard::Nothing,
+            )),
+            UpstreamSpec::InProcess { serve, .. } => {
+                let serve = serve.clone();
+                Ok((
+                    in_process::server_link(move |io| serve(io), max_message_bytes),
+                    UpstreamGuard::Nothing,
+                ))
+            }
+        }
+    }
+}

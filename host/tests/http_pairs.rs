@@ -1,0 +1,124 @@
+//! Every transport pair through the real binary, driven by the Python SDK's HTTP and
+//! SSE clients: a full session (tools, progress, sampling, elicitation, roots, logging)
+//! and, for the HTTP listener, two clients at once, each of which must get exactly the
+//! server requests and notifications its own calls caused.
+
+mod http_support;
+
+use http_support::*;
+
+#[test]
+fn streamable_http_to_stdio_two_clients_at_once() {
+    let mut args = vec!["--"];
+    let backend = full_server();
+    args.extend(backend.iter().map(String::as_str));
+    let (_proxy, base) = proxy(&args);
+    two_clients_at_once(&format!("{base}/mcp"), "streamable");
+}
+
+#[test]
+fn legacy_sse_to_stdio_two_clients_at_once() {
+    let mut args = vec!["--"];
+    let backend = full_server();
+    args.extend(backend.iter().map(String::as_str));
+    let (_proxy, base) = proxy(&args);
+    two_clients_at_once(&format!("{base}/sse"), "sse");
+}
+
+#[test]
+fn streamable_http_to_streamable_http_two_clients_at_once() {
+    let (_backend, backend) = python_http_backend(&[]);
+    let (_proxy, base) = proxy(&["--", &format!("{backend}/mcp")]);
+    two_clients_at_once(&format!("{base}/mcp"), "streamable");
+}
+
+#[test]
+fn streamable_http_to_json_answering_backend() {
+    let (_backend, backend) = python_http_backend(&["--json-response"]);
+    let (_proxy, base) = proxy(&["--", &format!("{backend}/mcp")]);
+    let seen = python_scenario(&["--url", &format!("{base}/mcp"), "--name", "jo"]);
+    assert_full_scenario(&seen, "jo");
+}
+
+#[test]
+fn streamable_http_to_legacy_sse_two_clients_at_once() {
+    let (_backend, backend) = python_http_backend(&[]);
+    let (_proxy, base) = proxy(&["--", &format!("{backend}/sse")]);
+    two_clients_at_once(&format!("{base}/mcp"), "streamable");
+}
+
+#[test]
+fn legacy_sse_to_legacy_sse() {
+    let (_backend, backend) = python_http_backend(&[]);
+    let (_proxy, base) = proxy(&["--upstream", "sse", "--", &format!("{backend}/sse")]);
+    let seen = python_scenario(&["--url", &format!("{base}/sse"), "--name", "sid", "--transport", "sse"]);
+    assert_full_scenario(&seen, "sid");
+}
+
+#[test]
+fn http_to_http_through_two_proxies() {
+    let mut args = vec!["--"];
+    let backend = full_server();
+    args.extend(backend.iter().map(String::as_str));
+    let (_inner, inner) = proxy(&args);
+    let (_outer, outer) = proxy(&["--", &format!("{inner}/mcp")]);
+    let seen = python_scenario(&["--url", &format!("{outer}/mcp"), "--name", "nest"]);
+    assert_full_scenario(&seen, "nest");
+}
+
+#[test]
+fn stateless_2026_client_to_stdio() {
+    let mut args = vec!["--"];
+    let backend = full_server();
+    args.extend(backend.iter().map(String::as_str));
+    let (_proxy, base) = proxy(&args);
+    let seen = python_scenario(&[
+        "--url",
+        &format!("{base}/mcp"),
+        "--name",
+        "neo",
+        "--handshake",
+        "discover",
+        "--scenario",
+        "basic",
+    ]);
+    assert_eq!(seen["handshake"], serde_json::json!(["2026-07-28"]));
+    assert_eq!(seen["echo"], "hello from neo");
+}
+
+#[test]
+fn stateless_2026_client_to_streamable_http_backend() {
+    let (_backend, backend) = python_http_backend(&[]);
+    let (_proxy, base) = proxy(&["--", &format!("{backend}/mcp")]);
+    let seen = python_scenario(&[
+        "--url",
+        &format!("{base}/mcp"),
+        "--name",
+        "neo",
+        "--handshake",
+        "discover",
+        "--scenario",
+        "basic",
+    ]);
+    assert_eq!(seen["echo"], "hello from neo");
+}
+
+#[test]
+fn server_everything_over_streamable_http_and_sse() {
+    for mode in ["streamableHttp", "sse"] {
+        let (_backend, backend) = everything_http(mode);
+        let path = if mode == "sse" { "sse" } else { "mcp" };
+        let (_proxy, base) = proxy(&["--", &format!("{backend}/{path}")]);
+        let seen = python_scenario(&[
+            "--url",
+            &format!("{base}/mcp"),
+            "--name",
+            "ev",
+            "--scenario",
+            "basic",
+            "--everything",
+        ]);
+        assert_eq!(seen["echo"], "Echo: hello from ev", "{mode}: {seen}");
+        assert!(seen["tools"].as_u64().unwrap_or(0) > 5, "{mode}: {seen}");
+    }
+}

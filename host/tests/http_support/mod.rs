@@ -1,0 +1,272 @@
+//! Shared by the `http_*` integration tests: starting the real `interpose` binary, real
+//! backends (the Python test server over stdio or HTTP, server-everything) and real
+//! clients (the Python SDK scenario script), and cleaning them up.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_path_buf()
+}
+
+pub fn interpose_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_interpose")
+}
+
+/// The test venv's Python (with `mcp`), made by scripts/setup-tests.sh.
+pub fn python() -> PathBuf {
+    let python = repo().join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/setup-tests.sh",
+        python.display()
+    );
+    python
+}
+
+pub fn full_server() -> Vec<String> {
+    vec![
+        python().display().to_string(),
+        repo()
+            .join("tests/servers/full_server.py")
+            .display()
+            .to_string(),
+    ]
+}
+
+/// server-everything's entry point, when the test node_modules are installed.
+pub fn everything() -> PathBuf {
+    let entry = repo().join("tests/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    assert!(
+        entry.exists(),
+        "{} is missing: run scripts/setup-tests.sh",
+        entry.display()
+    );
+    entry
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A process started by a test: its output is collected, and it is stopped (SIGTERM,
+/// then SIGKILL) when dropped.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    output: Arc<Mutex<String>>,
+}
+
+impl Proc {
+    /// Starts `command` and waits until a line of its stdout or stderr contains `ready`.
+    pub fn start(name: &str, mut command: Command, ready: &str) -> Proc {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let output = Arc::new(Mutex::new(String::new()));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let stdout = child.stdout.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
+        for stream in [Box::new(stdout) as Box<dyn Read + Send>, Box::new(stderr)] {
+            let output = output.clone();
+            let ready_tx = ready_tx.clone();
+            let ready = ready.to_owned();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if line.contains(&ready) {
+                        ready_tx.send(()).ok();
+                    }
+                    let mut output = output.lock().unwrap();
+                    output.push_str(&line);
+                    output.push('\n');
+                }
+            });
+        }
+        let proc = Proc {
+            name: name.to_owned(),
+            child,
+            output,
+        };
+        if ready_rx.recv_timeout(Duration::from_secs(30)).is_err() {
+            panic!("{name} did not get ready; output:\n{}", proc.output());
+        }
+        proc
+    }
+
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// SIGTERM, then the exit status (killing it after 5 s).
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Some(status);
+        }
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::SIGTERM).ok();
+        match self.wait_exit(Duration::from_secs(5)) {
+            Some(status) => Some(status),
+            None => {
+                self.child.kill().ok();
+                self.child.wait().ok()
+            }
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.terminate();
+        if std::thread::panicking() {
+            eprintln!("---- output of {} ----\n{}", self.name, self.output());
+        }
+    }
+}
+
+/// `interpose run --listen http://127.0.0.1:PORT ARGS...`; returns it and its base URL.
+pub fn proxy(args: &[&str]) -> (Proc, String) {
+    let port = free_port();
+    let listen = format!("http://127.0.0.1:{port}");
+    let mut command = Command::new(interpose_bin());
+    command.arg("run").arg("--listen").arg(&listen).args(args);
+    let proc = Proc::start("interpose", command, "listening on");
+    (proc, listen)
+}
+
+/// `interpose run ARGS...` with stdio for a client; not waited on.
+pub fn stdio_proxy_command(args: &[&str]) -> Command {
+    let mut command = Command::new(interpose_bin());
+    command.arg("run").args(args);
+    command
+}
+
+/// The Python test server over HTTP (/mcp and /sse); returns it and its base URL.
+pub fn python_http_backend(extra: &[&str]) -> (Proc, String) {
+    let port = free_port();
+    let mut command = Command::new(python());
+    command
+        .arg(repo().join("tests/servers/full_http_server.py"))
+        .arg("--port")
+        .arg(port.to_string())
+        .args(extra);
+    let proc = Proc::start("full_http_server", command, "READY");
+    (proc, format!("http://127.0.0.1:{port}"))
+}
+
+/// server-everything in `streamableHttp` or `sse` mode; returns it and its base URL.
+pub fn everything_http(mode: &str) -> (Proc, String) {
+    let port = free_port();
+    let mut command = Command::new("node");
+    command
+        .arg(everything())
+        .arg(mode)
+        .env("PORT", port.to_string());
+    let ready = if mode == "sse" { "running on port" } else { "listening on port" };
+    let proc = Proc::start("server-everything", command, ready);
+    (proc, format!("http://127.0.0.1:{port}"))
+}
+
+/// Runs the Python SDK client scenario (tests/clients/http_scenario.py) and returns the
+/// JSON it printed.
+pub fn python_scenario(args: &[&str]) -> serde_json::Value {
+    let output = Command::new(python())
+        .arg(repo().join("tests/clients/http_scenario.py"))
+        .args(args)
+        .output()
+        .expect("run the scenario");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stdout.lines().last().unwrap_or("");
+    let value: serde_json::Value = serde_json::from_str(last)
+        .unwrap_or_else(|_| panic!("scenario printed no JSON\nstdout:\n{stdout}\nstderr:\n{stderr}"));
+    assert!(
+        output.status.success(),
+        "scenario {args:?} failed: {value}\nstderr:\n{stderr}"
+    );
+    value
+}
+
+/// Checks what the full scenario saw, for the client named `name`.
+pub fn assert_full_scenario(seen: &serde_json::Value, name: &str) {
+    assert_eq!(seen["echo"], format!("hello from {name}"), "{seen}");
+    assert_eq!(seen["progress_result"], "progressed 3 steps", "{seen}");
+    assert_eq!(
+        seen["progress"],
+        serde_json::json!(["step 1 of 3", "step 2 of 3", "step 3 of 3"]),
+        "progress notifications reach the caller: {seen}"
+    );
+    assert_eq!(
+        seen["sample"]["content"]["text"],
+        format!("sampled by {name}"),
+        "sampling went to the right client: {seen}"
+    );
+    assert_eq!(
+        seen["elicit"]["content"]["name"], name,
+        "elicitation went to the right client: {seen}"
+    );
+    assert_eq!(
+        seen["roots"][0]["uri"],
+        format!("file:///{name}"),
+        "roots/list went to the right client: {seen}"
+    );
+    assert_eq!(
+        seen["logs"], seen["log_result"]["sent"],
+        "log notifications reach the client: {seen}"
+    );
+    assert_eq!(
+        seen["server_requests"],
+        serde_json::json!(["sampling/createMessage", "elicitation/create", "roots/list"]),
+        "{seen}"
+    );
+}
+
+/// Runs two full scenarios at once (clients `alice` and `bob`) against `url` and
+/// checks that each saw only what was meant for it.
+pub fn two_clients_at_once(url: &str, transport: &str) {
+    let runs: Vec<_> = ["alice", "bob"]
+        .into_iter()
+        .map(|name| {
+            let url = url.to_owned();
+            let transport = transport.to_owned();
+            std::thread::spawn(move || {
+                python_scenario(&["--url", &url, "--name", name, "--transport", &transport])
+            })
+        })
+        .collect();
+    for (run, name) in runs.into_iter().zip(["alice", "bob"]) {
+        let seen = run.join().expect("scenario thread");
+        assert_full_scenario(&seen, name);
+    }
+}

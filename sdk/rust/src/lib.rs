@@ -1,0 +1,194 @@
+#![doc = include_str!("../README.md")]
+
+// The generated bindings name their runtime through this crate's own path, so
+// plugins need no direct dependency on wit-bindgen.
+extern crate self as interpose_plugin;
+
+pub mod host;
+mod manifest;
+pub mod mcp;
+mod message;
+mod verdict;
+
+pub use manifest::Manifest;
+pub use message::{Direction, Kind, Message, RpcError};
+pub use verdict::Verdict;
+
+use serde::de::DeserializeOwned;
+
+/// An interceptor plugin. Implement it and call [`export_plugin!`].
+///
+/// The host creates several instances of a plugin (a pool) and calls `init` once
+/// in each before any message; the value `init` returns lives as long as the
+/// instance. Instances share no memory: keep state that must outlive one
+/// instance or be seen by the others in the [`host`] key-value store.
+pub trait Plugin: Sized + 'static {
+    /// Reads the plugin's configuration (JSON text, `{}` when the user gave
+    /// none; see [`parse_config`]) and says which messages the plugin wants.
+    /// An error refuses to load the plugin; its text is shown to the user.
+    fn init(config: &str) -> Result<(Self, Manifest), String>;
+
+    /// Decides what happens to one message. A panic traps the instance; the
+    /// host then applies the plugin's failure policy.
+    fn intercept(&self, msg: &Message) -> Verdict;
+}
+
+/// Parses a plugin's configuration into `T` (typically a
+/// `#[serde(deny_unknown_fields)]` struct). Blank text counts as `{}`. The
+/// error text names the problem and where it is, for the user to read.
+///
+/// ```
+/// #[derive(serde::Deserialize)]
+/// #[serde(deny_unknown_fields)]
+/// struct Config {
+///     #[serde(default)]
+///     verbose: bool,
+/// }
+///
+/// let config: Config = interpose_plugin::parse_config("").unwrap();
+/// assert!(!config.verbose);
+/// let err = interpose_plugin::parse_config::<Config>(r#"{"verbos": true}"#).err().unwrap();
+/// assert!(err.starts_with("invalid config: unknown field `verbos`"), "{err}");
+/// ```
+pub fn parse_config<T: DeserializeOwned>(config: &str) -> Result<T, String> {
+    let text = if config.trim().is_empty() { "{}" } else { config };
+    serde_json::from_str(text).map_err(|err| format!("invalid config: {err}"))
+}
+
+/// Exports a [`Plugin`] as the component's `interceptor` interface. Use it
+/// once, in the plugin crate's `lib.rs`, with the type implementing `Plugin`.
+///
+/// The plugin value lives in a per-instance static set by `init`. The export
+/// glue compiles on every target, so a plugin crate can be unit-tested natively
+/// (`cargo test`) and built as a component for `wasm32-wasip2`.
+#[macro_export]
+macro_rules! export_plugin {
+    ($plugin:ty) => {
+        const _: () = {
+            ::std::thread_local! {
+                static __INTERPOSE_PLUGIN: ::core::cell::RefCell<::core::option::Option<$plugin>> =
+                    const { ::core::cell::RefCell::new(::core::option::Option::None) };
+            }
+
+            struct __InterposeExport;
+
+            impl $crate::__private::Guest for __InterposeExport {
+                fn init(
+                    config: ::std::string::String,
+                ) -> ::core::result::Result<$crate::__private::WitManifest, ::std::string::String> {
+                    __INTERPOSE_PLUGIN.with(|state| $crate::__private::init::<$plugin>(state, config))
+                }
+
+                fn intercept(msg: $crate::__private::WitMessage) -> $crate::__private::WitVerdict {
+                    __INTERPOSE_PLUGIN.with(|state| $crate::__private::intercept::<$plugin>(state, msg))
+                }
+            }
+
+            // Native builds (unit tests) skip the exports: their names are not
+            // valid native symbol names, and nothing native would call them.
+            #[cfg(target_arch = "wasm32")]
+            $crate::__private::bindings::__export_interceptor!(__InterposeExport with_types_in $crate::__private::bindings);
+        };
+    };
+}
+
+/// The generated bindings and the glue behind [`export_plugin!`]; not part of
+/// the API.
+#[doc(hidden)]
+pub mod __private {
+    use std::cell::RefCell;
+
+    use crate::{Direction, Kind, Message, Plugin, RpcError, Verdict};
+
+    #[allow(missing_docs, clippy::all, clippy::pedantic)]
+    pub mod bindings {
+        wit_bindgen::generate!({
+            path: "../../wit",
+            world: "interceptor-plugin",
+            pub_export_macro: true,
+            export_macro_name: "__export_interceptor",
+            runtime_path: "::interpose_plugin::__private::wit_bindgen::rt",
+        });
+    }
+
+    pub use bindings::exports::interpose::plugin::interceptor::{
+        Guest, Manifest as WitManifest,
+    };
+    pub use bindings::interpose::plugin::types::{
+        Direction as WitDirection, Kind as WitKind, Message as WitMessage,
+        RpcError as WitRpcError, Verdict as WitVerdict,
+    };
+    pub use wit_bindgen;
+
+    pub fn init<P: Plugin>(
+        state: &RefCell<Option<P>>,
+        config: String,
+    ) -> Result<WitManifest, String> {
+        let (plugin, manifest) = P::init(&config)?;
+        // A second init (the host should not send one) starts afresh.
+        *state.borrow_mut() = Some(plugin);
+        Ok(WitManifest {
+            name: manifest.name,
+            version: manifest.version,
+            methods: manifest.methods,
+            kinds: manifest.kinds.into_iter().map(kind_to_wit).collect(),
+            wants_request: manifest.wants_request,
+        })
+    }
+
+    pub fn intercept<P: Plugin>(state: &RefCell<Option<P>>, msg: WitMessage) -> WitVerdict {
+        let state = state.borrow();
+        let Some(plugin) = state.as_ref() else {
+            return WitVerdict::Reject(WitRpcError {
+                code: RpcError::INTERNAL_ERROR,
+                message: "plugin called before init".into(),
+                data: None,
+            });
+        };
+        verdict_to_wit(plugin.intercept(&message_from_wit(msg)))
+    }
+
+    fn kind_to_wit(kind: Kind) -> WitKind {
+        match kind {
+            Kind::Request => WitKind::Request,
+            Kind::Response => WitKind::Response,
+            Kind::Error => WitKind::Error,
+            Kind::Notification => WitKind::Notification,
+        }
+    }
+
+    fn message_from_wit(msg: WitMessage) -> Message {
+        Message {
+            direction: match msg.direction {
+                WitDirection::ToServer => Direction::ToServer,
+                WitDirection::ToClient => Direction::ToClient,
+            },
+            kind: match msg.kind {
+                WitKind::Request => Kind::Request,
+                WitKind::Response => Kind::Response,
+                WitKind::Error => Kind::Error,
+                WitKind::Notification => Kind::Notification,
+            },
+            method: msg.method,
+            id: msg.id,
+            payload: msg.payload,
+            error: msg.error.map(|err| RpcError { code: err.code, message: err.message, data: err.data }),
+            request_payload: msg.request_payload,
+            session: msg.session,
+            server: msg.server,
+        }
+    }
+
+    fn verdict_to_wit(verdict: Verdict) -> WitVerdict {
+        match verdict {
+            Verdict::Pass => WitVerdict::Pass,
+            Verdict::Rewrite(text) => WitVerdict::Rewrite(text),
+            Verdict::Respond(text) => WitVerdict::Respond(text),
+            Verdict::Reject(err) => WitVerdict::Reject(WitRpcError {
+                code: err.code,
+                message: err.message,
+                data: err.data,
+            }),
+        }
+    }
+}

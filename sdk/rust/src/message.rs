@@ -1,0 +1,274 @@
+//! The message a plugin sees, and the JSON-RPC error type.
+
+use serde::de::DeserializeOwned;
+
+use crate::mcp::{CallToolResult, GetPromptResult, ReadResourceResult, ToolCallParams, ToolsListResult};
+
+/// Which way a message travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// From the client towards the backend server.
+    ToServer,
+    /// From the backend server towards the client.
+    ToClient,
+}
+
+impl Direction {
+    /// The WIT spelling: `to-server` or `to-client`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::ToServer => "to-server",
+            Direction::ToClient => "to-client",
+        }
+    }
+
+    /// The other direction: the one the answer to a request travels in.
+    pub fn reverse(self) -> Direction {
+        match self {
+            Direction::ToServer => Direction::ToClient,
+            Direction::ToClient => Direction::ToServer,
+        }
+    }
+}
+
+/// The four kinds of JSON-RPC message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Has an id and expects exactly one answer.
+    Request,
+    /// A successful answer to a request.
+    Response,
+    /// An error answer to a request.
+    Error,
+    /// A one-way message; never answered.
+    Notification,
+}
+
+impl Kind {
+    /// The WIT spelling: `request`, `response`, `error` or `notification`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Request => "request",
+            Kind::Response => "response",
+            Kind::Error => "error",
+            Kind::Notification => "notification",
+        }
+    }
+}
+
+/// A JSON-RPC error object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RpcError {
+    /// The JSON-RPC error code.
+    pub code: i64,
+    /// A short human-readable description.
+    pub message: String,
+    /// Optional extra data, as JSON text.
+    pub data: Option<String>,
+}
+
+impl RpcError {
+    /// Invalid JSON was received.
+    pub const PARSE_ERROR: i64 = -32700;
+    /// The JSON sent is not a valid request object.
+    pub const INVALID_REQUEST: i64 = -32600;
+    /// The method does not exist or is not available.
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    /// Invalid method parameters; MCP also uses it for an unknown tool.
+    pub const INVALID_PARAMS: i64 = -32602;
+    /// Internal error.
+    pub const INTERNAL_ERROR: i64 = -32603;
+
+    /// An error with no `data`.
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        RpcError { code, message: message.into(), data: None }
+    }
+}
+
+/// One message on its way through the proxy.
+///
+/// Payloads are JSON text exactly as they arrived; parse them only when you
+/// need to (see [`Message::payload_as`] and the typed views in [`crate::mcp`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// Which way the message travels.
+    pub direction: Direction,
+    /// Request, response, error or notification.
+    pub kind: Kind,
+    /// The JSON-RPC method; for responses and errors, the method of the request
+    /// they answer.
+    pub method: String,
+    /// The JSON-RPC id as JSON text (`7`, `"abc"`); `None` for notifications.
+    pub id: Option<String>,
+    /// `params` of a request or notification, `result` of a response, as JSON
+    /// text; `None` when the message has none (and for errors).
+    pub payload: Option<String>,
+    /// The error of an error answer.
+    pub error: Option<RpcError>,
+    /// For responses and errors, when the manifest set `wants_request`: the
+    /// `params` of the request being answered.
+    pub request_payload: Option<String>,
+    /// The downstream (client) session this message belongs to.
+    pub session: String,
+    /// The name of the backend server.
+    pub server: String,
+}
+
+impl Message {
+    /// A message with the given direction, kind and method and everything else
+    /// empty; handy in tests together with the `with_*` setters.
+    pub fn new(direction: Direction, kind: Kind, method: impl Into<String>) -> Self {
+        Message {
+            direction,
+            kind,
+            method: method.into(),
+            id: None,
+            payload: None,
+            error: None,
+            request_payload: None,
+            session: String::new(),
+            server: String::new(),
+        }
+    }
+
+    /// A client request (`to-server`), with id `1`.
+    pub fn request(method: impl Into<String>, params: impl Into<String>) -> Self {
+        Message::new(Direction::ToServer, Kind::Request, method)
+            .with_id("1")
+            .with_payload(params)
+    }
+
+    /// A server response (`to-client`) to a client request, with id `1`.
+    pub fn response(method: impl Into<String>, result: impl Into<String>) -> Self {
+        Message::new(Direction::ToClient, Kind::Response, method)
+            .with_id("1")
+            .with_payload(result)
+    }
+
+    /// Sets `id` (JSON text).
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// Sets `payload` (JSON text).
+    pub fn with_payload(mut self, payload: impl Into<String>) -> Self {
+        self.payload = Some(payload.into());
+        self
+    }
+
+    /// Sets `request_payload` (JSON text).
+    pub fn with_request_payload(mut self, payload: impl Into<String>) -> Self {
+        self.request_payload = Some(payload.into());
+        self
+    }
+
+    /// Sets `error`.
+    pub fn with_error(mut self, error: RpcError) -> Self {
+        self.error = Some(error);
+        self
+    }
+
+    /// Sets `session`.
+    pub fn with_session(mut self, session: impl Into<String>) -> Self {
+        self.session = session.into();
+        self
+    }
+
+    /// Sets `server`.
+    pub fn with_server(mut self, server: impl Into<String>) -> Self {
+        self.server = server.into();
+        self
+    }
+
+    /// Whether this is a request.
+    pub fn is_request(&self) -> bool {
+        self.kind == Kind::Request
+    }
+
+    /// Whether this answers a request (a response or an error).
+    pub fn is_answer(&self) -> bool {
+        matches!(self.kind, Kind::Response | Kind::Error)
+    }
+
+    /// Whether this is a notification.
+    pub fn is_notification(&self) -> bool {
+        self.kind == Kind::Notification
+    }
+
+    /// Whether this is a request from the client with this method.
+    pub fn is_client_request(&self, method: &str) -> bool {
+        self.direction == Direction::ToServer && self.kind == Kind::Request && self.method == method
+    }
+
+    /// Whether this is a successful answer from the server to a client request
+    /// with this method.
+    pub fn is_server_response(&self, method: &str) -> bool {
+        self.direction == Direction::ToClient && self.kind == Kind::Response && self.method == method
+    }
+
+    /// The payload text; `""` when there is none.
+    pub fn payload_text(&self) -> &str {
+        self.payload.as_deref().unwrap_or("")
+    }
+
+    /// The payload's size in bytes (0 when there is none).
+    pub fn payload_len(&self) -> usize {
+        self.payload.as_ref().map_or(0, String::len)
+    }
+
+    /// Parses the payload. A missing payload parses as JSON `null`, so ask for an
+    /// `Option<T>` when the payload may be absent. Errors are serde's, e.g. for
+    /// a missing field or a duplicate key: a policy plugin should fail closed on
+    /// them rather than guess what the backend will read.
+    pub fn payload_as<T: DeserializeOwned>(&self) -> serde_json::Result<T> {
+        serde_json::from_str(self.payload.as_deref().unwrap_or("null"))
+    }
+
+    /// Parses the request payload (see [`Message::payload_as`]).
+    pub fn request_payload_as<T: DeserializeOwned>(&self) -> serde_json::Result<T> {
+        serde_json::from_str(self.request_payload.as_deref().unwrap_or("null"))
+    }
+
+    /// For a `tools/call` request, its params; for an answer to one, the params
+    /// of the request when the manifest set `wants_request`. `None` for other
+    /// messages or when the params do not parse.
+    pub fn tool_call(&self) -> Option<ToolCallParams> {
+        if self.method != "tools/call" {
+            return None;
+        }
+        match self.kind {
+            Kind::Request => self.payload_as().ok(),
+            Kind::Response | Kind::Error => self.request_payload_as().ok(),
+            Kind::Notification => None,
+        }
+    }
+
+    /// The result of a successful `tools/call` answer.
+    pub fn call_tool_result(&self) -> Option<CallToolResult> {
+        self.result_of("tools/call")
+    }
+
+    /// The result of a successful `tools/list` answer.
+    pub fn tools_list(&self) -> Option<ToolsListResult> {
+        self.result_of("tools/list")
+    }
+
+    /// The result of a successful `resources/read` answer.
+    pub fn resource_contents(&self) -> Option<ReadResourceResult> {
+        self.result_of("resources/read")
+    }
+
+    /// The result of a successful `prompts/get` answer.
+    pub fn prompt(&self) -> Option<GetPromptResult> {
+        self.result_of("prompts/get")
+    }
+
+    fn result_of<T: DeserializeOwned>(&self, method: &str) -> Option<T> {
+        if self.kind == Kind::Response && self.method == method {
+            self.payload_as().ok()
+        } else {
+            None
+        }
+    }
+}

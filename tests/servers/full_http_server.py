@@ -1,0 +1,121 @@
+"""The full test server (full_server.py) served over HTTP, for interpose's HTTP tests.
+
+Streamable HTTP at /mcp (sessions, SSE responses, the GET stream, DELETE) and the
+legacy HTTP+SSE transport at /sse (messages POSTed to /messages/?session_id=...).
+
+Usage: full_http_server.py --port PORT [--json-response] [--record-headers FILE]
+
+--json-response  answer requests with JSON bodies instead of SSE streams.
+--record-headers FILE  append one JSON line per HTTP request received:
+                 {"method": ..., "path": ..., "authorization": ..., "x-test": ...}
+                 so a test can see which headers reached the backend.
+
+The server prints "READY <port>" on stdout once it accepts connections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import anyio  # noqa: E402
+import uvicorn  # noqa: E402
+from mcp.server.lowlevel import NotificationOptions  # noqa: E402
+from mcp.server.sse import SseServerTransport  # noqa: E402
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager  # noqa: E402
+from starlette.applications import Starlette  # noqa: E402
+from starlette.responses import Response  # noqa: E402
+from starlette.routing import Mount, Route  # noqa: E402
+
+import full_server  # noqa: E402
+
+
+class RecordHeaders:
+    """ASGI middleware that appends each request's interesting headers to a file."""
+
+    def __init__(self, app, path: str | None):
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope, receive, send):
+        if self.path and scope["type"] == "http":
+            headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+            line = {
+                "method": scope["method"],
+                "path": scope["path"],
+                "authorization": headers.get("authorization"),
+                "x-test": headers.get("x-test"),
+                "mcp-protocol-version": headers.get("mcp-protocol-version"),
+            }
+            with open(self.path, "a") as f:
+                f.write(json.dumps(line) + "\n")
+        await self.app(scope, receive, send)
+
+
+class StreamableEndpoint:
+    """The session manager as an ASGI endpoint (a class, so Starlette passes it raw)."""
+
+    def __init__(self, manager: StreamableHTTPSessionManager):
+        self.manager = manager
+
+    async def __call__(self, scope, receive, send):
+        await self.manager.handle_request(scope, receive, send)
+
+
+def build_app(json_response: bool, record_headers: str | None) -> Starlette:
+    server = full_server.build_server()
+    options = server.create_initialization_options(
+        NotificationOptions(tools_changed=True, resources_changed=True, prompts_changed=False)
+    )
+    manager = StreamableHTTPSessionManager(app=server, json_response=json_response)
+    sse = SseServerTransport("/messages/")
+
+    async def handle_sse(request):
+        async with sse.connect_sse(request.scope, request.receive, request._send) as (read, write):
+            await server.run(read, write, options)
+        return Response()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        async with manager.run():
+            yield
+
+    app = Starlette(
+        routes=[
+            Route("/mcp", endpoint=StreamableEndpoint(manager)),
+            Route("/sse", endpoint=handle_sse),
+            Mount("/messages/", app=sse.handle_post_message),
+        ],
+        lifespan=lifespan,
+    )
+    return RecordHeaders(app, record_headers)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--json-response", action="store_true")
+    parser.add_argument("--record-headers")
+    args = parser.parse_args()
+    app = build_app(args.json_response, args.record_headers)
+    config = uvicorn.Config(app, host="127.0.0.1", port=args.port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+
+    async def announce():
+        while not server.started:
+            await anyio.sleep(0.02)
+        print(f"READY {args.port}", flush=True)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(announce)
+        await server.serve()
+        tg.cancel_scope.cancel()
+
+
+if __name__ == "__main__":
+    anyio.run(main)
