@@ -3,7 +3,7 @@
 //! an instance from the pool against a fresh instance per call.
 //!
 //! Needs the fixture plugins: `scripts/build-plugins.sh` (or set
-//! `INTERPOSE_BENCH_WASM_DIR` to a directory holding `fixture-pass.wasm`).
+//! `INTERPOSE_BENCH_WASM_DIR` to a directory holding `fixture_pass.wasm`).
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -25,7 +25,7 @@ fn wasm(name: &str) -> PathBuf {
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/wasm/wasm32-wasip2/release")
         });
-    let path = dir.join(format!("{name}.wasm"));
+    let path = dir.join(format!("{}.wasm", name.replace('-', "_")));
     assert!(
         path.exists(),
         "{} is missing: run scripts/build-plugins.sh first",

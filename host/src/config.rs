@@ -189,14 +189,14 @@ fn default_pool_size() -> usize {
 /// Why a configuration could not be used. The text is what the user sees.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {}: {source}", path.display())]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {message}")]
+    #[error("{}:{message}", path.display())]
     Parse { path: PathBuf, message: String },
-    #[error("{path}: plugin {index} (`{plugin}`): {message}")]
+    #[error("{}: plugin {index} (`{}`): {message}", path.display(), plugin.display())]
     Invalid {
         path: PathBuf,
         index: usize,
@@ -299,7 +299,7 @@ impl Config {
     pub fn parse(text: &str, origin: &Path, base: &Path) -> Result<Config, ConfigError> {
         let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: origin.to_owned(),
-            message: one_line(&e),
+            message: one_line(&e, text),
         })?;
         for (index, plugin) in config.plugins.iter_mut().enumerate() {
             plugin.check().map_err(|message| ConfigError::Invalid {
@@ -314,11 +314,16 @@ impl Config {
     }
 }
 
-/// A TOML error as one line: the message and where it is, without the quoted source.
-fn one_line(e: &toml::de::Error) -> String {
+/// A TOML error as one line, `LINE:COLUMN: message`, without the quoted source.
+fn one_line(e: &toml::de::Error, text: &str) -> String {
     let message = e.message().trim_end();
     match e.span() {
-        Some(span) => format!("{message} (at byte {})", span.start),
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("{line}:{column}: {message}")
+        }
         None => message.to_owned(),
     }
 }
@@ -342,7 +347,8 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Config, String> {
-        Config::parse(text, Path::new("interpose.toml"), Path::new("/etc/ip")).map_err(|e| e.to_string())
+        Config::parse(text, Path::new("interpose.toml"), Path::new("/etc/ip"))
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -394,9 +400,9 @@ mod tests {
         let err = parse("[[plugins]]\npath = \"p.wasm\"\ntimeout = 5\n").unwrap_err();
         assert_eq!(
             err,
-            "interpose.toml: unknown field `timeout`, expected one of `path`, `name`, `config`, \
+            "interpose.toml:3:1: unknown field `timeout`, expected one of `path`, `name`, `config`, \
              `failure_policy`, `timeout_ms`, `memory_mb`, `max_output_bytes`, `pool_size`, \
-             `sha256`, `dirs`, `env` (at byte 26)"
+             `sha256`, `dirs`, `env`"
         );
     }
 
@@ -405,32 +411,34 @@ mod tests {
         let err = parse("plugin = []\n").unwrap_err();
         assert_eq!(
             err,
-            "interpose.toml: unknown field `plugin`, expected `plugins` (at byte 0)"
+            "interpose.toml:1:1: unknown field `plugin`, expected `plugins`"
         );
     }
 
     #[test]
     fn missing_path_is_named() {
         let err = parse("[[plugins]]\nname = \"x\"\n").unwrap_err();
-        assert_eq!(err, "interpose.toml: missing field `path` (at byte 0)");
+        assert_eq!(err, "interpose.toml:1:1: missing field `path`");
     }
 
     #[test]
     fn bad_policy_lists_the_choices() {
-        let err = parse("[[plugins]]\npath = \"p.wasm\"\nfailure_policy = \"ignore\"\n").unwrap_err();
+        let err =
+            parse("[[plugins]]\npath = \"p.wasm\"\nfailure_policy = \"ignore\"\n").unwrap_err();
         assert_eq!(
             err,
-            "interpose.toml: unknown variant `ignore`, expected `reject` or `skip` (at byte 43)"
+            "interpose.toml:3:18: unknown variant `ignore`, expected `reject` or `skip`"
         );
     }
 
     #[test]
     fn bad_dir_mode_lists_the_choices() {
-        let err = parse("[[plugins]]\npath = \"p.wasm\"\ndirs = [{ host = \"/x\", mode = \"rwx\" }]\n")
-            .unwrap_err();
+        let err =
+            parse("[[plugins]]\npath = \"p.wasm\"\ndirs = [{ host = \"/x\", mode = \"rwx\" }]\n")
+                .unwrap_err();
         assert_eq!(
             err,
-            "interpose.toml: unknown variant `rwx`, expected `ro` or `rw` (at byte 55)"
+            "interpose.toml:3:31: unknown variant `rwx`, expected `ro` or `rw`"
         );
     }
 
@@ -439,14 +447,16 @@ mod tests {
         let err = parse("[[plugins]]\npath = \"p.wasm\"\nsha256 = \"abc\"\n").unwrap_err();
         assert_eq!(
             err,
-            "interpose.toml: expected 64 hexadecimal digits, got `abc` (at byte 35)"
+            "interpose.toml:3:10: expected 64 hexadecimal digits, got `abc`"
         );
     }
 
     #[test]
     fn out_of_range_values_name_the_plugin() {
-        let err = parse("[[plugins]]\npath = \"a.wasm\"\n[[plugins]]\npath = \"p.wasm\"\npool_size = 0\n")
-            .unwrap_err();
+        let err = parse(
+            "[[plugins]]\npath = \"a.wasm\"\n[[plugins]]\npath = \"p.wasm\"\npool_size = 0\n",
+        )
+        .unwrap_err();
         assert_eq!(
             err,
             "interpose.toml: plugin 2 (`p.wasm`): `pool_size` must be between 1 and 64"

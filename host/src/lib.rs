@@ -7,8 +7,8 @@
 //! to do with each message. Messages stay raw JSON text ([`jsonrpc`]) so that what the
 //! proxy does not know passes through byte for byte.
 
-pub mod demo;
 pub mod config;
+pub mod demo;
 pub mod framing;
 pub mod intercept;
 pub mod jsonrpc;

@@ -7,7 +7,7 @@ use tracing_subscriber::EnvFilter;
 
 use interpose::framing::DEFAULT_MAX_MESSAGE_BYTES;
 use interpose::run::{RunOptions, run};
-use interpose::transport::cli::TransportArgs;
+use interpose::transport::cli::{Listen, TransportArgs, parse_listen};
 
 /// An MCP proxy whose every forwarded message runs through sandboxed WebAssembly plugins.
 #[derive(Parser)]
@@ -88,6 +88,14 @@ struct DemoArgs {
     /// the scripted session, so a real client can connect.
     #[arg(long)]
     serve: bool,
+    /// With --serve: where clients connect, `stdio` or `http://127.0.0.1:PORT`.
+    #[arg(
+        long,
+        default_value = "stdio",
+        value_name = "stdio|http://HOST:PORT",
+        requires = "serve"
+    )]
+    listen: String,
 }
 
 fn parse_env(text: &str) -> Result<(String, String), String> {
@@ -153,7 +161,11 @@ async fn execute(command: Command) -> ExitCode {
             }
             Err(e) => Err(e),
         },
-        Command::Demo(args) if args.serve => interpose::demo::serve_stdio().await,
+        Command::Demo(args) if args.serve => match parse_listen(&args.listen) {
+            Ok(Listen::Stdio) => interpose::demo::serve_stdio().await,
+            Ok(Listen::Http(config)) => interpose::demo::serve_http(config).await,
+            Err(e) => Err(e),
+        },
         Command::Demo(_) => interpose::demo::run_scripted().await,
     };
     match result {

@@ -89,7 +89,9 @@ async fn run_stdio(
 pub async fn serve_http(config: HttpServerConfig, settings: SessionSettings) -> anyhow::Result<()> {
     let server = HttpServer::bind(config, settings).await?;
     let addr = server.local_addr()?;
-    eprintln!("interpose: listening on http://{addr}/mcp (Streamable HTTP) and http://{addr}/sse (legacy SSE)");
+    eprintln!(
+        "interpose: listening on http://{addr}/mcp (Streamable HTTP) and http://{addr}/sse (legacy SSE)"
+    );
     server.serve(shutdown_signal()).await
 }
 

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use rmcp::model::{
-    ArgumentInfo, CallToolRequestParams, CompleteRequestParams, GetPromptRequestParams, Reference,
-    ReadResourceRequestParams,
+    ArgumentInfo, CallToolRequestParams, CompleteRequestParams, GetPromptRequestParams,
+    ReadResourceRequestParams, Reference,
 };
 use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;
@@ -18,7 +18,10 @@ const INTERPOSE: &str = env!("CARGO_BIN_EXE_interpose");
 type Client = RunningService<RoleClient, ()>;
 
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent").to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_path_buf()
 }
 
 /// A backend as a command line.
@@ -30,8 +33,17 @@ fn demo_backend() -> Vec<String> {
 fn python_backend() -> Vec<String> {
     let root = repo_root();
     let python = root.join(".venv/bin/python");
-    assert!(python.exists(), "{} is missing: run scripts/setup-tests.sh first", python.display());
-    vec![python.display().to_string(), root.join("tests/servers/full_server.py").display().to_string()]
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/setup-tests.sh first",
+        python.display()
+    );
+    vec![
+        python.display().to_string(),
+        root.join("tests/servers/full_server.py")
+            .display()
+            .to_string(),
+    ]
 }
 
 fn through_proxy(backend: &[String]) -> Vec<String> {
@@ -56,13 +68,20 @@ async fn survey(client: &Client) -> Value {
     let info = client.peer_info().map(|i| json(&*i));
     let tools = json(client.list_all_tools().await.expect("tools/list"));
     let resources = json(client.list_all_resources().await.expect("resources/list"));
-    let templates = json(client.list_all_resource_templates().await.expect("templates/list"));
+    let templates = json(
+        client
+            .list_all_resource_templates()
+            .await
+            .expect("templates/list"),
+    );
     let prompts = json(client.list_all_prompts().await.expect("prompts/list"));
     json!({ "info": info, "tools": tools, "resources": resources, "templates": templates, "prompts": prompts })
 }
 
 fn call(name: &str, args: Value) -> CallToolRequestParams {
-    let Value::Object(args) = args else { panic!("arguments must be an object") };
+    let Value::Object(args) = args else {
+        panic!("arguments must be an object")
+    };
     CallToolRequestParams::new(name.to_owned()).with_arguments(args)
 }
 
@@ -78,25 +97,49 @@ async fn demo_backend_answers_identically_through_the_proxy() {
         ("fail", json!({})),
         ("get_weather", json!({"city": "Lisbon"})),
     ] {
-        let a = direct.call_tool(call(name, args.clone())).await.expect("direct call");
-        let b = proxied.call_tool(call(name, args)).await.expect("proxied call");
+        let a = direct
+            .call_tool(call(name, args.clone()))
+            .await
+            .expect("direct call");
+        let b = proxied
+            .call_tool(call(name, args))
+            .await
+            .expect("proxied call");
         assert_eq!(json(a), json(b), "tools/call {name}");
     }
     let read = |uri: &str| ReadResourceRequestParams::new(uri.to_owned());
     for uri in ["demo://readme", "demo://users/2"] {
         let a = direct.read_resource(read(uri)).await.expect("direct read");
-        let b = proxied.read_resource(read(uri)).await.expect("proxied read");
+        let b = proxied
+            .read_resource(read(uri))
+            .await
+            .expect("proxied read");
         assert_eq!(json(a), json(b), "resources/read {uri}");
     }
-    let missing_a = direct.read_resource(read("demo://users/999")).await.unwrap_err();
-    let missing_b = proxied.read_resource(read("demo://users/999")).await.unwrap_err();
-    assert_eq!(missing_a.to_string(), missing_b.to_string(), "errors are relayed unchanged");
+    let missing_a = direct
+        .read_resource(read("demo://users/999"))
+        .await
+        .unwrap_err();
+    let missing_b = proxied
+        .read_resource(read("demo://users/999"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        missing_a.to_string(),
+        missing_b.to_string(),
+        "errors are relayed unchanged"
+    );
 
     let prompt = || {
-        let Value::Object(args) = json!({"text": "a b c", "style": "brief"}) else { unreachable!() };
+        let Value::Object(args) = json!({"text": "a b c", "style": "brief"}) else {
+            unreachable!()
+        };
         GetPromptRequestParams::new("summarize").with_arguments(args)
     };
-    assert_eq!(json(direct.get_prompt(prompt()).await.unwrap()), json(proxied.get_prompt(prompt()).await.unwrap()));
+    assert_eq!(
+        json(direct.get_prompt(prompt()).await.unwrap()),
+        json(proxied.get_prompt(prompt()).await.unwrap())
+    );
 
     let complete = || {
         CompleteRequestParams::new(
@@ -104,7 +147,10 @@ async fn demo_backend_answers_identically_through_the_proxy() {
             ArgumentInfo::new("style", "b"),
         )
     };
-    assert_eq!(json(direct.complete(complete()).await.unwrap()), json(proxied.complete(complete()).await.unwrap()));
+    assert_eq!(
+        json(direct.complete(complete()).await.unwrap()),
+        json(proxied.complete(complete()).await.unwrap())
+    );
 
     direct.cancel().await.expect("close direct");
     proxied.cancel().await.expect("close proxied");
@@ -116,13 +162,23 @@ async fn sixty_four_concurrent_calls_each_get_their_own_answer() {
     let calls = (0..64).map(|i| {
         let proxied = &proxied;
         async move {
-            let result = proxied.call_tool(call("echo", json!({"text": format!("call {i}")}))).await.expect("call");
+            let result = proxied
+                .call_tool(call("echo", json!({"text": format!("call {i}")})))
+                .await
+                .expect("call");
             (i, json(result))
         }
     });
     for (i, result) in futures::future::join_all(calls).await {
-        let text = result["content"][0]["text"].as_str().unwrap_or_default().to_owned();
-        assert_eq!(text, format!("call {i}"), "answer {i} went to the right caller");
+        let text = result["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert_eq!(
+            text,
+            format!("call {i}"),
+            "answer {i} went to the right caller"
+        );
     }
     proxied.cancel().await.expect("close");
 }
@@ -132,8 +188,14 @@ async fn python_backend_answers_identically_through_the_proxy() {
     let direct = connect(&python_backend()).await;
     let proxied = connect(&through_proxy(&python_backend())).await;
     assert_eq!(survey(&direct).await, survey(&proxied).await);
-    let a = direct.call_tool(call("echo", json!({"text": "hi"}))).await.expect("direct call");
-    let b = proxied.call_tool(call("echo", json!({"text": "hi"}))).await.expect("proxied call");
+    let a = direct
+        .call_tool(call("echo", json!({"text": "hi"})))
+        .await
+        .expect("direct call");
+    let b = proxied
+        .call_tool(call("echo", json!({"text": "hi"})))
+        .await
+        .expect("proxied call");
     assert_eq!(json(a), json(b));
     direct.cancel().await.expect("close direct");
     proxied.cancel().await.expect("close proxied");

@@ -1,14 +1,15 @@
 """A Python `mcp` SDK client session over HTTP, for interpose's HTTP tests.
 
 Connects to URL with Streamable HTTP (--transport streamable) or legacy SSE
-(--transport sse), runs a scenario against tests/servers/full_server.py (directly
+(--transport sse), or launches a command and talks to it over stdio (--transport stdio,
+--url is then the command line as a JSON array), runs a scenario against tests/servers/full_server.py (directly
 or through interpose) and prints what it saw as one JSON object on stdout.
 
 The client answers server requests with values that carry its --name, so a test
 running two clients at once can tell that each server request reached the client
 whose tool call caused it.
 
-Usage: http_scenario.py --url URL --name NAME [--transport streamable|sse]
+Usage: http_scenario.py --url URL --name NAME [--transport streamable|sse|stdio]
                         [--handshake initialize|discover] [--token TOKEN]
                         [--scenario full|basic] [--everything]
 """
@@ -26,6 +27,7 @@ import httpx2
 import mcp_types as types
 from mcp.client.session import ClientRequestContext, ClientSession
 from mcp.client.sse import sse_client
+from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPDeprecationWarning
 
@@ -67,7 +69,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         seen["progress"].append(message)
 
     headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
-    if args.transport == "sse":
+    if args.transport == "stdio":
+        argv = json.loads(args.url)
+        transport = stdio_client(StdioServerParameters(command=argv[0], args=argv[1:]))
+    elif args.transport == "sse":
         transport = sse_client(args.url, headers=headers)
     else:
         transport = streamable_http_client(args.url, http_client=httpx2.AsyncClient(headers=headers, timeout=30))
@@ -118,7 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
     parser.add_argument("--name", required=True)
-    parser.add_argument("--transport", choices=["streamable", "sse"], default="streamable")
+    parser.add_argument("--transport", choices=["streamable", "sse", "stdio"], default="streamable")
     parser.add_argument("--handshake", choices=["initialize", "discover"], default="initialize")
     parser.add_argument("--token")
     parser.add_argument("--scenario", choices=["full", "basic"], default="full")

@@ -15,6 +15,8 @@ use crate::framing::DEFAULT_MAX_MESSAGE_BYTES;
 use crate::intercept::{PassAll, SharedInterceptor};
 use crate::relay::{RelayConfig, RelayEnd, SessionRelay};
 use crate::run::shutdown_signal;
+use crate::transport::http_server::{HttpServer, HttpServerConfig, SessionSettings};
+use crate::transport::upstream::{InProcessServer, UpstreamSpec};
 use crate::transport::{in_process, line_link, stdio};
 use trace::Tracer;
 
@@ -78,4 +80,39 @@ pub async fn serve_stdio() -> anyhow::Result<()> {
         RelayEnd::BackendClosed(why) => anyhow::bail!("the demo backend ended: {why}"),
         RelayEnd::ClientClosed | RelayEnd::Shutdown => Ok(()),
     }
+}
+
+/// Serves the demo backend through the proxy over HTTP (Streamable HTTP at /mcp, legacy
+/// SSE at /sse), one in-process demo backend per client session, and prints how to
+/// connect a client.
+pub async fn serve_http(config: HttpServerConfig) -> anyhow::Result<()> {
+    let serve: InProcessServer = Arc::new(|io| Box::pin(backend::serve(io)));
+    let settings = SessionSettings {
+        upstream: UpstreamSpec::InProcess {
+            name: SERVER_NAME.into(),
+            serve,
+        },
+        server_name: SERVER_NAME.into(),
+        interceptor: Arc::new(PassAll),
+        max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        backend_shutdown_grace: Duration::from_secs(1),
+    };
+    let server = HttpServer::bind(config, settings).await?;
+    let addr = server.local_addr()?;
+    println!(
+        "interpose demo: serving the demo backend through the proxy; listening on http://{addr}/mcp"
+    );
+    println!();
+    println!("  Streamable HTTP: http://{addr}/mcp");
+    println!("  Legacy SSE:      http://{addr}/sse");
+    println!();
+    println!("Connect a client, for example:");
+    println!(
+        "  npx @modelcontextprotocol/inspector --cli http://{addr}/mcp --transport http --method tools/list"
+    );
+    println!(
+        "  or, in a desktop client's config: {{\"mcpServers\": {{\"demo\": {{\"url\": \"http://{addr}/mcp\"}}}}}}"
+    );
+    println!("Press Ctrl-C to stop.");
+    server.serve(shutdown_signal()).await
 }

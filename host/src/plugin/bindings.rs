@@ -12,10 +12,10 @@ mod generated {
     });
 }
 
-pub(super) use generated::InterceptorPluginPre as PluginPre;
 pub(super) use generated::InterceptorPlugin as Plugin;
-pub(super) use generated::interpose::plugin::host::{Host, Level, add_to_linker};
+pub(super) use generated::InterceptorPluginPre as PluginPre;
 use generated::exports::interpose::plugin::interceptor as wit;
+pub(super) use generated::interpose::plugin::host::{Host, Level, add_to_linker};
 use generated::interpose::plugin::types as wit_types;
 
 /// The message record as the guest receives it.

@@ -51,7 +51,10 @@ impl InterceptorChain {
 
     /// The names of the plugins, in chain order.
     pub fn plugin_names(&self) -> Vec<String> {
-        self.slots.iter().map(|s| s.peek().name.to_string()).collect()
+        self.slots
+            .iter()
+            .map(|s| s.peek().name.to_string())
+            .collect()
     }
 
     /// The version of the plugin at `index` serving new messages.
@@ -87,7 +90,11 @@ impl InterceptorChain {
             self.slots.len() - first
         };
         for step in 0..steps {
-            let index = if backwards { first - step } else { first + step };
+            let index = if backwards {
+                first - step
+            } else {
+                first + step
+            };
             let slot = &self.slots[index];
             let version = slot.current();
             if !version.filter.matches(state.kind, msg.method) {
@@ -155,7 +162,13 @@ impl InterceptorChain {
         next
     }
 
-    fn record(&self, slot: &PluginSlot, version: &PluginVersion, outcome: Outcome, elapsed: std::time::Duration) {
+    fn record(
+        &self,
+        slot: &PluginSlot,
+        version: &PluginVersion,
+        outcome: Outcome,
+        elapsed: std::time::Duration,
+    ) {
         if slot.stats.record(outcome, elapsed) {
             slot.stats.log(&version.name);
         }
@@ -257,9 +270,7 @@ fn checked(verdict: GuestVerdict, limit: usize) -> Result<Checked, Failure> {
                     limit,
                 });
             }
-            let data = data
-                .map(|d| checked_json(d, "reject", limit))
-                .transpose()?;
+            let data = data.map(|d| checked_json(d, "reject", limit)).transpose()?;
             Checked::Reject(ErrorObject {
                 code,
                 message,
@@ -317,7 +328,11 @@ mod tests {
         ));
         assert!(matches!(
             checked(GuestVerdict::Respond("[1,2,3]".into()), 3),
-            Err(Failure::TooLarge { what: "respond", len: 7, limit: 3 })
+            Err(Failure::TooLarge {
+                what: "respond",
+                len: 7,
+                limit: 3
+            })
         ));
         assert!(matches!(
             checked(
@@ -339,7 +354,10 @@ mod tests {
             &Failure::Deadline(std::time::Duration::from_millis(50)),
         );
         assert_eq!(e.code, PLUGIN_ERROR);
-        assert_eq!(e.message, "plugin `redact` failed: deadline of 50 ms exceeded");
+        assert_eq!(
+            e.message,
+            "plugin `redact` failed: deadline of 50 ms exceeded"
+        );
         assert_eq!(
             e.data.unwrap().get(),
             r#"{"cause":"deadline of 50 ms exceeded","plugin":"redact"}"#

@@ -48,10 +48,7 @@ pub fn open(dir: PathBuf) -> Option<wasmtime::Cache> {
             Some(cache)
         }
         Err(e) => {
-            tracing::warn!(
-                "compiled-plugin cache disabled: {}: {e:#}",
-                dir.display()
-            );
+            tracing::warn!("compiled-plugin cache disabled: {}: {e:#}", dir.display());
             None
         }
     }

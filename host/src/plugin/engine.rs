@@ -131,9 +131,9 @@ fn stub_import(
     match item {
         ComponentItem::ComponentFunc(_) => {
             let what = format!("`{name}` is not available to plugins");
-            linker
-                .root()
-                .func_new(name, move |_, _, _, _| Err(wasmtime::Error::msg(what.clone())))
+            linker.root().func_new(name, move |_, _, _, _| {
+                Err(wasmtime::Error::msg(what.clone()))
+            })
         }
         ComponentItem::ComponentInstance(instance) => {
             let mut stubs = linker.instance(name)?;
@@ -176,7 +176,9 @@ fn engine_config(cache: Option<wasmtime::Cache>, pooling: bool) -> Config {
             .total_memories(1000)
             .total_tables(4000)
             .total_stacks(1000)
-            .max_memory_size(usize::try_from(crate::config::MAX_MEMORY_MB << 20).unwrap_or(usize::MAX))
+            .max_memory_size(
+                usize::try_from(crate::config::MAX_MEMORY_MB << 20).unwrap_or(usize::MAX),
+            )
             .max_tables_per_module(4);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
@@ -201,7 +203,11 @@ impl EpochTicker {
                     engine.increment_epoch();
                 }
             })
-            .map_err(|e| tracing::error!("cannot start the epoch ticker; plugin deadlines will not fire: {e}"))
+            .map_err(|e| {
+                tracing::error!(
+                    "cannot start the epoch ticker; plugin deadlines will not fire: {e}"
+                )
+            })
             .ok();
         EpochTicker { stop, thread }
     }

@@ -83,9 +83,6 @@ mod tests {
             assert_eq!(health.failure(), None);
             health.success();
         }
-        assert_eq!(
-            health.failure().as_deref(),
-            Some("20 failures within 60 s")
-        );
+        assert_eq!(health.failure().as_deref(), Some("20 failures within 60 s"));
     }
 }

@@ -157,7 +157,8 @@ mod tests {
         let kv = KvStore::default();
         kv.set("a", b"1".to_vec(), Some(Duration::ZERO)).unwrap();
         assert_eq!(kv.get("a"), None);
-        kv.set("b", b"1".to_vec(), Some(Duration::from_secs(60))).unwrap();
+        kv.set("b", b"1".to_vec(), Some(Duration::from_secs(60)))
+            .unwrap();
         assert!(kv.get("b").is_some());
     }
 
@@ -165,8 +166,10 @@ mod tests {
     fn evicts_soonest_to_expire_then_oldest() {
         let kv = KvStore::new(3 * (ENTRY_OVERHEAD + 2));
         kv.set("p", b"1".to_vec(), None).unwrap();
-        kv.set("l", b"1".to_vec(), Some(Duration::from_secs(600))).unwrap();
-        kv.set("s", b"1".to_vec(), Some(Duration::from_secs(60))).unwrap();
+        kv.set("l", b"1".to_vec(), Some(Duration::from_secs(600)))
+            .unwrap();
+        kv.set("s", b"1".to_vec(), Some(Duration::from_secs(60)))
+            .unwrap();
         kv.set("n", b"1".to_vec(), None).unwrap();
         assert_eq!(kv.get("s"), None, "soonest expiry goes first");
         kv.set("m", b"1".to_vec(), None).unwrap();

@@ -90,8 +90,8 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         // Tables hold references, 8 bytes or so each: bounded by the memory cap too.
-        let allowed = desired.saturating_mul(8) <= self.limit
-            && maximum.is_none_or(|max| desired <= max);
+        let allowed =
+            desired.saturating_mul(8) <= self.limit && maximum.is_none_or(|max| desired <= max);
         if !allowed {
             self.hit = true;
         }

@@ -52,7 +52,12 @@ impl InstanceFactory {
             .grants
             .wasi_ctx(&self.tag)
             .map_err(|e| StartError::Instantiate(e.to_string()))?;
-        let state = HostState::new(wasi, self.limits.memory_bytes, self.tag.clone(), self.kv.clone());
+        let state = HostState::new(
+            wasi,
+            self.limits.memory_bytes,
+            self.tag.clone(),
+            self.kv.clone(),
+        );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(Limits::deadline_ticks(self.limits.init_timeout()));
@@ -98,9 +103,7 @@ impl Instance {
             .set_epoch_deadline(Limits::deadline_ticks(limits.timeout));
         bindings::call_intercept(&self.plugin, &mut self.store, message)
             .await
-            .map_err(|e| {
-                Failure::from_call_error(&e, limits, self.store.data().limiter.was_hit())
-            })
+            .map_err(|e| Failure::from_call_error(&e, limits, self.store.data().limiter.was_hit()))
     }
 }
 
@@ -187,7 +190,9 @@ impl InstancePool {
             loop {
                 // Holding only a weak reference between instances: a replaced version's
                 // pool is not kept alive by its own refill.
-                let Some(pool) = pool_ref.upgrade() else { return };
+                let Some(pool) = pool_ref.upgrade() else {
+                    return;
+                };
                 if pool.idle_count() >= pool.ready {
                     pool.refilling.store(false, Ordering::Release);
                     return;

@@ -25,7 +25,10 @@ impl PluginTag {
     }
 
     pub fn get(&self) -> Arc<str> {
-        self.0.read().map(|n| n.clone()).unwrap_or_else(|e| e.into_inner().clone())
+        self.0
+            .read()
+            .map(|n| n.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
     }
 
     pub fn set(&self, name: &str) {

@@ -63,7 +63,10 @@ impl PluginSlot {
 
     /// Loads the file again and, if that works, serves new messages with it. On any
     /// failure the version in use stays and the error is returned.
-    pub async fn reload(&self, runtime: &PluginRuntime) -> Result<Option<Arc<PluginVersion>>, LoadError> {
+    pub async fn reload(
+        &self,
+        runtime: &PluginRuntime,
+    ) -> Result<Option<Arc<PluginVersion>>, LoadError> {
         let (wasm, sha256) = read_checked(&self.config).await?;
         if sha256 == self.current.load().sha256 {
             return Ok(None);

@@ -44,7 +44,7 @@ impl Stats {
             Ordering::Relaxed,
         );
         let calls = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
-        calls % LOG_EVERY == 0
+        calls.is_multiple_of(LOG_EVERY)
     }
 
     pub fn calls(&self) -> u64 {

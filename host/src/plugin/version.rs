@@ -139,7 +139,9 @@ impl PluginVersion {
         };
         lineage.tag.set(&name);
         let pool = InstancePool::new(factory, first, config.pool_size);
-        pool.fill().await.map_err(|e| start_error(config, path, e))?;
+        pool.fill()
+            .await
+            .map_err(|e| start_error(config, path, e))?;
         Ok(Arc::new(PluginVersion {
             name,
             filter: Filter::new(&manifest.methods, &manifest.kinds),

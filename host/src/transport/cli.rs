@@ -76,20 +76,10 @@ pub enum Listen {
 impl TransportArgs {
     /// The listener the flags describe.
     pub fn listen(&self) -> anyhow::Result<Listen> {
-        if self.listen == "stdio" {
-            return Ok(Listen::Stdio);
-        }
-        let url = Url::parse(&self.listen)
-            .ok()
-            .filter(|url| url.scheme() == "http" && matches!(url.path(), "" | "/" | "/mcp"))
-            .with_context(|| {
-                format!(
-                    "--listen must be `stdio` or `http://HOST:PORT`, got `{}`",
-                    self.listen
-                )
-            })?;
-        let addr = listen_addr(&url)?;
-        let mut config = HttpServerConfig::new(addr);
+        let mut config = match parse_listen(&self.listen)? {
+            Listen::Stdio => return Ok(Listen::Stdio),
+            Listen::Http(config) => config,
+        };
         config.allow_remote = self.allow_remote;
         config.access = AccessPolicy {
             allowed_origins: self
@@ -159,6 +149,18 @@ impl TransportArgs {
     }
 }
 
+/// `stdio`, or `http://HOST:PORT` (optionally ending in `/mcp`) with default settings.
+pub fn parse_listen(text: &str) -> anyhow::Result<Listen> {
+    if text == "stdio" {
+        return Ok(Listen::Stdio);
+    }
+    let url = Url::parse(text)
+        .ok()
+        .filter(|url| url.scheme() == "http" && matches!(url.path(), "" | "/" | "/mcp"))
+        .with_context(|| format!("--listen must be `stdio` or `http://HOST:PORT`, got `{text}`"))?;
+    Ok(Listen::Http(HttpServerConfig::new(listen_addr(&url)?)))
+}
+
 fn listen_addr(url: &Url) -> anyhow::Result<SocketAddr> {
     let host = url.host_str().context("--listen needs a host")?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -213,15 +215,23 @@ mod tests {
     fn url_backends_pick_their_transport() {
         let a = args();
         let pick = |url: &str| a.upstream(vec![url.into()], vec![]).unwrap();
-        assert!(matches!(pick("http://127.0.0.1:1/mcp"), UpstreamSpec::StreamableHttp(_)));
-        assert!(matches!(pick("http://127.0.0.1:1/sse"), UpstreamSpec::LegacySse(_)));
         assert!(matches!(
-            a.upstream(vec!["python3".into(), "s.py".into()], vec![]).unwrap(),
+            pick("http://127.0.0.1:1/mcp"),
+            UpstreamSpec::StreamableHttp(_)
+        ));
+        assert!(matches!(
+            pick("http://127.0.0.1:1/sse"),
+            UpstreamSpec::LegacySse(_)
+        ));
+        assert!(matches!(
+            a.upstream(vec!["python3".into(), "s.py".into()], vec![])
+                .unwrap(),
             UpstreamSpec::Command(_)
         ));
-        assert!(a
-            .upstream(vec!["http://x/mcp".into(), "extra".into()], vec![])
-            .is_err());
+        assert!(
+            a.upstream(vec!["http://x/mcp".into(), "extra".into()], vec![])
+                .is_err()
+        );
     }
 
     #[test]

@@ -45,6 +45,9 @@ const ERROR_BODY_BYTES: usize = 64 * 1024;
 /// Once the relay is done, how long requests still running may take to finish.
 const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// `initialize` holds up every later message (they need its session id), so it may
+/// not take forever.
+const INITIALIZE_LIMIT: Duration = Duration::from_secs(60);
 
 /// Where the backend is and what every request to it carries.
 #[derive(Debug, Clone)]
@@ -71,6 +74,7 @@ impl HttpUpstreamConfig {
         }
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
+            .redirect(same_origin_redirects())
             .build()?;
         Ok(HttpUpstreamConfig {
             url,
@@ -91,6 +95,22 @@ impl HttpUpstreamConfig {
             None => self.clone(),
         }
     }
+}
+
+/// Follows a few redirects, only within the backend's origin: the operator's headers
+/// and token are for that server, not for wherever it points.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same_origin = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.origin() == attempt.url().origin());
+        if attempt.previous().len() > 5 || !same_origin {
+            attempt.stop()
+        } else {
+            attempt.follow()
+        }
+    })
 }
 
 /// Opens a link to a Streamable HTTP backend. Nothing is sent until the relay sends.
@@ -141,9 +161,23 @@ async fn write_loop(shared: Arc<Shared>, mut out_rx: mpsc::Receiver<Outbound>) {
             continue;
         }
         match message {
-            Message::Request { ref id, ref method, .. } if method == "initialize" => {
+            Message::Request {
+                ref id, ref method, ..
+            } if method == "initialize" => {
                 let id = id.clone();
-                shared.clone().post_request(id, message, true).await;
+                let handshake = shared.clone().post_request(id.clone(), message, true);
+                if tokio::time::timeout(INITIALIZE_LIMIT, handshake)
+                    .await
+                    .is_err()
+                {
+                    let error = ErrorObject::new(
+                        BACKEND_UNAVAILABLE,
+                        format!(
+                            "the backend did not answer `initialize` within {INITIALIZE_LIMIT:?}"
+                        ),
+                    );
+                    shared.answer_error(&id, error).await;
+                }
             }
             Message::Request { ref id, .. } => {
                 let key: Box<str> = id.get().into();
@@ -155,9 +189,10 @@ async fn write_loop(shared: Arc<Shared>, mut out_rx: mpsc::Receiver<Outbound>) {
                 });
                 in_flight.insert(key, handle);
             }
-            Message::Notification { ref method, ref params }
-                if method == "notifications/cancelled" && !shared.has_session() =>
-            {
+            Message::Notification {
+                ref method,
+                ref params,
+            } if method == "notifications/cancelled" && shared.is_sessionless_era() => {
                 // Without a session (2026-07-28), closing the response stream is the
                 // cancellation; there is no notification to send.
                 if let Some(handle) = jsonrpc::cancelled_request_id(params.as_deref())
@@ -200,6 +235,13 @@ impl Shared {
 
     fn has_session(&self) -> bool {
         self.lock_session().id.is_some()
+    }
+
+    /// 2026-07-28 and later: no `initialize` happened, so there is neither a session
+    /// nor a negotiated version, and each request stands alone.
+    fn is_sessionless_era(&self) -> bool {
+        let session = self.lock_session();
+        session.id.is_none() && session.version.is_none()
     }
 
     fn lock_session(&self) -> std::sync::MutexGuard<'_, SessionState> {
@@ -471,10 +513,7 @@ impl Shared {
         id: Option<&RawId>,
         initialize: bool,
     ) -> Pump {
-        let mut events = Box::pin(read_events(
-            response.bytes_stream(),
-            self.max_message_bytes,
-        ));
+        let mut events = Box::pin(read_events(response.bytes_stream(), self.max_message_bytes));
         while let Some(event) = events.next().await {
             let event = match event {
                 Ok(event) => event,
@@ -568,7 +607,11 @@ impl Shared {
             {
                 headers.insert(LAST_EVENT_ID, value);
             }
-            let request = self.config.client.get(self.config.url.clone()).headers(headers);
+            let request = self
+                .config
+                .client
+                .get(self.config.url.clone())
+                .headers(headers);
             let events_before = cursor.events;
             match request.send().await {
                 Ok(response) if response.status() == StatusCode::METHOD_NOT_ALLOWED => {
@@ -584,7 +627,8 @@ impl Shared {
                     return;
                 }
                 Ok(response) => {
-                    if let Pump::Failed(problem) = self.pump(&mut cursor, response, None, false).await
+                    if let Pump::Failed(problem) =
+                        self.pump(&mut cursor, response, None, false).await
                     {
                         tracing::warn!("{problem}");
                     }

@@ -66,7 +66,10 @@ struct RequestMeta<'a> {
 /// a client speaking 2026-07-28 or later, absent in the handshake era.
 pub fn meta_protocol_version(params: Option<&RawValue>) -> Option<String> {
     let params = params?;
-    if !params.get().contains("io.modelcontextprotocol/protocolVersion") {
+    if !params
+        .get()
+        .contains("io.modelcontextprotocol/protocolVersion")
+    {
         return None;
     }
     let parsed: WithMeta = serde_json::from_str(params.get()).ok()?;
@@ -115,6 +118,24 @@ pub fn encode_header_value(value: &str) -> String {
     } else {
         let encoded = base64::engine::general_purpose::STANDARD.encode(value.as_bytes());
         format!("=?base64?{encoded}?=")
+    }
+}
+
+/// The value a 2026-07-28 header carries, decoding `=?base64?...?=`; `None` when the
+/// encoding is broken.
+pub fn decode_header_value(value: &str) -> Option<String> {
+    use base64::Engine;
+    match value
+        .strip_prefix("=?base64?")
+        .and_then(|rest| rest.strip_suffix("?="))
+    {
+        Some(encoded) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .ok()?;
+            String::from_utf8(bytes).ok()
+        }
+        None => Some(value.to_owned()),
     }
 }
 
@@ -217,7 +238,9 @@ struct EventSizeGuard {
 }
 
 impl EventSizeGuard {
+    /// Counts `bytes` in; returns the largest event size seen while doing so.
     fn add(&mut self, bytes: &[u8]) -> usize {
+        let mut largest = self.since_boundary;
         for &b in bytes {
             match b {
                 b'\r' => {}
@@ -226,10 +249,11 @@ impl EventSizeGuard {
                 _ => {
                     self.last_was_newline = false;
                     self.since_boundary += 1;
+                    largest = largest.max(self.since_boundary);
                 }
             }
         }
-        self.since_boundary
+        largest
     }
 }
 
@@ -264,6 +288,17 @@ mod tests {
     }
 
     #[test]
+    fn header_values_decode_back() {
+        for value in ["plain", "Hello, 世界", " padded ", "=?base64?literal?="] {
+            assert_eq!(
+                decode_header_value(&encode_header_value(value)).as_deref(),
+                Some(value)
+            );
+        }
+        assert_eq!(decode_header_value("=?base64?!!?="), None);
+    }
+
+    #[test]
     fn multi_line_data_becomes_several_data_lines() {
         let event = sse_event(Some("1-2"), None, "{\n\"a\":1}");
         assert_eq!(&event[..], b"id: 1-2\ndata: {\ndata: \"a\":1}\n\n");
@@ -287,9 +322,10 @@ mod tests {
         let mut events = Box::pin(read_events(futures::stream::iter(chunks), 1000));
         let first = events.next().await.unwrap().unwrap();
         assert_eq!(first.data.as_deref(), Some("small"));
-        assert!(matches!(
-            events.next().await,
-            Some(Err(SseReadError::TooLarge(1000)))
-        ));
+        let second = events.next().await;
+        assert!(
+            matches!(second, Some(Err(SseReadError::TooLarge(1000)))),
+            "{second:?}"
+        );
     }
 }

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use http::header::{ACCEPT, CONTENT_TYPE};
 use http::StatusCode;
+use http::header::{ACCEPT, CONTENT_TYPE};
 use tokio::sync::{mpsc, watch};
 use url::Url;
 
@@ -74,7 +74,8 @@ async fn read_stream(
                         endpoint_tx.send_replace(Some(resolve_endpoint(url, data.trim())));
                     }
                     None | Some("message") if !data.trim().is_empty() => {
-                        for frame in mcp_http::frames_from_body(data.as_bytes(), max_message_bytes) {
+                        for frame in mcp_http::frames_from_body(data.as_bytes(), max_message_bytes)
+                        {
                             let inbound = Inbound::Frame {
                                 frame,
                                 related: None,
@@ -105,7 +106,9 @@ async fn open_stream(config: &HttpUpstreamConfig) -> Result<reqwest::Response, S
         .map_err(|e| format!("cannot reach the backend at {url}: {}", error_chain(&e)))?;
     let status = response.status();
     if !status.is_success() {
-        return Err(format!("the backend at {url} refused the SSE stream: HTTP {status}"));
+        return Err(format!(
+            "the backend at {url} refused the SSE stream: HTTP {status}"
+        ));
     }
     Ok(response)
 }
@@ -116,7 +119,22 @@ fn resolve_endpoint(base: &Url, data: &str) -> Result<Url, String> {
     let endpoint = base
         .join(data)
         .map_err(|e| format!("the backend sent an invalid endpoint `{data}`: {e}"))?;
-    if endpoint.origin() != base.origin() {
+    let loopback_alias = |url: &Url| {
+        url.host_str()
+            .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+            .is_some_and(|h| {
+                h == "localhost"
+                    || h.parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            })
+    };
+    // `localhost` and `127.0.0.1` name the same server; anything else must match exactly.
+    let same_server = endpoint.origin() == base.origin()
+        || (loopback_alias(&endpoint)
+            && loopback_alias(base)
+            && endpoint.scheme() == base.scheme()
+            && endpoint.port_or_known_default() == base.port_or_known_default());
+    if !same_server {
         return Err(format!(
             "the backend's endpoint `{endpoint}` is not on {}; refused",
             base.origin().ascii_serialization()
@@ -193,5 +211,7 @@ mod tests {
             "http://127.0.0.1:3001/message?sessionId=abc"
         );
         assert!(resolve_endpoint(&base, "http://evil.example/steal").is_err());
+        assert!(resolve_endpoint(&base, "http://localhost:3001/message").is_ok());
+        assert!(resolve_endpoint(&base, "http://localhost:3002/message").is_err());
     }
 }

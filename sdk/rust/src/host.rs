@@ -93,10 +93,12 @@ mod imp {
 
     use super::Level;
 
+    /// Key -> value and expiry.
+    type Store = HashMap<String, (Vec<u8>, Option<Instant>)>;
+
     thread_local! {
         pub(super) static LOGS: RefCell<Vec<(Level, String)>> = const { RefCell::new(Vec::new()) };
-        pub(super) static KV: RefCell<HashMap<String, (Vec<u8>, Option<Instant>)>> =
-            RefCell::new(HashMap::new());
+        pub(super) static KV: RefCell<Store> = RefCell::new(HashMap::new());
     }
 
     pub fn log(level: Level, message: &str) {
@@ -119,7 +121,10 @@ mod imp {
 
     pub fn kv_set(key: &str, value: &[u8], ttl_ms: Option<u64>) {
         let expiry = ttl_ms.map(|ms| Instant::now() + Duration::from_millis(ms));
-        KV.with(|kv| kv.borrow_mut().insert(key.to_owned(), (value.to_vec(), expiry)));
+        KV.with(|kv| {
+            kv.borrow_mut()
+                .insert(key.to_owned(), (value.to_vec(), expiry))
+        });
     }
 
     pub fn kv_delete(key: &str) {
@@ -144,8 +149,45 @@ pub mod testing {
         imp::KV.with(|kv| kv.borrow_mut().clear());
     }
 
-    /// The number of live entries in this thread's key-value store.
+    /// The number of entries in this thread's key-value store that have not
+    /// expired.
     pub fn kv_len() -> usize {
-        imp::KV.with(|kv| kv.borrow().len())
+        let now = std::time::Instant::now();
+        imp::KV.with(|kv| {
+            kv.borrow()
+                .values()
+                .filter(|(_, expiry)| expiry.is_none_or(|at| at > now))
+                .count()
+        })
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn native_stand_in_logs_and_stores() {
+        testing::clear_kv();
+        info("hello");
+        log(Level::Error, "bad");
+        assert_eq!(
+            testing::take_logs(),
+            [(Level::Info, "hello".into()), (Level::Error, "bad".into())]
+        );
+        assert!(testing::take_logs().is_empty());
+
+        assert_eq!(kv_get("k"), None);
+        kv_set("k", b"v1", None);
+        kv_set("short", b"x", Some(Duration::from_millis(1)));
+        assert_eq!(kv_get("k").as_deref(), Some(&b"v1"[..]));
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(kv_get("short"), None, "expired");
+        assert_eq!(testing::kv_len(), 1);
+        kv_delete("k");
+        kv_delete("absent");
+        assert_eq!(kv_get("k"), None);
     }
 }

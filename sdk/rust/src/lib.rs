@@ -51,7 +51,11 @@ pub trait Plugin: Sized + 'static {
 /// assert!(err.starts_with("invalid config: unknown field `verbos`"), "{err}");
 /// ```
 pub fn parse_config<T: DeserializeOwned>(config: &str) -> Result<T, String> {
-    let text = if config.trim().is_empty() { "{}" } else { config };
+    let text = if config.trim().is_empty() {
+        "{}"
+    } else {
+        config
+    };
     serde_json::from_str(text).map_err(|err| format!("invalid config: {err}"))
 }
 
@@ -111,12 +115,10 @@ pub mod __private {
         });
     }
 
-    pub use bindings::exports::interpose::plugin::interceptor::{
-        Guest, Manifest as WitManifest,
-    };
+    pub use bindings::exports::interpose::plugin::interceptor::{Guest, Manifest as WitManifest};
     pub use bindings::interpose::plugin::types::{
-        Direction as WitDirection, Kind as WitKind, Message as WitMessage,
-        RpcError as WitRpcError, Verdict as WitVerdict,
+        Direction as WitDirection, Kind as WitKind, Message as WitMessage, RpcError as WitRpcError,
+        Verdict as WitVerdict,
     };
     pub use wit_bindgen;
 
@@ -172,7 +174,11 @@ pub mod __private {
             method: msg.method,
             id: msg.id,
             payload: msg.payload,
-            error: msg.error.map(|err| RpcError { code: err.code, message: err.message, data: err.data }),
+            error: msg.error.map(|err| RpcError {
+                code: err.code,
+                message: err.message,
+                data: err.data,
+            }),
             request_payload: msg.request_payload,
             session: msg.session,
             server: msg.server,
@@ -190,5 +196,126 @@ pub mod __private {
                 data: err.data,
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::__private::{self, WitDirection, WitKind, WitMessage, WitVerdict};
+    use super::*;
+
+    /// Echoes the message it sees, so the glue's conversions can be checked.
+    struct Echo {
+        greeting: String,
+    }
+
+    impl Plugin for Echo {
+        fn init(config: &str) -> Result<(Self, Manifest), String> {
+            #[derive(serde::Deserialize)]
+            struct Config {
+                greeting: String,
+            }
+            let config: Config = parse_config(config)?;
+            let manifest = Manifest::new("echo", "1.2.3")
+                .methods(["tools/*"])
+                .kinds([Kind::Request, Kind::Error])
+                .wants_request(true);
+            Ok((
+                Echo {
+                    greeting: config.greeting,
+                },
+                manifest,
+            ))
+        }
+
+        fn intercept(&self, msg: &Message) -> Verdict {
+            match msg.kind {
+                Kind::Request => Verdict::respond_json(&serde_json::json!({
+                    "greeting": self.greeting,
+                    "direction": msg.direction.as_str(),
+                    "method": msg.method,
+                    "id": msg.id,
+                    "payload": msg.payload,
+                    "request_payload": msg.request_payload,
+                    "session": msg.session,
+                    "server": msg.server,
+                })),
+                Kind::Error => Verdict::Reject(msg.error.clone().unwrap()),
+                Kind::Response | Kind::Notification => Verdict::Pass,
+            }
+        }
+    }
+
+    fn wit_message(kind: WitKind) -> WitMessage {
+        WitMessage {
+            direction: WitDirection::ToClient,
+            kind,
+            method: "tools/call".into(),
+            id: Some("9".into()),
+            payload: Some("{}".into()),
+            error: Some(__private::WitRpcError {
+                code: -5,
+                message: "m".into(),
+                data: Some("[1]".into()),
+            }),
+            request_payload: Some(r#"{"name":"x"}"#.into()),
+            session: "sess".into(),
+            server: "srv".into(),
+        }
+    }
+
+    #[test]
+    fn glue_converts_manifest_message_and_verdict() {
+        let state: RefCell<Option<Echo>> = RefCell::new(None);
+        let manifest = __private::init(&state, r#"{"greeting":"hi"}"#.into()).unwrap();
+        assert_eq!(
+            (manifest.name.as_str(), manifest.version.as_str()),
+            ("echo", "1.2.3")
+        );
+        assert_eq!(manifest.methods, ["tools/*"]);
+        assert_eq!(manifest.kinds, [WitKind::Request, WitKind::Error]);
+        assert!(manifest.wants_request);
+
+        let WitVerdict::Respond(text) = __private::intercept(&state, wit_message(WitKind::Request))
+        else {
+            panic!("expected respond");
+        };
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+            serde_json::json!({"greeting": "hi", "direction": "to-client", "method": "tools/call", "id": "9",
+                "payload": "{}", "request_payload": "{\"name\":\"x\"}", "session": "sess", "server": "srv"})
+        );
+        let WitVerdict::Reject(err) = __private::intercept(&state, wit_message(WitKind::Error))
+        else {
+            panic!("expected reject");
+        };
+        assert_eq!(
+            (err.code, err.message.as_str(), err.data.as_deref()),
+            (-5, "m", Some("[1]"))
+        );
+        assert!(matches!(
+            __private::intercept(&state, wit_message(WitKind::Notification)),
+            WitVerdict::Pass
+        ));
+    }
+
+    #[test]
+    fn glue_reports_init_errors_and_calls_before_init() {
+        let state: RefCell<Option<Echo>> = RefCell::new(None);
+        let err = __private::init(&state, "{}".into()).unwrap_err();
+        assert_eq!(
+            err,
+            "invalid config: missing field `greeting` at line 1 column 2"
+        );
+        let WitVerdict::Reject(err) = __private::intercept(&state, wit_message(WitKind::Request))
+        else {
+            panic!("expected reject");
+        };
+        assert_eq!(
+            (err.code, err.message.as_str()),
+            (RpcError::INTERNAL_ERROR, "plugin called before init")
+        );
     }
 }

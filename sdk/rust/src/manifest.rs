@@ -73,6 +73,9 @@ impl Manifest {
 #[macro_export]
 macro_rules! manifest {
     () => {
-        $crate::Manifest::new(::core::env!("CARGO_PKG_NAME"), ::core::env!("CARGO_PKG_VERSION"))
+        $crate::Manifest::new(
+            ::core::env!("CARGO_PKG_NAME"),
+            ::core::env!("CARGO_PKG_VERSION"),
+        )
     };
 }

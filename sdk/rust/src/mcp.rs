@@ -53,12 +53,20 @@ pub struct Content {
 impl Content {
     /// A `text` block.
     pub fn text(text: impl Into<String>) -> Self {
-        Content { kind: "text".into(), text: Some(text.into()), ..Content::default() }
+        Content {
+            kind: "text".into(),
+            text: Some(text.into()),
+            ..Content::default()
+        }
     }
 
     /// The text of a `text` block.
     pub fn as_text(&self) -> Option<&str> {
-        if self.kind == "text" { self.text.as_deref() } else { None }
+        if self.kind == "text" {
+            self.text.as_deref()
+        } else {
+            None
+        }
     }
 }
 
@@ -69,7 +77,11 @@ pub struct CallToolResult {
     #[serde(default)]
     pub content: Vec<Content>,
     /// Structured content, matching the tool's output schema.
-    #[serde(rename = "structuredContent", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "structuredContent",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub structured_content: Option<Value>,
     /// Whether the tool reported an error.
     #[serde(rename = "isError", default, skip_serializing_if = "Option::is_none")]
@@ -82,13 +94,19 @@ pub struct CallToolResult {
 impl CallToolResult {
     /// A result with one text block.
     pub fn text(text: impl Into<String>) -> Self {
-        CallToolResult { content: vec![Content::text(text)], ..CallToolResult::default() }
+        CallToolResult {
+            content: vec![Content::text(text)],
+            ..CallToolResult::default()
+        }
     }
 
     /// A tool error (`isError: true`) with one text block: errors the model
     /// should see, as opposed to protocol errors.
     pub fn error(text: impl Into<String>) -> Self {
-        CallToolResult { is_error: Some(true), ..CallToolResult::text(text) }
+        CallToolResult {
+            is_error: Some(true),
+            ..CallToolResult::text(text)
+        }
     }
 
     /// Whether the tool reported an error.
@@ -132,7 +150,11 @@ pub struct Tool {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// The JSON Schema of the arguments.
-    #[serde(rename = "inputSchema", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "inputSchema",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub input_schema: Option<Value>,
     /// Everything else (`title`, `outputSchema`, `annotations`, `_meta`, ...).
     #[serde(flatten)]
@@ -273,7 +295,9 @@ pub struct GetPromptResult {
 impl GetPromptResult {
     /// The texts of the messages' `text` blocks, in order.
     pub fn texts(&self) -> impl Iterator<Item = &str> {
-        self.messages.iter().filter_map(|message| message.content.as_text())
+        self.messages
+            .iter()
+            .filter_map(|message| message.content.as_text())
     }
 }
 
@@ -289,8 +313,130 @@ pub fn edit_strings(value: &mut Value, edit: &mut impl FnMut(&str) -> Option<Str
             }
             None => false,
         },
-        Value::Array(items) => items.iter_mut().fold(false, |changed, item| edit_strings(item, edit) | changed),
-        Value::Object(map) => map.values_mut().fold(false, |changed, item| edit_strings(item, edit) | changed),
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |changed, item| edit_strings(item, edit) | changed),
+        Value::Object(map) => map
+            .values_mut()
+            .fold(false, |changed, item| edit_strings(item, edit) | changed),
         Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn views_keep_unknown_fields_through_a_round_trip() {
+        let raw = json!({
+            "tools": [{
+                "name": "search",
+                "title": "Search",
+                "inputSchema": {"type": "object"},
+                "execution": {"taskSupport": "optional"},
+                "_meta": {"vendor": 1}
+            }],
+            "nextCursor": "abc"
+        });
+        let list: ToolsListResult = serde_json::from_value(raw.clone()).unwrap();
+        assert_eq!(
+            list.tool("search").unwrap().extra["execution"],
+            json!({"taskSupport": "optional"})
+        );
+        assert_eq!(serde_json::to_value(&list).unwrap(), raw);
+
+        let call = json!({"name": "t", "arguments": {"a": 1}, "_meta": {"progressToken": "p"}, "task": {"ttl": 5}});
+        let params: ToolCallParams = serde_json::from_value(call.clone()).unwrap();
+        assert_eq!(params.argument("a"), Some(&json!(1)));
+        assert_eq!(serde_json::to_value(&params).unwrap(), call);
+
+        let result = json!({
+            "content": [{"type": "text", "text": "hi", "annotations": {"priority": 1}},
+                        {"type": "image", "data": "AA==", "mimeType": "image/png"}],
+            "structuredContent": {"n": 1},
+            "isError": false,
+            "_meta": {}
+        });
+        let parsed: CallToolResult = serde_json::from_value(result.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&parsed).unwrap(), result);
+    }
+
+    #[test]
+    fn call_tool_result_text_helpers() {
+        let mut result = CallToolResult::text("one");
+        result.content.push(Content {
+            kind: "image".into(),
+            ..Content::default()
+        });
+        result.content.push(Content::text("two"));
+        assert_eq!(result.texts().collect::<Vec<_>>(), ["one", "two"]);
+        assert_eq!(result.joined_text(), "one\ntwo");
+        assert!(result.edit_texts(|text| (text == "two").then(|| "2".to_owned())));
+        assert_eq!(result.joined_text(), "one\n2");
+        assert!(!result.edit_texts(|_| None));
+        assert!(CallToolResult::error("boom").is_error());
+        assert_eq!(
+            serde_json::to_value(CallToolResult::error("boom")).unwrap(),
+            json!({"content": [{"type": "text", "text": "boom"}], "isError": true})
+        );
+    }
+
+    #[test]
+    fn tools_list_editing() {
+        let mut list: ToolsListResult = serde_json::from_value(json!({"tools": [
+            {"name": "a", "inputSchema": {"type": "object", "properties": {"x": {}, "y": {}}, "required": ["x", "y"]}},
+            {"name": "b"},
+            {"name": "c"}
+        ]}))
+        .unwrap();
+        assert_eq!(list.retain(|tool| tool.name != "b"), 1);
+        assert!(list.rename("c", "see"));
+        assert!(!list.rename("zzz", "x"));
+        assert!(list.tool_mut("a").unwrap().remove_argument("x"));
+        assert!(!list.tool_mut("a").unwrap().remove_argument("nope"));
+        assert_eq!(list.names().collect::<Vec<_>>(), ["a", "see"]);
+        assert_eq!(
+            list.tool("a").unwrap().input_schema,
+            Some(json!({"type": "object", "properties": {"y": {}}, "required": ["y"]}))
+        );
+    }
+
+    #[test]
+    fn resource_and_prompt_views() {
+        let read: ReadResourceResult = serde_json::from_value(json!({"contents": [
+            {"uri": "a", "text": "alpha"}, {"uri": "b", "blob": "AA=="}, {"uri": "c", "text": "gamma"}
+        ]}))
+        .unwrap();
+        assert_eq!(read.texts().collect::<Vec<_>>(), ["alpha", "gamma"]);
+        let prompt: GetPromptResult = serde_json::from_value(json!({"messages": [
+            {"role": "user", "content": {"type": "text", "text": "hello"}},
+            {"role": "assistant", "content": {"type": "resource", "resource": {"uri": "r", "text": "embedded"}}}
+        ]}))
+        .unwrap();
+        assert_eq!(prompt.texts().collect::<Vec<_>>(), ["hello"]);
+        assert_eq!(
+            prompt.messages[1]
+                .content
+                .resource
+                .as_ref()
+                .unwrap()
+                .text
+                .as_deref(),
+            Some("embedded")
+        );
+    }
+
+    #[test]
+    fn edit_strings_reaches_nested_values_but_not_keys() {
+        let mut value = json!({"key": ["a", {"key": "a"}, 1, null], "a": "b"});
+        let changed = edit_strings(&mut value, &mut |s| (s == "a").then(|| "A".to_owned()));
+        assert!(changed);
+        assert_eq!(
+            value,
+            json!({"key": ["A", {"key": "A"}, 1, null], "a": "b"})
+        );
     }
 }

@@ -2,7 +2,9 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::mcp::{CallToolResult, GetPromptResult, ReadResourceResult, ToolCallParams, ToolsListResult};
+use crate::mcp::{
+    CallToolResult, GetPromptResult, ReadResourceResult, ToolCallParams, ToolsListResult,
+};
 
 /// Which way a message travels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -81,7 +83,11 @@ impl RpcError {
 
     /// An error with no `data`.
     pub fn new(code: i64, message: impl Into<String>) -> Self {
-        RpcError { code, message: message.into(), data: None }
+        RpcError {
+            code,
+            message: message.into(),
+            data: None,
+        }
     }
 }
 
@@ -204,7 +210,9 @@ impl Message {
     /// Whether this is a successful answer from the server to a client request
     /// with this method.
     pub fn is_server_response(&self, method: &str) -> bool {
-        self.direction == Direction::ToClient && self.kind == Kind::Response && self.method == method
+        self.direction == Direction::ToClient
+            && self.kind == Kind::Response
+            && self.method == method
     }
 
     /// The payload text; `""` when there is none.
@@ -270,5 +278,82 @@ impl Message {
         } else {
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    #[test]
+    fn typed_views_follow_method_and_kind() {
+        let call = Message::request("tools/call", r#"{"name":"echo","arguments":{"x":1}}"#);
+        assert_eq!(call.tool_call().unwrap().name, "echo");
+        assert!(call.call_tool_result().is_none(), "a request has no result");
+
+        let answer =
+            Message::response("tools/call", r#"{"content":[{"type":"text","text":"hi"}]}"#)
+                .with_request_payload(r#"{"name":"echo"}"#);
+        assert_eq!(
+            answer.tool_call().unwrap().name,
+            "echo",
+            "from the request payload"
+        );
+        assert_eq!(answer.call_tool_result().unwrap().joined_text(), "hi");
+        assert!(answer.tools_list().is_none(), "other method");
+
+        let list = Message::response("tools/list", r#"{"tools":[{"name":"a"}]}"#);
+        assert_eq!(
+            list.tools_list().unwrap().names().collect::<Vec<_>>(),
+            ["a"]
+        );
+        let read = Message::response("resources/read", r#"{"contents":[{"uri":"u","text":"t"}]}"#);
+        assert_eq!(
+            read.resource_contents()
+                .unwrap()
+                .texts()
+                .collect::<Vec<_>>(),
+            ["t"]
+        );
+        let prompt = Message::response("prompts/get", r#"{"messages":[]}"#);
+        assert!(prompt.prompt().unwrap().messages.is_empty());
+        let bad = Message::request("tools/call", r#"{"arguments":{}}"#);
+        assert!(bad.tool_call().is_none(), "no name");
+    }
+
+    #[test]
+    fn payload_as_treats_a_missing_payload_as_null() {
+        let msg = Message::new(
+            Direction::ToServer,
+            Kind::Notification,
+            "notifications/initialized",
+        );
+        assert_eq!(msg.payload_as::<Option<Value>>().unwrap(), None);
+        assert!(msg.payload_as::<Value>().unwrap().is_null());
+        assert_eq!(msg.payload_len(), 0);
+        assert_eq!(msg.payload_text(), "");
+        let msg = msg.with_payload(r#"{"a":1}"#);
+        assert_eq!(msg.payload_as::<Value>().unwrap(), json!({"a": 1}));
+        assert_eq!(msg.payload_len(), 7);
+    }
+
+    #[test]
+    fn kind_and_direction_predicates() {
+        let request = Message::request("tools/call", "{}");
+        assert!(request.is_request() && request.is_client_request("tools/call"));
+        assert!(!request.is_client_request("tools/list") && !request.is_answer());
+        let response = Message::response("tools/list", "{}");
+        assert!(response.is_answer() && response.is_server_response("tools/list"));
+        let error =
+            Message::new(Direction::ToClient, Kind::Error, "x").with_error(RpcError::new(-1, "no"));
+        assert!(error.is_answer() && !error.is_server_response("x"));
+        assert!(Message::new(Direction::ToClient, Kind::Notification, "n").is_notification());
+        assert_eq!(Direction::ToServer.reverse(), Direction::ToClient);
+        assert_eq!(
+            (Direction::ToClient.as_str(), Kind::Notification.as_str()),
+            ("to-client", "notification")
+        );
     }
 }

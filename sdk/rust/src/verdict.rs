@@ -82,3 +82,50 @@ fn serialize_failed(err: serde_json::Error) -> Verdict {
         format!("plugin produced a payload that does not serialize: {err}"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn json_helpers_serialize_and_fail_closed() {
+        assert_eq!(
+            Verdict::rewrite_json(&json!({"a": 1})),
+            Verdict::Rewrite(r#"{"a":1}"#.into())
+        );
+        assert_eq!(
+            Verdict::respond_json(&[1, 2]),
+            Verdict::Respond("[1,2]".into())
+        );
+        assert_eq!(Verdict::respond_json(&[1, 2]).json(), Some(json!([1, 2])));
+        // Maps with non-string keys do not serialize to JSON.
+        let bad: BTreeMap<(i32, i32), i32> = BTreeMap::from([((1, 2), 3)]);
+        match Verdict::rewrite_json(&bad) {
+            Verdict::Reject(err) => assert_eq!(err.code, RpcError::INTERNAL_ERROR),
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reject_helpers() {
+        assert_eq!(
+            Verdict::reject(-32001, "no"),
+            Verdict::Reject(RpcError::new(-32001, "no"))
+        );
+        let with_data = Verdict::reject_with_data(-32001, "no", &json!({"why": "policy"}));
+        assert_eq!(
+            with_data,
+            Verdict::Reject(RpcError {
+                code: -32001,
+                message: "no".into(),
+                data: Some(r#"{"why":"policy"}"#.into())
+            })
+        );
+        assert!(Verdict::Pass.is_pass() && !with_data.is_pass());
+        assert_eq!(with_data.json(), None);
+    }
+}

@@ -7,6 +7,7 @@ use serde::Serialize;
 #[derive(Serialize)]
 pub struct Machine {
     pub cpu: String,
+    pub cpu_mhz: f64,
     pub cores: usize,
     pub memory_gib: f64,
     pub kernel: String,
@@ -40,6 +41,7 @@ impl Machine {
             .unwrap_or(0.0);
         Machine {
             cpu,
+            cpu_mhz,
             cores,
             memory_gib: (memory_kib / (1024.0 * 1024.0) * 10.0).round() / 10.0,
             kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),

@@ -51,6 +51,11 @@ struct Cli {
     /// A Python with FastMCP installed (default: the checkout's .venv-fastmcp).
     #[arg(long)]
     python: Option<PathBuf>,
+    /// Another target measured alongside, e.g. a candidate build:
+    /// `--extra 'candidate=/tmp/interpose run -- {backend}'`. The command is split on
+    /// whitespace; `{backend}` stands for the echo backend's path. Repeatable.
+    #[arg(long, value_name = "NAME=COMMAND")]
+    extra: Vec<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -110,7 +115,12 @@ fn main() -> anyhow::Result<()> {
     let mut results: Vec<TargetResult> = Vec::new();
     for ((target, samples), runs) in targets.iter().zip(latencies).zip(&rounds) {
         let direct = results.first().map(|d| (d.median_us, d.p99_us));
-        results.push(TargetResult::new(target.name, samples, runs, direct));
+        results.push(TargetResult::new(
+            target.name.clone(),
+            samples,
+            runs,
+            direct,
+        ));
     }
     let report = Report {
         machine: Machine::describe(),
@@ -144,15 +154,15 @@ fn targets(cli: &Cli, bin_dir: &Path) -> anyhow::Result<Vec<Target>> {
     let backend = bin("echo-backend")?;
     let mut targets = vec![
         Target {
-            name: "direct",
+            name: "direct".into(),
             command: vec![backend.clone()],
         },
         Target {
-            name: "floor",
+            name: "floor".into(),
             command: vec![bin("floor-relay")?, "--".into(), backend.clone()],
         },
         Target {
-            name: "interpose",
+            name: "interpose".into(),
             command: vec![
                 bin("interpose")?,
                 "run".into(),
@@ -174,8 +184,27 @@ fn targets(cli: &Cli, bin_dir: &Path) -> anyhow::Result<Vec<Target>> {
         );
         let script = workspace.join("benches/fastmcp_proxy.py");
         targets.push(Target {
-            name: "fastmcp",
-            command: vec![python.into(), script.into(), backend],
+            name: "fastmcp".into(),
+            command: vec![python.into(), script.into(), backend.clone()],
+        });
+    }
+    for extra in &cli.extra {
+        let (name, command) = extra
+            .split_once('=')
+            .context("--extra wants NAME=COMMAND")?;
+        let command = command
+            .split_whitespace()
+            .map(|word| {
+                if word == "{backend}" {
+                    backend.clone()
+                } else {
+                    word.into()
+                }
+            })
+            .collect();
+        targets.push(Target {
+            name: name.to_owned(),
+            command,
         });
     }
     Ok(targets)
@@ -196,8 +225,8 @@ mod tests {
 
     #[test]
     fn criteria_compare_added_latency_against_each_baseline() {
-        let t = |name, added: f64| TargetResult {
-            name,
+        let t = |name: &str, added: f64| TargetResult {
+            name: name.into(),
             median_us: 0.0,
             p99_us: 0.0,
             added_median_us: Some(added),

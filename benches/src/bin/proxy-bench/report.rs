@@ -26,7 +26,7 @@ pub struct Report {
 
 #[derive(Serialize)]
 pub struct TargetResult {
-    pub name: &'static str,
+    pub name: String,
     pub median_us: f64,
     pub p99_us: f64,
     /// Over the direct target's; absent for the direct target itself.
@@ -51,14 +51,14 @@ impl TargetResult {
     /// `latencies` are this target's sequential calls, `rounds` its pipelined runs as
     /// (requests, elapsed), `direct` the direct target's (median, p99) in µs.
     pub fn new(
-        name: &'static str,
+        name: String,
         mut latencies: Vec<Duration>,
         rounds: &[(usize, Duration)],
         direct: Option<(f64, f64)>,
     ) -> Self {
         latencies.sort_unstable();
-        let median_us = micros(percentile(&latencies, 50.0));
-        let p99_us = micros(percentile(&latencies, 99.0));
+        let median_us = round1(micros(percentile(&latencies, 50.0)));
+        let p99_us = round1(micros(percentile(&latencies, 99.0)));
         let mut throughputs: Vec<f64> = rounds
             .iter()
             .map(|(n, d)| *n as f64 / d.as_secs_f64())
@@ -94,7 +94,9 @@ pub fn criteria(targets: &[TargetResult]) -> Vec<Criterion> {
             ("p99", interpose.added_p99_us, base.added_p99_us),
         ] {
             let ratio = match (ours, theirs) {
-                (Some(ours), Some(theirs)) if theirs > 0.0 => Some(ours / theirs),
+                (Some(ours), Some(theirs)) if theirs > 0.0 => {
+                    Some((ours / theirs * 1000.0).round() / 1000.0)
+                }
                 _ => None,
             };
             out.push(Criterion {
@@ -114,8 +116,15 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "Machine: {}, {} cores, {} GiB RAM, Linux {}; {}\nLoad average (1/5/15 min): {} before, {} after\n",
-            m.cpu, m.cores, m.memory_gib, m.kernel, m.date, self.load_before, self.load_after
+            "Machine: {} ({} MHz), {} cores, {} GiB RAM, Linux {}; {}\nLoad average (1/5/15 min): {} before, {} after\n",
+            m.cpu,
+            m.cpu_mhz,
+            m.cores,
+            m.memory_gib,
+            m.kernel,
+            m.date,
+            self.load_before,
+            self.load_after
         );
         let _ = writeln!(
             out,
@@ -167,4 +176,9 @@ fn percentile(sorted: &[Duration], pct: f64) -> Duration {
 
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
+}
+
+/// Tenths of a microsecond are past what these measurements can tell apart.
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
 }

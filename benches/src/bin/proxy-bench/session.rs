@@ -18,13 +18,13 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 
 /// What to start: a name for the table and a command line.
 pub struct Target {
-    pub name: &'static str,
+    pub name: String,
     pub command: Vec<OsString>,
 }
 
 /// A started target that has completed the MCP handshake.
 pub struct Session {
-    pub name: &'static str,
+    pub name: String,
     child: Child,
     to: Option<BufWriter<ChildStdin>>,
     from: BufReader<ChildStdout>,
@@ -64,7 +64,7 @@ impl Session {
         let to = child.stdin.take().map(BufWriter::new);
         let from = BufReader::new(child.stdout.take().context("child stdout")?);
         let mut session = Session {
-            name: target.name,
+            name: target.name.clone(),
             child,
             to,
             from,
@@ -203,7 +203,7 @@ impl Session {
     }
 
     fn read_line(&mut self) -> anyhow::Result<&str> {
-        read_line(&mut self.from, &mut self.line, self.name, &self.log)
+        read_line(&mut self.from, &mut self.line, &self.name, &self.log)
     }
 }
 

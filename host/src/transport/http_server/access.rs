@@ -100,7 +100,9 @@ fn is_loopback_host(host: &str) -> bool {
 /// `example.com` from `example.com:8080`, `[::1]` from `[::1]:8080`.
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
-        return host.split_once(']').map_or(host, |(name, _)| &host[..name.len() + 1]);
+        return host
+            .split_once(']')
+            .map_or(host, |(name, _)| &host[..name.len() + 1]);
     }
     host.rsplit_once(':').map_or(host, |(name, _)| name)
 }
@@ -129,7 +131,12 @@ pub async fn enforce(
         }
         Err(Denied::Host(host)) => {
             tracing::warn!("refused a request for host `{host}` (DNS rebinding protection)");
-            rpc_error(StatusCode::FORBIDDEN, None, INVALID_REQUEST, "host not allowed")
+            rpc_error(
+                StatusCode::FORBIDDEN,
+                None,
+                INVALID_REQUEST,
+                "host not allowed",
+            )
         }
         Err(Denied::Token) => {
             let mut response = rpc_error(
@@ -174,7 +181,10 @@ mod tests {
             policy.check(&headers(&[("origin", "http://127.0.0.1")])),
             Ok(())
         );
-        assert_eq!(policy.check(&headers(&[("origin", "http://[::1]:3000")])), Ok(()));
+        assert_eq!(
+            policy.check(&headers(&[("origin", "http://[::1]:3000")])),
+            Ok(())
+        );
         assert!(matches!(
             policy.check(&headers(&[("origin", "https://evil.example")])),
             Err(Denied::Origin(_))
@@ -207,7 +217,10 @@ mod tests {
             loopback_only_host: true,
             ..Default::default()
         };
-        assert_eq!(policy.check(&headers(&[("host", "127.0.0.1:8080")])), Ok(()));
+        assert_eq!(
+            policy.check(&headers(&[("host", "127.0.0.1:8080")])),
+            Ok(())
+        );
         assert_eq!(policy.check(&headers(&[("host", "localhost")])), Ok(()));
         assert_eq!(policy.check(&headers(&[("host", "[::1]:9")])), Ok(()));
         assert!(matches!(

@@ -188,7 +188,10 @@ mod tests {
         let mut stream = EventStream::new(0, EventStyle::Legacy);
         stream.push("{}");
         let mut rx = stream.attach(None);
-        assert_eq!(drain(&mut rx), vec!["event: message\ndata: {}\n\n".to_owned()]);
+        assert_eq!(
+            drain(&mut rx),
+            vec!["event: message\ndata: {}\n\n".to_owned()]
+        );
     }
 
     #[test]

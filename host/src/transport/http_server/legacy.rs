@@ -23,10 +23,7 @@ use crate::transport::upstream::ConnectContext;
 /// Where clients POST their messages.
 pub const MESSAGES_PATH: &str = "/messages";
 
-pub async fn open(
-    State(state): State<Arc<ServerState>>,
-    headers: http::HeaderMap,
-) -> Response {
+pub async fn open(State(state): State<Arc<ServerState>>, headers: http::HeaderMap) -> Response {
     let context = ConnectContext {
         client_authorization: state
             .config
@@ -34,7 +31,10 @@ pub async fn open(
             .then(|| headers.get(AUTHORIZATION).cloned())
             .flatten(),
     };
-    let session = match state.sessions.start(&state, SessionKind::LegacySse, &context) {
+    let session = match state
+        .sessions
+        .start(&state, SessionKind::LegacySse, &context)
+    {
         Ok(session) => session,
         Err(e) => {
             tracing::error!("{e}");
@@ -77,10 +77,7 @@ pub async fn post(
             "missing sessionId",
         );
     };
-    let Some(session) = state
-        .sessions
-        .get(&session_id, SessionKind::LegacySse)
-    else {
+    let Some(session) = state.sessions.get(&session_id, SessionKind::LegacySse) else {
         return rpc_error(
             StatusCode::NOT_FOUND,
             None,

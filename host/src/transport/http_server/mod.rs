@@ -138,7 +138,10 @@ impl HttpServer {
 
     /// Serves until `shutdown` completes, then ends every session (stopping their
     /// backends) and returns.
-    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let state = self.state;
         let router = router(state.clone());
         let reaper = tokio::spawn(expire_idle_sessions(state.clone()));
@@ -177,7 +180,10 @@ fn router(state: Arc<ServerState>) -> Router {
         .route(SSE_PATH, get(legacy::open))
         .route(legacy::MESSAGES_PATH, post(legacy::post))
         .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn_with_state(policy, access::enforce))
+        .layer(axum::middleware::from_fn_with_state(
+            policy,
+            access::enforce,
+        ))
         .with_state(state)
 }
 

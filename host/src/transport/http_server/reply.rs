@@ -83,8 +83,7 @@ pub fn empty(status: StatusCode) -> Response {
 /// An SSE response that carries `first` (if any) and then the listener's events, and
 /// ends when the stream does.
 pub fn event_stream(first: Option<Bytes>, listener: Listener) -> Response {
-    let body = futures::stream::iter(first.map(Ok::<_, Infallible>))
-        .chain(events(listener));
+    let body = futures::stream::iter(first.map(Ok::<_, Infallible>)).chain(events(listener));
     let mut response = Response::new(Body::from_stream(body));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(EVENT_STREAM));

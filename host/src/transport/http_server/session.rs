@@ -119,15 +119,14 @@ impl Session {
         *self.last_active.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
     }
 
-    /// How long since a client last used the session; zero while a client listens on
-    /// the standalone stream (an open GET is use).
+    /// How long since a client last used the session; zero while a request is in
+    /// flight or a client listens on a stream (a long tool call or an open GET is use).
     pub fn idle_for(&self) -> std::time::Duration {
-        let listening = self
-            .routes()
-            .streams
-            .get(&STANDALONE)
-            .is_some_and(EventStream::has_listener);
-        if listening {
+        let routes = self.routes();
+        let busy = !routes.requests.is_empty()
+            || routes.streams.values().any(EventStream::has_listener);
+        drop(routes);
+        if busy {
             return std::time::Duration::ZERO;
         }
         self.last_active
@@ -234,7 +233,13 @@ impl Session {
         }
     }
 
-    fn deliver(&self, Outbound { mut message, related }: Outbound) {
+    fn deliver(
+        &self,
+        Outbound {
+            mut message,
+            related,
+        }: Outbound,
+    ) {
         let mut routes = self.routes();
         // An answer belongs to the request it answers, whatever tagged it.
         let is_answer = matches!(message, Message::Response { .. } | Message::Error { .. });
@@ -311,9 +316,8 @@ impl Session {
         routes.streams.remove(&stream);
         drop(routes);
         for id in cancelled {
-            let params = format!(
-                r#"{{"requestId":{id},"reason":"the client closed the response stream"}}"#
-            );
+            let params =
+                format!(r#"{{"requestId":{id},"reason":"the client closed the response stream"}}"#);
             let message = Message::Notification {
                 method: "notifications/cancelled".into(),
                 params: Some(jsonrpc::raw(params)),

@@ -25,7 +25,7 @@ use super::table::StartError;
 use crate::framing::Frame;
 use crate::jsonrpc::{BACKEND_UNAVAILABLE, ErrorObject, INVALID_REQUEST, Message, RawId};
 use crate::transport::mcp_http::{
-    self, EVENT_STREAM, LAST_EVENT_ID, MCP_METHOD, PROTOCOL_VERSION, SESSION_ID,
+    self, EVENT_STREAM, LAST_EVENT_ID, MCP_METHOD, MCP_NAME, PROTOCOL_VERSION, SESSION_ID,
 };
 use crate::transport::upstream::ConnectContext;
 
@@ -52,7 +52,10 @@ pub async fn post(
         },
         None if is_initialize(&messages) => {
             let context = connect_context(&state, &headers);
-            match state.sessions.start(&state, SessionKind::Streamable, &context) {
+            match state
+                .sessions
+                .start(&state, SessionKind::Streamable, &context)
+            {
                 Ok(session) => {
                     created = true;
                     session
@@ -179,7 +182,9 @@ pub async fn delete(State(state): State<Arc<ServerState>>, headers: HeaderMap) -
         );
     };
     let found = state.sessions.get(id, SessionKind::Streamable).is_some()
-        && state.sessions.end(id, "the client ended the session (DELETE)");
+        && state
+            .sessions
+            .end(id, "the client ended the session (DELETE)");
     if found {
         empty(StatusCode::OK)
     } else {
@@ -214,7 +219,10 @@ fn start_failed(error: &StartError, id: Option<RawId>) -> Response {
         // The request gets its answer: the backend could not be reached.
         (StartError::Backend(_), Some(id)) => {
             let error = ErrorObject::new(BACKEND_UNAVAILABLE, error.to_string());
-            json(StatusCode::OK, Message::error_response(id, &error).to_json())
+            json(
+                StatusCode::OK,
+                Message::error_response(id, &error).to_json(),
+            )
         }
         (StartError::Backend(_), None) => rpc_error(
             StatusCode::BAD_GATEWAY,
@@ -242,10 +250,12 @@ pub fn parse_messages(body: &[u8], max_message_bytes: usize) -> Result<Vec<Messa
         match frame {
             Frame::Message(message) => messages.push(message),
             Frame::Malformed { error, id } => {
-                return Err(
-                    Rejection::new(StatusCode::BAD_REQUEST, error.code(), error.to_string())
-                        .with_id(id),
-                );
+                return Err(Rejection::new(
+                    StatusCode::BAD_REQUEST,
+                    error.code(),
+                    error.to_string(),
+                )
+                .with_id(id));
             }
             Frame::TooLong { len, limit, id } => {
                 return Err(Rejection::new(
@@ -312,7 +322,11 @@ fn check_mirrored_headers(headers: &HeaderMap, messages: &[Message]) -> Result<(
         )
         .with_id(Some(id.clone()))
     };
-    let header = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
     if let (Some(in_header), Some(in_body)) = (
         header(PROTOCOL_VERSION),
         mcp_http::meta_protocol_version(params.as_deref()),
@@ -324,6 +338,12 @@ fn check_mirrored_headers(headers: &HeaderMap, messages: &[Message]) -> Result<(
         && in_header != method
     {
         return Err(mismatch("Mcp-Method"));
+    }
+    if let Some(in_header) = header(MCP_NAME)
+        && mcp_http::decode_header_value(in_header)
+            != mcp_http::request_name(method, params.as_deref())
+    {
+        return Err(mismatch("Mcp-Name"));
     }
     Ok(())
 }

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# One command for the proxy benchmark on a fresh machine: builds the release binaries,
+# creates FastMCP's venv if it is missing, then runs proxy-bench with any arguments
+# given here (e.g. --calls 1000, --skip-fastmcp, --json).
+set -euo pipefail
+
+# The FastMCP release the published figures were measured with.
+FASTMCP_VERSION=4.1.6
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+cargo build --release --quiet -p interpose -p interpose-bench
+
+skip_fastmcp=false
+for arg in "$@"; do
+    [[ "$arg" == --skip-fastmcp ]] && skip_fastmcp=true
+done
+# Its own venv: FastMCP needs mcp>=2.3, which must not meet the project's other Python tools.
+# Checked by import, so a half-finished install is completed rather than trusted.
+if [[ "$skip_fastmcp" == false ]] && ! .venv-fastmcp/bin/python -c 'import fastmcp' 2>/dev/null; then
+    echo "run.sh: creating .venv-fastmcp with fastmcp==$FASTMCP_VERSION" >&2
+    python3 -m venv .venv-fastmcp
+    .venv-fastmcp/bin/pip install --quiet --disable-pip-version-check "fastmcp==$FASTMCP_VERSION"
+fi
+
+exec "${CARGO_TARGET_DIR:-target}/release/proxy-bench" "$@"

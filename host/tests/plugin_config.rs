@@ -1,0 +1,98 @@
+//! What a user sees for a bad `interpose.toml` or plugin: the exact error line, and
+//! a non-zero exit before any backend is started.
+
+mod support;
+
+use support::{config_file, run_to_exit, scratch};
+
+/// Runs `interpose run --config FILE` with `text` and returns the error line.
+fn config_error(text: &str) -> (String, String) {
+    let dir = scratch();
+    let config = config_file(dir.path(), text);
+    let (status, log) = run_to_exit(&["--config".as_ref(), config.as_os_str()]);
+    assert!(!status.success(), "expected a failure, log:\n{log}");
+    let line = log
+        .lines()
+        .find(|l| l.starts_with("interpose: "))
+        .unwrap_or_else(|| panic!("no error line in:\n{log}"))
+        .to_owned();
+    (line, config.display().to_string())
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let (line, file) = config_error("[[plugins]]\npath = \"{fixture-pass}\"\ntimeout = 5\n");
+    assert_eq!(
+        line,
+        format!(
+            "interpose: {file}:3:1: unknown field `timeout`, expected one of `path`, `name`, \
+             `config`, `failure_policy`, `timeout_ms`, `memory_mb`, `max_output_bytes`, \
+             `pool_size`, `sha256`, `dirs`, `env`"
+        )
+    );
+}
+
+#[test]
+fn missing_path_is_named() {
+    let (line, file) = config_error("[[plugins]]\nname = \"x\"\n");
+    assert_eq!(line, format!("interpose: {file}:1:1: missing field `path`"));
+}
+
+#[test]
+fn bad_failure_policy_lists_the_choices() {
+    let (line, file) =
+        config_error("[[plugins]]\npath = \"{fixture-pass}\"\nfailure_policy = \"ignore\"\n");
+    assert_eq!(
+        line,
+        format!("interpose: {file}:3:18: unknown variant `ignore`, expected `reject` or `skip`")
+    );
+}
+
+#[test]
+fn missing_plugin_file_is_named() {
+    let (line, file) = config_error("[[plugins]]\npath = \"nowhere.wasm\"\n");
+    let dir = std::path::Path::new(&file)
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
+    assert_eq!(
+        line,
+        format!(
+            "interpose: cannot read {dir}/nowhere.wasm: No such file or directory (os error 2)"
+        )
+    );
+}
+
+#[test]
+fn missing_granted_directory_is_named() {
+    let (line, file) =
+        config_error("[[plugins]]\npath = \"{fixture-pass}\"\ndirs = [{ host = \"absent\" }]\n");
+    let dir = std::path::Path::new(&file)
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
+    assert!(
+        line.ends_with(&format!(
+            ": cannot grant directory {dir}/absent: No such file or directory (os error 2)"
+        )),
+        "{line}"
+    );
+}
+
+#[test]
+fn not_a_component_is_refused() {
+    let dir = scratch();
+    let bogus = dir.path().join("bogus.wasm");
+    std::fs::write(&bogus, "not wasm").unwrap();
+    let (status, log) = run_to_exit(&["--plugin".as_ref(), bogus.as_os_str()]);
+    assert!(!status.success());
+    assert!(
+        log.contains(&format!(
+            "interpose: {} is not a usable WebAssembly component: ",
+            bogus.display()
+        )),
+        "{log}"
+    );
+}

@@ -1,0 +1,135 @@
+//! Hot reload and sha256 pins, through the real binary: replacing a plugin file
+//! while a session runs switches new messages to the new version without dropping
+//! the session; a version that fails to load (pin mismatch, not a component) leaves
+//! the old one serving.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::json;
+use support::{Proxy, config_file, echoed_params, fixture, result, run_to_exit, scratch};
+
+const RELOAD_WAIT: Duration = Duration::from_secs(15);
+
+fn sha256_hex(path: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+/// Replaces `target` with `source` the way a build does: write aside, then rename.
+fn replace(target: &Path, source: &Path) {
+    let staging = target.with_extension("tmp");
+    std::fs::copy(source, &staging).unwrap();
+    std::fs::rename(&staging, target).unwrap();
+}
+
+fn answered_by_plugin(proxy: &mut Proxy, id: u64) -> bool {
+    let answer = proxy.call_tool(id, "respond", json!({}));
+    answer
+        .get("result")
+        .and_then(|r| r.get("content"))
+        .is_some()
+}
+
+#[test]
+fn replaced_plugin_serves_new_messages_in_the_same_session() {
+    let dir = scratch();
+    let plugin = dir.path().join("plugin.wasm");
+    std::fs::copy(fixture("fixture-pass"), &plugin).unwrap();
+    let mut proxy = Proxy::start(&["--plugin".as_ref(), plugin.as_os_str()]);
+    assert!(
+        !answered_by_plugin(&mut proxy, 1),
+        "the pass plugin forwards"
+    );
+
+    replace(&plugin, &fixture("fixture-verdicts"));
+    assert!(
+        proxy.wait_for_log("plugin reloaded", RELOAD_WAIT),
+        "log:\n{}",
+        proxy.log()
+    );
+    assert!(answered_by_plugin(&mut proxy, 2), "the new version answers");
+    // Same session, same backend process: it still remembers earlier traffic.
+    proxy.notify("notifications/after-reload", json!({}));
+    let seen = proxy.request(3, "debug/seen", json!({}));
+    assert_eq!(
+        result(&seen),
+        &json!({"seen": ["notifications/after-reload"]})
+    );
+}
+
+#[test]
+fn pinned_plugin_refuses_a_replacement_with_another_hash() {
+    let dir = scratch();
+    let plugin = dir.path().join("plugin.wasm");
+    std::fs::copy(fixture("fixture-pass"), &plugin).unwrap();
+    let config = config_file(
+        dir.path(),
+        &format!(
+            "[[plugins]]\npath = \"plugin.wasm\"\nsha256 = \"{}\"\n",
+            sha256_hex(&plugin)
+        ),
+    );
+    let mut proxy = Proxy::start(&["--config".as_ref(), config.as_os_str()]);
+    assert!(!answered_by_plugin(&mut proxy, 1));
+
+    replace(&plugin, &fixture("fixture-verdicts"));
+    assert!(
+        proxy.wait_for_log(
+            "new version not loaded, the old one stays in use",
+            RELOAD_WAIT
+        ),
+        "log:\n{}",
+        proxy.log()
+    );
+    assert!(proxy.log().contains("but the configuration pins"));
+    assert!(
+        !answered_by_plugin(&mut proxy, 2),
+        "the pinned version still serves"
+    );
+}
+
+#[test]
+fn broken_replacement_keeps_the_old_version() {
+    let dir = scratch();
+    let plugin = dir.path().join("plugin.wasm");
+    std::fs::copy(fixture("fixture-verdicts"), &plugin).unwrap();
+    let mut proxy = Proxy::start(&["--plugin".as_ref(), plugin.as_os_str()]);
+    assert!(answered_by_plugin(&mut proxy, 1));
+
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"\0asm not really").unwrap();
+    replace(&plugin, &garbage);
+    assert!(
+        proxy.wait_for_log("is not a usable WebAssembly component", RELOAD_WAIT),
+        "log:\n{}",
+        proxy.log()
+    );
+    assert!(
+        answered_by_plugin(&mut proxy, 2),
+        "the old version still serves"
+    );
+    let answer = proxy.call_tool(3, "plain", json!({}));
+    assert_eq!(echoed_params(&answer)["name"], "plain");
+}
+
+#[test]
+fn pin_mismatch_at_start_is_refused_with_a_clear_error() {
+    let dir = scratch();
+    let wrong = "0".repeat(64);
+    let config = config_file(
+        dir.path(),
+        &format!("[[plugins]]\npath = \"{{fixture-pass}}\"\nsha256 = \"{wrong}\"\n"),
+    );
+    let (status, log) = run_to_exit(&["--config".as_ref(), config.as_os_str()]);
+    assert!(!status.success());
+    let path = fixture("fixture-pass");
+    let expected = format!(
+        "interpose: {} has sha256 {}, but the configuration pins {wrong}",
+        path.display(),
+        sha256_hex(&path)
+    );
+    assert!(log.contains(&expected), "expected {expected:?} in:\n{log}");
+}

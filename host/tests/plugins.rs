@@ -1,0 +1,123 @@
+//! Every verdict in each direction, through the real binary: a raw JSON-RPC client
+//! on its stdio, `fixture-verdicts` in the chain, and the stdlib echo backend.
+//!
+//! `fixture-verdicts` decides by what it sees: `tools/call` of `rewrite-args`
+//! (rewrites the arguments), `respond` (answers itself), `reject` (error -32099);
+//! the response to `rewrite-result` (rewritten, using the request's params it asked
+//! for with `wants-request`); the notification `notifications/drop-me` (dropped);
+//! a `sampling/createMessage` request from the server (params rewritten).
+
+mod support;
+
+use serde_json::json;
+use support::{Proxy, echoed_params, error, fixture, result};
+
+fn with_verdicts() -> Proxy {
+    Proxy::start(&["--plugin".as_ref(), fixture("fixture-verdicts").as_os_str()])
+}
+
+#[test]
+fn pass_plugin_leaves_messages_unchanged() {
+    let mut proxy = Proxy::start(&["--plugin".as_ref(), fixture("fixture-pass").as_os_str()]);
+    let answer = proxy.call_tool(1, "anything", json!({"text": "hi", "n": 1.50}));
+    assert_eq!(
+        echoed_params(&answer),
+        &json!({"name": "anything", "arguments": {"text": "hi", "n": 1.5}})
+    );
+}
+
+#[test]
+fn rewritten_request_arguments_reach_the_backend() {
+    let mut proxy = with_verdicts();
+    let answer = proxy.call_tool(1, "rewrite-args", json!({"secret": "s3cr3t"}));
+    assert_eq!(
+        echoed_params(&answer),
+        &json!({"name": "rewrite-args", "arguments": {"rewritten": true}})
+    );
+}
+
+#[test]
+fn respond_answers_without_the_backend() {
+    let mut proxy = with_verdicts();
+    let answer = proxy.call_tool(2, "respond", json!({}));
+    assert_eq!(
+        result(&answer),
+        &json!({"content": [{"type": "text", "text": "answered by fixture-verdicts"}]})
+    );
+}
+
+#[test]
+fn rejected_request_gets_the_plugins_error() {
+    let mut proxy = with_verdicts();
+    let answer = proxy.call_tool(3, "reject", json!({}));
+    assert_eq!(
+        error(&answer),
+        &json!({"code": -32099, "message": "rejected by fixture-verdicts", "data": {"why": "test"}})
+    );
+    // The session goes on.
+    let answer = proxy.call_tool(4, "other", json!({}));
+    assert_eq!(echoed_params(&answer)["name"], "other");
+}
+
+#[test]
+fn rewritten_response_reaches_the_client() {
+    let mut proxy = with_verdicts();
+    let answer = proxy.call_tool(5, "rewrite-result", json!({}));
+    assert_eq!(result(&answer), &json!({"rewritten-result": true}));
+}
+
+#[test]
+fn rejected_notification_is_dropped() {
+    let mut proxy = with_verdicts();
+    proxy.notify("notifications/drop-me", json!({}));
+    proxy.notify("notifications/keep-me", json!({}));
+    let answer = proxy.request(6, "debug/seen", json!({}));
+    assert_eq!(result(&answer), &json!({"seen": ["notifications/keep-me"]}));
+}
+
+#[test]
+fn server_to_client_sampling_request_is_rewritten() {
+    let mut proxy = with_verdicts();
+    proxy.send(
+        json!({"jsonrpc": "2.0", "id": 7, "method": "trigger/sampling",
+                      "params": {"messages": [], "maxTokens": 10}}),
+    );
+    let sampling = proxy.recv_matching("the sampling request", |m| {
+        m["method"] == "sampling/createMessage"
+    });
+    assert_eq!(
+        sampling["params"],
+        json!({"rewritten-by": "fixture-verdicts"})
+    );
+    proxy.send(json!({"jsonrpc": "2.0", "id": sampling["id"], "result": {"model": "m"}}));
+    let answer = proxy.answer(7);
+    assert_eq!(result(&answer), &json!({"sampled": {"model": "m"}}));
+}
+
+#[test]
+fn chain_order_first_rejection_ends_the_walk() {
+    // fixture-pass then fixture-verdicts: the request reaches verdicts, which
+    // answers; the answer does not walk back through anything that changes it.
+    let mut proxy = Proxy::start(&[
+        "--plugin".as_ref(),
+        fixture("fixture-pass").as_os_str(),
+        "--plugin".as_ref(),
+        fixture("fixture-verdicts").as_os_str(),
+    ]);
+    let answer = proxy.call_tool(8, "reject", json!({}));
+    assert_eq!(error(&answer)["code"], -32099);
+    let answer = proxy.call_tool(9, "rewrite-args", json!({"a": 1}));
+    assert_eq!(
+        echoed_params(&answer)["arguments"],
+        json!({"rewritten": true})
+    );
+}
+
+#[test]
+fn kv_store_is_shared_by_the_instances_of_a_plugin() {
+    let mut proxy = Proxy::start(&["--plugin".as_ref(), fixture("fixture-kv").as_os_str()]);
+    for n in 1..=5 {
+        let answer = proxy.call_tool(n, "count", json!({}));
+        assert_eq!(result(&answer), &json!({"count": n}));
+    }
+}
