@@ -3,7 +3,8 @@
 //! an instance from the pool against a fresh instance per call.
 //!
 //! Needs the fixture plugins: `scripts/build-plugins.sh` (or set
-//! `INTERPOSE_BENCH_WASM_DIR` to a directory holding `fixture_pass.wasm`).
+//! `INTERPOSE_BENCH_WASM_DIR` to a directory holding `fixture_pass.wasm` and
+//! `fixture_verdicts.wasm`).
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -56,20 +57,18 @@ fn message<'a>(payload: &'a RawValue, id: &'a RawValue) -> Intercepted<'a> {
     }
 }
 
-fn pass(config: toml::Table) -> PluginConfig {
-    let mut plugin = PluginConfig::from_path(wasm("fixture-pass"));
-    plugin.config = config;
-    plugin
+fn pass() -> PluginConfig {
+    PluginConfig::from_path(wasm("fixture-pass"))
 }
 
-/// A pass plugin told to ask only for a method the benchmark never sends.
+/// A plugin whose manifest asks only for a method the benchmark never sends.
 fn filtered_out() -> PluginConfig {
-    let mut config = toml::Table::new();
-    config.insert(
+    let mut plugin = PluginConfig::from_path(wasm("fixture-verdicts"));
+    plugin.config.insert(
         "methods".into(),
         toml::Value::Array(vec!["resources/read".into()]),
     );
-    pass(config)
+    plugin
 }
 
 fn bench_chain(c: &mut Criterion) {
@@ -87,15 +86,8 @@ fn bench_chain(c: &mut Criterion) {
         ("no plugins", Arc::new(PassAll)),
         ("empty chain", load(vec![])),
         ("filtered out", load(vec![filtered_out()])),
-        ("one pass", load(vec![pass(toml::Table::new())])),
-        (
-            "three pass",
-            load(vec![
-                pass(toml::Table::new()),
-                pass(toml::Table::new()),
-                pass(toml::Table::new()),
-            ]),
-        ),
+        ("one pass", load(vec![pass()])),
+        ("three pass", load(vec![pass(), pass(), pass()])),
     ];
     let id = RawValue::from_string("7".into()).expect("valid JSON");
     let mut group = c.benchmark_group("chain");
@@ -111,7 +103,7 @@ fn bench_chain(c: &mut Criterion) {
     group.finish();
 
     // One call into the pass plugin: an instance from the pool, or a new one each time.
-    let single = load(vec![pass(toml::Table::new())]);
+    let single = load(vec![pass()]);
     let version = single.version(0).expect("one plugin");
     let mut group = c.benchmark_group("instance");
     let payload = payload(1024);

@@ -189,10 +189,10 @@ fn default_pool_size() -> usize {
 /// Why a configuration could not be used. The text is what the user sees.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {cause}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{}:{message}", path.display())]
     Parse { path: PathBuf, message: String },
@@ -286,9 +286,9 @@ impl PluginConfig {
 impl Config {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            cause,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         Config::parse(&text, path, base)

@@ -1,15 +1,35 @@
 //! Grants from the configuration open exactly what they name: a read-only directory
 //! can be read and not written, nothing outside it is reachable, a read-write one can
 //! be written, and an environment grant shows that variable alone.
+//!
+//! `fixture-escape` tries what its configuration lists on `tools/call` of `escape`
+//! and reports each outcome in `structuredContent`.
 
 mod support;
+
+use std::path::Path;
 
 use serde_json::{Value, json};
 use support::{Proxy, config_file, result, scratch};
 
-fn report(proxy: &mut Proxy, id: u64, tool: &str, arguments: Value) -> Value {
-    let answer = proxy.call_tool(id, tool, arguments);
-    result(&answer).clone()
+/// Runs `fixture-escape` with `grants` and `attempts` (TOML lines) in the proxy's
+/// environment plus `env`, and returns its report.
+fn escape(dir: &Path, grants: &str, attempts: &str, env: &[(&str, &str)]) -> Value {
+    let config = config_file(
+        dir,
+        &format!(
+            "[[plugins]]\npath = \"{{fixture-escape}}\"\n{grants}\n[plugins.config]\n{attempts}\n"
+        ),
+    );
+    let mut proxy = Proxy::start_with_env(&["--config".as_ref(), config.as_os_str()], env);
+    let answer = proxy.call_tool(1, "escape", json!({}));
+    result(&answer)["structuredContent"].clone()
+}
+
+fn ok(report: &Value, section: &str, item: &str) -> bool {
+    report[section][item]["ok"]
+        .as_bool()
+        .unwrap_or_else(|| panic!("no {section} {item} in {report}"))
 }
 
 #[test]
@@ -19,40 +39,28 @@ fn read_only_directory_reads_inside_only() {
     std::fs::create_dir(&data).unwrap();
     std::fs::write(data.join("note.txt"), "granted").unwrap();
     std::fs::write(dir.path().join("secret.txt"), "outside").unwrap();
-    let config = config_file(
+    let host_secret = dir.path().join("secret.txt").display().to_string();
+    let report = escape(
         dir.path(),
-        r#"
-        [[plugins]]
-        path = "{fixture-escape}"
-        dirs = [{ host = "data", guest = "/data", mode = "ro" }]
-        "#,
+        r#"dirs = [{ host = "data", guest = "/data", mode = "ro" }]"#,
+        &format!(
+            r#"read = ["/data/note.txt", "/data/../secret.txt", "{host_secret}"]
+               list = ["/data"]
+               write = ["/data/new.txt"]"#
+        ),
+        &[],
     );
-    let mut proxy = Proxy::start(&["--config".as_ref(), config.as_os_str()]);
-
-    let read = report(
-        &mut proxy,
-        1,
-        "read-file",
-        json!({"path": "/data/note.txt"}),
+    assert_eq!(
+        report["read"]["/data/note.txt"],
+        json!({"ok": true, "value": "granted"})
     );
-    assert_eq!(read, json!({"ok": true, "text": "granted"}));
-    let outside = report(
-        &mut proxy,
-        2,
-        "read-file",
-        json!({"path": "/data/../secret.txt"}),
+    assert_eq!(
+        report["list"]["/data"],
+        json!({"ok": true, "value": ["note.txt"]})
     );
-    assert_eq!(outside["ok"], false, "{outside}");
-    let host_path = dir.path().join("secret.txt").display().to_string();
-    let outside = report(&mut proxy, 3, "read-file", json!({"path": host_path}));
-    assert_eq!(outside["ok"], false, "{outside}");
-    let write = report(
-        &mut proxy,
-        4,
-        "write-file",
-        json!({"path": "/data/new.txt"}),
-    );
-    assert_eq!(write["ok"], false, "{write}");
+    assert!(!ok(&report, "read", "/data/../secret.txt"), "{report}");
+    assert!(!ok(&report, "read", &host_secret), "{report}");
+    assert!(!ok(&report, "write", "/data/new.txt"), "{report}");
     assert!(!data.join("new.txt").exists());
 }
 
@@ -61,41 +69,36 @@ fn read_write_directory_can_be_written() {
     let dir = scratch();
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
-    let config = config_file(
+    let report = escape(
         dir.path(),
-        r#"
-        [[plugins]]
-        path = "{fixture-escape}"
-        dirs = [{ host = "out", guest = "/out", mode = "rw" }]
-        "#,
+        r#"dirs = [{ host = "out", guest = "/out", mode = "rw" }]"#,
+        r#"write = ["/out/new.txt"]"#,
+        &[],
     );
-    let mut proxy = Proxy::start(&["--config".as_ref(), config.as_os_str()]);
-    let write = report(&mut proxy, 1, "write-file", json!({"path": "/out/new.txt"}));
-    assert_eq!(write, json!({"ok": true}));
+    assert!(ok(&report, "write", "/out/new.txt"), "{report}");
     assert_eq!(
         std::fs::read_to_string(out.join("new.txt")).unwrap(),
-        "written"
+        "fixture-escape was here"
     );
 }
 
 #[test]
 fn env_grant_shows_only_the_named_variable() {
     let dir = scratch();
-    let config = config_file(
+    let report = escape(
         dir.path(),
-        r#"
-        [[plugins]]
-        path = "{fixture-escape}"
-        env = ["INTERPOSE_TEST_GRANTED"]
-        "#,
-    );
-    let mut proxy = Proxy::start_with_env(
-        &["--config".as_ref(), config.as_os_str()],
+        r#"env = ["INTERPOSE_TEST_GRANTED"]"#,
+        r#"env = ["INTERPOSE_TEST_GRANTED", "INTERPOSE_TEST_SECRET", "PATH"]"#,
         &[
             ("INTERPOSE_TEST_GRANTED", "yes"),
             ("INTERPOSE_TEST_SECRET", "no"),
         ],
     );
-    let env = report(&mut proxy, 1, "env", json!({}));
-    assert_eq!(env["vars"], json!({"INTERPOSE_TEST_GRANTED": "yes"}));
+    assert_eq!(
+        report["env"]["INTERPOSE_TEST_GRANTED"],
+        json!({"ok": true, "value": "yes"})
+    );
+    assert!(!ok(&report, "env", "INTERPOSE_TEST_SECRET"));
+    assert!(!ok(&report, "env", "PATH"));
+    assert_eq!(report["env_count"], 1);
 }

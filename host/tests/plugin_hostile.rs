@@ -2,8 +2,9 @@
 //! an error naming the plugin and the cause, the session and the other plugins go on,
 //! the proxy does not crash; a plugin that keeps failing is disabled.
 //!
-//! Each hostile fixture misbehaves on every `tools/call` request (and asks for
-//! nothing else), so other traffic shows the proxy is still serving.
+//! Each hostile fixture misbehaves on `tools/call` of its own tool (`loop`,
+//! `membomb`, ...) and passes other tools, so other traffic shows the plugin and the
+//! proxy still serve.
 
 mod support;
 
@@ -14,79 +15,116 @@ use support::{Proxy, config_file, echoed_params, error, fixture, result, scratch
 
 const PLUGIN_ERROR: i64 = -32001;
 
-/// Calls a tool through a proxy running only `plugin` and returns the error message;
-/// then checks the proxy still serves, and that a second call fails the same way
-/// (the broken instance was replaced, not reused).
-fn failure_of(plugin: &str) -> String {
-    let mut proxy = Proxy::start(&["--plugin".as_ref(), fixture(plugin).as_os_str()]);
-    let answer = proxy.call_tool(1, "anything", json!({}));
+/// Calls `tool` through a proxy running only `plugin` (default settings) and returns
+/// the error message, after checking that the proxy and the plugin still serve and
+/// that a second call fails the same way (the broken instance was replaced).
+fn failure_of(plugin: &str, tool: &str) -> String {
+    let proxy = Proxy::start(&["--plugin".as_ref(), fixture(plugin).as_os_str()]);
+    failure_in(proxy, plugin, tool)
+}
+
+/// The same with `settings` added to the plugin's entry in a config file.
+fn failure_with_settings(plugin: &str, tool: &str, settings: &str) -> String {
+    let dir = scratch();
+    let config = config_file(
+        dir.path(),
+        &format!("[[plugins]]\npath = \"{{{plugin}}}\"\n{settings}\n"),
+    );
+    let proxy = Proxy::start(&["--config".as_ref(), config.as_os_str()]).holding(dir);
+    failure_in(proxy, plugin, tool)
+}
+
+fn failure_in(mut proxy: Proxy, plugin: &str, tool: &str) -> String {
+    let answer = proxy.call_tool(1, tool, json!({}));
     let err = error(&answer).clone();
     assert_eq!(err["code"], PLUGIN_ERROR, "{answer}");
     assert_eq!(err["data"]["plugin"], plugin);
-    let other = proxy.request(2, "ping", json!({}));
-    assert_eq!(echoed_params(&other), &json!({}));
-    let again = proxy.call_tool(3, "anything", json!({}));
+    let other = proxy.call_tool(2, "harmless", json!({"x": 1}));
+    assert_eq!(echoed_params(&other)["arguments"], json!({"x": 1}));
+    let again = proxy.call_tool(3, tool, json!({}));
     assert_eq!(error(&again)["message"], err["message"]);
     assert!(proxy.is_running());
-    let message = err["message"].as_str().expect("message").to_owned();
-    message
+    err["message"].as_str().expect("message").to_owned()
 }
 
 #[test]
 fn endless_loop_is_stopped_at_the_deadline() {
     assert_eq!(
-        failure_of("fixture-loop"),
+        failure_of("fixture-loop", "loop"),
         "plugin `fixture-loop` failed: deadline of 50 ms exceeded"
     );
 }
 
 #[test]
 fn memory_bomb_is_stopped_at_the_memory_cap() {
+    // A generous deadline, so that the memory cap is what stops it even on a busy
+    // machine.
     assert_eq!(
-        failure_of("fixture-membomb"),
-        "plugin `fixture-membomb` failed: memory limit of 64 MiB exceeded"
+        failure_with_settings(
+            "fixture-membomb",
+            "membomb",
+            "memory_mb = 32\ntimeout_ms = 5000"
+        ),
+        "plugin `fixture-membomb` failed: memory limit of 32 MiB exceeded"
     );
 }
 
 #[test]
-fn deep_recursion_is_a_stack_overflow() {
-    assert_eq!(
-        failure_of("fixture-recursion"),
-        "plugin `fixture-recursion` failed: stack overflow"
+fn deep_recursion_is_contained() {
+    // Rust guests keep large frames on a stack in linear memory: running off its end
+    // is an out-of-bounds access; running off the Wasm call stack is a stack
+    // overflow. Either way the call is stopped and named.
+    let message = failure_of("fixture-recursion", "recursion");
+    assert!(
+        [
+            "plugin `fixture-recursion` failed: stack overflow",
+            "plugin `fixture-recursion` failed: trapped: out of bounds memory access",
+        ]
+        .contains(&message.as_str()),
+        "{message}"
     );
 }
 
 #[test]
 fn trap_is_a_failure() {
-    let message = failure_of("fixture-trap");
-    assert!(
-        message.starts_with("plugin `fixture-trap` failed: trapped: "),
-        "{message}"
+    assert_eq!(
+        failure_of("fixture-trap", "trap"),
+        "plugin `fixture-trap` failed: trapped: wasm `unreachable` instruction executed"
     );
 }
 
 #[test]
 fn invalid_json_rewrite_is_a_failure() {
     assert_eq!(
-        failure_of("fixture-bad-json"),
+        failure_of("fixture-bad-json", "bad-json"),
         "plugin `fixture-bad-json` failed: returned invalid JSON in `rewrite`"
     );
 }
 
 #[test]
 fn giant_output_is_over_the_cap() {
+    assert_eq!(
+        failure_with_settings(
+            "fixture-giant",
+            "giant",
+            "max_output_bytes = 1000000\ntimeout_ms = 5000\nconfig = { bytes = 2000000 }",
+        ),
+        "plugin `fixture-giant` failed: returned 2000000 bytes in `rewrite`, over the limit of 1000000 bytes"
+    );
+}
+
+#[test]
+fn init_that_never_returns_stops_the_start() {
     let dir = scratch();
     let config = config_file(
-        &dir.path(),
-        "[[plugins]]\npath = \"{fixture-giant}\"\nmax_output_bytes = 1000000\n",
+        dir.path(),
+        "[[plugins]]\npath = \"{fixture-loop}\"\nconfig = { phase = \"init\" }\n",
     );
-    let mut proxy = Proxy::start(&["--config".as_ref(), config.as_os_str()]);
-    let answer = proxy.call_tool(1, "anything", json!({}));
-    let message = error(&answer)["message"].as_str().unwrap().to_owned();
+    let (status, log) = support::run_to_exit(&["--config".as_ref(), config.as_os_str()]);
+    assert!(!status.success());
     assert!(
-        message.starts_with("plugin `fixture-giant` failed: returned ")
-            && message.ends_with(" bytes in `rewrite`, over the limit of 1000000 bytes"),
-        "{message}"
+        log.contains(": cannot start the plugin: `init` failed: deadline of 2000 ms exceeded"),
+        "{log}"
     );
 }
 
@@ -94,25 +132,25 @@ fn giant_output_is_over_the_cap() {
 fn skip_policy_passes_the_message_and_the_next_plugin_still_works() {
     let dir = scratch();
     let config = config_file(
-        &dir.path(),
+        dir.path(),
         r#"
         [[plugins]]
         path = "{fixture-trap}"
         failure_policy = "skip"
+        config = { tool = "respond" }
         [[plugins]]
         path = "{fixture-loop}"
         failure_policy = "skip"
         timeout_ms = 10
+        config = { tool = "respond" }
         [[plugins]]
         path = "{fixture-verdicts}"
+        config = { rules = [{ tool = "respond", verdict = "respond", payload = { by = "verdicts" } }] }
         "#,
     );
-    let mut proxy = Proxy::start(&["--config".as_ref(), config.as_os_str()]);
+    let mut proxy = Proxy::start(&["--config".as_ref(), config.as_os_str()]).holding(dir);
     let answer = proxy.call_tool(1, "respond", json!({}));
-    assert_eq!(
-        result(&answer)["content"][0]["text"],
-        "answered by fixture-verdicts"
-    );
+    assert_eq!(result(&answer), &json!({"by": "verdicts"}));
     let answer = proxy.call_tool(2, "plain", json!({"x": 1}));
     assert_eq!(echoed_params(&answer)["arguments"], json!({"x": 1}));
     assert!(proxy.wait_for_log(
@@ -126,7 +164,7 @@ fn skip_policy_passes_the_message_and_the_next_plugin_still_works() {
 fn repeated_failures_disable_the_plugin() {
     let mut proxy = Proxy::start(&["--plugin".as_ref(), fixture("fixture-trap").as_os_str()]);
     for id in 1..=5 {
-        let answer = proxy.call_tool(id, "anything", json!({}));
+        let answer = proxy.call_tool(id, "trap", json!({}));
         let message = error(&answer)["message"].as_str().unwrap().to_owned();
         assert!(message.contains("failed: trapped"), "{message}");
     }
@@ -134,49 +172,62 @@ fn repeated_failures_disable_the_plugin() {
         "PLUGIN DISABLED after 5 failures in a row",
         Duration::from_secs(5)
     ));
-    let answer = proxy.call_tool(6, "anything", json!({}));
-    assert_eq!(
-        error(&answer)["message"],
-        "plugin `fixture-trap` is disabled after repeated failures"
-    );
-    let other = proxy.request(7, "ping", json!({}));
+    // Disabled: the policy applies to everything it would see, without entering it.
+    for (id, tool) in [(6, "trap"), (7, "harmless")] {
+        let answer = proxy.call_tool(id, tool, json!({}));
+        assert_eq!(
+            error(&answer)["message"],
+            "plugin `fixture-trap` is disabled after repeated failures"
+        );
+    }
+    // Messages it never asked for still flow.
+    let other = proxy.request(8, "ping", json!({}));
     assert_eq!(echoed_params(&other), &json!({}));
-}
-
-/// Runs `fixture-escape` with the tool `name` and returns its report.
-fn escape(proxy: &mut Proxy, id: u64, name: &str, arguments: Value) -> Value {
-    let answer = proxy.call_tool(id, name, arguments);
-    result(&answer).clone()
 }
 
 #[test]
 fn without_grants_no_file_socket_or_environment_is_reachable() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().unwrap().to_string();
-    let mut proxy = Proxy::start_with_env(
-        &["--plugin".as_ref(), fixture("fixture-escape").as_os_str()],
-        &[("INTERPOSE_TEST_SECRET", "leaked")],
-    );
+    let dir = scratch();
     let manifest = env!("CARGO_MANIFEST_DIR");
-    let read = escape(
-        &mut proxy,
-        1,
-        "read-file",
-        json!({"path": format!("{manifest}/Cargo.toml")}),
+    let config = config_file(
+        dir.path(),
+        &format!(
+            r#"
+            [[plugins]]
+            path = "{{fixture-escape}}"
+            [plugins.config]
+            read = ["{manifest}/Cargo.toml", "/etc/passwd"]
+            list = ["/", "."]
+            write = ["/tmp/interpose-escape-test"]
+            env = ["INTERPOSE_TEST_SECRET", "PATH"]
+            connect = ["{addr}"]
+            "#
+        ),
     );
-    assert_eq!(read["ok"], false, "{read}");
-    let read = escape(&mut proxy, 2, "read-file", json!({"path": "/etc/passwd"}));
-    assert_eq!(read["ok"], false, "{read}");
-    let write = escape(
-        &mut proxy,
-        3,
-        "write-file",
-        json!({"path": "/tmp/interpose-escape"}),
-    );
-    assert_eq!(write["ok"], false, "{write}");
-    assert!(!std::path::Path::new("/tmp/interpose-escape").exists());
-    let connect = escape(&mut proxy, 4, "connect", json!({"addr": addr}));
-    assert_eq!(connect["ok"], false, "{connect}");
-    let env = escape(&mut proxy, 5, "env", json!({}));
-    assert_eq!(env["vars"], json!({}));
+    let mut proxy = Proxy::start_with_env(
+        &["--config".as_ref(), config.as_os_str()],
+        &[("INTERPOSE_TEST_SECRET", "leaked")],
+    )
+    .holding(dir);
+    let answer = proxy.call_tool(1, "escape", json!({}));
+    let report = &result(&answer)["structuredContent"];
+    let outcomes = |section: &str| -> Vec<(String, Value)> {
+        report[section]
+            .as_object()
+            .unwrap_or_else(|| panic!("no {section} in {report}"))
+            .iter()
+            .map(|(k, v)| (k.clone(), v["ok"].clone()))
+            .collect()
+    };
+    for section in ["read", "list", "write", "env", "connect"] {
+        let tried = outcomes(section);
+        assert!(!tried.is_empty(), "{report}");
+        for (what, ok) in tried {
+            assert_eq!(ok, false, "{section} {what} should fail: {report}");
+        }
+    }
+    assert_eq!(report["env_count"], 0);
+    assert!(!std::path::Path::new("/tmp/interpose-escape-test").exists());
 }

@@ -27,10 +27,18 @@ fn replace(target: &Path, source: &Path) {
 
 fn answered_by_plugin(proxy: &mut Proxy, id: u64) -> bool {
     let answer = proxy.call_tool(id, "respond", json!({}));
-    answer
-        .get("result")
-        .and_then(|r| r.get("content"))
-        .is_some()
+    result(&answer).get("by").is_some()
+}
+
+/// A config for `plugin.wasm` in `dir` with rules that `fixture-verdicts` follows
+/// (`fixture-pass` ignores them), and `extra` settings.
+fn start(dir: tempfile::TempDir, extra: &str) -> Proxy {
+    let rules = r#"config = { rules = [{ tool = "respond", verdict = "respond", payload = { by = "plugin" } }] }"#;
+    let config = config_file(
+        dir.path(),
+        &format!("[[plugins]]\npath = \"plugin.wasm\"\n{extra}\n{rules}\n"),
+    );
+    Proxy::start(&["--config".as_ref(), config.as_os_str()]).holding(dir)
 }
 
 #[test]
@@ -38,11 +46,13 @@ fn replaced_plugin_serves_new_messages_in_the_same_session() {
     let dir = scratch();
     let plugin = dir.path().join("plugin.wasm");
     std::fs::copy(fixture("fixture-pass"), &plugin).unwrap();
-    let mut proxy = Proxy::start(&["--plugin".as_ref(), plugin.as_os_str()]);
+    let mut proxy = start(dir, "");
     assert!(
         !answered_by_plugin(&mut proxy, 1),
         "the pass plugin forwards"
     );
+
+    proxy.notify("notifications/before-reload", json!({}));
 
     replace(&plugin, &fixture("fixture-verdicts"));
     assert!(
@@ -56,7 +66,7 @@ fn replaced_plugin_serves_new_messages_in_the_same_session() {
     let seen = proxy.request(3, "debug/seen", json!({}));
     assert_eq!(
         result(&seen),
-        &json!({"seen": ["notifications/after-reload"]})
+        &json!({"seen": ["notifications/before-reload", "notifications/after-reload"]})
     );
 }
 
@@ -65,14 +75,8 @@ fn pinned_plugin_refuses_a_replacement_with_another_hash() {
     let dir = scratch();
     let plugin = dir.path().join("plugin.wasm");
     std::fs::copy(fixture("fixture-pass"), &plugin).unwrap();
-    let config = config_file(
-        dir.path(),
-        &format!(
-            "[[plugins]]\npath = \"plugin.wasm\"\nsha256 = \"{}\"\n",
-            sha256_hex(&plugin)
-        ),
-    );
-    let mut proxy = Proxy::start(&["--config".as_ref(), config.as_os_str()]);
+    let pin = format!("sha256 = \"{}\"", sha256_hex(&plugin));
+    let mut proxy = start(dir, &pin);
     assert!(!answered_by_plugin(&mut proxy, 1));
 
     replace(&plugin, &fixture("fixture-verdicts"));
@@ -96,10 +100,10 @@ fn broken_replacement_keeps_the_old_version() {
     let dir = scratch();
     let plugin = dir.path().join("plugin.wasm");
     std::fs::copy(fixture("fixture-verdicts"), &plugin).unwrap();
-    let mut proxy = Proxy::start(&["--plugin".as_ref(), plugin.as_os_str()]);
+    let garbage = dir.path().join("garbage.wasm");
+    let mut proxy = start(dir, "");
     assert!(answered_by_plugin(&mut proxy, 1));
 
-    let garbage = dir.path().join("garbage.wasm");
     std::fs::write(&garbage, b"\0asm not really").unwrap();
     replace(&plugin, &garbage);
     assert!(
@@ -124,6 +128,7 @@ fn pin_mismatch_at_start_is_refused_with_a_clear_error() {
         &format!("[[plugins]]\npath = \"{{fixture-pass}}\"\nsha256 = \"{wrong}\"\n"),
     );
     let (status, log) = run_to_exit(&["--config".as_ref(), config.as_os_str()]);
+    drop(dir);
     assert!(!status.success());
     let path = fixture("fixture-pass");
     let expected = format!(

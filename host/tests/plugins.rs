@@ -1,19 +1,48 @@
 //! Every verdict in each direction, through the real binary: a raw JSON-RPC client
 //! on its stdio, `fixture-verdicts` in the chain, and the stdlib echo backend.
 //!
-//! `fixture-verdicts` decides by what it sees: `tools/call` of `rewrite-args`
-//! (rewrites the arguments), `respond` (answers itself), `reject` (error -32099);
-//! the response to `rewrite-result` (rewritten, using the request's params it asked
-//! for with `wants-request`); the notification `notifications/drop-me` (dropped);
-//! a `sampling/createMessage` request from the server (params rewritten).
+//! `fixture-verdicts` follows the rules of its configuration ([`VERDICTS`]):
+//! `tools/call` of `rewrite-args` (rewrites the arguments), `respond` (answers
+//! itself), `reject` (error -32099); the response to `rewrite-result` (rewritten,
+//! found by the request's params it asked for with `wants_request`); the
+//! notification `notifications/drop-me` (dropped); a `sampling/createMessage`
+//! request from the server (params rewritten).
 
 mod support;
 
 use serde_json::json;
-use support::{Proxy, echoed_params, error, fixture, result};
+use support::{Proxy, config_file, echoed_params, error, fixture, result, scratch};
+
+/// A `[[plugins]]` entry for `fixture-verdicts` with the rules above.
+pub const VERDICTS: &str = r#"
+[[plugins]]
+path = "{fixture-verdicts}"
+[plugins.config]
+wants_request = true
+rules = [
+  { method = "tools/call", kind = "request", tool = "rewrite-args", verdict = "rewrite",
+    payload = { name = "rewrite-args", arguments = { rewritten = true } } },
+  { method = "tools/call", kind = "request", tool = "respond", verdict = "respond",
+    payload = { content = [{ type = "text", text = "answered by fixture-verdicts" }] } },
+  { method = "tools/call", kind = "request", tool = "reject", verdict = "reject",
+    code = -32099, message = "rejected by fixture-verdicts", data = { why = "test" } },
+  { method = "tools/call", kind = "response", tool = "rewrite-result", verdict = "rewrite",
+    payload = { "rewritten-result" = true } },
+  { method = "notifications/drop-me", verdict = "reject" },
+  { method = "sampling/createMessage", direction = "to-client", kind = "request",
+    verdict = "rewrite", payload = { "rewritten-by" = "fixture-verdicts" } },
+]
+"#;
+
+/// A proxy whose chain is the given config text.
+fn with_config(text: &str) -> Proxy {
+    let dir = scratch();
+    let config = config_file(dir.path(), text);
+    Proxy::start(&["--config".as_ref(), config.as_os_str()]).holding(dir)
+}
 
 fn with_verdicts() -> Proxy {
-    Proxy::start(&["--plugin".as_ref(), fixture("fixture-verdicts").as_os_str()])
+    with_config(VERDICTS)
 }
 
 #[test]
@@ -96,21 +125,45 @@ fn server_to_client_sampling_request_is_rewritten() {
 
 #[test]
 fn chain_order_first_rejection_ends_the_walk() {
-    // fixture-pass then fixture-verdicts: the request reaches verdicts, which
-    // answers; the answer does not walk back through anything that changes it.
-    let mut proxy = Proxy::start(&[
-        "--plugin".as_ref(),
-        fixture("fixture-pass").as_os_str(),
-        "--plugin".as_ref(),
-        fixture("fixture-verdicts").as_os_str(),
-    ]);
+    // fixture-pass, then fixture-verdicts, then a plugin that would answer everything
+    // itself: a rejection by verdicts means the third never sees the request.
+    let mut proxy = with_config(&format!(
+        "[[plugins]]\npath = \"{{fixture-pass}}\"\n{VERDICTS}\n{}",
+        r#"
+        [[plugins]]
+        path = "{fixture-verdicts}"
+        name = "last"
+        config = { rules = [{ verdict = "respond", payload = { from = "last" } }] }
+        "#
+    ));
     let answer = proxy.call_tool(8, "reject", json!({}));
     assert_eq!(error(&answer)["code"], -32099);
-    let answer = proxy.call_tool(9, "rewrite-args", json!({"a": 1}));
-    assert_eq!(
-        echoed_params(&answer)["arguments"],
-        json!({"rewritten": true})
+    let answer = proxy.call_tool(9, "other", json!({}));
+    assert_eq!(result(&answer), &json!({"from": "last"}));
+}
+
+#[test]
+fn answers_walk_the_chain_backwards() {
+    // Two rewriting plugins on responses: the last in the chain sees the backend's
+    // answer first, and the first plugin has the last word.
+    let mut proxy = with_config(
+        r#"
+        [[plugins]]
+        path = "{fixture-verdicts}"
+        name = "first"
+        config = { rules = [{ kind = "response", verdict = "rewrite", echo = true }] }
+        [[plugins]]
+        path = "{fixture-verdicts}"
+        name = "second"
+        config = { rules = [{ kind = "response", verdict = "rewrite", payload = { by = "second" } }] }
+        "#,
     );
+    let answer = proxy.request(10, "ping", json!({}));
+    let seen = &result(&answer)["seen"];
+    assert_eq!(seen["payload"], r#"{"by":"second"}"#);
+    assert_eq!(seen["direction"], "to-client");
+    assert_eq!(seen["kind"], "response");
+    assert_eq!(seen["method"], "ping");
 }
 
 #[test]
@@ -118,6 +171,6 @@ fn kv_store_is_shared_by_the_instances_of_a_plugin() {
     let mut proxy = Proxy::start(&["--plugin".as_ref(), fixture("fixture-kv").as_os_str()]);
     for n in 1..=5 {
         let answer = proxy.call_tool(n, "count", json!({}));
-        assert_eq!(result(&answer), &json!({"count": n}));
+        assert_eq!(result(&answer)["structuredContent"], json!({"count": n}));
     }
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Default bound on one plugin's store: keys and values, plus [`ENTRY_OVERHEAD`] each.
+/// Default bound on one plugin's store: keys and values, plus 64 bytes per entry.
 pub const DEFAULT_KV_CAPACITY: usize = 16 * 1024 * 1024;
 
 /// Bytes counted per entry on top of its key and value, so that many tiny entries

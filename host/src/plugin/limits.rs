@@ -133,7 +133,10 @@ impl Failure {
             Some(Trap::Interrupt) => Failure::Deadline(limits.timeout),
             Some(Trap::StackOverflow) => Failure::StackOverflow,
             _ if memory_hit => Failure::Memory(limits.memory_bytes),
-            Some(trap) => Failure::Trap(trap.to_string()),
+            Some(trap) => {
+                let text = trap.to_string();
+                Failure::Trap(text.strip_prefix("wasm trap: ").unwrap_or(&text).to_owned())
+            }
             None => Failure::Trap(first_line(error)),
         }
     }

@@ -49,10 +49,10 @@ pub struct Grants {
 /// A grant that cannot be given.
 #[derive(Debug, thiserror::Error)]
 pub enum GrantError {
-    #[error("cannot grant directory {path}: {source}")]
+    #[error("cannot grant directory {path}: {cause}")]
     Dir {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -112,7 +112,7 @@ impl Grants {
                 .preopened_dir(&dir.host, dir.guest_path(), perms)
                 .map_err(|e| GrantError::Dir {
                     path: dir.host.clone(),
-                    source: std::io::Error::other(e.to_string()),
+                    cause: std::io::Error::other(e.to_string()),
                 })?;
         }
         Ok(builder.build())
@@ -124,11 +124,11 @@ fn check_dir(path: &Path) -> Result<(), GrantError> {
         Ok(meta) if meta.is_dir() => Ok(()),
         Ok(_) => Err(GrantError::Dir {
             path: path.to_owned(),
-            source: std::io::Error::other("not a directory"),
+            cause: std::io::Error::other("not a directory"),
         }),
-        Err(source) => Err(GrantError::Dir {
+        Err(cause) => Err(GrantError::Dir {
             path: path.to_owned(),
-            source,
+            cause,
         }),
     }
 }

@@ -30,10 +30,10 @@ pub struct PluginVersion {
 /// Why a plugin (or a new version of it) was not loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{path} has sha256 {actual}, but the configuration pins {expected}")]
     PinMismatch {
@@ -45,13 +45,13 @@ pub enum LoadError {
     Compile { path: PathBuf, message: String },
     #[error("{path} does not fit the interpose plugin interface: {message}")]
     Link { path: PathBuf, message: String },
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Grant {
         path: PathBuf,
-        source: super::sandbox::GrantError,
+        cause: super::sandbox::GrantError,
     },
-    #[error("{path}: cannot start the plugin: {source}")]
-    Start { path: PathBuf, source: StartError },
+    #[error("{path}: cannot start the plugin: {cause}")]
+    Start { path: PathBuf, cause: StartError },
     #[error("plugin `{name}` ({path}) refused its configuration: {message}")]
     InitRefused {
         name: String,
@@ -66,9 +66,9 @@ pub enum LoadError {
 pub async fn read_checked(config: &PluginConfig) -> Result<(Arc<[u8]>, Sha256), LoadError> {
     let bytes = tokio::fs::read(&config.path)
         .await
-        .map_err(|source| LoadError::Read {
+        .map_err(|cause| LoadError::Read {
             path: config.path.clone(),
-            source,
+            cause,
         })?;
     let actual = Sha256::of(&bytes);
     if let Some(expected) = config.sha256
@@ -112,9 +112,9 @@ impl PluginVersion {
             path: path.clone(),
             message: first_line(&e),
         })?;
-        let grants = Grants::from_config(config).map_err(|source| LoadError::Grant {
+        let grants = Grants::from_config(config).map_err(|cause| LoadError::Grant {
             path: path.clone(),
-            source,
+            cause,
         })?;
         let limits = Limits::from_config(config, lineage.max_message_bytes);
         let factory = InstanceFactory {
@@ -211,9 +211,9 @@ fn start_error(config: &PluginConfig, path: &Path, error: StartError) -> LoadErr
             path: path.to_owned(),
             message,
         },
-        source => LoadError::Start {
+        cause => LoadError::Start {
             path: path.to_owned(),
-            source,
+            cause,
         },
     }
 }

@@ -48,9 +48,8 @@ pub fn fixture(name: &str) -> PathBuf {
         std::fs::create_dir_all(root.join("target")).expect("target dir");
         let lock =
             std::fs::File::create(root.join("target/.build-plugins.lock")).expect("lock file");
-        let _guard = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| e)
-            .expect("lock the plugin build");
+        // Released when `lock` is dropped, at the end of this closure.
+        lock.lock().expect("lock the plugin build");
         let status = Command::new("bash")
             .arg(root.join("scripts/build-plugins.sh"))
             .current_dir(&root)
@@ -96,6 +95,8 @@ pub struct Proxy {
     stderr: Arc<Mutex<String>>,
     /// Messages received while waiting for something else.
     backlog: VecDeque<Value>,
+    /// Scratch directories to keep while the proxy runs.
+    held: Vec<tempfile::TempDir>,
 }
 
 impl Proxy {
@@ -137,7 +138,14 @@ impl Proxy {
             lines,
             stderr,
             backlog: VecDeque::new(),
+            held: Vec::new(),
         }
+    }
+
+    /// Keeps `dir` (config files, plugin copies) until the proxy is gone.
+    pub fn holding(mut self, dir: tempfile::TempDir) -> Self {
+        self.held.push(dir);
+        self
     }
 
     pub fn send(&mut self, message: Value) {

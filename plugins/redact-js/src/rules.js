@@ -5,11 +5,13 @@
 import { ConfigError, expectKeys, typeName } from "interpose-plugin";
 
 import { PatternError, translate } from "./rust-regex.js";
+import { WHITE_SPACE, WORD as WORD_ITEMS } from "./unicode.js";
 
 // Rust's `\b` is Unicode-aware; where a pattern's first (or last) character
 // is always a word character, `\b` there is the same as "no word character
-// before" (or after), which is cheaper to check.
-const WORD = "[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}]";
+// before" (or after), which is cheaper to check. The engine in the component
+// has no `\p{...}`: Unicode classes are spelled out (./unicode.js).
+const WORD = `[${WORD_ITEMS}]`;
 const NO_WORD_BEFORE = `(?<!${WORD})`;
 const NO_WORD_AFTER = `(?!${WORD})`;
 
@@ -26,7 +28,7 @@ const BUILTINS = [
     name: "private-key",
     // -----BEGIN[A-Z0-9 ]*PRIVATE KEY-----(?:[\s\S]*?-----END[A-Z0-9 ]*PRIVATE KEY-----|[A-Za-z0-9+/=\s]*)
     pattern:
-      "-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----(?:[\\s\\S]*?-----END[A-Z0-9 ]*PRIVATE KEY-----|[A-Za-z0-9+/=\\p{White_Space}]*)",
+      `-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----(?:[\\s\\S]*?-----END[A-Z0-9 ]*PRIVATE KEY-----|[A-Za-z0-9+/=${WHITE_SPACE}]*)`,
     rawFilter: /-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----/,
   },
   {
@@ -40,7 +42,7 @@ const BUILTINS = [
     // (?i)\bbearer\s+[A-Za-z0-9\-._~+/]{20,}=*   (Unicode simple case folding
     // adds nothing to "bearer", and only the Kelvin sign and the long s to
     // the token class)
-    pattern: `${NO_WORD_BEFORE}[Bb][Ee][Aa][Rr][Ee][Rr]\\p{White_Space}+[A-Za-z0-9\\-._~+/\\u{212A}\\u{17F}]{20,}=*`,
+    pattern: `${NO_WORD_BEFORE}[Bb][Ee][Aa][Rr][Ee][Rr][${WHITE_SPACE}]+[A-Za-z0-9\\-._~+/\\u{212A}\\u{17F}]{20,}=*`,
     rawFilter: /bearer/i,
   },
   {

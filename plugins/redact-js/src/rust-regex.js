@@ -14,9 +14,9 @@
 // anywhere and `i` at the start of the pattern. Anything else is refused with
 // a message saying so, rather than silently meaning something else.
 
-const WORD_CLASS = "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}";
+import { DECIMAL, property, WHITE_SPACE, WORD as WORD_CLASS } from "./unicode.js";
+
 const WORD = `[${WORD_CLASS}]`;
-const NOT_WORD = `[^${WORD_CLASS}]`;
 const ASCII_WORD_CLASS = "0-9A-Za-z_";
 
 // The characters JSON escapes (or may escape): control characters, `"`, `\`, `/`.
@@ -450,20 +450,22 @@ class Parser {
     };
     switch (letter) {
       case "d":
-        return plain(uni ? "\\p{Nd}" : "0-9");
+        return plain(uni ? DECIMAL : "0-9");
       case "w":
         return plain(uni ? WORD_CLASS : ASCII_WORD_CLASS);
       case "s":
-        return plain(uni ? "\\p{White_Space}" : "\\t\\n\\u{B}\\f\\r ");
+        return plain(uni ? WHITE_SPACE : "\\t\\n\\u{B}\\f\\r ");
       case "D":
-        return uni ? plain("\\P{Nd}") : negated("0-9");
+        return negated(uni ? DECIMAL : "0-9");
       case "S":
-        return uni ? plain("\\P{White_Space}") : negated("\\t\\n\\u{B}\\f\\r ");
+        return negated(uni ? WHITE_SPACE : "\\t\\n\\u{B}\\f\\r ");
       case "W":
         return negated(uni ? WORD_CLASS : ASCII_WORD_CLASS);
       case "p":
-      case "P":
-        return plain(this.unicodeProperty(letter === "P"));
+      case "P": {
+        const { items, negate } = this.unicodeProperty(letter === "P");
+        return negate ? negated(items) : plain(items);
+      }
       default:
         throw this.error("internal: not a class escape");
     }
@@ -489,16 +491,11 @@ class Parser {
       name = name.slice(1);
       negate = !negate;
     }
-    for (const candidate of [name, `Script=${name}`, `General_Category=${name}`, name.replace(/[\s_-]/g, "")]) {
-      const item = `\\${negate ? "P" : "p"}{${candidate.replace(/[:\s]*[=:][\s]*/, "=")}}`;
-      try {
-        new RegExp(`[${item}]`, "u");
-        return item;
-      } catch {
-        // try the next spelling
-      }
+    const items = property(name);
+    if (items === undefined) {
+      throw this.error(`unknown or unsupported Unicode class \`${name}\``);
     }
-    throw this.error(`unknown or unsupported Unicode class \`${name}\``);
+    return { items, negate };
   }
 
   /** Parses `[...]` and returns the JavaScript class source. */

@@ -17,6 +17,8 @@ import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/p
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 
+import { transformBindings } from "./bindings.mjs";
+
 const SDK_DIR = resolve(dirname(new URL(import.meta.url).pathname), "..");
 const SDK_ENTRIES = {
   "interpose-plugin": join(SDK_DIR, "src/index.js"),
@@ -125,6 +127,29 @@ async function bundle(esbuild, entry, workDir) {
   return out;
 }
 
+/**
+ * componentize-js, with a hook to rewrite the bindings it generates before it
+ * snapshots them (see bindings.mjs): a copy of its main module, next to the
+ * original so its relative imports still resolve, with one line changed.
+ */
+async function loadComponentize(toolchain) {
+  const dir = join(toolchain, "node_modules/@bytecodealliance/componentize-js/src");
+  const original = await readFile(join(dir, "componentize.js"), "utf8");
+  const anchor = "await writeFile(initializerPath, jsBindings);";
+  if (!original.includes(anchor)) {
+    fail("componentize-js changed: cannot hook its bindings (update sdk/js/build/build.mjs)");
+  }
+  const patched = original.replace(
+    anchor,
+    "await writeFile(initializerPath, opts.transformBindings ? opts.transformBindings(jsBindings) : jsBindings);",
+  );
+  const path = join(dir, "componentize.interpose.js");
+  if (!existsSync(path) || (await readFile(path, "utf8")) !== patched) {
+    await writeFile(path, patched);
+  }
+  return import(pathToFileURL(path));
+}
+
 async function witHash(witDir) {
   const hash = createHash("sha256");
   for (const name of (await readdir(witDir)).sort()) {
@@ -146,9 +171,7 @@ async function main() {
   }
 
   const esbuild = await import(pathToFileURL(join(toolchain, "node_modules/esbuild/lib/main.js")));
-  const { componentize } = await import(
-    pathToFileURL(join(toolchain, "node_modules/@bytecodealliance/componentize-js/src/componentize.js"))
-  );
+  const { componentize } = await loadComponentize(toolchain);
   const componentizeVersion = (await readJson(join(toolchain, "node_modules/@bytecodealliance/componentize-js/package.json")))
     .version;
 
@@ -163,6 +186,7 @@ async function main() {
     .update(await witHash(witDir))
     .update(`componentize-js ${componentizeVersion}`)
     .update(await readFile(join(SDK_DIR, "build/build.mjs")))
+    .update(await readFile(join(SDK_DIR, "build/bindings.mjs")))
     .digest("hex");
   const stampPath = `${out}.inputs-sha256`;
   if (!args.force && existsSync(out) && existsSync(stampPath) && (await readFile(stampPath, "utf8")).trim() === key) {
@@ -180,6 +204,7 @@ async function main() {
       worldName: WORLD,
       // `http` and `fetch-event` would make the component import wasi:http.
       disableFeatures: ["http", "fetch-event"],
+      transformBindings,
     }));
   } catch (error) {
     fail(`componentizing ${entry} failed:\n${error?.message ?? error}`);

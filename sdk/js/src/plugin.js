@@ -28,11 +28,8 @@ export class Plugin {
     }
     this.name = options.name;
     this.version = options.version ?? "0.0.0";
-    this._override = {
-      methods: options.methods === undefined ? undefined : normalizeManifestMethods(options.methods),
-      kinds: options.kinds === undefined ? undefined : normalizeKinds(options.kinds),
-      wantsRequest: options.wantsRequest,
-    };
+    this._defaultOverride = manifestOverride(options);
+    this._override = this._defaultOverride;
     this._initHooks = [];
     /** Registration order; each: { kinds, methods (patterns or undefined = all), match, fn, wantsRequest } */
     this._handlers = [];
@@ -42,9 +39,9 @@ export class Plugin {
 
   /**
    * Registers a hook run once per instance, before any message, with the
-   * plugin's configuration as an object (`{}` when the user gave none). Throw
-   * to refuse the configuration: the error's message is shown to the user and
-   * the proxy does not start.
+   * plugin's configuration as an object (`{}` when the user gave none) and,
+   * second, as the JSON text it came as. Throw to refuse the configuration:
+   * the error's message is shown to the user and the proxy does not start.
    */
   init(hook) {
     requireFunction(hook, "init");
@@ -145,7 +142,18 @@ export class Plugin {
     return this;
   }
 
-  /** The manifest derived from the handlers (and the overrides given to `createPlugin`). */
+  /**
+   * Replaces what the manifest would derive from the handlers: `methods`,
+   * `kinds`, `wantsRequest` (each optional). Call it from an init hook to
+   * narrow the plugin by its configuration; `load` starts from the values
+   * given to `createPlugin` again.
+   */
+  setManifest(values) {
+    this._override = { ...this._override, ...definedOnly(manifestOverride(values)) };
+    return this;
+  }
+
+  /** The manifest derived from the handlers (and the overrides given to `createPlugin` or `setManifest`). */
   manifest() {
     const o = this._override;
     return {
@@ -178,11 +186,15 @@ export class Plugin {
    */
   load(config = {}) {
     let value = config;
+    let text = config;
     if (typeof config === "string") {
       value = config.trim() === "" ? {} : parseConfigText(config);
+    } else {
+      text = JSON.stringify(config);
     }
+    this._override = this._defaultOverride;
     for (const hook of this._initHooks) {
-      hook(value);
+      hook(value, text);
     }
     return this.manifest();
   }
@@ -245,6 +257,18 @@ function parseConfigText(text) {
   } catch (error) {
     throw new Error(`invalid config: ${error.message}`);
   }
+}
+
+function manifestOverride(values) {
+  return {
+    methods: values.methods === undefined ? undefined : normalizeManifestMethods(values.methods),
+    kinds: values.kinds === undefined ? undefined : normalizeKinds(values.kinds),
+    wantsRequest: values.wantsRequest === undefined ? undefined : Boolean(values.wantsRequest),
+  };
+}
+
+function definedOnly(values) {
+  return Object.fromEntries(Object.entries(values).filter(([, value]) => value !== undefined));
 }
 
 function normalizeManifestMethods(methods) {

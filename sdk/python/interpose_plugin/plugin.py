@@ -16,6 +16,7 @@ __all__ = [
     "Plugin",
     "Manifest",
     "ConfigError",
+    "ConfigDict",
     "InitError",
     "LoadedPlugin",
     "load",
@@ -254,20 +255,31 @@ def _settle(verdict: Any, msg: Message) -> Verdict:
     )
 
 
-def _parse_config(config: Union[str, Dict[str, Any], None]) -> Dict[str, Any]:
+class ConfigDict(dict):
+    """The configuration `init` receives: a dict, whose `text` attribute is
+    the JSON text it was read from (for `schema.parse_config`, whose error
+    positions refer to that text)."""
+
+    text: str = "{}"
+
+
+def _parse_config(config: Union[str, Dict[str, Any], None]) -> ConfigDict:
     if config is None:
-        return {}
+        config = "{}"
     if isinstance(config, dict):
-        return config
-    if not config.strip():
-        return {}
+        out = ConfigDict(config)
+        out.text = json.dumps(config, ensure_ascii=False, separators=(",", ":"))
+        return out
+    text = config if config.strip() else "{}"
     try:
-        value = json.loads(config)
+        value = json.loads(text)
     except ValueError as err:
         raise InitError(f"invalid config: not JSON: {err}") from None
     if not isinstance(value, dict):
         raise InitError(f"invalid config: expected a table, got {type(value).__name__}")
-    return value
+    out = ConfigDict(value)
+    out.text = text
+    return out
 
 
 def _collect(namespace: Iterable[Tuple[str, Any]], bind: Callable[[Any], Any]) -> List[Tuple[_Spec, Callable]]:

@@ -62,9 +62,10 @@ pub fn parse_config<T: DeserializeOwned>(config: &str) -> Result<T, String> {
 /// Exports a [`Plugin`] as the component's `interceptor` interface. Use it
 /// once, in the plugin crate's `lib.rs`, with the type implementing `Plugin`.
 ///
-/// The plugin value lives in a per-instance static set by `init`. The export
-/// glue compiles on every target, so a plugin crate can be unit-tested natively
-/// (`cargo test`) and built as a component for `wasm32-wasip2`.
+/// The plugin value lives in a per-instance static set by `init`. The glue
+/// compiles on every target, but the component exports are emitted only for
+/// `wasm32`, so the same crate builds as a component for `wasm32-wasip2` and as
+/// a native library for unit tests (`cargo test`).
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {

@@ -18,15 +18,17 @@ pub struct Machine {
 impl Machine {
     pub fn describe() -> Self {
         let cpuinfo = read("/proc/cpuinfo");
-        let cpu = cpuinfo
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("model name")?
-                    .split_once(':')
-                    .map(|(_, v)| v.trim())
-            })
-            .unwrap_or("unknown")
-            .to_owned();
+        let field = |name: &str| {
+            cpuinfo
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.split_once(':').map(|(_, v)| v.trim()))
+        };
+        let cpu = field("model name").unwrap_or("unknown").to_owned();
+        // Virtual machines often name only the CPU family; the clock says a little more.
+        let cpu_mhz = field("cpu MHz")
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            .round();
         let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
         let memory_kib: f64 = read("/proc/meminfo")
             .lines()

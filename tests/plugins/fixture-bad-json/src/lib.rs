@@ -51,9 +51,9 @@ impl Plugin for BadJson {
     }
 
     fn intercept(&self, msg: &Message) -> Verdict {
-        if !msg
+        if msg
             .tool_call()
-            .is_some_and(|call| call.name == self.config.tool)
+            .is_none_or(|call| call.name != self.config.tool)
         {
             return Verdict::Pass;
         }

@@ -87,9 +87,9 @@ impl Plugin for Escape {
     }
 
     fn intercept(&self, msg: &Message) -> Verdict {
-        if !msg
+        if msg
             .tool_call()
-            .is_some_and(|call| call.name == self.config.tool)
+            .is_none_or(|call| call.name != self.config.tool)
         {
             return Verdict::Pass;
         }

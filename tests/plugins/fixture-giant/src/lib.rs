@@ -56,9 +56,9 @@ impl Plugin for Giant {
     }
 
     fn intercept(&self, msg: &Message) -> Verdict {
-        if !msg
+        if msg
             .tool_call()
-            .is_some_and(|call| call.name == self.config.tool)
+            .is_none_or(|call| call.name != self.config.tool)
         {
             return Verdict::Pass;
         }

@@ -1,0 +1,148 @@
+//! The plugin chain in process, through its public API: the manifest filter keeps
+//! the plugin out of messages it did not ask for, a reload swaps versions while a
+//! call is in flight (that call finishes on the old version), `wants-request` is
+//! reported to the relay.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+
+use interpose::config::{FailurePolicy, PluginConfig};
+use interpose::intercept::{Direction, Intercepted, Interceptor, Verdict};
+use interpose::jsonrpc::Kind;
+use interpose::plugin::{InterceptorChain, PluginRuntime, RuntimeOptions};
+use support::{cache_dir, fixture, scratch};
+
+fn runtime() -> Arc<PluginRuntime> {
+    PluginRuntime::new(RuntimeOptions {
+        cache_dir: Some(cache_dir()),
+    })
+    .expect("runtime")
+}
+
+fn plugin(name: &str, config: Value) -> PluginConfig {
+    let mut plugin = PluginConfig::from_path(fixture(name));
+    plugin.config = serde_json::from_value(config).expect("a TOML-compatible table");
+    plugin
+}
+
+fn raw(json: Value) -> Box<RawValue> {
+    RawValue::from_string(json.to_string()).expect("valid JSON")
+}
+
+fn request<'a>(method: &'a str, params: &'a RawValue, id: &'a RawValue) -> Intercepted<'a> {
+    Intercepted {
+        direction: Direction::ToServer,
+        kind: Kind::Request,
+        method,
+        id: Some(id),
+        payload: Some(params),
+        error: None,
+        request_payload: None,
+        session: "test",
+        server: "test",
+    }
+}
+
+fn payload_of(verdict: &Verdict) -> Value {
+    match verdict {
+        Verdict::Rewrite(p) | Verdict::Respond(p) => serde_json::from_str(p.get()).unwrap(),
+        other => panic!("expected a payload, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn filtered_out_messages_never_enter_the_plugin() {
+    let spy = plugin(
+        "fixture-verdicts",
+        json!({"methods": ["tools/*"], "kinds": ["request"],
+               "rules": [{"verdict": "respond", "echo": true}]}),
+    );
+    let chain = InterceptorChain::load(runtime(), vec![spy], 1 << 20)
+        .await
+        .expect("loads");
+    let id = raw(json!(1));
+    let params = raw(json!({"name": "t"}));
+    let verdict = chain.intercept(request("tools/call", &params, &id)).await;
+    assert_eq!(payload_of(&verdict)["seen"]["method"], "tools/call");
+    let verdict = chain
+        .intercept(request("resources/read", &params, &id))
+        .await;
+    assert!(matches!(verdict, Verdict::Pass), "{verdict:?}");
+    assert!(!chain.wants_request_payload());
+}
+
+#[tokio::test]
+async fn wants_request_is_reported_to_the_relay() {
+    let spy = plugin("fixture-verdicts", json!({"wants_request": true}));
+    let chain = InterceptorChain::load(runtime(), vec![spy], 1 << 20)
+        .await
+        .expect("loads");
+    assert!(chain.wants_request_payload());
+    assert_eq!(chain.plugin_names(), ["fixture-verdicts"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_in_flight_finishes_on_the_old_version_after_a_reload() {
+    let runtime = runtime();
+    // Compile the new version once, so the reload below is quick.
+    InterceptorChain::load(
+        runtime.clone(),
+        vec![plugin("fixture-verdicts", json!({}))],
+        1 << 20,
+    )
+    .await
+    .expect("warm the cache");
+
+    let dir = scratch();
+    let path = dir.path().join("plugin.wasm");
+    std::fs::copy(fixture("fixture-loop"), &path).unwrap();
+    let mut config = PluginConfig::from_path(&path);
+    config.failure_policy = FailurePolicy::Skip;
+    config.timeout_ms = 1500;
+    let chain = InterceptorChain::load(runtime, vec![config], 1 << 20)
+        .await
+        .expect("loads");
+    chain.watch(Duration::from_millis(20));
+    let old = chain.version(0).unwrap();
+
+    let in_flight = {
+        let chain = chain.clone();
+        tokio::spawn(async move {
+            let id = raw(json!(1));
+            let params = raw(json!({"name": "loop"}));
+            let started = Instant::now();
+            let verdict = chain.intercept(request("tools/call", &params, &id)).await;
+            (verdict, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let staging = dir.path().join("plugin.tmp");
+    std::fs::copy(fixture("fixture-verdicts"), &staging).unwrap();
+    std::fs::rename(&staging, &path).unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Arc::ptr_eq(&chain.version(0).unwrap(), &old) {
+        assert!(Instant::now() < deadline, "the new version was not loaded");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The new version (no rules: passes at once) serves the same request...
+    let id = raw(json!(2));
+    let params = raw(json!({"name": "loop"}));
+    let started = Instant::now();
+    let verdict = chain.intercept(request("tools/call", &params, &id)).await;
+    assert!(matches!(verdict, Verdict::Pass), "{verdict:?}");
+    assert!(started.elapsed() < Duration::from_millis(500));
+    // ...while the old version still runs the first one.
+    assert!(!in_flight.is_finished(), "the old call is still running");
+
+    // The old version's call runs to its own deadline and its policy (skip): passes.
+    let (verdict, elapsed) = in_flight.await.unwrap();
+    assert!(matches!(verdict, Verdict::Pass), "{verdict:?}");
+    assert!(elapsed >= Duration::from_millis(1500), "{elapsed:?}");
+    drop(old);
+}

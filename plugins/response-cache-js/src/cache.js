@@ -1,0 +1,114 @@
+// What the response cache decides, apart from the plugin glue: its
+// configuration, cache keys, and which results may be stored.
+
+import { canonicalJson, ConfigError, expectKeys, typeName } from "interpose-plugin";
+
+export const DEFAULTS = Object.freeze({
+  ttl_ms: 60_000,
+  tools: Object.freeze(["*"]),
+  max_entry_bytes: 65_536,
+  per_session: false,
+});
+
+/** Checks the configuration; returns it with defaults filled in. */
+export function parseConfig(config) {
+  expectKeys(config, Object.keys(DEFAULTS));
+  const ttlMs = config.ttl_ms ?? DEFAULTS.ttl_ms;
+  if (!Number.isSafeInteger(ttlMs) || ttlMs < 1) {
+    throw new ConfigError(`\`ttl_ms\` must be a whole number of milliseconds, at least 1; got ${describe(ttlMs)}`);
+  }
+  const maxEntryBytes = config.max_entry_bytes ?? DEFAULTS.max_entry_bytes;
+  if (!Number.isSafeInteger(maxEntryBytes) || maxEntryBytes < 1) {
+    throw new ConfigError(`\`max_entry_bytes\` must be a whole number, at least 1; got ${describe(maxEntryBytes)}`);
+  }
+  const tools = config.tools ?? DEFAULTS.tools;
+  if (!Array.isArray(tools) || tools.some((glob) => typeof glob !== "string" || glob === "")) {
+    throw new ConfigError(`\`tools\` must be a list of tool names or globs (\`*\`, \`?\`); got ${describe(tools)}`);
+  }
+  const perSession = config.per_session ?? DEFAULTS.per_session;
+  if (typeof perSession !== "boolean") {
+    throw new ConfigError(`\`per_session\` must be true or false; got ${describe(perSession)}`);
+  }
+  return { ttlMs, maxEntryBytes, tools: [...tools], perSession, isCached: globMatcher(tools) };
+}
+
+function describe(value) {
+  return typeName(value);
+}
+
+/** A predicate for tool names: `*` matches any run of characters, `?` any one character. */
+export function globMatcher(globs) {
+  if (globs.includes("*")) {
+    return () => true;
+  }
+  const exact = new Set(globs.filter((glob) => !/[*?]/.test(glob)));
+  const patterns = globs
+    .filter((glob) => /[*?]/.test(glob))
+    .map((glob) => new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, "[\\s\\S]*").replace(/\?/g, "[\\s\\S]")}$`, "u"));
+  return (name) => exact.has(name) || patterns.some((re) => re.test(name));
+}
+
+/**
+ * Where a call's result is cached: `key` (short, for the key-value store) and
+ * `identity` (the whole call, stored with the result and compared on a hit, so
+ * two calls whose keys collide never share a result).
+ */
+export function cacheKey(call, server, session) {
+  const identity = canonicalJson([server, session ?? null, call.name, call.arguments ?? {}]);
+  return { key: `tools/call:${hash(identity)}`, identity };
+}
+
+/** Packs an identity and a result's JSON text into one stored value. */
+export function entry(identity, resultText) {
+  // canonicalJson never produces a raw newline, so the first one ends the identity.
+  return `${identity}\n${resultText}`;
+}
+
+/** The result text stored for `identity`, or `undefined` (absent, or another call's). */
+export function lookup(stored, identity) {
+  if (stored === undefined) {
+    return undefined;
+  }
+  const newline = stored.indexOf("\n");
+  if (newline !== identity.length || !stored.startsWith(identity)) {
+    return undefined;
+  }
+  return stored.slice(newline + 1);
+}
+
+const encoder = new TextEncoder();
+
+/** Whether a result is cacheable: at most `maxBytes` of UTF-8, and not a tool error. */
+export function cacheable(resultText, maxBytes) {
+  // A UTF-16 unit is 1 to 3 bytes of UTF-8: decide without encoding when possible.
+  if (resultText.length > maxBytes) {
+    return false;
+  }
+  if (resultText.length * 3 > maxBytes && encoder.encode(resultText).length > maxBytes) {
+    return false;
+  }
+  if (!resultText.includes('"isError"')) {
+    return true;
+  }
+  let result;
+  try {
+    result = JSON.parse(resultText);
+  } catch {
+    return false;
+  }
+  return result === null || typeof result !== "object" || result.isError !== true;
+}
+
+/** cyrb53: a fast 53-bit string hash, as 14 hex digits. Not for security: hits are checked against the identity. */
+export function hash(text) {
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 2654435761);
+    h2 = Math.imul(h2 ^ c, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(16).padStart(14, "0");
+}

@@ -1,0 +1,130 @@
+import assert from "node:assert/strict";
+import { beforeEach, test } from "node:test";
+
+import { pass, respond } from "interpose-plugin";
+import { advanceClock, errorResponse, kvKeys, request, resetHost, response, takeLogs } from "interpose-plugin/testing";
+
+import { cacheable, cacheKey, hash, lookup, entry, parseConfig } from "../src/cache.js";
+import plugin from "../src/plugin.js";
+
+const call = (name, args) => request("tools/call", { name, arguments: args }, { server: "b1", session: "s1" });
+const result = (name, args, value, fields = {}) =>
+  response("tools/call", value, { request: { name, arguments: args }, server: "b1", session: "s1", ...fields });
+const ok = (text) => ({ content: [{ type: "text", text }] });
+
+beforeEach(() => {
+  resetHost();
+});
+
+test("manifest: tools/call requests and responses, with the request", () => {
+  assert.deepEqual(plugin.load({}), {
+    name: "response-cache",
+    version: "0.1.0",
+    methods: ["tools/call"],
+    kinds: ["request", "response"],
+    wantsRequest: true,
+  });
+});
+
+test("a repeated call is answered from the cache, byte for byte", () => {
+  plugin.load({});
+  assert.equal(plugin.intercept(call("weather", { city: "Oslo", units: "C" })), pass(), "miss");
+  const text = '{"content":[{"type":"text","text":"rain, 4°C"}],  "structuredContent":{"t":4}}';
+  assert.equal(plugin.intercept(result("weather", { city: "Oslo", units: "C" }, text)), pass(), "responses pass");
+  // Same arguments in another order: the same call.
+  assert.deepEqual(plugin.intercept(call("weather", { units: "C", city: "Oslo" })), respond(text));
+  assert.deepEqual(takeLogs(), [["debug", "answered tools/call `weather` from the cache"]]);
+  assert.equal(plugin.intercept(call("weather", { city: "Bergen", units: "C" })), pass(), "other arguments");
+  assert.equal(plugin.intercept(call("forecast", { city: "Oslo", units: "C" })), pass(), "other tool");
+});
+
+test("entries expire after ttl_ms", () => {
+  plugin.load({ ttl_ms: 1000 });
+  plugin.intercept(result("t", {}, ok("x")));
+  advanceClock(999);
+  assert.equal(plugin.intercept(call("t", {})).tag, "respond");
+  advanceClock(1);
+  assert.equal(plugin.intercept(call("t", {})), pass());
+});
+
+test("tool errors and JSON-RPC errors are never cached", () => {
+  plugin.load({});
+  plugin.intercept(result("t", { a: 1 }, { content: [{ type: "text", text: "boom" }], isError: true }));
+  plugin.intercept(errorResponse("tools/call", -32603, "backend failed", { request: { name: "t", arguments: { a: 1 } } }));
+  assert.deepEqual(kvKeys(), []);
+  assert.equal(plugin.intercept(call("t", { a: 1 })), pass());
+  plugin.intercept(result("t", { a: 1 }, { content: [], isError: false }));
+  assert.equal(plugin.intercept(call("t", { a: 1 })).tag, "respond", "isError: false is a success");
+});
+
+test("only the configured tools are cached", () => {
+  plugin.load({ tools: ["get_*", "search"] });
+  for (const name of ["get_user", "search", "delete_user", "searches"]) {
+    plugin.intercept(result(name, {}, ok(name)));
+  }
+  assert.equal(kvKeys().length, 2);
+  assert.equal(plugin.intercept(call("get_user", {})).tag, "respond");
+  assert.equal(plugin.intercept(call("delete_user", {})), pass());
+});
+
+test("results larger than max_entry_bytes are not cached", () => {
+  plugin.load({ max_entry_bytes: 50 }); // ok("0123456789") is 45 bytes
+  plugin.intercept(result("small", {}, ok("0123456789")));
+  plugin.intercept(result("big", {}, ok("0123456789".repeat(3))));
+  plugin.intercept(result("wide", {}, ok("éééééééééééé"))); // 47 characters, 59 bytes
+  assert.equal(plugin.intercept(call("small", {})).tag, "respond");
+  assert.equal(plugin.intercept(call("big", {})), pass());
+  assert.equal(plugin.intercept(call("wide", {})), pass());
+});
+
+test("entries are per backend, and per session when asked", () => {
+  plugin.load({});
+  plugin.intercept(result("t", {}, ok("x")));
+  assert.equal(plugin.intercept(request("tools/call", { name: "t" }, { server: "b2", session: "s1" })), pass());
+  assert.equal(plugin.intercept(request("tools/call", { name: "t" }, { server: "b1", session: "s2" })).tag, "respond");
+  resetHost();
+  plugin.load({ per_session: true });
+  plugin.intercept(result("t", {}, ok("x")));
+  assert.equal(plugin.intercept(request("tools/call", { name: "t" }, { server: "b1", session: "s2" })), pass());
+  assert.equal(plugin.intercept(request("tools/call", { name: "t" }, { server: "b1", session: "s1" })).tag, "respond");
+});
+
+test("missing arguments and empty arguments are the same call", () => {
+  plugin.load({});
+  plugin.intercept(response("tools/call", ok("x"), { request: { name: "t" }, server: "b1" }));
+  assert.equal(plugin.intercept(request("tools/call", { name: "t", arguments: {} }, { server: "b1" })).tag, "respond");
+});
+
+test("a colliding key never returns another call's result", () => {
+  const { identity } = cacheKey({ name: "t", arguments: { a: 1 } }, "b", undefined);
+  const other = cacheKey({ name: "t", arguments: { a: 2 } }, "b", undefined).identity;
+  assert.equal(lookup(entry(identity, "{}"), identity), "{}");
+  assert.equal(lookup(entry(identity, "{}"), other), undefined);
+  assert.equal(lookup(undefined, identity), undefined);
+  assert.equal(hash("abc"), hash("abc"));
+  assert.notEqual(hash("abc"), hash("abd"));
+});
+
+test("cacheable looks at the top-level isError only", () => {
+  assert.ok(cacheable('{"content":[{"type":"text","text":"\\"isError\\": true"}]}', 1000));
+  assert.ok(cacheable('{"structuredContent":{"isError":true},"content":[]}', 1000));
+  assert.ok(!cacheable('{"content":[], "isError" : true}', 1000));
+});
+
+test("config errors", () => {
+  assert.throws(() => parseConfig({ ttl: 5 }), {
+    message: "invalid config: unknown field `ttl`, expected one of `ttl_ms`, `tools`, `max_entry_bytes`, `per_session`",
+  });
+  assert.throws(() => parseConfig({ ttl_ms: 0 }), {
+    message: "invalid config: `ttl_ms` must be a whole number of milliseconds, at least 1; got integer `0`",
+  });
+  assert.throws(() => parseConfig({ tools: "get_*" }), {
+    message: 'invalid config: `tools` must be a list of tool names or globs (`*`, `?`); got string "get_*"',
+  });
+  assert.throws(() => parseConfig({ max_entry_bytes: 1.5 }), {
+    message: "invalid config: `max_entry_bytes` must be a whole number, at least 1; got floating point `1.5`",
+  });
+  assert.throws(() => plugin.load({ per_session: "yes" }), {
+    message: 'invalid config: `per_session` must be true or false; got string "yes"',
+  });
+});

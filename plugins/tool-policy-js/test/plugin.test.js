@@ -1,0 +1,179 @@
+// The plugin's behaviour, the same cases as plugins/tool-policy/src/lib.rs.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { ErrorCode, pass } from "interpose-plugin";
+import { request, response } from "interpose-plugin/testing";
+
+import plugin, { DENIED } from "../src/plugin.js";
+
+function policy(config) {
+  plugin.load(JSON.stringify(config));
+  return plugin;
+}
+
+const call = (p, params) => p.intercept(request("tools/call", typeof params === "string" ? params : JSON.stringify(params)));
+const list = (p, tools) => p.intercept(response("tools/list", JSON.stringify({ tools })));
+const tool = (name) => ({ name, inputSchema: { type: "object" } });
+
+function listedNames(verdict) {
+  assert.equal(verdict.tag, "rewrite");
+  return JSON.parse(verdict.val).tools.map((t) => t.name);
+}
+
+function rejection(verdict) {
+  assert.equal(verdict.tag, "reject", JSON.stringify(verdict));
+  return verdict.val;
+}
+
+test("manifest asks for tool calls and lists", () => {
+  const manifest = plugin.load("{}");
+  assert.equal(manifest.name, "tool-policy");
+  assert.deepEqual(manifest.methods, ["tools/list", "tools/call"]);
+  assert.deepEqual(manifest.kinds, ["request", "response"]);
+});
+
+test("an empty policy passes everything", () => {
+  const p = policy({});
+  assert.equal(call(p, { name: "anything" }), pass());
+  assert.equal(list(p, [tool("a")]), pass());
+});
+
+test("deny wins over allow and names the rule", () => {
+  const p = policy({ allow: ["repo_*"], deny: ["repo_delete*"] });
+  assert.equal(call(p, { name: "repo_list", arguments: {} }), pass());
+  const err = rejection(call(p, { name: "repo_delete", arguments: {} }));
+  assert.equal(err.code, DENIED);
+  assert.equal(err.message, "tool `repo_delete` is denied by tool-policy: it matches deny pattern `repo_delete*`");
+  assert.equal(err.data, '{"plugin":"tool-policy","tool":"repo_delete"}');
+  assert.equal(
+    rejection(call(p, { name: "shell" })).message,
+    "tool `shell` is denied by tool-policy: it matches no allow pattern",
+  );
+});
+
+test("denied tools are hidden from the list unless configured", () => {
+  const tools = [tool("repo_list"), tool("repo_delete"), tool("shell")];
+  assert.deepEqual(listedNames(list(policy({ allow: ["repo_*"], deny: ["*delete*"] }), tools)), ["repo_list"]);
+  const p = policy({ deny: ["*delete*"], hide_denied: false });
+  assert.equal(list(p, tools), pass());
+  assert.equal(rejection(call(p, { name: "repo_delete" })).code, DENIED);
+});
+
+test("hidden tools vanish and calls to them are unknown", () => {
+  const p = policy({ hide: ["debug_*"], hide_denied: false });
+  assert.deepEqual(listedNames(list(p, [tool("debug_dump"), tool("echo")])), ["echo"]);
+  const err = rejection(call(p, { name: "debug_dump" }));
+  assert.deepEqual([err.code, err.message], [-32602, "Unknown tool: debug_dump"]);
+});
+
+test("rename shows the new name and calls the backend name", () => {
+  const p = policy({ rename: { search: "brave_web_search" } });
+  assert.deepEqual(listedNames(list(p, [tool("brave_web_search"), tool("search"), tool("echo")])), ["search", "echo"]);
+  const verdict = call(p, { name: "search", arguments: { q: "x" }, _meta: { progressToken: 7 } });
+  assert.equal(verdict.val, '{"name":"brave_web_search","arguments":{"q":"x"},"_meta":{"progressToken":7}}');
+  assert.equal(rejection(call(p, { name: "brave_web_search" })).message, "Unknown tool: brave_web_search");
+});
+
+test("policies match exposed or backend names", () => {
+  const p = policy({ rename: { search: "web_search" }, deny: ["web_*"] });
+  assert.equal(rejection(call(p, { name: "search" })).code, DENIED);
+  assert.equal(list(p, [tool("web_search")]).val, '{"tools":[]}');
+});
+
+test("pinned arguments override and stripped ones go", () => {
+  const p = policy({ pin_arguments: { search: { safe: true, limit: 10 } }, strip_arguments: { "*": ["debug"] } });
+  assert.equal(
+    call(p, { name: "search", arguments: { q: "x", safe: false, debug: 1 } }).val,
+    '{"name":"search","arguments":{"limit":10,"q":"x","safe":true}}',
+  );
+  assert.equal(call(p, { name: "other" }).val, '{"name":"other","arguments":{}}');
+});
+
+test("duplicate argument keys are collapsed when the policy touches arguments", () => {
+  const p = policy({ pin_arguments: { read: { path: "/safe" } } });
+  const raw = '{"name":"read","arguments":{"path":"/etc/passwd","path":"/safe"}}';
+  assert.equal(call(p, raw).val, '{"name":"read","arguments":{"path":"/safe"}}');
+});
+
+test("duplicate or missing name is invalid params, with serde's position", () => {
+  const p = policy({ deny: ["rm"] });
+  const err = rejection(call(p, '{"name":"ls","name":"rm"}'));
+  assert.equal(err.code, -32602);
+  assert.equal(err.message, "invalid tools/call params: duplicate field `name` at line 1 column 19");
+  assert.equal(
+    rejection(call(p, { arguments: {} })).message,
+    "invalid tools/call params: missing field `name` at line 1 column 15",
+  );
+  assert.equal(
+    rejection(call(p, '{"name": 5}')).message,
+    "invalid tools/call params: invalid type: integer `5`, expected a string at line 1 column 10",
+  );
+});
+
+test("numbers and key order are written as serde_json writes them", () => {
+  const p = policy({ rename: { s: "search" } });
+  const raw = '{"name":"s","arguments":{"b":1.0,"a":[1e21,-0,0.5e-7,12345678901234567890],"é":1,"z":2}, "_meta":{}}';
+  assert.equal(
+    call(p, raw).val,
+    '{"name":"search","arguments":{"a":[1e21,-0.0,5e-8,12345678901234567890],"b":1.0,"z":2,"é":1},"_meta":{}}',
+  );
+});
+
+test("the list schema loses pinned and stripped arguments and keeps the rest", () => {
+  const p = policy({ pin_arguments: { search: { safe: true } }, strip_arguments: { search: ["debug"] } });
+  const search = {
+    name: "search",
+    title: "Search",
+    inputSchema: {
+      type: "object",
+      properties: { q: { type: "string" }, safe: { type: "boolean" }, debug: { type: "integer" } },
+      required: ["q", "safe"],
+    },
+    annotations: { readOnlyHint: true },
+  };
+  const verdict = p.intercept(response("tools/list", JSON.stringify({ tools: [search], nextCursor: "2" })));
+  assert.deepEqual(JSON.parse(verdict.val), {
+    tools: [
+      {
+        name: "search",
+        title: "Search",
+        inputSchema: { type: "object", properties: { q: { type: "string" } }, required: ["q"] },
+        annotations: { readOnlyHint: true },
+      },
+    ],
+    nextCursor: "2",
+  });
+  assert.equal(
+    verdict.val,
+    '{"tools":[{"name":"search","inputSchema":{"properties":{"q":{"type":"string"}},"required":["q"],"type":"object"},"annotations":{"readOnlyHint":true},"title":"Search"}],"nextCursor":"2"}',
+  );
+});
+
+test("an unreadable list fails closed and other messages pass", () => {
+  const p = policy({ hide: ["x"] });
+  const err = rejection(p.intercept(response("tools/list", '{"tools": 5}')));
+  assert.equal(err.code, ErrorCode.INTERNAL_ERROR);
+  assert.equal(err.message, "tool-policy could not read the tools/list result: invalid type: integer `5`, expected a sequence at line 1 column 11");
+  assert.equal(p.intercept(request("tools/list", "{}")), pass());
+  assert.equal(p.intercept(response("tools/call", '{"content": []}')), pass());
+});
+
+test("config errors", () => {
+  const err = (config) => {
+    try {
+      plugin.load(JSON.stringify(config));
+    } catch (error) {
+      return error.message;
+    }
+    assert.fail("expected an error");
+  };
+  assert.equal(err({ rename: { a: "x", b: "x" } }), "invalid config: `rename` maps both `a` and `b` to the backend tool `x`");
+  assert.equal(err({ deny: [""] }), "invalid config: an empty tool pattern");
+  assert.equal(
+    err({ denied: [] }),
+    "invalid config: unknown field `denied`, expected one of `allow`, `deny`, `hide`, `hide_denied`, `rename`, `pin_arguments`, `strip_arguments` at line 1 column 9",
+  );
+  assert.equal(err({ pin_arguments: { a: 1 } }), "invalid config: invalid type: integer `1`, expected a map at line 1 column 23");
+  assert.equal(err({ allow: "x" }), 'invalid config: invalid type: string "x", expected a sequence at line 1 column 12');
+});

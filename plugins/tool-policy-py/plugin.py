@@ -1,0 +1,279 @@
+"""interpose plugin: decides which tools a client may see and call, under which
+names, and with which arguments. The Python twin of `plugins/tool-policy`:
+same configuration, same decisions, same errors. See the README.
+
+Payloads are read with `interpose_plugin.schema`, which refuses what serde
+refuses with serde's words, and rewritten the way serde_json writes them
+(struct fields in order, other keys sorted), so a rewrite is byte for byte the
+one the Rust plugin makes.
+"""
+
+from interpose_plugin import PASS, ConfigError, Direction, Kind, Plugin, RawJson, Reject, Rewrite, RpcError, method
+from interpose_plugin import schema
+from interpose_plugin.schema import AnyValue, Bool, Field, MapOf, Opt, Seq, Str, Struct
+
+#: The JSON-RPC error code of a call the policy denies.
+DENIED = -32001
+
+CONFIG = Struct(
+    "Config",
+    [
+        Field("allow", Seq(Str()), default=list),
+        Field("deny", Seq(Str()), default=list),
+        Field("hide", Seq(Str()), default=list),
+        Field("hide_denied", Bool(), default=True),
+        Field("rename", MapOf(Str()), default=dict),
+        Field("pin_arguments", MapOf(MapOf(AnyValue())), default=dict),
+        Field("strip_arguments", MapOf(Seq(Str())), default=dict),
+    ],
+    deny_unknown=True,
+)
+TOOL_CALL = Struct(
+    "ToolCallParams", [Field("name", Str()), Field("arguments", Opt(MapOf(AnyValue())))], flatten=True
+)
+TOOL = Struct(
+    "Tool",
+    [Field("name", Str()), Field("description", Opt(Str())), Field("inputSchema", Opt(AnyValue()))],
+    flatten=True,
+)
+TOOLS_LIST = Struct("ToolsListResult", [Field("tools", Seq(TOOL), default=list)], flatten=True)
+
+
+def glob_matches(pattern: str, name: str) -> bool:
+    """`*` matches any run of characters (also none), `?` any one character;
+    everything else matches itself."""
+    p = n = 0
+    star = None  # (pattern index of the last `*`, name index it has swallowed up to)
+    while n < len(name):
+        c = pattern[p] if p < len(pattern) else None
+        if c == "*":
+            star = (p, n)
+            p += 1
+        elif c is not None and (c == "?" or c == name[n]):
+            p += 1
+            n += 1
+        elif star is not None:
+            p, n = star[0] + 1, star[1] + 1
+            star = (star[0], star[1] + 1)
+        else:
+            return False
+    return all(c == "*" for c in pattern[p:])
+
+
+HIDDEN = "hidden"
+
+
+class Policy:
+    def __init__(self, config) -> None:
+        config = schema.parse_config(config, CONFIG)
+        to_exposed = {}
+        for exposed, backend in sorted(config["rename"].items()):
+            if not exposed or not backend:
+                raise ConfigError("invalid config: `rename` has an empty tool name")
+            if backend in to_exposed:
+                raise ConfigError(
+                    f"invalid config: `rename` maps both `{to_exposed[backend]}` and `{exposed}` "
+                    f"to the backend tool `{backend}`"
+                )
+            to_exposed[backend] = exposed
+        patterns = config["allow"] + config["deny"] + config["hide"]
+        if any(not p for p in patterns + list(config["pin_arguments"]) + list(config["strip_arguments"])):
+            raise ConfigError("invalid config: an empty tool pattern")
+        self.allow = config["allow"]
+        self.deny = config["deny"]
+        self.hide = config["hide"]
+        self.hide_denied = config["hide_denied"]
+        self.to_backend = config["rename"]
+        self.to_exposed = to_exposed
+        # Maps are BTreeMaps in Rust: patterns and argument names apply sorted.
+        self.pin = [(p, sorted(args.items())) for p, args in sorted(config["pin_arguments"].items())]
+        self.strip = sorted(config["strip_arguments"].items())
+
+    def is_noop(self) -> bool:
+        return not (self.allow or self.deny or self.hide or self.to_backend or self.pin or self.strip)
+
+    def backend_name(self, exposed: str):
+        """The backend tool a client's name refers to; `None` when the name is
+        not exposed (it is a renamed tool's backend name)."""
+        if exposed in self.to_backend:
+            return self.to_backend[exposed]
+        return None if exposed in self.to_exposed else exposed
+
+    def exposed_name(self, backend: str):
+        """The name a backend tool is shown under; `None` when another tool
+        took its name through `rename`."""
+        if backend in self.to_exposed:
+            return self.to_exposed[backend]
+        return None if backend in self.to_backend else backend
+
+    def access(self, exposed: str, backend: str):
+        """`None` (allowed), `HIDDEN`, or why the tool is denied."""
+
+        def matches(pattern: str) -> bool:
+            return glob_matches(pattern, exposed) or glob_matches(pattern, backend)
+
+        if any(map(matches, self.hide)):
+            return HIDDEN
+        for pattern in self.deny:
+            if matches(pattern):
+                return f"matches deny pattern `{pattern}`"
+        if self.allow and not any(map(matches, self.allow)):
+            return "matches no allow pattern"
+        return None
+
+    def listed(self, access) -> bool:
+        if access is None:
+            return True
+        if access is HIDDEN:
+            return False
+        return not self.hide_denied
+
+    def pinned(self, exposed: str, backend: str):
+        return [
+            pair
+            for pattern, arguments in self.pin
+            if glob_matches(pattern, exposed) or glob_matches(pattern, backend)
+            for pair in arguments
+        ]
+
+    def stripped(self, exposed: str, backend: str):
+        return [
+            name
+            for pattern, names in self.strip
+            if glob_matches(pattern, exposed) or glob_matches(pattern, backend)
+            for name in names
+        ]
+
+
+def unknown_tool(name: str) -> Reject:
+    return Reject(RpcError.INVALID_PARAMS, f"Unknown tool: {name}")
+
+
+def remove_argument(tool: dict, name: str) -> bool:
+    """Removes an argument from a tool's input schema (`properties` and
+    `required`); whether the schema named it."""
+    schema_value = tool["inputSchema"]
+    if not isinstance(schema_value, dict):
+        return False
+    found = False
+    properties = schema_value.get("properties")
+    if isinstance(properties, dict) and name in properties:
+        del properties[name]
+        found = True
+    required = schema_value.get("required")
+    if isinstance(required, list):
+        kept = [item for item in required if item != name or not isinstance(item, str)]
+        if len(kept) != len(required):
+            schema_value["required"] = kept
+            found = True
+    return found
+
+
+def write_tool_call(params: dict) -> str:
+    pairs = [("name", params["name"])]
+    if params["arguments"] is not None:
+        pairs.append(("arguments", params["arguments"]))
+    pairs.extend(sorted(params["extra"].items()))
+    return schema.dumps_struct(pairs)
+
+
+def write_tool(tool: dict) -> str:
+    pairs = [("name", tool["name"])]
+    if tool["description"] is not None:
+        pairs.append(("description", tool["description"]))
+    if tool["inputSchema"] is not None:
+        pairs.append(("inputSchema", tool["inputSchema"]))
+    pairs.extend(sorted(tool["extra"].items()))
+    return schema.dumps_struct(pairs)
+
+
+def write_tools_list(result: dict) -> str:
+    tools = "[" + ",".join(write_tool(tool) for tool in result["tools"]) + "]"
+    extra = schema.dumps_struct(sorted(result["extra"].items()))
+    return '{"tools":' + tools + ("," + extra[1:] if len(extra) > 2 else "}")
+
+
+class ToolPolicy(Plugin):
+    name = "tool-policy"
+    version = "0.1.0"
+
+    def init(self, config):
+        self.policy = Policy(config)
+
+    @method("tools/list", "tools/call", kinds=[Kind.REQUEST, Kind.RESPONSE])
+    def decide(self, msg):
+        if self.policy.is_noop():
+            return PASS
+        if msg.direction is Direction.TO_SERVER and msg.kind is Kind.REQUEST and msg.method == "tools/call":
+            return self.call(msg)
+        if msg.direction is Direction.TO_CLIENT and msg.kind is Kind.RESPONSE and msg.method == "tools/list":
+            return self.list(msg)
+        return PASS
+
+    def call(self, msg):
+        policy = self.policy
+        try:
+            # Strict parsing: a duplicate `name` is an error here rather than a
+            # guess at which one the backend would read.
+            params = schema.parse("null" if msg.payload is None else msg.payload, TOOL_CALL)
+        except schema.SchemaError as err:
+            return Reject(RpcError.INVALID_PARAMS, f"invalid tools/call params: {err}")
+        exposed = params["name"]
+        backend = policy.backend_name(exposed)
+        if backend is None:
+            return unknown_tool(exposed)
+        access = policy.access(exposed, backend)
+        if access is HIDDEN:
+            return unknown_tool(exposed)
+        if access is not None:
+            return Reject(
+                DENIED,
+                f"tool `{exposed}` is denied by tool-policy: it {access}",
+                RawJson(schema.dumps({"plugin": "tool-policy", "tool": exposed})),
+            )
+
+        stripped = policy.stripped(exposed, backend)
+        pinned = policy.pinned(exposed, backend)
+        # Arguments the policy touches are always re-serialized, even when
+        # unchanged, so a duplicate key cannot smuggle a second value past it.
+        rewrite = backend != exposed or bool(stripped) or bool(pinned)
+        if stripped or pinned:
+            if params["arguments"] is None:
+                params["arguments"] = {}
+            arguments = params["arguments"]
+            for name in stripped:
+                arguments.pop(name, None)
+            for name, value in pinned:
+                arguments[name] = value
+        params["name"] = backend
+        return Rewrite(write_tool_call(params)) if rewrite else PASS
+
+    def list(self, msg):
+        policy = self.policy
+        try:
+            result = schema.parse("null" if msg.payload is None else msg.payload, TOOLS_LIST)
+        except schema.SchemaError as err:
+            # Fail closed: a list we cannot read could show hidden tools.
+            return Reject(RpcError.INTERNAL_ERROR, f"tool-policy could not read the tools/list result: {err}")
+        changed = False
+        kept = []
+        for tool in result["tools"]:
+            backend = tool["name"]
+            exposed = policy.exposed_name(backend)
+            if exposed is None or not policy.listed(policy.access(exposed, backend)):
+                changed = True
+                continue
+            removed = False
+            for name in policy.stripped(exposed, backend):
+                removed |= remove_argument(tool, name)
+            for name, _ in policy.pinned(exposed, backend):
+                removed |= remove_argument(tool, name)
+            if exposed != backend:
+                tool["name"] = exposed
+                removed = True
+            changed |= removed
+            kept.append(tool)
+        if not changed:
+            return PASS
+        result["tools"] = kept
+        return Rewrite(write_tools_list(result))

@@ -1,0 +1,188 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from interpose_plugin import InitError, Kind, Message, PASS, Reject, Rewrite, RpcError
+from interpose_plugin.testing import load_plugin
+
+PLUGIN = Path(__file__).resolve().parents[1]
+DENIED = -32001
+
+
+def plugin(config):
+    return load_plugin(PLUGIN, config)
+
+
+def call(policy, params):
+    return policy.intercept(Message.request("tools/call", params))
+
+
+def listing(policy, tools):
+    return policy.intercept(Message.response("tools/list", {"tools": tools}))
+
+
+def tool(name):
+    return {"name": name, "inputSchema": {"type": "object"}}
+
+
+def listed_names(verdict):
+    assert isinstance(verdict, Rewrite), verdict
+    return [t["name"] for t in verdict.json()["tools"]]
+
+
+def rejection(verdict):
+    assert isinstance(verdict, Reject), verdict
+    return verdict
+
+
+def test_manifest_asks_for_tool_calls_and_lists():
+    manifest = plugin({}).manifest
+    assert manifest.name == "tool-policy"
+    assert manifest.methods == ("tools/list", "tools/call")
+    assert manifest.kinds == (Kind.REQUEST, Kind.RESPONSE)
+
+
+def test_empty_policy_passes_everything():
+    policy = plugin({})
+    assert call(policy, {"name": "anything"}) == PASS
+    assert listing(policy, [tool("a")]) == PASS
+
+
+def test_deny_wins_over_allow_and_names_the_rule():
+    policy = plugin({"allow": ["repo_*"], "deny": ["repo_delete*"]})
+    assert call(policy, {"name": "repo_list", "arguments": {}}) == PASS
+    err = rejection(call(policy, {"name": "repo_delete", "arguments": {}}))
+    assert err.code == DENIED
+    assert err.message == "tool `repo_delete` is denied by tool-policy: it matches deny pattern `repo_delete*`"
+    assert err.data == '{"plugin":"tool-policy","tool":"repo_delete"}'
+    err = rejection(call(policy, {"name": "shell"}))
+    assert err.message == "tool `shell` is denied by tool-policy: it matches no allow pattern"
+
+
+def test_denied_tools_are_hidden_from_the_list_unless_configured():
+    tools = [tool("repo_list"), tool("repo_delete"), tool("shell")]
+    assert listed_names(listing(plugin({"allow": ["repo_*"], "deny": ["*delete*"]}), tools)) == ["repo_list"]
+    policy = plugin({"deny": ["*delete*"], "hide_denied": False})
+    assert listing(policy, tools) == PASS
+    assert rejection(call(policy, {"name": "repo_delete"})).code == DENIED
+
+
+def test_hidden_tools_vanish_and_calls_to_them_are_unknown():
+    policy = plugin({"hide": ["debug_*"], "hide_denied": False})
+    assert listed_names(listing(policy, [tool("debug_dump"), tool("echo")])) == ["echo"]
+    assert rejection(call(policy, {"name": "debug_dump"})) == Reject(-32602, "Unknown tool: debug_dump")
+
+
+def test_rename_shows_the_new_name_and_calls_the_backend_name():
+    policy = plugin({"rename": {"search": "brave_web_search"}})
+    verdict = listing(policy, [tool("brave_web_search"), tool("search"), tool("echo")])
+    assert listed_names(verdict) == ["search", "echo"], "the backend's own `search` is shadowed"
+    verdict = call(policy, {"name": "search", "arguments": {"q": "x"}, "_meta": {"progressToken": 7}})
+    assert verdict.text == '{"name":"brave_web_search","arguments":{"q":"x"},"_meta":{"progressToken":7}}'
+    assert rejection(call(policy, {"name": "brave_web_search"})).message == "Unknown tool: brave_web_search"
+
+
+def test_policies_match_exposed_or_backend_names():
+    policy = plugin({"rename": {"search": "web_search"}, "deny": ["web_*"]})
+    assert rejection(call(policy, {"name": "search"})).code == DENIED
+    assert listing(policy, [tool("web_search")]).json() == {"tools": []}
+
+
+def test_pinned_arguments_override_and_stripped_ones_go():
+    policy = plugin({"pin_arguments": {"search": {"safe": True, "limit": 10}}, "strip_arguments": {"*": ["debug"]}})
+    verdict = call(policy, {"name": "search", "arguments": {"q": "x", "safe": False, "debug": 1}})
+    assert verdict.json() == {"name": "search", "arguments": {"q": "x", "safe": True, "limit": 10}}
+    assert call(policy, {"name": "other"}).json() == {"name": "other", "arguments": {}}
+
+
+def test_rewrites_are_written_as_serde_json_writes_them():
+    policy = plugin({"pin_arguments": {"*": {"big": 1e16, "small": 1.5e-7, "z": {"b": 1, "a": [0.1]}}}})
+    verdict = call(policy, '{"name":"x","_meta":{"b":1,"a":2},"arguments":{"y":1}}')
+    assert verdict.text == (
+        '{"name":"x","arguments":{"big":1e+16,"small":1.5e-7,"y":1,"z":{"a":[0.1],"b":1}},"_meta":{"a":2,"b":1}}'
+    )
+
+
+def test_duplicate_argument_keys_are_collapsed_when_the_policy_touches_arguments():
+    policy = plugin({"pin_arguments": {"read": {"path": "/safe"}}})
+    raw = '{"name":"read","arguments":{"path":"/etc/passwd","path":"/safe"}}'
+    assert policy.intercept(Message.request("tools/call", raw)) == Rewrite('{"name":"read","arguments":{"path":"/safe"}}')
+
+
+def test_duplicate_or_missing_name_is_invalid_params():
+    policy = plugin({"deny": ["rm"]})
+    err = rejection(policy.intercept(Message.request("tools/call", '{"name":"ls","name":"rm"}')))
+    assert err == Reject(-32602, "invalid tools/call params: duplicate field `name` at line 1 column 19")
+    err = rejection(call(policy, {"arguments": {}}))
+    assert err.message == "invalid tools/call params: missing field `name` at line 1 column 16"
+
+
+def test_list_schema_loses_pinned_and_stripped_arguments_and_keeps_the_rest():
+    policy = plugin({"pin_arguments": {"search": {"safe": True}}, "strip_arguments": {"search": ["debug"]}})
+    search = {
+        "name": "search",
+        "title": "Search",
+        "inputSchema": {
+            "type": "object",
+            "properties": {"q": {"type": "string"}, "safe": {"type": "boolean"}, "debug": {"type": "integer"}},
+            "required": ["q", "safe"],
+        },
+        "annotations": {"readOnlyHint": True},
+    }
+    verdict = policy.intercept(Message.response("tools/list", {"tools": [search], "nextCursor": "2"}))
+    assert verdict.json() == {
+        "tools": [
+            {
+                "name": "search",
+                "title": "Search",
+                "inputSchema": {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]},
+                "annotations": {"readOnlyHint": True},
+            }
+        ],
+        "nextCursor": "2",
+    }
+
+
+def test_unreadable_list_fails_closed_and_other_messages_pass():
+    policy = plugin({"hide": ["x"]})
+    err = rejection(policy.intercept(Message.response("tools/list", '{"tools": 5}')))
+    assert err.code == RpcError.INTERNAL_ERROR
+    assert err.message == (
+        "tool-policy could not read the tools/list result: invalid type: integer `5`, expected a sequence at line 1 column 11"
+    )
+    assert policy.intercept(Message.request("tools/list", "{}")) == PASS
+    assert policy.intercept(Message.response("tools/call", '{"content": []}')) == PASS
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"rename": {"a": "x", "b": "x"}}, "invalid config: `rename` maps both `a` and `b` to the backend tool `x`"),
+        ({"deny": [""]}, "invalid config: an empty tool pattern"),
+        ({"rename": {"": "x"}}, "invalid config: `rename` has an empty tool name"),
+        (
+            {"denied": []},
+            "invalid config: unknown field `denied`, expected one of `allow`, `deny`, `hide`, `hide_denied`, "
+            "`rename`, `pin_arguments`, `strip_arguments` at line 1 column 9",
+        ),
+        ({"pin_arguments": {"a": 1}}, "invalid config: invalid type: integer `1`, expected a map at line 1 column 23"),
+    ],
+)
+def test_config_errors(config, message):
+    with pytest.raises(InitError) as err:
+        plugin(config)
+    assert str(err.value) == message
+
+
+def test_globs():
+    from importlib import import_module
+
+    glob = import_module(load_plugin(PLUGIN, {}).instance.__module__).glob_matches
+    assert glob("read_file", "read_file") and not glob("read_file", "read_files")
+    assert glob("*", "") and glob("*", "anything")
+    assert glob("delete_*", "delete_repo") and glob("delete_*", "delete_") and not glob("delete_*", "undelete_repo")
+    assert glob("*_admin", "db_admin") and glob("*secret*", "get_secret_value")
+    assert glob("a*b*c", "a--b--b--c") and not glob("a*b*c", "a--b--b--")
+    assert glob("file_?", "file_1") and not glob("file_?", "file_12")
+    assert glob("naïve_*", "naïve_tool")
