@@ -146,3 +146,37 @@ async fn call_in_flight_finishes_on_the_old_version_after_a_reload() {
     assert!(elapsed >= Duration::from_millis(1500), "{elapsed:?}");
     drop(old);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_reuses_instances_and_replaces_a_trapped_one() {
+    let mut trap = plugin("fixture-trap", json!({}));
+    trap.failure_policy = FailurePolicy::Skip;
+    trap.pool_size = 2;
+    let chain = InterceptorChain::load(runtime(), vec![trap], 1 << 20)
+        .await
+        .expect("loads");
+    let version = chain.version(0).unwrap();
+    assert_eq!((version.live_instances(), version.idle_instances()), (2, 2));
+
+    let id = raw(json!(1));
+    let harmless = raw(json!({"name": "harmless"}));
+    for _ in 0..50 {
+        let verdict = chain.intercept(request("tools/call", &harmless, &id)).await;
+        assert!(matches!(verdict, Verdict::Pass));
+    }
+    // Steady state: the same two instances, nothing made or thrown away.
+    assert_eq!((version.live_instances(), version.idle_instances()), (2, 2));
+
+    let trap = raw(json!({"name": "trap"}));
+    let verdict = chain.intercept(request("tools/call", &trap, &id)).await;
+    assert!(matches!(verdict, Verdict::Pass), "skip policy: {verdict:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while version.idle_instances() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the trapped instance was not replaced"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(version.live_instances(), 2);
+}

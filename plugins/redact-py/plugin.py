@@ -15,6 +15,11 @@ from interpose_plugin import PASS, Plugin, Reject, Rewrite, RpcError, log, on_re
 import redact_scan
 from redact_rules import Rules
 
+# Built at import, which componentize-py runs at build time: the compiled
+# patterns and warmed caches are part of the component's memory image, so an
+# instance's `init` has little left to do.
+Rules("{}")
+
 SPECS = {
     "tools/call": redact_scan.TOOL_RESULT,
     "resources/read": redact_scan.RESOURCE_RESULT,

@@ -34,6 +34,10 @@ RESOURCE_RESULT: Dict[str, Any] = {"contents": array(EMBEDDED_RESOURCE)}
 PROMPT_RESULT: Dict[str, Any] = {"messages": array({"content": CONTENT_BLOCK})}
 
 _WS = re.compile(r"[ \t\n\r]*")
+_WS_CHARS = " \t\n\r"
+# Writes a JSON string exactly as serde_json does (`"`, `\\` and control
+# characters escaped, nothing else), in C.
+_encode_string = json.encoder.encode_basestring
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SKIP = json.JSONDecoder(strict=False).scan_once
@@ -89,10 +93,13 @@ class _Scanner:
         self.filtered = rules.filterable and "\\u" not in raw
 
     def peek(self) -> str:
-        self.pos = _WS.match(self.raw, self.pos).end()
-        if self.pos >= len(self.raw):
-            raise ScanError("malformed", self.raw, self.pos)
-        return self.raw[self.pos]
+        raw, pos = self.raw, self.pos
+        if pos < len(raw) and raw[pos] not in _WS_CHARS:
+            return raw[pos]
+        pos = self.pos = _WS.match(raw, pos).end()
+        if pos >= len(raw):
+            raise ScanError("malformed", raw, pos)
+        return raw[pos]
 
     def value(self, spec: Any) -> None:
         c = self.peek()
@@ -189,6 +196,12 @@ class _Scanner:
         """Redacts every string value (not key) of the value at `pos`."""
         raw = self.raw
         start = self.pos
+        if raw[start] == '"':
+            # A lone string (a block's `text`): decode and redact it directly.
+            end = self.string_end(start)
+            self.pos = end
+            self.redact_string(start, end)
+            return
         self.skip()
         end = self.pos
         if self.filtered:
@@ -213,4 +226,4 @@ class _Scanner:
         text = self.decode_token(start, end)
         redacted = self.rules.redact(text, self.hits)
         if redacted is not None:
-            self.edits.append((start, end, json.dumps(redacted, ensure_ascii=False)))
+            self.edits.append((start, end, _encode_string(redacted)))

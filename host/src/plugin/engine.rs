@@ -42,7 +42,8 @@ pub struct RuntimeError(wasmtime::Error);
 pub struct PluginRuntime {
     engine: Engine,
     linker: Linker<HostState>,
-    ticker: EpochTicker,
+    /// Stops the ticker thread when the runtime is dropped.
+    _ticker: EpochTicker,
 }
 
 impl PluginRuntime {
@@ -62,7 +63,7 @@ impl PluginRuntime {
         Ok(Arc::new(PluginRuntime {
             engine,
             linker,
-            ticker,
+            _ticker: ticker,
         }))
     }
 
@@ -95,11 +96,6 @@ impl PluginRuntime {
             stub_import(&mut linker, &self.engine, name, import.ty)?;
         }
         PluginPre::new(linker.instantiate_pre(component)?)
-    }
-
-    /// Whether the epoch ticker is still running (it stops when the runtime drops).
-    pub fn is_ticking(&self) -> bool {
-        !self.ticker.stop.load(Ordering::Relaxed)
     }
 }
 

@@ -25,7 +25,7 @@ mod engine;
 mod filter;
 mod health;
 mod host_api;
-pub mod kv;
+mod kv;
 mod limits;
 mod pool;
 mod reload;

@@ -3,7 +3,7 @@
 //! trapped is dropped instead, and the pool is topped up in the background so that
 //! calls do not wait for an instantiation in steady state.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,6 +19,25 @@ use super::sandbox::{Grants, PluginTag};
 pub struct Instance {
     store: Store<HostState>,
     plugin: Plugin,
+    _live: LiveToken,
+}
+
+/// Counts an instance among the live ones of its pool for as long as it exists,
+/// however it ends (given back, thrown away after a trap, dropped with a cancelled
+/// call).
+struct LiveToken(Arc<AtomicUsize>);
+
+impl LiveToken {
+    fn new(live: &Arc<AtomicUsize>) -> Self {
+        live.fetch_add(1, Ordering::Relaxed);
+        LiveToken(live.clone())
+    }
+}
+
+impl Drop for LiveToken {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Why an instance could not be made ready.
@@ -43,6 +62,8 @@ pub struct InstanceFactory {
     pub limits: Limits,
     /// The `config` table as JSON, passed to `init`.
     pub init_config: String,
+    /// How many instances of this version exist.
+    pub live: Arc<AtomicUsize>,
 }
 
 impl InstanceFactory {
@@ -86,7 +107,15 @@ impl InstanceFactory {
                 )));
             }
         };
-        Ok((Instance { store, plugin }, manifest))
+        let live = LiveToken::new(&self.live);
+        Ok((
+            Instance {
+                store,
+                plugin,
+                _live: live,
+            },
+            manifest,
+        ))
     }
 }
 
@@ -108,13 +137,19 @@ impl Instance {
 }
 
 /// The idle instances of one plugin version.
+///
+/// In steady state a call takes an idle instance and gives it back, and nothing is
+/// instantiated. The pool instantiates in the background when the number of live
+/// instances falls below its ready size (one was thrown away after a trap), and
+/// grows by one when a call takes the last idle instance (so the next concurrent
+/// call finds one), up to a maximum. A call that finds none idle makes its own.
 pub struct InstancePool {
     factory: InstanceFactory,
     idle: Mutex<Vec<Instance>>,
-    /// Instances to keep ready.
+    /// Live instances to keep (idle or in use).
     ready: usize,
-    /// Most instances kept idle after a burst.
-    max_idle: usize,
+    /// Most live instances the pool grows to by itself, and most kept idle.
+    max: usize,
     refilling: AtomicBool,
 }
 
@@ -129,42 +164,37 @@ impl InstancePool {
             factory,
             idle: Mutex::new(vec![first]),
             ready: ready.max(1),
-            max_idle: ready.max(parallelism),
+            max: ready.max(parallelism),
             refilling: AtomicBool::new(false),
         })
     }
 
     /// Fills the pool to its ready size now (at load, before the version is used).
     pub async fn fill(&self) -> Result<(), StartError> {
-        while self.idle_count() < self.ready {
+        while self.live() < self.ready {
             let (instance, _) = self.factory.create().await?;
             self.lock().push(instance);
         }
         Ok(())
     }
 
-    /// An instance to run one call: a ready one, or a fresh one when none is idle.
+    /// An instance to run one call: an idle one, or a fresh one when none is idle.
     pub async fn take(self: &Arc<Self>) -> Result<Instance, Failure> {
-        let taken = {
+        let (taken, left) = {
             let mut idle = self.lock();
             let taken = idle.pop();
             (taken, idle.len())
         };
+        if left == 0 {
+            self.refill();
+        }
         match taken {
-            (Some(instance), left) => {
-                if left < self.ready {
-                    self.refill();
-                }
-                Ok(instance)
-            }
-            (None, _) => {
-                self.refill();
-                self.fresh().await
-            }
+            Some(instance) => Ok(instance),
+            None => self.fresh().await,
         }
     }
 
-    /// A new instance that bypasses the idle list (benchmarks compare the two).
+    /// A new instance that bypasses the idle list.
     pub async fn fresh(&self) -> Result<Instance, Failure> {
         match self.factory.create().await {
             Ok((instance, _)) => Ok(instance),
@@ -175,14 +205,22 @@ impl InstancePool {
     /// Returns an instance after a call that did not trap.
     pub fn give_back(&self, instance: Instance) {
         let mut idle = self.lock();
-        if idle.len() < self.max_idle {
+        if idle.len() < self.max {
             idle.push(instance);
         }
     }
 
-    /// Tops the pool up to its ready size in the background (one task at a time).
+    /// Whether the background task has work: fewer live instances than the ready
+    /// size, or none idle and room to grow.
+    fn short(&self) -> bool {
+        let live = self.live();
+        live < self.ready || (self.idle_count() == 0 && live < self.max)
+    }
+
+    /// Instantiates in the background while the pool is [`short`](Self::short)
+    /// (one task at a time).
     pub fn refill(self: &Arc<Self>) {
-        if self.refilling.swap(true, Ordering::AcqRel) {
+        if !self.short() || self.refilling.swap(true, Ordering::AcqRel) {
             return;
         }
         let pool_ref = Arc::downgrade(self);
@@ -193,7 +231,7 @@ impl InstancePool {
                 let Some(pool) = pool_ref.upgrade() else {
                     return;
                 };
-                if pool.idle_count() >= pool.ready {
+                if !pool.short() {
                     pool.refilling.store(false, Ordering::Release);
                     return;
                 }
@@ -216,6 +254,11 @@ impl InstancePool {
 
     pub fn idle_count(&self) -> usize {
         self.lock().len()
+    }
+
+    /// Instances of this version that exist, idle or in use.
+    pub fn live(&self) -> usize {
+        self.factory.live.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Instance>> {

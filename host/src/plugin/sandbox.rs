@@ -174,27 +174,14 @@ impl LineLogger {
         }
     }
 
-    fn push(&mut self, mut bytes: &[u8]) {
-        while !bytes.is_empty() {
-            match memchr::memchr(b'\n', bytes) {
-                Some(end) => {
-                    self.line.extend_from_slice(&bytes[..end]);
-                    self.emit();
-                    bytes = &bytes[end + 1..];
-                }
-                None => {
-                    self.line.extend_from_slice(bytes);
-                    bytes = &[];
-                }
-            }
-            if self.line.len() >= MAX_LINE {
-                self.emit();
-            }
-        }
+    fn push(&mut self, bytes: &[u8]) {
+        let mut line = std::mem::take(&mut self.line);
+        split_lines(&mut line, bytes, |text| self.emit(text));
+        self.line = line;
     }
 
-    fn emit(&mut self) {
-        let text = String::from_utf8_lossy(&self.line);
+    fn emit(&self, line: &[u8]) {
+        let text = String::from_utf8_lossy(line);
         let text = text.trim_end_matches('\r');
         let plugin = self.tag.get();
         match self.stream {
@@ -205,14 +192,32 @@ impl LineLogger {
                 tracing::info!(target: "interpose::plugin", plugin = %plugin, stream = self.stream, "{text}")
             }
         }
-        self.line.clear();
+    }
+}
+
+/// Appends `bytes` to the partial `line`, calling `emit` for each complete line (and
+/// for each [`MAX_LINE`] bytes of an overlong one); what is left stays in `line`.
+fn split_lines(line: &mut Vec<u8>, mut bytes: &[u8], mut emit: impl FnMut(&[u8])) {
+    while !bytes.is_empty() {
+        let end = memchr::memchr(b'\n', bytes);
+        let take = end.unwrap_or(bytes.len()).min(MAX_LINE - line.len());
+        line.extend_from_slice(&bytes[..take]);
+        bytes = &bytes[take..];
+        if end == Some(take) {
+            bytes = &bytes[1..];
+            emit(line);
+            line.clear();
+        } else if line.len() >= MAX_LINE {
+            emit(line);
+            line.clear();
+        }
     }
 }
 
 impl Drop for LineLogger {
     fn drop(&mut self) {
         if !self.line.is_empty() {
-            self.emit();
+            self.emit(&self.line);
         }
     }
 }
@@ -253,5 +258,42 @@ impl tokio::io::AsyncWrite for LineLogger {
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(chunks: &[&[u8]]) -> (Vec<String>, String) {
+        let mut out = Vec::new();
+        let mut line = Vec::new();
+        for chunk in chunks {
+            split_lines(&mut line, chunk, |l| {
+                out.push(String::from_utf8_lossy(l).into_owned())
+            });
+        }
+        (out, String::from_utf8_lossy(&line).into_owned())
+    }
+
+    #[test]
+    fn output_is_logged_line_by_line() {
+        assert_eq!(
+            lines(&[b"one\ntw", b"o\n\nthr", b"ee"]),
+            (
+                vec!["one".into(), "two".into(), String::new()],
+                "three".into()
+            )
+        );
+    }
+
+    #[test]
+    fn overlong_lines_are_split() {
+        let long = vec![b'x'; MAX_LINE + 10];
+        let (out, rest) = lines(&[&long, b"\n"]);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].len(), MAX_LINE);
+        assert_eq!(out[1].len(), 10);
+        assert!(rest.is_empty());
     }
 }

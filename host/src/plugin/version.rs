@@ -125,6 +125,7 @@ impl PluginVersion {
             kv: lineage.kv.clone(),
             limits,
             init_config: config.init_json(),
+            live: Default::default(),
         };
         let (first, manifest) = factory
             .create()
@@ -173,6 +174,11 @@ impl PluginVersion {
     /// Instances idle in the pool (for tests and benchmarks).
     pub fn idle_instances(&self) -> usize {
         self.pool.idle_count()
+    }
+
+    /// Instances of this version that exist, idle or in use.
+    pub fn live_instances(&self) -> usize {
+        self.pool.live()
     }
 
     /// Converts `msg` for the guest once, to call this version directly (benchmarks).

@@ -30,8 +30,8 @@ const plugin = createPlugin({ name: "redact", version: "0.1.0" });
 
 let rules = DEFAULT_RULES;
 
-plugin.init((config) => {
-  const parsed = parseConfig(config);
+plugin.init((_config, text) => {
+  const parsed = parseConfig(text);
   const isDefault = parsed.rules.length === 0 && parsed.defaults === true;
   rules = isDefault ? DEFAULT_RULES : new Rules(parsed);
 });

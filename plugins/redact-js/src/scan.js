@@ -71,6 +71,119 @@ function byteOffset(raw, index) {
  * is not JSON or holds a string that does not decode.
  */
 export function redact(raw, spec, rules) {
+  const fast = redactCompact(raw, spec, rules);
+  return fast === NOT_COMPACT ? redactByScanning(raw, spec, rules) : fast;
+}
+
+const NOT_COMPACT = Symbol("not compact");
+
+/**
+ * The fast way, for payloads written as `JSON.stringify` writes them (compact,
+ * as the MCP SDKs send them): parse natively, edit the strings in the tree,
+ * serialize again. The engine interprets the scanner below at a few hundred
+ * nanoseconds an operation, while parsing and serializing are native. Exactly
+ * the scanner's result, because serializing the parsed payload gives back its
+ * text byte for byte (checked), and a changed string is written the same way
+ * either way; otherwise (whitespace, duplicate keys, `\u` escapes, numbers
+ * such as `1.0`, invalid JSON) it returns NOT_COMPACT and the scanner runs.
+ */
+function redactCompact(raw, spec, rules) {
+  if (raw.includes("\\u")) {
+    return NOT_COMPACT;
+  }
+  try {
+    const value = JSON.parse(raw);
+    if (JSON.stringify(value) !== raw) {
+      return NOT_COMPACT;
+    }
+    const state = { rules, strings: 0, hits: [] };
+    editTree(value, spec, state);
+    if (state.strings === 0) {
+      return undefined;
+    }
+    return { payload: JSON.stringify(value), strings: state.strings, rules: state.hits };
+  } catch {
+    // Not JSON, or nested too deep for the native parser or this walk: the
+    // scanner reports the error, or copes (it does not recurse).
+    return NOT_COMPACT;
+  }
+}
+
+/** Applies the rules to the strings `spec` selects in a parsed value, in document order. */
+function editTree(value, spec, state) {
+  if (spec === ALL) {
+    editAll(value, state);
+  } else if (spec.members !== undefined) {
+    if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+      for (const key of Object.keys(value)) {
+        const member = spec.members.get(key);
+        if (member !== undefined) {
+          const edited = editValue(value[key], member, state);
+          if (edited !== undefined) {
+            value[key] = edited;
+          }
+        }
+      }
+    }
+  } else if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const edited = editValue(value[i], spec.element, state);
+      if (edited !== undefined) {
+        value[i] = edited;
+      }
+    }
+  }
+}
+
+/** A replacement for a string `value` under `spec`, or undefined (containers are edited in place). */
+function editValue(value, spec, state) {
+  if (typeof value === "string") {
+    return spec === ALL ? redactText(value, state) : undefined;
+  }
+  if (value !== null && typeof value === "object") {
+    editTree(value, spec, state);
+  }
+  return undefined;
+}
+
+function editAll(value, state) {
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const item = value[i];
+      if (typeof item === "string") {
+        const edited = redactText(item, state);
+        if (edited !== undefined) {
+          value[i] = edited;
+        }
+      } else if (item !== null && typeof item === "object") {
+        editAll(item, state);
+      }
+    }
+  } else if (value !== null && typeof value === "object") {
+    for (const key of Object.keys(value)) {
+      const item = value[key];
+      if (typeof item === "string") {
+        const edited = redactText(item, state);
+        if (edited !== undefined) {
+          value[key] = edited;
+        }
+      } else if (item !== null && typeof item === "object") {
+        editAll(item, state);
+      }
+    }
+  }
+}
+
+function redactText(text, state) {
+  const redacted = state.rules.redact(text, state.hits);
+  if (redacted !== undefined) {
+    state.strings++;
+  }
+  return redacted;
+}
+
+/** The careful way: walk the raw text, decode only the strings that matter, splice. */
+function redactByScanning(raw, spec, rules) {
   const scanner = new Scanner(raw, rules);
   try {
     scanner.value(spec);

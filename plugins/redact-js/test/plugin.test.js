@@ -69,11 +69,13 @@ test("a malformed result fails closed, with the byte offset", () => {
 
 test("config errors are reported", () => {
   assert.throws(() => plugin.load({ rule: [] }), {
-    message: "invalid config: unknown field `rule`, expected `rules` or `defaults`",
+    message: "invalid config: unknown field `rule`, expected `rules` or `defaults` at line 1 column 7",
   });
-  assert.throws(() => plugin.load({ rules: [{ name: "a" }] }), { message: "invalid config: missing field `pattern`" });
+  assert.throws(() => plugin.load({ rules: [{ name: "a" }] }), {
+    message: "invalid config: missing field `pattern` at line 1 column 22",
+  });
   assert.throws(() => plugin.load('{"rules": 5}'), {
-    message: "invalid config: invalid type: integer `5`, expected a sequence",
+    message: "invalid config: invalid type: integer `5`, expected a sequence at line 1 column 11",
   });
 });
 

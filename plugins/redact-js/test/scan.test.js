@@ -98,3 +98,22 @@ test("malformed and undecodable input is an error", () => {
   assert.equal(error(String.raw`{"content":[{"text":"\ud800 bob@example.com"}]}`), "a string at byte 20 does not decode");
   assert.equal(error('{"é": 1, "content": [}'), "malformed JSON at byte 22", "offsets count UTF-8 bytes");
 });
+
+test("compact and spaced payloads give the same result", () => {
+  const value = {
+    content: [
+      { type: "text", text: "a bob@example.com \"q\" \n secret" },
+      { type: "resource", resource: { uri: "u", text: "bob@example.com" } },
+    ],
+    structuredContent: { list: ["bob@example.com", 1.5, null, { "bob@example.com": "secret" }] },
+    _meta: { x: "bob@example.com" },
+  };
+  const compact = JSON.stringify(value);
+  const spaced = JSON.stringify(value, null, 1);
+  const fast = redact(compact, TOOL_RESULT, rules());
+  const scanned = redact(spaced, TOOL_RESULT, rules());
+  assert.deepEqual(JSON.parse(fast.payload), JSON.parse(scanned.payload));
+  assert.equal(fast.strings, scanned.strings);
+  assert.deepEqual(fast.rules, scanned.rules);
+  assert.equal(fast.payload, JSON.stringify(JSON.parse(scanned.payload)), "compact in, compact out");
+});

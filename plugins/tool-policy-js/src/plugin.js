@@ -21,7 +21,7 @@ import {
   unexpected,
   write,
   writeEntries,
-} from "./serde-json.js";
+} from "interpose-plugin/serde-json";
 
 /** The JSON-RPC error code of a call the policy denies. */
 export const DENIED = -32001;

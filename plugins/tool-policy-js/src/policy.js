@@ -3,6 +3,7 @@
 
 import * as glob from "./glob.js";
 import {
+  afterKey,
   compareKeys,
   invalidTypeIndex,
   mapEntries,
@@ -11,7 +12,7 @@ import {
   parse,
   SerdeError,
   unexpected,
-} from "./serde-json.js";
+} from "interpose-plugin/serde-json";
 
 const FIELDS = ["allow", "deny", "hide", "hide_denied", "rename", "pin_arguments", "strip_arguments"];
 
@@ -34,7 +35,7 @@ export function parseConfig(text) {
 
 function readConfig(text) {
   const { value, start, end } = parse(text);
-  if (!(value instanceof Obj)) {
+  if (!(value instanceof Obj) && !(value instanceof Arr)) {
     throw new SerdeError(text, `invalid type: ${unexpected(value)}, expected struct Config`, invalidTypeIndex(value, start, end));
   }
   const config = {
@@ -46,13 +47,15 @@ function readConfig(text) {
     pin_arguments: new Map(),
     strip_arguments: new Map(),
   };
+  // serde also reads a struct from a sequence of its fields, in order.
+  const entries = value instanceof Arr ? positionalEntries(text, value) : value.entries;
   const seen = new Set();
-  for (const entry of value.entries) {
+  for (const entry of entries) {
     if (!FIELDS.includes(entry.key)) {
-      throw new SerdeError(text, `unknown field \`${entry.key}\`, expected one of ${FIELDS.map((f) => `\`${f}\``).join(", ")}`, entry.keyEnd);
+      throw new SerdeError(text, `unknown field \`${entry.key}\`, expected one of ${FIELDS.map((f) => `\`${f}\``).join(", ")}`, afterKey(text, entry));
     }
     if (seen.has(entry.key)) {
-      throw new SerdeError(text, `duplicate field \`${entry.key}\``, entry.keyEnd);
+      throw new SerdeError(text, `duplicate field \`${entry.key}\``, afterKey(text, entry));
     }
     seen.add(entry.key);
     const at = [entry.valueStart, entry.valueEnd];
@@ -90,6 +93,17 @@ function readConfig(text) {
     }
   }
   return config;
+}
+
+/** The fields in order; more elements than fields are "trailing characters". */
+function* positionalEntries(text, value) {
+  for (let i = 0; i < value.length; i++) {
+    const [valueStart, valueEnd] = value.spans[i];
+    if (i >= FIELDS.length) {
+      throw new SerdeError(text, "trailing characters", valueStart, "peek");
+    }
+    yield { key: FIELDS[i], value: value[i], valueStart, valueEnd };
+  }
 }
 
 function invalidType(text, value, [start, end], expected) {

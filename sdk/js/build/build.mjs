@@ -24,6 +24,7 @@ const SDK_ENTRIES = {
   "interpose-plugin": join(SDK_DIR, "src/index.js"),
   "interpose-plugin/testing": join(SDK_DIR, "src/testing.js"),
   "interpose-plugin/component": join(SDK_DIR, "src/component.js"),
+  "interpose-plugin/serde-json": join(SDK_DIR, "src/serde-json.js"),
 };
 const WORLD = "interceptor-plugin";
 const ENTRY_CANDIDATES = ["src/plugin.js", "plugin.js", "src/index.js", "index.js"];
@@ -84,7 +85,7 @@ const sdkResolver = {
     build.onResolve({ filter: /^interpose-plugin(\/.*)?$/ }, (args) => {
       const path = SDK_ENTRIES[args.path];
       if (path === undefined) {
-        return { errors: [{ text: `unknown SDK module ${args.path}; use interpose-plugin or interpose-plugin/testing` }] };
+        return { errors: [{ text: `unknown SDK module ${args.path}; use interpose-plugin, interpose-plugin/serde-json or interpose-plugin/testing` }] };
       }
       return { path };
     });

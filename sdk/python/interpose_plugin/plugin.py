@@ -237,7 +237,9 @@ class LoadedPlugin:
                 verdict = fn(result, msg)
             if verdict is None or type(verdict) is Pass:
                 continue
-            return _settle(verdict, msg)
+            verdict = _settle(verdict, msg)
+            if verdict is not PASS:
+                return verdict
         return PASS
 
 

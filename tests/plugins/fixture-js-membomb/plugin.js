@@ -1,6 +1,6 @@
-// Test fixture: on a `tools/call` request, allocates (and touches) memory
-// until the instance runs out (the host's memory cap must stop it); passes
-// the rest.
+// Test fixture: on a `tools/call` request, allocates memory in 16 MiB chunks,
+// touching every page, until the instance runs out (the host's memory cap
+// must stop it, well before its deadline); passes the rest.
 import { createPlugin } from "interpose-plugin";
 
 const plugin = createPlugin({ name: "fixture-js-membomb", version: "0.1.0" });
@@ -10,8 +10,10 @@ const hoard = [];
 
 plugin.toolCall(() => {
   for (;;) {
-    const chunk = new Uint8Array(1 << 20);
-    chunk.fill(hoard.length & 0xff);
+    const chunk = new Uint8Array(16 << 20);
+    for (let page = 0; page < chunk.length; page += 65536) {
+      chunk[page] = 1;
+    }
     hoard.push(chunk);
   }
 });

@@ -14,7 +14,7 @@ use clap::Parser;
 
 use machine::{Machine, load_average};
 use report::{Report, TargetResult, criteria};
-use session::{Session, Target};
+use session::{Pipelined, Session, Target};
 
 /// The checkout this binary was built from; FastMCP's script and venv live there.
 const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
@@ -98,16 +98,28 @@ fn main() -> anyhow::Result<()> {
             samples.push(session.timed_echo(&text)?);
         }
     }
-    let mut rounds = vec![Vec::new(); sessions.len()];
+    let mut rounds: Vec<Vec<Pipelined>> = vec![Vec::new(); sessions.len()];
     for round in 1..=cli.rounds {
         eprintln!("proxy-bench: pipelined round {round}/{}", cli.rounds);
         for (session, runs) in sessions.iter_mut().zip(&mut rounds) {
+            // A stalled target was killed; it has nothing more to measure.
+            if matches!(runs.last(), Some(Pipelined::Stalled { .. })) {
+                continue;
+            }
             let count = if session.name == "fastmcp" {
                 cli.fastmcp_pipelined
             } else {
                 cli.pipelined
             };
-            runs.push((count, session.pipelined(count, &text)?));
+            let run = session.pipelined(count, &text)?;
+            if let Pipelined::Stalled { answered, count } = run {
+                eprintln!(
+                    "proxy-bench: {} stalled: {answered} of {count} answered, then none for {:?}",
+                    session.name,
+                    session::STALL_TIMEOUT
+                );
+            }
+            runs.push(run);
         }
     }
     drop(sessions);
@@ -231,8 +243,9 @@ mod tests {
             p99_us: 0.0,
             added_median_us: Some(added),
             added_p99_us: Some(added * 2.0),
-            throughput_msg_per_s: 0.0,
+            throughput_msg_per_s: None,
             pipelined_requests: 0,
+            stalled: None,
         };
         let c = criteria(&[t("floor", 10.0), t("interpose", 15.0), t("fastmcp", 100.0)]);
         let verdicts: Vec<_> = c.iter().map(|c| (c.what.as_str(), c.pass)).collect();

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::machine::Machine;
+use crate::session::{Pipelined, STALL_TIMEOUT};
 
 /// interpose's added latency may be at most this multiple of the floor relay's.
 const MAX_OVER_FLOOR: f64 = 2.0;
@@ -32,9 +33,11 @@ pub struct TargetResult {
     /// Over the direct target's; absent for the direct target itself.
     pub added_median_us: Option<f64>,
     pub added_p99_us: Option<f64>,
-    /// The median of the pipelined rounds.
-    pub throughput_msg_per_s: f64,
+    /// The median of the completed pipelined rounds; `None` if none completed.
+    pub throughput_msg_per_s: Option<f64>,
     pub pipelined_requests: usize,
+    /// Set when a pipelined round stopped getting answers (the target was killed).
+    pub stalled: Option<String>,
 }
 
 /// One ratio of added latencies and whether it is within its limit.
@@ -48,33 +51,45 @@ pub struct Criterion {
 }
 
 impl TargetResult {
-    /// `latencies` are this target's sequential calls, `rounds` its pipelined runs as
-    /// (requests, elapsed), `direct` the direct target's (median, p99) in µs.
+    /// `latencies` are this target's sequential calls, `rounds` its pipelined runs,
+    /// `direct` the direct target's (median, p99) in µs.
     pub fn new(
         name: String,
         mut latencies: Vec<Duration>,
-        rounds: &[(usize, Duration)],
+        rounds: &[Pipelined],
         direct: Option<(f64, f64)>,
     ) -> Self {
         latencies.sort_unstable();
         let median_us = round1(micros(percentile(&latencies, 50.0)));
         let p99_us = round1(micros(percentile(&latencies, 99.0)));
-        let mut throughputs: Vec<f64> = rounds
-            .iter()
-            .map(|(n, d)| *n as f64 / d.as_secs_f64())
-            .collect();
+        let mut throughputs = Vec::new();
+        let (mut pipelined_requests, mut stalled) = (0, None);
+        for (round, run) in rounds.iter().enumerate() {
+            match *run {
+                Pipelined::Done { count, elapsed } => {
+                    pipelined_requests = count;
+                    throughputs.push(count as f64 / elapsed.as_secs_f64());
+                }
+                Pipelined::Stalled { answered, count } => {
+                    pipelined_requests = count;
+                    stalled = Some(format!(
+                        "stalled in round {}: {answered} of {count} answered, then none for {} s",
+                        round + 1,
+                        STALL_TIMEOUT.as_secs()
+                    ));
+                }
+            }
+        }
         throughputs.sort_unstable_by(f64::total_cmp);
         TargetResult {
             name,
             median_us,
             p99_us,
-            added_median_us: direct.map(|(m, _)| median_us - m),
-            added_p99_us: direct.map(|(_, p)| p99_us - p),
-            throughput_msg_per_s: throughputs
-                .get(throughputs.len() / 2)
-                .copied()
-                .unwrap_or(0.0),
-            pipelined_requests: rounds.first().map_or(0, |r| r.0),
+            added_median_us: direct.map(|(m, _)| round1(median_us - m)),
+            added_p99_us: direct.map(|(_, p)| round1(p99_us - p)),
+            throughput_msg_per_s: throughputs.get(throughputs.len() / 2).map(|t| t.round()),
+            pipelined_requests,
+            stalled,
         }
     }
 }
@@ -137,16 +152,20 @@ impl Report {
         out.push_str("|---|---:|---:|---:|---:|---:|\n");
         for t in &self.targets {
             let added = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
+            let throughput = match (t.throughput_msg_per_s, &t.stalled) {
+                (Some(rate), None) => format!("{rate:.0} ({} requests)", t.pipelined_requests),
+                (Some(rate), Some(stall)) => format!("{rate:.0}; **{stall}**"),
+                (None, Some(stall)) => format!("**{stall}**"),
+                (None, None) => "-".to_owned(),
+            };
             let _ = writeln!(
                 out,
-                "| {} | {:.1} | {:.1} | {} | {} | {:.0} ({} requests) |",
+                "| {} | {:.1} | {:.1} | {} | {} | {throughput} |",
                 t.name,
                 t.median_us,
                 t.p99_us,
                 added(t.added_median_us),
                 added(t.added_p99_us),
-                t.throughput_msg_per_s,
-                t.pipelined_requests
             );
         }
         if !self.criteria.is_empty() {

@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,22 @@ use serde_json::{Value, json};
 
 /// How long a target gets to exit after its stdin is closed before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
+/// A pipelined run with no answer for this long is taken as stalled (deadlocked).
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a pipelined run ended.
+#[derive(Clone, Copy)]
+pub enum Pipelined {
+    Done {
+        count: usize,
+        elapsed: Duration,
+    },
+    /// No answer came for [`STALL_TIMEOUT`]; the target was killed.
+    Stalled {
+        answered: usize,
+        count: usize,
+    },
+}
 
 /// What to start: a name for the table and a command line.
 pub struct Target {
@@ -149,11 +166,13 @@ impl Session {
     }
 
     /// Sends `count` `tools/call`s from a writer thread without waiting for answers,
-    /// while this thread reads them; returns the time until the last answer.
-    pub fn pipelined(&mut self, count: usize, text: &str) -> anyhow::Result<Duration> {
+    /// while this thread reads them; returns the time until the last answer. A target
+    /// that stops answering for [`STALL_TIMEOUT`] is killed and reported as stalled.
+    pub fn pipelined(&mut self, count: usize, text: &str) -> anyhow::Result<Pipelined> {
         let first_id = self.take_ids(count as u64);
         let Session {
             name,
+            child,
             to,
             from,
             line,
@@ -161,6 +180,9 @@ impl Session {
             ..
         } = self;
         let to = to.as_mut().context("stdin closed")?;
+        let answered = AtomicUsize::new(0);
+        let finished = AtomicBool::new(false);
+        let stalled = AtomicBool::new(false);
         let start = Instant::now();
         thread::scope(|scope| {
             let writer = scope.spawn(move || -> std::io::Result<()> {
@@ -171,20 +193,44 @@ impl Session {
                 }
                 Ok(())
             });
-            let mut answered = 0;
-            while answered < count {
-                let reply: Incoming = serde_json::from_str(read_line(from, line, name, log)?)?;
-                if reply.method.is_some() {
-                    continue;
+            // Without this a deadlocked target would hang the whole benchmark: a
+            // blocking pipe read has no timeout of its own.
+            scope.spawn(|| {
+                let (mut seen, mut since) = (0, Instant::now());
+                while !finished.load(Ordering::Relaxed) {
+                    thread::sleep(Duration::from_millis(50));
+                    let now = answered.load(Ordering::Relaxed);
+                    if now != seen {
+                        (seen, since) = (now, Instant::now());
+                    } else if since.elapsed() > STALL_TIMEOUT {
+                        stalled.store(true, Ordering::Relaxed);
+                        let _ = child.kill();
+                        return;
+                    }
                 }
-                ensure!(reply.error.is_none(), "{name}: {:?}", reply.error);
-                answered += 1;
-            }
-            let elapsed = start.elapsed();
-            writer
+            });
+            let result = (|| {
+                while answered.load(Ordering::Relaxed) < count {
+                    let reply: Incoming = serde_json::from_str(read_line(from, line, name, log)?)?;
+                    if reply.method.is_some() {
+                        continue;
+                    }
+                    ensure!(reply.error.is_none(), "{name}: {:?}", reply.error);
+                    answered.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(start.elapsed())
+            })();
+            finished.store(true, Ordering::Relaxed);
+            let written = writer
                 .join()
-                .map_err(|_| anyhow!("writer thread panicked"))??;
-            Ok(elapsed)
+                .map_err(|_| anyhow!("writer thread panicked"))?;
+            if stalled.load(Ordering::Relaxed) {
+                let answered = answered.load(Ordering::Relaxed);
+                return Ok(Pipelined::Stalled { answered, count });
+            }
+            let elapsed = result?;
+            written?;
+            Ok(Pipelined::Done { count, elapsed })
         })
     }
 

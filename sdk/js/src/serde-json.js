@@ -1,17 +1,19 @@
 // JSON the way the Rust plugins read and write it (serde_json without
-// `preserve_order`), so this plugin's rewrites and errors are the Rust
-// tool-policy's, byte for byte:
+// `preserve_order`), for JavaScript plugins that must give the same bytes and
+// the same error texts as a Rust twin (plugins/tool-policy-js, redact-js):
 //
 // - objects are maps sorted by key (a later duplicate key wins), written
 //   without whitespace;
 // - numbers keep their text when they are integers serde_json keeps exact
-//   (i64 / u64), and are written as Rust's `ryu` writes floats otherwise
-//   (`1.0`, `1e21`, `1.5e-7`);
+//   (i64 / u64), and are written as serde_json writes floats otherwise
+//   (`1.0`, `1e+21`, `1.5e-7`: shortest digits, plain from 1e-5 to below 1e16);
 // - errors read like serde_json's, with its line and column (columns count
-//   UTF-8 bytes).
+//   UTF-8 bytes), for the shapes serde's derive produces.
 //
-// `parse` builds a small tree; the `struct*` helpers apply serde's derive
-// rules (known fields, duplicates, missing fields, `flatten`ed extras).
+// `parse` builds a small tree (Obj, Arr, Num, strings, booleans, null); the
+// helpers below apply serde's derive rules (known fields, duplicates, missing
+// fields, `flatten`ed extras). Plain `JSON.parse` is faster: use this only
+// where the exact bytes or messages matter.
 
 /** A JSON number, kept as its text. */
 export class Num {
@@ -333,7 +335,7 @@ function shortest(x) {
   return { digits, kk: Number(exp) + 1 }; // value = 0.digits * 10^kk
 }
 
-/** An f64 as serde_json writes it (ryu's format). */
+/** An f64 as serde_json writes it: shortest round-trip digits, plain from 1e-5 to below 1e16, else `d.ddde±x`. */
 export function ryu(x) {
   if (x === 0) {
     return Object.is(x, -0) ? "-0.0" : "0.0";
@@ -349,10 +351,9 @@ export function ryu(x) {
     body = `${digits.slice(0, kk)}.${digits.slice(kk)}`;
   } else if (kk > -5 && kk <= 0) {
     body = `0.${"0".repeat(-kk)}${digits}`;
-  } else if (length === 1) {
-    body = `${digits}e${kk - 1}`;
   } else {
-    body = `${digits[0]}.${digits.slice(1)}e${kk - 1}`;
+    const exponent = kk - 1 > 0 ? `+${kk - 1}` : `${kk - 1}`;
+    body = length === 1 ? `${digits}e${exponent}` : `${digits[0]}.${digits.slice(1)}e${exponent}`;
   }
   return sign + body;
 }
@@ -443,6 +444,19 @@ export function writeEntries(entries) {
 // ---- serde's derive rules ----------------------------------------------------
 
 /**
+ * Where serde_json reports an error raised right after reading a key
+ * (unknown or duplicate field): past the key and any whitespace after it
+ * (serde_json looks for the end of the map before it records the position).
+ */
+export function afterKey(text, entry) {
+  let i = entry.keyEnd;
+  while (i < text.length && " \t\n\r".includes(text[i])) {
+    i++;
+  }
+  return i;
+}
+
+/**
  * Reads an object as a `#[derive(Deserialize)]` struct whose unknown fields go
  * to a `#[serde(flatten)]` map. `fields` maps each known field to a reader
  * `(value, entry) => result` (throw a SerdeError for an invalid type);
@@ -462,13 +476,14 @@ export function flattenedStruct(text, value, start, end, structName, fields, req
       continue;
     }
     if (seen.has(entry.key)) {
-      throw new SerdeError(text, `duplicate field \`${entry.key}\``, entry.keyEnd);
+      throw new SerdeError(text, `duplicate field \`${entry.key}\``, afterKey(text, entry));
     }
     seen.set(entry.key, read(entry.value, entry));
   }
   for (const field of required) {
     if (!seen.has(field)) {
-      throw new SerdeError(text, `missing field \`${field}\``, value.end);
+      // Reported once the map is closed: just past its `}`.
+      throw new SerdeError(text, `missing field \`${field}\``, value.end + 1);
     }
   }
   return { fields: seen, extra };
