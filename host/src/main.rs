@@ -129,7 +129,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = runtime.block_on(execute(cli.command));
+    // On a worker thread, not the main thread `block_on` runs on: every message would
+    // otherwise hop between the two.
+    let code = runtime.block_on(async {
+        tokio::spawn(execute(cli.command)).await.unwrap_or_else(|e| {
+            eprintln!("interpose: {e}");
+            ExitCode::FAILURE
+        })
+    });
     // A read of our stdin may still be waiting on a blocking thread that nothing can
     // interrupt (the client keeps stdin open after the backend died): do not wait for it.
     runtime.shutdown_background();

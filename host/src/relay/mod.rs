@@ -89,8 +89,12 @@ impl SessionRelay {
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> RelayEnd {
         tokio::pin!(shutdown);
         let end = loop {
+            // Each side is read only when the side its messages mostly go to has room.
+            // Otherwise a full queue towards the backend would stop us from draining
+            // the backend's output while it is blocked writing it: a deadlock.
+            let backend_tx = self.backend_tx.as_ref().expect("open until the loop ends");
             tokio::select! {
-                inbound = self.client_rx.recv() => match inbound {
+                inbound = recv_when_room(&mut self.client_rx, backend_tx) => match inbound {
                     Some(Inbound::Frame { frame, .. }) => self.on_client_frame(frame).await,
                     Some(Inbound::Closed(why)) => {
                         tracing::debug!(session = %self.config.session, "{why}");
@@ -98,7 +102,7 @@ impl SessionRelay {
                     }
                     None => break RelayEnd::ClientClosed,
                 },
-                inbound = self.backend_rx.recv() => match inbound {
+                inbound = recv_when_room(&mut self.backend_rx, &self.client_tx) => match inbound {
                     Some(Inbound::Frame { frame, related }) => self.on_backend_frame(frame, related).await,
                     Some(Inbound::Closed(why)) => break RelayEnd::BackendClosed(why),
                     None => break RelayEnd::BackendClosed("the backend connection closed".into()),
@@ -542,6 +546,17 @@ impl SessionRelay {
             );
         }
     }
+}
+
+/// Waits until `destination` has room for a message, then receives from `source`.
+/// The room stays free when we send right after: the relay is its only sender.
+async fn recv_when_room(
+    source: &mut mpsc::Receiver<Inbound>,
+    destination: &mpsc::Sender<Outbound>,
+) -> Option<Inbound> {
+    // A closed destination is handled where the message is sent.
+    drop(destination.reserve().await);
+    source.recv().await
 }
 
 /// The params a notification goes on with, or `None` when the verdict drops it.
