@@ -2,7 +2,17 @@
 # One command for the proxy benchmark on a fresh machine: builds the release binaries,
 # creates FastMCP's venv if it is missing, then runs proxy-bench with any arguments
 # given here (e.g. --calls 1000, --skip-fastmcp, --json).
+#   benches/run.sh [ARGS]       stdio: proxy-bench
+#   benches/run.sh http [ARGS]  HTTP->stdio: http-bench
+#   benches/run.sh all [ARGS]   both, one after the other (ARGS: options both accept,
+#                               e.g. --skip-fastmcp, --json, --calls N)
 set -euo pipefail
+
+mode=stdio
+if [[ "${1:-}" == stdio || "${1:-}" == http || "${1:-}" == all ]]; then
+    mode="$1"
+    shift
+fi
 
 # The FastMCP release the published figures were measured with.
 FASTMCP_VERSION=4.1.6
@@ -24,4 +34,13 @@ if [[ "$skip_fastmcp" == false ]] && ! .venv-fastmcp/bin/python -c 'import fastm
     .venv-fastmcp/bin/pip install --quiet --disable-pip-version-check "fastmcp==$FASTMCP_VERSION"
 fi
 
-exec "${CARGO_TARGET_DIR:-target}/release/proxy-bench" "$@"
+bin="${CARGO_TARGET_DIR:-target}/release"
+case "$mode" in
+    stdio) exec "$bin/proxy-bench" "$@" ;;
+    http) exec "$bin/http-bench" "$@" ;;
+    all)
+        "$bin/proxy-bench" "$@"
+        echo
+        exec "$bin/http-bench" "$@"
+        ;;
+esac

@@ -56,13 +56,19 @@ fn tool_result(size: usize, secret: bool) -> Box<RawValue> {
 
 fn tool_call(size: usize) -> Box<RawValue> {
     let filler = "x".repeat(size.saturating_sub(40));
-    RawValue::from_string(format!(r#"{{"name":"echo","arguments":{{"text":"{filler}"}}}}"#))
-        .expect("valid JSON")
+    RawValue::from_string(format!(
+        r#"{{"name":"echo","arguments":{{"text":"{filler}"}}}}"#
+    ))
+    .expect("valid JSON")
 }
 
 fn message<'a>(kind: Kind, payload: &'a RawValue, id: &'a RawValue) -> Intercepted<'a> {
     Intercepted {
-        direction: if kind == Kind::Request { Direction::ToServer } else { Direction::ToClient },
+        direction: if kind == Kind::Request {
+            Direction::ToServer
+        } else {
+            Direction::ToClient
+        },
         kind,
         method: "tools/call",
         id: Some(id),
@@ -89,11 +95,17 @@ fn bench_python(c: &mut Criterion) {
         .expect("tokio runtime");
     let runtime = PluginRuntime::new(RuntimeOptions::default()).expect("engine");
     let load = |path: PathBuf| -> Arc<InterceptorChain> {
-        rt.block_on(InterceptorChain::load(runtime.clone(), vec![plugin(path)], 16 << 20))
-            .expect("plugin loads")
+        rt.block_on(InterceptorChain::load(
+            runtime.clone(),
+            vec![plugin(path)],
+            16 << 20,
+        ))
+        .expect("plugin loads")
     };
     let Some(redact_py) = python_wasm("redact-py") else {
-        eprintln!("target/wasm/python/redact-py.wasm is missing: run scripts/build-python-plugin.sh plugins/redact-py");
+        eprintln!(
+            "target/wasm/python/redact-py.wasm is missing: run scripts/build-python-plugin.sh plugins/redact-py"
+        );
         return;
     };
     let mut redactors = vec![("redact-py", load(redact_py))];

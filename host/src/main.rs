@@ -88,6 +88,10 @@ struct DemoArgs {
     /// the scripted session, so a real client can connect.
     #[arg(long)]
     serve: bool,
+    /// Run the scripted session without the demo plugins (audit-log, tool-policy,
+    /// redact), through the bare relay.
+    #[arg(long, conflicts_with = "serve")]
+    no_plugins: bool,
     /// With --serve: where clients connect, `stdio` or `http://127.0.0.1:PORT`.
     #[arg(
         long,
@@ -105,8 +109,10 @@ fn parse_env(text: &str) -> Result<(String, String), String> {
     }
 }
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, quiet: bool) {
     let default = match verbose {
+        // The scripted demo prints its own trace on stdout; keep stderr for problems.
+        0 if quiet => "warn",
         0 => "interpose=info,warn",
         1 => "interpose=debug,info",
         _ => "trace",
@@ -121,7 +127,8 @@ fn init_logging(verbose: u8) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    let scripted_demo = matches!(&cli.command, Command::Demo(args) if !args.serve);
+    init_logging(cli.verbose, scripted_demo);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -132,10 +139,12 @@ fn main() -> ExitCode {
     // On a worker thread, not the main thread `block_on` runs on: every message would
     // otherwise hop between the two.
     let code = runtime.block_on(async {
-        tokio::spawn(execute(cli.command)).await.unwrap_or_else(|e| {
-            eprintln!("interpose: {e}");
-            ExitCode::FAILURE
-        })
+        tokio::spawn(execute(cli.command))
+            .await
+            .unwrap_or_else(|e| {
+                eprintln!("interpose: {e}");
+                ExitCode::FAILURE
+            })
     });
     // A read of our stdin may still be waiting on a blocking thread that nothing can
     // interrupt (the client keeps stdin open after the backend died): do not wait for it.
@@ -173,7 +182,7 @@ async fn execute(command: Command) -> ExitCode {
             Ok(Listen::Http(config)) => interpose::demo::serve_http(config).await,
             Err(e) => Err(e),
         },
-        Command::Demo(_) => interpose::demo::run_scripted().await,
+        Command::Demo(args) => interpose::demo::run_scripted(!args.no_plugins).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,10 +6,20 @@ use std::io::{self, BufRead, BufWriter, Write};
 
 use serde_json::{Value, json};
 
+// `--http ADDR`: the HTTP baseline for http-bench, with this file's `answer`.
+#[path = "../echo_http.rs"]
+mod echo_http;
+
 /// Answered when the client does not say which protocol version it wants.
 const DEFAULT_PROTOCOL_VERSION: &str = "2025-06-18";
 
 fn main() -> io::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, addr] = args.as_slice()
+        && flag == "--http"
+    {
+        return echo_http::serve(addr);
+    }
     let stdin = io::stdin().lock();
     let mut out = BufWriter::new(io::stdout().lock());
     for line in stdin.lines() {

@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod client;
+mod plugins;
 mod trace;
 
 use std::sync::Arc;
@@ -32,9 +33,18 @@ fn relay_config(session: &str, interceptor: SharedInterceptor) -> RelayConfig {
     }
 }
 
-/// Runs the scripted session through the proxy and prints what crossed it.
-pub async fn run_scripted() -> anyhow::Result<()> {
-    let tracer = Arc::new(Tracer::new(Arc::new(PassAll)));
+/// Runs the scripted session through the proxy and prints what crossed it. With
+/// `with_plugins`, the session runs through the demo's plugin chain and each plugin's
+/// verdict is printed too.
+pub async fn run_scripted(with_plugins: bool) -> anyhow::Result<()> {
+    let steps = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let interceptor: SharedInterceptor = if with_plugins {
+        let dir = plugins::plugin_dir()?;
+        plugins::load(&dir, steps.clone()).await?
+    } else {
+        Arc::new(PassAll)
+    };
+    let tracer = Arc::new(Tracer::new(interceptor, steps));
     let backend = in_process::server_link(backend::serve, DEFAULT_MAX_MESSAGE_BYTES);
     let (client_end, proxy_end) = tokio::io::duplex(256 * 1024);
     let (read, write) = tokio::io::split(proxy_end);
@@ -49,7 +59,10 @@ pub async fn run_scripted() -> anyhow::Result<()> {
     println!(
         "interpose demo: a scripted MCP client talks to the built-in backend through the proxy."
     );
-    println!("Every message that crosses the proxy:\n");
+    if with_plugins {
+        println!("Plugins, in chain order: audit-log, tool-policy (denies delete_*), redact.");
+    }
+    println!("Every message that crosses the proxy, with each plugin's verdict:\n");
     Tracer::print_header();
     let relay = SessionRelay::new(
         relay_config("demo-session", tracer.clone()),
@@ -64,6 +77,12 @@ pub async fn run_scripted() -> anyhow::Result<()> {
     let summary = summary?;
     summary.print();
     tracer.print_totals();
+    if with_plugins {
+        println!(
+            "audit-log wrote one JSON line per message to the log; see them with \
+             RUST_LOG=interpose::plugin=info interpose demo"
+        );
+    }
     match end {
         RelayEnd::BackendClosed(why) => anyhow::bail!("the demo backend ended early: {why}"),
         RelayEnd::ClientClosed | RelayEnd::Shutdown => Ok(()),

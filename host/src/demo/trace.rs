@@ -1,6 +1,7 @@
 //! Prints each message crossing the proxy, for the demo.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::intercept::{BoxFuture, Intercepted, Interceptor, SharedInterceptor, Verdict};
@@ -9,6 +10,8 @@ use crate::jsonrpc::Kind;
 /// Wraps the real interceptor and prints every message with the verdict it got.
 pub struct Tracer {
     inner: SharedInterceptor,
+    /// What each plugin did with the message being traced, filled by the chain.
+    steps: Arc<Mutex<Vec<String>>>,
     started: Instant,
     messages: AtomicUsize,
     bytes: AtomicUsize,
@@ -16,9 +19,10 @@ pub struct Tracer {
 }
 
 impl Tracer {
-    pub fn new(inner: SharedInterceptor) -> Self {
+    pub fn new(inner: SharedInterceptor, steps: Arc<Mutex<Vec<String>>>) -> Self {
         Tracer {
             inner,
+            steps,
             started: Instant::now(),
             messages: AtomicUsize::new(0),
             bytes: AtomicUsize::new(0),
@@ -73,8 +77,14 @@ impl Interceptor for Tracer {
             Kind::Error => "error",
             kind => kind.as_str(),
         };
+        let steps = std::mem::take(&mut *self.steps.lock().unwrap_or_else(|e| e.into_inner()));
+        let plugins = if steps.is_empty() {
+            String::new()
+        } else {
+            format!("  [{}]", steps.join(", "))
+        };
         println!(
-            "{:>6.1} ms  {:<3} {:<13} {:<32} {:>4} {:>7} B  {verdict}",
+            "{:>6.1} ms  {:<3} {:<13} {:<32} {:>4} {:>7} B  {verdict}{plugins}",
             self.started.elapsed().as_secs_f64() * 1000.0,
             msg.direction.arrow(),
             kind,

@@ -5,8 +5,8 @@
 //! without entering Wasm. A rewrite feeds the next plugin; `respond` (requests) and
 //! `reject` end the walk. A plugin that fails is handled by its failure policy.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use serde_json::value::RawValue;
@@ -26,7 +26,20 @@ pub struct InterceptorChain {
     pub(super) runtime: Arc<PluginRuntime>,
     pub(super) slots: Vec<PluginSlot>,
     wants_request: AtomicBool,
+    step_observer: OnceLock<StepObserver>,
 }
+
+/// What one plugin did with one message.
+#[derive(Debug, Clone, Copy)]
+pub struct PluginStep<'a> {
+    pub plugin: &'a str,
+    pub outcome: Outcome,
+    /// The error message of a reject, or the cause of a failure.
+    pub detail: Option<&'a str>,
+}
+
+/// Told about every plugin call, in walk order (the demo prints these).
+pub type StepObserver = Box<dyn Fn(PluginStep<'_>) + Send + Sync>;
 
 impl InterceptorChain {
     /// Loads every plugin (in chain order). Any plugin that cannot be loaded is an
@@ -44,6 +57,7 @@ impl InterceptorChain {
             runtime,
             slots,
             wants_request: AtomicBool::new(false),
+            step_observer: OnceLock::new(),
         };
         chain.update_wants_request();
         Ok(Arc::new(chain))
@@ -55,6 +69,24 @@ impl InterceptorChain {
             .iter()
             .map(|s| s.peek().name.to_string())
             .collect()
+    }
+
+    /// Reports every plugin call to `observer`, from now on. Only the first observer
+    /// set is kept.
+    pub fn observe_steps(&self, observer: impl Fn(PluginStep<'_>) + Send + Sync + 'static) {
+        if self.step_observer.set(Box::new(observer)).is_err() {
+            tracing::warn!("the plugin chain already has a step observer; the new one is ignored");
+        }
+    }
+
+    fn report(&self, plugin: &str, outcome: Outcome, detail: Option<&str>) {
+        if let Some(observer) = self.step_observer.get() {
+            observer(PluginStep {
+                plugin,
+                outcome,
+                detail,
+            });
+        }
     }
 
     /// The version of the plugin at `index` serving new messages.
@@ -154,11 +186,17 @@ impl InterceptorChain {
             Ok(Checked::Reject(error)) => (Outcome::Reject, Some(Verdict::Reject(error))),
             Err(failure) => {
                 self.record(slot, version, Outcome::Failure, elapsed);
+                self.report(&version.name, Outcome::Failure, Some(&failure.to_string()));
                 return self.failed(slot, version, msg, failure, true);
             }
         };
         version.health.success();
         self.record(slot, version, outcome, elapsed);
+        let detail = match &next {
+            Some(Verdict::Reject(error)) => Some(error.message.as_str()),
+            _ => None,
+        };
+        self.report(&version.name, outcome, detail);
         next
     }
 

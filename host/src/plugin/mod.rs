@@ -37,13 +37,14 @@ mod version;
 use std::sync::Arc;
 
 pub use bindings::Manifest;
-pub use chain::{InterceptorChain, plugin_error};
+pub use chain::{InterceptorChain, PluginStep, StepObserver, plugin_error};
 pub use compile_cache::{CACHE_DIR_ENV, default_cache_dir};
 pub use engine::{EPOCH_TICK, PluginRuntime, RuntimeError, RuntimeOptions};
 pub use filter::Filter;
 pub use health::{FAILURE_WINDOW, MAX_CONSECUTIVE_FAILURES, MAX_FAILURES_IN_WINDOW};
 pub use limits::{Failure, Limits};
 pub use reload::POLL_INTERVAL;
+pub use stats::Outcome;
 pub use version::{GuestMessage, LoadError, PluginVersion};
 
 use crate::config::PluginConfig;

@@ -31,7 +31,9 @@ fn stdin_reader() -> Reader {
     match reactor_stream(stdin.as_fd().try_clone_to_owned()) {
         Some(Ok(Stream::Pipe(file))) => match tokio::net::unix::pipe::Receiver::from_file(file) {
             Ok(pipe) => return Box::pin(pipe),
-            Err(e) => tracing::debug!("stdin: pipe not usable with the reactor ({e}); using a blocking thread"),
+            Err(e) => tracing::debug!(
+                "stdin: pipe not usable with the reactor ({e}); using a blocking thread"
+            ),
         },
         Some(Ok(Stream::Socket(socket))) => return Box::pin(socket),
         Some(Err(e)) => tracing::debug!("stdin: {e}; using a blocking thread"),
@@ -45,7 +47,9 @@ fn stdout_writer() -> Writer {
     match reactor_stream(stdout.as_fd().try_clone_to_owned()) {
         Some(Ok(Stream::Pipe(file))) => match tokio::net::unix::pipe::Sender::from_file(file) {
             Ok(pipe) => return Box::pin(pipe),
-            Err(e) => tracing::debug!("stdout: pipe not usable with the reactor ({e}); using a blocking thread"),
+            Err(e) => tracing::debug!(
+                "stdout: pipe not usable with the reactor ({e}); using a blocking thread"
+            ),
         },
         Some(Ok(Stream::Socket(socket))) => return Box::pin(socket),
         Some(Err(e)) => tracing::debug!("stdout: {e}; using a blocking thread"),
@@ -77,6 +81,8 @@ fn reactor_stream(fd: std::io::Result<OwnedFd>) -> Option<std::io::Result<Stream
         return None;
     }
     let socket = std::os::unix::net::UnixStream::from(OwnedFd::from(file));
-    let stream = socket.set_nonblocking(true).and_then(|()| tokio::net::UnixStream::from_std(socket));
+    let stream = socket
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::UnixStream::from_std(socket));
     Some(stream.map(Stream::Socket))
 }

@@ -128,3 +128,16 @@ test("config errors", () => {
     message: 'invalid config: `per_session` must be true or false; got string "yes"',
   });
 });
+
+test("long arguments are keyed by a sample and still never confused", () => {
+  plugin.load({});
+  const long = (c) => ({ text: "a".repeat(300) + c + "a".repeat(300) });
+  plugin.intercept(result("t", long("x"), ok("for x")));
+  const hit = plugin.intercept(call("t", long("x")));
+  assert.equal(JSON.parse(hit.val).content[0].text, "for x");
+  // Differs only at a character the sample skips: same key, other identity.
+  assert.equal(plugin.intercept(call("t", long("y"))), pass());
+  plugin.intercept(result("t", long("y"), ok("for y")));
+  assert.equal(JSON.parse(plugin.intercept(call("t", long("y"))).val).content[0].text, "for y");
+  assert.equal(plugin.intercept(call("t", long("x"))), pass(), "overwritten, not confused");
+});

@@ -7,6 +7,16 @@ export function matches(pattern, name) {
   if (pattern === name) {
     return true;
   }
+  // The common shapes without building arrays (the engine interprets this).
+  const star = pattern.indexOf("*");
+  if (!pattern.includes("?")) {
+    if (star === -1) {
+      return false;
+    }
+    if (star === pattern.length - 1) {
+      return name.startsWith(pattern.slice(0, -1));
+    }
+  }
   const p = [...pattern];
   const n = [...name];
   let pi = 0;

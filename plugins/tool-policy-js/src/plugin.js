@@ -74,7 +74,139 @@ function sorted(map) {
   return [...map.entries()].sort(([a], [b]) => compareKeys(a, b));
 }
 
+// ---- the fast path -------------------------------------------------------------
+//
+// The engine in the component interprets JavaScript, and the serde-faithful
+// reader in interpose-plugin/serde-json builds its tree one interpreted step at
+// a time (~100 µs for a 1 KiB call, milliseconds for a tools/list page). Most
+// payloads need none of its care: the native JSON.parse gives the same values,
+// and writing them again gives serde_json's bytes, whenever
+//  - no key the struct reads (`name`, `arguments`, ...) is duplicated (serde
+//    refuses that; JSON.parse keeps the last): checked by counting `"key"` in
+//    the text against the keys the parse found;
+//  - every number is a small integer written plainly (serde_json keeps `1.0`,
+//    `1e3` and integers past 2^53 as it reads them; JavaScript does not);
+//  - there is no `\u` escape (a lone surrogate is an error for serde_json) and
+//    no character at or above U+D800 (JavaScript sorts keys by UTF-16 units,
+//    serde_json by code points).
+// Anything else, and every error, goes the careful way, which gives serde's
+// messages and positions.
+
+// Only a rewrite writes numbers and sorts keys, so only a rewrite checks them
+// (a regular expression over the whole text costs tens of microseconds here).
+const NUMBERS_OR_WIDE_CHARACTERS = /[0-9][.eE]|-0(?![0-9])|[0-9]{16}|[\uD800-\uFFFF]/;
+
+function count(text, needle) {
+  let n = 0;
+  for (let at = text.indexOf(needle); at !== -1; at = text.indexOf(needle, at + needle.length)) {
+    n++;
+  }
+  return n;
+}
+
+function isObject(value) {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+/** Writes a natively parsed value as serde_json would (keys sorted; safe only under the conditions above). */
+function writeNative(value) {
+  if (Array.isArray(value)) {
+    return `[${value.map(writeNative).join(",")}]`;
+  }
+  if (isObject(value)) {
+    return `{${Object.keys(value)
+      .sort()
+      .map((key) => `${JSON.stringify(key)}:${writeNative(value[key])}`)
+      .join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+function sortedRest(object, skip) {
+  return Object.keys(object)
+    .filter((key) => !skip.includes(key))
+    .sort()
+    .map((key) => `,${JSON.stringify(key)}:${writeNative(object[key])}`)
+    .join("");
+}
+
+/** A tools/call decided without the careful reader, or `undefined` to take the careful way. */
+function callFast(text) {
+  if (text.includes("\\u")) {
+    return undefined;
+  }
+  let params;
+  try {
+    params = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!isObject(params) || typeof params.name !== "string" || count(text, '"name"') !== 1) {
+    return undefined;
+  }
+  const hasArguments = Object.hasOwn(params, "arguments");
+  if (count(text, '"arguments"') !== (hasArguments ? 1 : 0)) {
+    return undefined;
+  }
+  if (hasArguments && params.arguments !== null && !isObject(params.arguments)) {
+    return undefined;
+  }
+  const exposed = params.name;
+  const backend = policy.backendName(exposed);
+  if (backend === undefined) {
+    return unknownTool(exposed);
+  }
+  const access = policy.access(exposed, backend);
+  if (access.kind !== "allowed") {
+    return refusal(exposed, access);
+  }
+  const stripped = policy.stripped(exposed, backend);
+  const pinned = policy.pinned(exposed, backend);
+  if (backend === exposed && stripped.length === 0 && pinned.length === 0) {
+    return PASS;
+  }
+  if (NUMBERS_OR_WIDE_CHARACTERS.test(text)) {
+    return undefined;
+  }
+  // Pinned values come from the configuration, parsed the careful way.
+  if (pinned.some(([, value]) => !(typeof value === "string" || typeof value === "boolean" || value === null))) {
+    return undefined;
+  }
+  let args = params.arguments ?? undefined;
+  if (stripped.length > 0 || pinned.length > 0) {
+    args ??= {};
+    for (const name of stripped) {
+      delete args[name];
+    }
+    for (const [name, value] of pinned) {
+      args[name] = value;
+    }
+  }
+  const head = `{"name":${JSON.stringify(backend)}${args === undefined ? "" : `,"arguments":${writeNative(args)}`}`;
+  return rewrite(`${head}${sortedRest(params, ["name", "arguments"])}}`);
+}
+
+const PASS = Symbol("pass");
+
+function refusal(exposed, access) {
+  if (access.kind === "hidden") {
+    return unknownTool(exposed);
+  }
+  return reject(DENIED, `tool \`${exposed}\` is denied by tool-policy: it ${access.why}`, {
+    plugin: "tool-policy",
+    tool: exposed,
+  });
+}
+
 function call(text) {
+  const fast = callFast(text);
+  if (fast !== undefined) {
+    return fast === PASS ? undefined : fast;
+  }
+  return callCarefully(text);
+}
+
+function callCarefully(text) {
   let params;
   try {
     params = readToolCall(text);
@@ -90,14 +222,8 @@ function call(text) {
     return unknownTool(exposed);
   }
   const access = policy.access(exposed, backend);
-  if (access.kind === "hidden") {
-    return unknownTool(exposed);
-  }
-  if (access.kind === "denied") {
-    return reject(DENIED, `tool \`${exposed}\` is denied by tool-policy: it ${access.why}`, {
-      plugin: "tool-policy",
-      tool: exposed,
-    });
+  if (access.kind !== "allowed") {
+    return refusal(exposed, access);
   }
 
   const stripped = policy.stripped(exposed, backend);
@@ -184,7 +310,108 @@ function removeArgument(tool, name) {
   return found;
 }
 
+/** A tools/list decided without the careful reader, or `undefined` to take the careful way. */
+function listFast(text) {
+  if (text.includes("\\u")) {
+    return undefined;
+  }
+  let result;
+  try {
+    result = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!isObject(result)) {
+    return undefined;
+  }
+  const tools = Object.hasOwn(result, "tools") ? result.tools : [];
+  if (!Array.isArray(tools) || count(text, '"tools"') !== (Object.hasOwn(result, "tools") ? 1 : 0)) {
+    return undefined;
+  }
+  const keys = { name: 0, description: 0, inputSchema: 0 };
+  for (const tool of tools) {
+    if (!isObject(tool) || typeof tool.name !== "string") {
+      return undefined;
+    }
+    if (tool.description !== undefined && tool.description !== null && typeof tool.description !== "string") {
+      return undefined;
+    }
+    for (const key of Object.keys(keys)) {
+      keys[key] += Object.hasOwn(tool, key) ? 1 : 0;
+    }
+  }
+  for (const [key, found] of Object.entries(keys)) {
+    if (count(text, `"${key}"`) !== found) {
+      return undefined;
+    }
+  }
+  let changed = false;
+  const kept = [];
+  for (const tool of tools) {
+    const backend = tool.name;
+    const exposed = policy.exposedName(backend);
+    if (exposed === undefined || !policy.listed(policy.access(exposed, backend))) {
+      changed = true;
+      continue;
+    }
+    for (const name of policy.stripped(exposed, backend)) {
+      changed = removeNativeArgument(tool, name) || changed;
+    }
+    for (const [name] of policy.pinned(exposed, backend)) {
+      changed = removeNativeArgument(tool, name) || changed;
+    }
+    if (exposed !== backend) {
+      tool.name = exposed;
+      changed = true;
+    }
+    kept.push(tool);
+  }
+  if (!changed) {
+    return PASS;
+  }
+  if (NUMBERS_OR_WIDE_CHARACTERS.test(text)) {
+    return undefined;
+  }
+  const written = kept.map((tool) => {
+    let out = `{"name":${JSON.stringify(tool.name)}`;
+    if (typeof tool.description === "string") {
+      out += `,"description":${JSON.stringify(tool.description)}`;
+    }
+    if (tool.inputSchema !== undefined && tool.inputSchema !== null) {
+      out += `,"inputSchema":${writeNative(tool.inputSchema)}`;
+    }
+    return `${out}${sortedRest(tool, ["name", "description", "inputSchema"])}}`;
+  });
+  return rewrite(`{"tools":[${written.join(",")}]${sortedRest(result, ["tools"])}}`);
+}
+
+function removeNativeArgument(tool, name) {
+  const schema = tool.inputSchema;
+  if (!isObject(schema)) {
+    return false;
+  }
+  let found = false;
+  if (isObject(schema.properties) && Object.hasOwn(schema.properties, name)) {
+    delete schema.properties[name];
+    found = true;
+  }
+  if (Array.isArray(schema.required)) {
+    const kept = schema.required.filter((item) => item !== name);
+    found = kept.length !== schema.required.length || found;
+    schema.required = kept;
+  }
+  return found;
+}
+
 function list(text) {
+  const fast = listFast(text);
+  if (fast !== undefined) {
+    return fast === PASS ? undefined : fast;
+  }
+  return listCarefully(text);
+}
+
+function listCarefully(text) {
   let result;
   try {
     result = readToolList(text);

@@ -123,8 +123,8 @@ impl Session {
     /// flight or a client listens on a stream (a long tool call or an open GET is use).
     pub fn idle_for(&self) -> std::time::Duration {
         let routes = self.routes();
-        let busy = !routes.requests.is_empty()
-            || routes.streams.values().any(EventStream::has_listener);
+        let busy =
+            !routes.requests.is_empty() || routes.streams.values().any(EventStream::has_listener);
         drop(routes);
         if busy {
             return std::time::Duration::ZERO;

@@ -1,0 +1,389 @@
+//! `http-bench`: what interpose adds to each MCP call when it serves a stdio backend
+//! over Streamable HTTP, against the same echo backend served over HTTP directly and
+//! against FastMCP's proxy in the same mode; sequentially and with many sessions.
+
+mod client;
+#[path = "../proxy-bench/machine.rs"]
+mod machine;
+mod report;
+mod server;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use clap::Parser;
+use tokio::task::JoinSet;
+
+use client::{McpSession, http_client};
+use machine::{Machine, load_average};
+use report::{Concurrent, Latency, Report};
+use server::{Server, Target};
+
+/// The checkout this binary was built from; FastMCP's script and venv live there.
+const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+/// Measures interpose's HTTP->stdio latency and concurrency next to the backend over
+/// HTTP directly and FastMCP's proxy, and prints Markdown tables.
+#[derive(Parser)]
+#[command(name = "http-bench")]
+struct Cli {
+    /// Sequential `tools/call`s measured per target.
+    #[arg(long, default_value_t = 2000)]
+    calls: usize,
+    /// Unmeasured sequential calls per target before measuring.
+    #[arg(long, default_value_t = 200)]
+    warmup: usize,
+    /// Sessions calling at once in the concurrent part (0 skips it).
+    #[arg(long, default_value_t = 100)]
+    sessions: usize,
+    /// Calls per session per concurrent round.
+    #[arg(long, default_value_t = 50)]
+    session_calls: usize,
+    /// Calls per session per concurrent round through FastMCP, which is far slower.
+    #[arg(long, default_value_t = 10)]
+    fastmcp_session_calls: usize,
+    /// Concurrent rounds per target; the median throughput is reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Leave FastMCP's proxy out (no Python venv needed).
+    #[arg(long)]
+    skip_fastmcp: bool,
+    /// Print the results as JSON instead of Markdown.
+    #[arg(long)]
+    json: bool,
+    /// Where `interpose` and `echo-backend` are (default: beside this binary).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// A Python with FastMCP installed (default: the checkout's .venv-fastmcp).
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// Another target measured alongside, e.g. a candidate build:
+    /// `--extra 'candidate=/tmp/interpose run --listen http://127.0.0.1:{port} --max-sessions 1000 -- {backend}'`.
+    /// Split on whitespace; `{port}` is the port to listen on, `{backend}` the stdio
+    /// echo backend's path. Repeatable.
+    #[arg(long, value_name = "NAME=COMMAND")]
+    extra: Vec<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    ensure!(
+        cli.calls > 0 && cli.rounds > 0,
+        "--calls and --rounds must be positive"
+    );
+    let bin_dir = match &cli.bin_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("binary has no directory")?
+            .to_owned(),
+    };
+    let targets = targets(&cli, &bin_dir)?;
+    let load_before = load_average();
+
+    let mut servers = Vec::new();
+    for target in &targets {
+        eprintln!("http-bench: starting {}", target.name);
+        servers.push(Server::start(target)?);
+    }
+    // Every call carries the same 1 KiB of printable text.
+    let text: Arc<str> = ('a'..='z').cycle().take(1024).collect::<String>().into();
+
+    // One thread for the sequential part: no cross-thread wake-ups in the timings.
+    let latency = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(sequential(&cli, &targets, &servers, &text));
+    let concurrent = if cli.sessions == 0 {
+        Vec::new()
+    } else {
+        // Both cores for the many sessions, so the driver is not what limits them.
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(concurrent(&cli, &targets, &servers, &text))
+    };
+    drop(servers);
+
+    let report = Report {
+        machine: Machine::describe(),
+        load_before,
+        load_after: load_average(),
+        calls: cli.calls,
+        warmup: cli.warmup,
+        sessions: cli.sessions,
+        rounds: cli.rounds,
+        latency,
+        concurrent,
+    };
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.markdown());
+    }
+    Ok(())
+}
+
+/// One session per target, calls interleaved round-robin so a noisy moment hits every
+/// target alike. A target that fails is reported as such; the others go on.
+async fn sequential(cli: &Cli, targets: &[Target], servers: &[Server], text: &str) -> Vec<Latency> {
+    let mut sessions = Vec::new();
+    let mut failed: Vec<Option<String>> = Vec::new();
+    for (target, server) in targets.iter().zip(servers) {
+        match open(&server.url).await {
+            Ok(session) => {
+                sessions.push(Some(session));
+                failed.push(None);
+            }
+            Err(e) => {
+                sessions.push(None);
+                failed.push(Some(why(&target.name, server, &e)));
+            }
+        }
+    }
+    eprintln!("http-bench: {} warm-up calls per target", cli.warmup);
+    let mut samples = vec![Vec::with_capacity(cli.calls); targets.len()];
+    for call in 0..cli.warmup + cli.calls {
+        if call == cli.warmup {
+            eprintln!(
+                "http-bench: {} measured calls per target, interleaved",
+                cli.calls
+            );
+        }
+        for i in 0..targets.len() {
+            let Some(session) = &mut sessions[i] else {
+                continue;
+            };
+            match session.timed_echo(text).await {
+                Ok(elapsed) if call >= cli.warmup => samples[i].push(elapsed),
+                Ok(_) => {}
+                Err(e) => {
+                    failed[i] = Some(why(&targets[i].name, &servers[i], &e));
+                    sessions[i] = None;
+                }
+            }
+        }
+    }
+    for session in sessions.into_iter().flatten() {
+        let _ = session.close().await;
+    }
+    let mut results: Vec<Latency> = Vec::new();
+    for ((target, samples), failed) in targets.iter().zip(samples).zip(failed) {
+        let direct = results
+            .first()
+            .filter(|d| d.failed.is_none())
+            .map(|d| (d.median_us, d.p99_us));
+        results.push(Latency::new(target.name.clone(), samples, direct, failed));
+    }
+    results
+}
+
+/// Many sessions per target, all opened at once and then all calling at once.
+async fn concurrent(
+    cli: &Cli,
+    targets: &[Target],
+    servers: &[Server],
+    text: &Arc<str>,
+) -> Vec<Concurrent> {
+    struct State {
+        sessions: Vec<McpSession>,
+        open: Duration,
+        calls: usize,
+        rounds: Vec<(Duration, Vec<Duration>)>,
+        failed: Option<String>,
+    }
+    let mut states = Vec::new();
+    for (target, server) in targets.iter().zip(servers) {
+        eprintln!(
+            "http-bench: opening {} sessions on {}",
+            cli.sessions, target.name
+        );
+        let calls = if target.name == "fastmcp" {
+            cli.fastmcp_session_calls
+        } else {
+            cli.session_calls
+        };
+        let start = Instant::now();
+        let (sessions, failed) = match open_many(&server.url, cli.sessions).await {
+            Ok(sessions) => (sessions, None),
+            Err(e) => (Vec::new(), Some(why(&target.name, server, &e))),
+        };
+        states.push(State {
+            sessions,
+            open: start.elapsed(),
+            calls,
+            rounds: Vec::new(),
+            failed,
+        });
+    }
+    for round in 1..=cli.rounds {
+        eprintln!("http-bench: concurrent round {round}/{}", cli.rounds);
+        for ((state, target), server) in states.iter_mut().zip(targets).zip(servers) {
+            if state.failed.is_some() {
+                continue;
+            }
+            let sessions = std::mem::take(&mut state.sessions);
+            match call_all(sessions, state.calls, text).await {
+                Ok((sessions, elapsed, samples)) => {
+                    state.sessions = sessions;
+                    state.rounds.push((elapsed, samples));
+                }
+                Err(e) => state.failed = Some(why(&target.name, server, &e)),
+            }
+        }
+    }
+    let mut results = Vec::new();
+    for (state, target) in states.into_iter().zip(targets) {
+        // Ended one by one: the backends interpose stops should not be in the next
+        // target's way, and this is not timed.
+        for session in state.sessions {
+            if let Err(e) = session.close().await {
+                eprintln!("http-bench: {}: DELETE failed: {e:#}", target.name);
+                break;
+            }
+        }
+        results.push(Concurrent::new(
+            target.name.clone(),
+            cli.sessions,
+            state.calls,
+            state.open,
+            state.rounds,
+            state.failed,
+        ));
+    }
+    results
+}
+
+async fn open(url: &str) -> anyhow::Result<McpSession> {
+    McpSession::open(http_client()?, url).await
+}
+
+/// Opens `count` sessions at once, each with its own client.
+async fn open_many(url: &str, count: usize) -> anyhow::Result<Vec<McpSession>> {
+    let mut tasks = JoinSet::new();
+    for _ in 0..count {
+        let url = url.to_owned();
+        tasks.spawn(async move { open(&url).await });
+    }
+    let mut sessions = Vec::with_capacity(count);
+    while let Some(opened) = tasks.join_next().await {
+        sessions.push(opened??);
+    }
+    Ok(sessions)
+}
+
+/// Every session makes `calls` calls back to back, all sessions at once. Returns the
+/// sessions, the time until the last call was answered, and every call's latency.
+async fn call_all(
+    sessions: Vec<McpSession>,
+    calls: usize,
+    text: &Arc<str>,
+) -> anyhow::Result<(Vec<McpSession>, Duration, Vec<Duration>)> {
+    let start = Instant::now();
+    let mut tasks = JoinSet::new();
+    for mut session in sessions {
+        let text = Arc::clone(text);
+        tasks.spawn(async move {
+            let mut samples = Vec::with_capacity(calls);
+            for _ in 0..calls {
+                samples.push(session.timed_echo(&text).await?);
+            }
+            anyhow::Ok((session, samples))
+        });
+    }
+    let mut sessions = Vec::new();
+    let mut all = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        let (session, samples) = done??;
+        sessions.push(session);
+        all.extend(samples);
+    }
+    Ok((sessions, start.elapsed(), all))
+}
+
+/// A failure as the table shows it, naming the target's log.
+fn why(name: &str, server: &Server, e: &anyhow::Error) -> String {
+    eprintln!("http-bench: {name} failed: {e:#}");
+    format!("{e:#} (stderr in {})", server.log.display())
+}
+
+/// The targets, direct first: the others' added latency is measured against it.
+fn targets(cli: &Cli, bin_dir: &Path) -> anyhow::Result<Vec<Target>> {
+    let bin = |name: &str| -> anyhow::Result<OsString> {
+        let path = bin_dir.join(name);
+        ensure!(
+            path.is_file(),
+            "{} is missing; build with `cargo build --release -p interpose -p interpose-bench`",
+            path.display()
+        );
+        Ok(path.into_os_string())
+    };
+    let backend = bin("echo-backend")?;
+    // Room for every concurrent session plus the sequential one; interpose refuses
+    // more than --max-sessions (64 by default) with 503.
+    let max_sessions = (cli.sessions + 16).to_string();
+    let mut targets = vec![
+        Target {
+            name: "direct".into(),
+            command: vec![backend.clone(), "--http".into(), "127.0.0.1:{port}".into()],
+        },
+        Target {
+            name: "interpose".into(),
+            command: vec![
+                bin("interpose")?,
+                "run".into(),
+                "--listen".into(),
+                "http://127.0.0.1:{port}".into(),
+                "--max-sessions".into(),
+                max_sessions.into(),
+                "--".into(),
+                backend.clone(),
+            ],
+        },
+    ];
+    if !cli.skip_fastmcp {
+        let workspace = Path::new(WORKSPACE);
+        let python = cli
+            .python
+            .clone()
+            .unwrap_or_else(|| workspace.join(".venv-fastmcp/bin/python"));
+        ensure!(
+            python.is_file(),
+            "{} is missing; run benches/run.sh, or pass --skip-fastmcp",
+            python.display()
+        );
+        let script = workspace.join("benches/fastmcp_http_proxy.py");
+        targets.push(Target {
+            name: "fastmcp".into(),
+            command: vec![
+                python.into(),
+                script.into(),
+                "{port}".into(),
+                backend.clone(),
+            ],
+        });
+    }
+    for extra in &cli.extra {
+        let (name, command) = extra
+            .split_once('=')
+            .context("--extra wants NAME=COMMAND")?;
+        let command = command
+            .split_whitespace()
+            .map(|word| {
+                if word == "{backend}" {
+                    backend.clone()
+                } else {
+                    word.into()
+                }
+            })
+            .collect();
+        targets.push(Target {
+            name: name.to_owned(),
+            command,
+        });
+    }
+    Ok(targets)
+}

@@ -1,0 +1,109 @@
+//! One benchmark target: an HTTP server process on a free loopback port.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// Python with FastMCP takes a few seconds to import on a loaded machine.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a target gets to exit after SIGTERM before it is killed.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
+
+/// What to start: a name for the table and a command line in which `{port}` stands
+/// for the port it is to listen on.
+pub struct Target {
+    pub name: String,
+    pub command: Vec<OsString>,
+}
+
+/// A started target that accepts connections.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub log: PathBuf,
+}
+
+impl Server {
+    pub fn start(target: &Target) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let command: Vec<OsString> = target
+            .command
+            .iter()
+            .map(|word| match word.to_str() {
+                Some(w) if w.contains("{port}") => w.replace("{port}", &port.to_string()).into(),
+                _ => word.clone(),
+            })
+            .collect();
+        let (program, args) = command.split_first().context("empty command")?;
+        let log = std::env::temp_dir().join(format!("http-bench-{}.log", target.name));
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&log)?)
+            .spawn()
+            .with_context(|| format!("cannot start {}", program.to_string_lossy()))?;
+        let mut server = Server {
+            child,
+            url: format!("http://127.0.0.1:{port}/mcp"),
+            log,
+        };
+        server.wait_until_listening(port).with_context(|| {
+            format!(
+                "{} did not start; its stderr is in {}",
+                target.name,
+                server.log.display()
+            )
+        })?;
+        Ok(server)
+    }
+
+    fn wait_until_listening(&mut self, port: u16) -> anyhow::Result<()> {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let deadline = Instant::now() + START_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("exited with {status}");
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        bail!("not listening on port {port} after {START_TIMEOUT:?}")
+    }
+}
+
+/// A port the kernel just handed out and that nobody holds. Another process could take
+/// it before the target binds it; that shows up as a start failure, not a wrong figure.
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+impl Drop for Server {
+    /// SIGTERM first, so a proxy can stop its backends; SIGKILL after the grace period.
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + EXIT_GRACE;
+        while Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,66 @@
+//! The plugins the demo runs its session through: `audit-log`, `tool-policy` (denying
+//! `delete_*`) and `redact`, built from `plugins/` by `scripts/build-plugins.sh`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+
+use crate::config::Config;
+use crate::framing::DEFAULT_MAX_MESSAGE_BYTES;
+use crate::plugin::{InterceptorChain, Outcome, load_chain};
+
+/// The demo's chain, with plugin paths relative to the plugin directory.
+const DEMO_CONFIG: &str = include_str!("plugins.toml");
+
+/// Where to find the plugins when `INTERPOSE_PLUGIN_DIR` is not set: where
+/// `scripts/build-plugins.sh` puts them, next to the binary's own target directory.
+const BUILT_PLUGINS: &str = "wasm/wasm32-wasip2/release";
+
+/// The directory holding the demo's `.wasm` plugins.
+pub fn plugin_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("INTERPOSE_PLUGIN_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    let exe = std::env::current_exe().context("cannot find the interpose binary's path")?;
+    // target/{debug,release}/interpose -> target/wasm/...
+    let target = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("the binary has no parent directory")?;
+    Ok(target.join(BUILT_PLUGINS))
+}
+
+/// Loads the demo chain from `dir`, reporting each plugin's verdict into `steps`.
+pub async fn load(
+    dir: &Path,
+    steps: Arc<Mutex<Vec<String>>>,
+) -> anyhow::Result<Arc<InterceptorChain>> {
+    let config = Config::parse(DEMO_CONFIG, Path::new("demo/plugins.toml"), dir)?;
+    for plugin in &config.plugins {
+        anyhow::ensure!(
+            plugin.path.exists(),
+            "the demo plugin {} is not built: run ./scripts/demo.sh (or scripts/build-plugins.sh), \
+             or `interpose demo --no-plugins`",
+            plugin.path.display()
+        );
+    }
+    let chain = load_chain(config.plugins, DEFAULT_MAX_MESSAGE_BYTES).await?;
+    chain.observe_steps(move |step| {
+        let outcome = match step.outcome {
+            Outcome::Pass => "pass",
+            Outcome::Rewrite => "rewrite",
+            Outcome::Respond => "respond",
+            Outcome::Reject => "reject",
+            Outcome::Failure => "FAILED",
+        };
+        let line = match step.detail {
+            Some(detail) if matches!(step.outcome, Outcome::Failure) => {
+                format!("{} {outcome} ({detail})", step.plugin)
+            }
+            _ => format!("{} {outcome}", step.plugin),
+        };
+        steps.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+    });
+    Ok(chain)
+}
