@@ -25,7 +25,12 @@ def main() -> None:
         show_banner=False,
         # No per-request access log: interpose logs none either.
         log_level="warning",
-        uvicorn_config={"access_log": False},
+        uvicorn_config={
+            "access_log": False,
+            # uvicorn closes connections idle for 5 s; sessions idle that long between
+            # rounds would then race the close and get resets. interpose has no such limit.
+            "timeout_keep_alive": 600,
+        },
     )
 
 

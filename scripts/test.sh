@@ -27,3 +27,9 @@ cargo test --workspace
 step "end-to-end tests (pytest)"
 export INTERPOSE_BIN="$PWD/target/debug/interpose"
 .venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider
+
+step "Python plugin SDK and plugins (pytest; builds the scaffold template into a component)"
+.venv/bin/python -m pytest -q -p no:cacheprovider sdk/python/tests plugins/*-py/tests
+
+step "JavaScript plugin SDK and plugins (node --test)"
+scripts/test-js.sh

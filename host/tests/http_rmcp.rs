@@ -174,12 +174,15 @@ async fn demo_serves_over_http() {
         "--listen",
         &format!("http://127.0.0.1:{port}"),
     ]);
-    let demo = Proc::start("interpose demo", command, "listening on");
-    assert!(
-        demo.output()
-            .contains(&format!("http://127.0.0.1:{port}/mcp"))
-    );
     let url = format!("http://127.0.0.1:{port}/mcp");
+    // The log line "listening on ..." can come before the printed instructions; wait
+    // for the instructions themselves.
+    let demo = Proc::start(
+        "interpose demo",
+        command,
+        &format!("Streamable HTTP: {url}"),
+    );
+    assert!(demo.output().contains(&format!("listening on {url}")));
     for _ in 0..2 {
         let client =
             ().serve(StreamableHttpClientTransport::from_uri(url.clone()))

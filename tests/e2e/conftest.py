@@ -1,7 +1,9 @@
 """Fixtures for the interpose end-to-end tests.
 
-Every behaviour is run twice: `direct` (the test talks to the backend itself)
-and `proxy` (the test talks to `interpose run -- BACKEND...`). A proxy-mode
+Every behaviour is run three times: `direct` (the test talks to the backend
+itself), `proxy` (the test talks to `interpose run -- BACKEND...`) and
+`proxy-plugin` (the same with a pass-all Wasm plugin on every message, which must
+change nothing). A proxy-mode
 test also needs what the backend said directly; the `observe` fixture keeps
 each direct observation (from the direct run of the same test, or by running
 the scenario directly on the spot) and asserts that the proxy observation is
@@ -37,7 +39,10 @@ BACKENDS: dict[str, list[str]] = {
     "everything": ["node", str(EVERYTHING_ENTRY), "stdio"],
 }
 
-MODES = ["direct", "proxy"]
+MODES = ["direct", "proxy", "proxy-plugin"]
+
+# Built by scripts/build-plugins.sh (scripts/test.sh runs it before this suite).
+PASS_PLUGIN = REPO / "target" / "wasm" / "wasm32-wasip2" / "release" / "fixture_pass.wasm"
 
 
 def interpose_bin() -> Path:
@@ -59,6 +64,11 @@ def command(mode: str, backend: str = "full", *, proxy_args: list[str] | None = 
         return argv
     if mode == "proxy":
         return [str(interpose_bin()), "run", *(proxy_args or []), "--", *argv]
+    if mode == "proxy-plugin":
+        if not PASS_PLUGIN.is_file():
+            pytest.fail(f"{PASS_PLUGIN} is missing: run scripts/build-plugins.sh", pytrace=False)
+        plugin_args = ["--plugin", str(PASS_PLUGIN)]
+        return [str(interpose_bin()), "run", *plugin_args, *(proxy_args or []), "--", *argv]
     raise ValueError(mode)
 
 
