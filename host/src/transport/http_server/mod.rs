@@ -18,6 +18,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 pub use access::AccessPolicy;
@@ -155,7 +156,14 @@ impl HttpServer {
                 .end_all("the proxy is shutting down", grace + Duration::from_secs(2))
                 .await;
         };
-        let served = axum::serve(self.listener, router)
+        // An answer goes out in two writes (headers, then the event); with Nagle's
+        // algorithm the second waits for the client's delayed ACK: 40 ms per call.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY: {e}");
+            }
+        });
+        let served = axum::serve(listener, router)
             .with_graceful_shutdown(graceful)
             .await;
         reaper.abort();
