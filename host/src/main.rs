@@ -154,34 +154,8 @@ fn main() -> ExitCode {
 
 async fn execute(command: Command) -> ExitCode {
     let result = match command {
-        Command::Run(args) => match args.plugins.interceptor(args.max_message_bytes).await {
-            Ok(interceptor) => {
-                let transport = &args.transport;
-                let (backend, env) = (args.backend, args.env);
-                let ends = transport
-                    .listen()
-                    .and_then(|listen| Ok((listen, transport.upstream(backend, env)?)));
-                match ends {
-                    Ok((listen, backend)) => {
-                        run(RunOptions {
-                            backend,
-                            listen,
-                            name: args.name,
-                            max_message_bytes: args.max_message_bytes,
-                            interceptor,
-                        })
-                        .await
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        },
-        Command::Demo(args) if args.serve => match parse_listen(&args.listen) {
-            Ok(Listen::Stdio) => interpose::demo::serve_stdio().await,
-            Ok(Listen::Http(config)) => interpose::demo::serve_http(config).await,
-            Err(e) => Err(e),
-        },
+        Command::Run(args) => run_proxy(*args).await,
+        Command::Demo(args) if args.serve => serve_demo(&args.listen).await,
         Command::Demo(args) => interpose::demo::run_scripted(!args.no_plugins).await,
     };
     match result {
@@ -190,5 +164,26 @@ async fn execute(command: Command) -> ExitCode {
             eprintln!("interpose: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+async fn run_proxy(args: RunArgs) -> anyhow::Result<()> {
+    let interceptor = args.plugins.interceptor(args.max_message_bytes).await?;
+    let listen = args.transport.listen()?;
+    let backend = args.transport.upstream(args.backend, args.env)?;
+    run(RunOptions {
+        backend,
+        listen,
+        name: args.name,
+        max_message_bytes: args.max_message_bytes,
+        interceptor,
+    })
+    .await
+}
+
+async fn serve_demo(listen: &str) -> anyhow::Result<()> {
+    match parse_listen(listen)? {
+        Listen::Stdio => interpose::demo::serve_stdio().await,
+        Listen::Http(config) => interpose::demo::serve_http(config).await,
     }
 }
