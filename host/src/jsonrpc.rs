@@ -5,7 +5,7 @@
 use std::fmt;
 use std::io::Write;
 
-use serde::de::{Deserializer, IgnoredAny};
+use serde::de::Deserializer;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -13,8 +13,6 @@ use serde_json::value::RawValue;
 pub const PARSE_ERROR: i64 = -32700;
 /// The JSON sent is not a valid request object.
 pub const INVALID_REQUEST: i64 = -32600;
-/// The method does not exist or is not available.
-pub const METHOD_NOT_FOUND: i64 = -32601;
 /// Internal JSON-RPC error.
 pub const INTERNAL_ERROR: i64 = -32603;
 /// The backend is gone (exited, crashed or unreachable); the request was not answered.
@@ -402,11 +400,6 @@ pub fn replace_member(params: &RawValue, key: &str, value: Box<RawValue>) -> Opt
         serde_json::from_str(params.get()).ok()?;
     members.insert(key.to_owned(), value);
     serde_json::value::to_raw_value(&members).ok()
-}
-
-/// Checks that `text` is one complete JSON value, without building it.
-pub fn is_valid_json(text: &str) -> bool {
-    serde_json::from_str::<IgnoredAny>(text).is_ok()
 }
 
 #[cfg(test)]
