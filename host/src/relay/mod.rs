@@ -266,13 +266,8 @@ impl SessionRelay {
         tracing::warn!(session = %self.config.session, "{problem}");
         // If it was the answer to a request, that request still gets exactly one answer.
         if let Some(pending) = id.and_then(|id| self.to_backend.take(&id)) {
-            self.forget_progress(&pending);
             let error = ErrorObject::new(INTERNAL_ERROR, problem);
-            self.send_client(
-                Message::error_response(pending.original_id.clone(), &error),
-                Some(pending.original_id),
-            )
-            .await;
+            self.fail_request(pending, &error).await;
         }
     }
 
@@ -478,12 +473,17 @@ impl SessionRelay {
         {
             let error =
                 ErrorObject::new(BACKEND_UNAVAILABLE, "the backend is not accepting messages");
-            self.send_client(
-                Message::error_response(pending.original_id.clone(), &error),
-                Some(pending.original_id),
-            )
-            .await;
+            self.fail_request(pending, &error).await;
         }
+    }
+
+    /// Answers a client request taken from the table with `error`, instead of the
+    /// backend's answer it will not get.
+    async fn fail_request(&mut self, pending: Pending, error: &ErrorObject) {
+        self.forget_progress(&pending);
+        let id = pending.original_id;
+        self.send_client(Message::error_response(id.clone(), error), Some(id))
+            .await;
     }
 
     /// The backend is gone: every request still waiting for it gets an error now.
@@ -495,13 +495,8 @@ impl SessionRelay {
                 format!("{why} before answering `{}`", pending.method),
             )
             .with_data(serde_json::json!({ "method": pending.method }));
-            self.send_client(
-                Message::error_response(pending.original_id.clone(), &error),
-                Some(pending.original_id),
-            )
-            .await;
+            self.fail_request(pending, &error).await;
         }
-        self.progress_routes.clear();
     }
 
     /// The client left (or we are stopping): close the backend's input and keep
