@@ -107,7 +107,7 @@ fn bench_chain(c: &mut Criterion) {
     let version = single.version(0).expect("one plugin");
     let mut group = c.benchmark_group("instance");
     let payload = payload(1024);
-    let msg = version.guest_message(&message(&payload, &id));
+    let msg = message(&payload, &id);
     for (name, fresh) in [("from pool", false), ("fresh", true)] {
         group.bench_function(name, |b| {
             b.to_async(&rt)

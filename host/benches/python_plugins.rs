@@ -159,7 +159,7 @@ fn bench_python(c: &mut Criterion) {
     let payload = tool_result(1024, false);
     for (name, chain) in &redactors {
         let version = chain.version(0).expect("one plugin");
-        let msg = version.guest_message(&message(Kind::Response, &payload, &id));
+        let msg = message(Kind::Response, &payload, &id);
         for (how, fresh) in [("from pool", false), ("fresh", true)] {
             group.bench_function(format!("{name} {how}"), |b| {
                 b.to_async(&rt)

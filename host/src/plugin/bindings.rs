@@ -1,25 +1,30 @@
 //! The generated bindings for `wit/interceptor.wit`, kept private: the rest of the
-//! runtime sees the small types below and [`intercept_message`] / [`Plugin`] only.
+//! runtime sees the small types below, [`call_init`] / [`call_intercept`] and
+//! [`Plugin`] only.
 
-use crate::intercept::{Direction, Intercepted};
-use crate::jsonrpc::{ErrorObject, Kind};
+use wasmtime::component::{Resource, ResourceTable};
+
+use crate::intercept::Direction;
+use crate::jsonrpc::Kind;
+use crate::plugin::MessageView;
 
 mod generated {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "interceptor-plugin",
         exports: { default: async },
+        // The message getters trap on a handle that is not in the table (which
+        // only a broken guest could present).
+        imports: { "interpose:plugin/types": trappable },
+        with: { "interpose:plugin/types.message": crate::plugin::MessageView },
     });
 }
 
 pub(super) use generated::InterceptorPlugin as Plugin;
 pub(super) use generated::InterceptorPluginPre as PluginPre;
 use generated::exports::interpose::plugin::interceptor as wit;
-pub(super) use generated::interpose::plugin::host::{Host, Level, add_to_linker};
+pub(super) use generated::interpose::plugin::host::{Host, Level};
 use generated::interpose::plugin::types as wit_types;
-
-/// The message record as the guest receives it.
-pub(super) type WitMessage = wit_types::Message;
 
 /// What a plugin declared about itself in `init`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,39 +94,6 @@ fn kind_to_wit(kind: Kind) -> wit_types::Kind {
     }
 }
 
-/// The message as the guest receives it. `payload` and `kind` are passed separately
-/// because a rewrite earlier in the chain replaces them.
-pub(super) fn to_wit_message(
-    msg: &Intercepted<'_>,
-    kind: Kind,
-    payload: Option<&str>,
-    error: Option<&ErrorObject>,
-    wants_request: bool,
-) -> wit_types::Message {
-    wit_types::Message {
-        direction: match msg.direction {
-            Direction::ToServer => wit_types::Direction::ToServer,
-            Direction::ToClient => wit_types::Direction::ToClient,
-        },
-        kind: kind_to_wit(kind),
-        method: msg.method.to_owned(),
-        id: msg.id.map(|id| id.get().to_owned()),
-        payload: payload.map(str::to_owned),
-        error: error.map(|e| wit_types::RpcError {
-            code: e.code,
-            message: e.message.clone(),
-            data: e.data.as_ref().map(|d| d.get().to_owned()),
-        }),
-        request_payload: if wants_request {
-            msg.request_payload.map(|p| p.get().to_owned())
-        } else {
-            None
-        },
-        session: msg.session.to_owned(),
-        server: msg.server.to_owned(),
-    }
-}
-
 /// Calls `init` on a fresh instance.
 pub(super) async fn call_init<T: Send>(
     plugin: &Plugin,
@@ -135,15 +107,108 @@ pub(super) async fn call_init<T: Send>(
     Ok(manifest.map(Manifest::from))
 }
 
-/// Calls `intercept`.
-pub(super) async fn call_intercept<T: Send>(
+/// Calls `intercept`, lending `message` to the guest for the call.
+pub(super) async fn call_intercept<T: Send + MessageTable>(
     plugin: &Plugin,
     store: &mut wasmtime::Store<T>,
-    message: &wit_types::Message,
+    message: MessageView,
 ) -> wasmtime::Result<GuestVerdict> {
+    let handle = store.data_mut().messages().push(message)?;
+    let borrowed = Resource::new_borrow(handle.rep());
     let verdict = plugin
         .interpose_plugin_interceptor()
-        .call_intercept(store, message)
-        .await?;
-    Ok(verdict.into())
+        .call_intercept(&mut *store, borrowed)
+        .await;
+    // Removed even after a trap: the instance is thrown away then, but a
+    // benchmark's fresh instance or a future retry should not see it.
+    store.data_mut().messages().delete(handle)?;
+    Ok(verdict?.into())
+}
+
+/// A store whose data holds the resource table messages are lent through.
+pub(super) trait MessageTable {
+    fn messages(&mut self) -> &mut ResourceTable;
+}
+
+fn direction_to_wit(direction: Direction) -> wit_types::Direction {
+    match direction {
+        Direction::ToServer => wit_types::Direction::ToServer,
+        Direction::ToClient => wit_types::Direction::ToClient,
+    }
+}
+
+/// The getters of the WIT `message` resource, for any store data that lends
+/// messages through a [`MessageTable`].
+pub(super) struct Lent<'a, T>(pub &'a mut T);
+
+impl<T: MessageTable + Send> wit_types::HostMessage for Lent<'_, T> {
+    fn direction(&mut self, msg: Resource<MessageView>) -> wasmtime::Result<wit_types::Direction> {
+        Ok(direction_to_wit(self.0.messages().get(&msg)?.direction()))
+    }
+
+    fn kind(&mut self, msg: Resource<MessageView>) -> wasmtime::Result<wit_types::Kind> {
+        Ok(kind_to_wit(self.0.messages().get(&msg)?.kind()))
+    }
+
+    fn method(&mut self, msg: Resource<MessageView>) -> wasmtime::Result<String> {
+        Ok(self.0.messages().get(&msg)?.method().to_owned())
+    }
+
+    fn id(&mut self, msg: Resource<MessageView>) -> wasmtime::Result<Option<String>> {
+        Ok(self.0.messages().get(&msg)?.id().map(str::to_owned))
+    }
+
+    fn payload(&mut self, msg: Resource<MessageView>) -> wasmtime::Result<Option<String>> {
+        Ok(self.0.messages().get(&msg)?.payload().map(str::to_owned))
+    }
+
+    fn error(&mut self, msg: Resource<MessageView>) -> wasmtime::Result<Option<wit_types::RpcError>> {
+        Ok(self.0.messages().get(&msg)?.error().map(|e| wit_types::RpcError {
+            code: e.code,
+            message: e.message.clone(),
+            data: e.data.as_ref().map(|d| d.get().to_owned()),
+        }))
+    }
+
+    fn request_payload(&mut self, msg: Resource<MessageView>) -> wasmtime::Result<Option<String>> {
+        Ok(self.0.messages().get(&msg)?.request_payload().map(str::to_owned))
+    }
+
+    fn session(&mut self, msg: Resource<MessageView>) -> wasmtime::Result<String> {
+        Ok(self.0.messages().get(&msg)?.session().to_owned())
+    }
+
+    fn server(&mut self, msg: Resource<MessageView>) -> wasmtime::Result<String> {
+        Ok(self.0.messages().get(&msg)?.server().to_owned())
+    }
+
+    /// Guests only ever borrow a message, so there is nothing of theirs to drop.
+    fn drop(&mut self, _msg: Resource<MessageView>) -> wasmtime::Result<()> {
+        Ok(())
+    }
+}
+
+impl<T: MessageTable + Send> wit_types::Host for Lent<'_, T> {}
+
+/// The `host` interface, implemented by the store data itself.
+struct HostOf<T>(std::marker::PhantomData<T>);
+
+impl<T: 'static> wasmtime::component::HasData for HostOf<T> {
+    type Data<'a> = &'a mut T;
+}
+
+/// The `types` interface, implemented through [`Lent`].
+struct LentOf<T>(std::marker::PhantomData<T>);
+
+impl<T: 'static> wasmtime::component::HasData for LentOf<T> {
+    type Data<'a> = Lent<'a, T>;
+}
+
+/// Adds the `types` and `host` interfaces to `linker`.
+pub(super) fn add_to_linker<T>(linker: &mut wasmtime::component::Linker<T>) -> wasmtime::Result<()>
+where
+    T: MessageTable + Host + Send + 'static,
+{
+    wit_types::add_to_linker::<T, LentOf<T>>(linker, |state| Lent(state))?;
+    generated::interpose::plugin::host::add_to_linker::<T, HostOf<T>>(linker, |state| state)
 }

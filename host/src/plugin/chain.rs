@@ -11,9 +11,10 @@ use std::time::Instant;
 
 use serde_json::value::RawValue;
 
-use super::bindings::{self, GuestVerdict};
+use super::bindings::GuestVerdict;
 use super::engine::PluginRuntime;
 use super::limits::Failure;
+use super::message_view::MessageView;
 use super::slot::PluginSlot;
 use super::stats::Outcome;
 use super::version::{LoadError, PluginVersion};
@@ -113,7 +114,7 @@ impl InterceptorChain {
         let mut state = WalkState {
             kind: msg.kind,
             payload: None,
-            error: msg.error,
+            view: None,
         };
         let backwards = walks_backwards(msg.kind);
         let steps = if backwards {
@@ -148,24 +149,17 @@ impl InterceptorChain {
         slot: &PluginSlot,
         version: &PluginVersion,
         msg: &Intercepted<'_>,
-        state: &mut WalkState<'_>,
+        state: &mut WalkState,
     ) -> Option<Verdict> {
         if version.health.is_disabled() {
             return self.failed(slot, version, msg, Failure::Disabled, false);
         }
-        let payload = match &state.payload {
-            Some(p) => Some(p.get()),
-            None => msg.payload.map(RawValue::get),
-        };
-        let message = bindings::to_wit_message(
-            msg,
-            state.kind,
-            payload,
-            state.error,
-            version.manifest.wants_request,
-        );
+        let view = state
+            .view
+            .get_or_insert_with(|| MessageView::new(msg))
+            .for_plugin(version.manifest.wants_request);
         let started = Instant::now();
-        let result = version.call(&message).await;
+        let result = version.call(view).await;
         let result = result.and_then(|verdict| checked(verdict, version.limits.max_output_bytes));
         let elapsed = started.elapsed();
         let (outcome, next) = match result {
@@ -177,7 +171,9 @@ impl InterceptorChain {
                     // On an error this recovers it: the answer is now a result.
                     if state.kind == Kind::Error {
                         state.kind = Kind::Response;
-                        state.error = None;
+                    }
+                    if let Some(view) = &mut state.view {
+                        view.rewritten(&payload);
                     }
                     state.payload = Some(payload);
                     (Outcome::Rewrite, None)
@@ -255,11 +251,12 @@ fn walks_backwards(kind: Kind) -> bool {
 }
 
 /// The message's state as it moves along the chain.
-struct WalkState<'a> {
+struct WalkState {
     kind: Kind,
     /// The payload as rewritten so far; `None` while unchanged.
     payload: Option<Box<RawValue>>,
-    error: Option<&'a ErrorObject>,
+    /// The message as plugins see it, made when the first plugin is entered.
+    view: Option<MessageView>,
 }
 
 /// The error a client sees when a plugin failed under the `reject` policy.

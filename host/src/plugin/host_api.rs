@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{self, Level};
@@ -45,6 +45,12 @@ impl WasiView for HostState {
     }
 }
 
+impl bindings::MessageTable for HostState {
+    fn messages(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+}
+
 impl bindings::Host for HostState {
     fn log(&mut self, level: Level, message: String) {
         let plugin = self.tag.get();
@@ -78,11 +84,11 @@ impl bindings::Host for HostState {
 }
 
 /// A linker with WASI (nothing granted unless the store's context grants it) and the
-/// `host` interface. Imports a component has beyond these are added per component as
+/// `types` and `host` interfaces. Imports a component has beyond these are added per component as
 /// traps (see [`super::engine::PluginRuntime::link`]).
 pub fn base_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    bindings::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)?;
+    bindings::add_to_linker(&mut linker)?;
     Ok(linker)
 }

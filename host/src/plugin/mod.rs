@@ -27,6 +27,7 @@ mod health;
 mod host_api;
 mod kv;
 mod limits;
+mod message_view;
 mod pool;
 mod reload;
 mod sandbox;
@@ -45,7 +46,8 @@ pub use health::{FAILURE_WINDOW, MAX_CONSECUTIVE_FAILURES, MAX_FAILURES_IN_WINDO
 pub use limits::{Failure, Limits};
 pub use reload::POLL_INTERVAL;
 pub use stats::Outcome;
-pub use version::{GuestMessage, LoadError, PluginVersion};
+pub use message_view::MessageView;
+pub use version::{LoadError, PluginVersion};
 
 use crate::config::PluginConfig;
 

@@ -13,6 +13,7 @@ use super::bindings::{self, GuestVerdict, Manifest, Plugin, PluginPre};
 use super::host_api::HostState;
 use super::kv::KvStore;
 use super::limits::{Failure, Limits, first_line};
+use super::message_view::MessageView;
 use super::sandbox::{Grants, PluginTag};
 
 /// One ready instance.
@@ -123,7 +124,7 @@ impl Instance {
     /// Calls `intercept` under the deadline and memory cap.
     pub async fn intercept(
         &mut self,
-        message: &bindings::WitMessage,
+        message: MessageView,
         limits: &Limits,
     ) -> Result<GuestVerdict, Failure> {
         self.store.data_mut().limiter.reset();

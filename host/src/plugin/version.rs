@@ -5,12 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::bindings::{GuestVerdict, Manifest, WitMessage};
+use super::bindings::{GuestVerdict, Manifest};
 use super::engine::PluginRuntime;
 use super::filter::Filter;
 use super::health::Health;
 use super::kv::KvStore;
 use super::limits::{Failure, Limits, first_line};
+use super::message_view::MessageView;
 use super::pool::{InstanceFactory, InstancePool, StartError};
 use super::sandbox::{Grants, PluginTag};
 use crate::config::{PluginConfig, Sha256};
@@ -155,7 +156,7 @@ impl PluginVersion {
     }
 
     /// Runs one `intercept` call on an instance from the pool.
-    pub(super) async fn call(&self, message: &WitMessage) -> Result<GuestVerdict, Failure> {
+    pub(super) async fn call(&self, message: MessageView) -> Result<GuestVerdict, Failure> {
         let mut instance = self.pool.take().await?;
         match instance.intercept(message, &self.limits).await {
             Ok(verdict) => {
@@ -181,34 +182,23 @@ impl PluginVersion {
         self.pool.live()
     }
 
-    /// Converts `msg` for the guest once, to call this version directly (benchmarks).
-    #[doc(hidden)]
-    pub fn guest_message(&self, msg: &crate::intercept::Intercepted<'_>) -> GuestMessage {
-        GuestMessage(super::bindings::to_wit_message(
-            msg,
-            msg.kind,
-            msg.payload.map(serde_json::value::RawValue::get),
-            msg.error,
-            self.manifest.wants_request,
-        ))
-    }
-
     /// One call outside the chain: on an instance from the pool, or on a new instance
     /// made for this call alone (benchmarks compare the two).
     #[doc(hidden)]
-    pub async fn call_direct(&self, msg: &GuestMessage, fresh: bool) -> Result<(), Failure> {
+    pub async fn call_direct(
+        &self,
+        msg: &crate::intercept::Intercepted<'_>,
+        fresh: bool,
+    ) -> Result<(), Failure> {
+        let view = MessageView::new(msg).for_plugin(self.manifest.wants_request);
         if fresh {
             let mut instance = self.pool.fresh().await?;
-            instance.intercept(&msg.0, &self.limits).await.map(drop)
+            instance.intercept(view, &self.limits).await.map(drop)
         } else {
-            self.call(&msg.0).await.map(drop)
+            self.call(view).await.map(drop)
         }
     }
 }
-
-/// A message in the guest's form; see [`PluginVersion::guest_message`].
-#[doc(hidden)]
-pub struct GuestMessage(WitMessage);
 
 fn start_error(config: &PluginConfig, path: &Path, error: StartError) -> LoadError {
     match error {
