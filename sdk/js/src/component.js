@@ -10,6 +10,7 @@
 import { kvDelete, kvGet, kvSet, log } from "interpose:plugin/host@0.1.0";
 
 import { installHost } from "./host.js";
+import { endLoan, lentMessage } from "./message.js";
 
 installHost({
   log,
@@ -34,8 +35,22 @@ export function interceptorFor(plugin) {
       }
     },
 
-    intercept(fields) {
-      const verdict = plugin.intercept(fields);
+    // `resource` is the WIT `message`, borrowed for this call. Picking the
+    // handlers takes its kind only (one host call), and their methods when a
+    // handler does not take every method; handlers fetch the rest as they read it.
+    intercept(resource) {
+      const kind = resource.kind();
+      const handlers = plugin._handlersFor(kind);
+      if (handlers.length === 0) {
+        return WIT_PASS;
+      }
+      const msg = lentMessage(resource, kind);
+      let verdict;
+      try {
+        verdict = plugin._run(handlers, msg);
+      } finally {
+        endLoan(msg);
+      }
       switch (verdict.tag) {
         case "pass":
           return WIT_PASS;

@@ -1,56 +1,119 @@
-// One message on its way through the proxy, as handlers see it. The payload
-// stays JSON text until a handler asks for it parsed, and is parsed at most once.
+// One message on its way through the proxy, as handlers see it.
+//
+// Inside a component the host lends the message (a WIT resource) for the
+// length of one `intercept` call, and each part is a call to the host that
+// copies it into the engine: so a part is fetched when a handler first reads
+// it, then kept. A plugin that decides on the method alone never copies the
+// payload. Under Node (tests) a message is built from plain fields instead.
+//
+// A message kept past its call (in a module variable, say) keeps the parts
+// read during the call; reading another part then throws, since the host has
+// taken the message back. The payload stays JSON text until a handler asks
+// for it parsed, and is parsed at most once.
 
+/** A part not fetched from the lent message yet. */
+const UNFETCHED = Symbol("unfetched");
 const UNPARSED = Symbol("unparsed");
 
 export class Message {
   /**
-   * @param {object} fields the WIT `message` record: direction, kind, method,
-   *   id, payload, error, requestPayload, session, server.
+   * @param {object} fields plain values: direction, kind, method, id, payload,
+   *   error, requestPayload, session, server (all but kind and method optional).
    */
   constructor(fields) {
-    /** `"to-server"` or `"to-client"`. */
-    this.direction = fields.direction ?? (fields.kind === "request" || fields.kind === "notification" ? "to-server" : "to-client");
-    /** `"request"`, `"response"`, `"error"` or `"notification"`. */
-    this.kind = fields.kind;
-    /** The method; for responses and errors, the method of the request they answer. */
-    this.method = fields.method;
-    /** The JSON-RPC id as JSON text (`7`, `"abc"`), or `undefined` for notifications. */
-    this.id = fields.id ?? undefined;
-    /** `params` or `result` as JSON text, or `undefined`. */
-    this.payload = fields.payload ?? undefined;
-    /** The error of an error answer: `{ code, message, data }` (`data` is JSON text). */
-    this.error = fields.error == null ? undefined : normalizeError(fields.error);
-    /** For responses and errors when the manifest asked for it: the request's `params` as JSON text. */
-    this.requestPayload = fields.requestPayload ?? undefined;
-    /** The downstream (client) session. */
-    this.session = fields.session ?? "";
-    /** The backend server's name. */
-    this.server = fields.server ?? "";
+    /** The lent WIT resource while the call lasts; undefined for plain messages. */
+    this._lent = undefined;
+    this._kind = fields.kind;
+    this._direction = fields.direction ?? (fields.kind === "request" || fields.kind === "notification" ? "to-server" : "to-client");
+    this._method = fields.method;
+    this._id = fields.id ?? undefined;
+    this._payload = fields.payload ?? undefined;
+    this._error = fields.error == null ? undefined : normalizeError(fields.error);
+    this._requestPayload = fields.requestPayload ?? undefined;
+    this._session = fields.session ?? "";
+    this._server = fields.server ?? "";
     this._json = UNPARSED;
     this._requestJson = UNPARSED;
   }
 
+  /** `"request"`, `"response"`, `"error"` or `"notification"`. */
+  get kind() {
+    return this._kind;
+  }
+
+  /** `"to-server"` or `"to-client"`. */
+  get direction() {
+    const value = this._direction;
+    return value === UNFETCHED ? (this._direction = this._borrowed("direction").direction()) : value;
+  }
+
+  /** The method; for responses and errors, the method of the request they answer. */
+  get method() {
+    const value = this._method;
+    return value === UNFETCHED ? (this._method = this._borrowed("method").method()) : value;
+  }
+
+  /** The JSON-RPC id as JSON text (`7`, `"abc"`), or `undefined` for notifications. */
+  get id() {
+    const value = this._id;
+    return value === UNFETCHED ? (this._id = this._borrowed("id").id()) : value;
+  }
+
+  /** `params` or `result` as JSON text, or `undefined`. */
+  get payload() {
+    const value = this._payload;
+    return value === UNFETCHED ? (this._payload = this._borrowed("payload").payload()) : value;
+  }
+
+  /** The error of an error answer: `{ code, message, data }` (`data` is JSON text). */
+  get error() {
+    let value = this._error;
+    if (value === UNFETCHED) {
+      value = this._borrowed("error").error();
+      value = this._error = value === undefined ? undefined : normalizeError(value);
+    }
+    return value;
+  }
+
+  /** For responses and errors when the manifest asked for it: the request's `params` as JSON text. */
+  get requestPayload() {
+    const value = this._requestPayload;
+    return value === UNFETCHED ? (this._requestPayload = this._borrowed("requestPayload").requestPayload()) : value;
+  }
+
+  /** The downstream (client) session. */
+  get session() {
+    const value = this._session;
+    return value === UNFETCHED ? (this._session = this._borrowed("session").session()) : value;
+  }
+
+  /** The backend server's name. */
+  get server() {
+    const value = this._server;
+    return value === UNFETCHED ? (this._server = this._borrowed("server").server()) : value;
+  }
+
   get isRequest() {
-    return this.kind === "request";
+    return this._kind === "request";
   }
 
   get isResponse() {
-    return this.kind === "response";
+    return this._kind === "response";
   }
 
   get isError() {
-    return this.kind === "error";
+    return this._kind === "error";
   }
 
   get isNotification() {
-    return this.kind === "notification";
+    return this._kind === "notification";
   }
 
   /** The payload parsed as JSON (cached), or `undefined` when there is none. */
   json() {
     if (this._json === UNPARSED) {
-      this._json = this.payload === undefined ? undefined : JSON.parse(this.payload);
+      const payload = this.payload;
+      this._json = payload === undefined ? undefined : JSON.parse(payload);
     }
     return this._json;
   }
@@ -58,7 +121,8 @@ export class Message {
   /** The request's `params` parsed as JSON (cached), or `undefined`. */
   requestJson() {
     if (this._requestJson === UNPARSED) {
-      this._requestJson = this.requestPayload === undefined ? undefined : JSON.parse(this.requestPayload);
+      const requestPayload = this.requestPayload;
+      this._requestJson = requestPayload === undefined ? undefined : JSON.parse(requestPayload);
     }
     return this._requestJson;
   }
@@ -72,18 +136,59 @@ export class Message {
     if (this.method !== "tools/call") {
       return undefined;
     }
-    const params = this.kind === "request" ? this.json() : this.requestJson();
+    const params = this._kind === "request" ? this.json() : this.requestJson();
     return isToolCall(params) ? params : undefined;
   }
 
   /** For a `tools/call` response: its result (`{ content, structuredContent, isError }`). */
   toolResult() {
-    if (this.method !== "tools/call" || this.kind !== "response") {
+    if (this._kind !== "response" || this.method !== "tools/call") {
       return undefined;
     }
     const result = this.json();
     return result !== null && typeof result === "object" && !Array.isArray(result) ? result : undefined;
   }
+
+  /** The lent resource, to fetch `part` from; throws once the call is over. */
+  _borrowed(part) {
+    const lent = this._lent;
+    if (lent === undefined) {
+      throw new Error(
+        `msg.${part} read after the intercept call that received the message returned: the host lends a ` +
+          "message for the length of the call only; read the parts you need while handling it",
+      );
+    }
+    return lent;
+  }
+}
+
+/**
+ * The message for one `intercept` call: `resource` is the WIT `message` the
+ * host lent, `kind` its kind (fetched already, to pick the handlers). Call
+ * `endLoan` when the call returns.
+ */
+export function lentMessage(resource, kind) {
+  // The same properties in the same order as the constructor's, so both kinds
+  // of message share one shape in the engine.
+  const msg = Object.create(Message.prototype);
+  msg._lent = resource;
+  msg._kind = kind;
+  msg._direction = UNFETCHED;
+  msg._method = UNFETCHED;
+  msg._id = UNFETCHED;
+  msg._payload = UNFETCHED;
+  msg._error = UNFETCHED;
+  msg._requestPayload = UNFETCHED;
+  msg._session = UNFETCHED;
+  msg._server = UNFETCHED;
+  msg._json = UNPARSED;
+  msg._requestJson = UNPARSED;
+  return msg;
+}
+
+/** Ends the loan of a message made by `lentMessage`: parts not read by now can no longer be. */
+export function endLoan(msg) {
+  msg._lent = undefined;
 }
 
 function isToolCall(params) {
@@ -99,7 +204,13 @@ function normalizeError(error) {
   };
 }
 
-/** Wraps a WIT message record (or a plain object of the same shape) unless it is one already. */
+/** Wraps plain message fields unless they are a Message already. */
 export function toMessage(value) {
   return value instanceof Message ? value : new Message(value);
+}
+
+/** The payload if a handler read it already, else undefined (without a host call). */
+export function payloadIfRead(msg) {
+  const value = msg._payload;
+  return value === UNFETCHED ? undefined : value;
 }

@@ -3,7 +3,7 @@
 // host never calls into the plugin for messages no handler wants.
 
 import { matcher, normalizePatterns } from "./methods.js";
-import { toMessage } from "./message.js";
+import { payloadIfRead, toMessage } from "./message.js";
 import { isVerdict, pass } from "./verdict.js";
 
 const KINDS = ["request", "response", "error", "notification"];
@@ -31,10 +31,12 @@ export class Plugin {
     this._defaultOverride = manifestOverride(options);
     this._override = this._defaultOverride;
     this._initHooks = [];
-    /** Registration order; each: { kinds, methods (patterns or undefined = all), match, fn, wantsRequest } */
+    /** Registration order; each: { kinds, methods (patterns or undefined = all), all, match, fn, wantsRequest } */
     this._handlers = [];
     /** kind -> handlers for that kind, in registration order. */
     this._byKind = { request: [], response: [], error: [], notification: [] };
+    /** `_byKind` as the component runs it, set by `load` (see `hostFiltered`). */
+    this._hostFiltered = undefined;
   }
 
   /**
@@ -128,14 +130,19 @@ export class Plugin {
   _on(kinds, methods, handler, options) {
     const [patterns, fn] = splitOptional(methods, handler, `on${kinds.length === 1 ? capitalize(kinds[0]) : ""}`);
     const list = patterns === undefined ? undefined : normalizeManifestMethods(patterns);
+    const all = list === undefined || list.includes("*");
     const entry = {
       kinds,
-      methods: list === undefined || list.includes("*") ? undefined : list,
-      match: list === undefined ? () => true : matcher(list),
+      methods: all ? undefined : list,
+      // Whether the handler wants every method: then dispatch needs no method
+      // (in a component, one host call fewer).
+      all,
+      match: all ? () => true : matcher(list),
       fn,
       wantsRequest: Boolean(options?.withRequest),
     };
     this._handlers.push(entry);
+    this._hostFiltered = undefined;
     for (const kind of kinds) {
       this._byKind[kind].push(entry);
     }
@@ -196,7 +203,9 @@ export class Plugin {
     for (const hook of this._initHooks) {
       hook(value, text);
     }
-    return this.manifest();
+    const manifest = this.manifest();
+    this._hostFiltered = hostFiltered(this._byKind, manifest.methods);
+    return manifest;
   }
 
   /**
@@ -210,9 +219,22 @@ export class Plugin {
     if (handlers === undefined || handlers.length === 0) {
       return PASS;
     }
-    const msg = toMessage(message);
-    for (const handler of handlers) {
-      if (!handler.match(msg.method)) {
+    return this._run(handlers, toMessage(message));
+  }
+
+  /**
+   * The handlers for a kind of message as the component runs them (after
+   * `load`, see `hostFiltered`), in registration order; empty when none.
+   */
+  _handlersFor(kind) {
+    return (this._hostFiltered ?? this._byKind)[kind] ?? [];
+  }
+
+  /** Runs `handlers` (those for `msg.kind`) on `msg`; see `intercept`. */
+  _run(handlers, msg) {
+    for (let i = 0; i < handlers.length; i++) {
+      const handler = handlers[i];
+      if (!handler.all && !handler.match(msg.method)) {
         continue;
       }
       const verdict = settle(handler.fn(msg), msg);
@@ -222,6 +244,28 @@ export class Plugin {
     }
     return PASS;
   }
+}
+
+/**
+ * The handlers per kind for messages the host filtered by this manifest's
+ * methods: a handler that takes every method the manifest names needs no look
+ * at the method, which in a component is a host call. Plain `intercept` (tests)
+ * checks every method, since nothing filtered the message before.
+ */
+function hostFiltered(byKind, methods) {
+  const filtered = {};
+  for (const kind of KINDS) {
+    filtered[kind] = byKind[kind].map((h) => (!h.all && covers(h, methods) ? { ...h, all: true } : h));
+  }
+  return filtered;
+}
+
+/** Whether every method the host may send for `methods` (manifest patterns) is one `handler` takes. */
+function covers(handler, methods) {
+  return (
+    methods.length > 0 &&
+    methods.every((m) => m !== "*" && (handler.methods.includes(m) || (!m.endsWith("*") && handler.match(m))))
+  );
 }
 
 function settle(result, msg) {
@@ -238,7 +282,9 @@ function settle(result, msg) {
     return PASS;
   }
   // Forwarding the same text again costs a copy out of the guest for nothing.
-  if (result.tag === "rewrite" && result.val === msg.payload) {
+  // (Only checked against a payload the handler read: fetching it just to
+  // compare would cost more than it saves.)
+  if (result.tag === "rewrite" && result.val === payloadIfRead(msg)) {
     return PASS;
   }
   return result;
