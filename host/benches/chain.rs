@@ -57,6 +57,55 @@ fn message<'a>(payload: &'a RawValue, id: &'a RawValue) -> Intercepted<'a> {
     }
 }
 
+/// The answer to [`message`], carrying `result`.
+fn response<'a>(params: &'a RawValue, result: &'a RawValue, id: &'a RawValue) -> Intercepted<'a> {
+    Intercepted {
+        direction: Direction::ToClient,
+        kind: Kind::Response,
+        payload: Some(result),
+        request_payload: Some(params),
+        ..message(params, id)
+    }
+}
+
+/// A tool result of about `size` bytes of prose with nothing to redact.
+fn tool_result(size: usize) -> Box<RawValue> {
+    let words = "the quick brown fox jumps over the lazy dog while 42 sleepy cats watch; ";
+    let mut text = words.repeat(size / words.len() + 1);
+    text.truncate(size.saturating_sub(60));
+    RawValue::from_string(format!(
+        r#"{{"content":[{{"type":"text","text":"{text}"}}],"isError":false}}"#
+    ))
+    .expect("valid JSON")
+}
+
+/// The plugins `interpose demo` runs, with the same policy.
+fn demo_chain() -> Vec<PluginConfig> {
+    let mut policy = PluginConfig::from_path(wasm("tool-policy"));
+    policy
+        .config
+        .insert("deny".into(), toml::Value::Array(vec!["delete_*".into()]));
+    vec![
+        PluginConfig::from_path(wasm("audit-log")),
+        policy,
+        PluginConfig::from_path(wasm("redact")),
+    ]
+}
+
+/// Logs as the proxy does by default (`interpose=info`), into /dev/null.
+fn log_to_dev_null() -> tracing::subscriber::DefaultGuard {
+    let sink = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .expect("/dev/null");
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("interpose=info,warn"))
+        .with_writer(std::sync::Mutex::new(sink))
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::set_default(subscriber)
+}
+
 fn pass() -> PluginConfig {
     PluginConfig::from_path(wasm("fixture-pass"))
 }
@@ -99,6 +148,30 @@ fn bench_chain(c: &mut Criterion) {
                     .iter(|| async { black_box(chain.intercept(message(p, &id)).await) })
             });
         }
+    }
+    group.finish();
+
+    // One `tools/call` round trip (request, then response) through the demo's chain:
+    // audit-log, tool-policy and redact. Plugin log lines are formatted as the proxy
+    // formats them and written to /dev/null.
+    let _logging = log_to_dev_null();
+    let demo = load(demo_chain());
+    let mut group = c.benchmark_group("round trip");
+    for (size_name, size) in SIZES {
+        let params = payload(size);
+        let result = tool_result(size);
+        group.bench_function(BenchmarkId::new("audit-log + tool-policy + redact", size_name), |b| {
+            b.to_async(&rt).iter(|| async {
+                black_box(demo.intercept(message(&params, &id)).await);
+                black_box(demo.intercept(response(&params, &result, &id)).await)
+            })
+        });
+        group.bench_function(BenchmarkId::new("no plugins", size_name), |b| {
+            b.to_async(&rt).iter(|| async {
+                black_box(PassAll.intercept(message(&params, &id)).await);
+                black_box(PassAll.intercept(response(&params, &result, &id)).await)
+            })
+        });
     }
     group.finish();
 

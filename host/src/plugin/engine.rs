@@ -164,6 +164,10 @@ fn engine_config(cache: Option<wasmtime::Cache>, pooling: bool) -> Config {
         .concurrency_support(false)
         .memory_init_cow(true)
         .cache(cache);
+    // Names guest functions in `perf report` (/tmp/perf-PID.map), for profiling.
+    if std::env::var_os("INTERPOSE_PERF_MAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     if pooling {
         let mut pool = PoolingAllocationConfig::new();
         // A component is several core instances (guest, WASI adapter, shims).

@@ -198,7 +198,22 @@ impl PluginVersion {
             self.call(view).await.map(drop)
         }
     }
+
+    /// Makes `n` new instances and keeps them alive until the result is dropped
+    /// (benchmarks measure the memory each instance adds).
+    #[doc(hidden)]
+    pub async fn spare_instances(&self, n: usize) -> Result<SpareInstances, Failure> {
+        let mut held = Vec::with_capacity(n);
+        for _ in 0..n {
+            held.push(self.pool.fresh().await?);
+        }
+        Ok(SpareInstances(held))
+    }
 }
+
+/// Instances kept alive outside the pool; see [`PluginVersion::spare_instances`].
+#[doc(hidden)]
+pub struct SpareInstances(#[allow(dead_code)] Vec<super::pool::Instance>);
 
 fn start_error(config: &PluginConfig, path: &Path, error: StartError) -> LoadError {
     match error {

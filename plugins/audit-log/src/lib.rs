@@ -110,77 +110,73 @@ struct Named<'a> {
 }
 
 impl AuditLog {
-    fn line<'a>(&self, msg: &'a Message, now: u64) -> Line<'a> {
+    fn line<'a>(&self, msg: &'a Message<'_>, now: u64) -> Line<'a> {
         let mut line = Line {
-            direction: msg.direction.as_str(),
-            kind: msg.kind.as_str(),
-            method: &msg.method,
-            id: msg
-                .id
-                .as_deref()
-                .and_then(|id| serde_json::from_str(id).ok()),
-            session: &msg.session,
-            server: &msg.server,
+            direction: msg.direction().as_str(),
+            kind: msg.kind().as_str(),
+            method: msg.method(),
+            id: msg.id().and_then(|id| serde_json::from_str(id).ok()),
+            session: msg.session(),
+            server: msg.server(),
             bytes: msg.payload_len(),
             tool: None,
             uri: None,
             prompt: None,
             arguments: None,
             duration_ms: None,
-            error: msg.error.as_ref().map(|err| ErrorLine {
+            error: msg.error().map(|err| ErrorLine {
                 code: err.code,
                 message: &err.message,
             }),
         };
-        match msg.kind {
+        match msg.kind() {
             Kind::Request => {
                 let named = if matches!(
-                    msg.method.as_str(),
+                    msg.method(),
                     "tools/call"
                         | "prompts/get"
                         | "resources/read"
                         | "resources/subscribe"
                         | "resources/unsubscribe"
                 ) {
-                    msg.payload
-                        .as_deref()
+                    msg.payload()
                         .and_then(|p| serde_json::from_str::<Named>(p).ok())
                         .unwrap_or_default()
                 } else {
                     Named::default()
                 };
                 let name = named.name.clone();
-                match msg.method.as_str() {
+                match msg.method() {
                     "tools/call" => line.tool = named.name,
                     "prompts/get" => line.prompt = named.name,
                     _ => line.uri = named.uri,
                 }
                 if self.config.include_arguments
-                    && matches!(msg.method.as_str(), "tools/call" | "prompts/get")
+                    && matches!(msg.method(), "tools/call" | "prompts/get")
                 {
                     line.arguments = named.arguments;
                 }
-                if let Some(id) = &msg.id {
+                if let Some(id) = msg.id() {
                     let pending = Pending {
                         started: now,
                         name: name.as_deref().unwrap_or(""),
                     };
                     let ttl = Duration::from_millis(self.config.pending_ttl_ms);
                     host::kv_set(
-                        &pending_key(msg, msg.direction, id),
+                        &pending_key(msg, msg.direction(), id),
                         &pending.encode(),
                         Some(ttl),
                     );
                 }
             }
             Kind::Response | Kind::Error => {
-                if let Some(id) = &msg.id {
-                    let key = pending_key(msg, msg.direction.reverse(), id);
+                if let Some(id) = msg.id() {
+                    let key = pending_key(msg, msg.direction().reverse(), id);
                     if let Some(pending) = host::kv_get(&key).as_deref().and_then(Pending::decode) {
                         host::kv_delete(&key);
                         line.duration_ms =
                             Some(now.saturating_sub(pending.started) as f64 / 1000.0);
-                        if msg.method == "tools/call" && !pending.name.is_empty() {
+                        if msg.method() == "tools/call" && !pending.name.is_empty() {
                             line.tool = Some(Cow::Owned(pending.name.to_owned()));
                         }
                     }
@@ -197,7 +193,7 @@ impl AuditLog {
 fn pending_key(msg: &Message, request_direction: Direction, id: &str) -> String {
     format!(
         "pending\u{0}{}\u{0}{}\u{0}{}",
-        msg.session,
+        msg.session(),
         request_direction.as_str(),
         id
     )

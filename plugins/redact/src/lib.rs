@@ -34,10 +34,10 @@ impl Plugin for Redact {
     }
 
     fn intercept(&self, msg: &Message) -> Verdict {
-        let Some(payload) = msg.payload.as_deref() else {
+        let Some(payload) = msg.payload() else {
             return Verdict::Pass;
         };
-        let spec: &Spec = match (msg.kind, msg.method.as_str()) {
+        let spec: &Spec = match (msg.kind(), msg.method()) {
             (Kind::Response, "tools/call") => &scan::TOOL_RESULT,
             (Kind::Response, "resources/read") => &scan::RESOURCE_RESULT,
             (Kind::Response, "prompts/get") => &scan::PROMPT_RESULT,
@@ -54,7 +54,7 @@ impl Plugin for Redact {
                     &format!(
                         "redacted {} string(s) in a {} result (rules: {})",
                         redacted.strings,
-                        msg.method,
+                        msg.method(),
                         self.rules.names(&redacted.rules).join(", ")
                     ),
                 );
@@ -63,7 +63,7 @@ impl Plugin for Redact {
             // Fail closed: a result that cannot be checked is not delivered.
             Err(err) => Verdict::reject(
                 RpcError::INTERNAL_ERROR,
-                format!("redact: the {} result was withheld: {err}", msg.method),
+                format!("redact: the {} result was withheld: {err}", msg.method()),
             ),
         }
     }

@@ -35,7 +35,7 @@ impl Plugin for ToolPolicy {
         if self.policy.is_noop() {
             return Verdict::Pass;
         }
-        match (msg.direction, msg.kind, msg.method.as_str()) {
+        match (msg.direction(), msg.kind(), msg.method()) {
             (Direction::ToServer, Kind::Request, "tools/call") => self.call(msg),
             (Direction::ToClient, Kind::Response, "tools/list") => self.list(msg),
             _ => Verdict::Pass,

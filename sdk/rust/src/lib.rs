@@ -30,7 +30,7 @@ pub trait Plugin: Sized + 'static {
 
     /// Decides what happens to one message. A panic traps the instance; the
     /// host then applies the plugin's failure policy.
-    fn intercept(&self, msg: &Message) -> Verdict;
+    fn intercept(&self, msg: &Message<'_>) -> Verdict;
 }
 
 /// Parses a plugin's configuration into `T` (typically a
@@ -84,7 +84,7 @@ macro_rules! export_plugin {
                     __INTERPOSE_PLUGIN.with(|state| $crate::__private::init::<$plugin>(state, config))
                 }
 
-                fn intercept(msg: $crate::__private::WitMessage) -> $crate::__private::WitVerdict {
+                fn intercept(msg: &$crate::__private::WitMessage) -> $crate::__private::WitVerdict {
                     __INTERPOSE_PLUGIN.with(|state| $crate::__private::intercept::<$plugin>(state, msg))
                 }
             }
@@ -103,7 +103,7 @@ macro_rules! export_plugin {
 pub mod __private {
     use std::cell::RefCell;
 
-    use crate::{Direction, Kind, Message, Plugin, RpcError, Verdict};
+    use crate::{Kind, Message, Plugin, RpcError, Verdict};
 
     #[allow(missing_docs, clippy::all, clippy::pedantic)]
     pub mod bindings {
@@ -118,8 +118,8 @@ pub mod __private {
 
     pub use bindings::exports::interpose::plugin::interceptor::{Guest, Manifest as WitManifest};
     pub use bindings::interpose::plugin::types::{
-        Direction as WitDirection, Kind as WitKind, Message as WitMessage, RpcError as WitRpcError,
-        Verdict as WitVerdict,
+        Direction as WitDirection, Kind as WitKind, Message as WitMessage,
+        RpcError as WitRpcError, Verdict as WitVerdict,
     };
     pub use wit_bindgen;
 
@@ -139,7 +139,12 @@ pub mod __private {
         })
     }
 
-    pub fn intercept<P: Plugin>(state: &RefCell<Option<P>>, msg: WitMessage) -> WitVerdict {
+    pub fn intercept<P: Plugin>(state: &RefCell<Option<P>>, msg: &WitMessage) -> WitVerdict {
+        decide(state, &Message::lent(msg))
+    }
+
+    /// The plugin's verdict on `msg`, for the WIT.
+    pub(crate) fn decide<P: Plugin>(state: &RefCell<Option<P>>, msg: &Message<'_>) -> WitVerdict {
         let state = state.borrow();
         let Some(plugin) = state.as_ref() else {
             return WitVerdict::Reject(WitRpcError {
@@ -148,7 +153,7 @@ pub mod __private {
                 data: None,
             });
         };
-        verdict_to_wit(plugin.intercept(&message_from_wit(msg)))
+        verdict_to_wit(plugin.intercept(msg))
     }
 
     fn kind_to_wit(kind: Kind) -> WitKind {
@@ -157,32 +162,6 @@ pub mod __private {
             Kind::Response => WitKind::Response,
             Kind::Error => WitKind::Error,
             Kind::Notification => WitKind::Notification,
-        }
-    }
-
-    fn message_from_wit(msg: WitMessage) -> Message {
-        Message {
-            direction: match msg.direction {
-                WitDirection::ToServer => Direction::ToServer,
-                WitDirection::ToClient => Direction::ToClient,
-            },
-            kind: match msg.kind {
-                WitKind::Request => Kind::Request,
-                WitKind::Response => Kind::Response,
-                WitKind::Error => Kind::Error,
-                WitKind::Notification => Kind::Notification,
-            },
-            method: msg.method,
-            id: msg.id,
-            payload: msg.payload,
-            error: msg.error.map(|err| RpcError {
-                code: err.code,
-                message: err.message,
-                data: err.data,
-            }),
-            request_payload: msg.request_payload,
-            session: msg.session,
-            server: msg.server,
         }
     }
 
@@ -204,7 +183,7 @@ pub mod __private {
 mod tests {
     use std::cell::RefCell;
 
-    use super::__private::{self, WitDirection, WitKind, WitMessage, WitVerdict};
+    use super::__private::{self, WitKind, WitVerdict};
     use super::*;
 
     /// Echoes the message it sees, so the glue's conversions can be checked.
@@ -232,39 +211,35 @@ mod tests {
         }
 
         fn intercept(&self, msg: &Message) -> Verdict {
-            match msg.kind {
+            match msg.kind() {
                 Kind::Request => Verdict::respond_json(&serde_json::json!({
                     "greeting": self.greeting,
-                    "direction": msg.direction.as_str(),
-                    "method": msg.method,
-                    "id": msg.id,
-                    "payload": msg.payload,
-                    "request_payload": msg.request_payload,
-                    "session": msg.session,
-                    "server": msg.server,
+                    "direction": msg.direction().as_str(),
+                    "method": msg.method(),
+                    "id": msg.id(),
+                    "payload": msg.payload(),
+                    "request_payload": msg.request_payload(),
+                    "session": msg.session(),
+                    "server": msg.server(),
                 })),
-                Kind::Error => Verdict::Reject(msg.error.clone().unwrap()),
+                Kind::Error => Verdict::Reject(msg.error().cloned().unwrap()),
                 Kind::Response | Kind::Notification => Verdict::Pass,
             }
         }
     }
 
-    fn wit_message(kind: WitKind) -> WitMessage {
-        WitMessage {
-            direction: WitDirection::ToClient,
-            kind,
-            method: "tools/call".into(),
-            id: Some("9".into()),
-            payload: Some("{}".into()),
-            error: Some(__private::WitRpcError {
+    fn message(kind: Kind) -> Message<'static> {
+        Message::new(Direction::ToClient, kind, "tools/call")
+            .with_id("9")
+            .with_payload("{}")
+            .with_error(RpcError {
                 code: -5,
                 message: "m".into(),
                 data: Some("[1]".into()),
-            }),
-            request_payload: Some(r#"{"name":"x"}"#.into()),
-            session: "sess".into(),
-            server: "srv".into(),
-        }
+            })
+            .with_request_payload(r#"{"name":"x"}"#)
+            .with_session("sess")
+            .with_server("srv")
     }
 
     #[test]
@@ -279,7 +254,7 @@ mod tests {
         assert_eq!(manifest.kinds, [WitKind::Request, WitKind::Error]);
         assert!(manifest.wants_request);
 
-        let WitVerdict::Respond(text) = __private::intercept(&state, wit_message(WitKind::Request))
+        let WitVerdict::Respond(text) = __private::decide(&state, &message(Kind::Request))
         else {
             panic!("expected respond");
         };
@@ -288,7 +263,7 @@ mod tests {
             serde_json::json!({"greeting": "hi", "direction": "to-client", "method": "tools/call", "id": "9",
                 "payload": "{}", "request_payload": "{\"name\":\"x\"}", "session": "sess", "server": "srv"})
         );
-        let WitVerdict::Reject(err) = __private::intercept(&state, wit_message(WitKind::Error))
+        let WitVerdict::Reject(err) = __private::decide(&state, &message(Kind::Error))
         else {
             panic!("expected reject");
         };
@@ -297,7 +272,7 @@ mod tests {
             (-5, "m", Some("[1]"))
         );
         assert!(matches!(
-            __private::intercept(&state, wit_message(WitKind::Notification)),
+            __private::decide(&state, &message(Kind::Notification)),
             WitVerdict::Pass
         ));
     }
@@ -310,7 +285,7 @@ mod tests {
             err,
             "invalid config: missing field `greeting` at line 1 column 2"
         );
-        let WitVerdict::Reject(err) = __private::intercept(&state, wit_message(WitKind::Request))
+        let WitVerdict::Reject(err) = __private::decide(&state, &message(Kind::Request))
         else {
             panic!("expected reject");
         };

@@ -1,6 +1,10 @@
 //! The message a plugin sees, and the JSON-RPC error type.
 
+use std::cell::OnceCell;
+
 use serde::de::DeserializeOwned;
+
+use crate::__private::{WitDirection, WitKind, WitMessage, WitRpcError};
 
 use crate::mcp::{
     CallToolResult, GetPromptResult, ReadResourceResult, ToolCallParams, ToolsListResult,
@@ -16,6 +20,13 @@ pub enum Direction {
 }
 
 impl Direction {
+    fn from_wit(direction: WitDirection) -> Self {
+        match direction {
+            WitDirection::ToServer => Direction::ToServer,
+            WitDirection::ToClient => Direction::ToClient,
+        }
+    }
+
     /// The WIT spelling: `to-server` or `to-client`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -47,6 +58,15 @@ pub enum Kind {
 }
 
 impl Kind {
+    pub(crate) fn from_wit(kind: WitKind) -> Self {
+        match kind {
+            WitKind::Request => Kind::Request,
+            WitKind::Response => Kind::Response,
+            WitKind::Error => Kind::Error,
+            WitKind::Notification => Kind::Notification,
+        }
+    }
+
     /// The WIT spelling: `request`, `response`, `error` or `notification`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -81,6 +101,14 @@ impl RpcError {
     /// Internal error.
     pub const INTERNAL_ERROR: i64 = -32603;
 
+    fn from_wit(error: WitRpcError) -> Self {
+        RpcError {
+            code: error.code,
+            message: error.message,
+            data: error.data,
+        }
+    }
+
     /// An error with no `data`.
     pub fn new(code: i64, message: impl Into<String>) -> Self {
         RpcError {
@@ -93,47 +121,124 @@ impl RpcError {
 
 /// One message on its way through the proxy.
 ///
-/// Payloads are JSON text exactly as they arrived; parse them only when you
-/// need to (see [`Message::payload_as`] and the typed views in [`crate::mcp`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Message {
-    /// Which way the message travels.
-    pub direction: Direction,
-    /// Request, response, error or notification.
-    pub kind: Kind,
-    /// The JSON-RPC method; for responses and errors, the method of the request
-    /// they answer.
-    pub method: String,
-    /// The JSON-RPC id as JSON text (`7`, `"abc"`); `None` for notifications.
-    pub id: Option<String>,
-    /// `params` of a request or notification, `result` of a response, as JSON
-    /// text; `None` when the message has none (and for errors).
-    pub payload: Option<String>,
-    /// The error of an error answer.
-    pub error: Option<RpcError>,
-    /// For responses and errors, when the manifest set `wants_request`: the
-    /// `params` of the request being answered.
-    pub request_payload: Option<String>,
-    /// The downstream (client) session this message belongs to.
-    pub session: String,
-    /// The name of the backend server.
-    pub server: String,
+/// Each part is fetched from the host the first time you ask for it (and kept),
+/// so a plugin pays only for what it reads: deciding on `method()` never copies
+/// a large payload into the plugin. Payloads are JSON text exactly as they
+/// arrived; parse them only when you need to (see [`Message::payload_as`] and
+/// the typed views in [`crate::mcp`]).
+///
+/// The host lends the message for one `intercept` call; the borrow checker
+/// keeps a plugin from holding on to it. In unit tests, build one with
+/// [`Message::new`], [`Message::request`] or [`Message::response`] and the
+/// `with_*` setters.
+#[derive(Clone, Debug)]
+pub struct Message<'a> {
+    /// The host's message; `None` for one built in a test, whose parts are all set.
+    lent: Option<&'a WitMessage>,
+    direction: OnceCell<Direction>,
+    kind: OnceCell<Kind>,
+    method: OnceCell<String>,
+    id: OnceCell<Option<String>>,
+    payload: OnceCell<Option<String>>,
+    error: OnceCell<Option<RpcError>>,
+    request_payload: OnceCell<Option<String>>,
+    session: OnceCell<String>,
+    server: OnceCell<String>,
 }
 
-impl Message {
+impl<'a> Message<'a> {
+    /// The message the host lent for this call.
+    pub(crate) fn lent(msg: &'a WitMessage) -> Self {
+        Message {
+            lent: Some(msg),
+            direction: OnceCell::new(),
+            kind: OnceCell::new(),
+            method: OnceCell::new(),
+            id: OnceCell::new(),
+            payload: OnceCell::new(),
+            error: OnceCell::new(),
+            request_payload: OnceCell::new(),
+            session: OnceCell::new(),
+            server: OnceCell::new(),
+        }
+    }
+
+    /// The part in `cell`, fetched from the host on first use.
+    fn part<'s, T>(&'s self, cell: &'s OnceCell<T>, fetch: impl FnOnce(&WitMessage) -> T) -> &'s T {
+        cell.get_or_init(|| match self.lent {
+            Some(msg) => fetch(msg),
+            // `Message::new` sets every part.
+            None => unreachable!("a message built in a test has every part set"),
+        })
+    }
+
+    /// Which way the message travels.
+    pub fn direction(&self) -> Direction {
+        *self.part(&self.direction, |m| Direction::from_wit(m.direction()))
+    }
+
+    /// Request, response, error or notification.
+    pub fn kind(&self) -> Kind {
+        *self.part(&self.kind, |m| Kind::from_wit(m.kind()))
+    }
+
+    /// The JSON-RPC method; for responses and errors, the method of the request
+    /// they answer.
+    pub fn method(&self) -> &str {
+        self.part(&self.method, WitMessage::method).as_str()
+    }
+
+    /// The JSON-RPC id as JSON text (`7`, `"abc"`); `None` for notifications.
+    pub fn id(&self) -> Option<&str> {
+        self.part(&self.id, WitMessage::id).as_deref()
+    }
+
+    /// `params` of a request or notification, `result` of a response, as JSON
+    /// text (after any rewrite by an earlier plugin); `None` when the message
+    /// has none (and for errors).
+    pub fn payload(&self) -> Option<&str> {
+        self.part(&self.payload, WitMessage::payload).as_deref()
+    }
+
+    /// The error of an error answer.
+    pub fn error(&self) -> Option<&RpcError> {
+        self.part(&self.error, |m| m.error().map(RpcError::from_wit))
+            .as_ref()
+    }
+
+    /// For responses and errors, when the manifest set `wants_request`: the
+    /// `params` of the request being answered.
+    pub fn request_payload(&self) -> Option<&str> {
+        self.part(&self.request_payload, WitMessage::request_payload)
+            .as_deref()
+    }
+
+    /// The downstream (client) session this message belongs to.
+    pub fn session(&self) -> &str {
+        self.part(&self.session, WitMessage::session).as_str()
+    }
+
+    /// The name of the backend server.
+    pub fn server(&self) -> &str {
+        self.part(&self.server, WitMessage::server).as_str()
+    }
+}
+
+impl Message<'static> {
     /// A message with the given direction, kind and method and everything else
     /// empty; handy in tests together with the `with_*` setters.
     pub fn new(direction: Direction, kind: Kind, method: impl Into<String>) -> Self {
         Message {
-            direction,
-            kind,
-            method: method.into(),
-            id: None,
-            payload: None,
-            error: None,
-            request_payload: None,
-            session: String::new(),
-            server: String::new(),
+            lent: None,
+            direction: OnceCell::from(direction),
+            kind: OnceCell::from(kind),
+            method: OnceCell::from(method.into()),
+            id: OnceCell::from(None),
+            payload: OnceCell::from(None),
+            error: OnceCell::from(None),
+            request_payload: OnceCell::from(None),
+            session: OnceCell::from(String::new()),
+            server: OnceCell::from(String::new()),
         }
     }
 
@@ -153,76 +258,80 @@ impl Message {
 
     /// Sets `id` (JSON text).
     pub fn with_id(mut self, id: impl Into<String>) -> Self {
-        self.id = Some(id.into());
+        self.id = OnceCell::from(Some(id.into()));
         self
     }
 
     /// Sets `payload` (JSON text).
     pub fn with_payload(mut self, payload: impl Into<String>) -> Self {
-        self.payload = Some(payload.into());
+        self.payload = OnceCell::from(Some(payload.into()));
         self
     }
 
     /// Sets `request_payload` (JSON text).
     pub fn with_request_payload(mut self, payload: impl Into<String>) -> Self {
-        self.request_payload = Some(payload.into());
+        self.request_payload = OnceCell::from(Some(payload.into()));
         self
     }
 
     /// Sets `error`.
     pub fn with_error(mut self, error: RpcError) -> Self {
-        self.error = Some(error);
+        self.error = OnceCell::from(Some(error));
         self
     }
 
     /// Sets `session`.
     pub fn with_session(mut self, session: impl Into<String>) -> Self {
-        self.session = session.into();
+        self.session = OnceCell::from(session.into());
         self
     }
 
     /// Sets `server`.
     pub fn with_server(mut self, server: impl Into<String>) -> Self {
-        self.server = server.into();
+        self.server = OnceCell::from(server.into());
         self
     }
+}
 
+impl Message<'_> {
     /// Whether this is a request.
     pub fn is_request(&self) -> bool {
-        self.kind == Kind::Request
+        self.kind() == Kind::Request
     }
 
     /// Whether this answers a request (a response or an error).
     pub fn is_answer(&self) -> bool {
-        matches!(self.kind, Kind::Response | Kind::Error)
+        matches!(self.kind(), Kind::Response | Kind::Error)
     }
 
     /// Whether this is a notification.
     pub fn is_notification(&self) -> bool {
-        self.kind == Kind::Notification
+        self.kind() == Kind::Notification
     }
 
     /// Whether this is a request from the client with this method.
     pub fn is_client_request(&self, method: &str) -> bool {
-        self.direction == Direction::ToServer && self.kind == Kind::Request && self.method == method
+        self.direction() == Direction::ToServer
+            && self.kind() == Kind::Request
+            && self.method() == method
     }
 
     /// Whether this is a successful answer from the server to a client request
     /// with this method.
     pub fn is_server_response(&self, method: &str) -> bool {
-        self.direction == Direction::ToClient
-            && self.kind == Kind::Response
-            && self.method == method
+        self.direction() == Direction::ToClient
+            && self.kind() == Kind::Response
+            && self.method() == method
     }
 
     /// The payload text; `""` when there is none.
     pub fn payload_text(&self) -> &str {
-        self.payload.as_deref().unwrap_or("")
+        self.payload().unwrap_or("")
     }
 
     /// The payload's size in bytes (0 when there is none).
     pub fn payload_len(&self) -> usize {
-        self.payload.as_ref().map_or(0, String::len)
+        self.payload().map_or(0, str::len)
     }
 
     /// Parses the payload. A missing payload parses as JSON `null`, so ask for an
@@ -230,22 +339,22 @@ impl Message {
     /// a missing field or a duplicate key: a policy plugin should fail closed on
     /// them rather than guess what the backend will read.
     pub fn payload_as<T: DeserializeOwned>(&self) -> serde_json::Result<T> {
-        serde_json::from_str(self.payload.as_deref().unwrap_or("null"))
+        serde_json::from_str(self.payload().unwrap_or("null"))
     }
 
     /// Parses the request payload (see [`Message::payload_as`]).
     pub fn request_payload_as<T: DeserializeOwned>(&self) -> serde_json::Result<T> {
-        serde_json::from_str(self.request_payload.as_deref().unwrap_or("null"))
+        serde_json::from_str(self.request_payload().unwrap_or("null"))
     }
 
     /// For a `tools/call` request, its params; for an answer to one, the params
     /// of the request when the manifest set `wants_request`. `None` for other
     /// messages or when the params do not parse.
     pub fn tool_call(&self) -> Option<ToolCallParams> {
-        if self.method != "tools/call" {
+        if self.method() != "tools/call" {
             return None;
         }
-        match self.kind {
+        match self.kind() {
             Kind::Request => self.payload_as().ok(),
             Kind::Response | Kind::Error => self.request_payload_as().ok(),
             Kind::Notification => None,
@@ -273,7 +382,7 @@ impl Message {
     }
 
     fn result_of<T: DeserializeOwned>(&self, method: &str) -> Option<T> {
-        if self.kind == Kind::Response && self.method == method {
+        if self.kind() == Kind::Response && self.method() == method {
             self.payload_as().ok()
         } else {
             None

@@ -127,15 +127,15 @@ struct Rule {
 
 impl Rule {
     fn matches(&self, msg: &Message) -> bool {
-        let direction = match msg.direction {
+        let direction = match msg.direction() {
             Direction::ToServer => DirectionName::ToServer,
             Direction::ToClient => DirectionName::ToClient,
         };
         self.method
             .as_deref()
-            .is_none_or(|pattern| method_matches(pattern, &msg.method))
+            .is_none_or(|pattern| method_matches(pattern, msg.method()))
             && self.direction.is_none_or(|d| d == direction)
-            && self.kind.is_none_or(|k| Kind::from(k) == msg.kind)
+            && self.kind.is_none_or(|k| Kind::from(k) == msg.kind())
             && self
                 .tool
                 .as_deref()
@@ -178,15 +178,15 @@ fn method_matches(pattern: &str, method: &str) -> bool {
 /// The message as the plugin received it.
 fn seen(msg: &Message) -> Value {
     json!({
-        "direction": msg.direction.as_str(),
-        "kind": msg.kind.as_str(),
-        "method": msg.method,
-        "id": msg.id,
-        "payload": msg.payload,
-        "request_payload": msg.request_payload,
-        "error": msg.error.as_ref().map(|e| json!({"code": e.code, "message": e.message, "data": e.data})),
-        "session": msg.session,
-        "server": msg.server,
+        "direction": msg.direction().as_str(),
+        "kind": msg.kind().as_str(),
+        "method": msg.method(),
+        "id": msg.id(),
+        "payload": msg.payload(),
+        "request_payload": msg.request_payload(),
+        "error": msg.error().map(|e| json!({"code": e.code, "message": e.message, "data": e.data})),
+        "session": msg.session(),
+        "server": msg.server(),
     })
 }
 
