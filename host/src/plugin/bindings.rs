@@ -113,11 +113,16 @@ pub(super) async fn call_intercept<T: Send + MessageTable>(
     store: &mut wasmtime::Store<T>,
     message: MessageView,
 ) -> wasmtime::Result<GuestVerdict> {
+    let direction = direction_to_wit(message.direction());
+    let kind = kind_to_wit(message.kind());
+    // The table owns the lent view; this clone (two reference counts) keeps the
+    // method text for the argument.
+    let head = message.clone();
     let handle = store.data_mut().messages().push(message)?;
     let borrowed = Resource::new_borrow(handle.rep());
     let verdict = plugin
         .interpose_plugin_interceptor()
-        .call_intercept(&mut *store, borrowed)
+        .call_intercept(&mut *store, direction, kind, head.method(), borrowed)
         .await;
     // Removed even after a trap: the instance is thrown away then, but a
     // benchmark's fresh instance or a future retry should not see it.
@@ -142,18 +147,6 @@ fn direction_to_wit(direction: Direction) -> wit_types::Direction {
 pub(super) struct Lent<'a, T>(pub &'a mut T);
 
 impl<T: MessageTable + Send> wit_types::HostMessage for Lent<'_, T> {
-    fn direction(&mut self, msg: Resource<MessageView>) -> wasmtime::Result<wit_types::Direction> {
-        Ok(direction_to_wit(self.0.messages().get(&msg)?.direction()))
-    }
-
-    fn kind(&mut self, msg: Resource<MessageView>) -> wasmtime::Result<wit_types::Kind> {
-        Ok(kind_to_wit(self.0.messages().get(&msg)?.kind()))
-    }
-
-    fn method(&mut self, msg: Resource<MessageView>) -> wasmtime::Result<String> {
-        Ok(self.0.messages().get(&msg)?.method().to_owned())
-    }
-
     fn id(&mut self, msg: Resource<MessageView>) -> wasmtime::Result<Option<String>> {
         Ok(self.0.messages().get(&msg)?.id().map(str::to_owned))
     }

@@ -84,8 +84,14 @@ macro_rules! export_plugin {
                     __INTERPOSE_PLUGIN.with(|state| $crate::__private::init::<$plugin>(state, config))
                 }
 
-                fn intercept(msg: &$crate::__private::WitMessage) -> $crate::__private::WitVerdict {
-                    __INTERPOSE_PLUGIN.with(|state| $crate::__private::intercept::<$plugin>(state, msg))
+                fn intercept(
+                    direction: $crate::__private::WitDirection,
+                    kind: $crate::__private::WitKind,
+                    method: ::std::string::String,
+                    msg: &$crate::__private::WitMessage,
+                ) -> $crate::__private::WitVerdict {
+                    let msg = $crate::__private::lent(direction, kind, method, msg);
+                    __INTERPOSE_PLUGIN.with(|state| $crate::__private::decide::<$plugin>(state, &msg))
                 }
             }
 
@@ -103,7 +109,7 @@ macro_rules! export_plugin {
 pub mod __private {
     use std::cell::RefCell;
 
-    use crate::{Kind, Message, Plugin, RpcError, Verdict};
+    use crate::{Direction, Kind, Message, Plugin, RpcError, Verdict};
 
     #[allow(missing_docs, clippy::all, clippy::pedantic)]
     pub mod bindings {
@@ -139,12 +145,13 @@ pub mod __private {
         })
     }
 
-    pub fn intercept<P: Plugin>(state: &RefCell<Option<P>>, msg: &WitMessage) -> WitVerdict {
-        decide(state, &Message::lent(msg))
+    /// The message the host lent for this call.
+    pub fn lent(direction: WitDirection, kind: WitKind, method: String, msg: &WitMessage) -> Message<'_> {
+        Message::lent(Direction::from_wit(direction), Kind::from_wit(kind), method, msg)
     }
 
     /// The plugin's verdict on `msg`, for the WIT.
-    pub(crate) fn decide<P: Plugin>(state: &RefCell<Option<P>>, msg: &Message<'_>) -> WitVerdict {
+    pub fn decide<P: Plugin>(state: &RefCell<Option<P>>, msg: &Message<'_>) -> WitVerdict {
         let state = state.borrow();
         let Some(plugin) = state.as_ref() else {
             return WitVerdict::Reject(WitRpcError {

@@ -20,7 +20,7 @@ pub enum Direction {
 }
 
 impl Direction {
-    fn from_wit(direction: WitDirection) -> Self {
+    pub(crate) fn from_wit(direction: WitDirection) -> Self {
         match direction {
             WitDirection::ToServer => Direction::ToServer,
             WitDirection::ToClient => Direction::ToClient,
@@ -121,9 +121,10 @@ impl RpcError {
 
 /// One message on its way through the proxy.
 ///
-/// Each part is fetched from the host the first time you ask for it (and kept),
-/// so a plugin pays only for what it reads: deciding on `method()` never copies
-/// a large payload into the plugin. Payloads are JSON text exactly as they
+/// The direction, kind and method arrive with the call; every other part is
+/// fetched from the host the first time you ask for it (and kept), so a plugin
+/// pays only for what it reads: deciding on `method()` never copies a large
+/// payload into the plugin. Payloads are JSON text exactly as they
 /// arrived; parse them only when you need to (see [`Message::payload_as`] and
 /// the typed views in [`crate::mcp`]).
 ///
@@ -134,10 +135,11 @@ impl RpcError {
 #[derive(Clone, Debug)]
 pub struct Message<'a> {
     /// The host's message; `None` for one built in a test, whose parts are all set.
+    /// The cells below are filled on first use.
     lent: Option<&'a WitMessage>,
-    direction: OnceCell<Direction>,
-    kind: OnceCell<Kind>,
-    method: OnceCell<String>,
+    direction: Direction,
+    kind: Kind,
+    method: String,
     id: OnceCell<Option<String>>,
     payload: OnceCell<Option<String>>,
     error: OnceCell<Option<RpcError>>,
@@ -147,13 +149,19 @@ pub struct Message<'a> {
 }
 
 impl<'a> Message<'a> {
-    /// The message the host lent for this call.
-    pub(crate) fn lent(msg: &'a WitMessage) -> Self {
+    /// The message the host lent for this call, with the parts that came as
+    /// arguments.
+    pub(crate) fn lent(
+        direction: Direction,
+        kind: Kind,
+        method: String,
+        msg: &'a WitMessage,
+    ) -> Self {
         Message {
             lent: Some(msg),
-            direction: OnceCell::new(),
-            kind: OnceCell::new(),
-            method: OnceCell::new(),
+            direction,
+            kind,
+            method,
             id: OnceCell::new(),
             payload: OnceCell::new(),
             error: OnceCell::new(),
@@ -174,18 +182,18 @@ impl<'a> Message<'a> {
 
     /// Which way the message travels.
     pub fn direction(&self) -> Direction {
-        *self.part(&self.direction, |m| Direction::from_wit(m.direction()))
+        self.direction
     }
 
     /// Request, response, error or notification.
     pub fn kind(&self) -> Kind {
-        *self.part(&self.kind, |m| Kind::from_wit(m.kind()))
+        self.kind
     }
 
     /// The JSON-RPC method; for responses and errors, the method of the request
     /// they answer.
     pub fn method(&self) -> &str {
-        self.part(&self.method, WitMessage::method).as_str()
+        &self.method
     }
 
     /// The JSON-RPC id as JSON text (`7`, `"abc"`); `None` for notifications.
@@ -230,9 +238,9 @@ impl Message<'static> {
     pub fn new(direction: Direction, kind: Kind, method: impl Into<String>) -> Self {
         Message {
             lent: None,
-            direction: OnceCell::from(direction),
-            kind: OnceCell::from(kind),
-            method: OnceCell::from(method.into()),
+            direction,
+            kind,
+            method: method.into(),
             id: OnceCell::from(None),
             payload: OnceCell::from(None),
             error: OnceCell::from(None),
