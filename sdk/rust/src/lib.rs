@@ -268,7 +268,8 @@ mod tests {
         assert_eq!(
             serde_json::from_str::<serde_json::Value>(&text).unwrap(),
             serde_json::json!({"greeting": "hi", "direction": "to-client", "method": "tools/call", "id": "9",
-                "payload": "{}", "request_payload": "{\"name\":\"x\"}", "session": "sess", "server": "srv"})
+                "payload": "{}", "request_payload": null, "session": "sess", "server": "srv"}),
+            "a request has no request payload, whatever the message was built with"
         );
         let WitVerdict::Reject(err) = __private::decide(&state, &message(Kind::Error))
         else {

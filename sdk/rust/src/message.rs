@@ -124,7 +124,8 @@ impl RpcError {
 /// The direction, kind and method arrive with the call; every other part is
 /// fetched from the host the first time you ask for it (and kept), so a plugin
 /// pays only for what it reads: deciding on `method()` never copies a large
-/// payload into the plugin. Payloads are JSON text exactly as they
+/// payload into the plugin. Parts a kind never has (an error's payload, a
+/// request's error) are `None` without asking the host. Payloads are JSON text exactly as they
 /// arrived; parse them only when you need to (see [`Message::payload_as`] and
 /// the typed views in [`crate::mcp`]).
 ///
@@ -198,6 +199,9 @@ impl<'a> Message<'a> {
 
     /// The JSON-RPC id as JSON text (`7`, `"abc"`); `None` for notifications.
     pub fn id(&self) -> Option<&str> {
+        if self.kind == Kind::Notification {
+            return None;
+        }
         self.part(&self.id, WitMessage::id).as_deref()
     }
 
@@ -205,11 +209,17 @@ impl<'a> Message<'a> {
     /// text (after any rewrite by an earlier plugin); `None` when the message
     /// has none (and for errors).
     pub fn payload(&self) -> Option<&str> {
+        if self.kind == Kind::Error {
+            return None;
+        }
         self.part(&self.payload, WitMessage::payload).as_deref()
     }
 
     /// The error of an error answer.
     pub fn error(&self) -> Option<&RpcError> {
+        if self.kind != Kind::Error {
+            return None;
+        }
         self.part(&self.error, |m| m.error().map(RpcError::from_wit))
             .as_ref()
     }
@@ -217,6 +227,9 @@ impl<'a> Message<'a> {
     /// For responses and errors, when the manifest set `wants_request`: the
     /// `params` of the request being answered.
     pub fn request_payload(&self) -> Option<&str> {
+        if !matches!(self.kind, Kind::Response | Kind::Error) {
+            return None;
+        }
         self.part(&self.request_payload, WitMessage::request_payload)
             .as_deref()
     }
