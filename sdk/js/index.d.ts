@@ -17,11 +17,12 @@ export interface RpcError {
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 /**
- * One message on its way through the proxy. Inside a component the host lends
- * it for the length of one `intercept` call and each part is fetched from the
- * host when first read (then kept), so a handler pays only for what it reads.
- * A message kept past its call keeps the parts read during the call; reading
- * any other part then throws.
+ * One message on its way through the proxy. Inside a component its direction,
+ * kind and method come with the `intercept` call; the host lends the rest for
+ * the length of the call, and each other part is fetched from the host when
+ * first read (then kept), so a handler pays only for what it reads. A message
+ * kept past its call keeps the parts read during the call; reading any other
+ * part then throws.
  */
 export declare class Message {
   constructor(fields: {

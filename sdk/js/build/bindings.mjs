@@ -16,7 +16,8 @@
 //   registers it with a FinalizationRegistry (meant for owned handles: for a
 //   borrow it would drop a stale handle number when collected) and walks a
 //   list of borrows to drop; a borrow needs none of that, so one object is
-//   reused, given the handle for the call and the handle dropped after it;
+//   reused, given the handle for the call and the handle dropped after it
+//   (direction, kind and method, plain arguments, are lifted as generated);
 // - each getter of the message builds a closure and unregisters the object
 //   from that registry before calling the host; both go;
 // - every call builds debug-log argument objects, then drops them unless the
@@ -69,9 +70,9 @@ export function transformBindings(bindings) {
   );
   out = replaceOnce(
     out,
-    /(async function export_interceptor_[0-9_]+\$intercept\(arg0, arg1\) \{\n)([\s\S]*?)(\n  var variant[0-9]+ = ret;\n)/,
+    /(async function export_interceptor_[0-9_]+\$intercept\(arg0, arg1, arg2, arg3, arg4, arg5\) \{\n)([\s\S]*?)(\n  var variant[0-9]+ = ret;\n)/,
     (_, head, body, tail) => head + lendMessage(body) + tail,
-    "the prologue of intercept",
+    "the prologue of intercept(direction, kind, method, msg)",
   );
   // Inside the getters of the message (the methods of one class).
   out = replaceOnce(out, /\nclass import_types_[0-9_]+\$Message \{\n[\s\S]*?\n\}\n/, plainGetters, "the message resource class");
@@ -83,28 +84,51 @@ export function transformBindings(bindings) {
   return out;
 }
 
-/** The prologue of `intercept`, lending the message through one reused resource object. */
+/**
+ * The prologue of `intercept`: the generated lifting of direction, kind and
+ * method stays as it is; the borrowed message is lent through one reused
+ * resource object.
+ */
 function lendMessage(body) {
-  const found = (pattern, what) => {
-    const match = body.match(pattern);
+  const found = (pattern, what, text = body) => {
+    const match = text.match(pattern);
     if (match === null) {
       throw new Error(`componentize-js bindings changed: cannot find ${what} in intercept`);
     }
-    return match[1];
+    return match;
   };
-  const resourceClass = found(/Object\.create\((import_types_[0-9_]+\$Message)\.prototype\)/, "the message class");
-  const drop = found(/curResourceBorrows\.push\(\{ rsc: rsc0, drop: (\$resource_import\$types_[0-9_]+\$drop\$message) \}\)/, "the borrow drop");
-  const call = found(/\n[ \t]*ret = await (interceptor[0-9]+Intercept)\(rsc0\);/, "the call to the plugin");
-  found(/(finalizationRegistry_import\$types_[0-9_]+\$message)\.register\(rsc0, handle1, rsc0\);/, "the registration");
-  return `  // interpose: one object for every loan (see sdk/js/build/bindings.mjs).
-  const rsc0 = LENT_MESSAGE ??= Object.create(${resourceClass}.prototype);
-  rsc0[symbolRscHandle] = arg0;
+  // Where the generated code starts wrapping the borrow; all before it lifts
+  // the arguments, and must lift exactly these four.
+  const [wrap, rsc, resourceClass] = found(
+    /\n  var (rsc[0-9]+) = new\.target === (import_types_[0-9_]+\$Message) \? this : Object\.create\(\2\.prototype\);\n/,
+    "the message object",
+  );
+  const lifts = body.slice(0, body.indexOf(wrap));
+  const [, direction, kind, method, handle] = found(
+    /^  let (enum[0-9]+);\n  switch \(arg0\) \{\n[\s\S]*?\n  \}\n  let (enum[0-9]+);\n  switch \(arg1\) \{\n[\s\S]*?\n  \}\n  var ptr[0-9]+ = arg2;\n  var len[0-9]+ = arg3;\n  var (result[0-9]+) = TEXT_DECODER_UTF8\.decode\(new Uint8Array\(\$memory\.buffer, ptr[0-9]+, len[0-9]+\)\);\n  if \(len[0-9]+ !== 0\) \$dealloc\(ptr[0-9]+, len[0-9]+, 1\);\n  var (handle[0-9]+) = arg4;\n[ \t]*$/,
+    "the lifting of direction, kind, method and the borrow (and nothing else)",
+    lifts,
+  );
+  found(new RegExp(`\\n  Object\\.defineProperty\\(${rsc}, symbolRscHandle, \\{ writable: true, value: ${handle}\\}\\);\\n`), "the handle");
+  found(new RegExp(`\\n  finalizationRegistry_import\\$types_[0-9_]+\\$message\\.register\\(${rsc}, ${handle}, ${rsc}\\);\\n`), "the registration");
+  const [, drop] = found(
+    new RegExp(`\\n  curResourceBorrows\\.push\\(\\{ rsc: ${rsc}, drop: (\\$resource_import\\$types_[0-9_]+\\$drop\\$message) \\}\\);\\n`),
+    "the borrow drop",
+  );
+  const [, call] = found(
+    new RegExp(`\\n[ \\t]*ret = await (interceptor[0-9]+Intercept)\\(${direction}, ${kind}, ${method}, ${rsc}\\);\\n`),
+    "the call to the plugin",
+  );
+  return `${lifts.trimEnd()}
+  // interpose: one object for every loan (see sdk/js/build/bindings.mjs).
+  const ${rsc} = LENT_MESSAGE ??= Object.create(${resourceClass}.prototype);
+  ${rsc}[symbolRscHandle] = ${handle};
   let ret;
   try {
-    ret = ${call}(rsc0);
+    ret = ${call}(${direction}, ${kind}, ${method}, ${rsc});
   } finally {
-    rsc0[symbolRscHandle] = undefined;
-    ${drop}(arg0);
+    ${rsc}[symbolRscHandle] = undefined;
+    ${drop}(${handle});
   }`;
 }
 
@@ -116,9 +140,11 @@ function plainGetters(text) {
   const getters = text.match(/\n    function helper\(arg0\) \{\n/g)?.length ?? 0;
   const unregisters = text.match(/\n[ \t]*finalizationRegistry_import\$types_[0-9_]+\$message\.unregister\(arg0\);/g)?.length ?? 0;
   const calls = text.match(/\n    return helper\(this\);\n/g)?.length ?? 0;
-  if (getters !== 9 || unregisters !== 9 || calls !== 9) {
+  // One method per part of the WIT resource, each wrapping a helper.
+  const methods = text.match(/\n  [A-Za-z_$][\w$]*\([^)]*\) \{\n/g)?.length ?? 0;
+  if (methods === 0 || getters !== methods || unregisters !== methods || calls !== methods) {
     throw new Error(
-      `componentize-js bindings changed: the message class has ${getters} getters, ${calls} helper calls and ${unregisters} unregisters (expected 9 of each)`,
+      `componentize-js bindings changed: the message class has ${methods} methods, ${getters} getters, ${calls} helper calls and ${unregisters} unregisters (expected as many of each)`,
     );
   }
   return `\nlet LENT_MESSAGE;${text

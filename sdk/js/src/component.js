@@ -35,16 +35,15 @@ export function interceptorFor(plugin) {
       }
     },
 
-    // `resource` is the WIT `message`, borrowed for this call. Picking the
-    // handlers takes its kind only (one host call), and their methods when a
-    // handler does not take every method; handlers fetch the rest as they read it.
-    intercept(resource) {
-      const kind = resource.kind();
+    // Direction, kind and method arrive as arguments (no host call); `resource`
+    // is the rest of the WIT `message`, borrowed for this call, from which
+    // handlers fetch the parts they read.
+    intercept(direction, kind, method, resource) {
       const handlers = plugin._handlersFor(kind);
       if (handlers.length === 0) {
         return WIT_PASS;
       }
-      const msg = lentMessage(resource, kind);
+      const msg = lentMessage(direction, kind, method, resource);
       let verdict;
       try {
         verdict = plugin._run(handlers, msg);

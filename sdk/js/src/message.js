@@ -1,10 +1,11 @@
 // One message on its way through the proxy, as handlers see it.
 //
-// Inside a component the host lends the message (a WIT resource) for the
-// length of one `intercept` call, and each part is a call to the host that
-// copies it into the engine: so a part is fetched when a handler first reads
-// it, then kept. A plugin that decides on the method alone never copies the
-// payload. Under Node (tests) a message is built from plain fields instead.
+// Inside a component, `intercept` receives the direction, kind and method as
+// arguments, and the host lends the rest of the message (a WIT resource) for
+// the length of the call: each other part is a call to the host that copies it
+// into the engine, so it is fetched when a handler first reads it, then kept.
+// A plugin that decides on the method alone never copies the payload. Under
+// Node (tests) a message is built from plain fields instead.
 //
 // A message kept past its call (in a module variable, say) keeps the parts
 // read during the call; reading another part then throws, since the host has
@@ -43,14 +44,12 @@ export class Message {
 
   /** `"to-server"` or `"to-client"`. */
   get direction() {
-    const value = this._direction;
-    return value === UNFETCHED ? (this._direction = this._borrowed("direction").direction()) : value;
+    return this._direction;
   }
 
   /** The method; for responses and errors, the method of the request they answer. */
   get method() {
-    const value = this._method;
-    return value === UNFETCHED ? (this._method = this._borrowed("method").method()) : value;
+    return this._method;
   }
 
   /** The JSON-RPC id as JSON text (`7`, `"abc"`), or `undefined` for notifications. */
@@ -163,18 +162,18 @@ export class Message {
 }
 
 /**
- * The message for one `intercept` call: `resource` is the WIT `message` the
- * host lent, `kind` its kind (fetched already, to pick the handlers). Call
- * `endLoan` when the call returns.
+ * The message for one `intercept` call: direction, kind and method as the
+ * call's arguments gave them, `resource` the WIT `message` the host lent for
+ * the rest. Call `endLoan` when the call returns.
  */
-export function lentMessage(resource, kind) {
+export function lentMessage(direction, kind, method, resource) {
   // The same properties in the same order as the constructor's, so both kinds
   // of message share one shape in the engine.
   const msg = Object.create(Message.prototype);
   msg._lent = resource;
   msg._kind = kind;
-  msg._direction = UNFETCHED;
-  msg._method = UNFETCHED;
+  msg._direction = direction;
+  msg._method = method;
   msg._id = UNFETCHED;
   msg._payload = UNFETCHED;
   msg._error = UNFETCHED;

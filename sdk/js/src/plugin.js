@@ -35,8 +35,6 @@ export class Plugin {
     this._handlers = [];
     /** kind -> handlers for that kind, in registration order. */
     this._byKind = { request: [], response: [], error: [], notification: [] };
-    /** `_byKind` as the component runs it, set by `load` (see `hostFiltered`). */
-    this._hostFiltered = undefined;
   }
 
   /**
@@ -134,15 +132,12 @@ export class Plugin {
     const entry = {
       kinds,
       methods: all ? undefined : list,
-      // Whether the handler wants every method: then dispatch needs no method
-      // (in a component, one host call fewer).
       all,
       match: all ? () => true : matcher(list),
       fn,
       wantsRequest: Boolean(options?.withRequest),
     };
     this._handlers.push(entry);
-    this._hostFiltered = undefined;
     for (const kind of kinds) {
       this._byKind[kind].push(entry);
     }
@@ -203,9 +198,7 @@ export class Plugin {
     for (const hook of this._initHooks) {
       hook(value, text);
     }
-    const manifest = this.manifest();
-    this._hostFiltered = hostFiltered(this._byKind, manifest.methods);
-    return manifest;
+    return this.manifest();
   }
 
   /**
@@ -222,19 +215,17 @@ export class Plugin {
     return this._run(handlers, toMessage(message));
   }
 
-  /**
-   * The handlers for a kind of message as the component runs them (after
-   * `load`, see `hostFiltered`), in registration order; empty when none.
-   */
+  /** The handlers for a kind of message, in registration order; empty when none. */
   _handlersFor(kind) {
-    return (this._hostFiltered ?? this._byKind)[kind] ?? [];
+    return this._byKind[kind] ?? [];
   }
 
   /** Runs `handlers` (those for `msg.kind`) on `msg`; see `intercept`. */
   _run(handlers, msg) {
+    const method = msg.method;
     for (let i = 0; i < handlers.length; i++) {
       const handler = handlers[i];
-      if (!handler.all && !handler.match(msg.method)) {
+      if (!handler.all && !handler.match(method)) {
         continue;
       }
       const verdict = settle(handler.fn(msg), msg);
@@ -244,28 +235,6 @@ export class Plugin {
     }
     return PASS;
   }
-}
-
-/**
- * The handlers per kind for messages the host filtered by this manifest's
- * methods: a handler that takes every method the manifest names needs no look
- * at the method, which in a component is a host call. Plain `intercept` (tests)
- * checks every method, since nothing filtered the message before.
- */
-function hostFiltered(byKind, methods) {
-  const filtered = {};
-  for (const kind of KINDS) {
-    filtered[kind] = byKind[kind].map((h) => (!h.all && covers(h, methods) ? { ...h, all: true } : h));
-  }
-  return filtered;
-}
-
-/** Whether every method the host may send for `methods` (manifest patterns) is one `handler` takes. */
-function covers(handler, methods) {
-  return (
-    methods.length > 0 &&
-    methods.every((m) => m !== "*" && (handler.methods.includes(m) || (!m.endsWith("*") && handler.match(m))))
-  );
 }
 
 function settle(result, msg) {

@@ -31,9 +31,12 @@ plugin.onError((msg) => (msg.error.code === -32000 ? reject(msg.error.code - 1, 
 
 const interceptor = interceptorFor(plugin);
 
-// A fake of the WIT `message` resource as componentize-js lends it to the
-// export: an object with one method per part. It records which parts were
-// fetched, and stops answering when the loan ends, as the real one does.
+// A fake of what componentize-js hands the export: direction, kind and method
+// as values, and the WIT `message` resource (the other parts) as an object with
+// one method per part. It records which parts were fetched, and stops
+// answering when the loan ends, as the real one does.
+const ARGUMENTS = ["direction", "kind", "method"];
+
 class WitMessage {
   constructor(fields) {
     this.fields = {
@@ -51,6 +54,9 @@ class WitMessage {
     this.fetched = [];
     this.lent = true;
     for (const part of Object.keys(this.fields)) {
+      if (ARGUMENTS.includes(part)) {
+        continue;
+      }
       this[part] = () => {
         assert.ok(this.lent, `${part} fetched after the call`);
         this.fetched.push(part);
@@ -58,15 +64,19 @@ class WitMessage {
       };
     }
   }
+
+  /** Calls `glue.intercept` the way the bindings do, lending this message for the call. */
+  lendTo(glue) {
+    const { direction, kind, method } = this.fields;
+    try {
+      return glue.intercept(direction, kind, method, this);
+    } finally {
+      this.lent = false;
+    }
+  }
 }
 
-const intercept = (resource) => {
-  try {
-    return interceptor.intercept(resource);
-  } finally {
-    resource.lent = false;
-  }
-};
+const intercept = (msg) => msg.lendTo(interceptor);
 const witMessage = (fields) => new WitMessage(fields);
 
 test("init returns ok(manifest) or err(text), never throws", () => {
@@ -106,28 +116,29 @@ test("error answers arrive with a BigInt code and leave with one", () => {
   });
 });
 
-test("a plugin taking every method fetches only the kind", () => {
+test("a plugin taking every method fetches nothing", () => {
   const every = interceptorFor(createPlugin({ name: "every" }).onRequest(() => undefined));
   const msg = witMessage({ payload: '{"name":"x"}' });
-  assert.deepEqual(every.intercept(msg), { tag: "pass" });
-  assert.deepEqual(msg.fetched, ["kind"]);
+  assert.deepEqual(msg.lendTo(every), { tag: "pass" });
+  assert.deepEqual(msg.fetched, []);
 });
 
-test("handlers fetch each part they read, once; the method only when a handler is narrowed to some", () => {
+test("direction, kind and method come from the arguments; handlers fetch each other part they read, once", () => {
   const seen = [];
   const narrowed = createPlugin({ name: "narrowed" })
     .onResponse("tools/call", (msg) => {
-      seen.push(msg.payload, msg.payload.length, msg.json().n, msg.direction);
+      seen.push(msg.payload, msg.payload.length, msg.json().n, msg.direction, msg.kind, msg.method);
     })
     .onResponse("tools/*", () => undefined);
   const glue = interceptorFor(narrowed);
   const msg = witMessage({ kind: "response", direction: "to-client", payload: '{"n":1}' });
-  assert.deepEqual(glue.intercept(msg), { tag: "pass" });
-  assert.deepEqual(seen, ['{"n":1}', 7, 1, "to-client"]);
-  assert.deepEqual(msg.fetched, ["kind", "method", "payload", "direction"]);
-  const other = witMessage({ kind: "notification", method: "notifications/progress" });
-  assert.deepEqual(glue.intercept(other), { tag: "pass" });
-  assert.deepEqual(other.fetched, ["kind"], "no handler for the kind: nothing else fetched");
+  assert.deepEqual(msg.lendTo(glue), { tag: "pass" });
+  assert.deepEqual(seen, ['{"n":1}', 7, 1, "to-client", "response", "tools/call"]);
+  assert.deepEqual(msg.fetched, ["payload"]);
+  const other = witMessage({ kind: "response", method: "resources/read", payload: "{}" });
+  assert.deepEqual(other.lendTo(glue), { tag: "pass" });
+  assert.deepEqual(other.fetched, [], "no handler for the method: nothing fetched");
+  assert.deepEqual(seen.length, 6);
 });
 
 test("a rewrite is checked against the payload only when the handler read it", () => {
@@ -136,10 +147,10 @@ test("a rewrite is checked against the payload only when the handler read it", (
     .onRequest("blind", () => rewrite({ n: 2 }));
   const glue = interceptorFor(rewriter);
   const same = witMessage({ method: "same", payload: '{"n":2}' });
-  assert.deepEqual(glue.intercept(same), { tag: "pass" }, "the same text again is a pass");
+  assert.deepEqual(same.lendTo(glue), { tag: "pass" }, "the same text again is a pass");
   const blind = witMessage({ method: "blind", payload: '{"n":2}' });
-  assert.deepEqual(glue.intercept(blind), { tag: "rewrite", val: '{"n":2}' });
-  assert.deepEqual(blind.fetched, ["kind", "method"]);
+  assert.deepEqual(blind.lendTo(glue), { tag: "rewrite", val: '{"n":2}' });
+  assert.deepEqual(blind.fetched, []);
 });
 
 test("a message kept past its call keeps the parts read and refuses the others", () => {
@@ -149,34 +160,33 @@ test("a message kept past its call keeps the parts read and refuses the others",
     assert.equal(msg.payload, '{"name":"x"}');
   });
   const msg = witMessage({ payload: '{"name":"x"}' });
-  interceptorFor(keeper).intercept(msg);
-  msg.lent = false;
+  msg.lendTo(interceptorFor(keeper));
   assert.equal(kept.payload, '{"name":"x"}');
   assert.equal(kept.kind, "request");
+  assert.equal(kept.method, "tools/call");
+  assert.equal(kept.direction, "to-server");
   assert.deepEqual(kept.json(), { name: "x" });
+  assert.deepEqual(kept.toolCall(), { name: "x" });
   assert.throws(() => kept.id, /^Error: msg\.id read after the intercept call that received the message returned/);
-  assert.throws(() => kept.toolCall(), /msg\.method read after/);
-  assert.deepEqual(msg.fetched, ["kind", "payload"]);
+  assert.throws(() => kept.session, /msg\.session read after/);
+  assert.deepEqual(msg.fetched, ["payload"]);
 });
 
-test("after init, a handler taking every method of the manifest runs without fetching the method", () => {
+test("handlers narrowed to methods run only for those, after init as without a host", () => {
   const seen = [];
   const covering = createPlugin({ name: "covering" })
     .onResponse(["tools/call", "resources/*"], (msg) => {
-      seen.push(msg.payload);
+      seen.push(msg.method);
     })
-    .onRequest("resources/*", () => undefined);
+    .onRequest("resources/*", (msg) => {
+      seen.push(`request ${msg.method}`);
+    });
   const glue = interceptorFor(covering);
   assert.equal(glue.init("{}").tag, "ok");
-  const response = witMessage({ kind: "response", payload: "{}" });
-  glue.intercept(response);
-  assert.deepEqual(response.fetched, ["kind", "payload"]);
-  assert.deepEqual(seen, ["{}"]);
-  // The manifest (for every kind) names tools/call too: the request handler must look.
-  const request = witMessage({ method: "tools/call" });
-  glue.intercept(request);
-  assert.deepEqual(request.fetched, ["kind", "method"]);
-  // Without a host in front, intercept checks every method.
+  witMessage({ kind: "response", method: "resources/read" }).lendTo(glue);
+  // The manifest (for every kind) names tools/call too: the request handler must not take it.
+  witMessage({ method: "tools/call" }).lendTo(glue);
+  witMessage({ method: "resources/list" }).lendTo(glue);
   assert.equal(covering.intercept({ kind: "response", method: "prompts/get", payload: "{}" }).tag, "pass");
-  assert.deepEqual(seen, ["{}"]);
+  assert.deepEqual(seen, ["resources/read", "request resources/list"]);
 });
