@@ -199,10 +199,11 @@ class ToolPolicy(Plugin):
 
     def init(self, config):
         self.policy = Policy(config)
+        self.noop = self.policy.is_noop()
 
     @method("tools/list", "tools/call", kinds=[Kind.REQUEST, Kind.RESPONSE])
     def decide(self, msg):
-        if self.policy.is_noop():
+        if self.noop:
             return PASS
         if msg.direction is Direction.TO_SERVER and msg.kind is Kind.REQUEST and msg.method == "tools/call":
             return self.call(msg)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import enum
 import json
-from typing import Any, Optional
+import operator
+from typing import Any, Callable, Dict, Optional
 
 __all__ = ["Direction", "Kind", "Message", "RpcError", "RawJson", "to_json"]
 
@@ -16,6 +17,10 @@ class Direction(enum.Enum):
     """From the client towards the backend server."""
     TO_CLIENT = "to-client"
     """From the backend server towards the client."""
+
+    # Members are singletons compared by identity: hash them in C, not with
+    # Enum's Python-level `__hash__` (dispatch tables are keyed by kind).
+    __hash__ = object.__hash__
 
 
 class Kind(enum.Enum):
@@ -29,6 +34,8 @@ class Kind(enum.Enum):
     """An error answer to a request."""
     NOTIFICATION = "notification"
     """A one-way message; never answered."""
+
+    __hash__ = object.__hash__
 
 
 class RawJson:
@@ -110,6 +117,14 @@ class Message:
     need to: `json()` parses (once, then cached), and `tool_call()`,
     `tool_result()`, `tools_list()`, `resource_contents()` and `prompt()` give
     typed views of common payloads (see `interpose_plugin.mcp`).
+
+    In a component, the host lends the message for the length of one call:
+    `direction`, `kind` and `method` come with the call, and every other part
+    crosses into Python only when first read (then it is kept), so a handler
+    that looks at the method alone never copies the payload; parts a kind
+    never has (an error's payload, a request's error) are `None` without asking.
+    A message a plugin keeps after the call (on `self`, say) is read whole
+    before the call returns, and stays usable.
     """
 
     __slots__ = (
@@ -123,6 +138,9 @@ class Message:
         "session",
         "server",
         "_parsed",
+        # The host's message while it is lent (the component glue sets it);
+        # `None` for messages built here and after the call.
+        "_lent",
     )
 
     def __init__(
@@ -151,6 +169,35 @@ class Message:
         self.session = session
         self.server = server
         self._parsed = _UNPARSED
+        self._lent = None
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only for a slot never set: a part of a lent message that was
+        # not read yet.
+        read = _READERS.get(name)
+        if read is None:
+            raise AttributeError(f"'Message' object has no attribute {name!r}")
+        lent = self._lent
+        if lent is None:
+            raise RuntimeError(f"msg.{name} was not read while the host lent the message, and it is gone now")
+        value = None if name in _ABSENT[self.kind] else read(lent)
+        setattr(self, name, value)
+        return value
+
+    def _read_all(self) -> None:
+        """Reads every part not read yet (while the message is lent)."""
+        for name in _READERS:
+            getattr(self, name)
+
+    def __getstate__(self) -> Dict[str, Any]:
+        # A copy (or a pickle) is a whole message of its own, never lent.
+        return {name: getattr(self, name) for name in _PARTS}
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+        self._parsed = _UNPARSED
+        self._lent = None
 
     # Builders, mostly for tests: payloads may be given as JSON text or values.
 
@@ -279,3 +326,20 @@ def _short(text: Optional[str]) -> str:
 
 
 _UNPARSED = object()
+
+#: Parts a kind of message never has: `None` without asking the host.
+_ABSENT = {
+    Kind.REQUEST: frozenset({"error", "request_payload"}),
+    Kind.RESPONSE: frozenset({"error"}),
+    Kind.ERROR: frozenset({"payload"}),
+    Kind.NOTIFICATION: frozenset({"id", "error", "request_payload"}),
+}
+
+_PARTS = ("direction", "kind", "method", "id", "payload", "error", "request_payload", "session", "server")
+
+#: How each part of a lent message that `intercept` does not receive as an
+#: argument is read from the host's message: its getter of the same name. The
+#: component glue converts `error` from the WIT record.
+_READERS: Dict[str, Callable[[Any], Any]] = {
+    name: operator.methodcaller(name) for name in ("id", "payload", "error", "request_payload", "session", "server")
+}

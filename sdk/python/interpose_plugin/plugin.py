@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 _ALL_KINDS = (Kind.REQUEST, Kind.RESPONSE, Kind.ERROR, Kind.NOTIFICATION)
+# Handler adapters: how a handler is called (compared by identity).
+_MESSAGE, _TOOL_CALL, _TOOL_RESULT = "message", "tool_call", "tool_result"
 _MARK = "__interpose_handlers__"
 _INIT_MARK = "__interpose_init__"
 # Handlers recognised by name, without a decorator.
@@ -78,6 +80,11 @@ class _Spec:
         return any(_method_matches(pattern, method_name) for pattern in self.methods)
 
 
+_Handlers = Tuple[Tuple[Callable, str], ...]
+# The handlers for one route, and the only one when it takes just the message.
+_Route = Tuple[_Handlers, Optional[Callable]]
+
+
 def _method_matches(pattern: str, name: str) -> bool:
     if pattern == "*":
         return True
@@ -114,9 +121,9 @@ def _mark(fn: Callable, spec: _Spec) -> Callable:
 def _kind_decorator(kind: Kind) -> Callable:
     def decorator(*methods: Any) -> Any:
         if len(methods) == 1 and callable(methods[0]):
-            return _mark(methods[0], _Spec(frozenset({kind}), None, "message"))
+            return _mark(methods[0], _Spec(frozenset({kind}), None, _MESSAGE))
         names = _check_methods(methods) if methods else None
-        return lambda fn: _mark(fn, _Spec(frozenset({kind}), names, "message"))
+        return lambda fn: _mark(fn, _Spec(frozenset({kind}), names, _MESSAGE))
 
     return decorator
 
@@ -140,7 +147,7 @@ def method(*names: str, kinds: Any = None) -> Callable[[Callable], Callable]:
     if not names:
         raise TypeError("@method needs at least one method name")
     checked = _check_methods(names)
-    spec = _Spec(_kinds(kinds), checked, "message")
+    spec = _Spec(_kinds(kinds), checked, _MESSAGE)
     return lambda fn: _mark(fn, spec)
 
 
@@ -148,14 +155,14 @@ def tool_call(fn: Optional[Callable] = None) -> Any:
     """Handles `tools/call` requests. The handler takes the parsed call
     (`mcp.ToolCall`: `name`, `arguments`, `extra`) and the `Message`. Params
     that are not a tool call (no string `name`) reach it as `None`."""
-    spec = _Spec(frozenset({Kind.REQUEST}), ("tools/call",), "tool_call")
+    spec = _Spec(frozenset({Kind.REQUEST}), ("tools/call",), _TOOL_CALL)
     return _mark(fn, spec) if fn is not None else (lambda f: _mark(f, spec))
 
 
 def tool_result(fn: Optional[Callable] = None) -> Any:
     """Handles successful `tools/call` answers. The handler takes the parsed
     result (`mcp.ToolResult`) and the `Message`."""
-    spec = _Spec(frozenset({Kind.RESPONSE}), ("tools/call",), "tool_result")
+    spec = _Spec(frozenset({Kind.RESPONSE}), ("tools/call",), _TOOL_RESULT)
     return _mark(fn, spec) if fn is not None else (lambda f: _mark(f, spec))
 
 
@@ -200,9 +207,11 @@ class LoadedPlugin:
         #: The `Plugin` instance (class-style plugins) or `None`.
         self.instance = instance
         self._handlers = handlers
-        self._table: Dict[Tuple[Kind, str], Tuple[Tuple[Callable, str], ...]] = {}
+        self._table: Dict[Tuple[Kind, str], _Handlers] = {}
+        # Per kind (in `_ALL_KINDS` order): method -> route.
+        self._routes: Tuple[Dict[str, _Route], ...] = tuple({} for _ in _ALL_KINDS)
 
-    def handlers_for(self, kind: Kind, method_name: str) -> Tuple[Tuple[Callable, str], ...]:
+    def handlers_for(self, kind: Kind, method_name: str) -> _Handlers:
         """The handlers for this kind and method, in declaration order (cached)."""
         key = (kind, method_name)
         found = self._table.get(key)
@@ -212,6 +221,22 @@ class LoadedPlugin:
                 # Methods come from outside: keep the cache bounded.
                 self._table.clear()
             self._table[key] = found
+        return found
+
+    def route(self, kind_index: int, method_name: str) -> _Route:
+        """The component's dispatch: the handlers for this kind (its position
+        in `Kind`) and method, and, when there is exactly one and it takes the
+        message alone, that handler, to call without `run`. Cached."""
+        table = self._routes[kind_index]
+        found = table.get(method_name)
+        if found is None:
+            handlers = self.handlers_for(_ALL_KINDS[kind_index], method_name)
+            single = handlers[0][0] if len(handlers) == 1 and handlers[0][1] is _MESSAGE else None
+            found = (handlers, single)
+            if len(table) >= 256:
+                # Methods come from outside: keep the cache bounded.
+                table.clear()
+            table[method_name] = found
         return found
 
     def intercept(self, msg: Message) -> Verdict:
@@ -224,11 +249,11 @@ class LoadedPlugin:
             return PASS
         return self.run(handlers, msg)
 
-    def run(self, handlers: Tuple[Tuple[Callable, str], ...], msg: Message) -> Verdict:
+    def run(self, handlers: _Handlers, msg: Message) -> Verdict:
         for fn, adapter in handlers:
-            if adapter == "message":
+            if adapter is _MESSAGE:
                 verdict = fn(msg)
-            elif adapter == "tool_call":
+            elif adapter is _TOOL_CALL:
                 verdict = fn(msg.tool_call(), msg)
             else:
                 result = msg.tool_result()
@@ -291,7 +316,7 @@ def _collect(namespace: Iterable[Tuple[str, Any]], bind: Callable[[Any], Any]) -
             value = value.__func__
         specs = getattr(value, _MARK, None) if callable(value) else None
         if specs is None and attr in _NAMED and callable(value) and not _is_sdk(value):
-            specs = (_Spec(_NAMED[attr], None, "message"),)
+            specs = (_Spec(_NAMED[attr], None, _MESSAGE),)
         for spec in specs or ():
             handlers.append((spec, bind(attr)))
     return handlers

@@ -1,0 +1,322 @@
+"""The componentize-py glue (`interpose_plugin._component`) under plain CPython,
+against stand-ins for the modules componentize-py generates: which parts of
+the host's message each call reads, and what a plugin sees."""
+
+import copy
+import dataclasses
+import enum
+import importlib
+import sys
+import types
+import weakref
+
+import pytest
+
+from interpose_plugin import Direction, Kind, Message, Plugin, Rewrite, method, on_request, on_response, tool_call
+from interpose_plugin import message as message_module
+from interpose_plugin.plugin import _ALL_KINDS, load
+
+
+def _fake_wit_modules():
+    """The few names the glue uses from `wit_world`, `componentize_py_types`
+    and `componentize_py_runtime`, shaped like componentize-py's."""
+    wit = types.ModuleType("wit_world.imports.types")
+    wit.Direction = enum.Enum("Direction", [("TO_SERVER", 0), ("TO_CLIENT", 1)])
+    wit.Kind = enum.Enum("Kind", [("REQUEST", 0), ("RESPONSE", 1), ("ERROR", 2), ("NOTIFICATION", 3)])
+    wit.RpcError = dataclasses.make_dataclass("RpcError", ["code", "message", "data"])
+    wit.Message = type("Message", (), {})
+    wit.Verdict_Pass = dataclasses.make_dataclass("Verdict_Pass", [])
+    wit.Verdict_Rewrite = dataclasses.make_dataclass("Verdict_Rewrite", ["value"])
+    wit.Verdict_Respond = dataclasses.make_dataclass("Verdict_Respond", ["value"])
+    wit.Verdict_Reject = dataclasses.make_dataclass("Verdict_Reject", ["value"])
+
+    host = types.ModuleType("wit_world.imports.host")
+    host.Level = enum.Enum("Level", ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"])
+    host.logs = []
+    host.log = lambda level, text: host.logs.append((level, text))
+    host.kv_get = host.kv_set = host.kv_delete = None
+
+    interceptor = types.ModuleType("wit_world.exports.interceptor")
+    interceptor.Manifest = dataclasses.make_dataclass(
+        "Manifest", ["name", "version", "methods", "kinds", "wants_request"]
+    )
+    exports = types.ModuleType("wit_world.exports")
+    exports.Interceptor = type("Interceptor", (), {})
+    exports.interceptor = interceptor
+    imports = types.ModuleType("wit_world.imports")
+    imports.types, imports.host = wit, host
+    world = types.ModuleType("wit_world")
+    world.exports, world.imports = exports, imports
+
+    componentize_types = types.ModuleType("componentize_py_types")
+    componentize_types.Err = type("Err", (Exception,), {})
+    runtime = types.ModuleType("componentize_py_runtime")
+    runtime.drop_resource = lambda index, handle: None
+    return {
+        "wit_world": world,
+        "wit_world.exports": exports,
+        "wit_world.exports.interceptor": interceptor,
+        "wit_world.imports": imports,
+        "wit_world.imports.types": wit,
+        "wit_world.imports.host": host,
+        "componentize_py_types": componentize_types,
+        "componentize_py_runtime": runtime,
+    }
+
+
+@pytest.fixture(scope="module")
+def glue():
+    """The glue module, imported against the stand-ins; everything it changes
+    in the process (readers, `weakref.finalize`, the host backend) is put back
+    afterwards."""
+    fakes = _fake_wit_modules()
+    saved_readers = dict(message_module._READERS)
+    saved_finalize = weakref.finalize.__init__
+    sys.modules.update(fakes)
+    try:
+        yield importlib.import_module("interpose_plugin._component")
+    finally:
+        for name in [*fakes, "interpose_plugin._component"]:
+            sys.modules.pop(name, None)
+        message_module._READERS.clear()
+        message_module._READERS.update(saved_readers)
+        weakref.finalize.__init__ = saved_finalize
+        from interpose_plugin.testing import reset
+
+        reset()
+
+
+class Lent:
+    """The host's message as componentize-py lifts it, counting getter calls,
+    with the arguments `intercept` receives alongside it."""
+
+    def __init__(self, wit, kind="REQUEST", method="tools/call", payload='{"name":"x"}', to_client=False):
+        self.args = (wit.Direction.TO_CLIENT if to_client else wit.Direction.TO_SERVER, wit.Kind[kind], method)
+        self.values = {
+            "id": "7",
+            "payload": payload,
+            "error": None,
+            "request_payload": None,
+            "session": "s",
+            "server": "b",
+        }
+        self.calls = []
+        self.lent = True
+
+    def __getattr__(self, name):
+        if name not in self.values:
+            raise AttributeError(name)
+
+        def getter():
+            assert self.lent, f"{name}() called after the call returned: that traps a component"
+            self.calls.append(name)
+            return self.values[name]
+
+        return getter
+
+
+def intercept(glue, entry, lent, config="{}"):
+    # componentize-py makes one instance of the exported class per export.
+    exported = glue.bind(entry)
+    exported().init(config)
+    verdict = exported().intercept(*lent.args, lent)
+    lent.lent = False  # the runtime ends the borrow here
+    return verdict
+
+
+class PassEverything(Plugin):
+    """Like tests/plugins/fixture-py-pass."""
+
+    def on_request(self, msg):
+        return None
+
+    def on_response(self, msg):
+        return None
+
+    def on_error(self, msg):
+        return None
+
+    def on_notification(self, msg):
+        return None
+
+
+def test_passing_reads_nothing_from_the_host(glue):
+    wit = sys.modules["wit_world.imports.types"]
+    lent = Lent(wit, payload="x" * 100_000)
+    verdict = intercept(glue, PassEverything, lent)
+    assert isinstance(verdict, wit.Verdict_Pass)
+    assert lent.calls == []
+
+
+def test_handlers_are_routed_by_kind_and_method(glue):
+    seen = []
+
+    class Split(Plugin):
+        @tool_call
+        def call(self, call, msg):
+            seen.append(("call", call.name, msg.kind))
+
+        @on_request("resources/read")
+        def read(self, msg):
+            seen.append(("read", msg.method, msg.direction))
+
+        @on_response("tools/call")
+        def answer(self, msg):
+            seen.append(("answer", msg.kind))
+
+    wit = sys.modules["wit_world.imports.types"]
+    lent = Lent(wit, method="resources/read")
+    intercept(glue, Split, lent)
+    assert lent.calls == []
+    assert seen == [("read", "resources/read", Direction.TO_SERVER)]
+
+    lent = Lent(wit)
+    intercept(glue, Split, lent)
+    assert lent.calls == ["payload"]
+    assert seen[-1] == ("call", "x", Kind.REQUEST)
+
+    intercept(glue, Split, Lent(wit, kind="RESPONSE", to_client=True))
+    assert seen[-1] == ("answer", Kind.RESPONSE)
+
+
+def test_parts_are_read_once_on_first_access(glue):
+    class Redact(Plugin):
+        @on_response("tools/call")
+        def redact(self, msg):
+            if "secret" in msg.payload and msg.payload.startswith("{"):
+                return Rewrite(msg.payload.replace("secret", "[redacted]"))
+
+    wit = sys.modules["wit_world.imports.types"]
+    lent = Lent(wit, kind="RESPONSE", payload='{"t":"a secret"}', to_client=True)
+    verdict = intercept(glue, Redact, lent)
+    assert verdict == wit.Verdict_Rewrite('{"t":"a [redacted]"}')
+    assert lent.calls == ["payload"]
+
+
+PARTS = ("direction", "kind", "method", "id", "payload", "error", "request_payload", "session", "server")
+LENT_PARTS = PARTS[3:]  # the rest come as arguments of `intercept`
+
+
+def test_every_part_reads_converted_from_wit_types(glue):
+    parts = {}
+
+    class Reader(Plugin):
+        def on_error(self, msg):
+            for name in PARTS:
+                parts[name] = getattr(msg, name)
+
+    wit = sys.modules["wit_world.imports.types"]
+    lent = Lent(wit, kind="ERROR", payload=None, to_client=True)
+    lent.values["error"] = wit.RpcError(-32000, "boom", '{"a":1}')
+    lent.values["request_payload"] = '{"q":1}'
+    intercept(glue, Reader, lent)
+    assert parts["payload"] is None and parts["request_payload"] == '{"q":1}'
+    assert parts["direction"] is Direction.TO_CLIENT
+    assert parts["kind"] is Kind.ERROR
+    assert parts["error"].code == -32000 and parts["error"].data == '{"a":1}'
+    assert (parts["method"], parts["id"], parts["session"], parts["server"]) == ("tools/call", "7", "s", "b")
+    # Each part not given with the call, once; an error has no payload.
+    assert sorted(lent.calls) == sorted(set(LENT_PARTS) - {"payload"})
+
+
+def test_parts_a_kind_never_has_are_none_without_a_host_call(glue):
+    parts = []
+
+    class Reader(Plugin):
+        def on_request(self, msg):
+            parts.append((msg.error, msg.request_payload))
+
+        def on_error(self, msg):
+            parts.append(msg.payload)
+
+        def on_notification(self, msg):
+            parts.append((msg.id, msg.error, msg.request_payload))
+
+    wit = sys.modules["wit_world.imports.types"]
+    for kind in ("REQUEST", "ERROR", "NOTIFICATION"):
+        lent = Lent(wit, kind=kind)
+        lent.values.update(id="1", payload="{}", error=wit.RpcError(1, "x", None), request_payload="{}")
+        intercept(glue, Reader, lent)
+        assert lent.calls == [], kind
+    assert parts == [(None, None), None, (None, None, None)]
+
+
+def test_a_message_kept_after_the_call_is_read_whole_before_it_returns(glue):
+    class Keeper(Plugin):
+        kept = None
+
+        @on_response("tools/call")
+        def keep(self, msg):
+            Keeper.kept = msg
+
+    wit = sys.modules["wit_world.imports.types"]
+    lent = Lent(wit, kind="RESPONSE", payload='{"x":1}')
+    intercept(glue, Keeper, lent)
+    assert Keeper.kept.payload == '{"x":1}' and Keeper.kept.session == "s"
+    assert Keeper.kept.json() == {"x": 1}
+    assert sorted(lent.calls) == sorted(set(LENT_PARTS) - {"error"}), "a response has no error"
+
+
+def test_a_copy_of_a_lent_message_is_whole(glue):
+    copies = []
+
+    class Copier(Plugin):
+        @on_response("tools/call")
+        def keep_a_copy(self, msg):
+            copies.append(copy.copy(msg))
+
+    wit = sys.modules["wit_world.imports.types"]
+    lent = Lent(wit, kind="RESPONSE", payload='{"x":1}')
+    intercept(glue, Copier, lent)
+    assert copies[0].payload == '{"x":1}' and copies[0].kind is Kind.RESPONSE and copies[0]._lent is None
+    assert sorted(lent.calls) == sorted(set(LENT_PARTS) - {"error"})
+
+
+def test_a_part_not_read_during_the_call_is_an_error_not_a_trap():
+    msg = Message.__new__(Message)
+    msg._lent = None
+    with pytest.raises(RuntimeError, match="msg.payload was not read while the host lent the message"):
+        msg.payload
+    with pytest.raises(AttributeError):
+        msg.no_such_part
+
+
+def test_finalizers_are_skipped_only_for_lent_messages(glue):
+    wit = sys.modules["wit_world.imports.types"]
+    drop = sys.modules["componentize_py_runtime"].drop_resource
+    lent = wit.Message()
+    assert not weakref.finalize(lent, drop, 1, 2).alive
+    assert weakref.finalize(lent, print).alive
+    other = type("Other", (), {})()
+    assert weakref.finalize(other, drop, 1, 2).alive
+
+
+class Mixed(Plugin):
+    @tool_call
+    def call(self, call, msg):
+        pass
+
+    @on_response("resources/*", "tools/call")
+    def answer(self, msg):
+        pass
+
+    @method("resources/read", kinds=["request", "error"])
+    def read(self, msg):
+        pass
+
+
+@pytest.mark.parametrize("entry", [PassEverything, Mixed])
+def test_routes_are_the_matching_handlers(entry):
+    plugin = load(entry)
+    for index, kind in enumerate(_ALL_KINDS):
+        for name in ["tools/call", "resources/read", "resources/list", "x"]:
+            routed, single = plugin.route(index, name)
+            assert routed == plugin.handlers_for(kind, name), (kind, name)
+            assert single == (routed[0][0] if len(routed) == 1 and routed[0][1] == "message" else None)
+
+
+def test_wit_enums_lift_by_lookup(glue):
+    wit = sys.modules["wit_world.imports.types"]
+    assert wit.Kind(2) is wit.Kind.ERROR and wit.Direction(1) is wit.Direction.TO_CLIENT
+    assert list(wit.Kind) == [wit.Kind.REQUEST, wit.Kind.RESPONSE, wit.Kind.ERROR, wit.Kind.NOTIFICATION]
+    assert isinstance(wit.Kind.ERROR, wit.Kind) and isinstance(wit.Kind, enum.EnumMeta)
