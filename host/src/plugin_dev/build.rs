@@ -120,6 +120,12 @@ fn write_through_partial(out: &Path, build: impl FnOnce(&Path) -> Result<()>) ->
 
 fn build_rust(dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
     let manifest = dir.join("Cargo.toml");
+    if !manifest.is_file() {
+        bail!(
+            "{} has no Cargo.toml, the manifest of a Rust plugin",
+            dir.display()
+        );
+    }
     toolchain::rust_target(dir)?;
     let metadata = output(
         Command::new("cargo")

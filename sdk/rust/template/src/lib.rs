@@ -33,7 +33,10 @@ impl Plugin for MyPlugin {
         // Only `tools/call` requests reach this plugin: the proxy skips it for
         // everything else without entering WebAssembly.
         let manifest = manifest!().methods(["tools/call"]).kinds([Kind::Request]);
-        Ok((MyPlugin { prefix: config.prefix }, manifest))
+        let plugin = MyPlugin {
+            prefix: config.prefix,
+        };
+        Ok((plugin, manifest))
     }
 
     fn intercept(&self, msg: &Message) -> Verdict {
@@ -81,7 +84,10 @@ mod tests {
         );
         let allowed = plugin.intercept(&Message::request("tools/call", r#"{"name":"list_repos"}"#));
         assert_eq!(allowed, Verdict::Pass);
-        assert_eq!(take_logs(), [(Level::Debug, "allowed list_repos".to_owned())]);
+        assert_eq!(
+            take_logs(),
+            [(Level::Debug, "allowed list_repos".to_owned())]
+        );
     }
 
     #[test]
