@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use support::{Proxy, catalog_backend, fixture, guest_plugin, scratch};
+use support::{Proxy, fixture, guest_plugin, scratch};
 
 /// The languages a plugin comes in, by the suffix of its source folder.
 const LANGUAGES: [(&str, &str); 3] = [("Rust", ""), ("Python", "-py"), ("JavaScript", "-js")];
@@ -86,11 +86,6 @@ fn run(group: Group) {
     let dir = scratch();
     let catalog = dir.path().join("catalog.json");
     std::fs::write(&catalog, catalog_of(&group).to_string()).expect("write the catalog");
-    let backend = [
-        "python3".into(),
-        catalog_backend().display().to_string(),
-        catalog.display().to_string(),
-    ];
     let mut answers: Vec<(&str, Vec<String>)> = Vec::new();
     for (language, suffix) in LANGUAGES {
         let path = plugin_in(group.plugin, suffix);
@@ -100,9 +95,7 @@ fn run(group: Group) {
             group.config
         );
         std::fs::write(&config, text).expect("write config");
-        let mut proxy =
-            Proxy::start_loaded(&["--config".as_ref(), config.as_os_str()], &backend, 1);
-        initialize(&mut proxy);
+        let mut proxy = Proxy::start_with_catalog(&config, &catalog, 1);
         let lines = group
             .cases
             .iter()
@@ -164,21 +157,6 @@ fn catalog_of(group: &Group) -> Value {
         catalog[section][key] = answer.into();
     }
     catalog
-}
-
-/// The MCP handshake, as a client makes it.
-fn initialize(proxy: &mut Proxy) {
-    let answer = proxy.request(
-        0,
-        "initialize",
-        json!({"protocolVersion": "2025-06-18", "capabilities": {},
-               "clientInfo": {"name": "plugin-languages-test", "version": "1.0.0"}}),
-    );
-    assert_eq!(
-        answer["result"]["serverInfo"]["name"], "catalog-backend",
-        "{answer}"
-    );
-    proxy.notify("notifications/initialized", json!({}));
 }
 
 /// Whether `line`, the answer to `case`, is what the case pins.

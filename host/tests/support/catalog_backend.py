@@ -14,8 +14,8 @@ A `tools/call` of a tool with no entry in `results` is answered with what the se
 received, so a test sees what the proxy forwarded:
     {"content":[{"type":"text","text":"<the request's params, exactly as received>"}],
      "structuredContent":{"call":N}}
-where N counts the `tools/call` requests the server has answered that way, this one
-included. `initialize` and `ping` get the usual answers; an unknown resource, prompt
+where N counts the `tools/call` requests the server has received, this one included
+(scripted ones too). `initialize` and `ping` get the usual answers; an unknown resource, prompt
 or method gets a JSON-RPC error.
 """
 import json
@@ -75,11 +75,11 @@ for line in sys.stdin:
     elif method == "tools/list":
         answer(request_id, CATALOG.get("tools", '{"tools":[]}'))
     elif method == "tools/call":
+        calls += 1
         scripted = CATALOG.get("results", {}).get(params.get("name"))
         if scripted is not None:
             answer(request_id, scripted)
         else:
-            calls += 1
             text = raw_params(line, params)
             result = {"content": [{"type": "text", "text": text}], "structuredContent": {"call": calls}}
             answer(request_id, json.dumps(result, separators=(",", ":")))

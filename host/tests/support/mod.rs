@@ -75,10 +75,11 @@ pub fn fixture(name: &str) -> PathBuf {
 /// `tests/plugins/` whose name ends in `-py` / `-js` or starts with `fixture-py-` /
 /// `fixture-js-`, built from source with `scripts/build-python-plugin.sh` or
 /// `scripts/build-js-plugin.sh` into `target/wasm/{python,js}/NAME.wasm`, once per test
-/// binary. A file lock keeps concurrent test binaries from building at once, and a
-/// component whose inputs did not change since it was built is not built again (the
-/// JavaScript script checks that itself; for Python, a hash of the plugin folder, the
-/// SDK, `wit/` and the script is kept next to the output).
+/// binary (by this test binary's `interpose plugin build`). A file lock keeps
+/// concurrent test binaries from building at once, and a component whose inputs did
+/// not change since it was built is not built again (the JavaScript build checks that
+/// itself; for Python, a hash of the plugin folder, the SDK, `wit/`, the script and
+/// the build code in `host/src/plugin_dev` is kept next to the output).
 pub fn guest_plugin(name: &str) -> PathBuf {
     static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let root = repo_root();
@@ -109,6 +110,7 @@ pub fn guest_plugin(name: &str) -> PathBuf {
             .arg(&source)
             .arg(&out)
             .current_dir(&root)
+            .env("INTERPOSE_BIN", INTERPOSE)
             .stdout(Stdio::null())
             .status()
             .expect("run scripts/build-js-plugin.sh");
@@ -126,9 +128,10 @@ fn build_python_plugin(root: &Path, source: &Path, out: &Path) {
         root.join("sdk/python/interpose_plugin"),
         root.join("wit"),
         script.clone(),
+        root.join("host/src/plugin_dev"),
     ];
     let mut hasher = sha2::Sha256::new();
-    for input in &inputs {
+    for input in inputs.iter().filter(|input| input.exists()) {
         hash_tree(input, &mut hasher);
     }
     let want = hex::encode(hasher.finalize());
@@ -141,6 +144,7 @@ fn build_python_plugin(root: &Path, source: &Path, out: &Path) {
         .arg(source)
         .arg(out)
         .current_dir(root)
+        .env("INTERPOSE_BIN", INTERPOSE)
         .stdout(Stdio::null())
         .status()
         .expect("run scripts/build-python-plugin.sh");
@@ -304,6 +308,34 @@ impl Proxy {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        proxy
+    }
+
+    /// `interpose run --config CONFIG -- python3 catalog_backend.py CATALOG` with
+    /// `plugins` plugins loaded, after the MCP handshake (request id 0).
+    pub fn start_with_catalog(config: &Path, catalog: &Path, plugins: usize) -> Proxy {
+        let script = catalog_backend();
+        let backend = [
+            OsStr::new("python3"),
+            script.as_os_str(),
+            catalog.as_os_str(),
+        ];
+        let mut proxy = Self::start_loaded(
+            &["--config".as_ref(), config.as_os_str()],
+            &backend,
+            plugins,
+        );
+        let answer = proxy.request(
+            0,
+            "initialize",
+            json!({"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": "interpose-tests", "version": "1.0.0"}}),
+        );
+        assert_eq!(
+            answer["result"]["serverInfo"]["name"], "catalog-backend",
+            "{answer}"
+        );
+        proxy.notify("notifications/initialized", json!({}));
         proxy
     }
 
