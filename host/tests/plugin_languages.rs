@@ -81,12 +81,13 @@ struct Answer<'a> {
 }
 
 /// Runs every case of `group` with each language's plugin, then checks that the
-/// languages agree and that the pinned answers hold; fails with every problem found.
+/// languages agree (answers, and what the plugin logged) and that the pinned answers
+/// hold; fails with every problem found.
 fn run(group: Group) {
     let dir = scratch();
     let catalog = dir.path().join("catalog.json");
     std::fs::write(&catalog, catalog_of(&group).to_string()).expect("write the catalog");
-    let mut answers: Vec<(&str, Vec<String>)> = Vec::new();
+    let mut answers: Vec<(&str, Vec<String>, Vec<String>)> = Vec::new();
     for (language, suffix) in LANGUAGES {
         let path = plugin_in(group.plugin, suffix);
         let config = dir.path().join(format!("interpose{suffix}.toml"));
@@ -110,12 +111,19 @@ fn run(group: Group) {
             .collect();
         let (status, log) = proxy.finish();
         assert!(status.success(), "{language}: interpose failed:\n{log}");
-        answers.push((language, lines));
+        answers.push((language, lines, plugin_log(&log)));
     }
 
     let mut problems = String::new();
-    let (_, reference) = &answers[0];
-    for (language, lines) in &answers[1..] {
+    let (_, reference, reference_log) = &answers[0];
+    for (language, lines, log) in &answers[1..] {
+        if log != reference_log {
+            let _ = write!(
+                problems,
+                "\n{}: {language} logged differently from Rust\n  Rust:   {reference_log:?}\n  {language}: {log:?}",
+                group.plugin
+            );
+        }
         for ((case, ours), rust) in group.cases.iter().zip(lines).zip(reference) {
             if ours != rust {
                 let _ = write!(
@@ -139,6 +147,23 @@ fn run(group: Group) {
         }
     }
     assert!(problems.is_empty(), "{problems}");
+}
+
+/// The lines the plugin logged itself (the `log` host call), without timestamps:
+/// tagged with the plugin's name and nothing else, unlike the host's own lines about
+/// it (loading, statistics) or the guest's stdout and stderr.
+fn plugin_log(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|line| {
+            line.split_once(" interpose::plugin: ")
+                .map(|(_, rest)| rest)
+        })
+        .filter(|rest| {
+            rest.rsplit_once(" plugin=\"")
+                .is_some_and(|(_, name)| !name.contains(' '))
+        })
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The backend's catalog for `group`.
