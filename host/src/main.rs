@@ -9,6 +9,8 @@ use interpose::framing::DEFAULT_MAX_MESSAGE_BYTES;
 use interpose::run::{RunOptions, run};
 use interpose::transport::cli::{Listen, TransportArgs, parse_listen};
 
+mod plugin_dev;
+
 /// An MCP proxy whose every forwarded message runs through sandboxed WebAssembly plugins.
 #[derive(Parser)]
 #[command(name = "interpose", version, about, propagate_version = true)]
@@ -28,6 +30,52 @@ enum Command {
     Run(Box<RunArgs>),
     /// Run a scripted session against the built-in demo backend, printing every message.
     Demo(DemoArgs),
+    /// Create and build plugins in Rust, Python or JavaScript.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Create a plugin project, with a test, from the language's template.
+    ///
+    /// Example: interpose plugin new no-deletes --lang python
+    New(NewArgs),
+    /// Build a plugin project into a WebAssembly component and print the component's path.
+    ///
+    /// The language is told by the project's files: Cargo.toml (Rust), plugin.py (Python),
+    /// package.json (JavaScript). The Python and JavaScript toolchains are installed into
+    /// $INTERPOSE_TOOLS_DIR (default ~/.cache/interpose-tools) the first time.
+    Build(BuildArgs),
+}
+
+#[derive(Args)]
+struct NewArgs {
+    /// The plugin's name: lowercase letters, digits and dashes (e.g. no-deletes).
+    name: String,
+    /// The language to write it in.
+    #[arg(long, value_enum)]
+    lang: plugin_dev::Lang,
+    /// Where to create the project's directory, NAME.
+    #[arg(long, default_value = ".", value_name = "PARENT")]
+    dir: std::path::PathBuf,
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    /// The plugin project's directory.
+    #[arg(default_value = ".")]
+    path: std::path::PathBuf,
+    /// Where to write the component (default: cargo's target directory for Rust,
+    /// PATH/target/<dir name>.wasm for Python and JavaScript).
+    #[arg(short, long, value_name = "OUT.wasm")]
+    output: Option<std::path::PathBuf>,
+    /// The language, when the project's files do not tell it.
+    #[arg(long, value_enum)]
+    lang: Option<plugin_dev::Lang>,
+    /// Rebuild a JavaScript plugin even when its inputs did not change.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -127,7 +175,12 @@ fn init_logging(verbose: u8, quiet: bool) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let scripted_demo = matches!(&cli.command, Command::Demo(args) if !args.serve);
+    // Plugin development runs tools one after the other: no async runtime, no logs.
+    let command = match cli.command {
+        Command::Plugin(command) => return exit_code(plugin_command(command)),
+        command => command,
+    };
+    let scripted_demo = matches!(&command, Command::Demo(args) if !args.serve);
     init_logging(cli.verbose, scripted_demo);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -139,12 +192,10 @@ fn main() -> ExitCode {
     // On a worker thread, not the main thread `block_on` runs on: every message would
     // otherwise hop between the two.
     let code = runtime.block_on(async {
-        tokio::spawn(execute(cli.command))
-            .await
-            .unwrap_or_else(|e| {
-                eprintln!("interpose: {e}");
-                ExitCode::FAILURE
-            })
+        tokio::spawn(execute(command)).await.unwrap_or_else(|e| {
+            eprintln!("interpose: {e}");
+            ExitCode::FAILURE
+        })
     });
     // A read of our stdin may still be waiting on a blocking thread that nothing can
     // interrupt (the client keeps stdin open after the backend died): do not wait for it.
@@ -157,7 +208,12 @@ async fn execute(command: Command) -> ExitCode {
         Command::Run(args) => run_proxy(*args).await,
         Command::Demo(args) if args.serve => serve_demo(&args.listen).await,
         Command::Demo(args) => interpose::demo::run_scripted(!args.no_plugins).await,
+        Command::Plugin(command) => plugin_command(command),
     };
+    exit_code(result)
+}
+
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -165,6 +221,41 @@ async fn execute(command: Command) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn plugin_command(command: PluginCommand) -> anyhow::Result<()> {
+    match command {
+        PluginCommand::New(args) => new_plugin(args),
+        PluginCommand::Build(args) => {
+            let built = plugin_dev::build(&plugin_dev::BuildOptions {
+                dir: args.path,
+                output: args.output,
+                lang: args.lang,
+                force: args.force,
+            })?;
+            println!("{}", built.display());
+            Ok(())
+        }
+    }
+}
+
+fn new_plugin(args: NewArgs) -> anyhow::Result<()> {
+    let lang = args.lang;
+    let dir = plugin_dev::new(&plugin_dev::NewOptions {
+        name: args.name,
+        lang,
+        parent: args.dir,
+    })?;
+    let test = match lang {
+        plugin_dev::Lang::Rust => "cargo test",
+        plugin_dev::Lang::Python => "python3 -m pytest tests",
+        plugin_dev::Lang::Js => "npm install && npm test    # npm install only links the SDK",
+    };
+    println!("created the {lang} plugin {}", dir.display());
+    println!("  cd {}", dir.display());
+    println!("  {test}");
+    println!("  interpose plugin build .");
+    Ok(())
 }
 
 async fn run_proxy(args: RunArgs) -> anyhow::Result<()> {

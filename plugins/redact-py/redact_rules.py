@@ -284,7 +284,9 @@ def translate(pattern: str) -> str:
         if c == "[":
             end = _class_end(pattern, i)
             body = pattern[i:end]
-            if "[:" in body or "&&" in body or "--" in body or "~~" in body:
+            # The class's own `[` may be followed by `:` (`[:=]` is a class of two
+            # characters); only a `[:` inside it starts a POSIX class.
+            if "[:" in body[1:] or "&&" in body or "--" in body or "~~" in body:
                 raise PatternError("nested classes, class set operations and POSIX classes are not supported by the Python plugin")
             if unicode_spaces:
                 body = re.sub(r"(?<!\\)((?:\\\\)*)\\s", lambda m: m.group(1) + _WS, body)

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses part of it
 
 use std::collections::VecDeque;
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -11,6 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use sha2::Digest;
 
 pub const INTERPOSE: &str = env!("CARGO_BIN_EXE_interpose");
 
@@ -26,6 +28,11 @@ pub fn repo_root() -> PathBuf {
 
 pub fn echo_backend() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/echo_backend.py")
+}
+
+/// A stdlib MCP server answering from a catalog file (see the script).
+pub fn catalog_backend() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/catalog_backend.py")
 }
 
 /// Where compiled plugins are cached for tests: shared by all tests, so each fixture
@@ -64,15 +71,143 @@ pub fn fixture(name: &str) -> PathBuf {
     path
 }
 
-/// A config file in `dir` holding `text`, with `{fixture-NAME}` replaced by the
-/// fixture's path.
+/// The built Python or JavaScript plugin `name`, a folder in `plugins/` or
+/// `tests/plugins/` whose name ends in `-py` / `-js` or starts with `fixture-py-` /
+/// `fixture-js-`, built from source with `scripts/build-python-plugin.sh` or
+/// `scripts/build-js-plugin.sh` into `target/wasm/{python,js}/NAME.wasm`, once per test
+/// binary (by this test binary's `interpose plugin build`). A file lock keeps
+/// concurrent test binaries from building at once, and a component whose inputs did
+/// not change since it was built is not built again (the JavaScript build checks that
+/// itself; for Python, a hash of the plugin folder, the SDK, `wit/`, the script and
+/// the build code in `host/src/plugin_dev` is kept next to the output).
+pub fn guest_plugin(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let root = repo_root();
+    let python = name.ends_with("-py") || name.starts_with("fixture-py-");
+    let source = ["plugins", "tests/plugins"]
+        .iter()
+        .map(|dir| root.join(dir).join(name))
+        .find(|dir| dir.is_dir())
+        .unwrap_or_else(|| panic!("no plugin folder `{name}` in plugins/ or tests/plugins/"));
+    let out = root
+        .join("target/wasm")
+        .join(if python { "python" } else { "js" })
+        .join(format!("{name}.wasm"));
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if built.iter().any(|done| done == name) {
+        return out;
+    }
+    std::fs::create_dir_all(root.join("target")).expect("target dir");
+    let lock =
+        std::fs::File::create(root.join("target/.build-guest-plugins.lock")).expect("lock file");
+    // Released when `lock` is dropped, at the end of this function.
+    lock.lock().expect("lock the guest plugin build");
+    if python {
+        build_python_plugin(&root, &source, &out);
+    } else {
+        let status = Command::new("bash")
+            .arg(root.join("scripts/build-js-plugin.sh"))
+            .arg(&source)
+            .arg(&out)
+            .current_dir(&root)
+            .env("INTERPOSE_BIN", INTERPOSE)
+            .stdout(Stdio::null())
+            .status()
+            .expect("run scripts/build-js-plugin.sh");
+        assert!(status.success(), "scripts/build-js-plugin.sh {name} failed");
+    }
+    assert!(out.exists(), "{} was not built", out.display());
+    built.push(name.to_owned());
+    out
+}
+
+fn build_python_plugin(root: &Path, source: &Path, out: &Path) {
+    let script = root.join("scripts/build-python-plugin.sh");
+    let inputs = [
+        source.to_path_buf(),
+        root.join("sdk/python/interpose_plugin"),
+        root.join("wit"),
+        script.clone(),
+        root.join("host/src/plugin_dev"),
+    ];
+    let mut hasher = sha2::Sha256::new();
+    for input in inputs.iter().filter(|input| input.exists()) {
+        hash_tree(input, &mut hasher);
+    }
+    let want = hex::encode(hasher.finalize());
+    let stamp = out.with_extension("wasm.inputs-sha256");
+    if out.exists() && std::fs::read_to_string(&stamp).is_ok_and(|had| had.trim() == want) {
+        return;
+    }
+    let status = Command::new("bash")
+        .arg(&script)
+        .arg(source)
+        .arg(out)
+        .current_dir(root)
+        .env("INTERPOSE_BIN", INTERPOSE)
+        .stdout(Stdio::null())
+        .status()
+        .expect("run scripts/build-python-plugin.sh");
+    assert!(
+        status.success(),
+        "scripts/build-python-plugin.sh {} failed",
+        source.display()
+    );
+    std::fs::write(&stamp, want).expect("write the build stamp");
+}
+
+/// Feeds the paths and contents of the files under `path` (sorted; no `__pycache__`)
+/// to `hasher`.
+fn hash_tree(path: &Path, hasher: &mut sha2::Sha256) {
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .expect("read a plugin input folder")
+            .map(|entry| entry.expect("folder entry").path())
+            .filter(|p| p.file_name().is_some_and(|n| n != "__pycache__"))
+            .collect();
+        entries.sort();
+        for entry in entries {
+            hash_tree(&entry, hasher);
+        }
+    } else {
+        hasher.update(path.display().to_string().as_bytes());
+        hasher.update([0]);
+        hasher.update(std::fs::read(path).expect("read a plugin input file"));
+        hasher.update([0]);
+    }
+}
+
+/// The built plugin `name`: a Python or JavaScript one ([`guest_plugin`]), or a Rust
+/// one ([`fixture`]).
+pub fn plugin_path(name: &str) -> PathBuf {
+    let guest = ["-py", "-js"].iter().any(|s| name.ends_with(s))
+        || ["fixture-py-", "fixture-js-"]
+            .iter()
+            .any(|p| name.starts_with(p));
+    if guest {
+        guest_plugin(name)
+    } else {
+        fixture(name)
+    }
+}
+
+/// A config file in `dir` holding `text`, with `{fixture-NAME}` (and `{NAME-py}`,
+/// `{NAME-js}`) replaced by the built plugin's path.
 pub fn config_file(dir: &Path, text: &str) -> PathBuf {
     let mut text = text.to_owned();
     while let Some(start) = text.find("{fixture-") {
         let end = start + text[start..].find('}').expect("closing brace");
         let name = &text[start + 1..end];
-        let path = fixture(name).display().to_string();
+        let path = plugin_path(name).display().to_string();
         text.replace_range(start..=end, &path);
+    }
+    for suffix in ["-py}", "-js}"] {
+        while let Some(end) = text.find(suffix) {
+            let start = text[..end].rfind('{').expect("opening brace");
+            let name = &text[start + 1..end + 3];
+            let path = plugin_path(name).display().to_string();
+            text.replace_range(start..end + suffix.len(), &path);
+        }
     }
     let path = dir.join("interpose.toml");
     std::fs::write(&path, text).expect("write config");
@@ -105,7 +240,17 @@ impl Proxy {
     }
 
     pub fn start_with_env<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &str)]) -> Proxy {
-        let mut child = command(args, env)
+        let script = echo_backend();
+        Self::start_with_backend(args, &[OsStr::new("python3"), script.as_os_str()], env)
+    }
+
+    /// `interpose run ARGS -- BACKEND...`, with a client on its stdio.
+    pub fn start_with_backend<S: AsRef<OsStr>, B: AsRef<OsStr>>(
+        args: &[S],
+        backend: &[B],
+        env: &[(&str, &str)],
+    ) -> Proxy {
+        let mut child = command(args, backend, env)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -142,6 +287,58 @@ impl Proxy {
         }
     }
 
+    /// [`Proxy::start_with_backend`], returning once the log says `plugins` plugins
+    /// were loaded. The first load of a Python or JavaScript component compiles it
+    /// (seconds, then it is cached): starts are taken one at a time, so that tests
+    /// running at once do not compile the same component side by side.
+    pub fn start_loaded<S: AsRef<OsStr>, B: AsRef<OsStr>>(
+        args: &[S],
+        backend: &[B],
+        plugins: usize,
+    ) -> Proxy {
+        static LOADING: Mutex<()> = Mutex::new(());
+        let _one_at_a_time = LOADING.lock().unwrap_or_else(|e| e.into_inner());
+        let mut proxy = Self::start_with_backend(args, backend, &[]);
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while proxy.log().matches("plugin loaded from").count() < plugins {
+            assert!(
+                Instant::now() < deadline && proxy.is_running(),
+                "the plugins did not load; log:\n{}",
+                proxy.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        proxy
+    }
+
+    /// `interpose run --config CONFIG -- python3 catalog_backend.py CATALOG` with
+    /// `plugins` plugins loaded, after the MCP handshake (request id 0).
+    pub fn start_with_catalog(config: &Path, catalog: &Path, plugins: usize) -> Proxy {
+        let script = catalog_backend();
+        let backend = [
+            OsStr::new("python3"),
+            script.as_os_str(),
+            catalog.as_os_str(),
+        ];
+        let mut proxy = Self::start_loaded(
+            &["--config".as_ref(), config.as_os_str()],
+            &backend,
+            plugins,
+        );
+        let answer = proxy.request(
+            0,
+            "initialize",
+            json!({"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": "interpose-tests", "version": "1.0.0"}}),
+        );
+        assert_eq!(
+            answer["result"]["serverInfo"]["name"], "catalog-backend",
+            "{answer}"
+        );
+        proxy.notify("notifications/initialized", json!({}));
+        proxy
+    }
+
     /// Keeps `dir` (config files, plugin copies) until the proxy is gone.
     pub fn holding(mut self, dir: tempfile::TempDir) -> Self {
         self.held.push(dir);
@@ -149,9 +346,35 @@ impl Proxy {
     }
 
     pub fn send(&mut self, message: Value) {
+        self.send_raw(&message.to_string());
+    }
+
+    /// Sends `line` exactly as given (a newline is added).
+    pub fn send_raw(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("stdin open");
-        writeln!(stdin, "{message}").expect("write to interpose");
+        writeln!(stdin, "{line}").expect("write to interpose");
         stdin.flush().expect("flush");
+    }
+
+    /// Sends the request `line` (with id `id`) and returns the answer's line exactly as
+    /// the proxy wrote it; other messages are kept for later.
+    pub fn request_raw(&mut self, id: u64, line: &str) -> String {
+        self.send_raw(line);
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(line) = self.recv_line(left) else {
+                panic!(
+                    "no answer to request {id} within {PATIENCE:?}; log:\n{}",
+                    self.log()
+                )
+            };
+            let message = parse_line(&line);
+            if message.get("id") == Some(&json!(id)) && message.get("method").is_none() {
+                return line;
+            }
+            self.backlog.push_back(message);
+        }
     }
 
     /// The next message from the proxy (the backlog first).
@@ -164,10 +387,12 @@ impl Proxy {
     }
 
     fn recv_fresh(&mut self, wait: Duration) -> Option<Value> {
+        self.recv_line(wait).map(|line| parse_line(&line))
+    }
+
+    fn recv_line(&mut self, wait: Duration) -> Option<String> {
         match self.lines.recv_timeout(wait) {
-            Ok(line) => Some(serde_json::from_str(&line).unwrap_or_else(|e| {
-                panic!("interpose wrote a line that is not JSON ({e}): {line}")
-            })),
+            Ok(line) => Some(line),
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => {
                 panic!("interpose closed its stdout; log:\n{}", self.log())
@@ -269,13 +494,21 @@ impl Drop for Proxy {
     }
 }
 
-fn command<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &str)]) -> Command {
+fn parse_line(line: &str) -> Value {
+    serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("interpose wrote a line that is not JSON ({e}): {line}"))
+}
+
+fn command<S: AsRef<OsStr>, B: AsRef<OsStr>>(
+    args: &[S],
+    backend: &[B],
+    env: &[(&str, &str)],
+) -> Command {
     let mut cmd = Command::new(INTERPOSE);
     cmd.arg("run")
         .args(args)
         .arg("--")
-        .arg("python3")
-        .arg(echo_backend())
+        .args(backend)
         .env("INTERPOSE_CACHE_DIR", cache_dir())
         .env("RUST_LOG", "interpose=debug,warn")
         .env_remove("RUST_BACKTRACE");
@@ -288,7 +521,8 @@ fn command<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &str)]) -> Comma
 /// Runs the proxy with no client input and returns how it exited and what it logged
 /// (for start-up errors).
 pub fn run_to_exit<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (ExitStatus, String) {
-    let out = command(args, &[])
+    let script = echo_backend();
+    let out = command(args, &[OsStr::new("python3"), script.as_os_str()], &[])
         .stdin(Stdio::null())
         .output()
         .expect("run interpose");

@@ -162,6 +162,9 @@ def test_rust_syntax_is_translated():
     assert translate("x(?i)a|b") == "x(?i:a)|(?i:b)"
     assert translate("(?<user>[a-z]+)@") == "(?P<user>[a-z]+)@"
     assert translate("end$") == "end\\Z"
+    assert translate("(?i)(password[:=])") == "(?i:(password[:=]))"
+    with pytest.raises(redact_rules.PatternError):
+        translate("[[:alpha:]]")
     with pytest.raises(redact_rules.PatternError):
         translate("a(?=b)")
     with pytest.raises(redact_rules.PatternError):

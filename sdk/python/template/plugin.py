@@ -2,7 +2,7 @@
 
 It refuses calls to the tools named in its `deny` setting and counts the calls
 it lets through, in the plugin's key-value store (shared by all instances).
-Edit the handlers below; `scripts/build-python-plugin.sh DIR` builds it.
+Edit the handlers below; `interpose plugin build .` builds it.
 """
 
 from interpose_plugin import ConfigError, Pass, Plugin, Reject, RpcError, kv, log, tool_call

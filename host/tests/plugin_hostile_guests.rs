@@ -1,0 +1,374 @@
+//! Hostile Python and JavaScript plugins are contained exactly as hostile Rust ones
+//! are (`plugin_hostile.rs`): the message gets the failure policy's outcome (reject: a
+//! `-32001` error naming the plugin and the cause; skip: it passes), the session, the
+//! other plugins and other sessions go on, the proxy does not crash, and the failed
+//! instance is replaced.
+//!
+//! The Python fixtures (`fixture-py-raise`, `-loop`, `-membomb`) misbehave on
+//! `tools/call` of their own tool and pass other tools; the JavaScript ones
+//! (`fixture-js-throw`, `-loop`, `-membomb`) on every `tools/call`. Each runs in a
+//! chain before the `redact` plugin of its language, in front of the catalog backend
+//! (`catalog_backend.py`), whose resource `test://secret` holds an AWS key: a read of
+//! it shows the next plugin still working.
+
+mod http_support;
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::{Proxy, config_file, error, result, scratch};
+
+const PLUGIN_ERROR: i64 = -32001;
+
+/// Limits for the guests' normal work: more than the defaults (the Python and
+/// JavaScript runtimes start at tens of MiB), and a deadline a busy machine does not
+/// hit.
+const LIMITS: &str = "timeout_ms = 5000\nmemory_mb = 128";
+
+const CATALOG: &str = r#"{"resources": {"test://secret": "{\"contents\":[{\"uri\":\"test://secret\",\"text\":\"key AKIAIOSFODNN7EXAMPLE\"}]}"}}"#;
+
+/// A config whose chain is `plugin` with `settings`, then `redact` in the same
+/// language; and the catalog file.
+fn chain_files(dir: &Path, plugin: &str, settings: &str) -> (PathBuf, PathBuf) {
+    let redact = if plugin.starts_with("fixture-py-") {
+        "redact-py"
+    } else {
+        "redact-js"
+    };
+    let config = config_file(
+        dir,
+        &format!(
+            "[[plugins]]\npath = \"{{{plugin}}}\"\n{settings}\n\n[[plugins]]\npath = \"{{{redact}}}\"\n{LIMITS}\n"
+        ),
+    );
+    let catalog = dir.join("catalog.json");
+    std::fs::write(&catalog, CATALOG).expect("write the catalog");
+    (config, catalog)
+}
+
+/// A proxy running the chain of [`chain_files`].
+fn start(plugin: &str, settings: &str) -> Proxy {
+    let dir = scratch();
+    let (config, catalog) = chain_files(dir.path(), plugin, settings);
+    Proxy::start_with_catalog(&config, &catalog, 2).holding(dir)
+}
+
+/// The params the catalog backend says it received, from its answer to a `tools/call`
+/// it has no scripted result for.
+fn received(answer: &Value) -> Value {
+    let text = result(answer)["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not the backend's answer: {answer}"));
+    serde_json::from_str(text).expect("the backend echoes JSON")
+}
+
+/// Checks that the next plugin in the chain still redacts.
+fn assert_next_plugin_works(proxy: &mut Proxy, id: u64) {
+    let answer = proxy.request(id, "resources/read", json!({"uri": "test://secret"}));
+    assert_eq!(
+        result(&answer)["contents"][0]["text"],
+        "key [REDACTED:aws-access-key]",
+        "{answer}"
+    );
+}
+
+/// Calls `tool` through a proxy whose chain starts with the hostile `plugin` (with
+/// `settings`, failure policy `reject`) and returns the error message, after checking
+/// that the error names the plugin and the cause; that the session and the next
+/// plugin go on; for Python fixtures, that the plugin itself still serves other tools
+/// (with `pool_size = 1`, on a new instance); that a second call fails the same way
+/// (the broken instance was replaced, not reused); and that the proxy ends cleanly.
+/// Also returns the proxy's log.
+fn failure_of(plugin: &str, tool: &str, settings: &str) -> (String, String) {
+    let mut proxy = start(plugin, &format!("pool_size = 1\n{settings}"));
+    let answer = proxy.call_tool(1, tool, json!({}));
+    let err = error(&answer).clone();
+    assert_eq!(err["code"], PLUGIN_ERROR, "{answer}");
+    assert_eq!(err["data"]["plugin"], plugin, "{answer}");
+    let message = err["message"].as_str().expect("message").to_owned();
+    assert_eq!(
+        message,
+        format!(
+            "plugin `{plugin}` failed: {}",
+            err["data"]["cause"].as_str().expect("cause")
+        )
+    );
+    assert_next_plugin_works(&mut proxy, 2);
+    if plugin.starts_with("fixture-py-") {
+        let other = proxy.call_tool(3, "harmless", json!({"x": 1}));
+        assert_eq!(
+            received(&other),
+            json!({"name": "harmless", "arguments": {"x": 1}})
+        );
+    }
+    let again = proxy.call_tool(4, tool, json!({}));
+    assert_eq!(error(&again)["message"], message.as_str(), "{again}");
+    assert!(proxy.is_running());
+    let (status, log) = proxy.finish();
+    assert!(status.success(), "{log}");
+    (message, log)
+}
+
+/// The cause a guest exception gets: the guest runtimes abort, which traps.
+const TRAPPED: &str = "trapped: wasm `unreachable` instruction executed";
+
+#[test]
+fn python_exception_is_a_failure() {
+    let (message, log) = failure_of("fixture-py-raise", "raise", LIMITS);
+    assert_eq!(
+        message,
+        format!("plugin `fixture-py-raise` failed: {TRAPPED}")
+    );
+    // The exception itself is in the log, tagged with the plugin.
+    assert!(
+        log.contains("plugin.Boom: raised in intercept on purpose plugin=fixture-py-raise"),
+        "{log}"
+    );
+}
+
+#[test]
+fn javascript_exception_is_a_failure() {
+    let (message, log) = failure_of("fixture-js-throw", "anything", LIMITS);
+    assert_eq!(
+        message,
+        format!("plugin `fixture-js-throw` failed: {TRAPPED}")
+    );
+    assert!(
+        log.contains(
+            "fixture-js-throw: deliberate failure on tool `anything` plugin=fixture-js-throw"
+        ),
+        "{log}"
+    );
+}
+
+#[test]
+fn python_endless_loop_is_stopped_at_the_deadline() {
+    let (message, _) = failure_of(
+        "fixture-py-loop",
+        "loop",
+        "timeout_ms = 1000\nmemory_mb = 128",
+    );
+    assert_eq!(
+        message,
+        "plugin `fixture-py-loop` failed: deadline of 1000 ms exceeded"
+    );
+}
+
+#[test]
+fn javascript_endless_loop_is_stopped_at_the_deadline() {
+    let (message, _) = failure_of(
+        "fixture-js-loop",
+        "anything",
+        "timeout_ms = 1000\nmemory_mb = 128",
+    );
+    assert_eq!(
+        message,
+        "plugin `fixture-js-loop` failed: deadline of 1000 ms exceeded"
+    );
+}
+
+// Memory bombs get a generous deadline, so that the memory cap is what stops them
+// even on a busy machine.
+
+#[test]
+fn python_memory_bomb_is_stopped_at_the_memory_cap() {
+    let (message, _) = failure_of(
+        "fixture-py-membomb",
+        "membomb",
+        "timeout_ms = 30000\nmemory_mb = 96",
+    );
+    assert_eq!(
+        message,
+        "plugin `fixture-py-membomb` failed: memory limit of 96 MiB exceeded"
+    );
+}
+
+#[test]
+fn javascript_memory_bomb_is_stopped_at_the_memory_cap() {
+    let (message, _) = failure_of(
+        "fixture-js-membomb",
+        "anything",
+        "timeout_ms = 30000\nmemory_mb = 96",
+    );
+    assert_eq!(
+        message,
+        "plugin `fixture-js-membomb` failed: memory limit of 96 MiB exceeded"
+    );
+}
+
+#[test]
+fn skip_policy_passes_the_message_through_failing_guests() {
+    let dir = scratch();
+    let config = config_file(
+        dir.path(),
+        &format!(
+            r#"
+            [[plugins]]
+            path = "{{fixture-py-raise}}"
+            failure_policy = "skip"
+            {LIMITS}
+            [[plugins]]
+            path = "{{fixture-js-throw}}"
+            failure_policy = "skip"
+            {LIMITS}
+            "#
+        ),
+    );
+    let catalog = dir.path().join("catalog.json");
+    std::fs::write(&catalog, CATALOG).expect("write the catalog");
+    let mut proxy = Proxy::start_with_catalog(&config, &catalog, 2).holding(dir);
+    let answer = proxy.call_tool(1, "raise", json!({"x": 1}));
+    assert_eq!(
+        received(&answer),
+        json!({"name": "raise", "arguments": {"x": 1}})
+    );
+    for plugin in ["fixture-py-raise", "fixture-js-throw"] {
+        let logged = format!(
+            "plugin failed: {TRAPPED} plugin=\"{plugin}\" method=\"tools/call\" kind=\"request\" policy=\"skip\""
+        );
+        assert!(
+            proxy.wait_for_log(&logged, Duration::from_secs(5)),
+            "{}",
+            proxy.log()
+        );
+    }
+}
+
+#[test]
+fn repeated_python_failures_disable_the_plugin() {
+    let mut proxy = start("fixture-py-raise", LIMITS);
+    for id in 1..=5 {
+        let answer = proxy.call_tool(id, "raise", json!({}));
+        let message = error(&answer)["message"].as_str().unwrap().to_owned();
+        assert!(message.contains("failed: trapped"), "{message}");
+    }
+    assert!(proxy.wait_for_log(
+        "PLUGIN DISABLED after 5 failures in a row",
+        Duration::from_secs(5)
+    ));
+    for (id, tool) in [(6, "raise"), (7, "harmless")] {
+        let answer = proxy.call_tool(id, tool, json!({}));
+        assert_eq!(
+            error(&answer)["message"],
+            "plugin `fixture-py-raise` is disabled after repeated failures"
+        );
+    }
+    // Messages it never asked for still flow, through the next plugin.
+    assert_next_plugin_works(&mut proxy, 8);
+}
+
+#[test]
+fn python_init_that_raises_stops_the_start() {
+    let dir = scratch();
+    let config = config_file(
+        dir.path(),
+        &format!(
+            "[[plugins]]\npath = \"{{fixture-py-raise}}\"\n{LIMITS}\nconfig = {{ phase = \"init\" }}\n"
+        ),
+    );
+    let (status, log) = support::run_to_exit(&["--config".as_ref(), config.as_os_str()]);
+    assert!(!status.success());
+    // The Python SDK turns an exception in `init` into a refused configuration.
+    assert!(
+        log.contains(") refused its configuration: init failed: Boom: raised in init on purpose"),
+        "{log}"
+    );
+}
+
+#[test]
+fn python_init_that_never_returns_stops_the_start() {
+    let dir = scratch();
+    let config = config_file(
+        dir.path(),
+        "[[plugins]]\npath = \"{fixture-py-loop}\"\nmemory_mb = 128\nconfig = { phase = \"init\" }\n",
+    );
+    let (status, log) = support::run_to_exit(&["--config".as_ref(), config.as_os_str()]);
+    assert!(!status.success());
+    assert!(
+        log.contains(": cannot start the plugin: `init` failed: deadline of 2000 ms exceeded"),
+        "{log}"
+    );
+}
+
+/// POSTs a JSON-RPC message to the proxy's `/mcp` in `session` (none: a new one);
+/// returns the session id and the body.
+async fn post(base: &str, session: Option<&str>, body: Value) -> (Option<String>, String) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(body.to_string());
+    if let Some(session) = session {
+        request = request
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", "2025-06-18");
+    }
+    let response = request.send().await.expect("POST");
+    let session = response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (session, response.text().await.expect("body"))
+}
+
+async fn http_session(base: &str) -> String {
+    let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": "hostile-guests-test", "version": "1.0.0"}}});
+    let (session, body) = post(base, None, initialize).await;
+    let session = session.unwrap_or_else(|| panic!("no session id: {body}"));
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    post(base, Some(&session), initialized).await;
+    session
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_looping_python_plugin_in_one_session_does_not_hold_up_another() {
+    const DEADLINE_MS: u64 = 3000;
+    let dir = scratch();
+    let settings = format!("timeout_ms = {DEADLINE_MS}\nmemory_mb = 128");
+    let (config, catalog) = chain_files(dir.path(), "fixture-py-loop", &settings);
+    // Compiles the components (once, cached) before the HTTP listener's start-up
+    // timeout applies.
+    drop(Proxy::start_with_catalog(&config, &catalog, 2));
+    let base = format!("http://127.0.0.1:{}", http_support::free_port());
+    let mut command = std::process::Command::new(support::INTERPOSE);
+    command
+        .args(["run", "--listen", &base, "--config"])
+        .arg(&config)
+        .args(["--", "python3"])
+        .arg(support::catalog_backend())
+        .arg(&catalog)
+        .env("INTERPOSE_CACHE_DIR", support::cache_dir());
+    let _proxy = http_support::Proc::start("interpose", command, "listening on");
+    let (looping, other) = (http_session(&base).await, http_session(&base).await);
+
+    let call = |id: u64, tool: &str| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+               "params": {"name": tool, "arguments": {}}})
+    };
+    let started = Instant::now();
+    let stuck = {
+        let (base, body) = (base.clone(), call(1, "loop"));
+        tokio::spawn(async move { post(&base, Some(&looping), body).await.1 })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, body) = post(&base, Some(&other), call(2, "harmless")).await;
+    assert!(body.contains(r#"\"name\":\"harmless\""#), "{body}");
+    assert!(
+        !stuck.is_finished() && started.elapsed() < Duration::from_millis(DEADLINE_MS),
+        "the other session was answered while the plugin looped"
+    );
+    let body = stuck.await.expect("the looping call");
+    assert!(
+        body.contains(&format!(
+            "plugin `fixture-py-loop` failed: deadline of {DEADLINE_MS} ms exceeded"
+        )),
+        "{body}"
+    );
+    let (_, body) = post(&base, Some(&other), call(3, "harmless")).await;
+    assert!(body.contains(r#"\"name\":\"harmless\""#), "{body}");
+}
