@@ -6,10 +6,13 @@
 #   benches/run.sh http [ARGS]  HTTP->stdio: http-bench
 #   benches/run.sh all [ARGS]   both, one after the other (ARGS: options both accept,
 #                               e.g. --skip-fastmcp, --json, --calls N)
+#   benches/run.sh plugins [ARGS]
+#                               stdio, plus interpose with the demo's plugins
+#                               (audit-log, tool-policy, redact) as another target
 set -euo pipefail
 
 mode=stdio
-if [[ "${1:-}" == stdio || "${1:-}" == http || "${1:-}" == all ]]; then
+if [[ "${1:-}" == stdio || "${1:-}" == http || "${1:-}" == all || "${1:-}" == plugins ]]; then
     mode="$1"
     shift
 fi
@@ -26,6 +29,8 @@ skip_fastmcp=false
 for arg in "$@"; do
     [[ "$arg" == --skip-fastmcp ]] && skip_fastmcp=true
 done
+# The plugin run compares interpose with and without plugins only.
+[[ "$mode" == plugins ]] && skip_fastmcp=true
 # Its own venv: FastMCP needs mcp>=2.3, which must not meet the project's other Python tools.
 # Checked by import, so a half-finished install is completed rather than trusted.
 if [[ "$skip_fastmcp" == false ]] && ! .venv-fastmcp/bin/python -c 'import fastmcp' 2>/dev/null; then
@@ -37,6 +42,26 @@ fi
 bin="${CARGO_TARGET_DIR:-target}/release"
 case "$mode" in
     stdio) exec "$bin/proxy-bench" "$@" ;;
+    plugins)
+        # The chain `interpose demo` runs, with its policy; paths are relative to the
+        # config file, so it is written next to the built plugins.
+        scripts/build-plugins.sh audit-log tool-policy redact >/dev/null
+        wasm_dir="$root/target/wasm/wasm32-wasip2/release"
+        config="$wasm_dir/bench-plugins.toml"
+        cat >"$config" <<'TOML'
+[[plugins]]
+path = "audit_log.wasm"
+
+[[plugins]]
+path = "tool_policy.wasm"
+config = { deny = ["delete_*"] }
+
+[[plugins]]
+path = "redact.wasm"
+TOML
+        exec "$bin/proxy-bench" --skip-fastmcp \
+            --extra "interpose+plugins=$bin/interpose run --config $config -- {backend}" "$@"
+        ;;
     http) exec "$bin/http-bench" "$@" ;;
     all)
         "$bin/proxy-bench" "$@"
