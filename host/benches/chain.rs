@@ -160,12 +160,15 @@ fn bench_chain(c: &mut Criterion) {
     for (size_name, size) in SIZES {
         let params = payload(size);
         let result = tool_result(size);
-        group.bench_function(BenchmarkId::new("audit-log + tool-policy + redact", size_name), |b| {
-            b.to_async(&rt).iter(|| async {
-                black_box(demo.intercept(message(&params, &id)).await);
-                black_box(demo.intercept(response(&params, &result, &id)).await)
-            })
-        });
+        group.bench_function(
+            BenchmarkId::new("audit-log + tool-policy + redact", size_name),
+            |b| {
+                b.to_async(&rt).iter(|| async {
+                    black_box(demo.intercept(message(&params, &id)).await);
+                    black_box(demo.intercept(response(&params, &result, &id)).await)
+                })
+            },
+        );
         group.bench_function(BenchmarkId::new("no plugins", size_name), |b| {
             b.to_async(&rt).iter(|| async {
                 black_box(PassAll.intercept(message(&params, &id)).await);

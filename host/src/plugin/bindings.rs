@@ -6,7 +6,7 @@ use wasmtime::component::{Resource, ResourceTable};
 
 use crate::intercept::Direction;
 use crate::jsonrpc::Kind;
-use crate::plugin::MessageView;
+use crate::plugin::{LentMessage, MessageView};
 
 mod generated {
     wasmtime::component::bindgen!({
@@ -16,7 +16,7 @@ mod generated {
         // The message getters trap on a handle that is not in the table (which
         // only a broken guest could present).
         imports: { "interpose:plugin/types": trappable },
-        with: { "interpose:plugin/types.message": crate::plugin::MessageView },
+        with: { "interpose:plugin/types.message": crate::plugin::LentMessage },
     });
 }
 
@@ -115,24 +115,60 @@ pub(super) async fn call_intercept<T: Send + MessageTable>(
 ) -> wasmtime::Result<GuestVerdict> {
     let direction = direction_to_wit(message.direction());
     let kind = kind_to_wit(message.kind());
-    // The table owns the lent view; this clone (two reference counts) keeps the
+    // The table holds the lent view; this clone (two reference counts) keeps the
     // method text for the argument.
     let head = message.clone();
-    let handle = store.data_mut().messages().push(message)?;
-    let borrowed = Resource::new_borrow(handle.rep());
+    let rep = lend(store.data_mut(), message)?;
     let verdict = plugin
         .interpose_plugin_interceptor()
-        .call_intercept(&mut *store, direction, kind, head.method(), borrowed)
+        .call_intercept(
+            &mut *store,
+            direction,
+            kind,
+            head.method(),
+            Resource::new_borrow(rep),
+        )
         .await;
-    // Removed even after a trap: the instance is thrown away then, but a
-    // benchmark's fresh instance or a future retry should not see it.
-    store.data_mut().messages().delete(handle)?;
+    // Emptied even after a trap, so the slot never holds a message between calls.
+    store
+        .data_mut()
+        .messages()
+        .get_mut(&Resource::<LentMessage>::new_own(rep))?
+        .0 = None;
     Ok(verdict?.into())
+}
+
+/// Puts `message` in the store's lending slot, made on the first call: one table
+/// entry per instance, refilled for every call, so lending allocates nothing.
+fn lend<T: MessageTable>(data: &mut T, message: MessageView) -> wasmtime::Result<u32> {
+    if let Some(rep) = *data.lent_rep() {
+        data.messages()
+            .get_mut(&Resource::<LentMessage>::new_own(rep))?
+            .0 = Some(message);
+        return Ok(rep);
+    }
+    let rep = data.messages().push(LentMessage(Some(message)))?.rep();
+    *data.lent_rep() = Some(rep);
+    Ok(rep)
 }
 
 /// A store whose data holds the resource table messages are lent through.
 pub(super) trait MessageTable {
     fn messages(&mut self) -> &mut ResourceTable;
+    /// The table index of the lending slot, once made.
+    fn lent_rep(&mut self) -> &mut Option<u32>;
+}
+
+/// The message in the slot `msg` names, while a call has it lent.
+fn lent<'a, T: MessageTable>(
+    data: &'a mut T,
+    msg: &Resource<LentMessage>,
+) -> wasmtime::Result<&'a MessageView> {
+    data.messages()
+        .get(msg)?
+        .0
+        .as_ref()
+        .ok_or_else(|| wasmtime::Error::msg("a message was read after its intercept call returned"))
 }
 
 fn direction_to_wit(direction: Direction) -> wit_types::Direction {
@@ -147,36 +183,39 @@ fn direction_to_wit(direction: Direction) -> wit_types::Direction {
 pub(super) struct Lent<'a, T>(pub &'a mut T);
 
 impl<T: MessageTable + Send> wit_types::HostMessage for Lent<'_, T> {
-    fn id(&mut self, msg: Resource<MessageView>) -> wasmtime::Result<Option<String>> {
-        Ok(self.0.messages().get(&msg)?.id().map(str::to_owned))
+    fn id(&mut self, msg: Resource<LentMessage>) -> wasmtime::Result<Option<String>> {
+        Ok(lent(self.0, &msg)?.id().map(str::to_owned))
     }
 
-    fn payload(&mut self, msg: Resource<MessageView>) -> wasmtime::Result<Option<String>> {
-        Ok(self.0.messages().get(&msg)?.payload().map(str::to_owned))
+    fn payload(&mut self, msg: Resource<LentMessage>) -> wasmtime::Result<Option<String>> {
+        Ok(lent(self.0, &msg)?.payload().map(str::to_owned))
     }
 
-    fn error(&mut self, msg: Resource<MessageView>) -> wasmtime::Result<Option<wit_types::RpcError>> {
-        Ok(self.0.messages().get(&msg)?.error().map(|e| wit_types::RpcError {
+    fn error(
+        &mut self,
+        msg: Resource<LentMessage>,
+    ) -> wasmtime::Result<Option<wit_types::RpcError>> {
+        Ok(lent(self.0, &msg)?.error().map(|e| wit_types::RpcError {
             code: e.code,
             message: e.message.clone(),
             data: e.data.as_ref().map(|d| d.get().to_owned()),
         }))
     }
 
-    fn request_payload(&mut self, msg: Resource<MessageView>) -> wasmtime::Result<Option<String>> {
-        Ok(self.0.messages().get(&msg)?.request_payload().map(str::to_owned))
+    fn request_payload(&mut self, msg: Resource<LentMessage>) -> wasmtime::Result<Option<String>> {
+        Ok(lent(self.0, &msg)?.request_payload().map(str::to_owned))
     }
 
-    fn session(&mut self, msg: Resource<MessageView>) -> wasmtime::Result<String> {
-        Ok(self.0.messages().get(&msg)?.session().to_owned())
+    fn session(&mut self, msg: Resource<LentMessage>) -> wasmtime::Result<String> {
+        Ok(lent(self.0, &msg)?.session().to_owned())
     }
 
-    fn server(&mut self, msg: Resource<MessageView>) -> wasmtime::Result<String> {
-        Ok(self.0.messages().get(&msg)?.server().to_owned())
+    fn server(&mut self, msg: Resource<LentMessage>) -> wasmtime::Result<String> {
+        Ok(lent(self.0, &msg)?.server().to_owned())
     }
 
     /// Guests only ever borrow a message, so there is nothing of theirs to drop.
-    fn drop(&mut self, _msg: Resource<MessageView>) -> wasmtime::Result<()> {
+    fn drop(&mut self, _msg: Resource<LentMessage>) -> wasmtime::Result<()> {
         Ok(())
     }
 }

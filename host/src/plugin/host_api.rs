@@ -19,6 +19,8 @@ const MAX_KV_KEY: usize = 1024;
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
+    /// Where `intercept` calls lend their message (see `bindings::lend`).
+    lent: Option<u32>,
     pub(super) limiter: MemoryLimiter,
     tag: Arc<PluginTag>,
     kv: Arc<KvStore>,
@@ -29,6 +31,7 @@ impl HostState {
         HostState {
             wasi,
             table: ResourceTable::new(),
+            lent: None,
             limiter: MemoryLimiter::new(memory_bytes),
             tag,
             kv,
@@ -48,6 +51,10 @@ impl WasiView for HostState {
 impl bindings::MessageTable for HostState {
     fn messages(&mut self) -> &mut ResourceTable {
         &mut self.table
+    }
+
+    fn lent_rep(&mut self) -> &mut Option<u32> {
+        &mut self.lent
     }
 }
 

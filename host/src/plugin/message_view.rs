@@ -114,3 +114,7 @@ impl MessageView {
         &self.fixed.server
     }
 }
+
+/// The host side of the WIT `message` resource: an instance's lending slot, which
+/// holds the message of the call in progress and nothing between calls.
+pub struct LentMessage(pub(super) Option<MessageView>);

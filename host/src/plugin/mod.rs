@@ -44,9 +44,9 @@ pub use engine::{EPOCH_TICK, PluginRuntime, RuntimeError, RuntimeOptions};
 pub use filter::Filter;
 pub use health::{FAILURE_WINDOW, MAX_CONSECUTIVE_FAILURES, MAX_FAILURES_IN_WINDOW};
 pub use limits::{Failure, Limits};
+pub use message_view::{LentMessage, MessageView};
 pub use reload::POLL_INTERVAL;
 pub use stats::Outcome;
-pub use message_view::MessageView;
 pub use version::{LoadError, PluginVersion};
 
 use crate::config::PluginConfig;
