@@ -124,8 +124,8 @@ pub mod __private {
 
     pub use bindings::exports::interpose::plugin::interceptor::{Guest, Manifest as WitManifest};
     pub use bindings::interpose::plugin::types::{
-        Direction as WitDirection, Kind as WitKind, Message as WitMessage,
-        RpcError as WitRpcError, Verdict as WitVerdict,
+        Direction as WitDirection, Kind as WitKind, Message as WitMessage, RpcError as WitRpcError,
+        Verdict as WitVerdict,
     };
     pub use wit_bindgen;
 
@@ -146,8 +146,18 @@ pub mod __private {
     }
 
     /// The message the host lent for this call.
-    pub fn lent(direction: WitDirection, kind: WitKind, method: String, msg: &WitMessage) -> Message<'_> {
-        Message::lent(Direction::from_wit(direction), Kind::from_wit(kind), method, msg)
+    pub fn lent(
+        direction: WitDirection,
+        kind: WitKind,
+        method: String,
+        msg: &WitMessage,
+    ) -> Message<'_> {
+        Message::lent(
+            Direction::from_wit(direction),
+            Kind::from_wit(kind),
+            method,
+            msg,
+        )
     }
 
     /// The plugin's verdict on `msg`, for the WIT.
@@ -261,8 +271,7 @@ mod tests {
         assert_eq!(manifest.kinds, [WitKind::Request, WitKind::Error]);
         assert!(manifest.wants_request);
 
-        let WitVerdict::Respond(text) = __private::decide(&state, &message(Kind::Request))
-        else {
+        let WitVerdict::Respond(text) = __private::decide(&state, &message(Kind::Request)) else {
             panic!("expected respond");
         };
         assert_eq!(
@@ -271,8 +280,7 @@ mod tests {
                 "payload": "{}", "request_payload": null, "session": "sess", "server": "srv"}),
             "a request has no request payload, whatever the message was built with"
         );
-        let WitVerdict::Reject(err) = __private::decide(&state, &message(Kind::Error))
-        else {
+        let WitVerdict::Reject(err) = __private::decide(&state, &message(Kind::Error)) else {
             panic!("expected reject");
         };
         assert_eq!(
@@ -293,8 +301,7 @@ mod tests {
             err,
             "invalid config: missing field `greeting` at line 1 column 2"
         );
-        let WitVerdict::Reject(err) = __private::decide(&state, &message(Kind::Request))
-        else {
+        let WitVerdict::Reject(err) = __private::decide(&state, &message(Kind::Request)) else {
             panic!("expected reject");
         };
         assert_eq!(
