@@ -13,8 +13,6 @@ use serde::{Deserialize, Deserializer};
 pub const DEFAULT_TIMEOUT_MS: u64 = 50;
 /// The default memory cap of one plugin instance.
 pub const DEFAULT_MEMORY_MB: u64 = 64;
-/// The default number of instances of a plugin kept ready.
-pub const DEFAULT_POOL_SIZE: usize = 2;
 /// The largest `pool_size` accepted.
 pub const MAX_POOL_SIZE: usize = 64;
 /// The largest `memory_mb` accepted: one instance's memory slot holds at most 4 GiB.
@@ -182,8 +180,14 @@ fn default_memory_mb() -> u64 {
     DEFAULT_MEMORY_MB
 }
 
-fn default_pool_size() -> usize {
-    DEFAULT_POOL_SIZE
+/// The default number of instances of a plugin kept ready: one per core, since a
+/// call runs on a runtime worker thread (one per core) from start to end, so no more
+/// calls can run at once and none waits for an instantiation. At least two, so a
+/// trapped instance is replaced while another serves.
+pub fn default_pool_size() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, MAX_POOL_SIZE)
 }
 
 /// Why a configuration could not be used. The text is what the user sees.
@@ -217,7 +221,7 @@ impl PluginConfig {
             timeout_ms: DEFAULT_TIMEOUT_MS,
             memory_mb: DEFAULT_MEMORY_MB,
             max_output_bytes: None,
-            pool_size: DEFAULT_POOL_SIZE,
+            pool_size: default_pool_size(),
             sha256: None,
             dirs: Vec::new(),
             env: Vec::new(),
@@ -359,7 +363,7 @@ mod tests {
         assert_eq!(plugin.failure_policy, FailurePolicy::Reject);
         assert_eq!(plugin.timeout_ms, DEFAULT_TIMEOUT_MS);
         assert_eq!(plugin.memory_mb, DEFAULT_MEMORY_MB);
-        assert_eq!(plugin.pool_size, DEFAULT_POOL_SIZE);
+        assert_eq!(plugin.pool_size, default_pool_size());
         assert_eq!(plugin.init_json(), "{}");
     }
 
