@@ -18,7 +18,8 @@ use interpose::intercept::{Direction, Intercepted, Interceptor, PassAll};
 use interpose::jsonrpc::Kind;
 use interpose::plugin::{InterceptorChain, PluginRuntime, RuntimeOptions};
 
-const SIZES: [(&str, usize); 2] = [("1KiB", 1024), ("100KiB", 100 * 1024)];
+mod support;
+use support::{SIZES, message, tool_call, tool_result};
 
 fn wasm(name: &str) -> PathBuf {
     let dir = std::env::var_os("INTERPOSE_BENCH_WASM_DIR")
@@ -35,26 +36,9 @@ fn wasm(name: &str) -> PathBuf {
     path
 }
 
-fn payload(size: usize) -> Box<RawValue> {
-    let filler = "x".repeat(size.saturating_sub(40));
-    RawValue::from_string(format!(
-        r#"{{"name":"echo","arguments":{{"text":"{filler}"}}}}"#
-    ))
-    .expect("valid JSON")
-}
-
-fn message<'a>(payload: &'a RawValue, id: &'a RawValue) -> Intercepted<'a> {
-    Intercepted {
-        direction: Direction::ToServer,
-        kind: Kind::Request,
-        method: "tools/call",
-        id: Some(id),
-        payload: Some(payload),
-        error: None,
-        request_payload: None,
-        session: "bench",
-        server: "bench",
-    }
+/// A `tools/call` request carrying `payload`.
+fn request<'a>(payload: &'a RawValue, id: &'a RawValue) -> Intercepted<'a> {
+    message(Kind::Request, payload, id)
 }
 
 /// The answer to [`message`], carrying `result`.
@@ -64,19 +48,8 @@ fn response<'a>(params: &'a RawValue, result: &'a RawValue, id: &'a RawValue) ->
         kind: Kind::Response,
         payload: Some(result),
         request_payload: Some(params),
-        ..message(params, id)
+        ..request(params, id)
     }
-}
-
-/// A tool result of about `size` bytes of prose with nothing to redact.
-fn tool_result(size: usize) -> Box<RawValue> {
-    let words = "the quick brown fox jumps over the lazy dog while 42 sleepy cats watch; ";
-    let mut text = words.repeat(size / words.len() + 1);
-    text.truncate(size.saturating_sub(60));
-    RawValue::from_string(format!(
-        r#"{{"content":[{{"type":"text","text":"{text}"}}],"isError":false}}"#
-    ))
-    .expect("valid JSON")
 }
 
 /// The plugins `interpose demo` runs, with the same policy.
@@ -141,11 +114,11 @@ fn bench_chain(c: &mut Criterion) {
     let id = RawValue::from_string("7".into()).expect("valid JSON");
     let mut group = c.benchmark_group("chain");
     for (size_name, size) in SIZES {
-        let payload = payload(size);
+        let payload = tool_call(size);
         for (name, chain) in &chains {
             group.bench_with_input(BenchmarkId::new(*name, size_name), &payload, |b, p| {
                 b.to_async(&rt)
-                    .iter(|| async { black_box(chain.intercept(message(p, &id)).await) })
+                    .iter(|| async { black_box(chain.intercept(request(p, &id)).await) })
             });
         }
     }
@@ -158,20 +131,20 @@ fn bench_chain(c: &mut Criterion) {
     let demo = load(demo_chain());
     let mut group = c.benchmark_group("round trip");
     for (size_name, size) in SIZES {
-        let params = payload(size);
-        let result = tool_result(size);
+        let params = tool_call(size);
+        let result = tool_result(size, false);
         group.bench_function(
             BenchmarkId::new("audit-log + tool-policy + redact", size_name),
             |b| {
                 b.to_async(&rt).iter(|| async {
-                    black_box(demo.intercept(message(&params, &id)).await);
+                    black_box(demo.intercept(request(&params, &id)).await);
                     black_box(demo.intercept(response(&params, &result, &id)).await)
                 })
             },
         );
         group.bench_function(BenchmarkId::new("no plugins", size_name), |b| {
             b.to_async(&rt).iter(|| async {
-                black_box(PassAll.intercept(message(&params, &id)).await);
+                black_box(PassAll.intercept(request(&params, &id)).await);
                 black_box(PassAll.intercept(response(&params, &result, &id)).await)
             })
         });
@@ -182,8 +155,8 @@ fn bench_chain(c: &mut Criterion) {
     let single = load(vec![pass()]);
     let version = single.version(0).expect("one plugin");
     let mut group = c.benchmark_group("instance");
-    let payload = payload(1024);
-    let msg = message(&payload, &id);
+    let payload = tool_call(1024);
+    let msg = request(&payload, &id);
     for (name, fresh) in [("from pool", false), ("fresh", true)] {
         group.bench_function(name, |b| {
             b.to_async(&rt)

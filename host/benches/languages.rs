@@ -20,11 +20,12 @@ use interpose_plugin::Plugin as _;
 use serde_json::value::RawValue;
 
 use interpose::config::PluginConfig;
-use interpose::intercept::{Direction, Intercepted, Interceptor};
+use interpose::intercept::Interceptor;
 use interpose::jsonrpc::Kind;
 use interpose::plugin::{InterceptorChain, PluginRuntime, RuntimeOptions};
 
-const SIZES: [(&str, usize); 2] = [("1KiB", 1024), ("100KiB", 100 * 1024)];
+mod support;
+use support::{SIZES, message, tool_call, tool_result};
 
 /// Live instances made to measure the memory one adds.
 const MEMORY_SAMPLE: usize = 16;
@@ -73,49 +74,6 @@ fn guest_name(name: &str, suffix: &str) -> String {
     match name.strip_prefix("fixture-") {
         Some(rest) => format!("fixture-{suffix}-{rest}.wasm"),
         None => format!("{name}-{suffix}.wasm"),
-    }
-}
-
-/// Prose-like text of `size` bytes, as a tool result; with `secret`, an e-mail
-/// address in the middle.
-fn tool_result(size: usize, secret: bool) -> Box<RawValue> {
-    let words = "the quick brown fox jumps over the lazy dog while 42 sleepy cats watch; ";
-    let body = size.saturating_sub(60);
-    let mut text: String = words.repeat(body / words.len() + 1);
-    text.truncate(body);
-    if secret {
-        let middle = body / 2;
-        text.replace_range(middle..middle + 17, " bob@example.com ");
-    }
-    RawValue::from_string(format!(
-        r#"{{"content":[{{"type":"text","text":"{text}"}}],"isError":false}}"#
-    ))
-    .expect("valid JSON")
-}
-
-fn tool_call(size: usize) -> Box<RawValue> {
-    let filler = "x".repeat(size.saturating_sub(40));
-    RawValue::from_string(format!(
-        r#"{{"name":"echo","arguments":{{"text":"{filler}"}}}}"#
-    ))
-    .expect("valid JSON")
-}
-
-fn message<'a>(kind: Kind, payload: &'a RawValue, id: &'a RawValue) -> Intercepted<'a> {
-    Intercepted {
-        direction: if kind == Kind::Request {
-            Direction::ToServer
-        } else {
-            Direction::ToClient
-        },
-        kind,
-        method: "tools/call",
-        id: Some(id),
-        payload: Some(payload),
-        error: None,
-        request_payload: None,
-        session: "bench",
-        server: "bench",
     }
 }
 
