@@ -48,6 +48,7 @@ fn response<'a>(params: &'a RawValue, result: &'a RawValue, id: &'a RawValue) ->
         kind: Kind::Response,
         payload: Some(result),
         request_payload: Some(params),
+        elapsed: Some(std::time::Duration::from_micros(250)),
         ..request(params, id)
     }
 }

@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::value::RawValue;
 
@@ -52,6 +53,9 @@ pub struct Intercepted<'a> {
     /// For responses and errors: the `params` of the request they answer, when the
     /// interceptor asked for it with [`Interceptor::wants_request_payload`].
     pub request_payload: Option<&'a RawValue>,
+    /// For responses and errors: the time from forwarding the request they answer to
+    /// receiving them.
+    pub elapsed: Option<Duration>,
     /// The downstream session this message belongs to.
     pub session: &'a str,
     /// The name of the backend.

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod framing;
 pub mod intercept;
 pub mod jsonrpc;
+pub mod log_output;
 pub mod plugin;
 pub mod relay;
 pub mod run;

@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use interpose::framing::DEFAULT_MAX_MESSAGE_BYTES;
+use interpose::log_output::{BatchedLog, flush_stderr};
 use interpose::run::{RunOptions, run};
 use interpose::transport::cli::{Listen, TransportArgs, parse_listen};
 
@@ -157,6 +158,7 @@ fn parse_env(text: &str) -> Result<(String, String), String> {
     }
 }
 
+/// Logs to stderr in batches (see `log_output`).
 fn init_logging(verbose: u8, quiet: bool) {
     let default = match verbose {
         // The scripted demo prints its own trace on stdout; keep stderr for problems.
@@ -166,11 +168,16 @@ fn init_logging(verbose: u8, quiet: bool) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match BatchedLog::stderr() {
+        Ok(log) => subscriber.with_writer(log).init(),
+        Err(e) => {
+            subscriber.with_writer(std::io::stderr).init();
+            tracing::warn!("cannot start the log flusher thread ({e}); writing each line at once");
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -193,6 +200,7 @@ fn main() -> ExitCode {
     // otherwise hop between the two.
     let code = runtime.block_on(async {
         tokio::spawn(execute(command)).await.unwrap_or_else(|e| {
+            flush_stderr();
             eprintln!("interpose: {e}");
             ExitCode::FAILURE
         })
@@ -200,6 +208,7 @@ fn main() -> ExitCode {
     // A read of our stdin may still be waiting on a blocking thread that nothing can
     // interrupt (the client keeps stdin open after the backend died): do not wait for it.
     runtime.shutdown_background();
+    flush_stderr();
     code
 }
 
@@ -217,6 +226,7 @@ fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            flush_stderr();
             eprintln!("interpose: {e:#}");
             ExitCode::FAILURE
         }

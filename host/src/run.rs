@@ -89,6 +89,7 @@ async fn run_stdio(
 pub async fn serve_http(config: HttpServerConfig, settings: SessionSettings) -> anyhow::Result<()> {
     let server = HttpServer::bind(config, settings).await?;
     let addr = server.local_addr()?;
+    crate::log_output::flush_stderr();
     eprintln!(
         "interpose: listening on http://{addr}/mcp (Streamable HTTP) and http://{addr}/sse (legacy SSE)"
     );

@@ -112,8 +112,9 @@ fn prompt_guard_rejects_an_injection_in_a_tool_result_or_a_resource() {
         answer.contains(&format!(r#""result":{}}}"#, weather())),
         "{answer}"
     );
-    assert!(proxy.log().contains(
-        "tools/call result flagged as a likely prompt injection (matched: \"IGNORE all previous instructions\")"
+    assert!(proxy.wait_for_log(
+        "tools/call result flagged as a likely prompt injection (matched: \"IGNORE all previous instructions\")",
+        std::time::Duration::from_secs(5)
     ));
 }
 

@@ -43,6 +43,7 @@ fn request<'a>(method: &'a str, params: &'a RawValue, id: &'a RawValue) -> Inter
         payload: Some(params),
         error: None,
         request_payload: None,
+        elapsed: None,
         session: "test",
         server: "test",
     }

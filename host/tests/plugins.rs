@@ -174,3 +174,47 @@ fn kv_store_is_shared_by_the_instances_of_a_plugin() {
         assert_eq!(result(&answer)["structuredContent"], json!({"count": n}));
     }
 }
+
+/// The audit-log line for `kind` of request `id`, parsed, once the (batched) log has it.
+fn audit_line(proxy: &Proxy, kind: &str, id: u64) -> serde_json::Value {
+    let needle = format!(r#""kind":"{kind}","method":"tools/call","id":{id},"#);
+    assert!(
+        proxy.wait_for_log(&needle, std::time::Duration::from_secs(5)),
+        "no audit line for the {kind} {id}; log:\n{}",
+        proxy.log()
+    );
+    let log = proxy.log();
+    let line = log.lines().find(|l| l.contains(&needle)).unwrap();
+    let json = &line[line.find('{').unwrap()..line.rfind('}').unwrap() + 1];
+    serde_json::from_str(json).unwrap()
+}
+
+#[test]
+fn audit_log_gets_sizes_timing_and_the_tool_name_from_the_host() {
+    let mut proxy = Proxy::start(&["--plugin".as_ref(), fixture("audit-log").as_os_str()]);
+    let params = json!({"name": "echo", "arguments": {"text": "héllo"}});
+    let line = serde_json::to_string(
+        &json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": params}),
+    )
+    .unwrap();
+    let answer = proxy.request_raw(5, &line);
+    let result: &serde_json::value::RawValue = serde_json::from_str::<
+        std::collections::HashMap<String, &serde_json::value::RawValue>,
+    >(&answer)
+    .unwrap()["result"];
+
+    let request = audit_line(&proxy, "request", 5);
+    assert_eq!(request["tool"], "echo");
+    assert_eq!(request["bytes"], params.to_string().len());
+    assert!(request.get("duration_ms").is_none());
+
+    let response = audit_line(&proxy, "response", 5);
+    assert_eq!(response["tool"], "echo", "named from the request's params");
+    assert_eq!(
+        response["bytes"],
+        result.get().len(),
+        "UTF-8 bytes of the result"
+    );
+    let waited = response["duration_ms"].as_f64().expect("answers are timed");
+    assert!(waited > 0.0 && waited < 5000.0, "{waited}");
+}

@@ -33,6 +33,7 @@ export declare class Message {
     payload?: string;
     error?: { code: number | bigint; message: string; data?: string };
     requestPayload?: string;
+    elapsedUs?: number;
     session?: string;
     server?: string;
   });
@@ -48,6 +49,10 @@ export declare class Message {
   readonly error: RpcError | undefined;
   /** For responses and errors, when the manifest asked for it: the request's params as JSON text. */
   readonly requestPayload: string | undefined;
+  /** The payload's size in bytes (0 when there is none), without copying the payload. */
+  readonly payloadSize: number;
+  /** For responses and errors: microseconds from forwarding the request to this answer. */
+  readonly elapsedUs: number | undefined;
   /** The downstream (client) session. */
   readonly session: string;
   /** The backend server's name. */

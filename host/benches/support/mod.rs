@@ -50,6 +50,7 @@ pub fn message<'a>(kind: Kind, payload: &'a RawValue, id: &'a RawValue) -> Inter
         payload: Some(payload),
         error: None,
         request_payload: None,
+        elapsed: None,
         session: "bench",
         server: "bench",
     }

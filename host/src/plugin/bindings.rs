@@ -191,6 +191,14 @@ impl<T: MessageTable + Send> wit_types::HostMessage for Lent<'_, T> {
         Ok(lent(self.0, &msg)?.payload().map(str::to_owned))
     }
 
+    fn payload_size(&mut self, msg: Resource<LentMessage>) -> wasmtime::Result<u64> {
+        Ok(lent(self.0, &msg)?.payload().map_or(0, |p| p.len() as u64))
+    }
+
+    fn elapsed_us(&mut self, msg: Resource<LentMessage>) -> wasmtime::Result<Option<u64>> {
+        Ok(lent(self.0, &msg)?.elapsed_us())
+    }
+
     fn error(
         &mut self,
         msg: Resource<LentMessage>,

@@ -20,6 +20,7 @@ struct Fixed {
     id: Option<Box<str>>,
     error: Option<ErrorObject>,
     request_payload: Option<Box<str>>,
+    elapsed_us: Option<u64>,
     session: Box<str>,
     server: Box<str>,
 }
@@ -44,6 +45,9 @@ impl MessageView {
                 id: msg.id.map(text),
                 error: msg.error.cloned(),
                 request_payload: msg.request_payload.map(text),
+                elapsed_us: msg
+                    .elapsed
+                    .map(|e| u64::try_from(e.as_micros()).unwrap_or(u64::MAX)),
                 session: msg.session.into(),
                 server: msg.server.into(),
             }),
@@ -104,6 +108,10 @@ impl MessageView {
             .request_payload
             .as_deref()
             .filter(|_| self.with_request)
+    }
+
+    pub fn elapsed_us(&self) -> Option<u64> {
+        self.fixed.elapsed_us
     }
 
     pub fn session(&self) -> &str {

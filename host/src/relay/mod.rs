@@ -380,7 +380,8 @@ impl SessionRelay {
 
     // ---- verdicts ----
 
-    /// Asks the interceptor about one message.
+    /// Asks the interceptor about one message; `answering` is, for an answer, the
+    /// request it answers.
     #[allow(clippy::too_many_arguments)]
     async fn judge(
         &self,
@@ -390,7 +391,7 @@ impl SessionRelay {
         id: Option<&RawValue>,
         payload: Option<&RawValue>,
         error: Option<&ErrorObject>,
-        request_payload: Option<&RawValue>,
+        answering: Option<&Pending>,
     ) -> Verdict {
         let message = Intercepted {
             direction,
@@ -399,7 +400,8 @@ impl SessionRelay {
             id,
             payload,
             error,
-            request_payload,
+            request_payload: answering.and_then(|p| p.params.as_deref()),
+            elapsed: answering.map(|p| p.started.elapsed()),
             session: &self.config.session,
             server: &self.config.server,
         };
@@ -431,7 +433,7 @@ impl SessionRelay {
                 Some(&id),
                 payload,
                 error.as_ref(),
-                pending.params.as_deref(),
+                Some(pending),
             )
             .await;
         match (verdict, answer) {

@@ -19,7 +19,8 @@ const UNPARSED = Symbol("unparsed");
 export class Message {
   /**
    * @param {object} fields plain values: direction, kind, method, id, payload,
-   *   error, requestPayload, session, server (all but kind and method optional).
+   *   error, requestPayload, elapsedUs, session, server (all but kind and method
+   *   optional).
    */
   constructor(fields) {
     /** The lent WIT resource while the call lasts; undefined for plain messages. */
@@ -31,6 +32,7 @@ export class Message {
     this._payload = fields.payload ?? undefined;
     this._error = fields.error == null ? undefined : normalizeError(fields.error);
     this._requestPayload = fields.requestPayload ?? undefined;
+    this._elapsedUs = fields.elapsedUs ?? undefined;
     this._session = fields.session ?? "";
     this._server = fields.server ?? "";
     this._json = UNPARSED;
@@ -78,6 +80,29 @@ export class Message {
   get requestPayload() {
     const value = this._requestPayload;
     return value === UNFETCHED ? (this._requestPayload = this._borrowed("requestPayload").requestPayload()) : value;
+  }
+
+  /**
+   * For responses and errors: microseconds from when the proxy forwarded the
+   * request to when this answer arrived; `undefined` for requests and notifications.
+   */
+  get elapsedUs() {
+    let value = this._elapsedUs;
+    if (value === UNFETCHED) {
+      value = this._borrowed("elapsedUs").elapsedUs();
+      // The WIT u64 comes as a BigInt.
+      value = this._elapsedUs = value === undefined ? undefined : Number(value);
+    }
+    return value;
+  }
+
+  /** The payload's size in bytes (0 when there is none), without copying it into the engine unless it was read already. */
+  get payloadSize() {
+    const payload = this._payload;
+    if (payload === UNFETCHED) {
+      return Number(this._borrowed("payloadSize").payloadSize());
+    }
+    return payload === undefined ? 0 : utf8Length(payload);
   }
 
   /** The downstream (client) session. */
@@ -178,6 +203,7 @@ export function lentMessage(direction, kind, method, resource) {
   msg._payload = UNFETCHED;
   msg._error = UNFETCHED;
   msg._requestPayload = UNFETCHED;
+  msg._elapsedUs = UNFETCHED;
   msg._session = UNFETCHED;
   msg._server = UNFETCHED;
   msg._json = UNPARSED;
@@ -188,6 +214,24 @@ export function lentMessage(direction, kind, method, resource) {
 /** Ends the loan of a message made by `lentMessage`: parts not read by now can no longer be. */
 export function endLoan(msg) {
   msg._lent = undefined;
+}
+
+/** The size of `text` in UTF-8, without encoding it. */
+function utf8Length(text) {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit >= 0xd800 && unit <= 0xdbff) {
+      // A surrogate pair: 4 bytes for the two units.
+      bytes += 2;
+      i++;
+    } else if (unit >= 0x800) {
+      bytes += 2;
+    } else if (unit >= 0x80) {
+      bytes += 1;
+    }
+  }
+  return bytes;
 }
 
 function isToolCall(params) {

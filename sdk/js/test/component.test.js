@@ -8,7 +8,7 @@ import { test } from "node:test";
 register("./support/wit-host-hooks.mjs", import.meta.url);
 
 const { interceptorFor } = await import("interpose-plugin/component");
-const { createPlugin, kv, log, reject, respond, rewrite } = await import("interpose-plugin");
+const { Message, createPlugin, kv, log, reject, respond, rewrite } = await import("interpose-plugin");
 
 const plugin = createPlugin({ name: "glue", version: "0.2.0" });
 plugin.init((config) => {
@@ -47,6 +47,8 @@ class WitMessage {
       payload: undefined,
       error: undefined,
       requestPayload: undefined,
+      elapsedUs: undefined,
+      payloadSize: undefined,
       session: "s",
       server: "b",
       ...fields,
@@ -139,6 +141,23 @@ test("direction, kind and method come from the arguments; handlers fetch each ot
   assert.deepEqual(other.lendTo(glue), { tag: "pass" });
   assert.deepEqual(other.fetched, [], "no handler for the method: nothing fetched");
   assert.deepEqual(seen.length, 6);
+});
+
+test("the payload's size and the answer's wait come from the host as numbers, the size without the payload", () => {
+  const seen = [];
+  const glue = interceptorFor(
+    createPlugin({ name: "sizes" }).onResponse((msg) => {
+      seen.push(msg.payloadSize, msg.elapsedUs);
+      seen.push(msg.payload, msg.payloadSize);
+    }),
+  );
+  const msg = witMessage({ kind: "response", direction: "to-client", payload: '{"t":"é"}', payloadSize: 10n, elapsedUs: 1250n });
+  assert.deepEqual(msg.lendTo(glue), { tag: "pass" });
+  assert.deepEqual(seen, [10, 1250, '{"t":"é"}', 10]);
+  assert.deepEqual(msg.fetched, ["payloadSize", "elapsedUs", "payload"], "the size once read from the payload");
+  const plain = new Message({ kind: "response", method: "x", payload: '{"a":"😀€é"}', elapsedUs: 7 });
+  assert.deepEqual([plain.payloadSize, plain.elapsedUs], [Buffer.byteLength('{"a":"😀€é"}'), 7]);
+  assert.equal(new Message({ kind: "request", method: "x" }).payloadSize, 0);
 });
 
 test("a rewrite is checked against the payload only when the handler read it", () => {

@@ -135,6 +135,7 @@ class Message:
         "payload",
         "error",
         "request_payload",
+        "elapsed_us",
         "session",
         "server",
         "_parsed",
@@ -154,6 +155,7 @@ class Message:
         request_payload: Any = None,
         session: str = "",
         server: str = "",
+        elapsed_us: Optional[int] = None,
     ) -> None:
         self.direction = direction
         self.kind = kind
@@ -166,6 +168,9 @@ class Message:
         #: For answers, when the plugin set `wants_request`: the request's
         #: `params` as JSON text.
         self.request_payload = None if request_payload is None else to_json(request_payload)
+        #: For answers: microseconds from when the proxy forwarded the request
+        #: to when this answer arrived; `None` for requests and notifications.
+        self.elapsed_us = elapsed_us
         self.session = session
         self.server = server
         self._parsed = _UNPARSED
@@ -255,6 +260,19 @@ class Message:
 
     # Payloads.
 
+    @property
+    def payload_size(self) -> int:
+        """The payload's size in bytes (0 when there is none), without copying
+        the payload into Python unless it was read already."""
+        lent = self._lent
+        if lent is not None and self.kind is not Kind.ERROR:
+            try:
+                object.__getattribute__(self, "payload")
+            except AttributeError:
+                return lent.payload_size()
+        payload = self.payload
+        return 0 if payload is None else len(payload.encode())
+
     def json(self) -> Any:
         """The payload, parsed (`None` when there is none). Parsed once; the
         same object is returned on later calls, so copy it before editing if
@@ -329,17 +347,29 @@ _UNPARSED = object()
 
 #: Parts a kind of message never has: `None` without asking the host.
 _ABSENT = {
-    Kind.REQUEST: frozenset({"error", "request_payload"}),
+    Kind.REQUEST: frozenset({"error", "request_payload", "elapsed_us"}),
     Kind.RESPONSE: frozenset({"error"}),
     Kind.ERROR: frozenset({"payload"}),
-    Kind.NOTIFICATION: frozenset({"id", "error", "request_payload"}),
+    Kind.NOTIFICATION: frozenset({"id", "error", "request_payload", "elapsed_us"}),
 }
 
-_PARTS = ("direction", "kind", "method", "id", "payload", "error", "request_payload", "session", "server")
+_PARTS = (
+    "direction",
+    "kind",
+    "method",
+    "id",
+    "payload",
+    "error",
+    "request_payload",
+    "elapsed_us",
+    "session",
+    "server",
+)
 
 #: How each part of a lent message that `intercept` does not receive as an
 #: argument is read from the host's message: its getter of the same name. The
 #: component glue converts `error` from the WIT record.
 _READERS: Dict[str, Callable[[Any], Any]] = {
-    name: operator.methodcaller(name) for name in ("id", "payload", "error", "request_payload", "session", "server")
+    name: operator.methodcaller(name)
+    for name in ("id", "payload", "error", "request_payload", "elapsed_us", "session", "server")
 }

@@ -97,6 +97,8 @@ class Lent:
             "payload": payload,
             "error": None,
             "request_payload": None,
+            "elapsed_us": None,
+            "payload_size": None,
             "session": "s",
             "server": "b",
         }
@@ -193,7 +195,7 @@ def test_parts_are_read_once_on_first_access(glue):
     assert lent.calls == ["payload"]
 
 
-PARTS = ("direction", "kind", "method", "id", "payload", "error", "request_payload", "session", "server")
+PARTS = ("direction", "kind", "method", "id", "payload", "error", "request_payload", "elapsed_us", "session", "server")
 LENT_PARTS = PARTS[3:]  # the rest come as arguments of `intercept`
 
 
@@ -209,7 +211,9 @@ def test_every_part_reads_converted_from_wit_types(glue):
     lent = Lent(wit, kind="ERROR", payload=None, to_client=True)
     lent.values["error"] = wit.RpcError(-32000, "boom", '{"a":1}')
     lent.values["request_payload"] = '{"q":1}'
+    lent.values["elapsed_us"] = 1250
     intercept(glue, Reader, lent)
+    assert parts["elapsed_us"] == 1250
     assert parts["payload"] is None and parts["request_payload"] == '{"q":1}'
     assert parts["direction"] is Direction.TO_CLIENT
     assert parts["kind"] is Kind.ERROR
@@ -224,21 +228,40 @@ def test_parts_a_kind_never_has_are_none_without_a_host_call(glue):
 
     class Reader(Plugin):
         def on_request(self, msg):
-            parts.append((msg.error, msg.request_payload))
+            parts.append((msg.error, msg.request_payload, msg.elapsed_us))
 
         def on_error(self, msg):
-            parts.append(msg.payload)
+            parts.append((msg.payload, msg.payload_size))
 
         def on_notification(self, msg):
-            parts.append((msg.id, msg.error, msg.request_payload))
+            parts.append((msg.id, msg.error, msg.request_payload, msg.elapsed_us))
 
     wit = sys.modules["wit_world.imports.types"]
     for kind in ("REQUEST", "ERROR", "NOTIFICATION"):
         lent = Lent(wit, kind=kind)
-        lent.values.update(id="1", payload="{}", error=wit.RpcError(1, "x", None), request_payload="{}")
+        lent.values.update(
+            id="1", payload="{}", error=wit.RpcError(1, "x", None), request_payload="{}", elapsed_us=5, payload_size=2
+        )
         intercept(glue, Reader, lent)
         assert lent.calls == [], kind
-    assert parts == [(None, None), None, (None, None, None)]
+    assert parts == [(None, None, None), (None, 0), (None, None, None, None)]
+
+
+def test_the_payload_size_comes_from_the_host_until_the_payload_is_read(glue):
+    sizes = []
+
+    class Sizer(Plugin):
+        def on_response(self, msg):
+            sizes.append(msg.payload_size)
+            sizes.append(len(msg.payload))
+            sizes.append(msg.payload_size)
+
+    wit = sys.modules["wit_world.imports.types"]
+    lent = Lent(wit, kind="RESPONSE", payload='{"t":"é"}', to_client=True)
+    lent.values["payload_size"] = 10
+    intercept(glue, Sizer, lent)
+    assert sizes == [10, 9, 10], "the size is in UTF-8 bytes, from the host or the payload read"
+    assert lent.calls == ["payload_size", "payload"]
 
 
 def test_a_message_kept_after_the_call_is_read_whole_before_it_returns(glue):

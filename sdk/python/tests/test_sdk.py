@@ -261,3 +261,9 @@ def test_schema_reads_like_serde_json():
 def test_schema_writes_like_serde_json():
     assert schema.dumps({"b": [1.0, 1e16, 1.5e-7, 0.00001, -0.0], "a": "é\n"}) == '{"a":"é\\n","b":[1.0,1e+16,1.5e-7,0.00001,-0.0]}'
     assert schema.dumps_struct([("z", 1), ("a", {"y": 2, "x": 1})]) == '{"z":1,"a":{"x":1,"y":2}}'
+
+
+def test_answers_carry_their_wait_and_payload_size():
+    answer = Message.response("tools/call", '{"t":"é"}', elapsed_us=1250)
+    assert (answer.elapsed_us, answer.payload_size) == (1250, 10)
+    assert Message.request("tools/call").payload_size == 0

@@ -1,6 +1,7 @@
 //! The message a plugin sees, and the JSON-RPC error type.
 
 use std::cell::OnceCell;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
@@ -145,6 +146,7 @@ pub struct Message<'a> {
     payload: OnceCell<Option<String>>,
     error: OnceCell<Option<RpcError>>,
     request_payload: OnceCell<Option<String>>,
+    elapsed_us: OnceCell<Option<u64>>,
     session: OnceCell<String>,
     server: OnceCell<String>,
 }
@@ -167,6 +169,7 @@ impl<'a> Message<'a> {
             payload: OnceCell::new(),
             error: OnceCell::new(),
             request_payload: OnceCell::new(),
+            elapsed_us: OnceCell::new(),
             session: OnceCell::new(),
             server: OnceCell::new(),
         }
@@ -234,6 +237,30 @@ impl<'a> Message<'a> {
             .as_deref()
     }
 
+    /// The size of the payload in bytes (0 when there is none), without copying
+    /// the payload into the plugin unless it was read already.
+    pub fn payload_len(&self) -> usize {
+        if let Some(payload) = self.payload.get() {
+            return payload.as_deref().map_or(0, str::len);
+        }
+        match self.lent {
+            Some(msg) if self.kind != Kind::Error => {
+                usize::try_from(msg.payload_size()).unwrap_or(usize::MAX)
+            }
+            _ => 0,
+        }
+    }
+
+    /// For responses and errors: the time from when the proxy forwarded the
+    /// request to when this answer arrived. `None` for requests and notifications.
+    pub fn elapsed(&self) -> Option<Duration> {
+        if !matches!(self.kind, Kind::Response | Kind::Error) {
+            return None;
+        }
+        self.part(&self.elapsed_us, WitMessage::elapsed_us)
+            .map(Duration::from_micros)
+    }
+
     /// The downstream (client) session this message belongs to.
     pub fn session(&self) -> &str {
         self.part(&self.session, WitMessage::session).as_str()
@@ -258,6 +285,7 @@ impl Message<'static> {
             payload: OnceCell::from(None),
             error: OnceCell::from(None),
             request_payload: OnceCell::from(None),
+            elapsed_us: OnceCell::from(None),
             session: OnceCell::from(String::new()),
             server: OnceCell::from(String::new()),
         }
@@ -298,6 +326,13 @@ impl Message<'static> {
     /// Sets `error`.
     pub fn with_error(mut self, error: RpcError) -> Self {
         self.error = OnceCell::from(Some(error));
+        self
+    }
+
+    /// Sets `elapsed`.
+    pub fn with_elapsed(mut self, elapsed: Duration) -> Self {
+        self.elapsed_us =
+            OnceCell::from(Some(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)));
         self
     }
 
@@ -348,11 +383,6 @@ impl Message<'_> {
     /// The payload text; `""` when there is none.
     pub fn payload_text(&self) -> &str {
         self.payload().unwrap_or("")
-    }
-
-    /// The payload's size in bytes (0 when there is none).
-    pub fn payload_len(&self) -> usize {
-        self.payload().map_or(0, str::len)
     }
 
     /// Parses the payload. A missing payload parses as JSON `null`, so ask for an
