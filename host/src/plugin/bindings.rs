@@ -2,7 +2,7 @@
 //! runtime sees the small types below, [`call_init`] / [`call_intercept`] and
 //! [`Plugin`] only.
 
-use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::component::Resource;
 
 use crate::intercept::Direction;
 use crate::jsonrpc::Kind;
@@ -13,8 +13,8 @@ mod generated {
         path: "../wit",
         world: "interceptor-plugin",
         exports: { default: async },
-        // The message getters trap on a handle that is not in the table (which
-        // only a broken guest could present).
+        // The message getters trap when called with no message lent (which only
+        // a broken guest could do).
         imports: { "interpose:plugin/types": trappable },
         with: { "interpose:plugin/types.message": crate::plugin::LentMessage },
     });
@@ -108,17 +108,17 @@ pub(super) async fn call_init<T: Send>(
 }
 
 /// Calls `intercept`, lending `message` to the guest for the call.
-pub(super) async fn call_intercept<T: Send + MessageTable>(
+pub(super) async fn call_intercept<T: Send + LendsMessages>(
     plugin: &Plugin,
     store: &mut wasmtime::Store<T>,
     message: MessageView,
 ) -> wasmtime::Result<GuestVerdict> {
     let direction = direction_to_wit(message.direction());
     let kind = kind_to_wit(message.kind());
-    // The table holds the lent view; this clone (two reference counts) keeps the
-    // method text for the argument.
+    // The store data holds the lent view; this clone (two reference counts) keeps
+    // the method text for the argument.
     let head = message.clone();
-    let rep = lend(store.data_mut(), message)?;
+    *store.data_mut().lent() = Some(message);
     let verdict = plugin
         .interpose_plugin_interceptor()
         .call_intercept(
@@ -126,47 +126,24 @@ pub(super) async fn call_intercept<T: Send + MessageTable>(
             direction,
             kind,
             head.method(),
-            Resource::new_borrow(rep),
+            // The handle's number is not used: the getters read the store's one
+            // lent message, and wasmtime ends the borrow when the call returns.
+            Resource::new_borrow(0),
         )
         .await;
-    // Emptied even after a trap, so the slot never holds a message between calls.
-    store
-        .data_mut()
-        .messages()
-        .get_mut(&Resource::<LentMessage>::new_own(rep))?
-        .0 = None;
+    // Emptied even after a trap, so the store never holds a message between calls.
+    *store.data_mut().lent() = None;
     Ok(verdict?.into())
 }
 
-/// Puts `message` in the store's lending slot, made on the first call: one table
-/// entry per instance, refilled for every call, so lending allocates nothing.
-fn lend<T: MessageTable>(data: &mut T, message: MessageView) -> wasmtime::Result<u32> {
-    if let Some(rep) = *data.lent_rep() {
-        data.messages()
-            .get_mut(&Resource::<LentMessage>::new_own(rep))?
-            .0 = Some(message);
-        return Ok(rep);
-    }
-    let rep = data.messages().push(LentMessage(Some(message)))?.rep();
-    *data.lent_rep() = Some(rep);
-    Ok(rep)
+/// A store whose data holds the message of the call in progress.
+pub(super) trait LendsMessages {
+    fn lent(&mut self) -> &mut Option<MessageView>;
 }
 
-/// A store whose data holds the resource table messages are lent through.
-pub(super) trait MessageTable {
-    fn messages(&mut self) -> &mut ResourceTable;
-    /// The table index of the lending slot, once made.
-    fn lent_rep(&mut self) -> &mut Option<u32>;
-}
-
-/// The message in the slot `msg` names, while a call has it lent.
-fn lent<'a, T: MessageTable>(
-    data: &'a mut T,
-    msg: &Resource<LentMessage>,
-) -> wasmtime::Result<&'a MessageView> {
-    data.messages()
-        .get(msg)?
-        .0
+/// The message lent to the call in progress.
+fn lent<T: LendsMessages>(data: &mut T) -> wasmtime::Result<&MessageView> {
+    data.lent()
         .as_ref()
         .ok_or_else(|| wasmtime::Error::msg("a message was read after its intercept call returned"))
 }
@@ -179,47 +156,47 @@ fn direction_to_wit(direction: Direction) -> wit_types::Direction {
 }
 
 /// The getters of the WIT `message` resource, for any store data that lends
-/// messages through a [`MessageTable`].
+/// messages through a [`LendsMessages`].
 pub(super) struct Lent<'a, T>(pub &'a mut T);
 
-impl<T: MessageTable + Send> wit_types::HostMessage for Lent<'_, T> {
-    fn id(&mut self, msg: Resource<LentMessage>) -> wasmtime::Result<Option<String>> {
-        Ok(lent(self.0, &msg)?.id().map(str::to_owned))
+impl<T: LendsMessages + Send> wit_types::HostMessage for Lent<'_, T> {
+    fn id(&mut self, _msg: Resource<LentMessage>) -> wasmtime::Result<Option<String>> {
+        Ok(lent(self.0)?.id().map(str::to_owned))
     }
 
-    fn payload(&mut self, msg: Resource<LentMessage>) -> wasmtime::Result<Option<String>> {
-        Ok(lent(self.0, &msg)?.payload().map(str::to_owned))
+    fn payload(&mut self, _msg: Resource<LentMessage>) -> wasmtime::Result<Option<String>> {
+        Ok(lent(self.0)?.payload().map(str::to_owned))
     }
 
-    fn payload_size(&mut self, msg: Resource<LentMessage>) -> wasmtime::Result<u64> {
-        Ok(lent(self.0, &msg)?.payload().map_or(0, |p| p.len() as u64))
+    fn payload_size(&mut self, _msg: Resource<LentMessage>) -> wasmtime::Result<u64> {
+        Ok(lent(self.0)?.payload().map_or(0, |p| p.len() as u64))
     }
 
-    fn elapsed_us(&mut self, msg: Resource<LentMessage>) -> wasmtime::Result<Option<u64>> {
-        Ok(lent(self.0, &msg)?.elapsed_us())
+    fn elapsed_us(&mut self, _msg: Resource<LentMessage>) -> wasmtime::Result<Option<u64>> {
+        Ok(lent(self.0)?.elapsed_us())
     }
 
     fn error(
         &mut self,
-        msg: Resource<LentMessage>,
+        _msg: Resource<LentMessage>,
     ) -> wasmtime::Result<Option<wit_types::RpcError>> {
-        Ok(lent(self.0, &msg)?.error().map(|e| wit_types::RpcError {
+        Ok(lent(self.0)?.error().map(|e| wit_types::RpcError {
             code: e.code,
             message: e.message.clone(),
             data: e.data.as_ref().map(|d| d.get().to_owned()),
         }))
     }
 
-    fn request_payload(&mut self, msg: Resource<LentMessage>) -> wasmtime::Result<Option<String>> {
-        Ok(lent(self.0, &msg)?.request_payload().map(str::to_owned))
+    fn request_payload(&mut self, _msg: Resource<LentMessage>) -> wasmtime::Result<Option<String>> {
+        Ok(lent(self.0)?.request_payload().map(str::to_owned))
     }
 
-    fn session(&mut self, msg: Resource<LentMessage>) -> wasmtime::Result<String> {
-        Ok(lent(self.0, &msg)?.session().to_owned())
+    fn session(&mut self, _msg: Resource<LentMessage>) -> wasmtime::Result<String> {
+        Ok(lent(self.0)?.session().to_owned())
     }
 
-    fn server(&mut self, msg: Resource<LentMessage>) -> wasmtime::Result<String> {
-        Ok(lent(self.0, &msg)?.server().to_owned())
+    fn server(&mut self, _msg: Resource<LentMessage>) -> wasmtime::Result<String> {
+        Ok(lent(self.0)?.server().to_owned())
     }
 
     /// Guests only ever borrow a message, so there is nothing of theirs to drop.
@@ -228,7 +205,7 @@ impl<T: MessageTable + Send> wit_types::HostMessage for Lent<'_, T> {
     }
 }
 
-impl<T: MessageTable + Send> wit_types::Host for Lent<'_, T> {}
+impl<T: LendsMessages + Send> wit_types::Host for Lent<'_, T> {}
 
 /// The `host` interface, implemented by the store data itself.
 struct HostOf<T>(std::marker::PhantomData<T>);
@@ -247,7 +224,7 @@ impl<T: 'static> wasmtime::component::HasData for LentOf<T> {
 /// Adds the `types` and `host` interfaces to `linker`.
 pub(super) fn add_to_linker<T>(linker: &mut wasmtime::component::Linker<T>) -> wasmtime::Result<()>
 where
-    T: MessageTable + Host + Send + 'static,
+    T: LendsMessages + Host + Send + 'static,
 {
     wit_types::add_to_linker::<T, LentOf<T>>(linker, |state| Lent(state))?;
     generated::interpose::plugin::host::add_to_linker::<T, HostOf<T>>(linker, |state| state)

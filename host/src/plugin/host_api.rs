@@ -10,6 +10,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings::{self, Level};
 use super::kv::KvStore;
 use super::limits::MemoryLimiter;
+use super::message_view::MessageView;
 use super::sandbox::PluginTag;
 
 /// Longest key accepted by `kv-set`; longer ones are ignored with a warning.
@@ -19,8 +20,8 @@ const MAX_KV_KEY: usize = 1024;
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    /// Where `intercept` calls lend their message (see `bindings::lend`).
-    lent: Option<u32>,
+    /// The message lent to the `intercept` call in progress, if any.
+    lent: Option<MessageView>,
     pub(super) limiter: MemoryLimiter,
     tag: Arc<PluginTag>,
     kv: Arc<KvStore>,
@@ -48,12 +49,8 @@ impl WasiView for HostState {
     }
 }
 
-impl bindings::MessageTable for HostState {
-    fn messages(&mut self) -> &mut ResourceTable {
-        &mut self.table
-    }
-
-    fn lent_rep(&mut self) -> &mut Option<u32> {
+impl bindings::LendsMessages for HostState {
+    fn lent(&mut self) -> &mut Option<MessageView> {
         &mut self.lent
     }
 }

@@ -16,13 +16,37 @@ use crate::jsonrpc::{ErrorObject, Kind};
 /// What stays the same along a walk.
 struct Fixed {
     direction: Direction,
-    method: Box<str>,
-    id: Option<Box<str>>,
+    /// The text parts, one after the other (one allocation for all of them): see
+    /// [`Part`].
+    text: Box<str>,
+    /// Where each [`Part`] ends in `text`.
+    ends: [usize; Part::COUNT],
+    has_id: bool,
+    has_request_payload: bool,
     error: Option<ErrorObject>,
-    request_payload: Option<Box<str>>,
     elapsed_us: Option<u64>,
-    session: Box<str>,
-    server: Box<str>,
+}
+
+/// The text parts of [`Fixed::text`], in order.
+#[derive(Clone, Copy)]
+enum Part {
+    Method,
+    Id,
+    Session,
+    Server,
+    RequestPayload,
+}
+
+impl Part {
+    const COUNT: usize = 5;
+}
+
+impl Fixed {
+    fn part(&self, part: Part) -> &str {
+        let i = part as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
+    }
 }
 
 /// One message lent to one plugin call.
@@ -37,19 +61,30 @@ pub struct MessageView {
 
 impl MessageView {
     pub fn new(msg: &Intercepted<'_>) -> Self {
-        let text = |raw: &RawValue| Box::<str>::from(raw.get());
+        let parts = [
+            msg.method,
+            msg.id.map_or("", RawValue::get),
+            msg.session,
+            msg.server,
+            msg.request_payload.map_or("", RawValue::get),
+        ];
+        let mut text = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+        let mut ends = [0; Part::COUNT];
+        for (end, part) in ends.iter_mut().zip(parts) {
+            text.push_str(part);
+            *end = text.len();
+        }
         MessageView {
             fixed: Arc::new(Fixed {
                 direction: msg.direction,
-                method: msg.method.into(),
-                id: msg.id.map(text),
+                text: text.into_boxed_str(),
+                ends,
+                has_id: msg.id.is_some(),
+                has_request_payload: msg.request_payload.is_some(),
                 error: msg.error.cloned(),
-                request_payload: msg.request_payload.map(text),
                 elapsed_us: msg
                     .elapsed
                     .map(|e| u64::try_from(e.as_micros()).unwrap_or(u64::MAX)),
-                session: msg.session.into(),
-                server: msg.server.into(),
             }),
             kind: msg.kind,
             payload: msg.payload.map(|p| Arc::from(p.get())),
@@ -84,11 +119,11 @@ impl MessageView {
     }
 
     pub fn method(&self) -> &str {
-        &self.fixed.method
+        self.fixed.part(Part::Method)
     }
 
     pub fn id(&self) -> Option<&str> {
-        self.fixed.id.as_deref()
+        self.fixed.has_id.then(|| self.fixed.part(Part::Id))
     }
 
     pub fn payload(&self) -> Option<&str> {
@@ -104,10 +139,8 @@ impl MessageView {
     }
 
     pub fn request_payload(&self) -> Option<&str> {
-        self.fixed
-            .request_payload
-            .as_deref()
-            .filter(|_| self.with_request)
+        (self.with_request && self.fixed.has_request_payload)
+            .then(|| self.fixed.part(Part::RequestPayload))
     }
 
     pub fn elapsed_us(&self) -> Option<u64> {
@@ -115,14 +148,63 @@ impl MessageView {
     }
 
     pub fn session(&self) -> &str {
-        &self.fixed.session
+        self.fixed.part(Part::Session)
     }
 
     pub fn server(&self) -> &str {
-        &self.fixed.server
+        self.fixed.part(Part::Server)
     }
 }
 
-/// The host side of the WIT `message` resource: an instance's lending slot, which
-/// holds the message of the call in progress and nothing between calls.
-pub struct LentMessage(pub(super) Option<MessageView>);
+/// The type of the WIT `message` resource on the host side. It holds nothing: the
+/// message a call lends is in the instance's store data (see
+/// `bindings::LendsMessages`), as an instance has one call at a time.
+pub struct LentMessage;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::jsonrpc::raw;
+
+    #[test]
+    fn every_part_reads_back_and_absent_parts_are_none() {
+        let (id, payload, request) = (raw("7"), raw(r#"{"a":1}"#), raw(r#"{"q":"é"}"#));
+        let msg = Intercepted {
+            direction: Direction::ToClient,
+            kind: Kind::Response,
+            method: "tools/call",
+            id: Some(&id),
+            payload: Some(&payload),
+            error: None,
+            request_payload: Some(&request),
+            elapsed: Some(Duration::from_micros(1500)),
+            session: "s-1",
+            server: "backend",
+        };
+        let view = MessageView::new(&msg).for_plugin(true);
+        assert_eq!(view.method(), "tools/call");
+        assert_eq!(view.id(), Some("7"));
+        assert_eq!(view.payload(), Some(r#"{"a":1}"#));
+        assert_eq!(view.request_payload(), Some(r#"{"q":"é"}"#));
+        assert_eq!((view.session(), view.server()), ("s-1", "backend"));
+        assert_eq!(view.elapsed_us(), Some(1500));
+        assert_eq!(view.for_plugin(false).request_payload(), None);
+
+        let bare = Intercepted {
+            kind: Kind::Notification,
+            id: None,
+            payload: None,
+            request_payload: None,
+            elapsed: None,
+            ..msg
+        };
+        let view = MessageView::new(&bare).for_plugin(true);
+        assert_eq!(
+            (view.id(), view.payload(), view.request_payload()),
+            (None, None, None)
+        );
+        assert_eq!((view.method(), view.session()), ("tools/call", "s-1"));
+    }
+}

@@ -121,19 +121,23 @@ impl InstanceFactory {
 }
 
 impl Instance {
-    /// Calls `intercept` under the deadline and memory cap.
-    pub async fn intercept(
+    /// Calls `intercept` under the deadline and memory cap. Not an `async fn`: one
+    /// level less of nested futures, each of which would hold a copy of the next.
+    pub fn intercept(
         &mut self,
         message: MessageView,
         limits: &Limits,
-    ) -> Result<GuestVerdict, Failure> {
+    ) -> impl Future<Output = wasmtime::Result<GuestVerdict>> + Send + '_ {
         self.store.data_mut().limiter.reset();
         // Re-armed for every call: the deadline counts from now, not from creation.
         self.store
             .set_epoch_deadline(Limits::deadline_ticks(limits.timeout));
         bindings::call_intercept(&self.plugin, &mut self.store, message)
-            .await
-            .map_err(|e| Failure::from_call_error(&e, limits, self.store.data().limiter.was_hit()))
+    }
+
+    /// What a failed call ran into, given its error.
+    pub fn failure(&self, error: &wasmtime::Error, limits: &Limits) -> Failure {
+        Failure::from_call_error(error, limits, self.store.data().limiter.was_hit())
     }
 }
 
@@ -191,7 +195,9 @@ impl InstancePool {
         }
         match taken {
             Some(instance) => Ok(instance),
-            None => self.fresh().await,
+            // Boxed: instantiating is a large future, and this rare path would
+            // otherwise grow the future of every call that finds an idle instance.
+            None => Box::pin(self.fresh()).await,
         }
     }
 

@@ -163,7 +163,8 @@ impl PluginVersion {
                 self.pool.give_back(instance);
                 Ok(verdict)
             }
-            Err(failure) => {
+            Err(error) => {
+                let failure = instance.failure(&error, &self.limits);
                 // A trapped instance is never entered again.
                 drop(instance);
                 self.pool.refill();
@@ -193,7 +194,10 @@ impl PluginVersion {
         let view = MessageView::new(msg).for_plugin(self.manifest.wants_request);
         if fresh {
             let mut instance = self.pool.fresh().await?;
-            instance.intercept(view, &self.limits).await.map(drop)
+            let result = instance.intercept(view, &self.limits).await;
+            result
+                .map(drop)
+                .map_err(|e| instance.failure(&e, &self.limits))
         } else {
             self.call(view).await.map(drop)
         }
