@@ -8,7 +8,7 @@ refuses with serde's words, and rewritten the way serde_json writes them
 one the Rust plugin makes.
 """
 
-from interpose_plugin import PASS, ConfigError, Direction, Kind, Plugin, RawJson, Reject, Rewrite, RpcError, method
+from interpose_plugin import PASS, ConfigError, Direction, Plugin, RawJson, Reject, Rewrite, RpcError, on_request, on_response
 from interpose_plugin import schema
 from interpose_plugin.schema import AnyValue, Bool, Field, MapOf, Opt, Seq, Str, Struct
 
@@ -201,15 +201,19 @@ class ToolPolicy(Plugin):
         self.policy = Policy(config)
         self.noop = self.policy.is_noop()
 
-    @method("tools/list", "tools/call", kinds=[Kind.REQUEST, Kind.RESPONSE])
-    def decide(self, msg):
-        if self.noop:
+    # Two handlers, so the manifest asks for exactly these two: the plugin is
+    # never called for call results or list requests.
+    @on_request("tools/call")
+    def on_call(self, msg):
+        if self.noop or msg.direction is not Direction.TO_SERVER:
             return PASS
-        if msg.direction is Direction.TO_SERVER and msg.kind is Kind.REQUEST and msg.method == "tools/call":
-            return self.call(msg)
-        if msg.direction is Direction.TO_CLIENT and msg.kind is Kind.RESPONSE and msg.method == "tools/list":
-            return self.list(msg)
-        return PASS
+        return self.call(msg)
+
+    @on_response("tools/list")
+    def on_list(self, msg):
+        if self.noop or msg.direction is not Direction.TO_CLIENT:
+            return PASS
+        return self.list(msg)
 
     def call(self, msg):
         policy = self.policy

@@ -157,14 +157,20 @@ export type HandlerResult = Verdict | undefined | void;
 /** Method names or patterns: `tools/call`, `resources/*`, `*`. */
 export type Methods = string | string[];
 
+/** Messages of these kinds with these methods. */
+export interface Interest {
+  /** Empty: every kind. */
+  kinds: Kind[];
+  /** Empty: every method. */
+  methods: string[];
+}
+
 /** What the host sees of a plugin. */
 export interface Manifest {
   name: string;
   version: string;
-  /** Empty: every method. */
-  methods: string[];
-  /** Empty: every kind. */
-  kinds: Kind[];
+  /** The messages the plugin wants: those any interest takes. Empty: every message. */
+  interests: Interest[];
   wantsRequest: boolean;
 }
 

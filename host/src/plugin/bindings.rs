@@ -6,7 +6,7 @@ use wasmtime::component::Resource;
 
 use crate::intercept::Direction;
 use crate::jsonrpc::Kind;
-use crate::plugin::{LentMessage, MessageView};
+use crate::plugin::{Interest, LentMessage, MessageView};
 
 mod generated {
     wasmtime::component::bindgen!({
@@ -31,9 +31,20 @@ use generated::interpose::plugin::types as wit_types;
 pub struct Manifest {
     pub name: String,
     pub version: String,
-    pub methods: Vec<String>,
-    pub kinds: Vec<Kind>,
+    pub interests: Vec<Interest>,
     pub wants_request: bool,
+}
+
+impl Manifest {
+    /// The interests for a log line: `request tools/call; response tools/list`, or
+    /// `everything`.
+    pub fn wants(&self) -> String {
+        if self.interests.is_empty() {
+            return "everything".into();
+        }
+        let interests: Vec<String> = self.interests.iter().map(Interest::to_string).collect();
+        interests.join("; ")
+    }
 }
 
 impl From<wit::Manifest> for Manifest {
@@ -41,8 +52,14 @@ impl From<wit::Manifest> for Manifest {
         Manifest {
             name: m.name,
             version: m.version,
-            methods: m.methods,
-            kinds: m.kinds.into_iter().map(kind_from_wit).collect(),
+            interests: m
+                .interests
+                .into_iter()
+                .map(|i| Interest {
+                    kinds: i.kinds.into_iter().map(kind_from_wit).collect(),
+                    methods: i.methods,
+                })
+                .collect(),
             wants_request: m.wants_request,
         }
     }

@@ -41,7 +41,7 @@ pub use bindings::Manifest;
 pub use chain::{InterceptorChain, PluginStep, StepObserver, plugin_error};
 pub use compile_cache::{CACHE_DIR_ENV, default_cache_dir};
 pub use engine::{EPOCH_TICK, PluginRuntime, RuntimeError, RuntimeOptions};
-pub use filter::Filter;
+pub use filter::{Filter, Interest};
 pub use health::{FAILURE_WINDOW, MAX_CONSECUTIVE_FAILURES, MAX_FAILURES_IN_WINDOW};
 pub use limits::{Failure, Limits};
 pub use message_view::{LentMessage, MessageView};

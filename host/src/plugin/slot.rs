@@ -38,7 +38,7 @@ impl PluginSlot {
             plugin = &*version.name,
             version = %version.manifest.version,
             sha256 = %version.sha256,
-            methods = ?version.manifest.methods,
+            wants = %version.manifest.wants(),
             "plugin loaded from {}",
             config.path.display()
         );

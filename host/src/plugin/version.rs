@@ -146,7 +146,7 @@ impl PluginVersion {
             .map_err(|e| start_error(config, path, e))?;
         Ok(Arc::new(PluginVersion {
             name,
-            filter: Filter::new(&manifest.methods, &manifest.kinds),
+            filter: Filter::new(&manifest.interests),
             manifest,
             sha256,
             limits,

@@ -283,7 +283,7 @@ mod tests {
     #[test]
     fn intercept_passes_and_logs_one_json_line_at_info() {
         let (audit, manifest) = AuditLog::init(r#"{"methods": ["tools/*"]}"#).unwrap();
-        assert_eq!(manifest.methods, ["tools/*"]);
+        assert_eq!(manifest.interests[0].methods, ["tools/*"]);
         assert!(manifest.wants_request, "answers name their request's tool");
         take_logs();
         let verdict = audit.intercept(&Message::request("tools/list", "{}").with_id("3"));

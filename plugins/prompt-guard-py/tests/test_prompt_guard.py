@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from interpose_plugin import InitError, Kind, Message, PASS, Reject, Rewrite
+from interpose_plugin import InitError, Interest, Kind, Message, PASS, Reject, Rewrite
 from interpose_plugin.testing import load_plugin, take_logs
 
 PLUGIN = Path(__file__).resolve().parents[1]
@@ -20,8 +20,7 @@ def tool_result(*texts, **extra):
 def test_manifest_asks_for_tool_and_resource_results_only():
     manifest = guard().manifest
     assert manifest.name == "prompt-guard"
-    assert manifest.methods == ("tools/call", "resources/read")
-    assert manifest.kinds == (Kind.RESPONSE,)
+    assert manifest.interests == (Interest(kinds=(Kind.RESPONSE,), methods=("tools/call", "resources/read")),)
 
 
 @pytest.mark.parametrize(

@@ -18,8 +18,7 @@ test("manifest asks only for results of the three methods", () => {
   assert.deepEqual(plugin.load({}), {
     name: "redact",
     version: "0.1.0",
-    methods: ["tools/call", "resources/read", "prompts/get"],
-    kinds: ["response"],
+    interests: [{ kinds: ["response"], methods: ["tools/call", "resources/read", "prompts/get"] }],
     wantsRequest: false,
   });
 });

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from interpose_plugin import InitError, Kind, Message, PASS, Reject, Rewrite, RpcError
+from interpose_plugin import InitError, Interest, Kind, Message, PASS, Reject, Rewrite, RpcError
 from interpose_plugin.testing import load_plugin, take_logs
 
 import redact_rules
@@ -29,8 +29,9 @@ def redact_text(rules, text):
 def test_manifest_asks_only_for_results_of_the_three_methods():
     manifest = plugin().manifest
     assert manifest.name == "redact"
-    assert manifest.methods == ("tools/call", "resources/read", "prompts/get")
-    assert manifest.kinds == (Kind.RESPONSE,)
+    assert manifest.interests == (
+        Interest(kinds=(Kind.RESPONSE,), methods=("tools/call", "resources/read", "prompts/get")),
+    )
 
 
 def test_secret_in_tool_result_is_rewritten_and_logged():

@@ -87,10 +87,12 @@ mod tests {
         let (_, manifest) = Redact::init("{}").unwrap();
         assert_eq!(manifest.name, "redact");
         assert_eq!(
-            manifest.methods,
-            ["tools/call", "resources/read", "prompts/get"]
+            manifest.interests,
+            [interpose_plugin::Interest::new(
+                [Kind::Response],
+                ["tools/call", "resources/read", "prompts/get"]
+            )]
         );
-        assert_eq!(manifest.kinds, [Kind::Response]);
     }
 
     #[test]

@@ -20,8 +20,10 @@ test("manifest: tools/call requests and responses, with the request", () => {
   assert.deepEqual(plugin.load({}), {
     name: "response-cache",
     version: "0.1.0",
-    methods: ["tools/call"],
-    kinds: ["request", "response"],
+    interests: [
+      { kinds: ["request"], methods: ["tools/call"] },
+      { kinds: ["response"], methods: ["tools/call"] },
+    ],
     wantsRequest: true,
   });
 });

@@ -29,8 +29,10 @@ function rejection(verdict) {
 test("manifest asks for tool calls and lists", () => {
   const manifest = plugin.load("{}");
   assert.equal(manifest.name, "tool-policy");
-  assert.deepEqual(manifest.methods, ["tools/list", "tools/call"]);
-  assert.deepEqual(manifest.kinds, ["request", "response"]);
+  assert.deepEqual(manifest.interests, [
+    { kinds: ["response"], methods: ["tools/list"] },
+    { kinds: ["request"], methods: ["tools/call"] },
+  ]);
 });
 
 test("an empty policy passes everything", () => {

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from interpose_plugin import InitError, Kind, Message, PASS, Reject, Rewrite, RpcError
+from interpose_plugin import InitError, Interest, Kind, Message, PASS, Reject, Rewrite, RpcError
 from interpose_plugin.testing import load_plugin
 
 PLUGIN = Path(__file__).resolve().parents[1]
@@ -39,8 +39,10 @@ def rejection(verdict):
 def test_manifest_asks_for_tool_calls_and_lists():
     manifest = plugin({}).manifest
     assert manifest.name == "tool-policy"
-    assert manifest.methods == ("tools/list", "tools/call")
-    assert manifest.kinds == (Kind.REQUEST, Kind.RESPONSE)
+    assert manifest.interests == (
+        Interest(kinds=(Kind.REQUEST,), methods=("tools/call",)),
+        Interest(kinds=(Kind.RESPONSE,), methods=("tools/list",)),
+    )
 
 
 def test_empty_policy_passes_everything():

@@ -25,9 +25,11 @@ impl Plugin for ToolPolicy {
     fn init(config: &str) -> Result<(Self, Manifest), String> {
         let config: Config = parse_config(config)?;
         let policy = Policy::new(config)?;
+        // Checks calls on their way to the server and rewrites lists on their way
+        // back; never called for call results or list requests.
         let manifest = manifest!()
-            .methods(["tools/list", "tools/call"])
-            .kinds([Kind::Request, Kind::Response]);
+            .wants([Kind::Request], ["tools/call"])
+            .wants([Kind::Response], ["tools/list"]);
         Ok((ToolPolicy { policy }, manifest))
     }
 
@@ -149,6 +151,7 @@ export_plugin!(ToolPolicy);
 
 #[cfg(test)]
 mod tests {
+    use interpose_plugin::Interest;
     use serde_json::{Value, json};
 
     use super::*;
@@ -193,8 +196,13 @@ mod tests {
     fn manifest_asks_for_tool_calls_and_lists() {
         let (_, manifest) = ToolPolicy::init("{}").unwrap();
         assert_eq!(manifest.name, "tool-policy");
-        assert_eq!(manifest.methods, ["tools/list", "tools/call"]);
-        assert_eq!(manifest.kinds, [Kind::Request, Kind::Response]);
+        assert_eq!(
+            manifest.interests,
+            [
+                Interest::new([Kind::Request], ["tools/call"]),
+                Interest::new([Kind::Response], ["tools/list"])
+            ]
+        );
     }
 
     #[test]

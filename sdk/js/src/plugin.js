@@ -15,7 +15,8 @@ const PASS = pass();
  *
  * @param {{ name: string, version?: string, methods?: string[], kinds?: string[], wantsRequest?: boolean }} options
  *   `name` and `version` show in the proxy's logs and errors. `methods`, `kinds`
- *   and `wantsRequest` override what would be derived from the handlers.
+ *   and `wantsRequest` override what would be derived from the handlers: with
+ *   `methods` or `kinds`, the plugin asks for those methods x those kinds.
  */
 export function createPlugin(options) {
   return new Plugin(options);
@@ -146,25 +147,59 @@ export class Plugin {
 
   /**
    * Replaces what the manifest would derive from the handlers: `methods`,
-   * `kinds`, `wantsRequest` (each optional). Call it from an init hook to
-   * narrow the plugin by its configuration; `load` starts from the values
-   * given to `createPlugin` again.
+   * `kinds` (the plugin then asks for those methods x those kinds; a missing
+   * one is the handlers' union), `wantsRequest` (each optional). Call it from
+   * an init hook to narrow the plugin by its configuration; `load` starts from
+   * the values given to `createPlugin` again.
    */
   setManifest(values) {
     this._override = { ...this._override, ...definedOnly(manifestOverride(values)) };
     return this;
   }
 
-  /** The manifest derived from the handlers (and the overrides given to `createPlugin` or `setManifest`). */
+  /**
+   * The manifest derived from the handlers (and the overrides given to
+   * `createPlugin` or `setManifest`): one interest (`{ kinds, methods }`) per
+   * set of kinds a handler takes, so the host calls the plugin only for what
+   * some handler wants; no interests at all means every message.
+   */
   manifest() {
     const o = this._override;
+    const overridden = o.methods !== undefined || o.kinds !== undefined;
     return {
       name: this.name,
       version: this.version,
-      methods: o.methods ?? this._derivedMethods(),
-      kinds: o.kinds ?? this._derivedKinds(),
+      interests: overridden
+        ? everythingOr([{ kinds: o.kinds ?? this._derivedKinds(), methods: o.methods ?? this._derivedMethods() }])
+        : this._derivedInterests(),
       wantsRequest: o.wantsRequest ?? this._handlers.some((h) => h.wantsRequest),
     };
+  }
+
+  _derivedInterests() {
+    /** The kinds a handler takes ("request|response") -> its methods (undefined: every method). */
+    const byKinds = new Map();
+    for (const handler of this._handlers) {
+      const key = handler.kinds.join("|");
+      if (!byKinds.has(key)) {
+        byKinds.set(key, handler.methods && [...handler.methods]);
+        continue;
+      }
+      const methods = byKinds.get(key);
+      if (methods === undefined) {
+        continue;
+      }
+      if (handler.methods === undefined) {
+        byKinds.set(key, undefined);
+      } else {
+        methods.push(...handler.methods.filter((m) => !methods.includes(m)));
+      }
+    }
+    const interests = [...byKinds].map(([key, methods]) => {
+      const kinds = key.split("|");
+      return { kinds: kinds.length === KINDS.length ? [] : kinds, methods: methods ?? [] };
+    });
+    return everythingOr(interests);
   }
 
   _derivedMethods() {
@@ -272,6 +307,11 @@ function parseConfigText(text) {
   } catch (error) {
     throw new Error(`invalid config: ${error.message}`);
   }
+}
+
+/** `interests`, or none when one of them takes every message (what none means). */
+function everythingOr(interests) {
+  return interests.some((i) => i.kinds.length === 0 && i.methods.length === 0) ? [] : interests;
 }
 
 function manifestOverride(values) {

@@ -84,7 +84,15 @@ const witMessage = (fields) => new WitMessage(fields);
 test("init returns ok(manifest) or err(text), never throws", () => {
   assert.deepEqual(interceptor.init("{}"), {
     tag: "ok",
-    val: { name: "glue", version: "0.2.0", methods: [], kinds: ["request", "error"], wantsRequest: false },
+    val: {
+      name: "glue",
+      version: "0.2.0",
+      interests: [
+        { kinds: ["request"], methods: ["tools/call"] },
+        { kinds: ["error"], methods: [] },
+      ],
+      wantsRequest: false,
+    },
   });
   assert.deepEqual(interceptor.init('{"refuse": true}'), { tag: "err", val: "invalid config: refused" });
   assert.deepEqual(interceptor.init('{"throwString": true}'), { tag: "err", val: "plain string" });

@@ -35,8 +35,10 @@ test("the manifest is derived from the handlers", () => {
   assert.deepEqual(plugin.load(), {
     name: "p",
     version: "1.2.3",
-    methods: ["tools/call", "resources/read", "prompts/*"],
-    kinds: ["request", "response"],
+    interests: [
+      { kinds: ["request"], methods: ["tools/call"] },
+      { kinds: ["response"], methods: ["resources/read", "prompts/*"] },
+    ],
     wantsRequest: false,
   });
 
@@ -46,10 +48,14 @@ test("the manifest is derived from the handlers", () => {
   assert.deepEqual(everything.load(), {
     name: "all",
     version: "0.0.0",
-    methods: [],
-    kinds: [],
+    interests: [{ kinds: ["notification"], methods: [] }, { kinds: [], methods: ["tools/call"] }],
     wantsRequest: false,
   });
+
+  const anything = createPlugin({ name: "any" });
+  anything.method("*", () => undefined);
+  anything.onRequest("tools/call", () => undefined);
+  assert.deepEqual(anything.load().interests, [], "a handler for every message: no interests, which means all");
 
   const cache = createPlugin({ name: "c" });
   cache.toolResult(["get_*"], () => undefined);
@@ -65,9 +71,8 @@ test("createPlugin and setManifest override the derived manifest", () => {
       plugin.setManifest({ methods: config.only });
     }
   });
-  assert.deepEqual(plugin.load({ only: ["tools/call"] }).methods, ["tools/call"]);
-  assert.deepEqual(plugin.load({}).methods, [], "load starts afresh");
-  assert.deepEqual(plugin.load({}).kinds, ["request"]);
+  assert.deepEqual(plugin.load({ only: ["tools/call"] }).interests, [{ kinds: ["request"], methods: ["tools/call"] }]);
+  assert.deepEqual(plugin.load({}).interests, [{ kinds: ["request"], methods: [] }], "load starts afresh");
   assert.throws(() => plugin.setManifest({ methods: ["a*b"] }), /`\*` may only end a pattern/);
   assert.throws(() => plugin.setManifest({ kinds: ["reply"] }), /unknown kind "reply"/);
 });

@@ -27,6 +27,7 @@ from .message import Direction, Kind, Message, RawJson, RpcError, to_json
 from .plugin import (
     ConfigError,
     InitError,
+    Interest,
     Manifest,
     Plugin,
     init,
@@ -54,6 +55,7 @@ __all__ = [
     "to_json",
     "ConfigError",
     "InitError",
+    "Interest",
     "Manifest",
     "Plugin",
     "init",

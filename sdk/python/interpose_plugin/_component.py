@@ -198,8 +198,13 @@ def bind(entry: Any) -> type:
             return wit_interceptor.Manifest(
                 name=manifest.name,
                 version=manifest.version,
-                methods=list(manifest.methods),
-                kinds=[_KIND_TO_WIT[kind] for kind in manifest.kinds],
+                interests=[
+                    wit_interceptor.Interest(
+                        kinds=[_KIND_TO_WIT[kind] for kind in interest.kinds],
+                        methods=list(interest.methods),
+                    )
+                    for interest in manifest.interests
+                ],
                 wants_request=manifest.wants_request,
             )
 

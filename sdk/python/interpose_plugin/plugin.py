@@ -15,6 +15,7 @@ from .verdict import PASS, Pass, Reject, Respond, Rewrite, Verdict
 __all__ = [
     "Plugin",
     "Manifest",
+    "Interest",
     "ConfigError",
     "ConfigDict",
     "InitError",
@@ -55,14 +56,24 @@ class InitError(Exception):
 
 
 @dataclass(frozen=True)
+class Interest:
+    """Messages of these kinds (empty: every kind) with these methods (empty:
+    every method)."""
+
+    kinds: Tuple[Kind, ...]
+    methods: Tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Manifest:
-    """What the plugin is and which messages it wants. The host applies
-    `methods` x `kinds` before crossing into Wasm; empty means all."""
+    """What the plugin is and which messages it wants: those any interest
+    takes (no interests: every message). The host applies them before
+    crossing into Wasm, so a plugin is called only for what its handlers
+    take."""
 
     name: str
     version: str
-    methods: Tuple[str, ...]
-    kinds: Tuple[Kind, ...]
+    interests: Tuple[Interest, ...]
     wants_request: bool
 
 
@@ -397,20 +408,39 @@ def load(entry: Any, config: Union[str, Dict[str, Any], None] = None) -> LoadedP
 
 
 def _manifest(name: str, version: str, wants_request: bool, handlers: List[Tuple[_Spec, Callable]]) -> Manifest:
-    methods: List[str] = []
-    every_method = False
-    kinds = set()
-    for spec, _ in handlers:
-        kinds |= spec.kinds
-        if spec.methods is None or "*" in spec.methods:
-            every_method = True
-        else:
-            methods.extend(m for m in spec.methods if m not in methods)
-    ordered_kinds = tuple(k for k in _ALL_KINDS if k in kinds)
     return Manifest(
         name=str(name),
         version=str(version),
-        methods=() if every_method else tuple(methods),
-        kinds=() if len(ordered_kinds) == len(_ALL_KINDS) else ordered_kinds,
+        interests=_interests(handlers),
         wants_request=wants_request,
     )
+
+
+def _interests(handlers: List[Tuple[_Spec, Callable]]) -> Tuple[Interest, ...]:
+    """One interest per set of kinds the handlers take, with the methods of
+    those handlers; none at all when some handler takes every message."""
+    by_kinds: Dict[FrozenSet[Kind], Optional[List[str]]] = {}
+    for spec, _ in handlers:
+        every_method = spec.methods is None or "*" in spec.methods
+        if spec.kinds not in by_kinds:
+            by_kinds[spec.kinds] = None if every_method else list(spec.methods or ())
+            continue
+        methods = by_kinds[spec.kinds]
+        if methods is None:
+            continue
+        if every_method:
+            by_kinds[spec.kinds] = None
+        else:
+            methods.extend(m for m in spec.methods or () if m not in methods)
+    interests = []
+    for kinds, methods in by_kinds.items():
+        every_kind = len(kinds) == len(_ALL_KINDS)
+        if every_kind and methods is None:
+            return ()
+        interests.append(
+            Interest(
+                kinds=() if every_kind else tuple(k for k in _ALL_KINDS if k in kinds),
+                methods=() if methods is None else tuple(methods),
+            )
+        )
+    return tuple(interests)

@@ -37,9 +37,8 @@ def _fake_wit_modules():
     host.kv_get = host.kv_set = host.kv_delete = None
 
     interceptor = types.ModuleType("wit_world.exports.interceptor")
-    interceptor.Manifest = dataclasses.make_dataclass(
-        "Manifest", ["name", "version", "methods", "kinds", "wants_request"]
-    )
+    interceptor.Manifest = dataclasses.make_dataclass("Manifest", ["name", "version", "interests", "wants_request"])
+    interceptor.Interest = dataclasses.make_dataclass("Interest", ["kinds", "methods"])
     exports = types.ModuleType("wit_world.exports")
     exports.Interceptor = type("Interceptor", (), {})
     exports.interceptor = interceptor
@@ -343,3 +342,22 @@ def test_wit_enums_lift_by_lookup(glue):
     assert wit.Kind(2) is wit.Kind.ERROR and wit.Direction(1) is wit.Direction.TO_CLIENT
     assert list(wit.Kind) == [wit.Kind.REQUEST, wit.Kind.RESPONSE, wit.Kind.ERROR, wit.Kind.NOTIFICATION]
     assert isinstance(wit.Kind.ERROR, wit.Kind) and isinstance(wit.Kind, enum.EnumMeta)
+
+
+def test_init_returns_one_wit_interest_per_kind_the_handlers_take(glue):
+    class Policy(Plugin):
+        @on_request("tools/call")
+        def call(self, msg):
+            pass
+
+        @on_response("tools/list")
+        def listed(self, msg):
+            pass
+
+    manifest = glue.bind(Policy)().init("{}")
+    interceptor = sys.modules["wit_world.exports.interceptor"]
+    wit = sys.modules["wit_world.imports.types"]
+    assert manifest.interests == [
+        interceptor.Interest(kinds=[wit.Kind.REQUEST], methods=["tools/call"]),
+        interceptor.Interest(kinds=[wit.Kind.RESPONSE], methods=["tools/list"]),
+    ]

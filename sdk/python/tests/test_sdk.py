@@ -11,6 +11,7 @@ from interpose_plugin import (
     ConfigError,
     Direction,
     InitError,
+    Interest,
     Kind,
     Message,
     Pass,
@@ -64,8 +65,11 @@ class Policy(Plugin):
 def test_class_plugin_manifest_is_derived_from_its_handlers():
     manifest = load(Policy).manifest
     assert (manifest.name, manifest.version) == ("policy", "1.2.3")
-    assert manifest.methods == (), "on_notification takes every method"
-    assert manifest.kinds == (Kind.REQUEST, Kind.RESPONSE, Kind.NOTIFICATION)
+    assert manifest.interests == (
+        Interest(kinds=(Kind.REQUEST,), methods=("tools/call",)),
+        Interest(kinds=(Kind.RESPONSE,), methods=("resources/*",)),
+        Interest(kinds=(Kind.NOTIFICATION,), methods=()),
+    ), "one interest per kind a handler takes; on_notification takes every method"
     assert not manifest.wants_request
 
 
@@ -87,8 +91,10 @@ def test_narrow_handlers_give_a_narrow_manifest():
 
     manifest = load(Narrow).manifest
     assert manifest.name == "narrow"
-    assert manifest.methods == ("tools/call", "resources/read", "prompts/*")
-    assert manifest.kinds == (Kind.REQUEST, Kind.RESPONSE)
+    assert manifest.interests == (
+        Interest(kinds=(Kind.REQUEST,), methods=("tools/call", "resources/read", "prompts/*")),
+        Interest(kinds=(Kind.RESPONSE,), methods=("tools/call",)),
+    )
     assert manifest.wants_request
 
 
@@ -140,7 +146,7 @@ def test_module_plugins_use_module_level_handlers():
     )
     plugin = load(module, '{"word": "secret"}')
     assert plugin.manifest.name == "guard"
-    assert plugin.manifest.methods == ("tools/call",)
+    assert plugin.manifest.interests == (Interest(kinds=(Kind.RESPONSE,), methods=("tools/call",)),)
     assert plugin.intercept(Message.response("tools/call", {"t": "a secret"})) == Reject(1, "no")
     assert plugin.intercept(Message.response("tools/call", {"t": "fine"})) == PASS
 

@@ -10,7 +10,7 @@ pub mod mcp;
 mod message;
 mod verdict;
 
-pub use manifest::Manifest;
+pub use manifest::{Interest, Manifest};
 pub use message::{Direction, Kind, Message, RpcError};
 pub use verdict::Verdict;
 
@@ -122,7 +122,9 @@ pub mod __private {
         });
     }
 
-    pub use bindings::exports::interpose::plugin::interceptor::{Guest, Manifest as WitManifest};
+    pub use bindings::exports::interpose::plugin::interceptor::{
+        Guest, Interest as WitInterest, Manifest as WitManifest,
+    };
     pub use bindings::interpose::plugin::types::{
         Direction as WitDirection, Kind as WitKind, Message as WitMessage, RpcError as WitRpcError,
         Verdict as WitVerdict,
@@ -139,8 +141,14 @@ pub mod __private {
         Ok(WitManifest {
             name: manifest.name,
             version: manifest.version,
-            methods: manifest.methods,
-            kinds: manifest.kinds.into_iter().map(kind_to_wit).collect(),
+            interests: manifest
+                .interests
+                .into_iter()
+                .map(|i| WitInterest {
+                    kinds: i.kinds.into_iter().map(kind_to_wit).collect(),
+                    methods: i.methods,
+                })
+                .collect(),
             wants_request: manifest.wants_request,
         })
     }
@@ -267,8 +275,11 @@ mod tests {
             (manifest.name.as_str(), manifest.version.as_str()),
             ("echo", "1.2.3")
         );
-        assert_eq!(manifest.methods, ["tools/*"]);
-        assert_eq!(manifest.kinds, [WitKind::Request, WitKind::Error]);
+        let [interest] = &manifest.interests[..] else {
+            panic!("one interest")
+        };
+        assert_eq!(interest.methods, ["tools/*"]);
+        assert_eq!(interest.kinds, [WitKind::Request, WitKind::Error]);
         assert!(manifest.wants_request);
 
         let WitVerdict::Respond(text) = __private::decide(&state, &message(Kind::Request)) else {

@@ -11,8 +11,7 @@ test("asks only for tools/call requests", () => {
   assert.deepEqual(manifest, {
     name: "my-plugin",
     version: "0.1.0",
-    methods: ["tools/call"],
-    kinds: ["request"],
+    interests: [{ kinds: ["request"], methods: ["tools/call"] }],
     wantsRequest: false,
   });
 });

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from interpose_plugin import InitError, Kind, Message, Pass, Reject
+from interpose_plugin import InitError, Interest, Kind, Message, Pass, Reject
 from interpose_plugin.testing import kv_store, load_plugin, reset
 
 PLUGIN = Path(__file__).resolve().parents[1]
@@ -15,8 +15,7 @@ def fresh_host():
 
 def test_manifest_asks_only_for_tool_calls():
     manifest = load_plugin(PLUGIN).manifest
-    assert manifest.methods == ("tools/call",)
-    assert manifest.kinds == (Kind.REQUEST,)
+    assert manifest.interests == (Interest(kinds=(Kind.REQUEST,), methods=("tools/call",)),)
 
 
 def test_denied_tool_is_refused():

@@ -59,6 +59,7 @@ export_plugin!(MyPlugin);
 
 #[cfg(test)]
 mod tests {
+    use interpose_plugin::Interest;
     use interpose_plugin::host::testing::take_logs;
 
     use super::*;
@@ -67,8 +68,10 @@ mod tests {
     fn asks_only_for_tool_calls() {
         let (_, manifest) = MyPlugin::init("").unwrap();
         assert_eq!(manifest.name, "my-plugin");
-        assert_eq!(manifest.methods, ["tools/call"]);
-        assert_eq!(manifest.kinds, [Kind::Request]);
+        assert_eq!(
+            manifest.interests,
+            [Interest::new([Kind::Request], ["tools/call"])]
+        );
     }
 
     #[test]

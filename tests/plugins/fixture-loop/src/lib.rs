@@ -69,7 +69,7 @@ mod tests {
     #[test]
     fn other_tools_pass() {
         let (plugin, manifest) = Loop::init("{}").unwrap();
-        assert_eq!(manifest.methods, ["tools/call"]);
+        assert_eq!(manifest.interests[0].methods, ["tools/call"]);
         assert_eq!(
             plugin.intercept(&Message::request("tools/call", r#"{"name":"echo"}"#)),
             Verdict::Pass

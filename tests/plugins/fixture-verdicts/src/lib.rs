@@ -250,7 +250,7 @@ mod tests {
             {"method": "sampling/createMessage", "direction": "to-client", "verdict": "rewrite", "payload_text": "{\"x\":1}"},
         ]));
         assert_eq!(
-            (manifest.name.as_str(), manifest.methods.len()),
+            (manifest.name.as_str(), manifest.interests[0].methods.len()),
             ("fixture-verdicts", 0)
         );
         let echo = Message::request("tools/call", r#"{"name":"echo"}"#);
@@ -295,7 +295,7 @@ mod tests {
             "rules": [{"verdict": "rewrite", "echo": true}]
         }));
         assert_eq!(manifest.name, "spy");
-        assert_eq!(manifest.kinds, [Kind::Response]);
+        assert_eq!(manifest.interests[0].kinds, [Kind::Response]);
         assert!(manifest.wants_request);
         let msg = Message::response("tools/call", "{\"content\":[]}")
             .with_request_payload("{\"name\":\"echo\"}")
