@@ -8,10 +8,10 @@ call out of Wasm (about a microsecond each through componentize-py's runtime),
 made when a handler first reads that part (`Message.__getattr__`).
 
 The host's message is valid only during the call: reading it afterwards would
-trap the instance. So the SDK's `Message` forgets it when the call returns,
-after reading every part still unread if a handler kept a reference to the
-message (it has no `__dict__` and no weak references, so any way of keeping it
-raises its reference count). Copies are whole messages (`Message.__getstate__`).
+trap the instance. So if a handler kept a reference to the SDK's `Message` (it
+has no `__dict__` and no weak references, so any way of keeping it raises its
+reference count), it reads every part still unread before the call returns,
+and forgets the host's. Copies are whole messages (`Message.__getstate__`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import sys
 import weakref
 from typing import Any, Callable
 
-import componentize_py_runtime
 import wit_world
 from componentize_py_types import Err
 from wit_world.exports import interceptor as wit_interceptor
@@ -30,7 +29,7 @@ from wit_world.imports import types as wit
 from . import host, message
 from .message import _UNPARSED, Direction, Kind, Message, RpcError
 from .plugin import _ALL_KINDS, InitError, LoadedPlugin, _settle, load
-from .verdict import PASS, Pass, Reject, Respond, Rewrite
+from .verdict import Pass, Reject, Respond, Rewrite
 
 _LEVELS = {
     "trace": wit_host.Level.TRACE,
@@ -39,22 +38,20 @@ _LEVELS = {
     "warn": wit_host.Level.WARN,
     "error": wit_host.Level.ERROR,
 }
-_KIND_TO_WIT = {
-    Kind.REQUEST: wit.Kind.REQUEST,
-    Kind.RESPONSE: wit.Kind.RESPONSE,
-    Kind.ERROR: wit.Kind.ERROR,
-    Kind.NOTIFICATION: wit.Kind.NOTIFICATION,
-}
-# WIT enum members to the SDK's by discriminant (`_value_` is a plain
-# attribute; `.value` and hashing a member run Python code). `_ALL_KINDS` is
-# in WIT order, which `LoadedPlugin.route` relies on too.
-assert [k.name for k in _ALL_KINDS] == [k.name for k in wit.Kind]
-assert [k._value_ for k in wit.Kind] == list(range(len(wit.Kind)))
-_KINDS = _ALL_KINDS
-_DIRECTIONS = (Direction.TO_SERVER, Direction.TO_CLIENT)
-assert [d._value_ for d in (wit.Direction.TO_SERVER, wit.Direction.TO_CLIENT)] == [0, 1]
+assert [k.name for k in wit.Kind] == [k.name for k in _ALL_KINDS]
+assert [d.name for d in wit.Direction] == [d.name for d in Direction]
+assert [m._value_ for m in (*wit.Kind, *wit.Direction)] == [0, 1, 2, 3, 0, 1]
+_KIND_TO_WIT = dict(zip(_ALL_KINDS, wit.Kind))
+# componentize-py lifts an enum value by calling, with the discriminant, what
+# the bindings module holds under the enum's name once the app is imported:
+# the class, whose `EnumType.__call__` and `Enum.__new__` run in Python (about
+# half a microsecond in Wasm, twice per `intercept`). Put there instead a dict
+# lookup straight into the SDK's members (a dict's `__getitem__` is called in
+# C without an argument tuple): `intercept` receives the `Direction` and `Kind`
+# that plugins see. `init` lowers the manifest's kinds with `_KIND_TO_WIT`.
+wit.Direction = dict(enumerate(Direction)).__getitem__
+wit.Kind = dict(enumerate(_ALL_KINDS)).__getitem__
 _PASS = wit.Verdict_Pass()
-_new_message = object.__new__
 _refcount = sys.getrefcount
 
 
@@ -66,42 +63,31 @@ def _read_error(lent: Any) -> Any:
 message._READERS["error"] = _read_error
 
 
-def _skip_lent_message_finalizers() -> None:
-    """componentize-py (0.25.1) gives every resource object it lifts a
-    `weakref.finalize`, and for a borrowed one detaches it again when the call
-    returns: two Python-level calls and a registry entry per `intercept`, for a
-    finalizer that can never run (the runtime holds the object for the whole
-    call, then ends the borrow itself). Skip the registration for the message
-    resource only; every other use of `weakref.finalize` is untouched, and
-    `detach` on an unregistered finalizer returns None as the runtime expects."""
-    finalize = weakref.finalize
-    register = finalize.__init__
-    drop_resource = componentize_py_runtime.drop_resource
-    lent_type = wit.Message
-
-    def __init__(self: Any, obj: Any, func: Any, /, *args: Any, **kwargs: Any) -> None:
-        if func is drop_resource and type(obj) is lent_type:
-            return
-        register(self, obj, func, *args, **kwargs)
-
-    finalize.__init__ = __init__
-
-
-_skip_lent_message_finalizers()
-
-
-def _lift_enums_by_lookup(*enums: Any) -> None:
-    """componentize-py lifts an enum value by calling its class with the
-    discriminant, which runs `EnumType.__call__` and `Enum.__new__` in Python
-    (about half a microsecond in Wasm, twice per `intercept`). Give each WIT
-    enum class a metaclass whose `__call__` is its discriminant -> member
-    lookup, in C. Members, iteration and `isinstance` are unchanged."""
-    for cls in enums:
-        members = {member._value_: member for member in cls}
-        cls.__class__ = type(f"_{cls.__name__}ByLookup", (type(cls),), {"__call__": members.__getitem__})
-
-
-_lift_enums_by_lookup(wit.Kind, wit.Direction)
+# componentize-py (0.25.1) lends a borrowed resource to Python as a new object
+# of its class (`cls.__new__(cls)`) holding a `handle` and a `finalizer`
+# (`weakref.finalize(obj, drop_resource, ...)`), and when the call returns it
+# deletes `handle` and calls `finalizer.detach()`: an object and two
+# Python-level calls per `intercept` (about a microsecond in Wasm) for a
+# finalizer that never runs, since the runtime ends the borrow itself. The
+# world's only resource is the message, only ever lent to `intercept`, so it
+# is lent through one object and no finalizer, all in C:
+# - the runtime looks `weakref.finalize` up once, right after importing the
+#   app, and gets `"".format`, which ignores the four arguments
+#   (`Interceptor.init` puts the real one back before plugin code runs again);
+# - the class's `__new__` gives the one object;
+# - `finalizer` reads as the class, whose `detach` does nothing, and its
+#   setter, `hasattr`, takes the `""` and refuses a real finalizer: a runtime
+#   that got the real `weakref.finalize` traps on the first call instead of
+#   leaking a registration per call.
+_RESOURCES = [
+    cls for module in (wit, wit_host, wit_interceptor) for cls in vars(module).values() if hasattr(cls, "__exit__")
+]
+assert _RESOURCES == [wit.Message], f"the message is no longer the only resource: {_RESOURCES}"
+_FINALIZE = weakref.finalize
+weakref.finalize = "".format
+wit.Message.finalizer = property(type, hasattr)
+wit.Message.detach = staticmethod(tuple)
+wit.Message.__new__ = staticmethod({wit.Message: object.__new__(wit.Message)}.get)
 
 
 class _HostBackend:
@@ -141,41 +127,51 @@ def _verdict(verdict: Any) -> Any:
     raise TypeError(f"not a verdict: {verdict!r}")
 
 
+class _LentMessage(Message):
+    """The message `intercept` hands to handlers: the parts that come with the
+    call are set, the rest are read when first used. (CPython makes an object
+    fastest when the class's `__init__` is Python code: in Wasm, 0.1-0.2 us
+    less than `object.__new__` and setting the five parts.)"""
+
+    __slots__ = ()
+
+    def __init__(self, direction: Direction, kind: Kind, method: str, lent: Any) -> None:
+        self.direction = direction
+        self.kind = kind
+        self.method = method
+        self._lent = lent
+        self._parsed = _UNPARSED
+
+
 def _intercept_for(plugin: LoadedPlugin) -> Callable[..., Any]:
     """`intercept` for one loaded plugin."""
     routes, route, run = plugin._routes, plugin.route, plugin.run
+    direct = {kind: plugin.direct_handler(kind) for kind in _ALL_KINDS}
 
-    def intercept(direction: Any, kind: Any, method: str, msg: Any) -> Any:
-        index = kind._value_
-        found = routes[index].get(method)
-        if found is None:
-            found = route(index, method)
-        handlers, single = found
-        if not handlers:
-            return _PASS
+    def intercept(direction: Direction, kind: Kind, method: str, msg: Any) -> Any:
+        single = direct[kind]
+        if single is None:
+            handlers, single = routes[kind].get(method) or route(kind, method)
+            if not handlers:
+                return _PASS
 
-        out = _new_message(Message)
-        out.direction = _DIRECTIONS[direction._value_]
-        out.kind = _KINDS[index]
-        out.method = method
-        out._lent = msg
-        out._parsed = _UNPARSED
+        out = _LentMessage(direction, kind, method, msg)
         unkept = _refcount(out)
         if single is not None:
             # One handler taking the message: what `run` does, one call less.
             verdict = single(out)
-            verdict = PASS if verdict is None or type(verdict) is Pass else _settle(verdict, out)
+            if verdict is not None:
+                verdict = _settle(verdict, out)
         else:
             verdict = run(handlers, out)
         # (An exception traps the instance, which is then thrown away: no
         # cleanup needed on that path.)
         if _refcount(out) > unkept:
-            # A handler kept the message: read the rest while it is lent.
+            # A handler kept the message: read the rest while it is lent,
+            # then forget the host's. (Otherwise it is freed on return.)
             out._read_all()
-        out._lent = None
-        if verdict is PASS:
-            return _PASS
-        return _verdict(verdict)
+            out._lent = None
+        return _PASS if verdict is None else _verdict(verdict)
 
     return intercept
 
@@ -186,6 +182,7 @@ def bind(entry: Any) -> type:
 
     class Interceptor(wit_world.exports.Interceptor):
         def init(self, config: str) -> Any:
+            weakref.finalize = _FINALIZE
             try:
                 plugin = load(entry, config)
             except InitError as err:

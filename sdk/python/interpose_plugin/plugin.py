@@ -219,8 +219,8 @@ class LoadedPlugin:
         self.instance = instance
         self._handlers = handlers
         self._table: Dict[Tuple[Kind, str], _Handlers] = {}
-        # Per kind (in `_ALL_KINDS` order): method -> route.
-        self._routes: Tuple[Dict[str, _Route], ...] = tuple({} for _ in _ALL_KINDS)
+        # Per kind: method -> route.
+        self._routes: Dict[Kind, Dict[str, _Route]] = {kind: {} for kind in _ALL_KINDS}
 
     def handlers_for(self, kind: Kind, method_name: str) -> _Handlers:
         """The handlers for this kind and method, in declaration order (cached)."""
@@ -234,14 +234,14 @@ class LoadedPlugin:
             self._table[key] = found
         return found
 
-    def route(self, kind_index: int, method_name: str) -> _Route:
-        """The component's dispatch: the handlers for this kind (its position
-        in `Kind`) and method, and, when there is exactly one and it takes the
-        message alone, that handler, to call without `run`. Cached."""
-        table = self._routes[kind_index]
+    def route(self, kind: Kind, method_name: str) -> _Route:
+        """The component's dispatch: the handlers for this kind and method,
+        and, when there is exactly one and it takes the message alone, that
+        handler, to call without `run`. Cached."""
+        table = self._routes[kind]
         found = table.get(method_name)
         if found is None:
-            handlers = self.handlers_for(_ALL_KINDS[kind_index], method_name)
+            handlers = self.handlers_for(kind, method_name)
             single = handlers[0][0] if len(handlers) == 1 and handlers[0][1] is _MESSAGE else None
             found = (handlers, single)
             if len(table) >= 256:
@@ -249,6 +249,14 @@ class LoadedPlugin:
                 table.clear()
             table[method_name] = found
         return found
+
+    def direct_handler(self, kind: Kind) -> Optional[Callable]:
+        """The component's shortcut: the handler to call for every message of
+        this kind, without looking up the method, when it is the only one for
+        the kind, takes every method and takes the message alone."""
+        if all(spec.methods is None or "*" in spec.methods for spec, _ in self._handlers if kind in spec.kinds):
+            return self.route(kind, "*")[1]
+        return None
 
     def intercept(self, msg: Message) -> Verdict:
         """Runs the handlers that match `msg`, in declaration order, until one

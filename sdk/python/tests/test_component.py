@@ -12,7 +12,20 @@ import weakref
 
 import pytest
 
-from interpose_plugin import Direction, Kind, Message, Plugin, Rewrite, method, on_request, on_response, tool_call
+from interpose_plugin import (
+    Direction,
+    Kind,
+    Message,
+    Plugin,
+    Reject,
+    Rewrite,
+    method,
+    on_notification,
+    on_request,
+    on_response,
+    tool_call,
+    tool_result,
+)
 from interpose_plugin import message as message_module
 from interpose_plugin.plugin import _ALL_KINDS, load
 
@@ -24,7 +37,7 @@ def _fake_wit_modules():
     wit.Direction = enum.Enum("Direction", [("TO_SERVER", 0), ("TO_CLIENT", 1)])
     wit.Kind = enum.Enum("Kind", [("REQUEST", 0), ("RESPONSE", 1), ("ERROR", 2), ("NOTIFICATION", 3)])
     wit.RpcError = dataclasses.make_dataclass("RpcError", ["code", "message", "data"])
-    wit.Message = type("Message", (), {})
+    wit.Message = type("Message", (), {"__exit__": lambda self, *exc: None})
     wit.Verdict_Pass = dataclasses.make_dataclass("Verdict_Pass", [])
     wit.Verdict_Rewrite = dataclasses.make_dataclass("Verdict_Rewrite", ["value"])
     wit.Verdict_Respond = dataclasses.make_dataclass("Verdict_Respond", ["value"])
@@ -63,14 +76,14 @@ def _fake_wit_modules():
     }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def glue():
-    """The glue module, imported against the stand-ins; everything it changes
+    """The glue module, imported against new stand-ins; everything it changes
     in the process (readers, `weakref.finalize`, the host backend) is put back
     afterwards."""
     fakes = _fake_wit_modules()
     saved_readers = dict(message_module._READERS)
-    saved_finalize = weakref.finalize.__init__
+    saved_finalize = weakref.finalize
     sys.modules.update(fakes)
     try:
         yield importlib.import_module("interpose_plugin._component")
@@ -79,18 +92,22 @@ def glue():
             sys.modules.pop(name, None)
         message_module._READERS.clear()
         message_module._READERS.update(saved_readers)
-        weakref.finalize.__init__ = saved_finalize
+        weakref.finalize = saved_finalize
         from interpose_plugin.testing import reset
 
         reset()
 
 
+KINDS = ["REQUEST", "RESPONSE", "ERROR", "NOTIFICATION"]
+
+
 class Lent:
     """The host's message as componentize-py lifts it, counting getter calls,
-    with the arguments `intercept` receives alongside it."""
+    with the arguments `intercept` receives alongside it (the enums lifted as
+    the runtime does, by calling what the bindings hold with the discriminant)."""
 
     def __init__(self, wit, kind="REQUEST", method="tools/call", payload='{"name":"x"}', to_client=False):
-        self.args = (wit.Direction.TO_CLIENT if to_client else wit.Direction.TO_SERVER, wit.Kind[kind], method)
+        self.args = (wit.Direction(int(to_client)), wit.Kind(KINDS.index(kind)), method)
         self.values = {
             "id": "7",
             "payload": payload,
@@ -303,14 +320,44 @@ def test_a_part_not_read_during_the_call_is_an_error_not_a_trap():
         msg.no_such_part
 
 
-def test_finalizers_are_skipped_only_for_lent_messages(glue):
+def test_the_runtime_lends_every_message_through_one_object_and_no_finalizer(glue):
+    # What componentize-py does around each `intercept`, with what it looked
+    # up once the app was imported.
     wit = sys.modules["wit_world.imports.types"]
+    finalize, lend = weakref.finalize, wit.Message.__new__
     drop = sys.modules["componentize_py_runtime"].drop_resource
-    lent = wit.Message()
-    assert not weakref.finalize(lent, drop, 1, 2).alive
-    assert weakref.finalize(lent, print).alive
-    other = type("Other", (), {})()
-    assert weakref.finalize(other, drop, 1, 2).alive
+    lent = lend(wit.Message)
+    for handle in (7, 8):
+        assert lend(wit.Message) is lent
+        lent.handle = handle
+        lent.finalizer = finalize(lent, drop, 12, handle)
+        del lent.handle
+        lent.finalizer.detach()
+    assert not hasattr(lent, "handle") and not vars(lent)
+    # `init` puts the real `weakref.finalize` back before plugin code runs.
+    glue.bind(PassEverything)().init("{}")
+    assert weakref.finalize is glue._FINALIZE and weakref.finalize.__module__ == "weakref"
+    # A runtime that lent the message with a real finalizer would trap at once.
+    real = weakref.finalize(lent, drop, 12, 9)
+    with pytest.raises(TypeError):
+        lent.finalizer = real
+    real.detach()
+
+
+def test_handlers_of_every_method_answer_without_a_route(glue):
+    class Verdicts(Plugin):
+        def on_request(self, msg):
+            return Rewrite(msg.payload)  # the same text: a pass
+
+        def on_response(self, msg):
+            return Reject(-32000, "no")
+
+    wit = sys.modules["wit_world.imports.types"]
+    lent = Lent(wit)
+    assert isinstance(intercept(glue, Verdicts, lent), wit.Verdict_Pass)
+    assert lent.calls == ["payload"]
+    verdict = intercept(glue, Verdicts, Lent(wit, kind="RESPONSE", to_client=True))
+    assert verdict == wit.Verdict_Reject(wit.RpcError(-32000, "no", None))
 
 
 class Mixed(Plugin):
@@ -330,18 +377,48 @@ class Mixed(Plugin):
 @pytest.mark.parametrize("entry", [PassEverything, Mixed])
 def test_routes_are_the_matching_handlers(entry):
     plugin = load(entry)
-    for index, kind in enumerate(_ALL_KINDS):
+    for kind in _ALL_KINDS:
         for name in ["tools/call", "resources/read", "resources/list", "x"]:
-            routed, single = plugin.route(index, name)
+            routed, single = plugin.route(kind, name)
             assert routed == plugin.handlers_for(kind, name), (kind, name)
             assert single == (routed[0][0] if len(routed) == 1 and routed[0][1] == "message" else None)
 
 
-def test_wit_enums_lift_by_lookup(glue):
+def test_a_direct_handler_is_the_only_one_of_its_kind_for_every_method():
+    class Some(Plugin):
+        @method("*", kinds=["request", "error"])
+        def every(self, msg):
+            pass
+
+        @on_request("tools/call")
+        def call(self, msg):
+            pass
+
+        @on_notification
+        def note(self, msg):
+            pass
+
+        @tool_result
+        def result(self, result, msg):
+            pass
+
+    plugin = load(Some)
+    direct = [plugin.direct_handler(kind) for kind in _ALL_KINDS]
+    assert direct == [None, None, plugin.instance.every, plugin.instance.note]
+    passing = load(PassEverything)
+    assert passing.direct_handler(Kind.RESPONSE) == passing.instance.on_response
+
+
+def test_wit_enums_lift_straight_into_the_sdk_members(glue):
     wit = sys.modules["wit_world.imports.types"]
-    assert wit.Kind(2) is wit.Kind.ERROR and wit.Direction(1) is wit.Direction.TO_CLIENT
-    assert list(wit.Kind) == [wit.Kind.REQUEST, wit.Kind.RESPONSE, wit.Kind.ERROR, wit.Kind.NOTIFICATION]
-    assert isinstance(wit.Kind.ERROR, wit.Kind) and isinstance(wit.Kind, enum.EnumMeta)
+    assert [wit.Kind(i) for i in range(4)] == list(_ALL_KINDS)
+    assert [wit.Direction(i) for i in range(2)] == [Direction.TO_SERVER, Direction.TO_CLIENT]
+    assert [(kind.name, wit_kind._value_) for kind, wit_kind in glue._KIND_TO_WIT.items()] == [
+        ("REQUEST", 0),
+        ("RESPONSE", 1),
+        ("ERROR", 2),
+        ("NOTIFICATION", 3),
+    ]
 
 
 def test_init_returns_one_wit_interest_per_kind_the_handlers_take(glue):
@@ -356,8 +433,8 @@ def test_init_returns_one_wit_interest_per_kind_the_handlers_take(glue):
 
     manifest = glue.bind(Policy)().init("{}")
     interceptor = sys.modules["wit_world.exports.interceptor"]
-    wit = sys.modules["wit_world.imports.types"]
+    to_wit = glue._KIND_TO_WIT
     assert manifest.interests == [
-        interceptor.Interest(kinds=[wit.Kind.REQUEST], methods=["tools/call"]),
-        interceptor.Interest(kinds=[wit.Kind.RESPONSE], methods=["tools/list"]),
+        interceptor.Interest(kinds=[to_wit[Kind.REQUEST]], methods=["tools/call"]),
+        interceptor.Interest(kinds=[to_wit[Kind.RESPONSE]], methods=["tools/list"]),
     ]
