@@ -74,6 +74,7 @@ fn log_to_dev_null() -> tracing::subscriber::DefaultGuard {
         .expect("/dev/null");
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("interpose=info,warn"))
+        .fmt_fields(interpose::log_output::Fields)
         .with_writer(std::sync::Mutex::new(sink))
         .with_ansi(false)
         .finish();

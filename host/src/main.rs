@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use interpose::framing::DEFAULT_MAX_MESSAGE_BYTES;
-use interpose::log_output::{BatchedLog, flush_stderr};
+use interpose::log_output::{BatchedLog, Fields, flush_stderr};
 use interpose::run::{RunOptions, run};
 use interpose::transport::cli::{Listen, TransportArgs, parse_listen};
 
@@ -170,6 +170,7 @@ fn init_logging(verbose: u8, quiet: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .fmt_fields(Fields)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match BatchedLog::stderr() {
         Ok(log) => subscriber.with_writer(log).init(),
