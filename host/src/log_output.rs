@@ -1,9 +1,9 @@
-//! Where log lines go: stderr, in batches.
+//! Where log lines go (stderr, in batches) and how their fields are formatted.
 //!
 //! A write to stderr is a system call, and on the message path (an audit plugin logs
 //! every message) one call per line cost more than the plugin's own work. So lines
 //! are collected in memory and written by a flusher thread at most [`FLUSH_INTERVAL`]
-//! after the first unwritten one, as access logs are in Envoy and nginx. Warnings and
+//! after the first unwritten one, as Envoy writes its access logs. Warnings and
 //! errors are written at once, with every line before them, and so is a full buffer.
 //! What is left is written when the process ends or panics.
 
