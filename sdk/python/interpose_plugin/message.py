@@ -110,6 +110,24 @@ class RpcError:
         return f"RpcError({self.code}, {self.message!r}, data={self.data!r})"
 
 
+#: A message's parts: the first three come as arguments of `intercept`; the
+#: others (`_LENT_PARTS`) are read from the host's message by getters of the
+#: same names.
+_PARTS = (
+    "direction",
+    "kind",
+    "method",
+    "id",
+    "payload",
+    "error",
+    "request_payload",
+    "elapsed_us",
+    "session",
+    "server",
+)
+_LENT_PARTS = _PARTS[3:]
+
+
 class Message:
     """One message on its way through the proxy.
 
@@ -128,16 +146,7 @@ class Message:
     """
 
     __slots__ = (
-        "direction",
-        "kind",
-        "method",
-        "id",
-        "payload",
-        "error",
-        "request_payload",
-        "elapsed_us",
-        "session",
-        "server",
+        *_PARTS,
         "_parsed",
         # The host's message while it is lent (the component glue sets it);
         # `None` for messages built here and after the call.
@@ -353,23 +362,7 @@ _ABSENT = {
     Kind.NOTIFICATION: frozenset({"id", "error", "request_payload", "elapsed_us"}),
 }
 
-_PARTS = (
-    "direction",
-    "kind",
-    "method",
-    "id",
-    "payload",
-    "error",
-    "request_payload",
-    "elapsed_us",
-    "session",
-    "server",
-)
-
 #: How each part of a lent message that `intercept` does not receive as an
 #: argument is read from the host's message: its getter of the same name. The
 #: component glue converts `error` from the WIT record.
-_READERS: Dict[str, Callable[[Any], Any]] = {
-    name: operator.methodcaller(name)
-    for name in ("id", "payload", "error", "request_payload", "elapsed_us", "session", "server")
-}
+_READERS: Dict[str, Callable[[Any], Any]] = {name: operator.methodcaller(name) for name in _LENT_PARTS}
