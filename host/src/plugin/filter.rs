@@ -79,13 +79,14 @@ impl Filter {
                 .iter()
                 .filter(|i| i.kinds.is_empty() || i.kinds.contains(&kind));
             let mut names: Vec<&str> = Vec::new();
-            for interest in taking.clone() {
+            for interest in taking {
                 if interest.methods.is_empty() || interest.methods.iter().any(|m| m == "*") {
                     return Methods::All;
                 }
                 names.extend(interest.methods.iter().map(String::as_str));
             }
-            if taking.count() == 0 {
+            // Every interest taking this kind named methods, so none did if none are named.
+            if names.is_empty() {
                 return Methods::None;
             }
             let (globs, exact): (Vec<&str>, Vec<&str>) =
