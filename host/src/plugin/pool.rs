@@ -53,6 +53,36 @@ pub enum StartError {
     InitFailed(Failure),
 }
 
+/// How often instantiation is tried again when the kernel was busy (see [`is_busy`]).
+const SEAL_RETRIES: u32 = 3;
+
+/// One try at making an instance.
+enum Attempt {
+    /// Worth trying again: the kernel refused, for now, to seal the memory image.
+    Busy(wasmtime::Error),
+    Failed(StartError),
+}
+
+impl From<StartError> for Attempt {
+    fn from(e: StartError) -> Self {
+        Attempt::Failed(e)
+    }
+}
+
+/// Whether instantiation failed with `EBUSY`. On a module's first instantiation
+/// wasmtime writes its initial memory to a memfd and seals it against writes; Linux
+/// refuses that seal with `EBUSY` while a freshly written page still has a transient
+/// reference (seen under load, e.g. a page in another CPU's LRU batch). The image is
+/// built afresh on the next instantiation, so a retry shortly after succeeds.
+fn is_busy(error: &wasmtime::Error) -> bool {
+    const EBUSY: i32 = 16;
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.raw_os_error() == Some(EBUSY))
+    })
+}
+
 /// Everything needed to make an instance of one plugin version.
 pub struct InstanceFactory {
     pub engine: Engine,
@@ -70,6 +100,26 @@ pub struct InstanceFactory {
 impl InstanceFactory {
     /// Instantiates and calls `init`, returning the instance and its manifest.
     pub async fn create(&self) -> Result<(Instance, Manifest), StartError> {
+        let mut attempt = 0;
+        loop {
+            match self.create_once().await {
+                Err(Attempt::Busy(e)) if attempt < SEAL_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(
+                        "{}: the kernel was busy sealing the memory image ({}); retry {attempt}",
+                        self.tag.get(),
+                        first_line(&e)
+                    );
+                    tokio::time::sleep(Duration::from_millis(25 << attempt)).await;
+                }
+                Err(Attempt::Busy(e)) => return Err(StartError::Instantiate(first_line(&e))),
+                Err(Attempt::Failed(e)) => return Err(e),
+                Ok(ready) => return Ok(ready),
+            }
+        }
+    }
+
+    async fn create_once(&self) -> Result<(Instance, Manifest), Attempt> {
         let wasi = self
             .grants
             .wasi_ctx(&self.tag)
@@ -88,9 +138,11 @@ impl InstanceFactory {
             Err(_) if store.data().limiter.was_hit() => {
                 return Err(StartError::Instantiate(
                     Failure::Memory(self.limits.memory_bytes).to_string(),
-                ));
+                )
+                .into());
             }
-            Err(e) => return Err(StartError::Instantiate(first_line(&e))),
+            Err(e) if is_busy(&e) => return Err(Attempt::Busy(e)),
+            Err(e) => return Err(StartError::Instantiate(first_line(&e)).into()),
         };
         let init_limits = Limits {
             timeout: self.limits.init_timeout(),
@@ -98,14 +150,15 @@ impl InstanceFactory {
         };
         let manifest = match bindings::call_init(&plugin, &mut store, &self.init_config).await {
             Ok(Ok(manifest)) => manifest,
-            Ok(Err(refusal)) => return Err(StartError::InitRefused(refusal)),
+            Ok(Err(refusal)) => return Err(StartError::InitRefused(refusal).into()),
             Err(e) => {
                 let hit = store.data().limiter.was_hit();
                 return Err(StartError::InitFailed(Failure::from_call_error(
                     &e,
                     &init_limits,
                     hit,
-                )));
+                ))
+                .into());
             }
         };
         let live = LiveToken::new(&self.live);
@@ -270,5 +323,20 @@ impl InstancePool {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Instance>> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_ebusy_anywhere_in_the_chain_is_worth_a_retry() {
+        let busy = wasmtime::Error::new(std::io::Error::from_raw_os_error(16))
+            .context("cannot add seals to the memfd");
+        assert!(is_busy(&busy));
+        let missing = wasmtime::Error::new(std::io::Error::from_raw_os_error(2));
+        assert!(!is_busy(&missing));
+        assert!(!is_busy(&wasmtime::Error::msg("unknown import")));
     }
 }
