@@ -153,6 +153,51 @@ fn bench_chain(c: &mut Criterion) {
     }
     group.finish();
 
+    // The same round trip with the caches cold, as in the live proxy: between two
+    // calls the client, the backend and the kernel run and evict the plugins' code
+    // and memory. Each timed round trip follows a write over more memory than the L2
+    // cache holds (not timed).
+    let mut group = c.benchmark_group("round trip, cold caches");
+    group.sample_size(30);
+    let params = tool_call(1024);
+    let result = tool_result(1024, false);
+    let mut policy = demo_chain();
+    let redact = policy.pop().expect("redact");
+    let policy_only = policy.pop().expect("tool-policy");
+    let audit = policy.pop().expect("audit-log");
+    let cold_chains: Vec<(&str, Arc<dyn Interceptor>)> = vec![
+        ("no plugins", Arc::new(PassAll)),
+        ("pass", load(vec![pass()])),
+        ("audit-log", load(vec![audit.clone()])),
+        ("tool-policy", load(vec![policy_only.clone()])),
+        ("redact", load(vec![redact.clone()])),
+        ("audit-log + tool-policy + redact", demo.clone()),
+    ];
+    for (name, chain) in &cold_chains {
+        group.bench_function(BenchmarkId::new(*name, "1KiB"), |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let (chain, params, result, id) = (chain.clone(), &params, &result, &id);
+                async move {
+                    let mut evict = vec![0u8; 8 << 20];
+                    let mut total = std::time::Duration::ZERO;
+                    for round in 0..iters {
+                        evict
+                            .iter_mut()
+                            .step_by(64)
+                            .for_each(|b| *b = b.wrapping_add(round as u8));
+                        black_box(&evict);
+                        let started = std::time::Instant::now();
+                        black_box(chain.intercept(request(params, id)).await);
+                        black_box(chain.intercept(response(params, result, id)).await);
+                        total += started.elapsed();
+                    }
+                    total
+                }
+            })
+        });
+    }
+    group.finish();
+
     // One call into the pass plugin: an instance from the pool, or a new one each time.
     let single = load(vec![pass()]);
     let version = single.version(0).expect("one plugin");

@@ -2,10 +2,13 @@
 //!
 //! A write to stderr is a system call, and on the message path (an audit plugin logs
 //! every message) one call per line cost more than the plugin's own work. So lines
-//! are collected in memory and written by a flusher thread at most [`FLUSH_INTERVAL`]
-//! after the first unwritten one, as Envoy writes its access logs. Warnings and
-//! errors are written at once, with every line before them, and so is a full buffer.
-//! What is left is written when the process ends or panics.
+//! are collected in memory and written by a flusher thread, as Envoy writes its access
+//! logs: at most [`FLUSH_INTERVAL`] after the first unwritten line, or as soon as
+//! [`FLUSH_AT_BYTES`] have gathered. The thread that logs only appends, unless it logs
+//! a warning or an error (written at once, after every line before it) or the
+//! flusher has fallen [`BLOCK_AT_BYTES`] behind (then it writes too, which slows the
+//! proxy down to what stderr takes instead of growing without bound). What is left is
+//! written when the process ends or panics.
 
 use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -22,8 +25,11 @@ use tracing_subscriber::fmt::{FormatFields, MakeWriter};
 /// The longest a line waits in memory.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 
-/// A buffer this full is written at once, by the thread that filled it.
+/// The flusher writes at once when this much has gathered.
 const FLUSH_AT_BYTES: usize = 64 * 1024;
+
+/// A thread that logs writes the lines itself when this much is unwritten.
+const BLOCK_AT_BYTES: usize = 4 << 20;
 
 /// The stderr batch, once [`BatchedLog::stderr`] made it.
 static STDERR: OnceLock<BatchedLog> = OnceLock::new();
@@ -42,30 +48,43 @@ pub struct BatchedLog {
     shared: Arc<Shared>,
 }
 
+/// Lock order: `out`, then `lines`. Appending takes `lines` only, briefly.
 struct Shared {
-    pending: Mutex<Pending>,
-    /// Signalled when the buffer stops being empty.
-    filled: Condvar,
+    /// Lines not yet taken by a writer.
+    lines: Mutex<Vec<u8>>,
+    /// Wakes the flusher: the first line arrived, or [`FLUSH_AT_BYTES`] did.
+    gathered: Condvar,
+    /// Held while a batch is written, so batches go out in order.
+    out: Mutex<Out>,
 }
 
-struct Pending {
-    lines: Vec<u8>,
-    out: Box<dyn Write + Send>,
+struct Out {
+    sink: Box<dyn Write + Send>,
+    /// The previous batch's buffer, swapped in for `lines` to keep its capacity.
+    spare: Vec<u8>,
 }
 
-impl Pending {
-    fn write_out(&mut self) {
-        if self.lines.is_empty() {
-            return;
+impl Out {
+    /// Writes `lines` (and `last`, if any) after every batch taken before.
+    fn write_out(&mut self, lines: &Mutex<Vec<u8>>, last: &[u8]) {
+        let mut batch = std::mem::take(&mut self.spare);
+        {
+            let mut lines = lock(lines);
+            std::mem::swap(&mut *lines, &mut batch);
         }
-        // Nowhere to report a failing stderr; the lines are dropped as `eprintln!`
-        // would panic.
-        let _ = self
-            .out
-            .write_all(&self.lines)
-            .and_then(|()| self.out.flush());
-        self.lines.clear();
+        batch.extend_from_slice(last);
+        if !batch.is_empty() {
+            // Nowhere to report a failing stderr; the lines are dropped as `eprintln!`
+            // would panic.
+            let _ = self.sink.write_all(&batch).and_then(|()| self.sink.flush());
+        }
+        batch.clear();
+        self.spare = batch;
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl BatchedLog {
@@ -77,9 +96,12 @@ impl BatchedLog {
         let on_panic = log.clone();
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            // `try_lock`: the panic may have happened while this thread held the lock.
-            if let Ok(mut pending) = on_panic.shared.pending.try_lock() {
-                pending.write_out();
+            // `try_lock`: the panic may have happened while this thread held a lock.
+            let shared = &on_panic.shared;
+            if let Ok(mut out) = shared.out.try_lock()
+                && shared.lines.try_lock().is_ok()
+            {
+                out.write_out(&shared.lines, &[]);
             }
             previous(info);
         }));
@@ -87,27 +109,31 @@ impl BatchedLog {
     }
 
     /// Batches lines for `out`, with a flusher thread that lives as long as the process.
-    pub fn to(out: Box<dyn Write + Send>) -> io::Result<Self> {
+    pub fn to(sink: Box<dyn Write + Send>) -> io::Result<Self> {
         let shared = Arc::new(Shared {
-            pending: Mutex::new(Pending {
-                lines: Vec::new(),
-                out,
+            lines: Mutex::new(Vec::new()),
+            gathered: Condvar::new(),
+            out: Mutex::new(Out {
+                sink,
+                spare: Vec::new(),
             }),
-            filled: Condvar::new(),
         });
         let flusher = shared.clone();
         std::thread::Builder::new()
             .name("log-flusher".into())
             .spawn(move || {
                 loop {
-                    let pending = flusher.lock();
-                    let pending = flusher
-                        .filled
-                        .wait_while(pending, |p| p.lines.is_empty())
+                    let lines = lock(&flusher.lines);
+                    let lines = flusher
+                        .gathered
+                        .wait_while(lines, |l| l.is_empty())
                         .unwrap_or_else(PoisonError::into_inner);
-                    drop(pending);
-                    std::thread::sleep(FLUSH_INTERVAL);
-                    flusher.lock().write_out();
+                    let (lines, _) = flusher
+                        .gathered
+                        .wait_timeout_while(lines, FLUSH_INTERVAL, |l| l.len() < FLUSH_AT_BYTES)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    drop(lines);
+                    flusher.write_out(&[]);
                 }
             })?;
         Ok(BatchedLog { shared })
@@ -115,24 +141,28 @@ impl BatchedLog {
 
     /// Writes out every line logged so far.
     pub fn flush(&self) {
-        self.shared.lock().write_out();
+        self.shared.write_out(&[]);
     }
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    fn write_out(&self, last: &[u8]) {
+        lock(&self.out).write_out(&self.lines, last);
     }
 
     fn append(&self, line: &[u8], urgent: bool) {
-        let mut pending = self.lock();
-        let was_empty = pending.lines.is_empty();
-        pending.lines.extend_from_slice(line);
-        // Written under the lock, so lines keep their order.
-        if urgent || pending.lines.len() >= FLUSH_AT_BYTES {
-            pending.write_out();
-        } else if was_empty {
-            self.filled.notify_one();
+        if urgent {
+            return self.write_out(line);
+        }
+        let mut lines = lock(&self.lines);
+        let before = lines.len();
+        lines.extend_from_slice(line);
+        let after = lines.len();
+        drop(lines);
+        if after >= BLOCK_AT_BYTES {
+            self.write_out(&[]);
+        } else if before == 0 || (before < FLUSH_AT_BYTES && after >= FLUSH_AT_BYTES) {
+            self.gathered.notify_one();
         }
     }
 }
@@ -347,16 +377,57 @@ mod tests {
         assert_eq!(sink.text(), "info\nwarn\n");
     }
 
+    /// Polls `sink` until it holds `len` bytes, or gives up after a while.
+    fn wait_for(sink: &Sink, len: usize) -> usize {
+        let deadline = Instant::now() + FLUSH_INTERVAL * 20;
+        while sink.text().len() < len && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        sink.text().len()
+    }
+
     #[test]
-    fn a_full_buffer_and_flush_write_at_once() {
+    fn a_full_batch_is_written_by_the_flusher_without_waiting_out_the_interval() {
         let sink = Sink::default();
         let log = BatchedLog::to(Box::new(sink.clone())).unwrap();
-        let long = "x".repeat(FLUSH_AT_BYTES);
-        write(&log, &long, false);
-        assert_eq!(sink.text().len(), FLUSH_AT_BYTES);
+        write(&log, "first\n", false);
+        let started = Instant::now();
+        write(&log, &"x".repeat(FLUSH_AT_BYTES), false);
+        assert_eq!(wait_for(&sink, FLUSH_AT_BYTES + 6), FLUSH_AT_BYTES + 6);
+        assert!(
+            started.elapsed() < FLUSH_INTERVAL,
+            "written after {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn a_flusher_far_behind_makes_the_logging_thread_write() {
+        let sink = Sink::default();
+        let log = BatchedLog::to(Box::new(sink.clone())).unwrap();
+        // Held, the output lock stands for a stderr that takes its time.
+        let out = lock(&log.shared.out);
+        let big = "y".repeat(BLOCK_AT_BYTES / 2);
+        write(&log, &big, false);
+        let logger = {
+            let log = log.clone();
+            std::thread::spawn(move || write(&log, &"z".repeat(BLOCK_AT_BYTES / 2), false))
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!logger.is_finished(), "the logger waits for stderr");
+        drop(out);
+        logger.join().unwrap();
+        assert_eq!(sink.text().len(), BLOCK_AT_BYTES);
+    }
+
+    #[test]
+    fn flush_writes_everything_at_once() {
+        let sink = Sink::default();
+        let log = BatchedLog::to(Box::new(sink.clone())).unwrap();
+        write(&log, "a\n", false);
         write(&log, "last\n", false);
         log.flush();
-        assert!(sink.text().ends_with("xlast\n"));
+        assert_eq!(sink.text(), "a\nlast\n");
     }
 
     #[test]
