@@ -34,6 +34,8 @@ export declare class Message {
     error?: { code: number | bigint; message: string; data?: string };
     requestPayload?: string;
     elapsedUs?: number;
+    /** Read from the params (the request's, for answers) unless given. */
+    subject?: string;
     session?: string;
     server?: string;
   });
@@ -53,6 +55,13 @@ export declare class Message {
   readonly payloadSize: number;
   /** For responses and errors: microseconds from forwarding the request to this answer. */
   readonly elapsedUs: number | undefined;
+  /**
+   * What the message acts on: the tool's or prompt's name, or the resource URI
+   * (`tools/call`, `prompts/get`, `resources/read|subscribe|unsubscribe`,
+   * `notifications/resources/updated`); for answers, their request's, when the
+   * manifest asked for the request. Read by the host, without copying the payload.
+   */
+  readonly subject: string | undefined;
   /** The downstream (client) session. */
   readonly session: string;
   /** The backend server's name. */

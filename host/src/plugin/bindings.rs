@@ -208,6 +208,10 @@ impl<T: LendsMessages + Send> wit_types::HostMessage for Lent<'_, T> {
         Ok(lent(self.0)?.request_payload().map(str::to_owned))
     }
 
+    fn subject(&mut self, _msg: Resource<LentMessage>) -> wasmtime::Result<Option<String>> {
+        Ok(lent(self.0)?.subject())
+    }
+
     fn session(&mut self, _msg: Resource<LentMessage>) -> wasmtime::Result<String> {
         Ok(lent(self.0)?.session().to_owned())
     }

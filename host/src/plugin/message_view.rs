@@ -143,6 +143,17 @@ impl MessageView {
             .then(|| self.fixed.part(Part::RequestPayload))
     }
 
+    /// What the message acts on (see [`super::subject`]): read from the payload of
+    /// a request or notification, as rewritten so far, and from the request's
+    /// payload for an answer, so only when this plugin sees that.
+    pub fn subject(&self) -> Option<String> {
+        let params = match self.kind {
+            Kind::Request | Kind::Notification => self.payload(),
+            Kind::Response | Kind::Error => self.request_payload(),
+        }?;
+        super::subject::subject(self.method(), params)
+    }
+
     pub fn elapsed_us(&self) -> Option<u64> {
         self.fixed.elapsed_us
     }
@@ -191,6 +202,7 @@ mod tests {
         assert_eq!((view.session(), view.server()), ("s-1", "backend"));
         assert_eq!(view.elapsed_us(), Some(1500));
         assert_eq!(view.for_plugin(false).request_payload(), None);
+        assert_eq!(view.subject(), None, "the request has no `name`");
 
         let bare = Intercepted {
             kind: Kind::Notification,
@@ -206,5 +218,45 @@ mod tests {
             (None, None, None)
         );
         assert_eq!((view.method(), view.session()), ("tools/call", "s-1"));
+    }
+
+    #[test]
+    fn the_subject_follows_rewrites_and_answers_read_their_request() {
+        let (id, params, rewritten) = (
+            raw("1"),
+            raw(r#"{"name":"search"}"#),
+            raw(r#"{"name":"web_search"}"#),
+        );
+        let request = Intercepted {
+            direction: Direction::ToServer,
+            kind: Kind::Request,
+            method: "tools/call",
+            id: Some(&id),
+            payload: Some(&params),
+            error: None,
+            request_payload: None,
+            elapsed: None,
+            session: "s",
+            server: "b",
+        };
+        let mut view = MessageView::new(&request);
+        assert_eq!(view.subject().as_deref(), Some("search"));
+        view.rewritten(&rewritten);
+        assert_eq!(view.subject().as_deref(), Some("web_search"));
+
+        let result = raw(r#"{"content":[]}"#);
+        let answer = Intercepted {
+            direction: Direction::ToClient,
+            kind: Kind::Response,
+            payload: Some(&result),
+            request_payload: Some(&rewritten),
+            ..request
+        };
+        let view = MessageView::new(&answer);
+        assert_eq!(
+            view.for_plugin(true).subject().as_deref(),
+            Some("web_search")
+        );
+        assert_eq!(view.for_plugin(false).subject(), None);
     }
 }

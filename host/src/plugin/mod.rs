@@ -33,6 +33,7 @@ mod reload;
 mod sandbox;
 mod slot;
 mod stats;
+mod subject;
 mod version;
 
 use std::sync::Arc;

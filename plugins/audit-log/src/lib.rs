@@ -3,11 +3,9 @@
 //! request names (tool, resource URI, prompt) and, for answers, how long the
 //! request took. See the README for the configuration.
 //!
-//! It keeps no state: the host times each request (`Message::elapsed`) and, since
-//! the manifest sets `wants_request`, lends an answer its request's params, where
-//! the tool's name is.
-
-use std::borrow::Cow;
+//! It keeps no state: the host times each request (`Message::elapsed`) and names
+//! what a message acts on (`Message::subject`; an answer's is its request's, since
+//! the manifest sets `wants_request`).
 
 use interpose_plugin::{
     Kind, Manifest, Message, Plugin, Verdict, export_plugin, host, manifest, parse_config,
@@ -70,11 +68,11 @@ struct Line<'a> {
     /// Size of the payload text (params or result) in bytes.
     bytes: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
-    tool: Option<Cow<'a, str>>,
+    tool: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    uri: Option<Cow<'a, str>>,
+    uri: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    prompt: Option<Cow<'a, str>>,
+    prompt: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     arguments: Option<&'a RawValue>,
     /// For answers: milliseconds from forwarding the request to the answer.
@@ -90,44 +88,16 @@ struct ErrorLine<'a> {
     message: &'a str,
 }
 
-/// The parts of request params worth logging; everything else is skipped
-/// without being copied.
+/// The `arguments` of request params; everything else is skipped without being
+/// copied.
 #[derive(Debug, Default, Deserialize)]
-struct Named<'a> {
-    #[serde(borrow, default)]
-    name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    uri: Option<Cow<'a, str>>,
+struct Arguments<'a> {
     #[serde(borrow, default)]
     arguments: Option<&'a RawValue>,
 }
 
-impl<'a> Named<'a> {
-    /// The parts of `params`, for the methods whose requests name something.
-    fn of(method: &str, params: Option<&'a str>) -> Self {
-        let names_something = matches!(
-            method,
-            "tools/call"
-                | "prompts/get"
-                | "resources/read"
-                | "resources/subscribe"
-                | "resources/unsubscribe"
-        );
-        params
-            .filter(|_| names_something)
-            .and_then(|p| serde_json::from_str(p).ok())
-            .unwrap_or_default()
-    }
-}
-
 impl AuditLog {
     fn line<'a>(&self, msg: &'a Message<'_>) -> Line<'a> {
-        // First, so that `payload_len` below measures a payload read here instead
-        // of asking the host.
-        let named = match msg.kind() {
-            Kind::Request => Named::of(msg.method(), msg.payload()),
-            _ => Named::default(),
-        };
         let mut line = Line {
             direction: msg.direction().as_str(),
             kind: msg.kind().as_str(),
@@ -135,7 +105,7 @@ impl AuditLog {
             id: msg.id().and_then(|id| serde_json::from_str(id).ok()),
             session: msg.session(),
             server: msg.server(),
-            bytes: msg.payload_len(),
+            bytes: 0,
             tool: None,
             uri: None,
             prompt: None,
@@ -146,25 +116,25 @@ impl AuditLog {
                 message: &err.message,
             }),
         };
-        match msg.kind() {
-            Kind::Request => {
-                match msg.method() {
-                    "tools/call" => line.tool = named.name,
-                    "prompts/get" => line.prompt = named.name,
-                    _ => line.uri = named.uri,
-                }
-                if self.config.include_arguments
-                    && matches!(msg.method(), "tools/call" | "prompts/get")
-                {
-                    line.arguments = named.arguments;
-                }
-            }
-            // Answers name the tool of their request, so a line reads on its own.
-            Kind::Response | Kind::Error if msg.method() == "tools/call" => {
-                line.tool = Named::of(msg.method(), msg.request_payload()).name;
-            }
-            _ => {}
+        // The host reads the name from the params (an answer's from its request's),
+        // so neither is copied into the plugin nor parsed here.
+        let subject = msg.subject();
+        match msg.method() {
+            "tools/call" => line.tool = subject,
+            "prompts/get" => line.prompt = subject,
+            _ => line.uri = subject,
         }
+        if self.config.include_arguments
+            && msg.kind() == Kind::Request
+            && matches!(msg.method(), "tools/call" | "prompts/get")
+        {
+            line.arguments = msg
+                .payload()
+                .and_then(|p| serde_json::from_str::<Arguments<'_>>(p).ok())
+                .and_then(|a| a.arguments);
+        }
+        // After the arguments: a payload read there is measured, not asked for again.
+        line.bytes = msg.payload_len();
         line
     }
 }
@@ -269,6 +239,15 @@ mod tests {
             json!({"code": -32002, "message": "Resource not found"})
         );
         assert_eq!(line["duration_ms"], json!(3.0));
+        assert!(line.get("uri").is_none(), "no request payload, no URI");
+        let line = logged(
+            &audit,
+            &error.with_request_payload(r#"{"uri":"file:///a.txt"}"#),
+        );
+        assert_eq!(
+            line["uri"], "file:///a.txt",
+            "an answer names its request's URI"
+        );
         let note = Message::new(
             Direction::ToClient,
             Kind::Notification,

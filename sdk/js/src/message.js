@@ -15,12 +15,24 @@
 /** A part not fetched from the lent message yet. */
 const UNFETCHED = Symbol("unfetched");
 const UNPARSED = Symbol("unparsed");
+/** A plain message's subject, read from its params on first use as the host reads it. */
+const UNDERIVED = Symbol("underived");
+
+/** The params member that names what a method acts on (the host's `plugin/subject.rs` has the same list). */
+const SUBJECT_MEMBER = {
+  "tools/call": "name",
+  "prompts/get": "name",
+  "resources/read": "uri",
+  "resources/subscribe": "uri",
+  "resources/unsubscribe": "uri",
+  "notifications/resources/updated": "uri",
+};
 
 export class Message {
   /**
    * @param {object} fields plain values: direction, kind, method, id, payload,
-   *   error, requestPayload, elapsedUs, session, server (all but kind and method
-   *   optional).
+   *   error, requestPayload, elapsedUs, subject, session, server (all but kind
+   *   and method optional; subject is read from the params unless given).
    */
   constructor(fields) {
     /** The lent WIT resource while the call lasts; undefined for plain messages. */
@@ -33,6 +45,7 @@ export class Message {
     this._error = fields.error == null ? undefined : normalizeError(fields.error);
     this._requestPayload = fields.requestPayload ?? undefined;
     this._elapsedUs = fields.elapsedUs ?? undefined;
+    this._subject = fields.subject ?? UNDERIVED;
     this._session = fields.session ?? "";
     this._server = fields.server ?? "";
     this._json = UNPARSED;
@@ -92,6 +105,24 @@ export class Message {
       value = this._borrowed("elapsedUs").elapsedUs();
       // The WIT u64 comes as a BigInt.
       value = this._elapsedUs = value === undefined ? undefined : Number(value);
+    }
+    return value;
+  }
+
+  /**
+   * What the message acts on: the tool's name (`tools/call`), the prompt's name
+   * (`prompts/get`) or the resource URI (`resources/read`, `subscribe`,
+   * `unsubscribe`, `notifications/resources/updated`); `undefined` for other
+   * methods. An answer's is its request's, when the manifest asked for the
+   * request. The host reads it from the params, so a plugin that needs only the
+   * name neither copies nor parses the payload.
+   */
+  get subject() {
+    let value = this._subject;
+    if (value === UNFETCHED) {
+      value = this._subject = this._borrowed("subject").subject();
+    } else if (value === UNDERIVED) {
+      value = this._subject = deriveSubject(this);
     }
     return value;
   }
@@ -204,6 +235,7 @@ export function lentMessage(direction, kind, method, resource) {
   msg._error = UNFETCHED;
   msg._requestPayload = UNFETCHED;
   msg._elapsedUs = UNFETCHED;
+  msg._subject = UNFETCHED;
   msg._session = UNFETCHED;
   msg._server = UNFETCHED;
   msg._json = UNPARSED;
@@ -214,6 +246,23 @@ export function lentMessage(direction, kind, method, resource) {
 /** Ends the loan of a message made by `lentMessage`: parts not read by now can no longer be. */
 export function endLoan(msg) {
   msg._lent = undefined;
+}
+
+/** The subject of a plain message, read from its params as the host reads it. */
+function deriveSubject(msg) {
+  const member = SUBJECT_MEMBER[msg.method];
+  const answer = msg.kind === "response" || msg.kind === "error";
+  const params = answer ? msg.requestPayload : msg.payload;
+  if (member === undefined || params === undefined) {
+    return undefined;
+  }
+  let value;
+  try {
+    value = JSON.parse(params)?.[member];
+  } catch {
+    return undefined;
+  }
+  return typeof value === "string" ? value : undefined;
 }
 
 /** The size of `text` in UTF-8, without encoding it. */

@@ -48,6 +48,7 @@ class WitMessage {
       error: undefined,
       requestPayload: undefined,
       elapsedUs: undefined,
+      subject: undefined,
       payloadSize: undefined,
       session: "s",
       server: "b",
@@ -166,6 +167,27 @@ test("the payload's size and the answer's wait come from the host as numbers, th
   const plain = new Message({ kind: "response", method: "x", payload: '{"a":"😀€é"}', elapsedUs: 7 });
   assert.deepEqual([plain.payloadSize, plain.elapsedUs], [Buffer.byteLength('{"a":"😀€é"}'), 7]);
   assert.equal(new Message({ kind: "request", method: "x" }).payloadSize, 0);
+});
+
+test("the subject comes from the host once, or from a plain message's params", () => {
+  const seen = [];
+  const glue = interceptorFor(
+    createPlugin({ name: "subjects" }).onResponse((msg) => {
+      seen.push(msg.subject, msg.subject);
+    }),
+  );
+  const msg = witMessage({ kind: "response", direction: "to-client", subject: "search" });
+  assert.deepEqual(msg.lendTo(glue), { tag: "pass" });
+  assert.deepEqual(seen, ["search", "search"]);
+  assert.deepEqual(msg.fetched, ["subject"]);
+  const call = new Message({ kind: "request", method: "tools/call", payload: '{"arguments":{"name":"x"},"name":"echo"}' });
+  assert.equal(call.subject, "echo");
+  const answer = new Message({ kind: "response", method: "tools/call", payload: "{}", requestPayload: '{"name":"echo"}' });
+  assert.equal(answer.subject, "echo");
+  assert.equal(new Message({ kind: "response", method: "tools/call", payload: "{}" }).subject, undefined);
+  assert.equal(new Message({ kind: "request", method: "resources/read", payload: '{"uri":"file:///a"}' }).subject, "file:///a");
+  assert.equal(new Message({ kind: "request", method: "tools/list", payload: '{"name":"x"}' }).subject, undefined);
+  assert.equal(new Message({ kind: "request", method: "tools/call", payload: '{"name":"a"}', subject: "b" }).subject, "b");
 });
 
 test("a rewrite is checked against the payload only when the handler read it", () => {

@@ -122,6 +122,7 @@ _PARTS = (
     "error",
     "request_payload",
     "elapsed_us",
+    "subject",
     "session",
     "server",
 )
@@ -165,6 +166,7 @@ class Message:
         session: str = "",
         server: str = "",
         elapsed_us: Optional[int] = None,
+        subject: Optional[str] = None,
     ) -> None:
         self.direction = direction
         self.kind = kind
@@ -180,6 +182,14 @@ class Message:
         #: For answers: microseconds from when the proxy forwarded the request
         #: to when this answer arrived; `None` for requests and notifications.
         self.elapsed_us = elapsed_us
+        #: What the message acts on: the tool's name (`tools/call`), the
+        #: prompt's name (`prompts/get`) or the resource URI (`resources/read`,
+        #: `subscribe`, `unsubscribe`, `notifications/resources/updated`). An
+        #: answer's is its request's, when the plugin set `wants_request`. The
+        #: host reads it from the params, so a plugin that needs only the name
+        #: neither copies nor parses the payload. Derived here, as the host
+        #: does, unless given.
+        self.subject = subject if subject is not None else _subject_of(kind, method, self.payload, self.request_payload)
         self.session = session
         self.server = server
         self._parsed = _UNPARSED
@@ -353,6 +363,29 @@ def _short(text: Optional[str]) -> str:
 
 
 _UNPARSED = object()
+
+#: The params member that names what a method acts on (the host's
+#: `plugin/subject.rs` has the same list).
+_SUBJECT_MEMBER = {
+    "tools/call": "name",
+    "prompts/get": "name",
+    "resources/read": "uri",
+    "resources/subscribe": "uri",
+    "resources/unsubscribe": "uri",
+    "notifications/resources/updated": "uri",
+}
+
+
+def _subject_of(kind: Kind, method: str, payload: Optional[str], request_payload: Optional[str]) -> Optional[str]:
+    member = _SUBJECT_MEMBER.get(method)
+    params = request_payload if kind in (Kind.RESPONSE, Kind.ERROR) else payload
+    if member is None or params is None:
+        return None
+    try:
+        value = json.loads(params).get(member)
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
 
 #: Parts a kind of message never has: `None` without asking the host.
 _ABSENT = {

@@ -114,6 +114,7 @@ class Lent:
             "error": None,
             "request_payload": None,
             "elapsed_us": None,
+            "subject": None,
             "payload_size": None,
             "session": "s",
             "server": "b",
@@ -211,7 +212,19 @@ def test_parts_are_read_once_on_first_access(glue):
     assert lent.calls == ["payload"]
 
 
-PARTS = ("direction", "kind", "method", "id", "payload", "error", "request_payload", "elapsed_us", "session", "server")
+PARTS = (
+    "direction",
+    "kind",
+    "method",
+    "id",
+    "payload",
+    "error",
+    "request_payload",
+    "elapsed_us",
+    "subject",
+    "session",
+    "server",
+)
 LENT_PARTS = PARTS[3:]  # the rest come as arguments of `intercept`
 
 
@@ -228,8 +241,9 @@ def test_every_part_reads_converted_from_wit_types(glue):
     lent.values["error"] = wit.RpcError(-32000, "boom", '{"a":1}')
     lent.values["request_payload"] = '{"q":1}'
     lent.values["elapsed_us"] = 1250
+    lent.values["subject"] = "search"
     intercept(glue, Reader, lent)
-    assert parts["elapsed_us"] == 1250
+    assert parts["elapsed_us"] == 1250 and parts["subject"] == "search"
     assert parts["payload"] is None and parts["request_payload"] == '{"q":1}'
     assert parts["direction"] is Direction.TO_CLIENT
     assert parts["kind"] is Kind.ERROR

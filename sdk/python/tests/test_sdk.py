@@ -272,4 +272,15 @@ def test_schema_writes_like_serde_json():
 def test_answers_carry_their_wait_and_payload_size():
     answer = Message.response("tools/call", '{"t":"é"}', elapsed_us=1250)
     assert (answer.elapsed_us, answer.payload_size) == (1250, 10)
+
+
+def test_the_subject_of_a_built_message_is_read_as_the_host_reads_it():
+    call = Message.request("tools/call", {"arguments": {"name": "x"}, "name": "echo"})
+    assert call.subject == "echo"
+    assert Message.response("tools/call", {}).subject is None, "no request payload"
+    assert Message.response("tools/call", {}, request={"name": "echo"}).subject == "echo"
+    assert Message.request("resources/read", {"uri": "file:///a"}).subject == "file:///a"
+    assert Message.request("tools/list", {}).subject is None
+    assert Message.request("tools/call", {"name": 7}).subject is None
+    assert Message.request("tools/call", {"name": "a"}, subject="b").subject == "b"
     assert Message.request("tools/call").payload_size == 0

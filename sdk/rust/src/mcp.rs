@@ -5,8 +5,34 @@
 //! and serializing it again loses nothing (key order aside), and a plugin that
 //! edits one field can forward the rest as it came.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+/// What `params` of `method` act on, as the host reads it for
+/// [`crate::Message::subject`] (the host's `plugin/subject.rs`; keep the method
+/// lists the same): `name` of `tools/call` and `prompts/get`, `uri` of the
+/// resource methods.
+pub fn subject(method: &str, params: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Named<'a> {
+        #[serde(borrow, default)]
+        name: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        uri: Option<Cow<'a, str>>,
+    }
+    let by_name = match method {
+        "tools/call" | "prompts/get" => true,
+        "resources/read"
+        | "resources/subscribe"
+        | "resources/unsubscribe"
+        | "notifications/resources/updated" => false,
+        _ => return None,
+    };
+    let named: Named<'_> = serde_json::from_str(params).ok()?;
+    if by_name { named.name } else { named.uri }.map(Cow::into_owned)
+}
 
 /// `params` of a `tools/call` request.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

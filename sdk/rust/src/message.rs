@@ -147,6 +147,7 @@ pub struct Message<'a> {
     error: OnceCell<Option<RpcError>>,
     request_payload: OnceCell<Option<String>>,
     elapsed_us: OnceCell<Option<u64>>,
+    subject: OnceCell<Option<String>>,
     session: OnceCell<String>,
     server: OnceCell<String>,
 }
@@ -170,6 +171,7 @@ impl<'a> Message<'a> {
             error: OnceCell::new(),
             request_payload: OnceCell::new(),
             elapsed_us: OnceCell::new(),
+            subject: OnceCell::new(),
             session: OnceCell::new(),
             server: OnceCell::new(),
         }
@@ -261,6 +263,28 @@ impl<'a> Message<'a> {
             .map(Duration::from_micros)
     }
 
+    /// What the message acts on: the tool's name (`tools/call`), the prompt's
+    /// name (`prompts/get`) or the resource URI (`resources/read`, `subscribe`,
+    /// `unsubscribe`, `notifications/resources/updated`); `None` for other
+    /// methods. An answer's is its request's, when the manifest set
+    /// `wants_request`. The host reads it from the params, so a plugin that needs
+    /// only the name neither copies nor parses the payload.
+    pub fn subject(&self) -> Option<&str> {
+        self.subject
+            .get_or_init(|| match self.lent {
+                Some(msg) => msg.subject(),
+                // Built in a test: read as the host reads it.
+                None => {
+                    let params = match self.kind {
+                        Kind::Request | Kind::Notification => self.payload(),
+                        Kind::Response | Kind::Error => self.request_payload(),
+                    };
+                    params.and_then(|p| crate::mcp::subject(&self.method, p))
+                }
+            })
+            .as_deref()
+    }
+
     /// The downstream (client) session this message belongs to.
     pub fn session(&self) -> &str {
         self.part(&self.session, WitMessage::session).as_str()
@@ -286,6 +310,7 @@ impl Message<'static> {
             error: OnceCell::from(None),
             request_payload: OnceCell::from(None),
             elapsed_us: OnceCell::from(None),
+            subject: OnceCell::new(),
             session: OnceCell::from(String::new()),
             server: OnceCell::from(String::new()),
         }
@@ -314,12 +339,14 @@ impl Message<'static> {
     /// Sets `payload` (JSON text).
     pub fn with_payload(mut self, payload: impl Into<String>) -> Self {
         self.payload = OnceCell::from(Some(payload.into()));
+        self.subject = OnceCell::new();
         self
     }
 
     /// Sets `request_payload` (JSON text).
     pub fn with_request_payload(mut self, payload: impl Into<String>) -> Self {
         self.request_payload = OnceCell::from(Some(payload.into()));
+        self.subject = OnceCell::new();
         self
     }
 
@@ -481,6 +508,19 @@ mod tests {
         assert!(prompt.prompt().unwrap().messages.is_empty());
         let bad = Message::request("tools/call", r#"{"arguments":{}}"#);
         assert!(bad.tool_call().is_none(), "no name");
+    }
+
+    #[test]
+    fn the_subject_of_a_test_message_is_read_as_the_host_reads_it() {
+        let call = Message::request("tools/call", r#"{"arguments":{"name":"x"},"name":"echo"}"#);
+        assert_eq!(call.subject(), Some("echo"));
+        let answer = Message::response("tools/call", "{}");
+        assert_eq!(answer.subject(), None, "no request payload");
+        let answer = answer.with_request_payload(r#"{"name":"echo"}"#);
+        assert_eq!(answer.subject(), Some("echo"));
+        let read = Message::request("resources/read", r#"{"uri":"file:///a"}"#);
+        assert_eq!(read.subject(), Some("file:///a"));
+        assert_eq!(Message::request("tools/list", "{}").subject(), None);
     }
 
     #[test]
