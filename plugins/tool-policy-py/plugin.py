@@ -217,6 +217,14 @@ class ToolPolicy(Plugin):
 
     def call(self, msg):
         policy = self.policy
+        # The host names the tool (no name for params with a duplicate or
+        # missing `name`, which the strict parse below rejects). A tool the
+        # policy allows and neither renames nor edits passes without its params
+        # being copied into the plugin or parsed; checking the arguments is the
+        # backend's job.
+        exposed = msg.subject
+        if exposed is not None and self.passes_untouched(exposed):
+            return PASS
         try:
             # Strict parsing: a duplicate `name` is an error here rather than a
             # guess at which one the backend would read.
@@ -252,6 +260,15 @@ class ToolPolicy(Plugin):
                 arguments[name] = value
         params["name"] = backend
         return Rewrite(write_tool_call(params)) if rewrite else PASS
+
+    def passes_untouched(self, exposed):
+        policy = self.policy
+        return (
+            policy.backend_name(exposed) == exposed
+            and policy.access(exposed, exposed) is None
+            and not policy.stripped(exposed, exposed)
+            and not policy.pinned(exposed, exposed)
+        )
 
     def list(self, msg):
         policy = self.policy

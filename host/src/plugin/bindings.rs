@@ -208,6 +208,17 @@ impl<T: LendsMessages + Send> wit_types::HostMessage for Lent<'_, T> {
         Ok(lent(self.0)?.request_payload().map(str::to_owned))
     }
 
+    fn envelope(&mut self, _msg: Resource<LentMessage>) -> wasmtime::Result<wit_types::Envelope> {
+        let view = lent(self.0)?;
+        Ok(wit_types::Envelope {
+            id: view.id().map(str::to_owned),
+            session: view.session().to_owned(),
+            server: view.server().to_owned(),
+            payload_size: view.payload().map_or(0, |p| p.len() as u64),
+            elapsed_us: view.elapsed_us(),
+        })
+    }
+
     fn subject(&mut self, _msg: Resource<LentMessage>) -> wasmtime::Result<Option<String>> {
         Ok(lent(self.0)?.subject())
     }

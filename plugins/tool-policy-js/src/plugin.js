@@ -45,8 +45,25 @@ plugin.onRequest("tools/call", (msg) => {
   if (policy.isNoop() || msg.direction !== "to-server") {
     return undefined;
   }
+  // The host names the tool (no name for params with a duplicate or missing
+  // `name`, which the careful reader rejects). A tool the policy allows and
+  // neither renames nor edits passes without its params being copied into the
+  // engine or parsed; checking the arguments is the backend's job.
+  const exposed = msg.subject;
+  if (exposed !== undefined && passesUntouched(exposed)) {
+    return undefined;
+  }
   return call(msg.payload ?? "");
 });
+
+function passesUntouched(exposed) {
+  return (
+    policy.backendName(exposed) === exposed &&
+    policy.access(exposed, exposed).kind === "allowed" &&
+    policy.stripped(exposed, exposed).length === 0 &&
+    policy.pinned(exposed, exposed).length === 0
+  );
+}
 
 function readToolCall(text) {
   const { value, start, end } = parse(text);

@@ -98,6 +98,18 @@ test("duplicate argument keys are collapsed when the policy touches arguments", 
   assert.equal(call(p, raw).val, '{"name":"read","arguments":{"path":"/safe"}}');
 });
 
+test("an allowed untouched tool passes on its name alone", () => {
+  const p = policy({ deny: ["rm"], rename: { search: "web_search" } });
+  // Arguments are the backend's to check: the name decides.
+  assert.equal(call(p, { name: "ls", arguments: 5 }), pass());
+  // Any other tool gets the careful reader first: denied, renamed alike.
+  for (const name of ["rm", "search"]) {
+    assert.match(rejection(call(p, { name, arguments: 5 })).message, /^invalid tools\/call params/);
+  }
+  assert.match(rejection(call(p, { name: "rm" })).message, /denied/);
+  assert.match(rejection(call(p, '{"name":"rm","name":"ls"}')).message, /^invalid tools\/call params: duplicate field `name`/);
+});
+
 test("duplicate or missing name is invalid params, with serde's position", () => {
   const p = policy({ deny: ["rm"] });
   const err = rejection(call(p, '{"name":"ls","name":"rm"}'));

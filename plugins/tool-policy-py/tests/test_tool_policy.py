@@ -118,6 +118,19 @@ def test_duplicate_or_missing_name_is_invalid_params():
     assert err == Reject(-32602, "invalid tools/call params: duplicate field `name` at line 1 column 19")
     err = rejection(call(policy, {"arguments": {}}))
     assert err.message == "invalid tools/call params: missing field `name` at line 1 column 16"
+    err = rejection(policy.intercept(Message.request("tools/call", '{"name":"rm","name":"ls"}')))
+    assert err.message.startswith("invalid tools/call params: duplicate field `name`")
+
+
+def test_an_allowed_untouched_tool_passes_on_its_name_alone():
+    policy = plugin({"deny": ["rm"], "rename": {"search": "web_search"}})
+    # Arguments are the backend's to check: the name decides.
+    assert call(policy, {"name": "ls", "arguments": 5}) == PASS
+    # Any other tool gets the strict parse first: denied, renamed alike.
+    for name in ("rm", "search"):
+        err = rejection(call(policy, {"name": name, "arguments": 5}))
+        assert err.message.startswith("invalid tools/call params"), err.message
+    assert "denied" in rejection(call(policy, {"name": "rm"})).message
 
 
 def test_list_schema_loses_pinned_and_stripped_arguments_and_keeps_the_rest():

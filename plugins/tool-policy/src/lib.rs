@@ -47,6 +47,15 @@ impl Plugin for ToolPolicy {
 
 impl ToolPolicy {
     fn call(&self, msg: &Message) -> Verdict {
+        // The host names the tool (no name for params with a duplicate or missing
+        // `name`, which the strict parse below rejects). A tool the policy allows
+        // and neither renames nor edits passes without its params being copied
+        // into the plugin or parsed; checking the arguments is the backend's job.
+        if let Some(exposed) = msg.subject()
+            && self.passes_untouched(exposed)
+        {
+            return Verdict::Pass;
+        }
         // Strict parsing: a duplicate `name` is an error here rather than a
         // guess at which one the backend would read.
         let mut params: ToolCallParams = match msg.payload_as() {
@@ -140,6 +149,15 @@ impl ToolPolicy {
         } else {
             Verdict::Pass
         }
+    }
+}
+
+impl ToolPolicy {
+    fn passes_untouched(&self, exposed: &str) -> bool {
+        self.policy.backend_name(exposed) == Some(exposed)
+            && matches!(self.policy.access(exposed, exposed), Access::Allowed)
+            && self.policy.stripped(exposed, exposed).next().is_none()
+            && self.policy.pinned(exposed, exposed).next().is_none()
     }
 }
 
@@ -308,6 +326,27 @@ mod tests {
             list(&policy, &[tool("web_search")]).json().unwrap(),
             json!({"tools": []})
         );
+    }
+
+    #[test]
+    fn an_allowed_untouched_tool_passes_on_its_name_alone() {
+        let policy = plugin(json!({"deny": ["rm"], "rename": {"search": "web_search"}}));
+        // Arguments are the backend's to check: the name decides.
+        assert_eq!(
+            call(&policy, json!({"name": "ls", "arguments": 5})),
+            Verdict::Pass
+        );
+        // Any other tool gets the strict parse first: denied, renamed alike.
+        for name in ["rm", "search"] {
+            let err = rejection(call(&policy, json!({"name": name, "arguments": 5})));
+            assert!(
+                err.message.starts_with("invalid tools/call params"),
+                "{}",
+                err.message
+            );
+        }
+        let err = rejection(call(&policy, json!({"name": "rm"})));
+        assert!(err.message.contains("denied"), "{}", err.message);
     }
 
     #[test]

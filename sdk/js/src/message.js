@@ -258,11 +258,47 @@ function deriveSubject(msg) {
   }
   let value;
   try {
-    value = JSON.parse(params)?.[member];
+    value = JSON.parse(params);
   } catch {
     return undefined;
   }
-  return typeof value === "string" ? value : undefined;
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    return undefined;
+  }
+  // As the host (serde) reads it: a repeated `name` or `uri` (JSON.parse keeps
+  // the last), or one that is not a string, gives no subject.
+  const keys = topLevelKeys(params);
+  for (const key of ["name", "uri"]) {
+    const found = value[key];
+    if (keys.filter((k) => k === key).length > 1 || (found != null && typeof found !== "string")) {
+      return undefined;
+    }
+  }
+  return typeof value[member] === "string" ? value[member] : undefined;
+}
+
+/** The member names of the JSON object `text` (valid JSON), duplicates kept. */
+function topLevelKeys(text) {
+  const keys = [];
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let end = i + 1;
+      while (text[end] !== '"') {
+        end += text[end] === "\\" ? 2 : 1;
+      }
+      if (depth === 1 && /^\s*:/.test(text.slice(end + 1, end + 64))) {
+        keys.push(JSON.parse(text.slice(i, end + 1)));
+      }
+      i = end;
+    } else if (c === "{" || c === "[") {
+      depth++;
+    } else if (c === "}" || c === "]") {
+      depth--;
+    }
+  }
+  return keys;
 }
 
 /** The size of `text` in UTF-8, without encoding it. */

@@ -188,6 +188,11 @@ test("the subject comes from the host once, or from a plain message's params", (
   assert.equal(new Message({ kind: "request", method: "resources/read", payload: '{"uri":"file:///a"}' }).subject, "file:///a");
   assert.equal(new Message({ kind: "request", method: "tools/list", payload: '{"name":"x"}' }).subject, undefined);
   assert.equal(new Message({ kind: "request", method: "tools/call", payload: '{"name":"a"}', subject: "b" }).subject, "b");
+  const plain = (payload) => new Message({ kind: "request", method: "tools/call", payload }).subject;
+  assert.equal(plain('{"name":"rm", "name" :"ls"}'), undefined, "a duplicate, as serde");
+  assert.equal(plain('{"name":"a","uri":3}'), undefined, "as serde");
+  assert.equal(plain('{"a":{"name":"x"},"b":["\\"name\\":"],"name":"ok"}'), "ok", "nested and quoted names do not count");
+  assert.equal(plain("[1]"), undefined);
 });
 
 test("a rewrite is checked against the payload only when the handler read it", () => {

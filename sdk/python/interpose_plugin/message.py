@@ -376,16 +376,30 @@ _SUBJECT_MEMBER = {
 }
 
 
+class _Members(list):
+    """A JSON object's members in order, duplicates kept (`json.loads` hook)."""
+
+
 def _subject_of(kind: Kind, method: str, payload: Optional[str], request_payload: Optional[str]) -> Optional[str]:
     member = _SUBJECT_MEMBER.get(method)
     params = request_payload if kind in (Kind.RESPONSE, Kind.ERROR) else payload
     if member is None or params is None:
         return None
     try:
-        value = json.loads(params).get(member)
-    except (ValueError, AttributeError):
+        members = json.loads(params, object_pairs_hook=_Members)
+    except ValueError:
         return None
-    return value if isinstance(value, str) else None
+    if not isinstance(members, _Members):
+        return None
+    # As the host reads it (serde): a repeated `name` or `uri`, or one that is
+    # not a string, gives no subject.
+    found: Dict[str, Any] = {}
+    for key, value in members:
+        if key in ("name", "uri"):
+            if key in found or not (value is None or isinstance(value, str)):
+                return None
+            found[key] = value
+    return found.get(member)
 
 #: Parts a kind of message never has: `None` without asking the host.
 _ABSENT = {

@@ -282,5 +282,8 @@ def test_the_subject_of_a_built_message_is_read_as_the_host_reads_it():
     assert Message.request("resources/read", {"uri": "file:///a"}).subject == "file:///a"
     assert Message.request("tools/list", {}).subject is None
     assert Message.request("tools/call", {"name": 7}).subject is None
+    assert Message.request("tools/call", '{"name":"rm","name":"ls"}').subject is None, "a duplicate, as serde"
+    assert Message.request("tools/call", '{"name":"a","uri":3}').subject is None, "as serde"
+    assert Message.request("tools/call", "[1]").subject is None
     assert Message.request("tools/call", {"name": "a"}, subject="b").subject == "b"
     assert Message.request("tools/call").payload_size == 0
