@@ -6,7 +6,7 @@
 //! gets a cheap clone; only the parts a plugin asks for are then copied into its
 //! memory.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::value::RawValue;
 
@@ -55,6 +55,9 @@ pub struct MessageView {
     fixed: Arc<Fixed>,
     kind: Kind,
     payload: Option<Arc<str>>,
+    /// The subject, read from the params once per walk (and again after a rewrite),
+    /// however many plugins ask.
+    subject: Arc<OnceLock<Option<String>>>,
     /// Whether this plugin's manifest asked for the request's payload.
     with_request: bool,
 }
@@ -88,6 +91,7 @@ impl MessageView {
             }),
             kind: msg.kind,
             payload: msg.payload.map(|p| Arc::from(p.get())),
+            subject: Arc::default(),
             with_request: false,
         }
     }
@@ -96,6 +100,7 @@ impl MessageView {
     /// into a result is a response from then on.
     pub fn rewritten(&mut self, payload: &RawValue) {
         self.payload = Some(Arc::from(payload.get()));
+        self.subject = Arc::default();
         if self.kind == Kind::Error {
             self.kind = Kind::Response;
         }
@@ -139,19 +144,30 @@ impl MessageView {
     }
 
     pub fn request_payload(&self) -> Option<&str> {
-        (self.with_request && self.fixed.has_request_payload)
+        self.with_request
+            .then(|| self.raw_request_payload())
+            .flatten()
+    }
+
+    /// The request's payload, whether or not this plugin may see it.
+    fn raw_request_payload(&self) -> Option<&str> {
+        self.fixed
+            .has_request_payload
             .then(|| self.fixed.part(Part::RequestPayload))
     }
 
     /// What the message acts on (see [`super::subject`]): read from the payload of
     /// a request or notification, as rewritten so far, and from the request's
     /// payload for an answer, so only when this plugin sees that.
-    pub fn subject(&self) -> Option<String> {
+    pub fn subject(&self) -> Option<&str> {
         let params = match self.kind {
-            Kind::Request | Kind::Notification => self.payload(),
-            Kind::Response | Kind::Error => self.request_payload(),
-        }?;
-        super::subject::subject(self.method(), params)
+            Kind::Request | Kind::Notification => self.payload.as_deref(),
+            Kind::Response | Kind::Error if self.with_request => self.raw_request_payload(),
+            Kind::Response | Kind::Error => return None,
+        };
+        self.subject
+            .get_or_init(|| params.and_then(|p| super::subject::subject(self.method(), p)))
+            .as_deref()
     }
 
     pub fn elapsed_us(&self) -> Option<u64> {
@@ -240,9 +256,9 @@ mod tests {
             server: "b",
         };
         let mut view = MessageView::new(&request);
-        assert_eq!(view.subject().as_deref(), Some("search"));
+        assert_eq!(view.subject(), Some("search"));
         view.rewritten(&rewritten);
-        assert_eq!(view.subject().as_deref(), Some("web_search"));
+        assert_eq!(view.subject(), Some("web_search"));
 
         let result = raw(r#"{"content":[]}"#);
         let answer = Intercepted {
@@ -253,10 +269,12 @@ mod tests {
             ..request
         };
         let view = MessageView::new(&answer);
-        assert_eq!(
-            view.for_plugin(true).subject().as_deref(),
-            Some("web_search")
-        );
         assert_eq!(view.for_plugin(false).subject(), None);
+        assert_eq!(view.for_plugin(true).subject(), Some("web_search"));
+        assert_eq!(
+            view.for_plugin(false).subject(),
+            None,
+            "read for one plugin, still not lent to another"
+        );
     }
 }
