@@ -212,20 +212,7 @@ def test_parts_are_read_once_on_first_access(glue):
     assert lent.calls == ["payload"]
 
 
-PARTS = (
-    "direction",
-    "kind",
-    "method",
-    "id",
-    "payload",
-    "error",
-    "request_payload",
-    "elapsed_us",
-    "subject",
-    "session",
-    "server",
-)
-LENT_PARTS = PARTS[3:]  # the rest come as arguments of `intercept`
+PARTS, LENT_PARTS = message_module._PARTS, message_module._LENT_PARTS
 
 
 def test_every_part_reads_converted_from_wit_types(glue):
