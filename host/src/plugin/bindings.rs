@@ -220,7 +220,7 @@ impl<T: LendsMessages + Send> wit_types::HostMessage for Lent<'_, T> {
     }
 
     fn subject(&mut self, _msg: Resource<LentMessage>) -> wasmtime::Result<Option<String>> {
-        Ok(lent(self.0)?.subject().map(str::to_owned))
+        Ok(lent(self.0)?.subject().map(std::borrow::Cow::into_owned))
     }
 
     fn session(&mut self, _msg: Resource<LentMessage>) -> wasmtime::Result<String> {

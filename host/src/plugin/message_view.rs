@@ -6,10 +6,12 @@
 //! gets a cheap clone; only the parts a plugin asks for are then copied into its
 //! memory.
 
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
 use serde_json::value::RawValue;
 
+use super::subject::subject;
 use crate::intercept::{Direction, Intercepted};
 use crate::jsonrpc::{ErrorObject, Kind};
 
@@ -25,6 +27,9 @@ struct Fixed {
     has_request_payload: bool,
     error: Option<ErrorObject>,
     elapsed_us: Option<u64>,
+    /// The subject of the message as it arrived (an answer's: of its request), read
+    /// from the params once, however many plugins ask.
+    subject: OnceLock<Option<String>>,
 }
 
 /// The text parts of [`Fixed::text`], in order.
@@ -55,9 +60,9 @@ pub struct MessageView {
     fixed: Arc<Fixed>,
     kind: Kind,
     payload: Option<Arc<str>>,
-    /// The subject, read from the params once per walk (and again after a rewrite),
-    /// however many plugins ask.
-    subject: Arc<OnceLock<Option<String>>>,
+    /// Whether an earlier plugin rewrote the payload (then a request's subject is
+    /// read from the new one).
+    rewritten: bool,
     /// Whether this plugin's manifest asked for the request's payload.
     with_request: bool,
 }
@@ -88,10 +93,11 @@ impl MessageView {
                 elapsed_us: msg
                     .elapsed
                     .map(|e| u64::try_from(e.as_micros()).unwrap_or(u64::MAX)),
+                subject: OnceLock::new(),
             }),
             kind: msg.kind,
             payload: msg.payload.map(|p| Arc::from(p.get())),
-            subject: Arc::default(),
+            rewritten: false,
             with_request: false,
         }
     }
@@ -100,7 +106,7 @@ impl MessageView {
     /// into a result is a response from then on.
     pub fn rewritten(&mut self, payload: &RawValue) {
         self.payload = Some(Arc::from(payload.get()));
-        self.subject = Arc::default();
+        self.rewritten = true;
         if self.kind == Kind::Error {
             self.kind = Kind::Response;
         }
@@ -159,15 +165,25 @@ impl MessageView {
     /// What the message acts on (see [`super::subject`]): read from the payload of
     /// a request or notification, as rewritten so far, and from the request's
     /// payload for an answer, so only when this plugin sees that.
-    pub fn subject(&self) -> Option<&str> {
-        let params = match self.kind {
-            Kind::Request | Kind::Notification => self.payload.as_deref(),
-            Kind::Response | Kind::Error if self.with_request => self.raw_request_payload(),
-            Kind::Response | Kind::Error => return None,
+    pub fn subject(&self) -> Option<Cow<'_, str>> {
+        let read = |params: Option<&str>| params.and_then(|p| subject(self.method(), p));
+        let as_arrived = |params: Option<&str>| {
+            self.fixed
+                .subject
+                .get_or_init(|| read(params))
+                .as_deref()
+                .map(Cow::Borrowed)
         };
-        self.subject
-            .get_or_init(|| params.and_then(|p| super::subject::subject(self.method(), p)))
-            .as_deref()
+        match self.kind {
+            Kind::Request | Kind::Notification if self.rewritten => {
+                read(self.payload()).map(Cow::Owned)
+            }
+            Kind::Request | Kind::Notification => as_arrived(self.payload()),
+            Kind::Response | Kind::Error if self.with_request => {
+                as_arrived(self.raw_request_payload())
+            }
+            Kind::Response | Kind::Error => None,
+        }
     }
 
     pub fn elapsed_us(&self) -> Option<u64> {
@@ -256,9 +272,9 @@ mod tests {
             server: "b",
         };
         let mut view = MessageView::new(&request);
-        assert_eq!(view.subject(), Some("search"));
+        assert_eq!(view.subject().as_deref(), Some("search"));
         view.rewritten(&rewritten);
-        assert_eq!(view.subject(), Some("web_search"));
+        assert_eq!(view.subject().as_deref(), Some("web_search"));
 
         let result = raw(r#"{"content":[]}"#);
         let answer = Intercepted {
@@ -270,7 +286,10 @@ mod tests {
         };
         let view = MessageView::new(&answer);
         assert_eq!(view.for_plugin(false).subject(), None);
-        assert_eq!(view.for_plugin(true).subject(), Some("web_search"));
+        assert_eq!(
+            view.for_plugin(true).subject().as_deref(),
+            Some("web_search")
+        );
         assert_eq!(
             view.for_plugin(false).subject(),
             None,
