@@ -186,7 +186,7 @@ impl<T: LendsMessages + Send> wit_types::HostMessage for Lent<'_, T> {
     }
 
     fn payload_size(&mut self, _msg: Resource<LentMessage>) -> wasmtime::Result<u64> {
-        Ok(lent(self.0)?.payload().map_or(0, |p| p.len() as u64))
+        Ok(lent(self.0)?.payload_size())
     }
 
     fn elapsed_us(&mut self, _msg: Resource<LentMessage>) -> wasmtime::Result<Option<u64>> {
@@ -214,7 +214,7 @@ impl<T: LendsMessages + Send> wit_types::HostMessage for Lent<'_, T> {
             id: view.id().map(str::to_owned),
             session: view.session().to_owned(),
             server: view.server().to_owned(),
-            payload_size: view.payload().map_or(0, |p| p.len() as u64),
+            payload_size: view.payload_size(),
             elapsed_us: view.elapsed_us(),
         })
     }

@@ -141,6 +141,11 @@ impl MessageView {
         self.payload.as_deref()
     }
 
+    /// The payload's size in bytes; 0 when there is none.
+    pub fn payload_size(&self) -> u64 {
+        self.payload().map_or(0, |p| p.len() as u64)
+    }
+
     /// The error, while the message is still an error.
     pub fn error(&self) -> Option<&ErrorObject> {
         match self.kind {
@@ -230,6 +235,7 @@ mod tests {
         assert_eq!(view.method(), "tools/call");
         assert_eq!(view.id(), Some("7"));
         assert_eq!(view.payload(), Some(r#"{"a":1}"#));
+        assert_eq!(view.payload_size(), 7);
         assert_eq!(view.request_payload(), Some(r#"{"q":"é"}"#));
         assert_eq!((view.session(), view.server()), ("s-1", "backend"));
         assert_eq!(view.elapsed_us(), Some(1500));
