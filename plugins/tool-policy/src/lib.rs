@@ -150,9 +150,9 @@ impl ToolPolicy {
             Verdict::Pass
         }
     }
-}
 
-impl ToolPolicy {
+    /// Whether a call to `exposed` passes as it is: allowed, not renamed, no
+    /// arguments pinned or stripped.
     fn passes_untouched(&self, exposed: &str) -> bool {
         self.policy.backend_name(exposed) == Some(exposed)
             && matches!(self.policy.access(exposed, exposed), Access::Allowed)
