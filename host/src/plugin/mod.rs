@@ -33,7 +33,6 @@ mod reload;
 mod sandbox;
 mod slot;
 mod stats;
-mod subject;
 mod version;
 
 use std::sync::Arc;

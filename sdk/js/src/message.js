@@ -18,7 +18,7 @@ const UNPARSED = Symbol("unparsed");
 /** A plain message's subject, read from its params on first use as the host reads it. */
 const UNDERIVED = Symbol("underived");
 
-/** The params member that names what a method acts on (the host's `plugin/subject.rs` has the same list). */
+/** The params member that names what a method acts on (the host reads it with the Rust SDK's `mcp::subject`, which has the same list). */
 const SUBJECT_MEMBER = {
   "tools/call": "name",
   "prompts/get": "name",

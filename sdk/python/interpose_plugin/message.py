@@ -364,8 +364,8 @@ def _short(text: Optional[str]) -> str:
 
 _UNPARSED = object()
 
-#: The params member that names what a method acts on (the host's
-#: `plugin/subject.rs` has the same list).
+#: The params member that names what a method acts on (the host reads it with
+#: the Rust SDK's `mcp::subject`, which has the same list).
 _SUBJECT_MEMBER = {
     "tools/call": "name",
     "prompts/get": "name",
