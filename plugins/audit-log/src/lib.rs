@@ -98,44 +98,45 @@ struct Arguments<'a> {
 
 impl AuditLog {
     fn line<'a>(&self, msg: &'a Message<'_>) -> Line<'a> {
-        let mut line = Line {
+        // The host reads the name from the params (an answer's from its request's),
+        // so neither is copied into the plugin nor parsed here.
+        let subject = msg.subject();
+        let (tool, prompt, uri) = match msg.method() {
+            "tools/call" => (subject, None, None),
+            "prompts/get" => (None, subject, None),
+            _ => (None, None, subject),
+        };
+        Line {
             direction: msg.direction().as_str(),
             kind: msg.kind().as_str(),
             method: msg.method(),
             id: msg.id().and_then(|id| serde_json::from_str(id).ok()),
             session: msg.session(),
             server: msg.server(),
-            bytes: 0,
-            tool: None,
-            uri: None,
-            prompt: None,
-            arguments: None,
+            bytes: msg.payload_len(),
+            tool,
+            uri,
+            prompt,
+            arguments: self.arguments(msg),
             duration_ms: msg.elapsed().map(|e| e.as_micros() as f64 / 1000.0),
             error: msg.error().map(|err| ErrorLine {
                 code: err.code,
                 message: &err.message,
             }),
-        };
-        // The host reads the name from the params (an answer's from its request's),
-        // so neither is copied into the plugin nor parsed here.
-        let subject = msg.subject();
-        match msg.method() {
-            "tools/call" => line.tool = subject,
-            "prompts/get" => line.prompt = subject,
-            _ => line.uri = subject,
         }
-        if self.config.include_arguments
-            && msg.kind() == Kind::Request
-            && matches!(msg.method(), "tools/call" | "prompts/get")
+    }
+
+    /// With `include_arguments`: the `arguments` of a `tools/call` or
+    /// `prompts/get` request.
+    fn arguments<'a>(&self, msg: &'a Message<'_>) -> Option<&'a RawValue> {
+        if !self.config.include_arguments
+            || msg.kind() != Kind::Request
+            || !matches!(msg.method(), "tools/call" | "prompts/get")
         {
-            line.arguments = msg
-                .payload()
-                .and_then(|p| serde_json::from_str::<Arguments<'_>>(p).ok())
-                .and_then(|a| a.arguments);
+            return None;
         }
-        // After the arguments: a payload read there is measured, not asked for again.
-        line.bytes = msg.payload_len();
-        line
+        let params = serde_json::from_str::<Arguments<'_>>(msg.payload()?).ok()?;
+        params.arguments
     }
 }
 
