@@ -3,27 +3,22 @@
 //! against FastMCP's proxy in the same mode; sequentially and with many sessions.
 
 mod client;
-#[path = "../proxy-bench/machine.rs"]
-mod machine;
 mod report;
 mod server;
 
-use std::ffi::OsString;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, ensure};
+use anyhow::ensure;
 use clap::Parser;
 use tokio::task::JoinSet;
 
 use client::{McpSession, http_client};
-use machine::{Machine, load_average};
+use interpose_bench::Target;
+use interpose_bench::machine::Conditions;
+use interpose_bench::options::SharedOptions;
 use report::{Concurrent, Latency, Report};
-use server::{Server, Target};
-
-/// The checkout this binary was built from; FastMCP's script and venv live there.
-const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+use server::Server;
 
 /// Measures interpose's HTTP->stdio latency and concurrency next to the backend over
 /// HTTP directly and FastMCP's proxy, and prints Markdown tables.
@@ -45,44 +40,21 @@ struct Cli {
     /// Calls per session per concurrent round through FastMCP, which is far slower.
     #[arg(long, default_value_t = 10)]
     fastmcp_session_calls: usize,
-    /// Concurrent rounds per target; the median throughput is reported.
-    #[arg(long, default_value_t = 3)]
-    rounds: usize,
-    /// Leave FastMCP's proxy out (no Python venv needed).
-    #[arg(long)]
-    skip_fastmcp: bool,
-    /// Print the results as JSON instead of Markdown.
-    #[arg(long)]
-    json: bool,
-    /// Where `interpose` and `echo-backend` are (default: beside this binary).
-    #[arg(long)]
-    bin_dir: Option<PathBuf>,
-    /// A Python with FastMCP installed (default: the checkout's .venv-fastmcp).
-    #[arg(long)]
-    python: Option<PathBuf>,
-    /// Another target measured alongside, e.g. a candidate build:
-    /// `--extra 'candidate=/tmp/interpose run --listen http://127.0.0.1:{port} --max-sessions 1000 -- {backend}'`.
-    /// Split on whitespace; `{port}` is the port to listen on, `{backend}` the stdio
-    /// echo backend's path. Repeatable.
-    #[arg(long, value_name = "NAME=COMMAND")]
-    extra: Vec<String>,
+    /// Concurrent rounds per target (`--rounds`), FastMCP, output, binaries and extra
+    /// targets, e.g. `--extra 'candidate=/tmp/interpose run --listen
+    /// http://127.0.0.1:{port} --max-sessions 1000 -- {backend}'`.
+    #[command(flatten)]
+    shared: SharedOptions,
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     ensure!(
-        cli.calls > 0 && cli.rounds > 0,
+        cli.calls > 0 && cli.shared.rounds > 0,
         "--calls and --rounds must be positive"
     );
-    let bin_dir = match &cli.bin_dir {
-        Some(dir) => dir.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("binary has no directory")?
-            .to_owned(),
-    };
-    let targets = targets(&cli, &bin_dir)?;
-    let load_before = load_average();
+    let targets = targets(&cli)?;
+    let conditions = Conditions::start();
 
     let mut servers = Vec::new();
     for target in &targets {
@@ -109,22 +81,15 @@ fn main() -> anyhow::Result<()> {
     drop(servers);
 
     let report = Report {
-        machine: Machine::describe(),
-        load_before,
-        load_after: load_average(),
+        conditions: conditions.finish(),
         calls: cli.calls,
         warmup: cli.warmup,
         sessions: cli.sessions,
-        rounds: cli.rounds,
+        rounds: cli.shared.rounds,
         latency,
         concurrent,
     };
-    if cli.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.markdown());
-    }
-    Ok(())
+    cli.shared.print(&report, Report::markdown)
 }
 
 /// One session per target, calls interleaved round-robin so a noisy moment hits every
@@ -219,8 +184,8 @@ async fn concurrent(
             failed,
         });
     }
-    for round in 1..=cli.rounds {
-        eprintln!("http-bench: concurrent round {round}/{}", cli.rounds);
+    for round in 1..=cli.shared.rounds {
+        eprintln!("http-bench: concurrent round {round}/{}", cli.shared.rounds);
         for ((state, target), server) in states.iter_mut().zip(targets).zip(servers) {
             if state.failed.is_some() {
                 continue;
@@ -311,17 +276,9 @@ fn why(name: &str, server: &Server, e: &anyhow::Error) -> String {
 }
 
 /// The targets, direct first: the others' added latency is measured against it.
-fn targets(cli: &Cli, bin_dir: &Path) -> anyhow::Result<Vec<Target>> {
-    let bin = |name: &str| -> anyhow::Result<OsString> {
-        let path = bin_dir.join(name);
-        ensure!(
-            path.is_file(),
-            "{} is missing; build with `cargo build --release -p interpose -p interpose-bench`",
-            path.display()
-        );
-        Ok(path.into_os_string())
-    };
-    let backend = bin("echo-backend")?;
+fn targets(cli: &Cli) -> anyhow::Result<Vec<Target>> {
+    let bin = cli.shared.binaries()?;
+    let backend = bin.get("echo-backend")?;
     // Room for every concurrent session plus the sequential one; interpose refuses
     // more than --max-sessions (64 by default) with 503.
     let max_sessions = (cli.sessions + 16).to_string();
@@ -333,7 +290,7 @@ fn targets(cli: &Cli, bin_dir: &Path) -> anyhow::Result<Vec<Target>> {
         Target {
             name: "interpose".into(),
             command: vec![
-                bin("interpose")?,
+                bin.get("interpose")?,
                 "run".into(),
                 "--listen".into(),
                 "http://127.0.0.1:{port}".into(),
@@ -344,46 +301,10 @@ fn targets(cli: &Cli, bin_dir: &Path) -> anyhow::Result<Vec<Target>> {
             ],
         },
     ];
-    if !cli.skip_fastmcp {
-        let workspace = Path::new(WORKSPACE);
-        let python = cli
-            .python
-            .clone()
-            .unwrap_or_else(|| workspace.join(".venv-fastmcp/bin/python"));
-        ensure!(
-            python.is_file(),
-            "{} is missing; run benches/run.sh, or pass --skip-fastmcp",
-            python.display()
-        );
-        let script = workspace.join("benches/fastmcp_http_proxy.py");
-        targets.push(Target {
-            name: "fastmcp".into(),
-            command: vec![
-                python.into(),
-                script.into(),
-                "{port}".into(),
-                backend.clone(),
-            ],
-        });
-    }
-    for extra in &cli.extra {
-        let (name, command) = extra
-            .split_once('=')
-            .context("--extra wants NAME=COMMAND")?;
-        let command = command
-            .split_whitespace()
-            .map(|word| {
-                if word == "{backend}" {
-                    backend.clone()
-                } else {
-                    word.into()
-                }
-            })
-            .collect();
-        targets.push(Target {
-            name: name.to_owned(),
-            command,
-        });
-    }
+    targets.extend(cli.shared.fastmcp(
+        "fastmcp_http_proxy.py",
+        vec!["{port}".into(), backend.clone()],
+    )?);
+    targets.extend(cli.shared.extra_targets(&backend)?);
     Ok(targets)
 }

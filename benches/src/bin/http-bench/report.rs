@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::machine::Machine;
+use interpose_bench::machine::Conditions;
+use interpose_bench::stats::{added_over, median_and_p99_us, median_rate, round1};
 
 #[derive(Serialize)]
 pub struct Report {
-    pub machine: Machine,
-    pub load_before: String,
-    pub load_after: String,
+    #[serde(flatten)]
+    pub conditions: Conditions,
     pub calls: usize,
     pub warmup: usize,
     pub sessions: usize,
@@ -57,16 +57,15 @@ impl Latency {
         direct: Option<(f64, f64)>,
         failed: Option<String>,
     ) -> Self {
-        samples.sort_unstable();
-        let median_us = round1(micros(percentile(&samples, 50.0)));
-        let p99_us = round1(micros(percentile(&samples, 99.0)));
-        let ok = failed.is_none();
+        let (median_us, p99_us) = median_and_p99_us(&mut samples);
+        let direct = direct.filter(|_| failed.is_none());
+        let [added_median_us, added_p99_us] = added_over(median_us, p99_us, direct);
         Latency {
             name,
             median_us,
             p99_us,
-            added_median_us: direct.filter(|_| ok).map(|(m, _)| round1(median_us - m)),
-            added_p99_us: direct.filter(|_| ok).map(|(_, p)| round1(p99_us - p)),
+            added_median_us,
+            added_p99_us,
             failed,
         }
     }
@@ -82,23 +81,20 @@ impl Concurrent {
         rounds: Vec<(Duration, Vec<Duration>)>,
         failed: Option<String>,
     ) -> Self {
-        let mut throughputs: Vec<f64> = rounds
+        let throughputs = rounds
             .iter()
             .map(|(elapsed, _)| (sessions * calls_per_session) as f64 / elapsed.as_secs_f64())
             .collect();
-        throughputs.sort_unstable_by(f64::total_cmp);
         let mut samples: Vec<Duration> = rounds.into_iter().flat_map(|(_, s)| s).collect();
-        samples.sort_unstable();
+        let (median_us, p99_us) = median_and_p99_us(&mut samples);
         Concurrent {
             name,
             sessions,
             calls_per_session,
             open_ms: round1(open.as_secs_f64() * 1e3),
-            throughput_calls_per_s: throughputs
-                .get(throughputs.len() / 2)
-                .map_or(0.0, |t| t.round()),
-            median_us: round1(micros(percentile(&samples, 50.0))),
-            p99_us: round1(micros(percentile(&samples, 99.0))),
+            throughput_calls_per_s: median_rate(throughputs).unwrap_or(0.0),
+            median_us,
+            p99_us,
             failed,
         }
     }
@@ -106,20 +102,7 @@ impl Concurrent {
 
 impl Report {
     pub fn markdown(&self) -> String {
-        let m = &self.machine;
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "Machine: {} ({} MHz), {} cores, {} GiB RAM, Linux {}; {}\nLoad average (1/5/15 min): {} before, {} after\n",
-            m.cpu,
-            m.cpu_mhz,
-            m.cores,
-            m.memory_gib,
-            m.kernel,
-            m.date,
-            self.load_before,
-            self.load_after
-        );
+        let mut out = self.conditions.markdown();
         let _ = writeln!(
             out,
             "Latency over HTTP: {} sequential `tools/call` (1 KiB argument) per target on one keep-alive connection, interleaved round-robin after {} warm-up calls each; timed until the answer is read.\n",
@@ -244,24 +227,6 @@ fn opt(v: Option<f64>) -> String {
 /// A table cell must not break the table.
 fn one_line(s: &str) -> String {
     s.replace(['\n', '|'], " ")
-}
-
-/// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[Duration], pct: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = (pct / 100.0 * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn micros(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
-/// Tenths of a microsecond are past what these measurements can tell apart.
-fn round1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
 }
 
 #[cfg(test)]

@@ -9,20 +9,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use interpose_bench::Target;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 /// Python with FastMCP takes a few seconds to import on a loaded machine.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a target gets to exit after SIGTERM before it is killed.
-const EXIT_GRACE: Duration = Duration::from_secs(5);
-
-/// What to start: a name for the table and a command line in which `{port}` stands
-/// for the port it is to listen on.
-pub struct Target {
-    pub name: String,
-    pub command: Vec<OsString>,
-}
 
 /// A started target that accepts connections.
 pub struct Server {
@@ -96,14 +88,6 @@ impl Drop for Server {
         if let Ok(pid) = i32::try_from(self.child.id()) {
             let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
         }
-        let deadline = Instant::now() + EXIT_GRACE;
-        while Instant::now() < deadline {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                return;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        interpose_bench::stop(&mut self.child);
     }
 }

@@ -2,22 +2,17 @@
 //! do-nothing relay (the floor) and FastMCP's proxy, measured interleaved in one run
 //! so that the machine's mood affects every target alike.
 
-mod machine;
 mod report;
 mod session;
 
-use std::ffi::OsString;
-use std::path::{Path, PathBuf};
-
-use anyhow::{Context, ensure};
+use anyhow::ensure;
 use clap::Parser;
 
-use machine::{Machine, load_average};
+use interpose_bench::Target;
+use interpose_bench::machine::Conditions;
+use interpose_bench::options::SharedOptions;
 use report::{Report, TargetResult, criteria};
-use session::{Pipelined, Session, Target};
-
-/// The checkout this binary was built from; FastMCP's script and venv live there.
-const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+use session::{Pipelined, Session};
 
 /// Measures what interpose adds to each MCP call, next to a do-nothing relay and
 /// FastMCP's proxy, and prints a Markdown table.
@@ -36,43 +31,20 @@ struct Cli {
     /// Requests per pipelined round through FastMCP, which is far slower.
     #[arg(long, default_value_t = 1000)]
     fastmcp_pipelined: usize,
-    /// Pipelined rounds per target; the median is reported.
-    #[arg(long, default_value_t = 3)]
-    rounds: usize,
-    /// Leave FastMCP's proxy out (no Python venv needed).
-    #[arg(long)]
-    skip_fastmcp: bool,
-    /// Print the results as JSON instead of Markdown.
-    #[arg(long)]
-    json: bool,
-    /// Where `interpose`, `echo-backend` and `floor-relay` are (default: beside this binary).
-    #[arg(long)]
-    bin_dir: Option<PathBuf>,
-    /// A Python with FastMCP installed (default: the checkout's .venv-fastmcp).
-    #[arg(long)]
-    python: Option<PathBuf>,
-    /// Another target measured alongside, e.g. a candidate build:
-    /// `--extra 'candidate=/tmp/interpose run -- {backend}'`. The command is split on
-    /// whitespace; `{backend}` stands for the echo backend's path. Repeatable.
-    #[arg(long, value_name = "NAME=COMMAND")]
-    extra: Vec<String>,
+    /// Pipelined rounds per target (`--rounds`), FastMCP, output, binaries and
+    /// extra targets, e.g. `--extra 'candidate=/tmp/interpose run -- {backend}'`.
+    #[command(flatten)]
+    shared: SharedOptions,
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     ensure!(
-        cli.calls > 0 && cli.rounds > 0,
+        cli.calls > 0 && cli.shared.rounds > 0,
         "--calls and --rounds must be positive"
     );
-    let bin_dir = match &cli.bin_dir {
-        Some(dir) => dir.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("binary has no directory")?
-            .to_owned(),
-    };
-    let targets = targets(&cli, &bin_dir)?;
-    let load_before = load_average();
+    let targets = targets(&cli)?;
+    let conditions = Conditions::start();
 
     let mut sessions = Vec::new();
     for target in &targets {
@@ -99,8 +71,8 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let mut rounds: Vec<Vec<Pipelined>> = vec![Vec::new(); sessions.len()];
-    for round in 1..=cli.rounds {
-        eprintln!("proxy-bench: pipelined round {round}/{}", cli.rounds);
+    for round in 1..=cli.shared.rounds {
+        eprintln!("proxy-bench: pipelined round {round}/{}", cli.shared.rounds);
         for (session, runs) in sessions.iter_mut().zip(&mut rounds) {
             // A stalled target was killed; it has nothing more to measure.
             if matches!(runs.last(), Some(Pipelined::Stalled { .. })) {
@@ -135,35 +107,20 @@ fn main() -> anyhow::Result<()> {
         ));
     }
     let report = Report {
-        machine: Machine::describe(),
-        load_before,
-        load_after: load_average(),
+        conditions: conditions.finish(),
         calls: cli.calls,
         warmup: cli.warmup,
-        rounds: cli.rounds,
+        rounds: cli.shared.rounds,
         criteria: criteria(&results),
         targets: results,
     };
-    if cli.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.markdown());
-    }
-    Ok(())
+    cli.shared.print(&report, Report::markdown)
 }
 
 /// The targets, direct first: the others' added latency is measured against it.
-fn targets(cli: &Cli, bin_dir: &Path) -> anyhow::Result<Vec<Target>> {
-    let bin = |name: &str| -> anyhow::Result<OsString> {
-        let path = bin_dir.join(name);
-        ensure!(
-            path.is_file(),
-            "{} is missing; build with `cargo build --release -p interpose -p interpose-bench`",
-            path.display()
-        );
-        Ok(path.into_os_string())
-    };
-    let backend = bin("echo-backend")?;
+fn targets(cli: &Cli) -> anyhow::Result<Vec<Target>> {
+    let bin = cli.shared.binaries()?;
+    let backend = bin.get("echo-backend")?;
     let mut targets = vec![
         Target {
             name: "direct".into(),
@@ -171,54 +128,23 @@ fn targets(cli: &Cli, bin_dir: &Path) -> anyhow::Result<Vec<Target>> {
         },
         Target {
             name: "floor".into(),
-            command: vec![bin("floor-relay")?, "--".into(), backend.clone()],
+            command: vec![bin.get("floor-relay")?, "--".into(), backend.clone()],
         },
         Target {
             name: "interpose".into(),
             command: vec![
-                bin("interpose")?,
+                bin.get("interpose")?,
                 "run".into(),
                 "--".into(),
                 backend.clone(),
             ],
         },
     ];
-    if !cli.skip_fastmcp {
-        let workspace = Path::new(WORKSPACE);
-        let python = cli
-            .python
-            .clone()
-            .unwrap_or_else(|| workspace.join(".venv-fastmcp/bin/python"));
-        ensure!(
-            python.is_file(),
-            "{} is missing; run benches/run.sh, or pass --skip-fastmcp",
-            python.display()
-        );
-        let script = workspace.join("benches/fastmcp_proxy.py");
-        targets.push(Target {
-            name: "fastmcp".into(),
-            command: vec![python.into(), script.into(), backend.clone()],
-        });
-    }
-    for extra in &cli.extra {
-        let (name, command) = extra
-            .split_once('=')
-            .context("--extra wants NAME=COMMAND")?;
-        let command = command
-            .split_whitespace()
-            .map(|word| {
-                if word == "{backend}" {
-                    backend.clone()
-                } else {
-                    word.into()
-                }
-            })
-            .collect();
-        targets.push(Target {
-            name: name.to_owned(),
-            command,
-        });
-    }
+    targets.extend(
+        cli.shared
+            .fastmcp("fastmcp_proxy.py", vec![backend.clone()])?,
+    );
+    targets.extend(cli.shared.extra_targets(&backend)?);
     Ok(targets)
 }
 

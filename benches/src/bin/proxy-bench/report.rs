@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::machine::Machine;
+use interpose_bench::machine::Conditions;
+use interpose_bench::stats::{added_over, median_and_p99_us, median_rate};
+
 use crate::session::{Pipelined, STALL_TIMEOUT};
 
 /// interpose's added latency may be at most this multiple of the floor relay's.
@@ -15,9 +17,8 @@ const MAX_OVER_FASTMCP: f64 = 0.1;
 
 #[derive(Serialize)]
 pub struct Report {
-    pub machine: Machine,
-    pub load_before: String,
-    pub load_after: String,
+    #[serde(flatten)]
+    pub conditions: Conditions,
     pub calls: usize,
     pub warmup: usize,
     pub rounds: usize,
@@ -59,9 +60,7 @@ impl TargetResult {
         rounds: &[Pipelined],
         direct: Option<(f64, f64)>,
     ) -> Self {
-        latencies.sort_unstable();
-        let median_us = round1(micros(percentile(&latencies, 50.0)));
-        let p99_us = round1(micros(percentile(&latencies, 99.0)));
+        let (median_us, p99_us) = median_and_p99_us(&mut latencies);
         let mut throughputs = Vec::new();
         let (mut pipelined_requests, mut stalled) = (0, None);
         for (round, run) in rounds.iter().enumerate() {
@@ -80,14 +79,14 @@ impl TargetResult {
                 }
             }
         }
-        throughputs.sort_unstable_by(f64::total_cmp);
+        let [added_median_us, added_p99_us] = added_over(median_us, p99_us, direct);
         TargetResult {
             name,
             median_us,
             p99_us,
-            added_median_us: direct.map(|(m, _)| round1(median_us - m)),
-            added_p99_us: direct.map(|(_, p)| round1(p99_us - p)),
-            throughput_msg_per_s: throughputs.get(throughputs.len() / 2).map(|t| t.round()),
+            added_median_us,
+            added_p99_us,
+            throughput_msg_per_s: median_rate(throughputs),
             pipelined_requests,
             stalled,
         }
@@ -127,20 +126,7 @@ pub fn criteria(targets: &[TargetResult]) -> Vec<Criterion> {
 
 impl Report {
     pub fn markdown(&self) -> String {
-        let m = &self.machine;
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "Machine: {} ({} MHz), {} cores, {} GiB RAM, Linux {}; {}\nLoad average (1/5/15 min): {} before, {} after\n",
-            m.cpu,
-            m.cpu_mhz,
-            m.cores,
-            m.memory_gib,
-            m.kernel,
-            m.date,
-            self.load_before,
-            self.load_after
-        );
+        let mut out = self.conditions.markdown();
         let _ = writeln!(
             out,
             "Latency: {} sequential `tools/call` (1 KiB argument) per target, interleaved round-robin after {} warm-up calls each.\nThroughput: pipelined requests, median of {} interleaved rounds.\n",
@@ -182,22 +168,4 @@ impl Report {
         }
         out
     }
-}
-
-/// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[Duration], pct: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = (pct / 100.0 * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn micros(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
-/// Tenths of a microsecond are past what these measurements can tell apart.
-fn round1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
 }

@@ -1,6 +1,5 @@
 //! One benchmark target: a child process spoken to as an MCP client over its stdio.
 
-use std::ffi::OsString;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -10,12 +9,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail, ensure};
+use interpose_bench::Target;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
-/// How long a target gets to exit after its stdin is closed before it is killed.
-const EXIT_GRACE: Duration = Duration::from_secs(5);
 /// A pipelined run with no answer for this long is taken as stalled (deadlocked).
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -31,12 +29,6 @@ pub enum Pipelined {
         answered: usize,
         count: usize,
     },
-}
-
-/// What to start: a name for the table and a command line.
-pub struct Target {
-    pub name: String,
-    pub command: Vec<OsString>,
 }
 
 /// A started target that has completed the MCP handshake.
@@ -275,14 +267,6 @@ impl Drop for Session {
     /// has not exited within the grace period.
     fn drop(&mut self) {
         drop(self.to.take());
-        let deadline = Instant::now() + EXIT_GRACE;
-        while Instant::now() < deadline {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                return;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        interpose_bench::stop(&mut self.child);
     }
 }

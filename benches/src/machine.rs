@@ -87,3 +87,43 @@ fn utc_now() -> String {
         rem % 3600 / 60
     )
 }
+
+/// The machine and its load around a run, as both reports start.
+#[derive(Serialize)]
+pub struct Conditions {
+    pub machine: Machine,
+    pub load_before: String,
+    pub load_after: String,
+}
+
+impl Conditions {
+    /// Describes the machine now; call [`Conditions::finish`] when the run is done.
+    pub fn start() -> Self {
+        Conditions {
+            machine: Machine::describe(),
+            load_before: load_average(),
+            load_after: String::new(),
+        }
+    }
+
+    pub fn finish(mut self) -> Self {
+        self.load_after = load_average();
+        self
+    }
+
+    /// The lines that head a report.
+    pub fn markdown(&self) -> String {
+        let m = &self.machine;
+        format!(
+            "Machine: {} ({} MHz), {} cores, {} GiB RAM, Linux {}; {}\nLoad average (1/5/15 min): {} before, {} after\n\n",
+            m.cpu,
+            m.cpu_mhz,
+            m.cores,
+            m.memory_gib,
+            m.kernel,
+            m.date,
+            self.load_before,
+            self.load_after
+        )
+    }
+}
