@@ -7,7 +7,8 @@
 #   http-stdio  through `interpose run --listen http://... -- node server.mjs --stdio`
 # Each (revision, mode) gets a fresh interpose, so one run cannot leave state behind
 # for the next. Prints a table per revision and exits 1 when a scenario that passes
-# directly fails through interpose. See docs/conformance.md.
+# directly fails through interpose (with CONFORMANCE_STRICT=1, also when interpose
+# adds warnings). See docs/conformance.md.
 #
 # Installs the pinned npm packages first (npm ci; skipped when the lockfile is
 # unchanged). Does not build interpose: the binary is $INTERPOSE_BIN

@@ -8,7 +8,8 @@
 // http-stdio). Prints, per revision, one row per scenario: its verdict in each
 // mode and the number of warnings, then the failing and warning checks seen
 // through interpose. Writes OUT_DIR/summary.json. Exits 1 when a scenario that
-// passes directly fails (or did not run) through interpose in some mode.
+// passes directly fails (or did not run) through interpose in some mode; with
+// CONFORMANCE_STRICT=1 also when interpose adds warnings a scenario has not directly.
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -47,6 +48,7 @@ if (!out) {
 const revisions = fs.readdirSync(out).filter((d) => /^\d{4}-\d{2}-\d{2}$/.test(d)).sort();
 const summary = {};
 const regressions = [];
+const newWarnings = [];
 for (const revision of revisions) {
     const results = Object.fromEntries(MODES.map((m) => [m, readMode(path.join(out, revision, m))]));
     const scenarios = [...new Set(MODES.flatMap((m) => [...results[m].keys()]))].sort();
@@ -67,6 +69,9 @@ for (const revision of revisions) {
                 : null;
             if (mode !== 'direct' && direct && direct.failed.length === 0 && (!r || r.failed.length > 0)) {
                 regressions.push(`${revision} ${mode} ${scenario}`);
+            }
+            if (mode !== 'direct' && direct && r && r.warnings.length > direct.warnings.length) {
+                newWarnings.push(`${revision} ${mode} ${scenario}: ${r.warnings.map((c) => c.id).join(', ')}`);
             }
         }
     }
@@ -89,9 +94,14 @@ for (const revision of revisions) {
     }
 }
 
-fs.writeFileSync(path.join(out, 'summary.json'), JSON.stringify({ summary, regressions }, null, 2));
+fs.writeFileSync(path.join(out, 'summary.json'), JSON.stringify({ summary, regressions, newWarnings }, null, 2));
+const strict = process.env.CONFORMANCE_STRICT === '1';
+if (newWarnings.length > 0) {
+    console.log(`\n${newWarnings.length} scenario(s) warn through interpose but not directly${strict ? '' : ' (fatal with CONFORMANCE_STRICT=1)'}:\n  ${newWarnings.join('\n  ')}`);
+}
 if (regressions.length > 0) {
     console.log(`\n${regressions.length} scenario(s) pass directly but not through interpose:\n  ${regressions.join('\n  ')}`);
     process.exit(1);
 }
+if (strict && newWarnings.length > 0) process.exit(1);
 console.log('\nevery scenario that passes directly passes through interpose');
