@@ -100,11 +100,11 @@ wait_listening "$backend_port" "$backend" || { cat "$OUT/server-http.log" >&2; f
 say "reference server at http://127.0.0.1:$backend_port/mcp; interpose: $BIN"
 
 run_suite() { # revision mode url
-    local dir="$OUT/$1/$2"
+    local dir="$OUT/$1/$2" began=$SECONDS
     mkdir -p "$dir"
     # Exit status ignored: the report compares the modes scenario by scenario.
     "${SUITE[@]}" server --url "$3" --suite all --spec-version "$1" "${SCENARIO[@]}" -o "$dir" >"$dir/suite.log" 2>&1 || true
-    say "$1 $2: $(grep -E '^Total:' "$dir/suite.log" || echo 'no summary, see suite.log')"
+    say "$1 $2: $(grep -E '^Total:' "$dir/suite.log" || echo 'no summary, see suite.log') ($((SECONDS - began)) s)"
 }
 
 run_proxied() { # revision mode backend...
