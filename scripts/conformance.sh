@@ -104,7 +104,7 @@ run_suite() { # revision mode url
     mkdir -p "$dir"
     # Exit status ignored: the report compares the modes scenario by scenario.
     "${SUITE[@]}" server --url "$3" --suite all --spec-version "$1" "${SCENARIO[@]}" -o "$dir" >"$dir/suite.log" 2>&1 || true
-    say "$1 $2: $(grep -E '^Total:' "$dir/suite.log" || echo 'no summary, see suite.log') ($((SECONDS - began)) s)"
+    say "$1 $2: $(grep -E '^(Total|Passed):' "$dir/suite.log" || echo 'no summary, see suite.log') ($((SECONDS - began)) s)"
 }
 
 run_proxied() { # revision mode backend...
