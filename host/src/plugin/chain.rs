@@ -207,7 +207,7 @@ impl InterceptorChain {
             }
         };
         if version.breaker.success(msg.session) == Some(Transition::Closed) {
-            tracing::warn!(
+            tracing::info!(
                 target: "interpose::plugin",
                 plugin = &*version.name,
                 session = msg.session,

@@ -51,7 +51,22 @@ pub struct Breaker {
     cooldown: Duration,
     /// Entries in `sessions`: zero in steady state, so calls skip the lock.
     tracked: AtomicUsize,
-    sessions: Mutex<HashMap<Box<str>, SessionHealth>>,
+    sessions: Mutex<Sessions>,
+}
+
+#[derive(Debug)]
+struct Sessions {
+    by_name: HashMap<Box<str>, SessionHealth>,
+    /// When entries were last swept: those of sessions that ended with a failure or
+    /// two are dropped within a window, so that calls go back to skipping the lock.
+    swept: Instant,
+}
+
+impl Sessions {
+    fn sweep(&mut self, now: Instant) {
+        self.by_name.retain(|_, health| !health.forgettable(now));
+        self.swept = now;
+    }
 }
 
 #[derive(Debug, Default)]
@@ -88,10 +103,11 @@ impl SessionHealth {
         }
     }
 
-    /// Whether the entry holds nothing worth keeping.
+    /// Whether the entry holds nothing worth keeping: closed, and no failure within
+    /// the window (a run of failures that old is over too).
     fn forgettable(&mut self, now: Instant) -> bool {
         self.prune(now);
-        matches!(self.state, State::Closed) && self.consecutive == 0 && self.recent.is_empty()
+        matches!(self.state, State::Closed) && self.recent.is_empty()
     }
 }
 
@@ -100,7 +116,10 @@ impl Breaker {
         Breaker {
             cooldown,
             tracked: AtomicUsize::new(0),
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(Sessions {
+                by_name: HashMap::new(),
+                swept: Instant::now(),
+            }),
         }
     }
 
@@ -108,7 +127,7 @@ impl Breaker {
         self.cooldown
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, SessionHealth>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Sessions> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -123,7 +142,12 @@ impl Breaker {
 
     fn admit_tracked(&self, session: &str, now: Instant) -> Admission {
         let mut sessions = self.lock();
-        let Some(health) = sessions.get_mut(session) else {
+        if now.duration_since(sessions.swept) > FAILURE_WINDOW {
+            sessions.sweep(now);
+            self.tracked
+                .store(sessions.by_name.len(), Ordering::Relaxed);
+        }
+        let Some(health) = sessions.by_name.get_mut(session) else {
             return Admission::Call;
         };
         match health.state {
@@ -147,7 +171,7 @@ impl Breaker {
         }
         let now = Instant::now();
         let mut sessions = self.lock();
-        let health = sessions.get_mut(session)?;
+        let health = sessions.by_name.get_mut(session)?;
         health.consecutive = 0;
         let closed = matches!(health.state, State::Trial { .. });
         if closed {
@@ -155,8 +179,9 @@ impl Breaker {
             health.recent.clear();
         }
         if health.forgettable(now) {
-            sessions.remove(session);
-            self.tracked.store(sessions.len(), Ordering::Relaxed);
+            sessions.by_name.remove(session);
+            self.tracked
+                .store(sessions.by_name.len(), Ordering::Relaxed);
         }
         closed.then_some(Transition::Closed)
     }
@@ -168,17 +193,20 @@ impl Breaker {
 
     fn failure_at(&self, session: &str, now: Instant) -> Option<Transition> {
         let mut sessions = self.lock();
-        if !sessions.contains_key(session) {
-            if sessions.len() >= MAX_TRACKED_SESSIONS {
-                sessions.retain(|_, health| !health.forgettable(now));
-                if sessions.len() >= MAX_TRACKED_SESSIONS {
+        if !sessions.by_name.contains_key(session) {
+            if sessions.by_name.len() >= MAX_TRACKED_SESSIONS {
+                sessions.sweep(now);
+                if sessions.by_name.len() >= MAX_TRACKED_SESSIONS {
                     return None;
                 }
             }
-            sessions.insert(session.into(), SessionHealth::default());
-            self.tracked.store(sessions.len(), Ordering::Relaxed);
+            sessions
+                .by_name
+                .insert(session.into(), SessionHealth::default());
+            self.tracked
+                .store(sessions.by_name.len(), Ordering::Relaxed);
         }
-        let health = sessions.get_mut(session)?;
+        let health = sessions.by_name.get_mut(session)?;
         health.consecutive += 1;
         health.recent.push_back(now);
         health.prune(now);
@@ -295,7 +323,18 @@ mod tests {
         for n in 0..MAX_TRACKED_SESSIONS + 10 {
             breaker.failure(&format!("s-{n}"));
         }
-        assert_eq!(breaker.lock().len(), MAX_TRACKED_SESSIONS);
+        assert_eq!(breaker.lock().by_name.len(), MAX_TRACKED_SESSIONS);
         assert_eq!(breaker.admit("s-new"), Admission::Call);
+    }
+
+    #[test]
+    fn sessions_with_old_failures_are_forgotten() {
+        let breaker = Breaker::new(COOLDOWN);
+        let start = Instant::now();
+        breaker.failure_at("ended", start);
+        assert_eq!(breaker.tracked.load(Ordering::Relaxed), 1);
+        let later = start + FAILURE_WINDOW + Duration::from_secs(1);
+        assert_eq!(breaker.admit_tracked("other", later), Admission::Call);
+        assert_eq!(breaker.tracked.load(Ordering::Relaxed), 0, "swept");
     }
 }
