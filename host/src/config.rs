@@ -17,6 +17,12 @@ pub const DEFAULT_MEMORY_MB: u64 = 64;
 pub const MAX_POOL_SIZE: usize = 64;
 /// The largest `memory_mb` accepted: one instance's memory slot holds at most 4 GiB.
 pub const MAX_MEMORY_MB: u64 = 4096;
+/// `max_input_bytes` defaults to the memory cap divided by this: a plugin that parses
+/// a payload holds its text, the parsed tree (several times the text for small
+/// values) and often a re-serialized copy at once.
+pub const INPUT_SHARE_OF_MEMORY: usize = 8;
+/// The default time a session's breaker stays open before one message is tried again.
+pub const DEFAULT_BREAKER_COOLDOWN_MS: u64 = 30_000;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -55,6 +61,30 @@ pub struct PluginConfig {
     /// proxy's largest message size.
     #[serde(default)]
     pub max_output_bytes: Option<usize>,
+    /// Largest message the plugin is called with, in bytes: its payload, plus the
+    /// request's payload when the manifest asks for it, plus an error's message and
+    /// data. A larger message is not given to the plugin at all: it gets
+    /// `unchecked_policy`. Checked before the call, so that one client's oversized
+    /// message is refused cheaply and with a clear error instead of running the
+    /// plugin into its memory cap or deadline. Defaults to the memory cap divided by
+    /// [`INPUT_SHARE_OF_MEMORY`] (8 MiB at the default 64 MiB).
+    #[serde(default)]
+    pub max_input_bytes: Option<usize>,
+    /// What happens to a message the plugin is not called for: one over
+    /// `max_input_bytes`, or one of a session whose breaker is open. `reject` by
+    /// default whatever `failure_policy` says: with `skip`, a client could get any
+    /// message past a security plugin by sending oversized messages or by making the
+    /// plugin fail a few times. Set `skip` for plugins that only observe (audit,
+    /// cache), whose absence must never block traffic.
+    #[serde(default)]
+    pub unchecked_policy: FailurePolicy,
+    /// How long a session's breaker stays open, in milliseconds. After 5 failures in
+    /// a row, or 20 within a minute, in one session, the plugin is not called for
+    /// that session's messages (they get `unchecked_policy`) until the cooldown is
+    /// over; then one message is tried, and a success closes the breaker while a
+    /// failure opens it for another cooldown. Other sessions are not affected.
+    #[serde(default = "default_breaker_cooldown_ms")]
+    pub breaker_cooldown_ms: u64,
     /// Instances created ahead and kept ready; more are made on demand when several
     /// messages reach the plugin at once.
     #[serde(default = "default_pool_size")]
@@ -73,7 +103,8 @@ pub struct PluginConfig {
 }
 
 /// What happens to a message when a plugin fails on it (traps, runs past its deadline
-/// or memory cap, returns invalid JSON or too much of it, or has been disabled).
+/// or memory cap, returns invalid JSON or too much of it); as `unchecked_policy`, to a
+/// message the plugin is not called for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FailurePolicy {
@@ -81,7 +112,8 @@ pub enum FailurePolicy {
     /// is replaced by that error, a notification is dropped.
     #[default]
     Reject,
-    /// Fail open: the message goes on as if the plugin had passed it (logged).
+    /// Fail open: the message goes on as if the plugin had passed it (logged). A
+    /// client that can make the plugin fail on its message gets that message past it.
     Skip,
 }
 
@@ -180,6 +212,10 @@ fn default_memory_mb() -> u64 {
     DEFAULT_MEMORY_MB
 }
 
+fn default_breaker_cooldown_ms() -> u64 {
+    DEFAULT_BREAKER_COOLDOWN_MS
+}
+
 /// The default number of instances of a plugin kept ready: one per core, since a
 /// call runs on a runtime worker thread (one per core) from start to end, so no more
 /// calls can run at once and none waits for an instantiation. At least two, so a
@@ -221,6 +257,9 @@ impl PluginConfig {
             timeout_ms: DEFAULT_TIMEOUT_MS,
             memory_mb: DEFAULT_MEMORY_MB,
             max_output_bytes: None,
+            max_input_bytes: None,
+            unchecked_policy: FailurePolicy::default(),
+            breaker_cooldown_ms: DEFAULT_BREAKER_COOLDOWN_MS,
             pool_size: default_pool_size(),
             sha256: None,
             dirs: Vec::new(),
@@ -257,6 +296,12 @@ impl PluginConfig {
         }
         if self.max_output_bytes == Some(0) {
             return Err("`max_output_bytes` must be at least 1".into());
+        }
+        if self.max_input_bytes == Some(0) {
+            return Err("`max_input_bytes` must be at least 1".into());
+        }
+        if self.breaker_cooldown_ms == 0 {
+            return Err("`breaker_cooldown_ms` must be at least 1".into());
         }
         if let Some(name) = &self.name
             && name.trim().is_empty()
@@ -364,6 +409,9 @@ mod tests {
         assert_eq!(plugin.timeout_ms, DEFAULT_TIMEOUT_MS);
         assert_eq!(plugin.memory_mb, DEFAULT_MEMORY_MB);
         assert_eq!(plugin.pool_size, default_pool_size());
+        assert_eq!(plugin.max_input_bytes, None);
+        assert_eq!(plugin.unchecked_policy, FailurePolicy::Reject);
+        assert_eq!(plugin.breaker_cooldown_ms, DEFAULT_BREAKER_COOLDOWN_MS);
         assert_eq!(plugin.init_json(), "{}");
     }
 
@@ -378,6 +426,9 @@ mod tests {
             timeout_ms = 20
             memory_mb = 256
             max_output_bytes = 1000
+            max_input_bytes = 2000
+            unchecked_policy = "skip"
+            breaker_cooldown_ms = 500
             pool_size = 4
             sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
             dirs = [{ host = "data", guest = "/data", mode = "rw" }, { host = "/ro" }]
@@ -391,6 +442,10 @@ mod tests {
         let p = &config.plugins[0];
         assert_eq!(p.path, Path::new("/abs/redact.wasm"));
         assert_eq!(p.failure_policy, FailurePolicy::Skip);
+        assert_eq!(
+            (p.max_input_bytes, p.unchecked_policy, p.breaker_cooldown_ms),
+            (Some(2000), FailurePolicy::Skip, 500)
+        );
         assert_eq!(p.sha256, Some(Sha256::of(b"")));
         assert_eq!(p.dirs[0].host, Path::new("/etc/ip/data"));
         assert_eq!(p.dirs[0].mode, DirMode::ReadWrite);
@@ -405,8 +460,8 @@ mod tests {
         assert_eq!(
             err,
             "interpose.toml:3:1: unknown field `timeout`, expected one of `path`, `name`, `config`, \
-             `failure_policy`, `timeout_ms`, `memory_mb`, `max_output_bytes`, `pool_size`, \
-             `sha256`, `dirs`, `env`"
+             `failure_policy`, `timeout_ms`, `memory_mb`, `max_output_bytes`, `max_input_bytes`, \
+             `unchecked_policy`, `breaker_cooldown_ms`, `pool_size`, `sha256`, `dirs`, `env`"
         );
     }
 
@@ -469,6 +524,16 @@ mod tests {
         assert_eq!(
             err,
             "interpose.toml: plugin 1 (`p.wasm`): `timeout_ms` must be at least 1"
+        );
+        let err = parse("[[plugins]]\npath = \"p.wasm\"\nmax_input_bytes = 0\n").unwrap_err();
+        assert_eq!(
+            err,
+            "interpose.toml: plugin 1 (`p.wasm`): `max_input_bytes` must be at least 1"
+        );
+        let err = parse("[[plugins]]\npath = \"p.wasm\"\nbreaker_cooldown_ms = 0\n").unwrap_err();
+        assert_eq!(
+            err,
+            "interpose.toml: plugin 1 (`p.wasm`): `breaker_cooldown_ms` must be at least 1"
         );
     }
 

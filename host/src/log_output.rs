@@ -204,11 +204,13 @@ impl<'a> MakeWriter<'a> for BatchedLog {
 }
 
 /// Formats an event's fields as `tracing-subscriber`'s default does (the message,
-/// then `name=value` pairs), but escapes the message in one pass: the default
-/// sanitizes it one `write_char` at a time, which was an eighth of the proxy's time
-/// with an audit plugin logging every message. The same characters are escaped
-/// (ESC, BEL, BS, FF, DEL and C1 controls), so log text from plugins and peers
-/// still cannot drive the terminal.
+/// then `name=value` pairs), but escapes the message and the values in one pass per
+/// piece of text (see [`write_escaped`]): the default sanitizes one `write_char` at a
+/// time, which was an eighth of the proxy's time with an audit plugin logging every
+/// message. Beyond the characters the default escapes (ESC, BEL, BS, FF, DEL and C1
+/// controls, so that log text from plugins and peers cannot drive the terminal),
+/// newlines and every other control are escaped too: one event is one line, and a
+/// plugin cannot write a line that looks like the proxy's own.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Fields;
 
@@ -239,9 +241,9 @@ impl FieldWriter<'_> {
         }
     }
 
-    fn message(&mut self, text: &str) -> fmt::Result {
+    fn message(&mut self, text: &dyn fmt::Debug) -> fmt::Result {
         self.separate()?;
-        write_sanitized(&mut self.writer, text)
+        write!(Escaped(&mut self.writer), "{text:?}")
     }
 
     fn pair(&mut self, name: &str, value: &dyn fmt::Debug) -> fmt::Result {
@@ -250,22 +252,21 @@ impl FieldWriter<'_> {
         if self.writer.has_ansi_escapes() {
             let italic = nu_ansi_term::Style::new().italic();
             let dimmed = nu_ansi_term::Style::new().dimmed();
-            write!(
-                self.writer,
-                "{}{}{value:?}",
-                italic.paint(name),
-                dimmed.paint("=")
-            )
+            write!(self.writer, "{}{}", italic.paint(name), dimmed.paint("="))?;
         } else {
-            write!(self.writer, "{name}={value:?}")
+            write!(self.writer, "{name}=")?;
         }
+        // A `%` field (Display) is written as it is: escaped here like the message.
+        write!(Escaped(&mut self.writer), "{value:?}")
     }
 }
 
 impl Visit for FieldWriter<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if self.result.is_ok() && field.name() == "message" {
-            self.result = self.message(value);
+            self.result = self
+                .separate()
+                .and_then(|()| write_escaped(&mut self.writer, value));
         } else {
             self.record_debug(field, &value);
         }
@@ -278,45 +279,76 @@ impl Visit for FieldWriter<'_> {
             return;
         }
         self.result = if name == "message" {
-            MESSAGE.with_borrow_mut(|text| {
-                text.clear();
-                write!(text, "{value:?}")?;
-                self.message(text)
-            })
+            self.message(value)
         } else {
             self.pair(name, value)
         };
     }
 }
 
-thread_local! {
-    /// Where a formatted message waits to be sanitized, reused from event to event.
-    static MESSAGE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+/// A writer that escapes what goes through it with [`write_escaped`].
+pub struct Escaped<W>(pub W);
+
+impl<W: fmt::Write> fmt::Write for Escaped<W> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        write_escaped(&mut self.0, text)
+    }
 }
 
-/// Writes `text` with the terminal's control characters escaped as
-/// `tracing-subscriber` escapes them; text without any is written at once.
-fn write_sanitized(out: &mut impl fmt::Write, text: &str) -> fmt::Result {
-    // ESC, BEL, BS and FF are ASCII controls, DEL is 0x7f, and C1 controls are
-    // U+0080..=U+009F, encoded as 0xC2 0x80..=0x9F: no other text has these bytes.
-    let clean = !text
-        .bytes()
-        .any(|b| matches!(b, 0x1b | 0x07 | 0x08 | 0x0c | 0x7f | 0xc2));
-    if clean {
+/// `text` as one line with no control characters (see [`write_escaped`]); borrowed
+/// when there is nothing to escape. For text from plugins or peers that reaches
+/// stderr other than through the log (a start-up error).
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !needs_escaping(text) {
+        return text.into();
+    }
+    let mut line = String::with_capacity(text.len() + 8);
+    // Writing to a String cannot fail.
+    let _ = write_escaped(&mut line, text);
+    line.into()
+}
+
+/// Whether `text` has a character [`write_escaped`] escapes: ASCII controls but tab
+/// (0x00-0x1f, 0x7f) are single bytes; C1 controls (U+0080..=U+009F) start with
+/// 0xC2, and U+2028/U+2029 (line and paragraph separators) with 0xE2, which other
+/// text has too and then takes the slow path.
+fn needs_escaping(text: &str) -> bool {
+    text.bytes()
+        .any(|b| (b < 0x20 && b != b'\t') || matches!(b, 0x7f | 0xc2 | 0xe2))
+}
+
+/// Writes `text` with control characters escaped, the one place log text is: `\n`
+/// and `\r` as such, other ASCII controls (not tab) as `\xNN` (as `tracing-subscriber`
+/// writes ESC, BEL, BS, FF and DEL), C1 controls and the Unicode line and paragraph
+/// separators as `\u{NN}`. Text without any is written at once.
+pub fn write_escaped(out: &mut impl fmt::Write, text: &str) -> fmt::Result {
+    if !needs_escaping(text) {
         return out.write_str(text);
     }
-    for ch in text.chars() {
-        match ch {
-            '\x1b' => out.write_str("\\x1b")?,
-            '\x07' => out.write_str("\\x07")?,
-            '\x08' => out.write_str("\\x08")?,
-            '\x0c' => out.write_str("\\x0c")?,
-            '\x7f' => out.write_str("\\x7f")?,
-            '\u{80}'..='\u{9f}' => write!(out, "\\u{{{:x}}}", ch as u32)?,
-            _ => out.write_char(ch)?,
-        }
+    let mut clean_from = 0;
+    for (at, ch) in text.char_indices() {
+        let escaped = match ch {
+            '\t' => continue,
+            '\n' => out
+                .write_str(&text[clean_from..at])
+                .and(out.write_str("\\n")),
+            '\r' => out
+                .write_str(&text[clean_from..at])
+                .and(out.write_str("\\r")),
+            '\0'..='\x1f' | '\x7f' => {
+                out.write_str(&text[clean_from..at])?;
+                write!(out, "\\x{:02x}", ch as u32)
+            }
+            '\u{80}'..='\u{9f}' | '\u{2028}' | '\u{2029}' => {
+                out.write_str(&text[clean_from..at])?;
+                write!(out, "\\u{{{:x}}}", ch as u32)
+            }
+            _ => continue,
+        };
+        escaped?;
+        clean_from = at + ch.len_utf8();
     }
-    Ok(())
+    out.write_str(&text[clean_from..])
 }
 
 #[cfg(test)]
@@ -478,5 +510,35 @@ mod tests {
         let ours = formatted(true, log);
         assert_eq!(ours, formatted(false, log));
         assert!(ours.contains(r"\x1b[31mred\x07 \u{9b}c1 \x7f"), "{ours}");
+    }
+
+    #[test]
+    fn every_event_is_one_line_whatever_its_text() {
+        let forged = "2026-01-01T00:00:00Z  INFO interpose: forged";
+        let text = formatted(true, || {
+            let plugin = "p\nq";
+            tracing::info!(plugin, "hello\n{forged}\r{forged}");
+            tracing::info!(plugin = %plugin, stream = %"a\rb", "{}", "\u{2028}x\0\t");
+        });
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(
+            lines[0].ends_with(r#"hello\n2026-01-01T00:00:00Z  INFO interpose: forged\r2026-01-01T00:00:00Z  INFO interpose: forged plugin="p\nq""#),
+            "{text}"
+        );
+        assert!(
+            lines[1].ends_with("\\u{2028}x\\x00\t plugin=p\\nq stream=a\\rb"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn escaping_keeps_clean_text_and_marks_each_control() {
+        assert!(matches!(one_line("plain é"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(one_line("plain — é"), "plain — é");
+        assert_eq!(
+            one_line("a\nb\rc\x1bd\u{85}e\u{2029}f\tg"),
+            r"a\nb\rc\x1bd\u{85}e\u{2029}f".to_owned() + "\tg"
+        );
     }
 }

@@ -27,7 +27,8 @@ fn unknown_key_is_named() {
         format!(
             "interpose: {file}:3:1: unknown field `timeout`, expected one of `path`, `name`, \
              `config`, `failure_policy`, `timeout_ms`, `memory_mb`, `max_output_bytes`, \
-             `pool_size`, `sha256`, `dirs`, `env`"
+             `max_input_bytes`, `unchecked_policy`, `breaker_cooldown_ms`, `pool_size`, \
+             `sha256`, `dirs`, `env`"
         )
     );
 }
@@ -59,7 +60,7 @@ fn missing_plugin_file_is_named() {
     assert_eq!(
         line,
         format!(
-            "interpose: cannot read {dir}/nowhere.wasm: No such file or directory (os error 2)"
+            "interpose: plugin `nowhere` ({dir}/nowhere.wasm): cannot read the file: No such file or directory (os error 2)"
         )
     );
 }
@@ -90,9 +91,56 @@ fn not_a_component_is_refused() {
     assert!(!status.success());
     assert!(
         log.contains(&format!(
-            "interpose: {} is not a usable WebAssembly component: ",
+            "interpose: plugin `bogus` ({}): the file is not a usable WebAssembly component: ",
             bogus.display()
         )),
         "{log}"
+    );
+}
+
+#[test]
+fn a_plugin_that_fails_in_init_is_named_as_configured_when_two_share_a_file() {
+    let (line, _) = config_error(
+        r#"
+        [[plugins]]
+        path = "{fixture-trap}"
+        name = "first"
+        [[plugins]]
+        path = "{fixture-trap}"
+        name = "second"
+        config = { phase = "init" }
+        "#,
+    );
+    let path = support::fixture("fixture-trap");
+    assert_eq!(
+        line,
+        format!(
+            "interpose: plugin `second` ({}): cannot start the plugin: `init` failed: trapped: wasm `unreachable` instruction executed",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn a_plugin_that_refuses_its_configuration_is_named_as_configured() {
+    let (line, _) = config_error(
+        r#"
+        [[plugins]]
+        path = "{fixture-verdicts}"
+        name = "accepts"
+        [[plugins]]
+        path = "{fixture-verdicts}"
+        name = "refuses"
+        config = { init_error = "no\nthanks" }
+        "#,
+    );
+    let path = support::fixture("fixture-verdicts");
+    // The plugin's own text, on one line.
+    assert_eq!(
+        line,
+        format!(
+            "interpose: plugin `refuses` ({}): refused its configuration: no\\nthanks",
+            path.display()
+        )
     );
 }

@@ -1,6 +1,8 @@
 //! Hostile plugins are contained: the message gets the failure policy's outcome with
 //! an error naming the plugin and the cause, the session and the other plugins go on,
-//! the proxy does not crash; a plugin that keeps failing is disabled.
+//! the proxy does not crash; a session whose messages keep making a plugin fail has
+//! its breaker opened for a cooldown. Messages over a plugin's input limit are refused
+//! before it is called, and text a plugin logs cannot pass for the proxy's own lines.
 //!
 //! Each hostile fixture misbehaves on `tools/call` of its own tool (`loop`,
 //! `membomb`, ...) and passes other tools, so other traffic shows the plugin and the
@@ -160,29 +162,179 @@ fn skip_policy_passes_the_message_and_the_next_plugin_still_works() {
     assert!(proxy.log().contains("policy=\"skip\""));
 }
 
+/// What a client gets for a message of a session whose breaker is open, under the
+/// default `unchecked_policy` (reject).
+const PAUSED: &str =
+    "plugin `fixture-trap` was not called: paused for this session after repeated failures";
+
+/// Sleeps until `wait` is surely over.
+fn sleep_past(wait: Duration) {
+    std::thread::sleep(wait + Duration::from_millis(300));
+}
+
 #[test]
-fn repeated_failures_disable_the_plugin() {
-    let mut proxy = Proxy::start(&["--plugin".as_ref(), fixture("fixture-trap").as_os_str()]);
+fn repeated_failures_open_the_sessions_breaker_which_rearms_after_its_cooldown() {
+    const COOLDOWN: Duration = Duration::from_millis(3000);
+    let dir = scratch();
+    let config = config_file(
+        dir.path(),
+        &format!(
+            "[[plugins]]\npath = \"{{fixture-trap}}\"\nbreaker_cooldown_ms = {}\n",
+            COOLDOWN.as_millis()
+        ),
+    );
+    let mut proxy = Proxy::start(&["--config".as_ref(), config.as_os_str()]).holding(dir);
     for id in 1..=5 {
         let answer = proxy.call_tool(id, "trap", json!({}));
         let message = error(&answer)["message"].as_str().unwrap().to_owned();
         assert!(message.contains("failed: trapped"), "{message}");
     }
-    assert!(proxy.wait_for_log(
-        "PLUGIN DISABLED after 5 failures in a row",
-        Duration::from_secs(5)
-    ));
-    // Disabled: the policy applies to everything it would see, without entering it.
+    assert!(
+        proxy.wait_for_log(
+            "plugin breaker OPEN after 5 failures in a row in this session: for 3000 ms",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        proxy.log()
+    );
+    // Open: the unchecked policy applies to everything it would see, without entering it.
     for (id, tool) in [(6, "trap"), (7, "harmless")] {
         let answer = proxy.call_tool(id, tool, json!({}));
-        assert_eq!(
-            error(&answer)["message"],
-            "plugin `fixture-trap` is disabled after repeated failures"
-        );
+        assert_eq!(error(&answer)["message"], PAUSED, "{answer}");
     }
     // Messages it never asked for still flow.
     let other = proxy.request(8, "ping", json!({}));
     assert_eq!(echoed_params(&other), &json!({}));
+
+    // After the cooldown one message is tried; it fails: open for another cooldown.
+    sleep_past(COOLDOWN);
+    let answer = proxy.call_tool(9, "trap", json!({}));
+    assert!(
+        error(&answer)["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("failed: trapped")),
+        "the trial entered the plugin: {answer}"
+    );
+    assert!(proxy.wait_for_log("plugin breaker OPEN again", Duration::from_secs(5)));
+    let answer = proxy.call_tool(10, "harmless", json!({}));
+    assert_eq!(error(&answer)["message"], PAUSED, "{answer}");
+
+    // After the next cooldown a trial that works closes the breaker.
+    sleep_past(COOLDOWN);
+    for id in 11..=12 {
+        let answer = proxy.call_tool(id, "harmless", json!({"n": id}));
+        assert_eq!(echoed_params(&answer)["arguments"], json!({"n": id}));
+    }
+    for logged in ["plugin breaker half-open", "plugin breaker closed"] {
+        assert!(
+            proxy.wait_for_log(logged, Duration::from_secs(5)),
+            "{}",
+            proxy.log()
+        );
+    }
+}
+
+#[test]
+fn under_skip_an_open_breaker_fails_closed_unless_unchecked_policy_says_skip() {
+    for (unchecked, passes) in [("reject", false), ("skip", true)] {
+        let dir = scratch();
+        let config = config_file(
+            dir.path(),
+            &format!(
+                "[[plugins]]\npath = \"{{fixture-trap}}\"\nfailure_policy = \"skip\"\nunchecked_policy = \"{unchecked}\"\n"
+            ),
+        );
+        let mut proxy = Proxy::start(&["--config".as_ref(), config.as_os_str()]).holding(dir);
+        for id in 1..=5 {
+            // Each failure alone is the operator's choice: it passes, logged.
+            let answer = proxy.call_tool(id, "trap", json!({}));
+            assert_eq!(echoed_params(&answer)["name"], "trap");
+        }
+        assert!(proxy.wait_for_log("plugin breaker OPEN", Duration::from_secs(5)));
+        // But an open breaker does not turn the plugin into a pass-through for every
+        // message of the session, unless the operator says so.
+        let answer = proxy.call_tool(6, "harmless", json!({}));
+        if passes {
+            assert_eq!(echoed_params(&answer)["name"], "harmless", "{answer}");
+        } else {
+            assert_eq!(error(&answer)["message"], PAUSED, "{answer}");
+        }
+    }
+}
+
+#[test]
+fn oversized_messages_are_refused_before_the_call_and_do_not_count_as_failures() {
+    let dir = scratch();
+    let config = config_file(
+        dir.path(),
+        "[[plugins]]\npath = \"{fixture-pass}\"\nmax_input_bytes = 1000\n",
+    );
+    let mut proxy = Proxy::start(&["--config".as_ref(), config.as_os_str()]).holding(dir);
+    let arguments = json!({"blob": "x".repeat(1000)});
+    // The plugin sees the params exactly as the client wrote them.
+    let len = json!({"name": "big", "arguments": arguments})
+        .to_string()
+        .len();
+    // More than enough failures to open a breaker, were they counted.
+    for id in 1..=8 {
+        let answer = proxy.call_tool(id, "big", arguments.clone());
+        let err = error(&answer);
+        assert_eq!(err["code"], PLUGIN_ERROR);
+        assert_eq!(
+            err["message"],
+            format!(
+                "plugin `fixture-pass` was not called: a message of {len} bytes is over the input limit of 1000 bytes (`max_input_bytes`)"
+            )
+        );
+        assert_eq!(err["data"]["plugin"], "fixture-pass");
+    }
+    let answer = proxy.call_tool(9, "small", json!({"x": 1}));
+    assert_eq!(echoed_params(&answer)["arguments"], json!({"x": 1}));
+    assert!(!proxy.log().contains("breaker"), "{}", proxy.log());
+}
+
+/// The text of a forged log line: what the proxy's own lines look like.
+const FORGED: &str = "2026-01-01T00:00:00Z  INFO interpose: forged";
+
+#[test]
+fn plugin_text_cannot_forge_a_log_line() {
+    let dir = scratch();
+    let config = config_file(
+        dir.path(),
+        &format!(
+            r#"
+            [[plugins]]
+            path = "{{fixture-verdicts}}"
+            [[plugins.config.rules]]
+            tool = "forge"
+            verdict = "pass"
+            log = "hello\n{FORGED}\r{FORGED} by CR"
+            print = "printed\r{FORGED} by CR on stdout"
+            "#
+        ),
+    );
+    let mut proxy = Proxy::start(&["--config".as_ref(), config.as_os_str()]).holding(dir);
+    let answer = proxy.call_tool(1, "forge", json!({}));
+    assert_eq!(echoed_params(&answer)["name"], "forge");
+    // Each call is one line, its control characters escaped.
+    for logged in [
+        format!("hello\\n{FORGED}\\r{FORGED} by CR plugin=\"fixture-verdicts\""),
+        format!("printed\\r{FORGED} by CR on stdout plugin=fixture-verdicts stream=\"stdout\""),
+    ] {
+        assert!(
+            proxy.wait_for_log(&logged, Duration::from_secs(5)),
+            "{logged:?} not in:\n{}",
+            proxy.log()
+        );
+    }
+    let (_, log) = proxy.finish();
+    for line in log.lines() {
+        assert!(!line.starts_with(FORGED), "forged line: {line:?}");
+        assert!(
+            !line.contains('\r'),
+            "a carriage return was written: {line:?}"
+        );
+    }
 }
 
 #[test]

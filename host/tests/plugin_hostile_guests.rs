@@ -2,7 +2,9 @@
 //! are (`plugin_hostile.rs`): the message gets the failure policy's outcome (reject: a
 //! `-32001` error naming the plugin and the cause; skip: it passes), the session, the
 //! other plugins and other sessions go on, the proxy does not crash, and the failed
-//! instance is replaced.
+//! instance is replaced. Over HTTP, one session's messages that make the shipped
+//! `tool-policy` or `redact` fail (oversized, or breaking the memory cap) change
+//! nothing for another session.
 //!
 //! The Python fixtures (`fixture-py-raise`, `-loop`, `-membomb`) misbehave on
 //! `tools/call` of their own tool and pass other tools; the JavaScript ones
@@ -237,7 +239,7 @@ fn skip_policy_passes_the_message_through_failing_guests() {
 }
 
 #[test]
-fn repeated_python_failures_disable_the_plugin() {
+fn repeated_python_failures_open_the_sessions_breaker() {
     let mut proxy = start("fixture-py-raise", LIMITS);
     for id in 1..=5 {
         let answer = proxy.call_tool(id, "raise", json!({}));
@@ -245,14 +247,14 @@ fn repeated_python_failures_disable_the_plugin() {
         assert!(message.contains("failed: trapped"), "{message}");
     }
     assert!(proxy.wait_for_log(
-        "PLUGIN DISABLED after 5 failures in a row",
+        "plugin breaker OPEN after 5 failures in a row in this session",
         Duration::from_secs(5)
     ));
     for (id, tool) in [(6, "raise"), (7, "harmless")] {
         let answer = proxy.call_tool(id, tool, json!({}));
         assert_eq!(
             error(&answer)["message"],
-            "plugin `fixture-py-raise` is disabled after repeated failures"
+            "plugin `fixture-py-raise` was not called: paused for this session after repeated failures"
         );
     }
     // Messages it never asked for still flow, through the next plugin.
@@ -272,7 +274,7 @@ fn python_init_that_raises_stops_the_start() {
     assert!(!status.success());
     // The Python SDK turns an exception in `init` into a refused configuration.
     assert!(
-        log.contains(") refused its configuration: init failed: Boom: raised in init on purpose"),
+        log.contains("): refused its configuration: init failed: Boom: raised in init on purpose"),
         "{log}"
     );
 }
@@ -294,7 +296,7 @@ fn python_init_that_never_returns_stops_the_start() {
 
 /// POSTs a JSON-RPC message to the proxy's `/mcp` in `session` (none: a new one);
 /// returns the session id and the body.
-async fn post(base: &str, session: Option<&str>, body: Value) -> (Option<String>, String) {
+async fn post(base: &str, session: Option<&str>, body: impl ToString) -> (Option<String>, String) {
     let mut request = reqwest::Client::new()
         .post(format!("{base}/mcp"))
         .header("content-type", "application/json")
@@ -314,6 +316,51 @@ async fn post(base: &str, session: Option<&str>, body: Value) -> (Option<String>
     (session, response.text().await.expect("body"))
 }
 
+/// The answer with id `id` in the body of a POST: JSON, or an SSE stream.
+fn answer_in(body: &str, id: u64) -> Value {
+    let is_it = |m: &Value| m["id"] == json!(id) && m.get("method").is_none();
+    if let Ok(message) = serde_json::from_str::<Value>(body) {
+        assert!(is_it(&message), "not the answer to {id}: {message}");
+        return message;
+    }
+    body.lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
+        .find(is_it)
+        .unwrap_or_else(|| panic!("no answer to {id} in: {:.2000}", body))
+}
+
+/// `interpose run --listen http://127.0.0.1:PORT --config CONFIG -- python3
+/// catalog_backend.py CATALOG` (a backend per session), with `plugins` plugins.
+/// Compiles the components first (once, cached) with a stdio proxy, so that the
+/// HTTP listener's start-up wait does not include compiling.
+fn http_proxy(config: &Path, catalog: &Path, plugins: usize) -> (http_support::Proc, String) {
+    drop(Proxy::start_with_catalog(config, catalog, plugins));
+    let base = format!("http://127.0.0.1:{}", http_support::free_port());
+    let mut command = std::process::Command::new(support::INTERPOSE);
+    command
+        .args(["run", "--listen", &base, "--config"])
+        .arg(config)
+        .args(["--", "python3"])
+        .arg(support::catalog_backend())
+        .arg(catalog)
+        .env("INTERPOSE_CACHE_DIR", support::cache_dir());
+    let proxy = http_support::Proc::start("interpose", command, "listening on");
+    (proxy, base)
+}
+
+/// A `tools/call` request's text with `arguments` given as JSON text (built as text:
+/// megabytes of small values would take a `Value` ten times their size); returns it
+/// and the length of its params, which is what a plugin's input limit is checked on.
+fn call_text(id: u64, tool: &str, arguments: &str) -> (String, usize) {
+    let params = format!(r#"{{"name":"{tool}","arguments":{arguments}}}"#);
+    let len = params.len();
+    (
+        format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{params}}}"#),
+        len,
+    )
+}
+
 async fn http_session(base: &str) -> String {
     let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
         "params": {"protocolVersion": "2025-06-18", "capabilities": {},
@@ -331,19 +378,7 @@ async fn a_looping_python_plugin_in_one_session_does_not_hold_up_another() {
     let dir = scratch();
     let settings = format!("timeout_ms = {DEADLINE_MS}\nmemory_mb = 128");
     let (config, catalog) = chain_files(dir.path(), "fixture-py-loop", &settings);
-    // Compiles the components (once, cached) before the HTTP listener's start-up
-    // timeout applies.
-    drop(Proxy::start_with_catalog(&config, &catalog, 2));
-    let base = format!("http://127.0.0.1:{}", http_support::free_port());
-    let mut command = std::process::Command::new(support::INTERPOSE);
-    command
-        .args(["run", "--listen", &base, "--config"])
-        .arg(&config)
-        .args(["--", "python3"])
-        .arg(support::catalog_backend())
-        .arg(&catalog)
-        .env("INTERPOSE_CACHE_DIR", support::cache_dir());
-    let _proxy = http_support::Proc::start("interpose", command, "listening on");
+    let (_proxy, base) = http_proxy(&config, &catalog, 2);
     let (looping, other) = (http_session(&base).await, http_session(&base).await);
 
     let call = |id: u64, tool: &str| {
@@ -371,4 +406,143 @@ async fn a_looping_python_plugin_in_one_session_does_not_hold_up_another() {
     );
     let (_, body) = post(&base, Some(&other), call(3, "harmless")).await;
     assert!(body.contains(r#"\"name\":\"harmless\""#), "{body}");
+}
+
+/// The attack of issue #12: five `tools/call` with 10 MB arguments ran `tool-policy`
+/// into its memory cap, which disabled it for every session. Now an oversized call
+/// is refused before the plugin is entered, with an error naming the plugin and the
+/// limit; calls under the limit that still break the memory cap open only the
+/// sending session's breaker; another session is served throughout.
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_calls_in_one_session_leave_tool_policy_serving_another() {
+    let dir = scratch();
+    // A pin makes the plugin parse every call's arguments. Default memory cap (and so
+    // input limit); a deadline long enough that the memory cap is what stops it.
+    let config = config_file(
+        dir.path(),
+        &format!(
+            "[[plugins]]\npath = \"{}\"\ntimeout_ms = 5000\n\
+             config = {{ pin_arguments = {{ \"*\" = {{ pinned = true }} }} }}\n",
+            support::fixture("tool-policy").display()
+        ),
+    );
+    let catalog = dir.path().join("catalog.json");
+    std::fs::write(&catalog, CATALOG).expect("write the catalog");
+    let (_proxy, base) = http_proxy(&config, &catalog, 1);
+    let (attacker, other) = (http_session(&base).await, http_session(&base).await);
+    let mut next_id = 100;
+    let mut call_other = async || {
+        next_id += 1;
+        let (text, _) = call_text(next_id, "harmless", r#"{"x":1}"#);
+        let (_, body) = post(&base, Some(&other), text).await;
+        let answer = answer_in(&body, next_id);
+        assert_eq!(
+            received(&answer),
+            json!({"name": "harmless", "arguments": {"x": 1, "pinned": true}}),
+            "the other session is served by the plugin"
+        );
+    };
+    call_other().await;
+
+    let blob = format!(r#"{{"blob":"{}"}}"#, "x".repeat(10_000_000));
+    for id in 1..=6 {
+        let (text, len) = call_text(id, "harmless", &blob);
+        let (_, body) = post(&base, Some(&attacker), text).await;
+        let err = error(&answer_in(&body, id)).clone();
+        assert_eq!(err["code"], PLUGIN_ERROR);
+        assert_eq!(
+            err["message"],
+            format!(
+                "plugin `tool-policy` was not called: a message of {len} bytes is over the input limit of 8388608 bytes (`max_input_bytes`)"
+            )
+        );
+        call_other().await;
+    }
+
+    // Under the limit, but parsing 3.75 million array elements needs more than 64 MiB.
+    let bomb = format!(r#"{{"a":[{}1]}}"#, "1,".repeat(3_750_000));
+    for id in 11..=15 {
+        let (text, len) = call_text(id, "harmless", &bomb);
+        assert!(len < 8 << 20);
+        let (_, body) = post(&base, Some(&attacker), text).await;
+        assert_eq!(
+            error(&answer_in(&body, id))["message"],
+            "plugin `tool-policy` failed: memory limit of 64 MiB exceeded"
+        );
+        call_other().await;
+    }
+    // The attacker's session is paused...
+    let (text, _) = call_text(16, "harmless", r#"{"x":1}"#);
+    let (_, body) = post(&base, Some(&attacker), text).await;
+    assert_eq!(
+        error(&answer_in(&body, 16))["message"],
+        "plugin `tool-policy` was not called: paused for this session after repeated failures"
+    );
+    // ...the other is not.
+    for _ in 0..3 {
+        call_other().await;
+    }
+}
+
+/// The attack of issue #12: five 14 MB tool results made `redact` (under `skip`) miss
+/// its deadline, which disabled it: secrets then passed unredacted in every session.
+/// Now an oversized result is refused before the plugin is entered and, by the
+/// default `unchecked_policy`, replaced by an error (not passed unchecked), and it
+/// does not count towards any breaker: every session's secrets stay redacted.
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_results_in_one_session_never_let_secrets_through_redact() {
+    const SECRET: &str = "AKIAIOSFODNN7EXAMPLE";
+    let dir = scratch();
+    let config = config_file(
+        dir.path(),
+        &format!(
+            "[[plugins]]\npath = \"{}\"\nfailure_policy = \"skip\"\n",
+            support::fixture("redact").display()
+        ),
+    );
+    let catalog = dir.path().join("catalog.json");
+    std::fs::write(&catalog, CATALOG).expect("write the catalog");
+    let (_proxy, base) = http_proxy(&config, &catalog, 1);
+    let (attacker, other) = (http_session(&base).await, http_session(&base).await);
+    let mut next_id = 100;
+    let mut secret_call = async |session: &str| {
+        next_id += 1;
+        let (text, _) = call_text(next_id, "lookup", &format!(r#"{{"key":"{SECRET}"}}"#));
+        let (_, body) = post(&base, Some(session), text).await;
+        assert!(!body.contains(SECRET), "a secret passed: {body}");
+        let answer = answer_in(&body, next_id);
+        let text = result(&answer)["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(text.contains("[REDACTED:aws-access-key]"), "{answer}");
+    };
+    secret_call(&other).await;
+
+    // The backend puts the 10 MB of arguments in its result's text.
+    let blob = format!(r#"{{"blob":"{}"}}"#, format!("{SECRET} ").repeat(500_000));
+    for id in 1..=6 {
+        let (text, _) = call_text(id, "lookup", &blob);
+        let (_, body) = post(&base, Some(&attacker), text).await;
+        assert!(
+            !body.contains(SECRET),
+            "a secret passed in the oversized result"
+        );
+        let message = error(&answer_in(&body, id))["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            message.starts_with("plugin `redact` was not called: a message of ")
+                && message.ends_with(
+                    " bytes is over the input limit of 8388608 bytes (`max_input_bytes`)"
+                ),
+            "{message}"
+        );
+        secret_call(&other).await;
+    }
+    // Oversized messages are not failures of the plugin: no breaker opened, the
+    // attacker's own small results are still redacted.
+    secret_call(&attacker).await;
+    secret_call(&other).await;
 }

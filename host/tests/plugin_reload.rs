@@ -132,7 +132,7 @@ fn pin_mismatch_at_start_is_refused_with_a_clear_error() {
     assert!(!status.success());
     let path = fixture("fixture-pass");
     let expected = format!(
-        "interpose: {} has sha256 {}, but the configuration pins {wrong}",
+        "interpose: plugin `fixture_pass` ({}): the file has sha256 {}, but the configuration pins {wrong}",
         path.display(),
         sha256_hex(&path)
     );

@@ -3,7 +3,9 @@
 //! Requests and notifications walk the plugins first to last, responses and errors
 //! last to first. A plugin whose manifest does not want the message is skipped
 //! without entering Wasm. A rewrite feeds the next plugin; `respond` (requests) and
-//! `reject` end the walk. A plugin that fails is handled by its failure policy.
+//! `reject` end the walk. A message that a plugin failed on gets the plugin's
+//! `failure_policy`; one it was not called for (over its input limit, or in a session
+//! whose breaker is open) gets its `unchecked_policy`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -13,6 +15,7 @@ use serde_json::value::RawValue;
 
 use super::bindings::GuestVerdict;
 use super::engine::PluginRuntime;
+use super::health::{Admission, Transition};
 use super::limits::Failure;
 use super::message_view::MessageView;
 use super::slot::PluginSlot;
@@ -154,13 +157,26 @@ impl InterceptorChain {
         msg: &Intercepted<'_>,
         state: &mut WalkState,
     ) -> Option<Verdict> {
-        if version.health.is_disabled() {
-            return self.failed(slot, version, msg, Failure::Disabled, false);
-        }
         let view = state
             .view
             .get_or_insert_with(|| MessageView::new(msg))
             .for_plugin(version.manifest.wants_request);
+        // Checked before the breaker: an oversized message is refused for what it is,
+        // and never takes the one trial call of a half-open breaker.
+        let (len, limit) = (view.input_len(), version.limits.max_input_bytes);
+        if len > limit {
+            return self.not_called(slot, version, msg, Failure::InputTooLarge { len, limit });
+        }
+        match version.breaker.admit(msg.session) {
+            Admission::Call => {}
+            Admission::Refused => return self.not_called(slot, version, msg, Failure::Paused),
+            Admission::Trial => tracing::info!(
+                target: "interpose::plugin",
+                plugin = &*version.name,
+                session = msg.session,
+                "plugin breaker half-open: its cooldown is over, one message of this session is tried"
+            ),
+        }
         // Timing costs two clock reads per call; it is only ever shown at debug level.
         let started = self.timed.then(Instant::now);
         let result = version.call(view).await;
@@ -187,10 +203,17 @@ impl InterceptorChain {
             Err(failure) => {
                 self.record(slot, version, Outcome::Failure, elapsed);
                 self.report(&version.name, Outcome::Failure, Some(&failure.to_string()));
-                return self.failed(slot, version, msg, failure, true);
+                return self.failed(slot, version, msg, failure);
             }
         };
-        version.health.success();
+        if version.breaker.success(msg.session) == Some(Transition::Closed) {
+            tracing::info!(
+                target: "interpose::plugin",
+                plugin = &*version.name,
+                session = msg.session,
+                "plugin breaker closed: the trial call worked, the plugin serves this session again"
+            );
+        }
         self.record(slot, version, outcome, elapsed);
         let detail = match &next {
             Some(Verdict::Reject(error)) => Some(error.message.as_str()),
@@ -212,40 +235,99 @@ impl InterceptorChain {
         }
     }
 
-    /// Applies the failure policy. `count` is false for a plugin already disabled.
+    /// Applies the failure policy to a message the plugin failed on, and counts the
+    /// failure against the session's breaker.
     fn failed(
         &self,
         slot: &PluginSlot,
         version: &PluginVersion,
         msg: &Intercepted<'_>,
         failure: Failure,
-        count: bool,
     ) -> Option<Verdict> {
         let name = &*version.name;
         let policy = slot.config.failure_policy;
-        if count {
+        tracing::warn!(
+            target: "interpose::plugin",
+            plugin = name,
+            method = msg.method,
+            kind = msg.kind.as_str(),
+            session = msg.session,
+            policy = policy.as_str(),
+            "plugin failed: {failure}"
+        );
+        let unchecked = slot.config.unchecked_policy.as_str();
+        let cooldown_ms = version.breaker.cooldown().as_millis();
+        match version.breaker.failure(msg.session) {
+            Some(Transition::Opened(reason)) => {
+                slot.stats.breaker_opened();
+                tracing::error!(
+                    target: "interpose::plugin",
+                    plugin = name,
+                    session = msg.session,
+                    unchecked_policy = unchecked,
+                    "plugin breaker OPEN after {reason} in this session: for {cooldown_ms} ms the plugin is not called for this session's messages, which get its unchecked_policy ({unchecked}); then one is tried again. Other sessions are not affected"
+                );
+            }
+            Some(Transition::Reopened) => {
+                slot.stats.breaker_opened();
+                tracing::error!(
+                    target: "interpose::plugin",
+                    plugin = name,
+                    session = msg.session,
+                    unchecked_policy = unchecked,
+                    "plugin breaker OPEN again: the trial call failed; the plugin is not called for this session's messages for another {cooldown_ms} ms"
+                );
+            }
+            Some(Transition::Closed) | None => {}
+        }
+        outcome_of(policy, name, &failure)
+    }
+
+    /// Applies the unchecked policy to a message the plugin was not called for.
+    fn not_called(
+        &self,
+        slot: &PluginSlot,
+        version: &PluginVersion,
+        msg: &Intercepted<'_>,
+        failure: Failure,
+    ) -> Option<Verdict> {
+        let name = &*version.name;
+        let policy = slot.config.unchecked_policy;
+        let oversized = matches!(failure, Failure::InputTooLarge { .. });
+        slot.stats.not_called(oversized);
+        self.report(name, Outcome::Failure, Some(&failure.to_string()));
+        // An open breaker was logged once, when it opened; each oversized message is
+        // logged, as the client's doing.
+        if oversized {
             tracing::warn!(
                 target: "interpose::plugin",
                 plugin = name,
                 method = msg.method,
                 kind = msg.kind.as_str(),
-                policy = policy.as_str(),
-                "plugin failed: {failure}"
+                session = msg.session,
+                unchecked_policy = policy.as_str(),
+                "plugin not called: {failure}"
             );
-            if let Some(reason) = version.health.failure() {
-                tracing::error!(
-                    target: "interpose::plugin",
-                    plugin = name,
-                    policy = policy.as_str(),
-                    "PLUGIN DISABLED after {reason}: it is no longer called; every message it would see is handled by its failure policy ({}) until its file changes",
-                    policy.as_str()
-                );
-            }
+        } else {
+            tracing::debug!(
+                target: "interpose::plugin",
+                plugin = name,
+                method = msg.method,
+                kind = msg.kind.as_str(),
+                session = msg.session,
+                unchecked_policy = policy.as_str(),
+                "plugin not called: {failure}"
+            );
         }
-        match policy {
-            FailurePolicy::Reject => Some(Verdict::Reject(plugin_error(name, &failure))),
-            FailurePolicy::Skip => None,
-        }
+        outcome_of(policy, name, &failure)
+    }
+}
+
+/// What `policy` makes of a message `failure` happened to.
+fn outcome_of(policy: FailurePolicy, name: &str, failure: &Failure) -> Option<Verdict> {
+    match policy {
+        FailurePolicy::Reject => Some(Verdict::Reject(plugin_error(name, failure))),
+        FailurePolicy::Skip => None,
     }
 }
 
@@ -265,9 +347,10 @@ struct WalkState {
 
 /// The error a client sees when a plugin failed under the `reject` policy.
 pub fn plugin_error(name: &str, failure: &Failure) -> ErrorObject {
-    let message = match failure {
-        Failure::Disabled => format!("plugin `{name}` is disabled after repeated failures"),
-        _ => format!("plugin `{name}` failed: {failure}"),
+    let message = if failure.not_called() {
+        format!("plugin `{name}` was not called: {failure}")
+    } else {
+        format!("plugin `{name}` failed: {failure}")
     };
     ErrorObject::new(PLUGIN_ERROR, message)
         .with_data(serde_json::json!({ "plugin": name, "cause": failure.to_string() }))
@@ -400,6 +483,15 @@ mod tests {
         assert_eq!(
             e.data.unwrap().get(),
             r#"{"cause":"deadline of 50 ms exceeded","plugin":"redact"}"#
+        );
+        let e = plugin_error("tool-policy", &Failure::InputTooLarge { len: 9, limit: 8 });
+        assert_eq!(
+            e.message,
+            "plugin `tool-policy` was not called: a message of 9 bytes is over the input limit of 8 bytes (`max_input_bytes`)"
+        );
+        assert_eq!(
+            plugin_error("redact", &Failure::Paused).message,
+            "plugin `redact` was not called: paused for this session after repeated failures"
         );
     }
 }

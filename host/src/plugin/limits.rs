@@ -1,12 +1,12 @@
-//! What one plugin may use (time per call, memory, output size) and how a broken
-//! limit, or any other failure, is described to the user.
+//! What one plugin may use (time per call, memory, input and output size) and how a
+//! broken limit, or any other failure, is described to the user.
 
 use std::fmt;
 use std::time::Duration;
 
 use wasmtime::Trap;
 
-use crate::config::PluginConfig;
+use crate::config::{INPUT_SHARE_OF_MEMORY, PluginConfig};
 
 /// The limits of one plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +17,9 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// Largest payload a verdict may carry, in bytes.
     pub max_output_bytes: usize,
+    /// Largest message the plugin is called with, in bytes (see
+    /// [`MessageView::input_len`](super::message_view::MessageView::input_len)).
+    pub max_input_bytes: usize,
 }
 
 /// `init` may parse configuration, load tables or start an interpreter: it gets at
@@ -25,11 +28,15 @@ pub const MIN_INIT_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Limits {
     pub fn from_config(config: &PluginConfig, max_message_bytes: usize) -> Self {
+        let memory_bytes =
+            usize::try_from(config.memory_mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
         Limits {
             timeout: Duration::from_millis(config.timeout_ms),
-            memory_bytes: usize::try_from(config.memory_mb.saturating_mul(1024 * 1024))
-                .unwrap_or(usize::MAX),
+            memory_bytes,
             max_output_bytes: config.max_output_bytes.unwrap_or(max_message_bytes),
+            max_input_bytes: config
+                .max_input_bytes
+                .unwrap_or(memory_bytes / INPUT_SHARE_OF_MEMORY),
         }
     }
 
@@ -121,8 +128,10 @@ pub enum Failure {
     },
     /// No instance could be made to run the call.
     Instantiate(String),
-    /// The plugin was disabled after failing too often.
-    Disabled,
+    /// The message is larger than the plugin's input limit; it was not called.
+    InputTooLarge { len: usize, limit: usize },
+    /// The plugin failed too often in this session; it was not called.
+    Paused,
 }
 
 impl Failure {
@@ -141,12 +150,10 @@ impl Failure {
         }
     }
 
-    /// Whether the instance that produced this failure must be thrown away.
-    pub fn poisons_instance(&self) -> bool {
-        !matches!(
-            self,
-            Failure::InvalidJson(_) | Failure::TooLarge { .. } | Failure::Disabled
-        )
+    /// Whether the plugin was not called at all (the message gets the plugin's
+    /// `unchecked_policy`, and the failure does not count towards the breaker).
+    pub fn not_called(&self) -> bool {
+        matches!(self, Failure::InputTooLarge { .. } | Failure::Paused)
     }
 }
 
@@ -165,7 +172,11 @@ impl fmt::Display for Failure {
                 "returned {len} bytes in `{what}`, over the limit of {limit} bytes"
             ),
             Failure::Instantiate(why) => write!(f, "could not start an instance: {why}"),
-            Failure::Disabled => f.write_str("disabled after repeated failures"),
+            Failure::InputTooLarge { len, limit } => write!(
+                f,
+                "a message of {len} bytes is over the input limit of {limit} bytes (`max_input_bytes`)"
+            ),
+            Failure::Paused => f.write_str("paused for this session after repeated failures"),
         }
     }
 }
@@ -199,6 +210,20 @@ mod tests {
             .to_string(),
             "returned 10 bytes in `rewrite`, over the limit of 5 bytes"
         );
+        assert_eq!(
+            Failure::InputTooLarge { len: 10, limit: 5 }.to_string(),
+            "a message of 10 bytes is over the input limit of 5 bytes (`max_input_bytes`)"
+        );
+    }
+
+    #[test]
+    fn input_limit_defaults_to_an_eighth_of_the_memory_cap() {
+        let mut config = PluginConfig::from_path("p.wasm");
+        assert_eq!(Limits::from_config(&config, 1000).max_input_bytes, 8 << 20);
+        config.memory_mb = 128;
+        assert_eq!(Limits::from_config(&config, 1000).max_input_bytes, 16 << 20);
+        config.max_input_bytes = Some(77);
+        assert_eq!(Limits::from_config(&config, 1000).max_input_bytes, 77);
     }
 
     #[test]

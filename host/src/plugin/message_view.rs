@@ -147,6 +147,18 @@ impl MessageView {
         self.payload().map_or(0, |p| p.len() as u64)
     }
 
+    /// The bytes this plugin may copy out of the message: its payload, the request's
+    /// payload when the plugin sees it, and an error's message and data. What the
+    /// plugin's input limit is checked against.
+    pub fn input_len(&self) -> usize {
+        let payload = self.payload().map_or(0, str::len);
+        let request = self.request_payload().map_or(0, str::len);
+        let error = self.error().map_or(0, |e| {
+            e.message.len() + e.data.as_ref().map_or(0, |d| d.get().len())
+        });
+        payload + request + error
+    }
+
     /// The error, while the message is still an error.
     pub fn error(&self) -> Option<&ErrorObject> {
         match self.kind {
@@ -241,6 +253,8 @@ mod tests {
         assert_eq!((view.session(), view.server()), ("s-1", "backend"));
         assert_eq!(view.elapsed_us(), Some(1500));
         assert_eq!(view.for_plugin(false).request_payload(), None);
+        assert_eq!(view.input_len(), 7 + 10, "payload and request");
+        assert_eq!(view.for_plugin(false).input_len(), 7);
         assert_eq!(view.subject(), None, "the request has no `name`");
 
         let bare = Intercepted {

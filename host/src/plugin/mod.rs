@@ -47,7 +47,7 @@ pub use limits::{Failure, Limits};
 pub use message_view::{LentMessage, MessageView};
 pub use reload::POLL_INTERVAL;
 pub use stats::Outcome;
-pub use version::{LoadError, PluginVersion};
+pub use version::{LoadError, LoadProblem, PluginVersion};
 
 use crate::config::PluginConfig;
 

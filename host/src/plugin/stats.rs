@@ -1,5 +1,6 @@
-//! Per-plugin counts of calls and verdicts and time spent in the guest, logged at
-//! debug level every [`LOG_EVERY`] calls and when the chain is dropped.
+//! Per-plugin counts of calls and verdicts, time spent in the guest, messages the
+//! plugin was not called for and breakers opened, logged at debug level every
+//! [`LOG_EVERY`] calls and when the chain is dropped.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -16,6 +17,12 @@ pub struct Stats {
     rejects: AtomicU64,
     failures: AtomicU64,
     nanos: AtomicU64,
+    /// Messages over the input limit, not given to the plugin.
+    oversized: AtomicU64,
+    /// Messages of a session whose breaker was open, not given to the plugin.
+    paused: AtomicU64,
+    /// Times a session's breaker opened (a failed trial included).
+    breaker_opened: AtomicU64,
 }
 
 /// Which way a call ended, for counting.
@@ -47,6 +54,20 @@ impl Stats {
         calls.is_multiple_of(LOG_EVERY)
     }
 
+    /// Counts a message the plugin was not called for.
+    pub fn not_called(&self, oversized: bool) {
+        let counter = if oversized {
+            &self.oversized
+        } else {
+            &self.paused
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn breaker_opened(&self) {
+        self.breaker_opened.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
     }
@@ -54,7 +75,9 @@ impl Stats {
     /// Writes the summary line.
     pub fn log(&self, plugin: &str) {
         let calls = self.calls();
-        if calls == 0 {
+        let oversized = self.oversized.load(Ordering::Relaxed);
+        let paused = self.paused.load(Ordering::Relaxed);
+        if calls + oversized + paused == 0 {
             return;
         }
         let nanos = self.nanos.load(Ordering::Relaxed);
@@ -67,7 +90,10 @@ impl Stats {
             respond = self.responds.load(Ordering::Relaxed),
             reject = self.rejects.load(Ordering::Relaxed),
             failed = self.failures.load(Ordering::Relaxed),
-            mean_us = nanos as f64 / calls as f64 / 1000.0,
+            oversized,
+            paused,
+            breaker_opened = self.breaker_opened.load(Ordering::Relaxed),
+            mean_us = nanos as f64 / calls.max(1) as f64 / 1000.0,
             "plugin statistics"
         );
     }

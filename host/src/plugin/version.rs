@@ -2,13 +2,13 @@
 //! of instances ready. Hot reload swaps whole versions; a call holds an `Arc` to the
 //! version it started on, so it finishes there.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::bindings::{GuestVerdict, Manifest};
 use super::engine::PluginRuntime;
 use super::filter::Filter;
-use super::health::Health;
+use super::health::Breaker;
 use super::kv::KvStore;
 use super::limits::{Failure, Limits, first_line};
 use super::message_view::MessageView;
@@ -24,62 +24,67 @@ pub struct PluginVersion {
     pub filter: Filter,
     pub sha256: Sha256,
     pub limits: Limits,
-    pub health: Health,
+    /// One breaker per session (see [`Breaker`]).
+    pub breaker: Breaker,
     pool: Arc<InstancePool>,
 }
 
-/// Why a plugin (or a new version of it) was not loaded.
+/// Why a plugin (or a new version of it) was not loaded: names the plugin as
+/// configured (its `name`, else the file's stem) and its file, so that two plugins
+/// loaded from one file are told apart.
 #[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("cannot read {path}: {cause}")]
-    Read {
-        path: PathBuf,
-        cause: std::io::Error,
-    },
-    #[error("{path} has sha256 {actual}, but the configuration pins {expected}")]
-    PinMismatch {
-        path: PathBuf,
-        expected: Sha256,
-        actual: Sha256,
-    },
-    #[error("{path} is not a usable WebAssembly component: {message}")]
-    Compile { path: PathBuf, message: String },
-    #[error("{path} does not fit the interpose plugin interface: {message}")]
-    Link { path: PathBuf, message: String },
-    #[error("{path}: {cause}")]
-    Grant {
-        path: PathBuf,
-        cause: super::sandbox::GrantError,
-    },
-    #[error("{path}: cannot start the plugin: {cause}")]
-    Start { path: PathBuf, cause: StartError },
-    #[error("plugin `{name}` ({path}) refused its configuration: {message}")]
-    InitRefused {
-        name: String,
-        path: PathBuf,
-        message: String,
-    },
-    #[error("{path}: the plugin's manifest has an empty name; set `name` in the configuration")]
-    NoName { path: PathBuf },
+#[error("plugin `{name}` ({path}): {problem}")]
+pub struct LoadError {
+    pub name: String,
+    pub path: PathBuf,
+    pub problem: LoadProblem,
+}
+
+/// What went wrong loading a plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadProblem {
+    #[error("cannot read the file: {0}")]
+    Read(std::io::Error),
+    #[error("the file has sha256 {actual}, but the configuration pins {expected}")]
+    PinMismatch { expected: Sha256, actual: Sha256 },
+    #[error("the file is not a usable WebAssembly component: {0}")]
+    Compile(String),
+    #[error("the component does not fit the interpose plugin interface: {0}")]
+    Link(String),
+    #[error(transparent)]
+    Grant(super::sandbox::GrantError),
+    #[error("cannot start the plugin: {0}")]
+    Start(StartError),
+    /// `init` returned an error: the plugin's own text, on one line.
+    #[error("refused its configuration: {0}")]
+    InitRefused(String),
+    #[error("the plugin's manifest has an empty name; set `name` in the configuration")]
+    NoName,
+}
+
+impl LoadError {
+    fn new(config: &PluginConfig, problem: LoadProblem) -> Self {
+        LoadError {
+            name: config.display_name(),
+            path: config.path.clone(),
+            problem,
+        }
+    }
 }
 
 /// The file's bytes and their digest, checked against the pin.
 pub async fn read_checked(config: &PluginConfig) -> Result<(Arc<[u8]>, Sha256), LoadError> {
     let bytes = tokio::fs::read(&config.path)
         .await
-        .map_err(|cause| LoadError::Read {
-            path: config.path.clone(),
-            cause,
-        })?;
+        .map_err(|cause| LoadError::new(config, LoadProblem::Read(cause)))?;
     let actual = Sha256::of(&bytes);
     if let Some(expected) = config.sha256
         && expected != actual
     {
-        return Err(LoadError::PinMismatch {
-            path: config.path.clone(),
-            expected,
-            actual,
-        });
+        return Err(LoadError::new(
+            config,
+            LoadProblem::PinMismatch { expected, actual },
+        ));
     }
     Ok((bytes.into(), actual))
 }
@@ -101,22 +106,16 @@ impl PluginVersion {
         sha256: Sha256,
         lineage: &Lineage,
     ) -> Result<Arc<Self>, LoadError> {
-        let path = &config.path;
+        let fail = |problem| LoadError::new(config, problem);
         let component = runtime
             .compile(wasm)
             .await
-            .map_err(|e| LoadError::Compile {
-                path: path.clone(),
-                message: first_line(&e),
-            })?;
-        let pre = runtime.link(&component).map_err(|e| LoadError::Link {
-            path: path.clone(),
-            message: first_line(&e),
-        })?;
-        let grants = Grants::from_config(config).map_err(|cause| LoadError::Grant {
-            path: path.clone(),
-            cause,
-        })?;
+            .map_err(|e| fail(LoadProblem::Compile(first_line(&e))))?;
+        let pre = runtime
+            .link(&component)
+            .map_err(|e| fail(LoadProblem::Link(first_line(&e))))?;
+        let grants =
+            Grants::from_config(config).map_err(|cause| fail(LoadProblem::Grant(cause)))?;
         let limits = Limits::from_config(config, lineage.max_message_bytes);
         let factory = InstanceFactory {
             engine: runtime.engine().clone(),
@@ -128,29 +127,22 @@ impl PluginVersion {
             init_config: config.init_json(),
             live: Default::default(),
         };
-        let (first, manifest) = factory
-            .create()
-            .await
-            .map_err(|e| start_error(config, path, e))?;
+        let (first, manifest) = factory.create().await.map_err(|e| fail(start_problem(e)))?;
         let name: Arc<str> = match &config.name {
             Some(name) => name.as_str().into(),
-            None if manifest.name.trim().is_empty() => {
-                return Err(LoadError::NoName { path: path.clone() });
-            }
+            None if manifest.name.trim().is_empty() => return Err(fail(LoadProblem::NoName)),
             None => manifest.name.as_str().into(),
         };
         lineage.tag.set(&name);
         let pool = InstancePool::new(factory, first, config.pool_size);
-        pool.fill()
-            .await
-            .map_err(|e| start_error(config, path, e))?;
+        pool.fill().await.map_err(|e| fail(start_problem(e)))?;
         Ok(Arc::new(PluginVersion {
             name,
             filter: Filter::new(&manifest.interests),
             manifest,
             sha256,
             limits,
-            health: Health::default(),
+            breaker: Breaker::new(std::time::Duration::from_millis(config.breaker_cooldown_ms)),
             pool,
         }))
     }
@@ -219,16 +211,11 @@ impl PluginVersion {
 #[doc(hidden)]
 pub struct SpareInstances(#[allow(dead_code)] Vec<super::pool::Instance>);
 
-fn start_error(config: &PluginConfig, path: &Path, error: StartError) -> LoadError {
+fn start_problem(error: StartError) -> LoadProblem {
     match error {
-        StartError::InitRefused(message) => LoadError::InitRefused {
-            name: config.display_name(),
-            path: path.to_owned(),
-            message,
-        },
-        cause => LoadError::Start {
-            path: path.to_owned(),
-            cause,
-        },
+        StartError::InitRefused(message) => {
+            LoadProblem::InitRefused(crate::log_output::one_line(&message).into_owned())
+        }
+        cause => LoadProblem::Start(cause),
     }
 }

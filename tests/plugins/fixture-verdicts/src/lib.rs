@@ -32,6 +32,10 @@
 //!   `error`, `session`, `server`, with `id` and the payloads as JSON text);
 //! - `reject` with `code` (default -32000), `message` (default "rejected by
 //!   fixture-verdicts") and optional `data` (any JSON value).
+//!
+//! A rule may also write text before giving its verdict: `log` through the host's
+//! `log` call (at info), `print` to stdout; either as given, control characters
+//! and all (for the tests that check a plugin cannot forge the proxy's log lines).
 
 use interpose_plugin::{
     Direction, Kind, Manifest, Message, Plugin, RpcError, Verdict, export_plugin, parse_config,
@@ -123,6 +127,10 @@ struct Rule {
     message: Option<String>,
     #[serde(default)]
     data: Option<Value>,
+    #[serde(default)]
+    log: Option<String>,
+    #[serde(default)]
+    print: Option<String>,
 }
 
 impl Rule {
@@ -143,6 +151,12 @@ impl Rule {
     }
 
     fn verdict(&self, msg: &Message) -> Verdict {
+        if let Some(text) = &self.log {
+            interpose_plugin::host::info(text);
+        }
+        if let Some(text) = &self.print {
+            println!("{text}");
+        }
         let payload = || -> String {
             if self.echo {
                 json!({ "seen": seen(msg) }).to_string()
