@@ -253,21 +253,29 @@ impl SessionRelay {
     // ---- backend -> client ----
 
     async fn on_backend_frame(&mut self, frame: Frame, related: Option<RawId>) {
+        let server = &self.config.server;
         let (problem, id) = match frame {
             Frame::Message(message) => return self.backend_message(message, related).await,
-            Frame::Malformed { error, id } => {
-                (format!("the backend sent an invalid message: {error}"), id)
-            }
+            Frame::Malformed { error, id } => (
+                format!("backend `{server}` sent a message that cannot be read: {error}"),
+                id,
+            ),
             Frame::TooLong { len, limit, id } => (
-                format!("the backend sent a message of {len} bytes, over the {limit}-byte limit"),
+                format!(
+                    "backend `{server}` sent a message of {len} bytes, over the {limit}-byte limit"
+                ),
                 id,
             ),
         };
-        tracing::warn!(session = %self.config.session, "{problem}");
         // If it was the answer to a request, that request still gets exactly one answer.
-        if let Some(pending) = id.and_then(|id| self.to_backend.take(&id)) {
-            let error = ErrorObject::new(INTERNAL_ERROR, problem);
-            self.fail_request(pending, &error).await;
+        match id.and_then(|id| self.to_backend.take(&id)) {
+            Some(pending) => {
+                tracing::warn!(session = %self.config.session, method = %pending.method, "{problem}; the request fails");
+                let error = ErrorObject::new(INTERNAL_ERROR, problem)
+                    .with_data(serde_json::json!({ "method": pending.method }));
+                self.fail_request(pending, &error).await;
+            }
+            None => tracing::warn!(session = %self.config.session, "{problem}; dropped"),
         }
     }
 

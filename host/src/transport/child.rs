@@ -5,14 +5,18 @@ use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufRead, BufReader};
 use tokio::process::Command;
 use tokio::sync::watch;
 
 use super::{Link, line_link};
+use crate::framing::{BoundedLine, BoundedLineReader};
 
 /// How long to wait for an exit status once the child has closed its stdout.
 const EXIT_STATUS_WAIT: Duration = Duration::from_millis(500);
+
+/// The longest stderr line logged whole; longer ones are cut (and say so).
+const STDERR_LINE_BYTES: usize = 8 * 1024;
 
 /// What to run as the backend.
 #[derive(Debug, Clone)]
@@ -58,7 +62,10 @@ impl ChildBackend {
         let stdin = child.stdin.take().context("child stdin is piped")?;
         let stdout = child.stdout.take().context("child stdout is piped")?;
         let stderr = child.stderr.take().context("child stderr is piped")?;
-        tokio::spawn(log_stderr(name.clone(), BufReader::new(stderr)));
+        tokio::spawn(log_stderr(
+            name.clone(),
+            BufReader::with_capacity(64 * 1024, stderr),
+        ));
 
         let (exit_tx, exit) = watch::channel(None);
         let (kill, kill_rx) = tokio::sync::oneshot::channel::<()>();
@@ -152,9 +159,36 @@ pub fn describe_status(status: ExitStatus) -> String {
     }
 }
 
-async fn log_stderr(name: String, stderr: BufReader<tokio::process::ChildStderr>) {
-    let mut lines = stderr.lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        tracing::info!(target: "interpose::backend", backend = %name, "{line}");
+/// Logs the backend's stderr line by line until it closes. Read as bytes through a
+/// bounded reader, so neither a line without end nor bytes that are not UTF-8 can grow
+/// our memory or stop the reading: a pipe nobody reads would block the backend, and a
+/// closed one would kill it with SIGPIPE.
+async fn log_stderr(name: String, stderr: impl AsyncBufRead + Unpin) {
+    let mut lines = BoundedLineReader::new(stderr, STDERR_LINE_BYTES, STDERR_LINE_BYTES);
+    loop {
+        match lines.next_line().await {
+            Ok(Some(line)) => log_stderr_line(&name, &line),
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!(backend = %name, "reading the backend's stderr failed: {e}");
+                break;
+            }
+        }
+    }
+}
+
+fn log_stderr_line(name: &str, line: &BoundedLine<'_>) {
+    let text = String::from_utf8_lossy(line.kept);
+    let text = text.trim_end_matches('\r');
+    if line.is_cut() {
+        tracing::info!(
+            target: "interpose::backend",
+            backend = %name,
+            "{text}... [stderr line of {} bytes cut to its first {}]",
+            line.len,
+            line.kept.len()
+        );
+    } else {
+        tracing::info!(target: "interpose::backend", backend = %name, "{text}");
     }
 }
