@@ -780,7 +780,10 @@ mod tests {
     #[test]
     fn a_body_that_is_not_an_answer_is_quoted_escaped_and_short() {
         let url = Url::parse("http://127.0.0.1:9/mcp").unwrap();
-        let body = format!("<html>\n<h1>502 Bad Gateway</h1>\u{1b}[31m{}", "x".repeat(5000));
+        let body = format!(
+            "<html>\n<h1>502 Bad Gateway</h1>\u{1b}[31m{}",
+            "x".repeat(5000)
+        );
         let error = not_an_answer(&url, StatusCode::OK, "text/html", body.as_bytes());
         assert!(
             error.message.starts_with(
