@@ -258,6 +258,24 @@ fn text_of(answer: &Value) -> &str {
         .unwrap_or_else(|| panic!("expected a text result, got {answer}"))
 }
 
+/// The pid `fork_and_exit` logged for its grandchild.
+fn grandchild_pid(log: &str) -> u32 {
+    log.split("grandchild pid ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("the backend logged its grandchild's pid; log:\n{log}"))
+}
+
+/// Waits (bounded) for process `pid` to be gone.
+fn wait_gone(pid: u32) -> bool {
+    let deadline = Instant::now() + PATIENCE;
+    while !is_gone(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    is_gone(pid)
+}
+
 // ---- issue 12, item 3: backend stderr ----
 
 #[test]
@@ -342,15 +360,14 @@ fn backend_exit_ends_it_even_when_a_grandchild_holds_its_stdout() {
     let status = proxy.wait_exit();
     assert!(!status.success(), "a backend that ended is a failure exit");
     let log = proxy.log();
-    let grandchild: u32 = log
-        .split("grandchild pid ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|pid| pid.parse().ok())
-        .unwrap_or_else(|| panic!("the backend logged its grandchild's pid; log:\n{log}"));
+    let grandchild = grandchild_pid(&log);
     assert!(
         is_gone(grandchild),
         "the grandchild {grandchild} outlived the proxy; log:\n{log}"
+    );
+    assert!(
+        log.contains("processes started by the backend are still running; sending SIGTERM to its process group"),
+        "{log}"
     );
     proxy.assert_each_answered_once(1..=3);
 }
@@ -583,6 +600,12 @@ async fn a_misbehaving_backend_does_not_disturb_another_session() {
         assert_eq!(answers.len(), 1, "{answers:?}");
         assert_eq!(text_of(&answers[0]), format!(r#"{{"n": {id}}}"#));
     }
+    let grandchild = grandchild_pid(&proxy.output());
+    assert!(
+        wait_gone(grandchild),
+        "the grandchild {grandchild} outlived its session; output:\n{}",
+        proxy.output()
+    );
     let peak = memory_kib(proxy.pid(), "VmHWM");
     eprintln!("HTTP proxy peak RSS {peak} KiB");
     assert!(peak < RSS_LIMIT_KIB, "peak RSS {peak} KiB");

@@ -127,7 +127,8 @@ def call(msg_id, name, args):
         if pid == 0:
             time.sleep(float(args.get("seconds", 120)))
             os._exit(0)
-        err.write(b"grandchild pid %d\n" % pid)
+        # On a line of its own, whatever came before on stderr.
+        err.write(b"\ngrandchild pid %d\n" % pid)
         err.flush()
         os._exit(int(args.get("status", 7)))
     else:
