@@ -56,7 +56,6 @@ impl CommandSpec {
 /// A running backend process.
 pub struct ChildBackend {
     name: String,
-    pid: Option<u32>,
     /// The child's process group (its own pid), holding everything it started.
     group: Option<Pid>,
     exit: watch::Receiver<Option<ExitStatus>>,
@@ -117,7 +116,6 @@ impl ChildBackend {
             link,
             ChildBackend {
                 name,
-                pid,
                 group,
                 exit,
                 kill: Some(kill),
@@ -139,11 +137,7 @@ impl ChildBackend {
             return Some(status);
         }
         tracing::info!(backend = %self.name, "backend still running after {grace:?}; sending SIGTERM to its process group");
-        if !signal_group(self.group, Signal::SIGTERM)
-            && let Some(pid) = self.pid.and_then(|p| i32::try_from(p).ok())
-        {
-            nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGTERM).ok();
-        }
+        signal_group(self.group, Signal::SIGTERM);
         if let Some(status) = wait_exit(&mut self.exit, GROUP_TERM_WAIT).await {
             return Some(status);
         }
@@ -183,9 +177,11 @@ impl Drop for ChildBackend {
     }
 }
 
-/// Sends `signal` to every process in `group`; whether it was delivered.
-fn signal_group(group: Option<Pid>, signal: Signal) -> bool {
-    group.is_some_and(|group| killpg(group, signal).is_ok())
+/// Sends `signal` to every process in `group` (none left is not an error).
+fn signal_group(group: Option<Pid>, signal: Signal) {
+    if let Some(group) = group {
+        killpg(group, signal).ok();
+    }
 }
 
 /// Whether any process (a zombie included) is left in `group`.
@@ -194,7 +190,7 @@ fn group_exists(group: Option<Pid>) -> bool {
 }
 
 /// The child's stdout, ending [`EXIT_DRAIN`] after the child has exited even when a
-/// process it started still holds the pipe open: the backend is its child process.
+/// process it started still holds the pipe open: the backend lives as long as the child.
 struct StdoutUntilExit {
     stdout: ChildStdout,
     /// Completes once the child has exited and the drain window has passed; `None` after.
