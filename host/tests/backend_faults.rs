@@ -460,6 +460,12 @@ fn http_backend_answering_without_json_rpc_gets_an_error_that_shows_what_it_sent
         )),
         "{message}"
     );
+    let (code, message) = error_of(&proxy.call(7, "bad_gateway", json!({})));
+    assert_eq!(code, -32000);
+    assert!(
+        message.contains("answered HTTP 502 Bad Gateway (text/html, 84 bytes) without a JSON-RPC answer to the request: <html>\\n<head>"),
+        "{message}"
+    );
     let (_, message) = error_of(&proxy.call(3, "plain_text", json!({})));
     assert!(
         message.contains("(text/plain, 18 bytes)") && message.ends_with(": upstream timed out"),
@@ -478,7 +484,7 @@ fn http_backend_answering_without_json_rpc_gets_an_error_that_shows_what_it_sent
         r#"{"x": 1}"#
     );
     assert!(proxy.finish().success());
-    proxy.assert_each_answered_once(1..=6);
+    proxy.assert_each_answered_once(1..=7);
 }
 
 // ---- another session is unaffected ----

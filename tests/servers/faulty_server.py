@@ -24,7 +24,7 @@ tool is one misbehaviour, chosen per call by the tool's name (arguments in brack
 
 `--http PORT` serves Streamable HTTP on 127.0.0.1:PORT/mcp instead (prints READY);
 there the tools are answers no client should get: `html` (an HTML page with status
-200), `plain_text` (text/plain), `nan` and `truncated` (JSON that does not parse);
+200), `bad_gateway` (the same page with status 502), `plain_text` (text/plain), `nan` and `truncated` (JSON that does not parse);
 other tools echo.
 
 SIGPIPE is restored to its default, so a closed stderr kills this process on its next
@@ -191,9 +191,11 @@ def serve_http(port):
                 return self.reply(200, "application/json", json.dumps(answer).encode(),
                                   [("Mcp-Session-Id", "faulty-session")])
             name = params.get("name")
+            page = b"<html>\n<head><title>502 Bad Gateway</title></head>\n<body>bad gateway</body>\n</html>\n"
             if method == "tools/call" and name == "html":
-                page = b"<html>\n<head><title>502 Bad Gateway</title></head>\n<body>bad gateway</body>\n</html>\n"
                 return self.reply(200, "text/html", page)
+            if method == "tools/call" and name == "bad_gateway":
+                return self.reply(502, "text/html", page)
             if method == "tools/call" and name == "plain_text":
                 return self.reply(200, "text/plain", b"upstream timed out")
             if method == "tools/call" and name == "nan":

@@ -418,7 +418,13 @@ impl Shared {
             self.deliver(frame, Some(id)).await;
         }
         if !answered {
-            let error = not_an_answer(&self.config.url, status, &content_type, &body);
+            let error = not_an_answer(
+                INTERNAL_ERROR,
+                &self.config.url,
+                status,
+                &content_type,
+                &body,
+            );
             self.answer_error(id, error).await;
         }
     }
@@ -571,6 +577,7 @@ impl Shared {
     /// Answers request `id` after an HTTP error: with the backend's own JSON-RPC error
     /// when the body has one, otherwise with one that names the status.
     async fn http_error(&self, id: &RawId, status: StatusCode, response: reqwest::Response) {
+        let content_type = content_type(&response).to_owned();
         let body = read_limited(response, ERROR_BODY_BYTES)
             .await
             .unwrap_or_default();
@@ -587,9 +594,7 @@ impl Shared {
         } else {
             INTERNAL_ERROR
         };
-        let snippet: String = text.chars().take(500).collect();
-        let error = ErrorObject::new(code, format!("the backend answered HTTP {status}"))
-            .with_data(serde_json::json!({ "httpStatus": status.as_u16(), "body": snippet }));
+        let error = not_an_answer(code, &self.config.url, status, &content_type, &body);
         self.answer_error(id, error).await;
     }
 
@@ -718,7 +723,13 @@ const SNIPPET_CHARS: usize = 200;
 
 /// The error for a response whose body holds no answer to the request: its status,
 /// content type and the start of the body, escaped so it stays one line.
-fn not_an_answer(url: &Url, status: StatusCode, content_type: &str, body: &[u8]) -> ErrorObject {
+fn not_an_answer(
+    code: i64,
+    url: &Url,
+    status: StatusCode,
+    content_type: &str,
+    body: &[u8],
+) -> ErrorObject {
     let text = String::from_utf8_lossy(body);
     let start: String = text.chars().take(SNIPPET_CHARS).collect();
     let more = if start.len() < text.len() { "..." } else { "" };
@@ -729,7 +740,7 @@ fn not_an_answer(url: &Url, status: StatusCode, content_type: &str, body: &[u8])
         content_type
     };
     ErrorObject::new(
-        INTERNAL_ERROR,
+        code,
         format!(
             "the backend at {url} answered HTTP {status} ({content_type}, {} bytes) without a JSON-RPC answer to the request: {snippet}",
             body.len()
@@ -784,7 +795,13 @@ mod tests {
             "<html>\n<h1>502 Bad Gateway</h1>\u{1b}[31m{}",
             "x".repeat(5000)
         );
-        let error = not_an_answer(&url, StatusCode::OK, "text/html", body.as_bytes());
+        let error = not_an_answer(
+            INTERNAL_ERROR,
+            &url,
+            StatusCode::OK,
+            "text/html",
+            body.as_bytes(),
+        );
         assert!(
             error.message.starts_with(
                 "the backend at http://127.0.0.1:9/mcp answered HTTP 200 OK (text/html, 5036 bytes) \
