@@ -425,17 +425,23 @@ fn misbehaving_backend_gets_every_request_answered_exactly_once() {
 
 #[test]
 fn stalled_requests_are_answered_when_the_client_leaves() {
-    let mut proxy = StdioProxy::faulty(&[]);
-    proxy.send_call(2, "stall", json!({}));
-    proxy.send_call(3, "stall", json!({}));
-    assert_eq!(text_of(&proxy.call(4, "echo", json!({}))), "{}");
-    proxy.finish();
-    for id in [2, 3] {
+    // `--fault stall`: no tools/call is ever answered, whatever the tool.
+    let mut proxy = StdioProxy::faulty(&["--fault", "stall"]);
+    for id in 2..=4 {
+        proxy.send_call(id, "echo", json!({}));
+    }
+    let tools = proxy.request(5, "tools/list", json!({}));
+    assert!(tools["result"]["tools"].is_array(), "{tools}");
+    assert!(proxy.finish().success());
+    for id in 2..=4 {
         let (code, message) = error_of(&proxy.answer(id));
         assert_eq!(code, -32000);
-        assert!(message.contains("shutting down"), "{message}");
+        assert_eq!(
+            message,
+            "the proxy is shutting down before answering `tools/call`"
+        );
     }
-    proxy.assert_each_answered_once(1..=4);
+    proxy.assert_each_answered_once(1..=5);
 }
 
 // ---- HTTP backends (issue 12, item 12 and item 4 over HTTP) ----
