@@ -362,7 +362,7 @@ fn backend_exit_ends_it_even_when_a_grandchild_holds_its_stdout() {
     let log = proxy.log();
     let grandchild = grandchild_pid(&log);
     assert!(
-        is_gone(grandchild),
+        wait_gone(grandchild),
         "the grandchild {grandchild} outlived the proxy; log:\n{log}"
     );
     assert!(
