@@ -31,67 +31,60 @@ pub enum Frame {
     },
 }
 
-/// Reads frames from newline-delimited JSON.
-pub struct LineReader<R> {
+/// Reads newline-terminated lines of bytes while holding at most a bounded part of any
+/// one line: a line longer than `max_len` is consumed to its end but only its first
+/// `keep_when_over` bytes are kept. Used for JSON-RPC messages and for a backend's stderr.
+pub struct BoundedLineReader<R> {
     inner: R,
     max_len: usize,
+    keep_when_over: usize,
     line: Vec<u8>,
 }
 
-impl<R: AsyncBufRead + Unpin> LineReader<R> {
-    pub fn new(inner: R, max_len: usize) -> Self {
-        LineReader {
+/// One line read by [`BoundedLineReader`], without its newline.
+#[derive(Debug)]
+pub struct BoundedLine<'a> {
+    /// The line, or its first bytes when it was over the limit.
+    pub kept: &'a [u8],
+    /// The line's full length.
+    pub len: usize,
+}
+
+impl BoundedLine<'_> {
+    /// Whether bytes of the line were dropped.
+    pub fn is_cut(&self) -> bool {
+        self.kept.len() < self.len
+    }
+}
+
+impl<R: AsyncBufRead + Unpin> BoundedLineReader<R> {
+    pub fn new(inner: R, max_len: usize, keep_when_over: usize) -> Self {
+        BoundedLineReader {
             inner,
             max_len,
+            keep_when_over,
             line: Vec::new(),
         }
     }
 
-    /// The next frames (several for a batch), or `None` at end of stream.
-    pub async fn next(&mut self) -> std::io::Result<Option<Vec<Frame>>> {
-        loop {
-            self.line.clear();
-            let Some(len) = self.read_line().await? else {
-                return Ok(None);
-            };
-            if len > self.max_len {
-                let prefix = String::from_utf8_lossy(&self.line);
-                let id = sniff_id(&prefix);
-                return Ok(Some(vec![Frame::TooLong {
-                    len,
-                    limit: self.max_len,
-                    id,
-                }]));
-            }
-            let text = match std::str::from_utf8(&self.line) {
-                Ok(text) => text.trim_end_matches('\r'),
-                Err(_) => {
-                    let error = ParseError::Json("message is not valid UTF-8".into());
-                    return Ok(Some(vec![Frame::Malformed { error, id: None }]));
-                }
-            };
-            if text.trim().is_empty() {
-                continue;
-            }
-            return Ok(Some(parse_frames(text)));
-        }
-    }
-
-    /// Reads up to the next newline into `self.line` (keeping at most a sniffing prefix
-    /// once the cap is passed) and returns the line's full length, or `None` at EOF.
-    async fn read_line(&mut self) -> std::io::Result<Option<usize>> {
+    /// Reads up to the next newline (or the end of the stream), or `None` at EOF.
+    pub async fn next_line(&mut self) -> std::io::Result<Option<BoundedLine<'_>>> {
+        self.line.clear();
         let mut len = 0usize;
         loop {
             let available = self.inner.fill_buf().await?;
             if available.is_empty() {
-                return Ok((len > 0).then_some(len));
+                if len == 0 {
+                    return Ok(None);
+                }
+                break;
             }
             let (chunk, done) = match memchr::memchr(b'\n', available) {
                 Some(pos) => (&available[..pos], Some(pos + 1)),
                 None => (available, None),
             };
             let keep_limit = if len + chunk.len() > self.max_len {
-                SNIFF_PREFIX_BYTES
+                self.keep_when_over
             } else {
                 usize::MAX
             };
@@ -106,10 +99,62 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
             let consumed = done.unwrap_or(available.len());
             self.inner.consume(consumed);
             if done.is_some() {
-                return Ok(Some(len));
+                break;
             }
         }
+        Ok(Some(BoundedLine {
+            kept: &self.line,
+            len,
+        }))
     }
+}
+
+/// Reads frames from newline-delimited JSON.
+pub struct LineReader<R> {
+    lines: BoundedLineReader<R>,
+    max_len: usize,
+}
+
+impl<R: AsyncBufRead + Unpin> LineReader<R> {
+    pub fn new(inner: R, max_len: usize) -> Self {
+        LineReader {
+            lines: BoundedLineReader::new(inner, max_len, SNIFF_PREFIX_BYTES),
+            max_len,
+        }
+    }
+
+    /// The next frames (several for a batch), or `None` at end of stream.
+    pub async fn next(&mut self) -> std::io::Result<Option<Vec<Frame>>> {
+        loop {
+            let Some(line) = self.lines.next_line().await? else {
+                return Ok(None);
+            };
+            if line.len > self.max_len {
+                let prefix = String::from_utf8_lossy(line.kept);
+                let id = sniff_id(&prefix);
+                return Ok(Some(vec![Frame::TooLong {
+                    len: line.len,
+                    limit: self.max_len,
+                    id,
+                }]));
+            }
+            let text = match std::str::from_utf8(line.kept) {
+                Ok(text) => text.trim_end_matches('\r'),
+                Err(_) => return Ok(Some(vec![not_utf8(line.kept)])),
+            };
+            if text.trim().is_empty() {
+                continue;
+            }
+            return Ok(Some(parse_frames(text)));
+        }
+    }
+}
+
+/// The frame for a message that is not UTF-8, with its id when one can still be read.
+pub fn not_utf8(bytes: &[u8]) -> Frame {
+    let error = ParseError::Json("message is not valid UTF-8".into());
+    let id = sniff_id(&String::from_utf8_lossy(bytes));
+    Frame::Malformed { error, id }
 }
 
 /// Turns one line of text into frames.
@@ -188,6 +233,52 @@ mod tests {
             other => panic!("expected TooLong, got {other:?}"),
         }
         assert!(matches!(&got[1], Frame::Message(m) if m.method() == Some("after")));
+    }
+
+    #[tokio::test]
+    async fn bounded_reader_keeps_only_a_prefix_of_a_line_without_end() {
+        use tokio::io::AsyncReadExt;
+        // 8 MiB with no newline, then EOF: consumed whole, 100 bytes kept.
+        let endless = tokio::io::BufReader::new(tokio::io::repeat(b'x').take(8 << 20));
+        let mut lines = BoundedLineReader::new(endless, 1000, 100);
+        let line = lines.next_line().await.unwrap().unwrap();
+        assert_eq!(line.len, 8 << 20);
+        assert_eq!(line.kept.len(), 100);
+        assert!(line.is_cut());
+        assert!(lines.next_line().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn bounded_reader_passes_bytes_that_are_not_utf8_and_goes_on() {
+        let input: &[u8] = b"bad \xff byte\r\nnext\nlast without newline";
+        let mut lines = BoundedLineReader::new(input, 1000, 100);
+        let mut got = Vec::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            assert!(!line.is_cut());
+            got.push(line.kept.to_vec());
+        }
+        assert_eq!(
+            got,
+            [&b"bad \xff byte\r"[..], b"next", b"last without newline"]
+        );
+    }
+
+    #[tokio::test]
+    async fn message_that_is_not_utf8_keeps_its_id() {
+        let got = frames_bytes(b"{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":\"\xff\"}\n").await;
+        match &got[0] {
+            Frame::Malformed { id, .. } => assert_eq!(id.as_ref().unwrap().get(), "7"),
+            other => panic!("expected Malformed, got {other:?}"),
+        }
+    }
+
+    async fn frames_bytes(input: &[u8]) -> Vec<Frame> {
+        let mut reader = LineReader::new(input, 1024);
+        let mut all = Vec::new();
+        while let Some(batch) = reader.next().await.unwrap() {
+            all.extend(batch);
+        }
+        all
     }
 
     #[tokio::test]

@@ -142,7 +142,9 @@ impl Message {
             Err(e) if e.is_data() => {
                 Err((ParseError::Invalid("not a JSON-RPC object"), sniff_id(text)))
             }
-            Err(e) => Err((ParseError::Json(e.to_string()), None)),
+            // Truncated text or a value JSON does not have (`NaN`): the id may still be
+            // readable, and then the request it answers can be failed instead of hanging.
+            Err(e) => Err((ParseError::Json(e.to_string()), sniff_id(text))),
         }
     }
 
@@ -450,6 +452,20 @@ mod tests {
     fn malformed_json_is_a_parse_error() {
         let (err, _) = Message::parse(r#"{"jsonrpc":"2.0","id":1,"#).unwrap_err();
         assert_eq!(err.code(), PARSE_ERROR);
+    }
+
+    #[test]
+    fn invalid_json_keeps_the_id_when_it_can_be_read() {
+        let nan = r#"{"jsonrpc":"2.0","id":4,"result":{"score":NaN}}"#;
+        let (err, id) = Message::parse(nan).unwrap_err();
+        assert_eq!(err.code(), PARSE_ERROR);
+        assert_eq!(id.unwrap().get(), "4");
+        let truncated = r#"{"jsonrpc":"2.0","id":"a-1","result":{"content":[{"type":"te"#;
+        let (_, id) = Message::parse(truncated).unwrap_err();
+        assert_eq!(id.unwrap().get(), r#""a-1""#);
+        // The id after the cut is gone: nothing to recover.
+        let (_, id) = Message::parse(r#"{"jsonrpc":"2.0","result":{"x":1"#).unwrap_err();
+        assert!(id.is_none());
     }
 
     #[test]

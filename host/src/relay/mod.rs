@@ -253,21 +253,29 @@ impl SessionRelay {
     // ---- backend -> client ----
 
     async fn on_backend_frame(&mut self, frame: Frame, related: Option<RawId>) {
+        let server = &self.config.server;
         let (problem, id) = match frame {
             Frame::Message(message) => return self.backend_message(message, related).await,
-            Frame::Malformed { error, id } => {
-                (format!("the backend sent an invalid message: {error}"), id)
-            }
+            Frame::Malformed { error, id } => (
+                format!("backend `{server}` sent a message that cannot be read: {error}"),
+                id,
+            ),
             Frame::TooLong { len, limit, id } => (
-                format!("the backend sent a message of {len} bytes, over the {limit}-byte limit"),
+                format!(
+                    "backend `{server}` sent a message of {len} bytes, over the {limit}-byte limit"
+                ),
                 id,
             ),
         };
-        tracing::warn!(session = %self.config.session, "{problem}");
         // If it was the answer to a request, that request still gets exactly one answer.
-        if let Some(pending) = id.and_then(|id| self.to_backend.take(&id)) {
-            let error = ErrorObject::new(INTERNAL_ERROR, problem);
-            self.fail_request(pending, &error).await;
+        match id.and_then(|id| self.to_backend.take(&id)) {
+            Some(pending) => {
+                tracing::warn!(session = %self.config.session, method = %pending.method, "{problem}; the request fails");
+                let error = ErrorObject::new(INTERNAL_ERROR, problem)
+                    .with_data(serde_json::json!({ "method": pending.method }));
+                self.fail_request(pending, &error).await;
+            }
+            None => tracing::warn!(session = %self.config.session, "{problem}; dropped"),
         }
     }
 
@@ -593,4 +601,111 @@ fn too_long_error(len: usize, limit: usize) -> ErrorObject {
         format!("message of {len} bytes exceeds the limit of {limit} bytes"),
     )
     .with_data(serde_json::json!({ "size": len, "limit": limit }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::intercept::PassAll;
+    use crate::jsonrpc::{ParseError, Parsed};
+
+    /// The far end of a link: what a transport would do.
+    struct Peer {
+        to_relay: mpsc::Sender<Inbound>,
+        from_relay: mpsc::Receiver<Outbound>,
+    }
+
+    impl Peer {
+        async fn send(&self, frame: Frame) {
+            let inbound = Inbound::Frame {
+                frame,
+                related: None,
+            };
+            self.to_relay.send(inbound).await.expect("relay running");
+        }
+
+        async fn send_json(&self, json: &str) {
+            match Message::parse(json).expect("valid") {
+                Parsed::One(message) => self.send(Frame::Message(message)).await,
+                Parsed::Batch(_) => unreachable!("one message"),
+            }
+        }
+    }
+
+    fn link() -> (Link, Peer) {
+        let (to_relay, inbound) = mpsc::channel(16);
+        let (outbound, from_relay) = mpsc::channel(16);
+        let link = Link {
+            inbound,
+            outbound,
+            writer: tokio::spawn(async {}),
+        };
+        (
+            link,
+            Peer {
+                to_relay,
+                from_relay,
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn unreadable_answer_with_a_readable_id_fails_its_request_once() {
+        let (client_link, mut client) = link();
+        let (backend_link, mut backend) = link();
+        let config = RelayConfig {
+            session: "test".into(),
+            server: "faulty".into(),
+            interceptor: Arc::new(PassAll),
+            shutdown_grace: Duration::from_millis(100),
+        };
+        let relay = tokio::spawn(
+            SessionRelay::new(config, client_link, backend_link).run(std::future::pending()),
+        );
+        for id in ["\"a\"", "\"b\""] {
+            let request = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call"}}"#);
+            client.send_json(&request).await;
+        }
+        let first = backend.from_relay.recv().await.expect("forwarded");
+        let second = backend.from_relay.recv().await.expect("forwarded");
+        let first_id = first.message.id().expect("a request").to_owned();
+        let second_id = second.message.id().expect("a request").to_owned();
+
+        // Unreadable and without an id: nothing to fail, "b" waits on.
+        let error = ParseError::Json("expected value at line 1 column 9".into());
+        backend.send(Frame::Malformed { error, id: None }).await;
+        // Unreadable with the id of "a": "a" fails, and its late real answer is dropped.
+        let error = ParseError::Json("expected value at line 1 column 40".into());
+        let id = Some(first_id.clone());
+        backend.send(Frame::Malformed { error, id }).await;
+        let late = format!(
+            r#"{{"jsonrpc":"2.0","id":{},"result":{{}}}}"#,
+            first_id.get()
+        );
+        backend.send_json(&late).await;
+        let answer = format!(
+            r#"{{"jsonrpc":"2.0","id":{},"result":{{}}}}"#,
+            second_id.get()
+        );
+        backend.send_json(&answer).await;
+        drop(backend.to_relay);
+        assert!(matches!(
+            relay.await.expect("relay ends"),
+            RelayEnd::BackendClosed(_)
+        ));
+
+        let mut answers = Vec::new();
+        while let Some(out) = client.from_relay.recv().await {
+            answers.push(out.message.to_json());
+        }
+        assert_eq!(
+            answers,
+            [
+                r#"{"jsonrpc":"2.0","id":"a","error":{"code":-32603,"message":"backend `faulty` sent a message that cannot be read: invalid JSON: expected value at line 1 column 40","data":{"method":"tools/call"}}}"#,
+                r#"{"jsonrpc":"2.0","id":"b","result":{}}"#,
+            ]
+        );
+    }
 }

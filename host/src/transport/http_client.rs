@@ -386,33 +386,30 @@ impl Shared {
             return;
         }
         let is_stream = content_type(&response).starts_with(EVENT_STREAM);
-        let answered = if is_stream {
-            self.read_response_stream(&id, response, initialize).await
+        if is_stream {
+            if !self.read_response_stream(&id, response, initialize).await {
+                let error = ErrorObject::new(
+                    BACKEND_UNAVAILABLE,
+                    "the backend closed the response stream without answering",
+                );
+                self.answer_error(&id, error).await;
+            }
         } else {
-            self.read_json_response(&id, response, initialize).await
-        };
-        if !answered {
-            let error = ErrorObject::new(
-                BACKEND_UNAVAILABLE,
-                "the backend closed the response stream without answering",
-            );
-            self.answer_error(&id, error).await;
+            self.read_json_response(&id, response, initialize).await;
         }
     }
 
-    /// Delivers a JSON answer; returns whether it answered `id`.
-    async fn read_json_response(
-        &self,
-        id: &RawId,
-        response: reqwest::Response,
-        initialize: bool,
-    ) -> bool {
+    /// Delivers a JSON answer; when the body does not answer `id` (HTML from a
+    /// gateway, say), answers it with an error that shows what came instead.
+    async fn read_json_response(&self, id: &RawId, response: reqwest::Response, initialize: bool) {
+        let status = response.status();
+        let content_type = content_type(&response).to_owned();
         let body = match read_limited(response, self.max_message_bytes).await {
             Ok(body) => body,
             Err(problem) => {
                 self.answer_error(id, ErrorObject::new(INTERNAL_ERROR, problem))
                     .await;
-                return true;
+                return;
             }
         };
         let mut answered = false;
@@ -420,7 +417,16 @@ impl Shared {
             answered |= self.note_answer(&frame, id, initialize);
             self.deliver(frame, Some(id)).await;
         }
-        answered
+        if !answered {
+            let error = not_an_answer(
+                INTERNAL_ERROR,
+                &self.config.url,
+                status,
+                &content_type,
+                &body,
+            );
+            self.answer_error(id, error).await;
+        }
     }
 
     /// Whether `frame` answers request `id`; for `initialize`, also remembers the
@@ -571,6 +577,7 @@ impl Shared {
     /// Answers request `id` after an HTTP error: with the backend's own JSON-RPC error
     /// when the body has one, otherwise with one that names the status.
     async fn http_error(&self, id: &RawId, status: StatusCode, response: reqwest::Response) {
+        let content_type = content_type(&response).to_owned();
         let body = read_limited(response, ERROR_BODY_BYTES)
             .await
             .unwrap_or_default();
@@ -587,9 +594,7 @@ impl Shared {
         } else {
             INTERNAL_ERROR
         };
-        let snippet: String = text.chars().take(500).collect();
-        let error = ErrorObject::new(code, format!("the backend answered HTTP {status}"))
-            .with_data(serde_json::json!({ "httpStatus": status.as_u16(), "body": snippet }));
+        let error = not_an_answer(code, &self.config.url, status, &content_type, &body);
         self.answer_error(id, error).await;
     }
 
@@ -713,6 +718,41 @@ fn content_type(response: &reqwest::Response) -> &str {
         .unwrap_or("")
 }
 
+/// How much of a body that is not an answer is quoted in the error.
+const SNIPPET_CHARS: usize = 200;
+
+/// The error for a response whose body holds no answer to the request: its status,
+/// content type and the start of the body, escaped so it stays one line.
+fn not_an_answer(
+    code: i64,
+    url: &Url,
+    status: StatusCode,
+    content_type: &str,
+    body: &[u8],
+) -> ErrorObject {
+    let text = String::from_utf8_lossy(body);
+    let start: String = text.chars().take(SNIPPET_CHARS).collect();
+    let more = if start.len() < text.len() { "..." } else { "" };
+    let snippet = format!("{}{more}", start.escape_debug());
+    let content_type = if content_type.is_empty() {
+        "no content type"
+    } else {
+        content_type
+    };
+    ErrorObject::new(
+        code,
+        format!(
+            "the backend at {url} answered HTTP {status} ({content_type}, {} bytes) without a JSON-RPC answer to the request: {snippet}",
+            body.len()
+        ),
+    )
+    .with_data(serde_json::json!({
+        "httpStatus": status.as_u16(),
+        "contentType": content_type,
+        "body": snippet,
+    }))
+}
+
 /// Reads a body of at most `limit` bytes.
 async fn read_limited(response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
@@ -742,4 +782,36 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_that_is_not_an_answer_is_quoted_escaped_and_short() {
+        let url = Url::parse("http://127.0.0.1:9/mcp").unwrap();
+        let body = format!(
+            "<html>\n<h1>502 Bad Gateway</h1>\u{1b}[31m{}",
+            "x".repeat(5000)
+        );
+        let error = not_an_answer(
+            INTERNAL_ERROR,
+            &url,
+            StatusCode::OK,
+            "text/html",
+            body.as_bytes(),
+        );
+        assert!(
+            error.message.starts_with(
+                "the backend at http://127.0.0.1:9/mcp answered HTTP 200 OK (text/html, 5036 bytes) \
+                 without a JSON-RPC answer to the request: <html>\\n<h1>502 Bad Gateway</h1>\\u{1b}[31mxx"
+            ),
+            "{}",
+            error.message
+        );
+        assert!(error.message.ends_with("x..."), "{}", error.message);
+        assert!(!error.message.contains('\n'));
+        assert!(error.message.len() < 500);
+    }
 }
