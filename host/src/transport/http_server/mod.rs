@@ -126,9 +126,9 @@ impl HttpServer {
         let mut config = config;
         config.access.loopback_only_host = addr.ip().is_loopback();
         let state = Arc::new(ServerState {
+            sessions: SessionTable::new(config.max_sessions),
             config,
             settings,
-            sessions: SessionTable::default(),
         });
         Ok(HttpServer { listener, state })
     }
