@@ -364,3 +364,217 @@ async fn sessions_ended_with_delete_hold_their_slot_until_the_backend_is_reaped(
         "{most} backend processes were alive at once"
     );
 }
+
+/// Resident memory of `pid`, in MiB, from /proc.
+fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS");
+    kib / 1024
+}
+
+/// Waits (20 s at most) for the server to close `tcp`; returns what it sent first.
+async fn read_until_closed(tcp: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let read = tcp.read_to_end(&mut received);
+    match tokio::time::timeout(Duration::from_secs(20), read).await {
+        Ok(_) => String::from_utf8_lossy(&received).into_owned(),
+        Err(_) => panic!("the connection is still open after 20 s"),
+    }
+}
+
+fn address(base: &str) -> String {
+    base.trim_start_matches("http://").to_owned()
+}
+
+#[tokio::test]
+async fn an_oversized_body_gets_a_json_rpc_413_naming_the_request() {
+    let (_proxy, base) = fault_proxy(&["--max-message-bytes", "2000"]);
+    let client = reqwest::Client::new();
+    let big = json!({"jsonrpc": "2.0", "id": "big-1", "method": "echo",
+                     "params": {"pad": "x".repeat(5000)}})
+    .to_string();
+    let declared = post(&client, &base, None, big.clone()).await;
+    assert_eq!(declared.status(), 413);
+    let error: Value = declared.json().await.expect("a JSON-RPC error");
+    assert_eq!(error["id"], "big-1", "{error}");
+    assert_eq!(error["error"]["code"], -32600, "{error}");
+    assert_eq!(
+        error["error"]["data"],
+        json!({"size": big.len(), "limit": 2000}),
+        "{error}"
+    );
+    // Chunked, with no length to go by: refused once past the limit.
+    let chunks: Vec<Result<String, std::io::Error>> = big
+        .as_bytes()
+        .chunks(500)
+        .map(|c| Ok(String::from_utf8_lossy(c).into_owned()))
+        .collect();
+    let chunked = client
+        .post(format!("{base}/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(chunked.status(), 413);
+    let error: Value = chunked.json().await.expect("a JSON-RPC error");
+    assert_eq!(error["id"], "big-1", "{error}");
+    assert_eq!(error["error"]["data"]["limit"], 2000, "{error}");
+    assert!(
+        error["error"]["data"]["size"].as_u64() > Some(2000),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn slowloris_connections_are_closed_after_the_header_deadline() {
+    use tokio::io::AsyncWriteExt;
+    let (_proxy, base) = fault_proxy(&["--header-read-timeout", "1"]);
+    let mut slow = Vec::new();
+    for _ in 0..50 {
+        let mut tcp = tokio::net::TcpStream::connect(address(&base))
+            .await
+            .expect("connect");
+        tcp.write_all(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            .await
+            .expect("a partial header");
+        slow.push(tcp);
+    }
+    let started = Instant::now();
+    for tcp in &mut slow {
+        read_until_closed(tcp).await;
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "closed well after the deadline: {:?}",
+        started.elapsed()
+    );
+    // The listener still serves.
+    let client = reqwest::Client::new();
+    assert_eq!(post(&client, &base, None, INITIALIZE).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_body_that_stalls_gets_408_after_the_body_deadline() {
+    use tokio::io::AsyncWriteExt;
+    let (_proxy, base) = fault_proxy(&["--body-read-timeout", "1"]);
+    let mut tcp = tokio::net::TcpStream::connect(address(&base))
+        .await
+        .expect("connect");
+    tcp.write_all(
+        b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"jsonrpc\":\"2.0\",\"id\":42,",
+    )
+    .await
+    .expect("a partial body");
+    let response = read_until_closed(&mut tcp).await;
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let error: Value = serde_json::from_str(body).expect("a JSON-RPC error");
+    assert_eq!(error["id"], 42, "{error}");
+    assert_eq!(error["error"]["code"], -32600, "{error}");
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_get_503_and_room_comes_back() {
+    use tokio::io::AsyncWriteExt;
+    let (_proxy, base) = fault_proxy(&["--max-connections", "8", "--header-read-timeout", "60"]);
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        let mut tcp = tokio::net::TcpStream::connect(address(&base))
+            .await
+            .expect("connect");
+        tcp.write_all(b"POST /mcp HTTP/1.1\r\n")
+            .await
+            .expect("write");
+        idle.push(tcp);
+    }
+    // Accepted in order: once the 8 are in, a ninth is over the cap.
+    let mut ninth = tokio::net::TcpStream::connect(address(&base))
+        .await
+        .expect("connect");
+    let refused = read_until_closed(&mut ninth).await;
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert!(
+        refused.contains("the proxy already serves 8 connections; try again later"),
+        "{refused}"
+    );
+    drop(idle);
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match client
+            .post(format!("{base}/mcp"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(INITIALIZE)
+            .send()
+            .await
+        {
+            Ok(response) if response.status() == 200 => break,
+            other => {
+                assert!(Instant::now() < deadline, "no room came back: {other:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn unauthenticated_partial_bodies_are_refused_before_they_are_read() {
+    use tokio::io::AsyncWriteExt;
+    let mut command = std::process::Command::new(interpose_bin());
+    let port = free_port();
+    let listen = format!("http://127.0.0.1:{port}");
+    command
+        .args([
+            "run",
+            "--listen",
+            &listen,
+            "--auth-token-env",
+            "INTERPOSE_FAULTS_TOKEN",
+            "--",
+        ])
+        .arg(python())
+        .arg(fault_backend())
+        .env("INTERPOSE_FAULTS_TOKEN", "s3cret");
+    let proxy = Proc::start("interpose", command, "listening on");
+    let before = rss_mib(proxy.pid());
+    let chunk = vec![b'x'; 1024 * 1024];
+    let attackers = (0..40).map(|_| {
+        let address = address(&listen);
+        let chunk = chunk.clone();
+        tokio::spawn(async move {
+            let mut tcp = tokio::net::TcpStream::connect(address).await.expect("connect");
+            tcp.write_all(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .await
+                .expect("headers");
+            // 15 MiB in chunks, never finished; the proxy may stop reading at any time.
+            let write = async {
+                for _ in 0..15 {
+                    tcp.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await?;
+                    tcp.write_all(&chunk).await?;
+                    tcp.write_all(b"\r\n").await?;
+                }
+                Ok::<_, std::io::Error>(())
+            };
+            tokio::time::timeout(Duration::from_secs(20), write).await.ok();
+            read_until_closed(&mut tcp).await
+        })
+    });
+    for attacker in attackers {
+        let response = attacker.await.expect("attacker");
+        assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+    }
+    let after = rss_mib(proxy.pid());
+    assert!(
+        after < before + 64,
+        "RSS grew from {before} MiB to {after} MiB"
+    );
+}

@@ -55,6 +55,16 @@ pub struct TransportArgs {
     /// Pass the HTTP client's own Authorization header on to an HTTP backend.
     #[arg(long)]
     pub pass_client_authorization: bool,
+    /// Close an HTTP connection that has not sent a request's headers within this many
+    /// seconds (slow clients; also idle keep-alive connections).
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub header_read_timeout: u64,
+    /// Answer 408 to an HTTP request whose body has not arrived within this many seconds.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub body_read_timeout: u64,
+    /// HTTP connections served at once; more are answered 503 and closed.
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    pub max_connections: usize,
     /// How to talk to a URL backend.
     #[arg(long, value_enum, default_value_t = UpstreamKind::Auto)]
     pub upstream: UpstreamKind,
@@ -97,6 +107,9 @@ impl TransportArgs {
         config.max_sessions = self.max_sessions.max(1);
         config.session_idle_timeout = Duration::from_secs(self.session_idle_timeout.max(1));
         config.pass_client_authorization = self.pass_client_authorization;
+        config.header_read_timeout = Duration::from_secs(self.header_read_timeout.max(1));
+        config.body_read_timeout = Duration::from_secs(self.body_read_timeout.max(1));
+        config.max_connections = self.max_connections.max(1);
         Ok(Listen::Http(config))
     }
 
@@ -205,6 +218,9 @@ mod tests {
             max_sessions: 64,
             session_idle_timeout: 1800,
             pass_client_authorization: false,
+            header_read_timeout: 10,
+            body_read_timeout: 30,
+            max_connections: 512,
             upstream: UpstreamKind::Auto,
             header: vec![],
             bearer_token_env: None,

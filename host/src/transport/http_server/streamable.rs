@@ -11,13 +11,13 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::header::{ACCEPT, AUTHORIZATION};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
 use super::ServerState;
+use super::body::PostBody;
 use super::events::parse_event_id;
 use super::reply::{Rejection, empty, event_stream, json, rpc_error};
 use super::session::{Session, SessionKind};
@@ -36,7 +36,7 @@ const HEADER_MISMATCH: i64 = -32020;
 pub async fn post(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
-    body: Bytes,
+    PostBody(body): PostBody,
 ) -> Response {
     let checked = check_version_header(&headers)
         .and_then(|()| parse_messages(&body, state.settings.max_message_bytes))
@@ -285,7 +285,8 @@ pub fn parse_messages(body: &[u8], max_message_bytes: usize) -> Result<Vec<Messa
                     INVALID_REQUEST,
                     format!("message of {len} bytes exceeds the limit of {limit} bytes"),
                 )
-                .with_id(id));
+                .with_id(id)
+                .with_data(serde_json::json!({ "size": len, "limit": limit })));
             }
         }
     }
