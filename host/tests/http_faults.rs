@@ -578,3 +578,176 @@ async fn unauthenticated_partial_bodies_are_refused_before_they_are_read() {
         "RSS grew from {before} MiB to {after} MiB"
     );
 }
+
+/// A batch of `count` requests with ids 1..=count.
+fn batch(count: u64, method: &str, params: Value) -> String {
+    let requests: Vec<Value> = (1..=count)
+        .map(|id| json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+        .collect();
+    Value::Array(requests).to_string()
+}
+
+/// Adds the ids of the answers among `events` to `seen`.
+fn count_answers(events: &[(String, String)], seen: &mut HashMap<u64, usize>) {
+    for message in parsed(events) {
+        if let Some(id) = message["id"].as_u64() {
+            *seen.entry(id).or_default() += 1;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_slow_reader_that_resumes_gets_every_answer_exactly_once() {
+    let (_proxy, base) = fault_proxy(&[]);
+    let client = reqwest::Client::new();
+    let session = open_session(&client, &base).await;
+    let body = batch(1200, "echo", json!({"pad": "p".repeat(10_000)}));
+    let response = post(&client, &base, Some(&session), body).await;
+    assert_eq!(response.status(), 200);
+    let mut reader = SseReader::new(response);
+    let mut first = Vec::new();
+    while first.len() < 50 {
+        first.push(reader.next_event().await.expect("an event"));
+    }
+    // Stop reading long enough for the proxy to have everything else ready, then
+    // lose the connection.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    drop(reader);
+    let last_seen = first.last().expect("events").0.clone();
+    let resumed = client
+        .get(format!("{base}/mcp"))
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("last-event-id", &last_seen)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(resumed.status(), 200);
+    let rest = read_events(resumed, |_| false).await;
+    let mut seen = HashMap::new();
+    count_answers(&first, &mut seen);
+    count_answers(&rest, &mut seen);
+    let missing: Vec<u64> = (1..=1200).filter(|id| !seen.contains_key(id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} answers lost: {missing:?}",
+        missing.len()
+    );
+    assert!(seen.values().all(|&n| n == 1), "an answer came twice");
+    assert_eq!(seen.len(), 1200);
+}
+
+#[tokio::test]
+async fn replay_buffers_of_all_sessions_stay_within_the_budget() {
+    let (proxy, base) = fault_proxy(&["--replay-budget-mib", "16"]);
+    let client = reqwest::Client::new();
+    let before = rss_mib(proxy.pid());
+    let size = 4 * 1024 * 1024;
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        let session = open_session(&client, &base).await;
+        for id in 1..=20 {
+            let request =
+                json!({"jsonrpc": "2.0", "id": id, "method": "big", "params": {"size": size}});
+            let answers =
+                all_messages(post(&client, &base, Some(&session), request.to_string()).await).await;
+            assert_eq!(answers.len(), 1);
+            assert_eq!(
+                answers[0]["result"]["text"].as_str().map(str::len),
+                Some(size)
+            );
+        }
+        sessions.push(session);
+    }
+    // Every session is still open, its finished streams resumable.
+    let after = rss_mib(proxy.pid());
+    eprintln!("RSS {before} MiB before, {after} MiB after 240 MiB of answers");
+    assert!(
+        after < before + 120,
+        "RSS grew from {before} MiB to {after} MiB for 240 MiB of answers already read"
+    );
+}
+
+#[tokio::test]
+async fn clients_that_never_read_or_drop_mid_request_do_not_hold_up_other_sessions() {
+    use tokio::io::AsyncWriteExt;
+    let (proxy, base) = fault_proxy(&["--slow-reader-timeout", "2"]);
+    let client = reqwest::Client::new();
+    let before = rss_mib(proxy.pid());
+    // A: asks for 100 MiB of answers and does not read them.
+    let stalled = open_session(&client, &base).await;
+    let stalled_client = reqwest::Client::new();
+    let never_read = post(
+        &stalled_client,
+        &base,
+        Some(&stalled),
+        batch(100, "big", json!({"size": 1024 * 1024})),
+    )
+    .await;
+    assert_eq!(never_read.status(), 200);
+    // C: sends half a request body and goes away.
+    let mut dropped = tokio::net::TcpStream::connect(address(&base))
+        .await
+        .expect("connect");
+    dropped
+        .write_all(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"jsonrpc\":\"2.0\",")
+        .await
+        .expect("half a body");
+    drop(dropped);
+    // B: its calls are answered meanwhile, promptly.
+    let other = open_session(&client, &base).await;
+    let started = Instant::now();
+    for id in 1..=20 {
+        let request = json!({"jsonrpc": "2.0", "id": id, "method": "echo", "params": {"n": id}});
+        let answers =
+            all_messages(post(&client, &base, Some(&other), request.to_string()).await).await;
+        assert_eq!(
+            answers,
+            vec![json!({"jsonrpc": "2.0", "id": id, "result": {"echo": {"n": id}}})]
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "20 calls took {:?}",
+        started.elapsed()
+    );
+    // A's session gave up waiting: what A did not read is now small errors. (The
+    // backend's own queue into the proxy may still have held the whole batch.)
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let held = rss_mib(proxy.pid());
+    assert!(
+        held < before + 250,
+        "RSS grew from {before} MiB to {held} MiB for 100 MiB of answers"
+    );
+    // When A reads at last, each request has exactly one answer: a result, or an
+    // error saying why it was dropped.
+    let mut reader = SseReader::new(never_read);
+    let mut answers: HashMap<u64, Value> = HashMap::new();
+    let read = async {
+        while let Some((_, data)) = reader.next_event().await {
+            let message: Value = serde_json::from_str(&data).expect("JSON");
+            let id = message["id"].as_u64().expect("an answer");
+            assert!(
+                answers.insert(id, message).is_none(),
+                "id {id} answered twice"
+            );
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("the stream ends");
+    assert_eq!(answers.len(), 100);
+    let errors: Vec<&Value> = answers
+        .values()
+        .filter(|m| m.get("error").is_some())
+        .collect();
+    assert!(!errors.is_empty(), "some answers were replaced");
+    for error in errors {
+        let text = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            text.contains("was dropped: the client did not read its event stream for 2s"),
+            "{error}"
+        );
+    }
+}

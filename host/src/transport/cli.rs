@@ -65,6 +65,14 @@ pub struct TransportArgs {
     /// HTTP connections served at once; more are answered 503 and closed.
     #[arg(long, default_value_t = 512, value_name = "N")]
     pub max_connections: usize,
+    /// MiB of SSE events the HTTP listener holds for all sessions together (for
+    /// resumption and slow readers); events already sent are evicted first.
+    #[arg(long, default_value_t = 256, value_name = "MIB")]
+    pub replay_budget_mib: usize,
+    /// Seconds a session waits for an HTTP client that does not read its events; then
+    /// the answers it left unread are replaced by errors.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub slow_reader_timeout: u64,
     /// How to talk to a URL backend.
     #[arg(long, value_enum, default_value_t = UpstreamKind::Auto)]
     pub upstream: UpstreamKind,
@@ -110,6 +118,8 @@ impl TransportArgs {
         config.header_read_timeout = Duration::from_secs(self.header_read_timeout.max(1));
         config.body_read_timeout = Duration::from_secs(self.body_read_timeout.max(1));
         config.max_connections = self.max_connections.max(1);
+        config.replay_budget_bytes = self.replay_budget_mib.max(1).saturating_mul(1024 * 1024);
+        config.slow_reader_timeout = Duration::from_secs(self.slow_reader_timeout.max(1));
         Ok(Listen::Http(config))
     }
 
@@ -221,6 +231,8 @@ mod tests {
             header_read_timeout: 10,
             body_read_timeout: 30,
             max_connections: 512,
+            replay_budget_mib: 256,
+            slow_reader_timeout: 60,
             upstream: UpstreamKind::Auto,
             header: vec![],
             bearer_token_env: None,

@@ -294,21 +294,26 @@ pub fn two_clients_at_once(url: &str, transport: &str) {
     }
 }
 
-/// Reads SSE events (as `(id, data)`) from a response until `done` says so or the
-/// stream ends; panics if that takes more than 20 s.
-pub async fn read_events(
-    response: reqwest::Response,
-    done: impl Fn(&[(String, String)]) -> bool,
-) -> Vec<(String, String)> {
-    use futures::StreamExt;
-    let mut body = response.bytes_stream();
-    let mut buffer = String::new();
-    let mut events = Vec::new();
-    let read = async {
-        while let Some(Ok(chunk)) = body.next().await {
-            buffer.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buffer.find("\n\n") {
-                let block: String = buffer.drain(..end + 2).collect();
+/// Reads the SSE events of a response one at a time, as `(id, data)`.
+pub struct SseReader {
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl SseReader {
+    pub fn new(response: reqwest::Response) -> Self {
+        SseReader {
+            body: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event with data; `None` when the stream ends.
+    pub async fn next_event(&mut self) -> Option<(String, String)> {
+        use futures::StreamExt;
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
                 let mut id = String::new();
                 let mut data = String::new();
                 for line in block.lines() {
@@ -319,11 +324,28 @@ pub async fn read_events(
                     }
                 }
                 if !data.is_empty() {
-                    events.push((id, data));
+                    return Some((id, data));
                 }
-                if done(&events) {
-                    return;
-                }
+            }
+            let chunk = self.body.next().await?.ok()?;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
+/// Reads SSE events (as `(id, data)`) from a response until `done` says so or the
+/// stream ends; panics if that takes more than 20 s.
+pub async fn read_events(
+    response: reqwest::Response,
+    done: impl Fn(&[(String, String)]) -> bool,
+) -> Vec<(String, String)> {
+    let mut reader = SseReader::new(response);
+    let mut events = Vec::new();
+    let read = async {
+        while let Some(event) = reader.next_event().await {
+            events.push(event);
+            if done(&events) {
+                return;
             }
         }
     };

@@ -167,7 +167,7 @@ mod tests {
         assert_eq!(
             outcome,
             Err(BodyError::TooLarge {
-                size: 21,
+                size: 25,
                 limit: 20
             })
         );

@@ -29,6 +29,8 @@ pub use access::AccessPolicy;
 use crate::intercept::SharedInterceptor;
 use crate::jsonrpc::{self, BACKEND_UNAVAILABLE, ErrorObject, Message};
 use crate::transport::upstream::UpstreamSpec;
+use events::ReplayBudget;
+use session::SlowReaders;
 use table::SessionTable;
 
 /// The Streamable HTTP endpoint's path.
@@ -62,6 +64,12 @@ pub struct HttpServerConfig {
     pub body_read_timeout: Duration,
     /// Connections served at once; more are answered 503 and closed.
     pub max_connections: usize,
+    /// Bytes of SSE events held for every session together (for resumption, and for
+    /// clients that read slowly); over it, events already sent are evicted first.
+    pub replay_budget_bytes: usize,
+    /// How long a session waits for a client that does not read its events before it
+    /// replaces the answers left unread with errors.
+    pub slow_reader_timeout: Duration,
 }
 
 impl HttpServerConfig {
@@ -77,6 +85,8 @@ impl HttpServerConfig {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
             max_connections: 512,
+            replay_budget_bytes: 256 * 1024 * 1024,
+            slow_reader_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -114,6 +124,7 @@ pub struct ServerState {
     config: HttpServerConfig,
     settings: SessionSettings,
     sessions: SessionTable,
+    readers: SlowReaders,
 }
 
 /// A bound listener, ready to serve.
@@ -146,6 +157,10 @@ impl HttpServer {
         config.access.loopback_only_host = addr.ip().is_loopback();
         let state = Arc::new(ServerState {
             sessions: SessionTable::new(config.max_sessions),
+            readers: SlowReaders {
+                budget: ReplayBudget::new(config.replay_budget_bytes),
+                patience: config.slow_reader_timeout,
+            },
             config,
             settings,
         });

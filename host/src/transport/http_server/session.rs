@@ -7,13 +7,13 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
-use super::events::{EventStream, EventStyle, LiveEvents};
+use super::events::{EventStream, EventStyle, LiveEvents, ReplayBudget};
 use crate::framing::Frame;
 use crate::jsonrpc::{self, Message, ParamsMeta, RawId};
 use crate::transport::{CHANNEL_CAPACITY, Inbound, Outbound};
@@ -21,6 +21,10 @@ use crate::transport::{CHANNEL_CAPACITY, Inbound, Outbound};
 /// The standalone stream's id; request streams count up from 1.
 pub const STANDALONE: u64 = 0;
 const PROGRESS: &str = "notifications/progress";
+/// Unread events a session may hold before it waits for its client to read.
+const SESSION_UNREAD_BYTES: usize = 32 * 1024 * 1024;
+/// While waiting for a slow reader, how often to look again.
+const ROOM_POLL: Duration = Duration::from_millis(20);
 /// Finished request streams kept for resumption, per session.
 const FINISHED_STREAMS_KEPT: usize = 32;
 
@@ -62,6 +66,17 @@ pub struct Session {
     last_active: Mutex<Instant>,
     next_renamed_id: AtomicU64,
     ended: AtomicBool,
+    readers: SlowReaders,
+}
+
+/// How the listener deals with clients that read their streams slowly.
+#[derive(Clone)]
+pub struct SlowReaders {
+    /// Every stream's buffered events count against it.
+    pub budget: Arc<ReplayBudget>,
+    /// How long a session waits for its client to read before the answers it did not
+    /// read are replaced by errors.
+    pub patience: Duration,
 }
 
 struct Routes {
@@ -105,6 +120,7 @@ impl Session {
         id: String,
         label: String,
         kind: SessionKind,
+        readers: SlowReaders,
     ) -> (Arc<Session>, mpsc::Receiver<Inbound>) {
         let (to_relay, from_client) = mpsc::channel(CHANNEL_CAPACITY);
         let mut streams = HashMap::new();
@@ -113,7 +129,8 @@ impl Session {
             _ => EventStyle::Resumable,
         };
         if kind != SessionKind::Stateless {
-            streams.insert(STANDALONE, EventStream::new(STANDALONE, style));
+            let standalone = EventStream::new(STANDALONE, style, &readers.budget);
+            streams.insert(STANDALONE, standalone);
         }
         let session = Arc::new(Session {
             id,
@@ -129,6 +146,7 @@ impl Session {
             last_active: Mutex::new(Instant::now()),
             next_renamed_id: AtomicU64::new(1),
             ended: AtomicBool::new(false),
+            readers,
         });
         (session, from_client)
     }
@@ -244,7 +262,7 @@ impl Session {
             SessionKind::Stateless => EventStyle::Plain,
             _ => EventStyle::Resumable,
         };
-        let mut stream = EventStream::new(stream_id, style);
+        let mut stream = EventStream::new(stream_id, style, &self.readers.budget);
         stream.open_requests = requests.len();
         let live = stream.attach(None);
         routes.streams.insert(stream_id, stream);
@@ -285,6 +303,7 @@ impl Session {
     pub async fn dispatch(self: Arc<Self>, mut from_relay: mpsc::Receiver<Outbound>) {
         while let Some(outbound) = from_relay.recv().await {
             self.deliver(outbound);
+            self.make_room().await;
         }
         self.ended.store(true, Ordering::Release);
         for stream in self.routes().streams.values_mut() {
@@ -334,9 +353,62 @@ impl Session {
         self.write(&mut routes, stream_id, &message);
     }
 
+    /// Backpressure: while the client has more unread events than it may (or the
+    /// listener's replay budget is spent and it has some), the session waits for it to
+    /// read, so the relay stops taking the backend's output. A client that does not
+    /// read within the patience gets errors in place of the answers it left unread.
+    async fn make_room(&self) {
+        let started = Instant::now();
+        let budget = &self.readers.budget;
+        loop {
+            if budget.is_over() {
+                budget.evict_taken();
+            }
+            let unread = self.unread_bytes();
+            if unread <= SESSION_UNREAD_BYTES && (unread == 0 || !budget.is_over()) {
+                return;
+            }
+            let patience = self.readers.patience;
+            if started.elapsed() >= patience {
+                let why = format!(
+                    "the client did not read its event stream for {patience:?} while {unread} bytes waited for it (the proxy holds {} of at most {} bytes of events)",
+                    budget.used(),
+                    budget.limit()
+                );
+                let (answers, others) = self.fail_unread(&why);
+                tracing::warn!(
+                    session = %self.label,
+                    "{why}: {answers} answers replaced by errors, {others} other messages dropped"
+                );
+                return;
+            }
+            tokio::time::sleep(ROOM_POLL).await;
+        }
+    }
+
+    fn unread_bytes(&self) -> usize {
+        self.routes()
+            .streams
+            .values()
+            .map(EventStream::unread_bytes)
+            .sum()
+    }
+
+    fn fail_unread(&self, why: &str) -> (usize, usize) {
+        self.routes()
+            .streams
+            .values_mut()
+            .map(|stream| stream.fail_unread(why))
+            .fold((0, 0), |(a, o), (a2, o2)| (a + a2, o + o2))
+    }
+
     fn write(&self, routes: &mut Routes, stream_id: u64, message: &Message) {
+        let answers = match message {
+            Message::Response { id, .. } | Message::Error { id, .. } => Some(&**id),
+            _ => None,
+        };
         match routes.streams.get_mut(&stream_id) {
-            Some(stream) => stream.push(&message.to_json()),
+            Some(stream) => stream.push(&message.to_json(), answers),
             None => tracing::debug!(
                 session = %self.label,
                 method = message.method().unwrap_or("-"),
@@ -496,15 +568,23 @@ mod tests {
 
     fn received(listener: &mut Listener) -> Vec<String> {
         let mut out = Vec::new();
-        while let Ok(event) = listener.live.try_recv() {
+        while let Some(Some(event)) = listener.live.next_now() {
             out.push(String::from_utf8_lossy(&event).into_owned());
         }
         out
     }
 
+    fn readers() -> SlowReaders {
+        SlowReaders {
+            budget: ReplayBudget::new(usize::MAX),
+            patience: Duration::from_secs(1),
+        }
+    }
+
     #[test]
     fn stateless_clients_reusing_a_progress_token_get_only_their_own_progress() {
-        let (session, _to_relay) = Session::new("s".into(), "test".into(), SessionKind::Stateless);
+        let (session, _to_relay) =
+            Session::new("s".into(), "test".into(), SessionKind::Stateless, readers());
         let mut streams = Vec::new();
         let mut backend_tokens = Vec::new();
         for _ in 0..2 {
@@ -535,7 +615,12 @@ mod tests {
 
     #[test]
     fn a_batch_reusing_an_id_is_refused() {
-        let (session, _to_relay) = Session::new("s".into(), "test".into(), SessionKind::Streamable);
+        let (session, _to_relay) = Session::new(
+            "s".into(),
+            "test".into(),
+            SessionKind::Streamable,
+            readers(),
+        );
         let mut batch = [request("7", "{}"), request("7", "{}")];
         let open: Vec<OpenRequest> = batch
             .iter_mut()

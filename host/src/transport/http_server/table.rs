@@ -13,9 +13,12 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use super::ServerState;
 use super::session::{Session, SessionKind};
 use crate::relay::{RelayConfig, RelayEnd, SessionRelay};
+use crate::transport::Link;
 use crate::transport::upstream::ConnectContext;
-use crate::transport::{CHANNEL_CAPACITY, Link};
 
+/// Messages the relay may queue for a session's streams: few, so that when the session
+/// waits for a slow reader the relay soon waits too, instead of queueing answers.
+const TO_CLIENT_QUEUE: usize = 16;
 /// Once a relay has ended, how long an exiting backend process has before SIGTERM.
 const EXIT_WAIT: Duration = Duration::from_millis(200);
 
@@ -113,8 +116,9 @@ impl SessionTable {
             SessionKind::Streamable => format!("http-{n}"),
             SessionKind::LegacySse => format!("sse-{n}"),
         };
-        let (session, from_client) = Session::new(new_session_id(), label.clone(), kind);
-        let (to_client, from_relay) = mpsc::channel(CHANNEL_CAPACITY);
+        let (session, from_client) =
+            Session::new(new_session_id(), label.clone(), kind, state.readers.clone());
+        let (to_client, from_relay) = mpsc::channel(TO_CLIENT_QUEUE);
         let dispatcher = tokio::spawn(session.clone().dispatch(from_relay));
         let client = Link {
             inbound: from_client,
