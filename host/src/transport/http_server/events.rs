@@ -19,6 +19,7 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 use tokio::sync::Notify;
 
+use super::session::STANDALONE;
 use crate::jsonrpc::{ErrorObject, INTERNAL_ERROR, Message, RawId};
 use crate::transport::mcp_http::sse_event;
 
@@ -205,6 +206,11 @@ impl EventStream {
         if self.style == EventStyle::Resumable {
             let why = "it left the stream's replay window before the client resumed";
             queue.evict_taken(REPLAY_EVENTS, REPLAY_BYTES, &why.into());
+            if self.id == STANDALONE {
+                // A client need not open the standalone stream: notifications that wait
+                // for it are kept within the replay window, not waited for.
+                queue.evict_unread_notifications(REPLAY_EVENTS, REPLAY_BYTES);
+            }
         } else if queue.events.len() > LIVE_CAPACITY {
             // Nothing to resume, and one reader must not stall the others of a shared
             // session: its stream ends (for a stateless request, that cancels it).
@@ -364,6 +370,16 @@ impl Queue {
             if let Some(event) = self.pop_front() {
                 self.remember_dropped(event, why);
             }
+        }
+    }
+
+    /// Evicts notifications and requests at the front, read or not, while over the
+    /// bounds; stops at an answer.
+    fn evict_unread_notifications(&mut self, events: usize, bytes: usize) {
+        while self.events.front().is_some_and(|e| e.answers.is_none())
+            && (self.events.len() > events || self.bytes > bytes)
+        {
+            self.pop_front();
         }
     }
 
@@ -536,6 +552,16 @@ mod tests {
             stream.push("{}", None);
         }
         assert_eq!(drain(&mut rx).len(), REPLAY_EVENTS * 4);
+    }
+
+    #[test]
+    fn unread_notifications_of_the_standalone_stream_stay_within_the_window() {
+        let mut stream = EventStream::new(STANDALONE, EventStyle::Resumable, &budget());
+        for _ in 0..(REPLAY_EVENTS + 10) {
+            stream.push("{}", None);
+        }
+        let mut rx = stream.attach(None);
+        assert_eq!(drain(&mut rx).len(), REPLAY_EVENTS);
     }
 
     #[test]
