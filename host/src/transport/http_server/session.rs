@@ -360,7 +360,8 @@ impl Session {
     async fn make_room(&self) {
         let started = Instant::now();
         let budget = &self.readers.budget;
-        loop {
+        // Once the session has ended nobody can resume its streams: nothing to wait for.
+        while !self.is_ended() {
             if budget.is_over() {
                 budget.evict_taken();
             }
