@@ -780,3 +780,64 @@ async fn clients_that_never_read_or_drop_mid_request_do_not_hold_up_other_sessio
         );
     }
 }
+
+#[tokio::test]
+async fn partial_bodies_without_a_token_stay_within_the_body_budget() {
+    use tokio::io::AsyncWriteExt;
+    let (proxy, base) = fault_proxy(&["--body-budget-mib", "8"]);
+    let before = rss_mib(proxy.pid());
+    let chunk = vec![b'x'; 1024 * 1024];
+    // Chunked bodies of 4 MiB so far, never finished, one after the other: two fill
+    // the budget, the third is refused.
+    let mut stalled = Vec::new();
+    for n in 0..3 {
+        let mut tcp = tokio::net::TcpStream::connect(address(&base))
+            .await
+            .expect("connect");
+        tcp.write_all(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .await
+            .expect("headers");
+        let write = async {
+            for _ in 0..4 {
+                tcp.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                    .await?;
+                tcp.write_all(&chunk).await?;
+                tcp.write_all(b"\r\n").await?;
+            }
+            Ok::<_, std::io::Error>(())
+        };
+        let written = tokio::time::timeout(Duration::from_secs(20), write).await;
+        if n < 2 {
+            assert!(matches!(written, Ok(Ok(()))), "body {n} is read");
+            // Let the proxy take it all in.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            stalled.push(tcp);
+        } else {
+            let response = read_until_closed(&mut tcp).await;
+            assert!(
+                response.starts_with("HTTP/1.1 503"),
+                "{}",
+                response.get(..300).unwrap_or(&response)
+            );
+            assert!(response.contains("too many request bodies"), "{response}");
+        }
+    }
+    let held = rss_mib(proxy.pid());
+    assert!(
+        held < before + 64,
+        "RSS grew from {before} MiB to {held} MiB"
+    );
+    // The stalled bodies give their share back when their connections go.
+    drop(stalled);
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let big = json!({"jsonrpc": "2.0", "id": 1, "method": "echo", "params": {"pad": "p".repeat(6 * 1024 * 1024)}});
+    loop {
+        let response = post(&client, &base, None, big.to_string()).await;
+        if response.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the budget did not come back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

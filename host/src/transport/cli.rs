@@ -62,6 +62,10 @@ pub struct TransportArgs {
     /// Answer 408 to an HTTP request whose body has not arrived within this many seconds.
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub body_read_timeout: u64,
+    /// MiB of HTTP request bodies read at once, all connections together; a body that
+    /// would go over is answered 503.
+    #[arg(long, default_value_t = 256, value_name = "MIB")]
+    pub body_budget_mib: usize,
     /// HTTP connections served at once; more are answered 503 and closed.
     #[arg(long, default_value_t = 512, value_name = "N")]
     pub max_connections: usize,
@@ -117,6 +121,7 @@ impl TransportArgs {
         config.pass_client_authorization = self.pass_client_authorization;
         config.header_read_timeout = Duration::from_secs(self.header_read_timeout.max(1));
         config.body_read_timeout = Duration::from_secs(self.body_read_timeout.max(1));
+        config.body_budget_bytes = self.body_budget_mib.max(1).saturating_mul(1024 * 1024);
         config.max_connections = self.max_connections.max(1);
         config.replay_budget_bytes = self.replay_budget_mib.max(1).saturating_mul(1024 * 1024);
         config.slow_reader_timeout = Duration::from_secs(self.slow_reader_timeout.max(1));
@@ -230,6 +235,7 @@ mod tests {
             pass_client_authorization: false,
             header_read_timeout: 10,
             body_read_timeout: 30,
+            body_budget_mib: 256,
             max_connections: 512,
             replay_budget_mib: 256,
             slow_reader_timeout: 60,

@@ -11,6 +11,7 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use http::StatusCode;
 use http::header::CONTENT_LENGTH;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::ServerState;
 use super::reply::Rejection;
@@ -19,8 +20,12 @@ use crate::jsonrpc::{INVALID_REQUEST, sniff_id};
 /// How much of an oversized body is read to find its id.
 const ID_PREFIX: usize = 64 * 1024;
 
-/// A complete request body, at most `max_message_bytes` long.
-pub struct PostBody(pub Bytes);
+/// A complete request body, at most `max_message_bytes` long, and its share of the
+/// listener's budget for bodies, held while the request is handled.
+pub struct PostBody(pub Bytes, pub BodyShare);
+
+/// Bytes of the budget for request bodies being read or handled at once.
+pub type BodyShare = Option<OwnedSemaphorePermit>;
 
 /// Why a body was not read.
 #[derive(Debug, PartialEq, Eq)]
@@ -31,6 +36,8 @@ enum BodyError {
         limit: usize,
     },
     TooSlow(Duration),
+    /// Other bodies being read hold the whole budget.
+    Busy(usize),
     /// The client went away or sent a broken chunk; nobody may be left to answer.
     Broken(String),
 }
@@ -47,17 +54,37 @@ impl FromRequest<Arc<ServerState>> for PostBody {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
         let mut body = BytesMut::new();
+        let mut share = None;
         let chunks = request.into_body().into_data_stream();
-        let read = read_bounded(chunks, &mut body, declared, limit);
+        let budget = &state.body_budget;
+        let read = read_bounded(chunks, &mut body, declared, limit, |len| {
+            take_share(budget, &mut share, len)
+        });
         let outcome = match tokio::time::timeout(deadline, read).await {
             Ok(outcome) => outcome,
             Err(_) => Err(BodyError::TooSlow(deadline)),
         };
         match outcome {
-            Ok(()) => Ok(PostBody(body.freeze())),
+            Ok(()) => Ok(PostBody(body.freeze(), share)),
             Err(error) => Err(refusal(&error, &body).into_response()),
         }
     }
+}
+
+/// Adds `len` bytes to what `share` holds of the budget, or says the budget is spent.
+fn take_share(budget: &Arc<Semaphore>, share: &mut BodyShare, len: usize) -> Result<(), BodyError> {
+    let Ok(more) = u32::try_from(len) else {
+        return Err(BodyError::Busy(len));
+    };
+    let more = budget
+        .clone()
+        .try_acquire_many_owned(more)
+        .map_err(|_| BodyError::Busy(budget.available_permits()))?;
+    match share {
+        Some(held) => held.merge(more),
+        None => *share = Some(more),
+    }
+    Ok(())
 }
 
 /// Appends the chunks to `body` until the end, or until it is known to be too large
@@ -67,6 +94,7 @@ async fn read_bounded<S, E>(
     body: &mut BytesMut,
     declared: Option<usize>,
     limit: usize,
+    mut reserve: impl FnMut(usize) -> Result<(), BodyError>,
 ) -> Result<(), BodyError>
 where
     S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
@@ -85,7 +113,9 @@ where
         let chunk = chunk.map_err(|e| BodyError::Broken(e.to_string()))?;
         seen += chunk.len();
         let room = keep.saturating_sub(body.len());
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let kept = &chunk[..chunk.len().min(room)];
+        reserve(kept.len())?;
+        body.extend_from_slice(kept);
         if seen > limit {
             return Err(too_large(declared.unwrap_or(seen)));
         }
@@ -123,6 +153,17 @@ fn refusal(error: &BodyError, read: &[u8]) -> Rejection {
             )
             .with_id(id())
         }
+        BodyError::Busy(available) => {
+            tracing::warn!(
+                "refused a request body: the budget for bodies being read is spent ({available} bytes left; see --body-budget-mib)"
+            );
+            Rejection::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                INVALID_REQUEST,
+                "the proxy is reading too many request bodies at once; try again later",
+            )
+            .with_id(id())
+        }
         BodyError::Broken(ref why) => {
             tracing::debug!("could not read a request body: {why}");
             Rejection::new(
@@ -150,7 +191,7 @@ mod tests {
                 .collect::<Vec<_>>(),
         );
         let mut body = BytesMut::new();
-        let outcome = read_bounded(stream, &mut body, declared, limit).await;
+        let outcome = read_bounded(stream, &mut body, declared, limit, |_| Ok(())).await;
         (outcome, String::from_utf8_lossy(&body).into_owned())
     }
 

@@ -67,7 +67,7 @@ pub struct SessionQuery {
 pub async fn post(
     State(state): State<Arc<ServerState>>,
     Query(query): Query<SessionQuery>,
-    PostBody(body): PostBody,
+    PostBody(body, _held_until_handled): PostBody,
 ) -> Response {
     let Some(session_id) = query.session_id else {
         return rpc_error(

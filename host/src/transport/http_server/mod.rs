@@ -62,6 +62,9 @@ pub struct HttpServerConfig {
     pub header_read_timeout: Duration,
     /// A request's body must arrive within this; later ones get 408.
     pub body_read_timeout: Duration,
+    /// Bytes of request bodies read or handled at once, all connections together;
+    /// a body that would go over gets 503.
+    pub body_budget_bytes: usize,
     /// Connections served at once; more are answered 503 and closed.
     pub max_connections: usize,
     /// Bytes of SSE events held for every session together (for resumption, and for
@@ -84,6 +87,7 @@ impl HttpServerConfig {
             pass_client_authorization: false,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
+            body_budget_bytes: 256 * 1024 * 1024,
             max_connections: 512,
             replay_budget_bytes: 256 * 1024 * 1024,
             slow_reader_timeout: Duration::from_secs(60),
@@ -125,6 +129,7 @@ pub struct ServerState {
     settings: SessionSettings,
     sessions: SessionTable,
     readers: SlowReaders,
+    body_budget: Arc<Semaphore>,
 }
 
 /// A bound listener, ready to serve.
@@ -157,6 +162,9 @@ impl HttpServer {
         config.access.loopback_only_host = addr.ip().is_loopback();
         let state = Arc::new(ServerState {
             sessions: SessionTable::new(config.max_sessions),
+            body_budget: Arc::new(Semaphore::new(
+                config.body_budget_bytes.min(Semaphore::MAX_PERMITS),
+            )),
             readers: SlowReaders {
                 budget: ReplayBudget::new(config.replay_budget_bytes),
                 patience: config.slow_reader_timeout,

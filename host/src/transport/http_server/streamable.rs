@@ -36,7 +36,7 @@ const HEADER_MISMATCH: i64 = -32020;
 pub async fn post(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
-    PostBody(body): PostBody,
+    PostBody(body, _held_until_handled): PostBody,
 ) -> Response {
     let checked = check_version_header(&headers)
         .and_then(|()| parse_messages(&body, state.settings.max_message_bytes))
