@@ -11,16 +11,16 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::header::{ACCEPT, AUTHORIZATION};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
 use super::ServerState;
+use super::body::PostBody;
 use super::events::parse_event_id;
 use super::reply::{Rejection, empty, event_stream, json, rpc_error};
-use super::session::{OpenRequest, Session, SessionKind};
+use super::session::{Session, SessionKind};
 use super::table::StartError;
 use crate::framing::Frame;
 use crate::jsonrpc::{BACKEND_UNAVAILABLE, ErrorObject, INVALID_REQUEST, Message, RawId};
@@ -29,13 +29,14 @@ use crate::transport::mcp_http::{
 };
 use crate::transport::upstream::ConnectContext;
 
+const CANCELLED: &str = "notifications/cancelled";
 /// The 2026-07-28 error for headers that disagree with the body.
 const HEADER_MISMATCH: i64 = -32020;
 
 pub async fn post(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
-    body: Bytes,
+    PostBody(body, _held_until_handled): PostBody,
 ) -> Response {
     let checked = check_version_header(&headers)
         .and_then(|()| parse_messages(&body, state.settings.max_message_bytes))
@@ -86,15 +87,36 @@ pub async fn post(
 
 /// Hands the messages of one POST to the session; requests get a stream back.
 pub async fn relay_post(session: &Arc<Session>, mut messages: Vec<Message>) -> Response {
+    let stateless = session.kind == SessionKind::Stateless;
+    if stateless {
+        // A sessionless client has no identity: nothing ties a `requestId` to the
+        // requests it sent, and in the shared backend session it would name another
+        // client's request. 2026-07-28 cancels by closing the response stream (which
+        // the session turns into a cancellation it knows the owner of), so the
+        // notification is not expected; it is ignored, as unknown ids may be.
+        messages.retain(|m| {
+            let cancel = m.method() == Some(CANCELLED) && m.id().is_none();
+            if cancel {
+                tracing::debug!(
+                    "ignored notifications/cancelled without a session: close the response stream to cancel"
+                );
+            }
+            !cancel
+        });
+    }
     let mut requests = Vec::new();
     for message in &mut messages {
-        if let Message::Request { id, .. } = message {
-            let original_id = (session.kind == SessionKind::Stateless)
-                .then(|| std::mem::replace(id, session.rename()));
-            requests.push(OpenRequest {
-                id: id.clone(),
-                original_id,
-            });
+        match session.isolate(message) {
+            Ok(Some(request)) => requests.push(request),
+            Ok(None) => {}
+            Err(e) => {
+                return rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    None,
+                    INVALID_REQUEST,
+                    e.to_string(),
+                );
+            }
         }
     }
     let listener = if requests.is_empty() {
@@ -263,7 +285,8 @@ pub fn parse_messages(body: &[u8], max_message_bytes: usize) -> Result<Vec<Messa
                     INVALID_REQUEST,
                     format!("message of {len} bytes exceeds the limit of {limit} bytes"),
                 )
-                .with_id(id));
+                .with_id(id)
+                .with_data(serde_json::json!({ "size": len, "limit": limit })));
             }
         }
     }
