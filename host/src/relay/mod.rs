@@ -6,7 +6,7 @@
 //! `notifications/cancelled`, and tags messages with the request they belong to so a
 //! transport with several streams can route them.
 
-mod pending;
+pub mod pending;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
