@@ -228,7 +228,7 @@ fn skip_policy_passes_the_message_through_failing_guests() {
     );
     for plugin in ["fixture-py-raise", "fixture-js-throw"] {
         let logged = format!(
-            "plugin failed: {TRAPPED} plugin=\"{plugin}\" method=\"tools/call\" kind=\"request\" policy=\"skip\""
+            "plugin failed: {TRAPPED} plugin=\"{plugin}\" method=\"tools/call\" kind=\"request\" session=\"stdio\" policy=\"skip\""
         );
         assert!(
             proxy.wait_for_log(&logged, Duration::from_secs(5)),
