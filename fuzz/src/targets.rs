@@ -197,9 +197,10 @@ fn frames_by_line(data: &[u8], limit: usize) -> Vec<Frame> {
             continue;
         }
         let Ok(text) = std::str::from_utf8(line) else {
+            // Refused whole, but its id is still read so a request gets its answer.
             frames.push(Frame::Malformed {
                 error: ParseError::Json("message is not valid UTF-8".into()),
-                id: None,
+                id: jsonrpc::sniff_id(&String::from_utf8_lossy(line)),
             });
             continue;
         };
