@@ -62,6 +62,16 @@ impl ParseError {
             ParseError::Invalid(_) => INVALID_REQUEST,
         }
     }
+
+    /// The id the sender's error answer carries (`None`: null). JSON-RPC 2.0 answers
+    /// a parse error with id null, even when an id could still be read from the text;
+    /// that id serves to fail the request a backend's unreadable answer belongs to.
+    pub fn answer_id(&self, read: Option<RawId>) -> Option<RawId> {
+        match self {
+            ParseError::Json(_) => None,
+            ParseError::Invalid(_) => read,
+        }
+    }
 }
 
 /// The outcome of parsing one line: usually one message, an array for a (2025-03-26) batch.
@@ -473,6 +483,15 @@ mod tests {
         // The id after the cut is gone: nothing to recover.
         let (_, id) = Message::parse(r#"{"jsonrpc":"2.0","result":{"x":1"#).unwrap_err();
         assert!(id.is_none());
+    }
+
+    #[test]
+    fn a_parse_error_is_answered_with_id_null_an_invalid_request_with_its_id() {
+        let (err, id) = Message::parse(r#"{"jsonrpc":"2.0","id":4,"method":"x","#).unwrap_err();
+        assert_eq!(id.as_ref().unwrap().get(), "4");
+        assert!(err.answer_id(id).is_none());
+        let (err, id) = Message::parse(r#"{"jsonrpc":"2.0","id":5}"#).unwrap_err();
+        assert_eq!(err.answer_id(id).unwrap().get(), "5");
     }
 
     #[test]

@@ -129,7 +129,10 @@ impl SessionRelay {
                 tracing::warn!(session = %self.config.session, "malformed message from the client: {error}");
                 let reply = ErrorObject::new(error.code(), error.to_string());
                 self.send_client(
-                    Message::error_response(id.unwrap_or_else(jsonrpc::null_id), &reply),
+                    Message::error_response(
+                        error.answer_id(id).unwrap_or_else(jsonrpc::null_id),
+                        &reply,
+                    ),
                     None,
                 )
                 .await;

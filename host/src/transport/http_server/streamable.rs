@@ -272,6 +272,7 @@ pub fn parse_messages(body: &[u8], max_message_bytes: usize) -> Result<Vec<Messa
         match frame {
             Frame::Message(message) => messages.push(message),
             Frame::Malformed { error, id } => {
+                let id = error.answer_id(id);
                 return Err(Rejection::new(
                     StatusCode::BAD_REQUEST,
                     error.code(),
