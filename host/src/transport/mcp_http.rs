@@ -4,7 +4,7 @@
 
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
-use http::HeaderName;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -21,6 +21,8 @@ pub const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 pub const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
 /// 2026-07-28: `params.name` or `params.uri`, mirrored for intermediaries.
 pub const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
+/// 2026-07-28: the prefix of the headers that mirror tool arguments (`x-mcp-header`).
+pub const MCP_PARAM_PREFIX: &str = "mcp-param-";
 
 pub const EVENT_STREAM: &str = "text/event-stream";
 pub const JSON: &str = "application/json";
@@ -74,6 +76,70 @@ pub fn meta_protocol_version(params: Option<&RawValue>) -> Option<String> {
     }
     let parsed: WithMeta = serde_json::from_str(params.get()).ok()?;
     Some(parsed.meta?.protocol_version?.into_owned())
+}
+
+/// What is missing from the per-request `_meta` envelope a 2026-07-28 request must
+/// carry (`protocolVersion` and `clientCapabilities`; `clientInfo` is optional), if
+/// anything.
+pub fn envelope_problem(params: Option<&RawValue>) -> Option<&'static str> {
+    let params: Option<serde_json::Value> = params.and_then(|p| serde_json::from_str(p.get()).ok());
+    let Some(meta) = params
+        .as_ref()
+        .and_then(|p| p.get("_meta"))
+        .and_then(|m| m.as_object())
+    else {
+        return Some("the request has no _meta");
+    };
+    if !meta
+        .get("io.modelcontextprotocol/protocolVersion")
+        .is_some_and(serde_json::Value::is_string)
+    {
+        return Some("_meta has no io.modelcontextprotocol/protocolVersion");
+    }
+    if !meta
+        .get("io.modelcontextprotocol/clientCapabilities")
+        .is_some_and(serde_json::Value::is_object)
+    {
+        return Some("_meta has no io.modelcontextprotocol/clientCapabilities");
+    }
+    None
+}
+
+/// The 2026-07-28 protocol headers of a client's request, values byte for byte:
+/// `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name` and every `Mcp-Param-*`.
+pub fn protocol_headers(headers: &HeaderMap) -> HeaderMap {
+    headers
+        .iter()
+        .filter(|(name, _)| {
+            *name == PROTOCOL_VERSION
+                || *name == MCP_METHOD
+                || *name == MCP_NAME
+                || name.as_str().starts_with(MCP_PARAM_PREFIX)
+        })
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
+}
+
+/// The client's protocol headers after a plugin rewrote the request: each header the
+/// client sent that describes the request (`Mcp-Method`, `Mcp-Name`,
+/// `MCP-Protocol-Version`) now says what the rewritten request says. Headers the
+/// client did not send stay absent; `Mcp-Param-*` are passed on as sent.
+pub fn rederive_headers(sent: &HeaderMap, method: &str, params: Option<&RawValue>) -> HeaderMap {
+    let mut headers = sent.clone();
+    let mut set = |name: HeaderName, value: Option<String>| {
+        if headers.contains_key(&name)
+            && let Some(value) = value.and_then(|v| HeaderValue::from_str(&v).ok())
+        {
+            headers.insert(name, value);
+        }
+    };
+    set(MCP_METHOD, Some(method.to_owned()));
+    set(
+        MCP_NAME,
+        request_name(method, params).map(|name| encode_header_value(&name)),
+    );
+    set(PROTOCOL_VERSION, meta_protocol_version(params));
+    headers
 }
 
 /// `result.protocolVersion` of an `initialize` result.
@@ -271,6 +337,37 @@ mod tests {
             Some("2026-07-28")
         );
         assert_eq!(meta_protocol_version(Some(&raw(r#"{"_meta":{}}"#))), None);
+    }
+
+    #[test]
+    fn envelope_needs_version_and_capabilities() {
+        let complete = raw(
+            r#"{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}"#,
+        );
+        assert_eq!(envelope_problem(Some(&complete)), None);
+        assert_eq!(envelope_problem(None), Some("the request has no _meta"));
+        let no_caps = raw(r#"{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}"#);
+        assert_eq!(
+            envelope_problem(Some(&no_caps)),
+            Some("_meta has no io.modelcontextprotocol/clientCapabilities")
+        );
+        let no_version = raw(r#"{"_meta":{"io.modelcontextprotocol/clientCapabilities":{}}}"#);
+        assert_eq!(
+            envelope_problem(Some(&no_version)),
+            Some("_meta has no io.modelcontextprotocol/protocolVersion")
+        );
+    }
+
+    #[test]
+    fn rewritten_requests_get_matching_headers_only_where_sent() {
+        let mut sent = HeaderMap::new();
+        sent.insert(MCP_NAME, HeaderValue::from_static("echo"));
+        sent.insert("mcp-param-region", HeaderValue::from_static("eu"));
+        let params = raw(r#"{"name":"ëcho","arguments":{}}"#);
+        let headers = rederive_headers(&sent, "tools/call", Some(&params));
+        assert_eq!(headers[MCP_NAME], "=?base64?w6tjaG8=?=");
+        assert_eq!(headers["mcp-param-region"], "eu");
+        assert!(!headers.contains_key(MCP_METHOD), "never invented");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::events::{EventStream, EventStyle, LiveEvents};
 use crate::framing::Frame;
 use crate::jsonrpc::{self, Message, RawId};
-use crate::transport::{CHANNEL_CAPACITY, Inbound, Outbound};
+use crate::transport::{CHANNEL_CAPACITY, Inbound, Outbound, ProtocolHeaders};
 
 /// The standalone stream's id; request streams count up from 1.
 pub const STANDALONE: u64 = 0;
@@ -146,10 +146,15 @@ impl Session {
     }
 
     /// Passes a client message into the relay.
-    pub async fn send(&self, message: Message) -> Result<(), SessionGone> {
+    pub async fn send(
+        &self,
+        message: Message,
+        headers: Option<ProtocolHeaders>,
+    ) -> Result<(), SessionGone> {
         let inbound = Inbound::Frame {
             frame: Frame::Message(message),
             related: None,
+            headers,
         };
         self.to_relay.send(inbound).await.map_err(|_| SessionGone)
     }
@@ -238,6 +243,7 @@ impl Session {
         Outbound {
             mut message,
             related,
+            ..
         }: Outbound,
     ) {
         let mut routes = self.routes();
@@ -325,6 +331,7 @@ impl Session {
             let inbound = Inbound::Frame {
                 frame: Frame::Message(message),
                 related: None,
+                headers: None,
             };
             let to_relay = self.to_relay.clone();
             tokio::spawn(async move { to_relay.send(inbound).await.ok() });

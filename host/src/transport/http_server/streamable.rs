@@ -23,7 +23,10 @@ use super::reply::{Rejection, empty, event_stream, json, rpc_error};
 use super::session::{OpenRequest, Session, SessionKind};
 use super::table::StartError;
 use crate::framing::Frame;
-use crate::jsonrpc::{BACKEND_UNAVAILABLE, ErrorObject, INVALID_REQUEST, Message, RawId};
+use crate::jsonrpc::{
+    BACKEND_UNAVAILABLE, ErrorObject, INVALID_PARAMS, INVALID_REQUEST, Message, RawId,
+};
+use crate::transport::ProtocolHeaders;
 use crate::transport::mcp_http::{
     self, EVENT_STREAM, LAST_EVENT_ID, MCP_METHOD, MCP_NAME, PROTOCOL_VERSION, SESSION_ID,
 };
@@ -31,6 +34,8 @@ use crate::transport::upstream::ConnectContext;
 
 /// The 2026-07-28 error for headers that disagree with the body.
 const HEADER_MISMATCH: i64 = -32020;
+/// What the SDKs' 2025 servers answer a request without its session id.
+const SESSION_REQUIRED: i64 = -32000;
 
 pub async fn post(
     State(state): State<Arc<ServerState>>,
@@ -71,13 +76,23 @@ pub async fn post(
                 "a response needs the Mcp-Session-Id of the session it belongs to",
             );
         }
-        None => match state.sessions.stateless(&state) {
+        None => match check_shared_backend_request(&state, &headers, &messages)
+            .map_err(Rejection::into_response)
+            .and_then(|()| {
+                state
+                    .sessions
+                    .stateless(&state)
+                    .map_err(|e| start_failed(&e, first_request_id(&messages)))
+            }) {
             Ok(session) => session,
-            Err(e) => return start_failed(&e, first_request_id(&messages)),
+            Err(response) => return response,
         },
     };
     session.touch();
-    let mut response = relay_post(&session, messages).await;
+    // Sessionless requests reach an HTTP backend with the client's own protocol headers.
+    let protocol_headers = (session.kind == SessionKind::Stateless)
+        .then(|| Arc::new(mcp_http::protocol_headers(&headers)));
+    let mut response = relay_post(&session, messages, protocol_headers).await;
     if created && let Ok(value) = HeaderValue::from_str(&session.id) {
         response.headers_mut().insert(SESSION_ID, value);
     }
@@ -85,7 +100,11 @@ pub async fn post(
 }
 
 /// Hands the messages of one POST to the session; requests get a stream back.
-pub async fn relay_post(session: &Arc<Session>, mut messages: Vec<Message>) -> Response {
+pub async fn relay_post(
+    session: &Arc<Session>,
+    mut messages: Vec<Message>,
+    headers: Option<ProtocolHeaders>,
+) -> Response {
     let mut requests = Vec::new();
     for message in &mut messages {
         if let Message::Request { id, .. } = message {
@@ -113,7 +132,7 @@ pub async fn relay_post(session: &Arc<Session>, mut messages: Vec<Message>) -> R
         }
     };
     for message in messages {
-        if session.send(message).await.is_err() {
+        if session.send(message, headers.clone()).await.is_err() {
             return session_not_found();
         }
     }
@@ -292,6 +311,79 @@ fn first_request_id(messages: &[Message]) -> Option<RawId> {
         Message::Request { id, .. } => Some(id.clone()),
         _ => None,
     })
+}
+
+/// A backend that is one connection (stdio, in-process) and shared by every client
+/// without a session keeps the protocol era of the first request it sees (the SDKs pin
+/// it), so one claim-less or malformed request would turn it into a 2025 server for
+/// everyone. Only complete 2026-07-28 messages reach it: a message that claims no
+/// stateless era (neither `MCP-Protocol-Version` nor `_meta` says 2026-07-28 or later)
+/// needs a session, and a request that claims it must carry the whole `_meta` envelope.
+/// HTTP backends judge each request themselves.
+fn check_shared_backend_request(
+    state: &ServerState,
+    headers: &HeaderMap,
+    messages: &[Message],
+) -> Result<(), Rejection> {
+    if state.settings.upstream.judges_each_request() {
+        return Ok(());
+    }
+    let header_version = headers.get(PROTOCOL_VERSION).and_then(|v| v.to_str().ok());
+    for message in messages {
+        let (id, method, params) = match message {
+            Message::Request { id, method, params } => (Some(id), method, params.as_deref()),
+            Message::Notification { method, params } => (None, method, params.as_deref()),
+            _ => continue,
+        };
+        let meta_version = mcp_http::meta_protocol_version(params);
+        let claims_stateless = header_version
+            .or(meta_version.as_deref())
+            .is_some_and(|v| !mcp_http::has_sessions(v));
+        if !claims_stateless {
+            return Err(Rejection::new(
+                StatusCode::BAD_REQUEST,
+                SESSION_REQUIRED,
+                "Bad Request: Mcp-Session-Id required; start a session with initialize, or send a 2026-07-28 request (MCP-Protocol-Version and _meta)",
+            )
+            .with_id(id.cloned()));
+        }
+        // Nothing behind a stdio backend reads headers, so the spec's Server
+        // Validation of the required ones is ours: absent ones are refused like
+        // mismatched ones (present ones were compared with the body already).
+        let name_required = matches!(
+            method.as_str(),
+            "tools/call" | "resources/read" | "prompts/get"
+        );
+        let missing = [
+            (header_version.is_none(), "MCP-Protocol-Version"),
+            (!headers.contains_key(MCP_METHOD), "Mcp-Method"),
+            (
+                id.is_some() && name_required && !headers.contains_key(MCP_NAME),
+                "Mcp-Name",
+            ),
+        ]
+        .into_iter()
+        .find_map(|(absent, name)| absent.then_some(name));
+        if let Some(name) = missing {
+            return Err(Rejection::new(
+                StatusCode::BAD_REQUEST,
+                HEADER_MISMATCH,
+                format!("Header mismatch: the required {name} header is absent"),
+            )
+            .with_id(id.cloned()));
+        }
+        if id.is_some()
+            && let Some(problem) = mcp_http::envelope_problem(params)
+        {
+            return Err(Rejection::new(
+                StatusCode::BAD_REQUEST,
+                INVALID_PARAMS,
+                format!("Invalid params: {problem}"),
+            )
+            .with_id(id.cloned()));
+        }
+    }
+    Ok(())
 }
 
 /// A malformed `MCP-Protocol-Version` is refused; which versions are supported is for
