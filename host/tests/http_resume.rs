@@ -7,7 +7,6 @@ mod http_support;
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use http_support::*;
 
 const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#;
@@ -55,43 +54,6 @@ async fn post(
         .send()
         .await
         .expect("POST")
-}
-
-/// Reads SSE events (as `(id, data)`) until `done` says so or the stream ends.
-async fn read_events(
-    response: reqwest::Response,
-    done: impl Fn(&[(String, String)]) -> bool,
-) -> Vec<(String, String)> {
-    let mut body = response.bytes_stream();
-    let mut buffer = String::new();
-    let mut events = Vec::new();
-    let read = async {
-        while let Some(Ok(chunk)) = body.next().await {
-            buffer.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buffer.find("\n\n") {
-                let block: String = buffer.drain(..end + 2).collect();
-                let mut id = String::new();
-                let mut data = String::new();
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("id: ") {
-                        id = v.to_owned();
-                    } else if let Some(v) = line.strip_prefix("data: ") {
-                        data.push_str(v);
-                    }
-                }
-                if !data.is_empty() {
-                    events.push((id, data));
-                }
-                if done(&events) {
-                    return;
-                }
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), read)
-        .await
-        .expect("events in time");
-    events
 }
 
 #[tokio::test]

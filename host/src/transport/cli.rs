@@ -55,6 +55,28 @@ pub struct TransportArgs {
     /// Pass the HTTP client's own Authorization header on to an HTTP backend.
     #[arg(long)]
     pub pass_client_authorization: bool,
+    /// Close an HTTP connection that has not sent a request's headers within this many
+    /// seconds (slow clients; also idle keep-alive connections).
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub header_read_timeout: u64,
+    /// Answer 408 to an HTTP request whose body has not arrived within this many seconds.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub body_read_timeout: u64,
+    /// MiB of HTTP request bodies read at once, all connections together; a body that
+    /// would go over is answered 503.
+    #[arg(long, default_value_t = 256, value_name = "MIB")]
+    pub body_budget_mib: usize,
+    /// HTTP connections served at once; more are answered 503 and closed.
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    pub max_connections: usize,
+    /// MiB of SSE events the HTTP listener holds for all sessions together (for
+    /// resumption and slow readers); events already sent are evicted first.
+    #[arg(long, default_value_t = 256, value_name = "MIB")]
+    pub replay_budget_mib: usize,
+    /// Seconds a session waits for an HTTP client that does not read its events; then
+    /// the answers it left unread are replaced by errors.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub slow_reader_timeout: u64,
     /// How to talk to a URL backend.
     #[arg(long, value_enum, default_value_t = UpstreamKind::Auto)]
     pub upstream: UpstreamKind,
@@ -97,6 +119,12 @@ impl TransportArgs {
         config.max_sessions = self.max_sessions.max(1);
         config.session_idle_timeout = Duration::from_secs(self.session_idle_timeout.max(1));
         config.pass_client_authorization = self.pass_client_authorization;
+        config.header_read_timeout = Duration::from_secs(self.header_read_timeout.max(1));
+        config.body_read_timeout = Duration::from_secs(self.body_read_timeout.max(1));
+        config.body_budget_bytes = self.body_budget_mib.max(1).saturating_mul(1024 * 1024);
+        config.max_connections = self.max_connections.max(1);
+        config.replay_budget_bytes = self.replay_budget_mib.max(1).saturating_mul(1024 * 1024);
+        config.slow_reader_timeout = Duration::from_secs(self.slow_reader_timeout.max(1));
         Ok(Listen::Http(config))
     }
 
@@ -205,6 +233,12 @@ mod tests {
             max_sessions: 64,
             session_idle_timeout: 1800,
             pass_client_authorization: false,
+            header_read_timeout: 10,
+            body_read_timeout: 30,
+            body_budget_mib: 256,
+            max_connections: 512,
+            replay_budget_mib: 256,
+            slow_reader_timeout: 60,
             upstream: UpstreamKind::Auto,
             header: vec![],
             bearer_token_env: None,

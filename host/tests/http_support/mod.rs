@@ -293,3 +293,64 @@ pub fn two_clients_at_once(url: &str, transport: &str) {
         assert_full_scenario(&seen, name);
     }
 }
+
+/// Reads the SSE events of a response one at a time, as `(id, data)`.
+pub struct SseReader {
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl SseReader {
+    pub fn new(response: reqwest::Response) -> Self {
+        SseReader {
+            body: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event with data; `None` when the stream ends.
+    pub async fn next_event(&mut self) -> Option<(String, String)> {
+        use futures::StreamExt;
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut id = String::new();
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id: ") {
+                        id = v.to_owned();
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        data.push_str(v);
+                    }
+                }
+                if !data.is_empty() {
+                    return Some((id, data));
+                }
+            }
+            let chunk = self.body.next().await?.ok()?;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
+/// Reads SSE events (as `(id, data)`) from a response until `done` says so or the
+/// stream ends; panics if that takes more than 20 s.
+pub async fn read_events(
+    response: reqwest::Response,
+    done: impl Fn(&[(String, String)]) -> bool,
+) -> Vec<(String, String)> {
+    let mut reader = SseReader::new(response);
+    let mut events = Vec::new();
+    let read = async {
+        while let Some(event) = reader.next_event().await {
+            events.push(event);
+            if done(&events) {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), read)
+        .await
+        .expect("events in time");
+    events
+}

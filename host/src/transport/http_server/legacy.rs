@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
@@ -13,6 +12,7 @@ use http::header::AUTHORIZATION;
 use serde::Deserialize;
 
 use super::ServerState;
+use super::body::PostBody;
 use super::reply::{empty, event_stream, rpc_error};
 use super::session::SessionKind;
 use super::streamable::parse_messages;
@@ -67,7 +67,7 @@ pub struct SessionQuery {
 pub async fn post(
     State(state): State<Arc<ServerState>>,
     Query(query): Query<SessionQuery>,
-    body: Bytes,
+    PostBody(body, _held_until_handled): PostBody,
 ) -> Response {
     let Some(session_id) = query.session_id else {
         return rpc_error(

@@ -4,6 +4,7 @@
 //! requests, notifications and subscriptions reach the client they belong to.
 
 mod access;
+mod body;
 mod events;
 mod legacy;
 mod reply;
@@ -16,21 +17,30 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
-use tokio::net::TcpListener;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 pub use access::AccessPolicy;
 
 use crate::intercept::SharedInterceptor;
+use crate::jsonrpc::{self, BACKEND_UNAVAILABLE, ErrorObject, Message};
 use crate::transport::upstream::UpstreamSpec;
+use events::ReplayBudget;
+use session::SlowReaders;
 use table::SessionTable;
 
 /// The Streamable HTTP endpoint's path.
 pub const MCP_PATH: &str = "/mcp";
 /// The legacy SSE endpoint's path.
 pub const SSE_PATH: &str = "/sse";
+/// After a failed accept, how long to wait before the next.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// At shutdown, how long open connections get to finish once the sessions have ended.
+const CONNECTIONS_DRAIN: Duration = Duration::from_secs(2);
 
 /// How the HTTP listener listens and whom it lets in.
 #[derive(Debug, Clone)]
@@ -47,6 +57,22 @@ pub struct HttpServerConfig {
     /// Pass the client's `Authorization` header on to an HTTP backend (off: the
     /// client's credentials are for the proxy, not for whatever is behind it).
     pub pass_client_authorization: bool,
+    /// A connection must send a request's headers within this (slowloris); it also
+    /// bounds how long an idle keep-alive connection is kept.
+    pub header_read_timeout: Duration,
+    /// A request's body must arrive within this; later ones get 408.
+    pub body_read_timeout: Duration,
+    /// Bytes of request bodies read or handled at once, all connections together;
+    /// a body that would go over gets 503.
+    pub body_budget_bytes: usize,
+    /// Connections served at once; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// Bytes of SSE events held for every session together (for resumption, and for
+    /// clients that read slowly); over it, events already sent are evicted first.
+    pub replay_budget_bytes: usize,
+    /// How long a session waits for a client that does not read its events before it
+    /// replaces the answers left unread with errors.
+    pub slow_reader_timeout: Duration,
 }
 
 impl HttpServerConfig {
@@ -59,6 +85,12 @@ impl HttpServerConfig {
             max_sessions: 64,
             session_idle_timeout: Duration::from_secs(30 * 60),
             pass_client_authorization: false,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            body_budget_bytes: 256 * 1024 * 1024,
+            max_connections: 512,
+            replay_budget_bytes: 256 * 1024 * 1024,
+            slow_reader_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -70,7 +102,8 @@ pub struct SessionSettings {
     /// The backend's name, shown to interceptors and in logs.
     pub server_name: String,
     pub interceptor: SharedInterceptor,
-    /// Largest message (request body, event) accepted; larger bodies get 413.
+    /// Largest message (request body, event) accepted; larger bodies get 413 with a
+    /// JSON-RPC error.
     pub max_message_bytes: usize,
     /// After a session ends, how long its backend gets to finish and exit.
     pub backend_shutdown_grace: Duration,
@@ -95,6 +128,8 @@ pub struct ServerState {
     config: HttpServerConfig,
     settings: SessionSettings,
     sessions: SessionTable,
+    readers: SlowReaders,
+    body_budget: Arc<Semaphore>,
 }
 
 /// A bound listener, ready to serve.
@@ -126,9 +161,16 @@ impl HttpServer {
         let mut config = config;
         config.access.loopback_only_host = addr.ip().is_loopback();
         let state = Arc::new(ServerState {
+            sessions: SessionTable::new(config.max_sessions),
+            body_budget: Arc::new(Semaphore::new(
+                config.body_budget_bytes.min(Semaphore::MAX_PERMITS),
+            )),
+            readers: SlowReaders {
+                budget: ReplayBudget::new(config.replay_budget_bytes),
+                patience: config.slow_reader_timeout,
+            },
             config,
             settings,
-            sessions: SessionTable::default(),
         });
         Ok(HttpServer { listener, state })
     }
@@ -144,40 +186,89 @@ impl HttpServer {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let state = self.state;
-        let router = router(state.clone());
+        let service = TowerToHyperService::new(router(state.clone()));
         let reaper = tokio::spawn(expire_idle_sessions(state.clone()));
-        let stopping = state.clone();
-        let grace = state.settings.backend_shutdown_grace;
-        let graceful = async move {
-            shutdown.await;
-            // Ending the sessions ends their streams, so open connections can finish.
-            stopping
-                .sessions
-                .end_all("the proxy is shutting down", grace + Duration::from_secs(2))
-                .await;
-        };
-        // An answer goes out in two writes (headers, then the event); with Nagle's
-        // algorithm the second waits for the client's delayed ACK: 40 ms per call.
-        let listener = self.listener.tap_io(|tcp| {
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(state.config.header_read_timeout);
+        let max_connections = state.config.max_connections;
+        let connections = Arc::new(Semaphore::new(max_connections));
+        let graceful = GracefulShutdown::new();
+        let mut refusing = false;
+        tokio::pin!(shutdown);
+        loop {
+            let (tcp, peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors, most likely: let some close.
+                        tracing::warn!("cannot accept a connection: {e}");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let Ok(permit) = connections.clone().try_acquire_owned() else {
+                if !refusing {
+                    tracing::warn!(
+                        "{max_connections} connections are open (see --max-connections); refusing more"
+                    );
+                }
+                refusing = true;
+                refuse_connection(&tcp, max_connections);
+                continue;
+            };
+            refusing = false;
+            // An answer goes out in two writes (headers, then the event); with Nagle's
+            // algorithm the second waits for the client's delayed ACK: 40 ms per call.
             if let Err(e) = tcp.set_nodelay(true) {
                 tracing::debug!("cannot set TCP_NODELAY: {e}");
             }
-        });
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(graceful)
-            .await;
-        reaper.abort();
+            let connection =
+                graceful.watch(http.serve_connection(TokioIo::new(tcp), service.clone()));
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!("connection from {peer} ended: {e}");
+                }
+                drop(permit);
+            });
+        }
+        drop(self.listener);
+        let grace = state.settings.backend_shutdown_grace;
+        // Ending the sessions ends their streams, so open connections can finish.
         state
             .sessions
-            .end_all("the proxy is shutting down", grace)
+            .end_all("the proxy is shutting down", grace + Duration::from_secs(2))
             .await;
-        served.map_err(Into::into)
+        if tokio::time::timeout(CONNECTIONS_DRAIN, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::debug!("some connections were still open after {CONNECTIONS_DRAIN:?}");
+        }
+        reaper.abort();
+        Ok(())
     }
+}
+
+/// Answers a connection over the cap with 503 and closes it. One non-blocking write:
+/// a client that cannot take it at once just sees the connection close.
+fn refuse_connection(tcp: &TcpStream, limit: usize) {
+    let error = ErrorObject::new(
+        BACKEND_UNAVAILABLE,
+        format!("the proxy already serves {limit} connections; try again later"),
+    );
+    let body = Message::error_response(jsonrpc::null_id(), &error).to_json();
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.try_write(response.as_bytes()).ok();
 }
 
 fn router(state: Arc<ServerState>) -> Router {
     let policy = Arc::new(state.config.access.clone());
-    let limit = state.settings.max_message_bytes;
     Router::new()
         .route(
             MCP_PATH,
@@ -187,7 +278,6 @@ fn router(state: Arc<ServerState>) -> Router {
         )
         .route(SSE_PATH, get(legacy::open))
         .route(legacy::MESSAGES_PATH, post(legacy::post))
-        .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(
             policy,
             access::enforce,

@@ -37,8 +37,7 @@ pub fn rpc_error(
 pub struct Rejection {
     pub status: StatusCode,
     pub id: Option<RawId>,
-    pub code: i64,
-    pub message: String,
+    pub error: ErrorObject,
 }
 
 impl Rejection {
@@ -46,8 +45,7 @@ impl Rejection {
         Rejection {
             status,
             id: None,
-            code,
-            message: message.into(),
+            error: ErrorObject::new(code, message),
         }
     }
 
@@ -55,11 +53,20 @@ impl Rejection {
         self.id = id;
         self
     }
+
+    pub fn with_data(mut self, data: impl serde::Serialize) -> Self {
+        self.error = self.error.with_data(data);
+        self
+    }
 }
 
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
-        rpc_error(self.status, self.id, self.code, self.message)
+        let id = self.id.unwrap_or_else(jsonrpc::null_id);
+        json(
+            self.status,
+            Message::error_response(id, &self.error).to_json(),
+        )
     }
 }
 

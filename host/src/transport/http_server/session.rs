@@ -4,20 +4,27 @@
 //! of an answer), and everything else to the standalone stream (the GET stream, or the
 //! one stream of a legacy SSE session).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use indexmap::IndexMap;
+use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
-use super::events::{EventStream, EventStyle, LiveEvents};
+use super::events::{EventStream, EventStyle, LiveEvents, ReplayBudget};
 use crate::framing::Frame;
-use crate::jsonrpc::{self, Message, RawId};
+use crate::jsonrpc::{self, Message, ParamsMeta, RawId};
 use crate::transport::{CHANNEL_CAPACITY, Inbound, Outbound, ProtocolHeaders};
 
 /// The standalone stream's id; request streams count up from 1.
 pub const STANDALONE: u64 = 0;
+const PROGRESS: &str = "notifications/progress";
+/// Unread events a session may hold before it waits for its client to read.
+const SESSION_UNREAD_BYTES: usize = 32 * 1024 * 1024;
+/// While waiting for a slow reader, how often to look again.
+const ROOM_POLL: Duration = Duration::from_millis(20);
 /// Finished request streams kept for resumption, per session.
 const FINISHED_STREAMS_KEPT: usize = 32;
 
@@ -27,7 +34,8 @@ pub enum SessionKind {
     /// Streamable HTTP with `Mcp-Session-Id` (2025-03-26 to 2025-11-25).
     Streamable,
     /// Streamable HTTP requests without a session (2026-07-28), from any client,
-    /// sharing one backend session; request ids are renamed so they cannot collide.
+    /// sharing one backend session; request ids and progress tokens are renamed per
+    /// request so that clients cannot collide or see each other's messages.
     Stateless,
     /// Legacy HTTP+SSE (2024-11-05).
     LegacySse,
@@ -38,10 +46,14 @@ pub enum SessionKind {
 #[error("the session has ended")]
 pub struct SessionGone;
 
-/// A POST reused the id of a request that is still waiting for its answer.
-#[derive(Debug, thiserror::Error)]
-#[error("request id {0} is already in use by a request in flight")]
-pub struct DuplicateId(pub String);
+/// A POST reused a request id: its answers could not be told apart.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DuplicateId {
+    #[error("request id {0} is already in use by a request in flight")]
+    InFlight(String),
+    #[error("request id {0} appears more than once in the batch; each request needs its own id")]
+    InBatch(String),
+}
 
 pub struct Session {
     /// The secret session id (never logged).
@@ -54,6 +66,17 @@ pub struct Session {
     last_active: Mutex<Instant>,
     next_renamed_id: AtomicU64,
     ended: AtomicBool,
+    readers: SlowReaders,
+}
+
+/// How the listener deals with clients that read their streams slowly.
+#[derive(Clone)]
+pub struct SlowReaders {
+    /// Every stream's buffered events count against it.
+    pub budget: Arc<ReplayBudget>,
+    /// How long a session waits for its client to read before the answers it did not
+    /// read are replaced by errors.
+    pub patience: Duration,
 }
 
 struct Routes {
@@ -68,13 +91,27 @@ struct Route {
     stream: u64,
     /// For renamed (stateless) requests: the id the client used.
     original_id: Option<RawId>,
+    progress: Option<RenamedToken>,
 }
 
-/// A request as it goes into the relay, and the id its client knows it by.
+/// A request as it goes into the relay, and what its client knows it by.
 pub struct OpenRequest {
     pub id: RawId,
     pub original_id: Option<RawId>,
+    pub progress: Option<RenamedToken>,
 }
+
+/// A stateless request's `progressToken`: the one the backend sees, and the client's.
+#[derive(Clone)]
+pub struct RenamedToken {
+    renamed: RawId,
+    original: RawId,
+}
+
+/// A stateless request's `_meta.progressToken` could not be renamed.
+#[derive(Debug, thiserror::Error)]
+#[error("the progressToken of request {0} could not be read")]
+pub struct UnreadableToken(pub String);
 
 impl Session {
     /// A session and the receiving ends of its relay link: what the client sends, and
@@ -83,6 +120,7 @@ impl Session {
         id: String,
         label: String,
         kind: SessionKind,
+        readers: SlowReaders,
     ) -> (Arc<Session>, mpsc::Receiver<Inbound>) {
         let (to_relay, from_client) = mpsc::channel(CHANNEL_CAPACITY);
         let mut streams = HashMap::new();
@@ -91,7 +129,8 @@ impl Session {
             _ => EventStyle::Resumable,
         };
         if kind != SessionKind::Stateless {
-            streams.insert(STANDALONE, EventStream::new(STANDALONE, style));
+            let standalone = EventStream::new(STANDALONE, style, &readers.budget);
+            streams.insert(STANDALONE, standalone);
         }
         let session = Arc::new(Session {
             id,
@@ -107,6 +146,7 @@ impl Session {
             last_active: Mutex::new(Instant::now()),
             next_renamed_id: AtomicU64::new(1),
             ended: AtomicBool::new(false),
+            readers,
         });
         (session, from_client)
     }
@@ -139,10 +179,43 @@ impl Session {
         self.ended.load(Ordering::Acquire)
     }
 
-    /// A fresh id for a request of a stateless client, unique in this session.
-    pub fn rename(&self) -> RawId {
+    /// Gives a stateless client's request a fresh id, unique in this session, and a
+    /// fresh progress token if it carries one: clients share one backend session, so a
+    /// client reusing another's id or token must not receive the other's answer or
+    /// progress. Other messages pass unchanged.
+    pub fn isolate(&self, message: &mut Message) -> Result<Option<OpenRequest>, UnreadableToken> {
+        let Message::Request { id, params, .. } = message else {
+            return Ok(None);
+        };
+        if self.kind != SessionKind::Stateless {
+            return Ok(Some(OpenRequest {
+                id: id.clone(),
+                original_id: None,
+                progress: None,
+            }));
+        }
         let n = self.next_renamed_id.fetch_add(1, Ordering::Relaxed);
-        jsonrpc::raw(n.to_string())
+        let renamed_id = jsonrpc::raw(n.to_string());
+        let mut progress = None;
+        if let Some(original) = ParamsMeta::progress_token(params.as_deref()) {
+            // The renamed id is unique in the session, so it serves as the token too.
+            let token = RenamedToken {
+                renamed: renamed_id.clone(),
+                original,
+            };
+            *params = params
+                .as_deref()
+                .and_then(|p| with_progress_token(p, token.renamed.clone()))
+                .map(Some)
+                .ok_or_else(|| UnreadableToken(id.get().to_owned()))?;
+            progress = Some(token);
+        }
+        let original_id = std::mem::replace(id, renamed_id);
+        Ok(Some(OpenRequest {
+            id: id.clone(),
+            original_id: Some(original_id),
+            progress,
+        }))
     }
 
     /// Passes a client message into the relay.
@@ -178,12 +251,15 @@ impl Session {
         requests: &[OpenRequest],
     ) -> Result<Listener, DuplicateId> {
         let mut routes = self.routes();
-        if let Some(taken) = requests
-            .iter()
-            .find(|r| routes.requests.contains_key(r.id.get()))
-        {
-            let shown = taken.original_id.as_ref().unwrap_or(&taken.id).get();
-            return Err(DuplicateId(shown.to_owned()));
+        let mut in_batch = HashSet::new();
+        for request in requests {
+            let shown = request.original_id.as_ref().unwrap_or(&request.id).get();
+            if !in_batch.insert(shown) {
+                return Err(DuplicateId::InBatch(shown.to_owned()));
+            }
+            if routes.requests.contains_key(request.id.get()) {
+                return Err(DuplicateId::InFlight(shown.to_owned()));
+            }
         }
         let stream_id = routes.next_stream;
         routes.next_stream += 1;
@@ -191,7 +267,7 @@ impl Session {
             SessionKind::Stateless => EventStyle::Plain,
             _ => EventStyle::Resumable,
         };
-        let mut stream = EventStream::new(stream_id, style);
+        let mut stream = EventStream::new(stream_id, style, &self.readers.budget);
         stream.open_requests = requests.len();
         let live = stream.attach(None);
         routes.streams.insert(stream_id, stream);
@@ -199,6 +275,7 @@ impl Session {
             let route = Route {
                 stream: stream_id,
                 original_id: request.original_id.clone(),
+                progress: request.progress.clone(),
             };
             routes.requests.insert(request.id.get().into(), route);
         }
@@ -231,6 +308,7 @@ impl Session {
     pub async fn dispatch(self: Arc<Self>, mut from_relay: mpsc::Receiver<Outbound>) {
         while let Some(outbound) = from_relay.recv().await {
             self.deliver(outbound);
+            self.make_room().await;
         }
         self.ended.store(true, Ordering::Release);
         for stream in self.routes().streams.values_mut() {
@@ -247,39 +325,97 @@ impl Session {
         }: Outbound,
     ) {
         let mut routes = self.routes();
+        let routed = self.kind != SessionKind::LegacySse;
         // An answer belongs to the request it answers, whatever tagged it.
-        let is_answer = matches!(message, Message::Response { .. } | Message::Error { .. });
-        let key = if is_answer {
-            message.id()
-        } else {
-            related.as_deref()
-        };
-        let route = match self.kind {
-            SessionKind::LegacySse => None,
-            _ => key.and_then(|key| routes.requests.get(key.get())),
-        };
-        let stream_id = route.map_or(STANDALONE, |route| route.stream);
-        if is_answer && let Some(route) = key.and_then(|key| routes.requests.remove(key.get())) {
+        if matches!(message, Message::Response { .. } | Message::Error { .. }) {
+            let route = message
+                .id()
+                .filter(|_| routed)
+                .and_then(|id| routes.requests.remove(id.get()));
+            let Some(route) = route else {
+                return self.write(&mut routes, STANDALONE, &message);
+            };
             if let Some(original) = route.original_id {
                 message = rename_answer(message, original);
             }
-            self.write(&mut routes, stream_id, &message);
-            let stream = routes.streams.get_mut(&stream_id);
-            if let Some(stream) = stream {
+            self.write(&mut routes, route.stream, &message);
+            if let Some(stream) = routes.streams.get_mut(&route.stream) {
                 stream.open_requests = stream.open_requests.saturating_sub(1);
                 if stream.open_requests == 0 {
                     stream.finish();
-                    retire(&mut routes, stream_id);
+                    retire(&mut routes, route.stream);
                 }
             }
             return;
         }
+        let route = related
+            .as_deref()
+            .filter(|_| routed)
+            .and_then(|id| routes.requests.get(id.get()));
+        let stream_id = route.map_or(STANDALONE, |route| route.stream);
+        if let Some(token) = route.and_then(|route| route.progress.clone()) {
+            message = restore_progress_token(message, &token);
+        }
         self.write(&mut routes, stream_id, &message);
     }
 
+    /// Backpressure: while the client has more unread events than it may (or the
+    /// listener's replay budget is spent and it has some), the session waits for it to
+    /// read, so the relay stops taking the backend's output. A client that does not
+    /// read within the patience gets errors in place of the answers it left unread.
+    async fn make_room(&self) {
+        let started = Instant::now();
+        let budget = &self.readers.budget;
+        // Once the session has ended nobody can resume its streams: nothing to wait for.
+        while !self.is_ended() {
+            if budget.is_over() {
+                budget.evict_taken();
+            }
+            let unread = self.unread_bytes();
+            if unread <= SESSION_UNREAD_BYTES && (unread == 0 || !budget.is_over()) {
+                return;
+            }
+            let patience = self.readers.patience;
+            if started.elapsed() >= patience {
+                let why = format!(
+                    "the client did not read its event stream for {patience:?} while {unread} bytes waited for it (the proxy holds {} of at most {} bytes of events)",
+                    budget.used(),
+                    budget.limit()
+                );
+                let (answers, others) = self.fail_unread(&why);
+                tracing::warn!(
+                    session = %self.label,
+                    "{why}: {answers} answers replaced by errors, {others} other messages dropped"
+                );
+                return;
+            }
+            tokio::time::sleep(ROOM_POLL).await;
+        }
+    }
+
+    fn unread_bytes(&self) -> usize {
+        self.routes()
+            .streams
+            .values()
+            .map(EventStream::unread_bytes)
+            .sum()
+    }
+
+    fn fail_unread(&self, why: &str) -> (usize, usize) {
+        self.routes()
+            .streams
+            .values_mut()
+            .map(|stream| stream.fail_unread(why))
+            .fold((0, 0), |(a, o), (a2, o2)| (a + a2, o + o2))
+    }
+
     fn write(&self, routes: &mut Routes, stream_id: u64, message: &Message) {
+        let answers = match message {
+            Message::Response { id, .. } | Message::Error { id, .. } => Some(&**id),
+            _ => None,
+        };
         match routes.streams.get_mut(&stream_id) {
-            Some(stream) => stream.push(&message.to_json()),
+            Some(stream) => stream.push(&message.to_json(), answers),
             None => tracing::debug!(
                 session = %self.label,
                 method = message.method().unwrap_or("-"),
@@ -349,6 +485,35 @@ fn retire(routes: &mut Routes, stream_id: u64) {
     }
 }
 
+/// `params` with `_meta.progressToken` set to `token`, other members kept in order.
+fn with_progress_token(params: &RawValue, token: RawId) -> Option<Box<RawValue>> {
+    let mut members: IndexMap<String, Box<RawValue>> = serde_json::from_str(params.get()).ok()?;
+    let meta = jsonrpc::replace_member(members.get("_meta")?, "progressToken", token)?;
+    members.insert("_meta".to_owned(), meta);
+    serde_json::value::to_raw_value(&members).ok()
+}
+
+/// A progress notification for a renamed token gets the client's token back.
+fn restore_progress_token(message: Message, token: &RenamedToken) -> Message {
+    match message {
+        Message::Notification {
+            method,
+            params: Some(params),
+        } if method == PROGRESS
+            && jsonrpc::notification_progress_token(Some(&params))
+                .is_some_and(|t| t.get() == token.renamed.get()) =>
+        {
+            let params = jsonrpc::replace_member(&params, "progressToken", token.original.clone())
+                .unwrap_or(params);
+            Message::Notification {
+                method,
+                params: Some(params),
+            }
+        }
+        other => other,
+    }
+}
+
 fn rename_answer(message: Message, original: RawId) -> Message {
     match message {
         Message::Response { result, .. } => Message::Response {
@@ -383,5 +548,95 @@ impl Drop for ListenerGuard {
         if let Some(session) = self.session.upgrade() {
             session.listener_gone(self.stream);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(id: &str, params: &str) -> Message {
+        Message::Request {
+            id: jsonrpc::raw(id),
+            method: "tools/call".into(),
+            params: Some(jsonrpc::raw(params)),
+        }
+    }
+
+    fn progress(token: &str) -> Outbound {
+        let params = format!(r#"{{"progressToken":{token},"progress":1}}"#);
+        Outbound {
+            message: Message::Notification {
+                method: PROGRESS.into(),
+                params: Some(jsonrpc::raw(params)),
+            },
+            related: Some(jsonrpc::raw(token)),
+        }
+    }
+
+    fn received(listener: &mut Listener) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(Some(event)) = listener.live.next_now() {
+            out.push(String::from_utf8_lossy(&event).into_owned());
+        }
+        out
+    }
+
+    fn readers() -> SlowReaders {
+        SlowReaders {
+            budget: ReplayBudget::new(usize::MAX),
+            patience: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn stateless_clients_reusing_a_progress_token_get_only_their_own_progress() {
+        let (session, _to_relay) =
+            Session::new("s".into(), "test".into(), SessionKind::Stateless, readers());
+        let mut streams = Vec::new();
+        let mut backend_tokens = Vec::new();
+        for _ in 0..2 {
+            let mut message = request(
+                "1",
+                r#"{"name":"t","_meta":{"progressToken":"same","x":1}}"#,
+            );
+            let open = session.isolate(&mut message).unwrap().unwrap();
+            let Message::Request { params, .. } = &message else {
+                unreachable!()
+            };
+            let token = ParamsMeta::progress_token(params.as_deref()).unwrap();
+            assert_ne!(token.get(), r#""same""#, "the backend sees a renamed token");
+            assert!(params.as_deref().unwrap().get().contains(r#""x":1"#));
+            backend_tokens.push(token.get().to_owned());
+            streams.push(session.open_request_stream(&[open]).unwrap());
+        }
+        assert_ne!(backend_tokens[0], backend_tokens[1]);
+        session.deliver(progress(&backend_tokens[0]));
+        let first = received(&mut streams[0]);
+        assert_eq!(first.len(), 1);
+        assert!(first[0].contains(r#""progressToken":"same""#), "{first:?}");
+        assert!(
+            received(&mut streams[1]).is_empty(),
+            "no progress of the other client"
+        );
+    }
+
+    #[test]
+    fn a_batch_reusing_an_id_is_refused() {
+        let (session, _to_relay) = Session::new(
+            "s".into(),
+            "test".into(),
+            SessionKind::Streamable,
+            readers(),
+        );
+        let mut batch = [request("7", "{}"), request("7", "{}")];
+        let open: Vec<OpenRequest> = batch
+            .iter_mut()
+            .map(|m| session.isolate(m).unwrap().unwrap())
+            .collect();
+        assert_eq!(
+            session.open_request_stream(&open).err(),
+            Some(DuplicateId::InBatch("7".into()))
+        );
     }
 }

@@ -11,16 +11,16 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::header::{ACCEPT, AUTHORIZATION};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
 use super::ServerState;
+use super::body::PostBody;
 use super::events::parse_event_id;
 use super::reply::{Rejection, empty, event_stream, json, rpc_error};
-use super::session::{OpenRequest, Session, SessionKind};
+use super::session::{Session, SessionKind};
 use super::table::StartError;
 use crate::framing::Frame;
 use crate::jsonrpc::{
@@ -32,6 +32,7 @@ use crate::transport::mcp_http::{
 };
 use crate::transport::upstream::ConnectContext;
 
+const CANCELLED: &str = "notifications/cancelled";
 /// The 2026-07-28 error for headers that disagree with the body.
 const HEADER_MISMATCH: i64 = -32020;
 /// What the SDKs' 2025 servers answer a request without its session id.
@@ -40,7 +41,7 @@ const SESSION_REQUIRED: i64 = -32000;
 pub async fn post(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
-    body: Bytes,
+    PostBody(body, _held_until_handled): PostBody,
 ) -> Response {
     let checked = check_version_header(&headers)
         .and_then(|()| parse_messages(&body, state.settings.max_message_bytes))
@@ -105,15 +106,36 @@ pub async fn relay_post(
     mut messages: Vec<Message>,
     headers: Option<ProtocolHeaders>,
 ) -> Response {
+    let stateless = session.kind == SessionKind::Stateless;
+    if stateless {
+        // A sessionless client has no identity: nothing ties a `requestId` to the
+        // requests it sent, and in the shared backend session it would name another
+        // client's request. 2026-07-28 cancels by closing the response stream (which
+        // the session turns into a cancellation it knows the owner of), so the
+        // notification is not expected; it is ignored, as unknown ids may be.
+        messages.retain(|m| {
+            let cancel = m.method() == Some(CANCELLED) && m.id().is_none();
+            if cancel {
+                tracing::debug!(
+                    "ignored notifications/cancelled without a session: close the response stream to cancel"
+                );
+            }
+            !cancel
+        });
+    }
     let mut requests = Vec::new();
     for message in &mut messages {
-        if let Message::Request { id, .. } = message {
-            let original_id = (session.kind == SessionKind::Stateless)
-                .then(|| std::mem::replace(id, session.rename()));
-            requests.push(OpenRequest {
-                id: id.clone(),
-                original_id,
-            });
+        match session.isolate(message) {
+            Ok(Some(request)) => requests.push(request),
+            Ok(None) => {}
+            Err(e) => {
+                return rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    None,
+                    INVALID_REQUEST,
+                    e.to_string(),
+                );
+            }
         }
     }
     let listener = if requests.is_empty() {
@@ -282,7 +304,8 @@ pub fn parse_messages(body: &[u8], max_message_bytes: usize) -> Result<Vec<Messa
                     INVALID_REQUEST,
                     format!("message of {len} bytes exceeds the limit of {limit} bytes"),
                 )
-                .with_id(id));
+                .with_id(id)
+                .with_data(serde_json::json!({ "size": len, "limit": limit })));
             }
         }
     }
@@ -332,6 +355,8 @@ fn check_shared_backend_request(
     for message in messages {
         let (id, method, params) = match message {
             Message::Request { id, method, params } => (Some(id), method, params.as_deref()),
+            // Ignored without a session (see `relay_post`), so it pins nothing.
+            Message::Notification { method, .. } if method == CANCELLED => continue,
             Message::Notification { method, params } => (None, method, params.as_deref()),
             _ => continue,
         };
@@ -354,11 +379,13 @@ fn check_shared_backend_request(
             method.as_str(),
             "tools/call" | "resources/read" | "prompts/get"
         );
+        // They describe one message; a batch (not part of 2026-07-28) has none to check.
+        let single = messages.len() == 1;
         let missing = [
             (header_version.is_none(), "MCP-Protocol-Version"),
-            (!headers.contains_key(MCP_METHOD), "Mcp-Method"),
+            (single && !headers.contains_key(MCP_METHOD), "Mcp-Method"),
             (
-                id.is_some() && name_required && !headers.contains_key(MCP_NAME),
+                single && id.is_some() && name_required && !headers.contains_key(MCP_NAME),
                 "Mcp-Name",
             ),
         ]

@@ -8,14 +8,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 
 use super::ServerState;
 use super::session::{Session, SessionKind};
 use crate::relay::{RelayConfig, RelayEnd, SessionRelay};
+use crate::transport::Link;
 use crate::transport::upstream::ConnectContext;
-use crate::transport::{CHANNEL_CAPACITY, Link};
 
+/// Messages the relay may queue for a session's streams: few, so that when the session
+/// waits for a slow reader the relay soon waits too, instead of queueing answers.
+const TO_CLIENT_QUEUE: usize = 16;
 /// Once a relay has ended, how long an exiting backend process has before SIGTERM.
 const EXIT_WAIT: Duration = Duration::from_millis(200);
 
@@ -28,9 +31,12 @@ pub enum StartError {
     Backend(anyhow::Error),
 }
 
-#[derive(Default)]
 pub struct SessionTable {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
+    /// One permit per session (stateless aside), taken before its backend starts and
+    /// given back once the backend has been reaped, so the cap bounds live backends.
+    slots: Arc<Semaphore>,
+    max_sessions: usize,
     /// The one session shared by clients that send no session id (2026-07-28).
     stateless: Mutex<Option<Arc<Session>>>,
     next_label: AtomicU64,
@@ -47,6 +53,18 @@ fn new_session_id() -> String {
 }
 
 impl SessionTable {
+    pub fn new(max_sessions: usize) -> Self {
+        SessionTable {
+            sessions: Mutex::default(),
+            slots: Arc::new(Semaphore::new(max_sessions)),
+            max_sessions,
+            stateless: Mutex::default(),
+            next_label: AtomicU64::default(),
+            running: AtomicUsize::default(),
+            stopped: Notify::new(),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Session>>> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -78,10 +96,15 @@ impl SessionTable {
         kind: SessionKind,
         context: &ConnectContext,
     ) -> Result<Arc<Session>, StartError> {
-        let limit = state.config.max_sessions;
-        if kind != SessionKind::Stateless && self.lock().len() >= limit {
-            return Err(StartError::Full(limit));
-        }
+        let slot = match kind {
+            SessionKind::Stateless => None,
+            _ => Some(
+                self.slots
+                    .clone()
+                    .try_acquire_owned()
+                    .map_err(|_| StartError::Full(self.max_sessions))?,
+            ),
+        };
         let (backend, guard) = state
             .settings
             .upstream
@@ -93,8 +116,9 @@ impl SessionTable {
             SessionKind::Streamable => format!("http-{n}"),
             SessionKind::LegacySse => format!("sse-{n}"),
         };
-        let (session, from_client) = Session::new(new_session_id(), label.clone(), kind);
-        let (to_client, from_relay) = mpsc::channel(CHANNEL_CAPACITY);
+        let (session, from_client) =
+            Session::new(new_session_id(), label.clone(), kind, state.readers.clone());
+        let (to_client, from_relay) = mpsc::channel(TO_CLIENT_QUEUE);
         let dispatcher = tokio::spawn(session.clone().dispatch(from_relay));
         let client = Link {
             inbound: from_client,
@@ -118,6 +142,8 @@ impl SessionTable {
         tokio::spawn(async move {
             let end = relay.run(std::future::pending()).await;
             guard.shutdown(EXIT_WAIT).await;
+            // The backend is reaped (or beyond reach of signals): its slot is free.
+            drop(slot);
             let table = &state.sessions;
             table.forget(&ended);
             match end {
