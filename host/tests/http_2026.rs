@@ -300,3 +300,26 @@ async fn plugin_rewrites_a_stateless_tools_call_and_its_headers_follow() {
 fn toml_string(text: &str) -> String {
     serde_json::to_string(text).expect("a string")
 }
+
+/// Item 3: an unsupported `MCP-Protocol-Version` is the backend's to refuse: its
+/// -32022 with `data.supported` and `data.requested` comes back with the request's id.
+#[tokio::test]
+async fn unsupported_version_gets_the_backends_error_with_the_request_id() {
+    let (_proxy, base) = stdio_proxy();
+    let mut discover = modern(301, "server/discover", json!({}));
+    discover["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!("v999.0.0");
+    let headers = vec![
+        ("mcp-protocol-version", "v999.0.0".to_owned()),
+        ("mcp-method", "server/discover".to_owned()),
+    ];
+    let answer = post(&base, &headers, &discover).await;
+    let error = &answer.response(301)["error"];
+    assert_eq!(error["code"], -32022, "{answer:?}");
+    assert_eq!(error["data"]["requested"], "v999.0.0", "{answer:?}");
+    assert!(
+        error["data"]["supported"]
+            .as_array()
+            .is_some_and(|v| v.contains(&json!("2026-07-28"))),
+        "{answer:?}"
+    );
+}

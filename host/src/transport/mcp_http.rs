@@ -205,17 +205,6 @@ pub fn decode_header_value(value: &str) -> Option<String> {
     }
 }
 
-/// Whether `version` looks like an MCP protocol version (`YYYY-MM-DD`). The proxy does
-/// not judge which versions are supported: that is for the client and backend to agree.
-pub fn is_version_shaped(version: &str) -> bool {
-    let bytes = version.as_bytes();
-    bytes.len() == 10
-        && bytes.iter().enumerate().all(|(i, b)| match i {
-            4 | 7 => *b == b'-',
-            _ => b.is_ascii_digit(),
-        })
-}
-
 /// Whether the handshake-era lifecycle applies to `version` (sessions, GET stream,
 /// server-to-client requests), as opposed to 2026-07-28 and later.
 pub fn has_sessions(version: &str) -> bool {
@@ -403,9 +392,6 @@ mod tests {
 
     #[test]
     fn version_shape() {
-        assert!(is_version_shaped("2025-11-25"));
-        assert!(!is_version_shaped("2025-11-2x"));
-        assert!(!is_version_shaped("latest"));
         assert!(has_sessions("2025-11-25"));
         assert!(!has_sessions("2026-07-28"));
     }

@@ -43,9 +43,13 @@ pub async fn post(
     headers: HeaderMap,
     PostBody(body, _held_until_handled): PostBody,
 ) -> Response {
-    let checked = check_version_header(&headers)
-        .and_then(|()| parse_messages(&body, state.settings.max_message_bytes))
-        .and_then(|messages| check_mirrored_headers(&headers, &messages).map(|()| messages));
+    // Parsed first, so that every refusal names the request it refuses.
+    let checked = parse_messages(&body, state.settings.max_message_bytes).and_then(|messages| {
+        check_version_header(&headers)
+            .map_err(|rejection| rejection.with_id(first_request_id(&messages)))
+            .and_then(|()| check_mirrored_headers(&headers, &messages))
+            .map(|()| messages)
+    });
     let messages = match checked {
         Ok(messages) => messages,
         Err(rejection) => return rejection.into_response(),
@@ -413,16 +417,16 @@ fn check_shared_backend_request(
     Ok(())
 }
 
-/// A malformed `MCP-Protocol-Version` is refused; which versions are supported is for
-/// the client and the backend to settle, so the proxy does not narrow it.
+/// An `MCP-Protocol-Version` that cannot be forwarded (not visible ASCII) is refused as
+/// a malformed required header (-32020). Which versions are supported is the backend's
+/// verdict (its -32022 names them), so the proxy does not narrow it.
 fn check_version_header(headers: &HeaderMap) -> Result<(), Rejection> {
     match headers.get(PROTOCOL_VERSION).map(|v| v.to_str()) {
-        None => Ok(()),
-        Some(Ok(version)) if mcp_http::is_version_shaped(version) => Ok(()),
-        Some(_) => Err(Rejection::new(
+        None | Some(Ok(_)) => Ok(()),
+        Some(Err(_)) => Err(Rejection::new(
             StatusCode::BAD_REQUEST,
-            INVALID_REQUEST,
-            "invalid MCP-Protocol-Version header",
+            HEADER_MISMATCH,
+            "Header mismatch: MCP-Protocol-Version is not visible ASCII",
         )),
     }
 }
