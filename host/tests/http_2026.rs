@@ -304,7 +304,7 @@ fn toml_string(text: &str) -> String {
 /// Item 3: an unsupported `MCP-Protocol-Version` is the backend's to refuse: its
 /// -32022 with `data.supported` and `data.requested` comes back with the request's id.
 #[tokio::test]
-async fn unsupported_version_gets_the_backends_error_with_the_request_id() {
+async fn unsupported_version_gets_32022_naming_supported_and_requested_with_the_id() {
     let (_proxy, base) = stdio_proxy();
     let mut discover = modern(301, "server/discover", json!({}));
     discover["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!("v999.0.0");
@@ -313,6 +313,7 @@ async fn unsupported_version_gets_the_backends_error_with_the_request_id() {
         ("mcp-method", "server/discover".to_owned()),
     ];
     let answer = post(&base, &headers, &discover).await;
+    assert_eq!(answer.status, 400, "{answer:?}");
     let error = &answer.response(301)["error"];
     assert_eq!(error["code"], -32022, "{answer:?}");
     assert_eq!(error["data"]["requested"], "v999.0.0", "{answer:?}");
@@ -322,4 +323,150 @@ async fn unsupported_version_gets_the_backends_error_with_the_request_id() {
             .is_some_and(|v| v.contains(&json!("2026-07-28"))),
         "{answer:?}"
     );
+}
+
+/// Item 1 and 6: a sessionless request answered at once gets one JSON body with the
+/// status the spec gives its answer (404 for -32601, 400 for -32022, 200 otherwise);
+/// one that streams a notification first gets SSE. Over both kinds of backend.
+#[tokio::test]
+async fn sessionless_answers_carry_their_status_and_are_json_when_immediate() {
+    let (_http_backend, backend) = python_http_backend(&[]);
+    let (_http_proxy, via_http) = proxy(&["--", &format!("{backend}/mcp")]);
+    let (_stdio_proxy, via_stdio) = stdio_proxy();
+    for base in [via_http, via_stdio] {
+        let unknown = modern(601, "unknown/method", json!({}));
+        let answer = post(&base, &modern_headers(&unknown), &unknown).await;
+        assert_eq!(answer.status, 404, "{base}: {answer:?}");
+        assert_eq!(
+            answer.content_type, "application/json",
+            "{base}: {answer:?}"
+        );
+        assert_eq!(
+            answer.response(601)["error"]["code"],
+            -32601,
+            "{base}: {answer:?}"
+        );
+
+        let call = modern(
+            602,
+            "tools/call",
+            json!({"name": "echo", "arguments": {"text": "json"}}),
+        );
+        let answer = post(&base, &modern_headers(&call), &call).await;
+        assert_eq!(answer.status, 200, "{base}: {answer:?}");
+        assert_eq!(
+            answer.content_type, "application/json",
+            "{base}: {answer:?}"
+        );
+        assert_eq!(
+            answer.response(602)["result"]["content"][0]["text"],
+            "json",
+            "{base}: {answer:?}"
+        );
+        assert!(answer.session.is_none(), "{base}: {answer:?}");
+
+        let mut progress = modern(
+            603,
+            "tools/call",
+            json!({"name": "progress", "arguments": {"steps": 2}}),
+        );
+        progress["params"]["_meta"]["progressToken"] = json!("p");
+        let answer = post(&base, &modern_headers(&progress), &progress).await;
+        assert_eq!(answer.status, 200, "{base}: {answer:?}");
+        assert!(
+            answer.content_type.starts_with("text/event-stream"),
+            "{base}: {answer:?}"
+        );
+        assert_eq!(answer.messages.len(), 3, "{base}: {answer:?}");
+        assert!(
+            answer.response(603)["result"].is_object(),
+            "{base}: {answer:?}"
+        );
+    }
+}
+
+/// Item 5: a 2026-07-28 `initialize` without a session is a removed method (404
+/// -32601), opens no session and holds no slot: with `--max-sessions 1`, a handshake
+/// client still gets in after several of them.
+#[tokio::test]
+async fn a_2026_initialize_opens_no_session() {
+    let (_http_backend, backend) = python_http_backend(&[]);
+    let (_http_proxy, via_http) = proxy(&["--max-sessions", "1", "--", &format!("{backend}/mcp")]);
+    let mut args = vec!["--max-sessions".to_owned(), "1".to_owned(), "--".to_owned()];
+    args.extend(full_server());
+    let (_stdio_proxy, via_stdio) = proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    for base in [via_http, via_stdio] {
+        for id in 1..=3 {
+            let initialize = modern(
+                id,
+                "initialize",
+                json!({"protocolVersion": "2026-07-28", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}),
+            );
+            let answer = post(&base, &modern_headers(&initialize), &initialize).await;
+            assert_eq!(answer.status, 404, "{base}: {answer:?}");
+            assert_eq!(
+                answer.response(id)["error"]["code"],
+                -32601,
+                "{base}: {answer:?}"
+            );
+            assert!(answer.session.is_none(), "{base}: {answer:?}");
+        }
+        let handshake = json!({"jsonrpc": "2.0", "id": 9, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}});
+        let answer = post(&base, &[], &handshake).await;
+        assert_eq!(answer.status, 200, "{base}: {answer:?}");
+        assert!(answer.session.is_some(), "{base}: {answer:?}");
+        assert_eq!(
+            answer.response(9)["result"]["protocolVersion"],
+            "2025-11-25",
+            "{base}: {answer:?}"
+        );
+    }
+}
+
+/// Item 6: a 2025-era session's streams start with a priming event (an id to resume
+/// from, `retry`, empty data), and resuming from it replays the whole stream.
+#[tokio::test]
+async fn handshake_era_streams_start_with_a_priming_event() {
+    let (_proxy, base) = stdio_proxy();
+    let client = reqwest::Client::new();
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}});
+    let response = client
+        .post(format!("{base}/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(initialize.to_string())
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), 200);
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let text = response.text().await.expect("body");
+    let first = text.split("\n\n").next().unwrap_or_default();
+    let lines: Vec<&str> = first.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    let id = lines[0].strip_prefix("id: ").expect("an id first");
+    assert!(id.ends_with("-0"), "{text}");
+    assert_eq!(lines[1], "retry: 1000", "{text}");
+    assert_eq!(lines[2].trim_end(), "data:", "{text}");
+
+    let resumed = client
+        .get(format!("{base}/mcp"))
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("last-event-id", id)
+        .timeout(std::time::Duration::from_secs(20))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(resumed.status(), 200);
+    let replayed = resumed.text().await.expect("replay");
+    assert!(
+        replayed.contains("\"protocolVersion\":\"2025-11-25\""),
+        "resuming from the priming event replays the answer: {replayed}"
+    );
+    assert!(!replayed.contains("retry:"), "{replayed}");
 }

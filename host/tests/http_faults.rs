@@ -96,15 +96,19 @@ async fn post(
         .post(format!("{base}/mcp"))
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream");
+    let body = body.into();
+    let handshake = serde_json::from_str::<Value>(&body).is_ok_and(|b| b["method"] == "initialize");
     request = match session {
         Some(id) => request
             .header("mcp-session-id", id)
             .header("mcp-protocol-version", "2025-11-25"),
+        // A 2025-era handshake: no version to claim yet.
+        None if handshake => request,
         None => {
             // A complete 2026-07-28 request: the `_meta` envelope in each message and,
             // for one message, the `Mcp-Method` header (the shared stdio backend only
             // ever sees such requests).
-            let body = with_envelopes(&body.into());
+            let body = with_envelopes(&body);
             let parsed: Value = serde_json::from_str(&body).expect("a JSON body");
             if let Some(method) = parsed["method"].as_str() {
                 request = request.header("mcp-method", method.to_owned());
@@ -117,7 +121,7 @@ async fn post(
                 .expect("POST");
         }
     };
-    request.body(body.into()).send().await.expect("POST")
+    request.body(body).send().await.expect("POST")
 }
 
 /// `body` with the 2026-07-28 `_meta` envelope in each of its messages.

@@ -30,6 +30,9 @@ pub const JSON: &str = "application/json";
 /// The first revision without `initialize`, where each request carries its own
 /// protocol version in `_meta` and HTTP has no sessions.
 pub const FIRST_STATELESS_VERSION: &str = "2026-07-28";
+/// The revisions without sessions interpose serves itself (as the HTTP server in front
+/// of a stdio backend).
+pub const STATELESS_VERSIONS: &[&str] = &[FIRST_STATELESS_VERSION];
 
 /// Turns a complete HTTP body (one message or a batch) into frames, with the same cap
 /// and the same errors as the line framing of stdio.
@@ -232,6 +235,13 @@ pub fn sse_event(id: Option<&str>, event: Option<&str>, data: &str) -> Bytes {
     }
     out.extend_from_slice(b"\n");
     out.freeze()
+}
+
+/// The event a resumable stream starts with: its id is the client's first cursor (so it
+/// can resume even before any message came), `retry` how long to wait before doing so,
+/// and the data is empty so there is nothing to deliver.
+pub fn sse_priming_event(id: &str, retry_ms: u64) -> Bytes {
+    Bytes::from(format!("id: {id}\nretry: {retry_ms}\ndata: \n\n"))
 }
 
 /// An SSE comment: keeps idle connections open and finds dead ones.

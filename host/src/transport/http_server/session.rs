@@ -534,6 +534,13 @@ pub struct Listener {
     _guard: ListenerGuard,
 }
 
+impl Listener {
+    /// The id of the stream this listener reads.
+    pub fn stream(&self) -> u64 {
+        self._guard.stream
+    }
+}
+
 /// Tells the session when the response body reading a stream is dropped.
 struct ListenerGuard {
     session: Weak<Session>,
@@ -571,6 +578,7 @@ mod tests {
                 params: Some(jsonrpc::raw(params)),
             },
             related: Some(jsonrpc::raw(token)),
+            headers: None,
         }
     }
 

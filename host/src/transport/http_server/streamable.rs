@@ -10,21 +10,24 @@
 //! - DELETE ends the session.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION};
 use http::{HeaderMap, HeaderValue, StatusCode};
+use serde_json::value::RawValue;
 
 use super::ServerState;
 use super::body::PostBody;
-use super::events::parse_event_id;
+use super::events::{event_id, parse_event_id};
 use super::reply::{Rejection, empty, event_stream, json, rpc_error};
-use super::session::{Session, SessionKind};
+use super::session::{Listener, Session, SessionKind};
 use super::table::StartError;
 use crate::framing::Frame;
 use crate::jsonrpc::{
-    BACKEND_UNAVAILABLE, ErrorObject, INVALID_PARAMS, INVALID_REQUEST, Message, RawId,
+    BACKEND_UNAVAILABLE, ErrorObject, INVALID_PARAMS, INVALID_REQUEST, Message, PARSE_ERROR, RawId,
 };
 use crate::transport::ProtocolHeaders;
 use crate::transport::mcp_http::{
@@ -35,6 +38,12 @@ use crate::transport::upstream::ConnectContext;
 const CANCELLED: &str = "notifications/cancelled";
 /// The 2026-07-28 error for headers that disagree with the body.
 const HEADER_MISMATCH: i64 = -32020;
+/// 2026-07-28 `MissingRequiredClientCapabilityError`.
+const MISSING_CAPABILITY: i64 = -32021;
+/// JSON-RPC "Method not found".
+const METHOD_NOT_FOUND: i64 = -32601;
+/// 2026-07-28 `UnsupportedProtocolVersionError`.
+const UNSUPPORTED_VERSION: i64 = -32022;
 /// What the SDKs' 2025 servers answer a request without its session id.
 const SESSION_REQUIRED: i64 = -32000;
 
@@ -60,7 +69,8 @@ pub async fn post(
             Some(session) => session,
             None => return session_not_found(),
         },
-        None if is_initialize(&messages) => {
+        // A 2026-07-28 `initialize` is a removed method, not a handshake: no session.
+        None if is_initialize(&messages) && !claims_stateless_era(&headers, &messages) => {
             let context = connect_context(&state, &headers);
             match state
                 .sessions
@@ -81,17 +91,15 @@ pub async fn post(
                 "a response needs the Mcp-Session-Id of the session it belongs to",
             );
         }
-        None => match check_shared_backend_request(&state, &headers, &messages)
-            .map_err(Rejection::into_response)
-            .and_then(|()| {
-                state
-                    .sessions
-                    .stateless(&state)
-                    .map_err(|e| start_failed(&e, first_request_id(&messages)))
-            }) {
-            Ok(session) => session,
-            Err(response) => return response,
-        },
+        None => {
+            if let Err(rejection) = check_shared_backend_request(&state, &headers, &messages) {
+                return rejection.into_response();
+            }
+            match state.sessions.stateless(&state) {
+                Ok(session) => session,
+                Err(e) => return start_failed(&e, first_request_id(&messages)),
+            }
+        }
     };
     session.touch();
     // Sessionless requests reach an HTTP backend with the client's own protocol headers.
@@ -163,8 +171,86 @@ pub async fn relay_post(
         }
     }
     match listener {
-        Some(listener) => event_stream(None, listener),
+        Some(listener) if stateless && requests.len() == 1 => answer_or_stream(listener).await,
+        // 2026-07-28 streams cannot be resumed: no ids, no priming event.
+        Some(listener) if stateless => event_stream(None, listener),
+        Some(listener) => {
+            let first = priming_event(&listener);
+            event_stream(Some(first), listener)
+        }
         None => empty(StatusCode::ACCEPTED),
+    }
+}
+
+/// How long a client should wait before resuming a broken stream, in the priming event.
+const RETRY_MS: u64 = 1000;
+
+/// The priming event of a new (resumable, 2025-era) stream: `{stream}-0`, from which a
+/// client that loses the connection resumes and gets everything.
+fn priming_event(listener: &Listener) -> Bytes {
+    mcp_http::sse_priming_event(&event_id(listener.stream(), 0), RETRY_MS)
+}
+
+/// How long a sessionless request's response head waits for its answer, to send it
+/// as JSON; after that the client gets the SSE stream (and its keep-alives) at once.
+const JSON_PATIENCE: Duration = Duration::from_secs(2);
+
+/// A sessionless (2026-07-28) request is answered the way the SDK's `responseMode:
+/// 'auto'` does: when its first item is its answer, as JSON with the HTTP status the
+/// spec gives that answer; when a notification comes first (or nothing within
+/// [`JSON_PATIENCE`]), as an SSE stream.
+async fn answer_or_stream(mut listener: Listener) -> Response {
+    let first = match tokio::time::timeout(JSON_PATIENCE, listener.live.recv()).await {
+        Ok(Some(first)) => first,
+        Ok(None) | Err(_) => return event_stream(None, listener),
+    };
+    match sse_data(&first).and_then(|data| answer_status(&data).map(|status| (data, status))) {
+        Some((answer, status)) => json(status, answer),
+        None => event_stream(Some(first), listener),
+    }
+}
+
+/// The data of one SSE event as written by `mcp_http::sse_event`.
+fn sse_data(event: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(event).ok()?;
+    let lines: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
+/// For an answer (result or error), its HTTP status: what the spec (and the SDK's
+/// `httpStatusForErrorCode`) gives an error code that is about the request itself,
+/// 200 for results and for errors a handler gave in-band. `None` for anything else.
+fn answer_status(data: &str) -> Option<StatusCode> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        id: Option<serde::de::IgnoredAny>,
+        method: Option<serde::de::IgnoredAny>,
+        result: Option<serde::de::IgnoredAny>,
+        error: Option<Code>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Code {
+        code: i64,
+    }
+    let answer: Answer = serde_json::from_str(data).ok()?;
+    if answer.id.is_none() || answer.method.is_some() {
+        return None;
+    }
+    match answer.error {
+        Some(Code { code }) => Some(status_for_error(code)),
+        None => answer.result.map(|_| StatusCode::OK),
+    }
+}
+
+fn status_for_error(code: i64) -> StatusCode {
+    match code {
+        METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+        PARSE_ERROR | INVALID_REQUEST | HEADER_MISMATCH | MISSING_CAPABILITY
+        | UNSUPPORTED_VERSION => StatusCode::BAD_REQUEST,
+        _ => StatusCode::OK,
     }
 }
 
@@ -202,12 +288,16 @@ pub async fn get(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> R
         .get(LAST_EVENT_ID)
         .and_then(|v| v.to_str().ok())
         .and_then(parse_event_id);
+    // A resumed stream continues from the client's cursor: no new priming event.
     let listener = match resume {
-        Some((stream, seq)) => session.resume(stream, seq),
-        None => session.listen(),
+        Some((stream, seq)) => session.resume(stream, seq).map(|l| (l, None)),
+        None => session.listen().map(|l| {
+            let first = priming_event(&l);
+            (l, Some(first))
+        }),
     };
     match listener {
-        Some(listener) => event_stream(None, listener),
+        Some((listener, first)) => event_stream(first, listener),
         None => rpc_error(
             StatusCode::NOT_FOUND,
             None,
@@ -352,9 +442,7 @@ fn check_shared_backend_request(
     headers: &HeaderMap,
     messages: &[Message],
 ) -> Result<(), Rejection> {
-    if state.settings.upstream.judges_each_request() {
-        return Ok(());
-    }
+    let per_request = state.settings.upstream.judges_each_request();
     let header_version = headers.get(PROTOCOL_VERSION).and_then(|v| v.to_str().ok());
     for message in messages {
         let (id, method, params) = match message {
@@ -365,9 +453,25 @@ fn check_shared_backend_request(
             _ => continue,
         };
         let meta_version = mcp_http::meta_protocol_version(params);
-        let claims_stateless = header_version
-            .or(meta_version.as_deref())
-            .is_some_and(|v| !mcp_http::has_sessions(v));
+        let claims_stateless = claims_stateless(header_version, params);
+        if per_request {
+            // The backend judges the rest, but its status does not come back to us:
+            // a malformed envelope is refused here, with the 400 the spec asks for.
+            if claims_stateless {
+                check_envelope(id, params)?;
+            }
+            continue;
+        }
+        if id.is_some() && method == "initialize" {
+            // What a stdio server pinned to 2026-07-28 answers, said before the
+            // request could reach it first.
+            return Err(Rejection::new(
+                StatusCode::NOT_FOUND,
+                METHOD_NOT_FOUND,
+                "Method not found: initialize (2026-07-28 has no handshake; use server/discover)",
+            )
+            .with_id(id.cloned()));
+        }
         if !claims_stateless {
             return Err(Rejection::new(
                 StatusCode::BAD_REQUEST,
@@ -403,18 +507,58 @@ fn check_shared_backend_request(
             )
             .with_id(id.cloned()));
         }
-        if id.is_some()
-            && let Some(problem) = mcp_http::envelope_problem(params)
+        check_envelope(id, params)?;
+        // A stdio server does not judge the version of each request (its connection
+        // has one era), so the HTTP server of record, interpose, does: the revisions
+        // without sessions that it serves.
+        if let Some(requested) = header_version
+            .or(meta_version.as_deref())
+            .filter(|v| !mcp_http::STATELESS_VERSIONS.contains(v))
         {
             return Err(Rejection::new(
                 StatusCode::BAD_REQUEST,
-                INVALID_PARAMS,
-                format!("Invalid params: {problem}"),
+                UNSUPPORTED_VERSION,
+                format!("Unsupported protocol version: {requested}"),
             )
+            .with_data(serde_json::json!({
+                "supported": mcp_http::STATELESS_VERSIONS,
+                "requested": requested,
+            }))
             .with_id(id.cloned()));
         }
     }
     Ok(())
+}
+
+/// Whether a message says it is 2026-07-28 or later (header or `_meta`).
+fn claims_stateless(header_version: Option<&str>, params: Option<&RawValue>) -> bool {
+    header_version
+        .map(str::to_owned)
+        .or_else(|| mcp_http::meta_protocol_version(params))
+        .is_some_and(|v| !mcp_http::has_sessions(&v))
+}
+
+/// Whether any request of a POST claims a sessionless revision.
+fn claims_stateless_era(headers: &HeaderMap, messages: &[Message]) -> bool {
+    let header_version = headers.get(PROTOCOL_VERSION).and_then(|v| v.to_str().ok());
+    messages.iter().any(|m| match m {
+        Message::Request { params, .. } => claims_stateless(header_version, params.as_deref()),
+        _ => false,
+    })
+}
+
+/// A 2026-07-28 request (`id` is `None` for notifications) must carry the whole `_meta`
+/// envelope: 400 -32602 otherwise.
+fn check_envelope(id: Option<&RawId>, params: Option<&RawValue>) -> Result<(), Rejection> {
+    match id.and(mcp_http::envelope_problem(params)) {
+        Some(problem) => Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            INVALID_PARAMS,
+            format!("Invalid params: {problem}"),
+        )
+        .with_id(id.cloned())),
+        None => Ok(()),
+    }
 }
 
 /// An `MCP-Protocol-Version` that cannot be forwarded (not visible ASCII) is refused as
