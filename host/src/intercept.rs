@@ -58,6 +58,10 @@ pub struct Intercepted<'a> {
     pub elapsed: Option<Duration>,
     /// The downstream session this message belongs to.
     pub session: &'a str,
+    /// Whether unrelated clients share `session` (2026-07-28 requests sent without a
+    /// session all go through one): nothing that holds a session to account, such as
+    /// a plugin's breaker, may act on it, or one client would act for all of them.
+    pub shared_session: bool,
     /// The name of the backend.
     pub server: &'a str,
 }

@@ -140,6 +140,10 @@ impl Message {
 
     fn parse_object(text: &str) -> Result<Message, (ParseError, Option<RawId>)> {
         match serde_json::from_str::<Envelope>(text) {
+            // serde also fills a struct from an array, by position: `["2.0",1,"ping"]`.
+            Ok(_) if !text.trim_start().starts_with('{') => {
+                Err((ParseError::Invalid("not a JSON-RPC object"), None))
+            }
             Ok(envelope) => envelope.into_message(),
             Err(e) if e.is_data() => {
                 Err((ParseError::Invalid("not a JSON-RPC object"), sniff_id(text)))
@@ -316,9 +320,12 @@ pub fn sniff_id(text: &str) -> Option<RawId> {
             b'}' | b']' => depth = depth.saturating_sub(1),
             b'"' => {
                 let end = string_end(bytes, i)?;
-                if depth == 1 && &bytes[i..=end] == br#""id""# {
-                    let rest = text[end + 1..].trim_start().strip_prefix(':')?.trim_start();
-                    return leading_scalar(rest);
+                // Only a key is followed by `:`; `"id"` as a value (`"method":"id"`) is not it.
+                if depth == 1
+                    && &bytes[i..=end] == br#""id""#
+                    && let Some(rest) = text[end + 1..].trim_start().strip_prefix(':')
+                {
+                    return leading_scalar(rest.trim_start());
                 }
                 i = end;
             }

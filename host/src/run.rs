@@ -68,6 +68,7 @@ async fn run_stdio(
     let client = stdio::client_link(max_message_bytes);
     let config = RelayConfig {
         session: "stdio".into(),
+        shared_session: false,
         server: name,
         interceptor,
         shutdown_grace: BACKEND_SHUTDOWN_GRACE,

@@ -484,6 +484,44 @@ async fn oversized_calls_in_one_session_leave_tool_policy_serving_another() {
     }
 }
 
+/// Clients without a session (2026-07-28) share one backend session, so a breaker
+/// per session would let one of them pause a plugin for all: there, every failure is
+/// the one message's, and the plugin keeps serving the others.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_without_a_session_cannot_pause_a_plugin_for_the_others() {
+    let dir = scratch();
+    let config = config_file(
+        dir.path(),
+        &format!(
+            "[[plugins]]\npath = \"{}\"\ntimeout_ms = 5000\n\
+             config = {{ pin_arguments = {{ \"*\" = {{ pinned = true }} }} }}\n",
+            support::fixture("tool-policy").display()
+        ),
+    );
+    let catalog = dir.path().join("catalog.json");
+    std::fs::write(&catalog, CATALOG).expect("write the catalog");
+    let (_proxy, base) = http_proxy(&config, &catalog, 1);
+    // Under the input limit, but parsing 3.75 million array elements needs more than
+    // the 64 MiB memory cap: each call fails in the plugin.
+    let bomb = format!(r#"{{"a":[{}1]}}"#, "1,".repeat(3_750_000));
+    for id in 1..=6 {
+        let (text, _) = call_text(id, "harmless", &bomb);
+        let (_, body) = post(&base, None, text).await;
+        assert_eq!(
+            error(&answer_in(&body, id))["message"],
+            "plugin `tool-policy` failed: memory limit of 64 MiB exceeded",
+            "every failing call is the plugin's failure, none is refused as paused"
+        );
+    }
+    let (text, _) = call_text(7, "harmless", r#"{"x":1}"#);
+    let (_, body) = post(&base, None, text).await;
+    assert_eq!(
+        received(&answer_in(&body, 7)),
+        json!({"name": "harmless", "arguments": {"x": 1, "pinned": true}}),
+        "another client without a session is served by the plugin"
+    );
+}
+
 /// The attack of issue #12: five 14 MB tool results made `redact` (under `skip`) miss
 /// its deadline, which disabled it: secrets then passed unredacted in every session.
 /// Now an oversized result is refused before the plugin is entered and, by the

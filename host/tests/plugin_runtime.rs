@@ -45,6 +45,7 @@ fn request<'a>(method: &'a str, params: &'a RawValue, id: &'a RawValue) -> Inter
         request_payload: None,
         elapsed: None,
         session: "test",
+        shared_session: false,
         server: "test",
     }
 }

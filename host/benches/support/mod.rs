@@ -52,6 +52,7 @@ pub fn message<'a>(kind: Kind, payload: &'a RawValue, id: &'a RawValue) -> Inter
         request_payload: None,
         elapsed: None,
         session: "bench",
+        shared_session: false,
         server: "bench",
     }
 }

@@ -27,6 +27,7 @@ pub const SERVER_NAME: &str = "demo";
 fn relay_config(session: &str, interceptor: SharedInterceptor) -> RelayConfig {
     RelayConfig {
         session: session.into(),
+        shared_session: false,
         server: SERVER_NAME.into(),
         interceptor,
         shutdown_grace: Duration::from_secs(1),

@@ -167,7 +167,8 @@ impl InterceptorChain {
         if len > limit {
             return self.not_called(slot, version, msg, Failure::InputTooLarge { len, limit });
         }
-        match version.breaker.admit(msg.session) {
+        let breaker = (!msg.shared_session).then_some(&version.breaker);
+        match breaker.map_or(Admission::Call, |b| b.admit(msg.session)) {
             Admission::Call => {}
             Admission::Refused => return self.not_called(slot, version, msg, Failure::Paused),
             Admission::Trial => tracing::info!(
@@ -206,7 +207,7 @@ impl InterceptorChain {
                 return self.failed(slot, version, msg, failure);
             }
         };
-        if version.breaker.success(msg.session) == Some(Transition::Closed) {
+        if breaker.and_then(|b| b.success(msg.session)) == Some(Transition::Closed) {
             tracing::info!(
                 target: "interpose::plugin",
                 plugin = &*version.name,
@@ -236,7 +237,8 @@ impl InterceptorChain {
     }
 
     /// Applies the failure policy to a message the plugin failed on, and counts the
-    /// failure against the session's breaker.
+    /// failure against the session's breaker (a session clients share has none: each
+    /// failure there is the one message's).
     fn failed(
         &self,
         slot: &PluginSlot,
@@ -257,7 +259,12 @@ impl InterceptorChain {
         );
         let unchecked = slot.config.unchecked_policy.as_str();
         let cooldown_ms = version.breaker.cooldown().as_millis();
-        match version.breaker.failure(msg.session) {
+        let transition = if msg.shared_session {
+            None
+        } else {
+            version.breaker.failure(msg.session)
+        };
+        match transition {
             Some(Transition::Opened(reason)) => {
                 slot.stats.breaker_opened();
                 tracing::error!(

@@ -242,6 +242,7 @@ mod tests {
             request_payload: Some(&request),
             elapsed: Some(Duration::from_micros(1500)),
             session: "s-1",
+            shared_session: false,
             server: "backend",
         };
         let view = MessageView::new(&msg).for_plugin(true);
@@ -290,6 +291,7 @@ mod tests {
             request_payload: None,
             elapsed: None,
             session: "s",
+            shared_session: false,
             server: "b",
         };
         let mut view = MessageView::new(&request);

@@ -6,7 +6,7 @@
 //! `notifications/cancelled`, and tags messages with the request they belong to so a
 //! transport with several streams can route them.
 
-mod pending;
+pub mod pending;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,6 +34,8 @@ const CLIENT_FLUSH_LIMIT: Duration = Duration::from_secs(5);
 pub struct RelayConfig {
     /// The downstream session id, shown to interceptors and in logs.
     pub session: String,
+    /// Unrelated clients share this session (requests without a session id).
+    pub shared_session: bool,
     /// The backend's name, shown to interceptors and in logs.
     pub server: String,
     pub interceptor: SharedInterceptor,
@@ -425,6 +427,7 @@ impl SessionRelay {
             request_payload: answering.and_then(|p| p.params.as_deref()),
             elapsed: answering.map(|p| p.started.elapsed()),
             session: &self.config.session,
+            shared_session: self.config.shared_session,
             server: &self.config.server,
         };
         let interceptor = &self.config.interceptor;
@@ -681,6 +684,7 @@ mod tests {
         let (backend_link, mut backend) = link();
         let config = RelayConfig {
             session: "test".into(),
+            shared_session: false,
             server: "faulty".into(),
             interceptor: Arc::new(PassAll),
             shutdown_grace: Duration::from_millis(100),

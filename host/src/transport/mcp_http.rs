@@ -228,9 +228,14 @@ pub fn sse_event(id: Option<&str>, event: Option<&str>, data: &str) -> Bytes {
         out.extend_from_slice(id.as_bytes());
         out.extend_from_slice(b"\n");
     }
-    for line in data.split('\n') {
+    // A lone `\r` ends a line for the reader too (JSON may use it as whitespace), so it
+    // must start a new `data:` line, or the rest of the line reads as a bad field.
+    let lines = data
+        .split('\n')
+        .flat_map(|line| line.strip_suffix('\r').unwrap_or(line).split('\r'));
+    for line in lines {
         out.extend_from_slice(b"data: ");
-        out.extend_from_slice(line.trim_end_matches('\r').as_bytes());
+        out.extend_from_slice(line.as_bytes());
         out.extend_from_slice(b"\n");
     }
     out.extend_from_slice(b"\n");
@@ -275,7 +280,10 @@ where
         };
         std::future::ready(Some(item))
     });
-    sse_stream::SseStream::from_bytes_stream(guarded).map(move |item| {
+    // sse-stream reports a bad line before the events it parsed earlier in the same
+    // chunk, and we stop at the error: fed a line at a time, it hands those out first.
+    let lines = guarded.flat_map(|chunk| futures::stream::iter(split_after_line_ends(chunk)));
+    sse_stream::SseStream::from_bytes_stream(lines).map(move |item| {
         item.map_err(|e| match e {
             sse_stream::Error::Body(inner)
                 if matches!(inner.downcast_ref(), Some(GuardError::TooLarge)) =>
@@ -285,6 +293,23 @@ where
             other => SseReadError::Stream(other.to_string()),
         })
     })
+}
+
+/// The chunk cut after every `\n` and `\r` (without copying).
+fn split_after_line_ends(chunk: Result<Bytes, GuardError>) -> Vec<Result<Bytes, GuardError>> {
+    let Ok(bytes) = chunk else {
+        return vec![chunk];
+    };
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for end in memchr::memchr2_iter(b'\n', b'\r', &bytes) {
+        pieces.push(Ok(bytes.slice(start..=end)));
+        start = end + 1;
+    }
+    if start < bytes.len() {
+        pieces.push(Ok(bytes.slice(start..)));
+    }
+    pieces
 }
 
 #[derive(Debug, thiserror::Error)]

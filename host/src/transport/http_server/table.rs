@@ -127,6 +127,7 @@ impl SessionTable {
         };
         let relay_config = RelayConfig {
             session: label,
+            shared_session: kind == SessionKind::Stateless,
             server: state.settings.server_name.clone(),
             interceptor: state.settings.interceptor.clone(),
             shutdown_grace: state.settings.backend_shutdown_grace,
