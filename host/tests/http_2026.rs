@@ -470,3 +470,55 @@ async fn handshake_era_streams_start_with_a_priming_event() {
     );
     assert!(!replayed.contains("retry:"), "{replayed}");
 }
+
+/// Item 2, stdio backend: the `Mcp-Param-*` headers of a `tools/call` must mirror the
+/// arguments the tool's `x-mcp-header` names (learnt from `tools/list`): a broken
+/// encoding, a different value or an absent header is 400 -32020 with the id.
+#[tokio::test]
+async fn param_headers_are_checked_for_a_stdio_backend() {
+    let mut args = vec!["--".to_owned()];
+    args.extend(full_server());
+    args.push("--header-tool".to_owned());
+    let (_proxy, base) = proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let list = modern(1, "tools/list", json!({}));
+    let answer = post(&base, &modern_headers(&list), &list).await;
+    assert!(
+        answer.response(1)["result"]["tools"]
+            .as_array()
+            .is_some_and(|tools| tools.iter().any(|t| t["name"] == "regional")),
+        "{answer:?}"
+    );
+    let call = modern(
+        2,
+        "tools/call",
+        json!({"name": "regional", "arguments": {"region": "Hello"}}),
+    );
+    let with = |value: Option<&str>| {
+        let mut headers = modern_headers(&call);
+        if let Some(value) = value {
+            headers.push(("mcp-param-region", value.to_owned()));
+        }
+        headers
+    };
+    let answer = post(&base, &with(Some("=?base64?SGVsbG8=?=")), &call).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(
+        answer.response(2)["result"]["content"][0]["text"],
+        "Hello",
+        "{answer:?}"
+    );
+    for bad in [
+        Some("=?base64?SGVsbG8?="),
+        Some("=?base64?SGVs!!!bG8=?="),
+        Some("Goodbye"),
+        None,
+    ] {
+        let answer = post(&base, &with(bad), &call).await;
+        assert_eq!(answer.status, 400, "{bad:?}: {answer:?}");
+        assert_eq!(
+            answer.response(2)["error"]["code"],
+            -32020,
+            "{bad:?}: {answer:?}"
+        );
+    }
+}

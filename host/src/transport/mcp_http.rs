@@ -145,6 +145,96 @@ pub fn rederive_headers(sent: &HeaderMap, method: &str, params: Option<&RawValue
     headers
 }
 
+/// Per tool name, its `(header name, argument name)` pairs from `x-mcp-header`.
+pub type ParamHeaders = std::collections::HashMap<String, Vec<(String, String)>>;
+
+/// Records the `x-mcp-header` declarations of a `tools/list` result (anything else is
+/// left alone; the substring test keeps other answers from being parsed).
+pub fn record_param_headers(declared: &mut ParamHeaders, result: &RawValue) {
+    if !result.get().contains("x-mcp-header") {
+        return;
+    }
+    #[derive(Deserialize)]
+    struct List {
+        tools: Vec<Tool>,
+    }
+    #[derive(Deserialize)]
+    struct Tool {
+        name: String,
+        #[serde(rename = "inputSchema", default)]
+        input_schema: serde_json::Value,
+    }
+    let Ok(list) = serde_json::from_str::<List>(result.get()) else {
+        return;
+    };
+    for tool in list.tools {
+        let pairs: Vec<(String, String)> = tool.input_schema["properties"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(arg, schema)| {
+                let header = schema.get("x-mcp-header")?.as_str()?;
+                Some((header.to_owned(), arg.clone()))
+            })
+            .collect();
+        if pairs.is_empty() {
+            declared.remove(&tool.name);
+        } else {
+            declared.insert(tool.name, pairs);
+        }
+    }
+}
+
+/// 2026-07-28 Server Validation of `Mcp-Param-{Name}` for a `tools/call`: each header
+/// the tool declares must be visible ASCII, decode (strict base64 when encoded), and
+/// equal the argument it mirrors (numbers compared as numbers); a header that is
+/// absent while its argument is given is a mismatch. Why not, if it fails.
+pub fn check_param_headers(
+    declared: &ParamHeaders,
+    headers: &HeaderMap,
+    method: &str,
+    params: Option<&RawValue>,
+) -> Result<(), String> {
+    if method != "tools/call" {
+        return Ok(());
+    }
+    let params: serde_json::Value = params
+        .and_then(|p| serde_json::from_str(p.get()).ok())
+        .unwrap_or_default();
+    let Some(pairs) = params["name"].as_str().and_then(|name| declared.get(name)) else {
+        return Ok(());
+    };
+    for (header, arg) in pairs {
+        let name = format!("{MCP_PARAM_PREFIX}{header}");
+        let argument = params["arguments"].get(arg).filter(|v| !v.is_null());
+        let Some(value) = headers.get(name.to_ascii_lowercase().as_str()) else {
+            if argument.is_some() {
+                return Err(format!("the Mcp-Param-{header} header is absent"));
+            }
+            continue;
+        };
+        let decoded = value
+            .to_str()
+            .ok()
+            .and_then(decode_header_value)
+            .ok_or_else(|| format!("the Mcp-Param-{header} header is not a valid value"))?;
+        let matches = match argument {
+            Some(serde_json::Value::String(s)) => *s == decoded,
+            Some(serde_json::Value::Number(n)) => {
+                decoded.parse::<f64>().is_ok_and(|h| n.as_f64() == Some(h))
+            }
+            Some(serde_json::Value::Bool(b)) => decoded == b.to_string(),
+            _ => false,
+        };
+        if !matches {
+            return Err(format!(
+                "the Mcp-Param-{header} header does not match the argument {arg}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `result.protocolVersion` of an `initialize` result.
 pub fn negotiated_version(result: &RawValue) -> Option<String> {
     #[derive(Deserialize)]
@@ -392,6 +482,56 @@ mod tests {
         assert_eq!(headers[MCP_NAME], "=?base64?w6tjaG8=?=");
         assert_eq!(headers["mcp-param-region"], "eu");
         assert!(!headers.contains_key(MCP_METHOD), "never invented");
+    }
+
+    #[test]
+    fn param_headers_must_mirror_their_arguments() {
+        let mut declared = ParamHeaders::new();
+        record_param_headers(
+            &mut declared,
+            &raw(
+                r#"{"tools":[{"name":"t","inputSchema":{"type":"object","properties":{"region":{"type":"string","x-mcp-header":"Region"},"n":{"type":"number","x-mcp-header":"N"}}}}]}"#,
+            ),
+        );
+        let call = raw(r#"{"name":"t","arguments":{"region":"Hello","n":2}}"#);
+        let check = |pairs: &[(&str, &str)]| {
+            let mut headers = HeaderMap::new();
+            for (k, v) in pairs {
+                headers.insert(
+                    HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    HeaderValue::from_str(v).unwrap(),
+                );
+            }
+            check_param_headers(&declared, &headers, "tools/call", Some(&call))
+        };
+        assert_eq!(
+            check(&[
+                ("mcp-param-region", "=?base64?SGVsbG8=?="),
+                ("mcp-param-n", "2.0")
+            ]),
+            Ok(())
+        );
+        assert!(
+            check(&[
+                ("mcp-param-region", "=?base64?SGVsbG8?="),
+                ("mcp-param-n", "2")
+            ])
+            .is_err(),
+            "padding"
+        );
+        assert!(
+            check(&[
+                ("mcp-param-region", "=?base64?SGVs!!!bG8=?="),
+                ("mcp-param-n", "2")
+            ])
+            .is_err(),
+            "alphabet"
+        );
+        assert!(
+            check(&[("mcp-param-region", "Other"), ("mcp-param-n", "2")]).is_err(),
+            "mismatch"
+        );
+        assert!(check(&[("mcp-param-n", "2")]).is_err(), "absent");
     }
 
     #[test]

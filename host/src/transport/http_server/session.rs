@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use super::events::{EventStream, EventStyle, LiveEvents, ReplayBudget};
 use crate::framing::Frame;
 use crate::jsonrpc::{self, Message, ParamsMeta, RawId};
-use crate::transport::{CHANNEL_CAPACITY, Inbound, Outbound, ProtocolHeaders};
+use crate::transport::{CHANNEL_CAPACITY, Inbound, Outbound, ProtocolHeaders, mcp_http};
 
 /// The standalone stream's id; request streams count up from 1.
 pub const STANDALONE: u64 = 0;
@@ -67,6 +67,9 @@ pub struct Session {
     next_renamed_id: AtomicU64,
     ended: AtomicBool,
     readers: SlowReaders,
+    /// Per tool, the `Mcp-Param-*` headers its arguments must be mirrored in
+    /// (`x-mcp-header` in the `tools/list` results that passed by).
+    param_headers: Mutex<mcp_http::ParamHeaders>,
 }
 
 /// How the listener deals with clients that read their streams slowly.
@@ -147,6 +150,7 @@ impl Session {
             next_renamed_id: AtomicU64::new(1),
             ended: AtomicBool::new(false),
             readers,
+            param_headers: Mutex::default(),
         });
         (session, from_client)
     }
@@ -326,6 +330,12 @@ impl Session {
     ) {
         let mut routes = self.routes();
         let routed = self.kind != SessionKind::LegacySse;
+        if let Message::Response { result, .. } = &message {
+            mcp_http::record_param_headers(
+                &mut self.param_headers.lock().unwrap_or_else(|e| e.into_inner()),
+                result,
+            );
+        }
         // An answer belongs to the request it answers, whatever tagged it.
         if matches!(message, Message::Response { .. } | Message::Error { .. }) {
             let route = message
@@ -532,6 +542,20 @@ fn rename_answer(message: Message, original: RawId) -> Message {
 pub struct Listener {
     pub live: LiveEvents,
     _guard: ListenerGuard,
+}
+
+impl Session {
+    /// Checks the `Mcp-Param-*` headers of a `tools/call` against the tool's
+    /// `x-mcp-header` declarations seen so far; why not, if they do not match.
+    pub fn check_param_headers(
+        &self,
+        headers: &http::HeaderMap,
+        method: &str,
+        params: Option<&RawValue>,
+    ) -> Result<(), String> {
+        let declared = self.param_headers.lock().unwrap_or_else(|e| e.into_inner());
+        mcp_http::check_param_headers(&declared, headers, method, params)
+    }
 }
 
 impl Listener {

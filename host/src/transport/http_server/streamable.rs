@@ -95,10 +95,16 @@ pub async fn post(
             if let Err(rejection) = check_shared_backend_request(&state, &headers, &messages) {
                 return rejection.into_response();
             }
-            match state.sessions.stateless(&state) {
+            let session = match state.sessions.stateless(&state) {
                 Ok(session) => session,
                 Err(e) => return start_failed(&e, first_request_id(&messages)),
+            };
+            if !state.settings.upstream.judges_each_request()
+                && let Err(rejection) = check_param_headers(&session, &headers, &messages)
+            {
+                return rejection.into_response();
             }
+            session
         }
     };
     session.touch();
@@ -525,6 +531,28 @@ fn check_shared_backend_request(
                 "requested": requested,
             }))
             .with_id(id.cloned()));
+        }
+    }
+    Ok(())
+}
+
+/// For a stdio backend, which reads no headers, the `Mcp-Param-*` headers of a
+/// `tools/call` are checked here against the tool's `x-mcp-header` declarations.
+fn check_param_headers(
+    session: &Session,
+    headers: &HeaderMap,
+    messages: &[Message],
+) -> Result<(), Rejection> {
+    for message in messages {
+        if let Message::Request { id, method, params } = message
+            && let Err(why) = session.check_param_headers(headers, method, params.as_deref())
+        {
+            return Err(Rejection::new(
+                StatusCode::BAD_REQUEST,
+                HEADER_MISMATCH,
+                format!("Header mismatch: {why}"),
+            )
+            .with_id(Some(id.clone())));
         }
     }
     Ok(())
