@@ -522,3 +522,33 @@ async fn param_headers_are_checked_for_a_stdio_backend() {
         );
     }
 }
+
+/// Item 5, handshake era: an `initialize` the backend refuses leaves no session
+/// behind (no id given out, no slot held).
+#[tokio::test]
+async fn a_refused_handshake_leaves_no_session() {
+    let mut args = vec!["--max-sessions".to_owned(), "1".to_owned(), "--".to_owned()];
+    args.extend(full_server());
+    let (_proxy, base) = proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    for id in 1..=3 {
+        let refused = json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": {"protocolVersion": 2025}});
+        let answer = post(&base, &[], &refused).await;
+        assert!(answer.response(id)["error"].is_object(), "{answer:?}");
+        assert!(answer.session.is_none(), "{answer:?}");
+    }
+    // A slot is free again once the refused session's backend has been reaped.
+    let handshake = json!({"jsonrpc": "2.0", "id": 9, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}});
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let answer = post(&base, &[], &handshake).await;
+        if answer.status == 200 {
+            assert!(answer.session.is_some(), "{answer:?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the refused sessions still hold the slot: {answer:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

@@ -24,7 +24,7 @@ use super::body::PostBody;
 use super::events::{event_id, parse_event_id};
 use super::reply::{Rejection, empty, event_stream, json, rpc_error};
 use super::session::{Listener, Session, SessionKind};
-use super::table::StartError;
+use super::table::{SessionTable, StartError};
 use crate::framing::Frame;
 use crate::jsonrpc::{
     BACKEND_UNAVAILABLE, ErrorObject, INVALID_PARAMS, INVALID_REQUEST, Message, PARSE_ERROR, RawId,
@@ -111,8 +111,12 @@ pub async fn post(
     // Sessionless requests reach an HTTP backend with the client's own protocol headers.
     let protocol_headers = (session.kind == SessionKind::Stateless)
         .then(|| Arc::new(mcp_http::protocol_headers(&headers)));
-    let mut response = relay_post(&session, messages, protocol_headers).await;
-    if created && let Ok(value) = HeaderValue::from_str(&session.id) {
+    let opened_by = created.then_some(&state.sessions);
+    let mut response = relay_post(&session, messages, protocol_headers, opened_by).await;
+    if created
+        && !session.is_ended()
+        && let Ok(value) = HeaderValue::from_str(&session.id)
+    {
         response.headers_mut().insert(SESSION_ID, value);
     }
     response
@@ -123,6 +127,7 @@ pub async fn relay_post(
     session: &Arc<Session>,
     mut messages: Vec<Message>,
     headers: Option<ProtocolHeaders>,
+    opened_by: Option<&SessionTable>,
 ) -> Response {
     let stateless = session.kind == SessionKind::Stateless;
     if stateless {
@@ -180,12 +185,45 @@ pub async fn relay_post(
         Some(listener) if stateless && requests.len() == 1 => answer_or_stream(listener).await,
         // 2026-07-28 streams cannot be resumed: no ids, no priming event.
         Some(listener) if stateless => event_stream(None, listener),
-        Some(listener) => {
-            let first = priming_event(&listener);
-            event_stream(Some(first), listener)
-        }
+        Some(listener) => match opened_by {
+            Some(table) => handshake_answer(table, session, listener).await,
+            None => {
+                let first = priming_event(&listener);
+                event_stream(Some(first), listener)
+            }
+        },
         None => empty(StatusCode::ACCEPTED),
     }
+}
+
+/// The answer to the `initialize` that opened `session`. A session exists only when
+/// the backend created one: if it refuses the handshake, the session ends at once (its
+/// id is never given out, its backend does not live on) and the error comes as JSON.
+async fn handshake_answer(
+    table: &SessionTable,
+    session: &Arc<Session>,
+    mut listener: Listener,
+) -> Response {
+    let priming = priming_event(&listener);
+    let Some(first) = listener.live.recv().await else {
+        return event_stream(Some(priming), listener);
+    };
+    if let Some(error) = sse_data(&first).filter(|data| is_error_answer(data)) {
+        table.end(
+            &session.id,
+            "the backend refused initialize; session closed",
+        );
+        let status = answer_status(&error).unwrap_or(StatusCode::OK);
+        return json(status, error);
+    }
+    let mut opening = bytes::BytesMut::from(&priming[..]);
+    opening.extend_from_slice(&first);
+    event_stream(Some(opening.freeze()), listener)
+}
+
+fn is_error_answer(data: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(data)
+        .is_ok_and(|v| v.get("error").is_some() && v.get("method").is_none())
 }
 
 /// How long a client should wait before resuming a broken stream, in the priming event.
