@@ -13,6 +13,8 @@ use serde_json::value::RawValue;
 pub const PARSE_ERROR: i64 = -32700;
 /// The JSON sent is not a valid request object.
 pub const INVALID_REQUEST: i64 = -32600;
+/// The params of a request are invalid (2026-07-28: also a missing `_meta` envelope).
+pub const INVALID_PARAMS: i64 = -32602;
 /// Internal JSON-RPC error.
 pub const INTERNAL_ERROR: i64 = -32603;
 /// The backend is gone (exited, crashed or unreachable); the request was not answered.

@@ -96,13 +96,58 @@ async fn post(
         .post(format!("{base}/mcp"))
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream");
+    let body = body.into();
+    let handshake = serde_json::from_str::<Value>(&body).is_ok_and(|b| b["method"] == "initialize");
     request = match session {
         Some(id) => request
             .header("mcp-session-id", id)
             .header("mcp-protocol-version", "2025-11-25"),
-        None => request.header("mcp-protocol-version", "2026-07-28"),
+        // A 2025-era handshake: no version to claim yet.
+        None if handshake => request,
+        None => {
+            // A complete 2026-07-28 request: the `_meta` envelope in each message and,
+            // for one message, the `Mcp-Method` header (the shared stdio backend only
+            // ever sees such requests).
+            let body = with_envelopes(&body);
+            let parsed: Value = serde_json::from_str(&body).expect("a JSON body");
+            if let Some(method) = parsed["method"].as_str() {
+                request = request.header("mcp-method", method.to_owned());
+            }
+            return request
+                .header("mcp-protocol-version", "2026-07-28")
+                .body(body)
+                .send()
+                .await
+                .expect("POST");
+        }
     };
-    request.body(body.into()).send().await.expect("POST")
+    request.body(body).send().await.expect("POST")
+}
+
+/// `body` with the 2026-07-28 `_meta` envelope in each of its messages.
+fn with_envelopes(body: &str) -> String {
+    let mut parsed: Value = serde_json::from_str(body).expect("a JSON body");
+    match &mut parsed {
+        Value::Array(messages) => messages.iter_mut().for_each(add_envelope),
+        message => add_envelope(message),
+    }
+    parsed.to_string()
+}
+
+/// Adds the 2026-07-28 `_meta` envelope to a request or notification.
+fn add_envelope(message: &mut Value) {
+    if message.get("method").is_none() {
+        return;
+    }
+    if !message["params"].is_object() {
+        message["params"] = json!({});
+    }
+    let meta = &mut message["params"]["_meta"];
+    if !meta.is_object() {
+        *meta = json!({});
+    }
+    meta["io.modelcontextprotocol/protocolVersion"] = json!("2026-07-28");
+    meta["io.modelcontextprotocol/clientCapabilities"] = json!({});
 }
 
 /// Opens a session; returns its id.
@@ -435,7 +480,7 @@ async fn an_oversized_body_gets_a_json_rpc_413_naming_the_request() {
     assert_eq!(error["error"]["code"], -32600, "{error}");
     assert_eq!(
         error["error"]["data"],
-        json!({"size": big.len(), "limit": 2000}),
+        json!({"size": with_envelopes(&big).len(), "limit": 2000}),
         "{error}"
     );
     // Chunked, with no length to go by: refused once past the limit.

@@ -159,11 +159,18 @@ async fn stateless_client_closing_its_stream_cancels_the_request() {
     let (_proxy, base) = proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let client = reqwest::Client::new();
     let stateless_post = |body: String| {
+        let name =
+            serde_json::from_str::<serde_json::Value>(&body).expect("JSON")["params"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
         client
             .post(format!("{base}/mcp"))
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")
             .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", name)
             .body(body)
             .send()
     };

@@ -11,7 +11,7 @@ Usage: full_http_server.py --port PORT [--json-response] [--event-store] [--reco
                  (the client must resume to get the answer), waits 0.5 s, answers.
 --record-headers FILE  append one JSON line per HTTP request received:
                  {"method", "path", "authorization", "x-test", "mcp-protocol-version",
-                  "last-event-id"}
+                  "last-event-id", "mcp": {every other mcp-* header but mcp-session-id}}
                  so a test can see which headers reached the backend.
 
 The server prints "READY <port>" on stdout once it accepts connections.
@@ -57,6 +57,7 @@ class RecordHeaders:
                 "x-test": headers.get("x-test"),
                 "mcp-protocol-version": headers.get("mcp-protocol-version"),
                 "last-event-id": headers.get("last-event-id"),
+                "mcp": {k: v for k, v in headers.items() if k.startswith("mcp-") and k != "mcp-session-id"},
             }
             with open(self.path, "a") as f:
                 f.write(json.dumps(line) + "\n")

@@ -170,6 +170,17 @@ TOOLS: list[dict[str, Any]] = [
     {"name": "seen_notifications", "description": "Custom notifications received.", "inputSchema": {"type": _OBJ}},
 ]
 
+# Listed only with --header-tool: a 2026-07-28 tool whose `region` argument must be
+# mirrored in the `Mcp-Param-Region` header (`x-mcp-header`).
+HEADER_TOOL = {
+    "name": "regional",
+    "description": "Echoes `region`, which is mirrored in Mcp-Param-Region.",
+    "inputSchema": {
+        "type": _OBJ,
+        "properties": {"region": {"type": "string", "x-mcp-header": "Region"}},
+    },
+}
+
 DYNAMIC_TOOL = {
     "name": "dynamic_tool",
     "description": "Registered at run time by add_tool.",
@@ -218,6 +229,9 @@ async def call_tool(ctx: ServerRequestContext, params: types.CallToolRequestPara
     name = params.name
     args: dict[str, Any] = dict(params.arguments or {})
     session = ctx.session
+
+    if name == "regional":
+        return text_result(args.get("region", ""))
 
     if name == "echo":
         if args.get("delay_ms"):
@@ -553,7 +567,11 @@ def build_server() -> Server:
 
 async def main(argv: list[str]) -> None:
     # Optional, for the lifecycle tests: --pidfile PATH (written at start),
-    # --exitfile PATH (written when the server ends because its stdin closed).
+    # --exitfile PATH (written when the server ends because its stdin closed);
+    # --header-tool (alone) lists HEADER_TOOL too.
+    if "--header-tool" in argv:
+        argv = [a for a in argv if a != "--header-tool"]
+        TOOLS.append(HEADER_TOOL)
     opts = dict(zip(argv[::2], argv[1::2]))
     if "--pidfile" in opts:
         with open(opts["--pidfile"], "w") as f:

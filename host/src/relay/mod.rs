@@ -9,6 +9,7 @@
 pub mod pending;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
@@ -19,7 +20,7 @@ use crate::intercept::{Direction, Intercepted, SharedInterceptor, Verdict};
 use crate::jsonrpc::{
     self, BACKEND_UNAVAILABLE, ErrorObject, INTERNAL_ERROR, INVALID_REQUEST, Kind, Message, RawId,
 };
-use crate::transport::{Inbound, Link, Outbound};
+use crate::transport::{Inbound, Link, Outbound, ProtocolHeaders, mcp_http};
 use pending::{Pending, PendingTable};
 
 const CANCELLED: &str = "notifications/cancelled";
@@ -97,7 +98,7 @@ impl SessionRelay {
             let backend_tx = self.backend_tx.as_ref().expect("open until the loop ends");
             tokio::select! {
                 inbound = recv_when_room(&mut self.client_rx, backend_tx) => match inbound {
-                    Some(Inbound::Frame { frame, .. }) => self.on_client_frame(frame).await,
+                    Some(Inbound::Frame { frame, headers, .. }) => self.on_client_frame(frame, headers).await,
                     Some(Inbound::Closed(why)) => {
                         tracing::debug!(session = %self.config.session, "{why}");
                         break RelayEnd::ClientClosed;
@@ -105,7 +106,7 @@ impl SessionRelay {
                     None => break RelayEnd::ClientClosed,
                 },
                 inbound = recv_when_room(&mut self.backend_rx, &self.client_tx) => match inbound {
-                    Some(Inbound::Frame { frame, related }) => self.on_backend_frame(frame, related).await,
+                    Some(Inbound::Frame { frame, related, .. }) => self.on_backend_frame(frame, related).await,
                     Some(Inbound::Closed(why)) => break RelayEnd::BackendClosed(why),
                     None => break RelayEnd::BackendClosed("the backend connection closed".into()),
                 },
@@ -122,9 +123,9 @@ impl SessionRelay {
 
     // ---- client -> backend ----
 
-    async fn on_client_frame(&mut self, frame: Frame) {
+    async fn on_client_frame(&mut self, frame: Frame, headers: Option<ProtocolHeaders>) {
         match frame {
-            Frame::Message(message) => self.client_message(message).await,
+            Frame::Message(message) => self.client_message(message, headers).await,
             Frame::Malformed { error, id } => {
                 tracing::warn!(session = %self.config.session, "malformed message from the client: {error}");
                 let reply = ErrorObject::new(error.code(), error.to_string());
@@ -149,7 +150,7 @@ impl SessionRelay {
         }
     }
 
-    async fn client_message(&mut self, message: Message) {
+    async fn client_message(&mut self, message: Message, headers: Option<ProtocolHeaders>) {
         match message {
             Message::Request { id, method, params } => {
                 let verdict = self
@@ -164,9 +165,18 @@ impl SessionRelay {
                     )
                     .await;
                 match verdict {
-                    Verdict::Pass => self.forward_client_request(id, method, params).await,
+                    Verdict::Pass => {
+                        self.forward_client_request(id, method, params, headers)
+                            .await
+                    }
                     Verdict::Rewrite(params) => {
-                        self.forward_client_request(id, method, Some(params)).await
+                        // The headers that describe the request must describe it as
+                        // rewritten, or the backend would refuse the mismatch.
+                        let headers = headers.map(|h| {
+                            Arc::new(mcp_http::rederive_headers(&h, &method, Some(&params)))
+                        });
+                        self.forward_client_request(id, method, Some(params), headers)
+                            .await
                     }
                     Verdict::Respond(result) => {
                         self.send_client(Message::Response { id, result }, None)
@@ -231,6 +241,7 @@ impl SessionRelay {
         id: RawId,
         method: String,
         params: Option<Box<RawValue>>,
+        headers: Option<ProtocolHeaders>,
     ) {
         let progress_token = jsonrpc::ParamsMeta::progress_token(params.as_deref());
         if let Some(token) = &progress_token {
@@ -247,11 +258,14 @@ impl SessionRelay {
             progress_token: progress_token.map(|t| t.get().into()),
             started: Instant::now(),
         });
-        self.send_backend(Message::Request {
-            id: forwarded_id,
-            method,
-            params,
-        })
+        self.send_backend_with(
+            Message::Request {
+                id: forwarded_id,
+                method,
+                params,
+            },
+            headers,
+        )
         .await;
     }
 
@@ -467,7 +481,10 @@ impl SessionRelay {
     async fn send_client(&self, message: Message, related: Option<RawId>) {
         if self
             .client_tx
-            .send(Outbound { message, related })
+            .send(Outbound {
+                related,
+                ..Outbound::new(message)
+            })
             .await
             .is_err()
         {
@@ -477,12 +494,18 @@ impl SessionRelay {
 
     /// Sends to the backend; a request that cannot be sent is answered with an error.
     async fn send_backend(&mut self, message: Message) {
+        self.send_backend_with(message, None).await;
+    }
+
+    /// Sends to the backend with the client's protocol headers, when it sent some.
+    async fn send_backend_with(&mut self, message: Message, headers: Option<ProtocolHeaders>) {
+        let outbound = Outbound {
+            headers,
+            ..Outbound::new(message)
+        };
         let sent = match &self.backend_tx {
-            Some(tx) => tx
-                .send(Outbound::new(message))
-                .await
-                .map_err(|e| e.0.message),
-            None => Err(message),
+            Some(tx) => tx.send(outbound).await.map_err(|e| e.0.message),
+            None => Err(outbound.message),
         };
         if let Err(Message::Request { id, .. }) = sent
             && let Some(pending) = self.to_backend.take(&id)
@@ -522,7 +545,7 @@ impl SessionRelay {
         let deadline = tokio::time::Instant::now() + self.config.shutdown_grace;
         loop {
             match tokio::time::timeout_at(deadline, self.backend_rx.recv()).await {
-                Ok(Some(Inbound::Frame { frame, related })) => {
+                Ok(Some(Inbound::Frame { frame, related, .. })) => {
                     self.on_backend_frame(frame, related).await
                 }
                 Ok(Some(Inbound::Closed(_)) | None) => break,
@@ -628,6 +651,7 @@ mod tests {
             let inbound = Inbound::Frame {
                 frame,
                 related: None,
+                headers: None,
             };
             self.to_relay.send(inbound).await.expect("relay running");
         }

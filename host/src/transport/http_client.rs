@@ -30,7 +30,7 @@ use super::mcp_http::{
     SseReadError, read_events,
 };
 use super::upstream::ConnectContext;
-use super::{CHANNEL_CAPACITY, Inbound, Link, Outbound};
+use super::{CHANNEL_CAPACITY, Inbound, Link, Outbound, ProtocolHeaders};
 use crate::framing::Frame;
 use crate::jsonrpc::{
     self, BACKEND_UNAVAILABLE, ErrorObject, INTERNAL_ERROR, Message, Parsed, RawId,
@@ -151,7 +151,10 @@ async fn write_loop(shared: Arc<Shared>, mut out_rx: mpsc::Receiver<Outbound>) {
     let mut requests: JoinSet<Box<str>> = JoinSet::new();
     let mut in_flight: HashMap<Box<str>, AbortHandle> = HashMap::new();
     let mut listener: Option<tokio::task::JoinHandle<()>> = None;
-    while let Some(Outbound { message, .. }) = out_rx.recv().await {
+    while let Some(Outbound {
+        message, headers, ..
+    }) = out_rx.recv().await
+    {
         while let Some(done) = requests.try_join_next() {
             if let Ok(id) = done {
                 in_flight.remove(&id);
@@ -165,7 +168,9 @@ async fn write_loop(shared: Arc<Shared>, mut out_rx: mpsc::Receiver<Outbound>) {
                 ref id, ref method, ..
             } if method == "initialize" => {
                 let id = id.clone();
-                let handshake = shared.clone().post_request(id.clone(), message, true);
+                let handshake = shared
+                    .clone()
+                    .post_request(id.clone(), message, headers, true);
                 if tokio::time::timeout(INITIALIZE_LIMIT, handshake)
                     .await
                     .is_err()
@@ -182,7 +187,9 @@ async fn write_loop(shared: Arc<Shared>, mut out_rx: mpsc::Receiver<Outbound>) {
             Message::Request { ref id, .. } => {
                 let key: Box<str> = id.get().into();
                 let done_key = key.clone();
-                let task = shared.clone().post_request(id.clone(), message, false);
+                let task = shared
+                    .clone()
+                    .post_request(id.clone(), message, headers, false);
                 let handle = requests.spawn(async move {
                     task.await;
                     done_key
@@ -203,12 +210,12 @@ async fn write_loop(shared: Arc<Shared>, mut out_rx: mpsc::Receiver<Outbound>) {
             }
             Message::Notification { ref method, .. } => {
                 let initialized = method == "notifications/initialized";
-                shared.post_one_way(message).await;
+                shared.post_one_way(message, headers).await;
                 if initialized && listener.is_none() && shared.has_session() {
                     listener = Some(tokio::spawn(shared.clone().listen()));
                 }
             }
-            answer => shared.post_one_way(answer).await,
+            answer => shared.post_one_way(answer, None).await,
         }
     }
     // The relay is done with the backend: let answers in flight arrive, then end the session.
@@ -259,6 +266,7 @@ impl Shared {
         let inbound = Inbound::Frame {
             frame,
             related: related.cloned(),
+            headers: None,
         };
         self.in_tx.send(inbound).await.ok();
     }
@@ -269,13 +277,26 @@ impl Shared {
         self.deliver(Frame::Message(message), Some(id)).await;
     }
 
-    fn headers_for(&self, message: &Message) -> HeaderMap {
+    /// The headers of a POST: the operator's, then either the client's own protocol
+    /// headers (a sessionless HTTP client's request: sent exactly, none invented) or,
+    /// for everyone else, the ones derived from the session and the body.
+    fn headers_for(
+        &self,
+        message: &Message,
+        client_headers: Option<&ProtocolHeaders>,
+    ) -> HeaderMap {
         let mut headers = self.config.headers.clone();
         headers.insert(
             ACCEPT,
             HeaderValue::from_static("application/json, text/event-stream"),
         );
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(mcp_http::JSON));
+        if let Some(client_headers) = client_headers {
+            for (name, value) in client_headers.iter() {
+                headers.insert(name.clone(), value.clone());
+            }
+            return headers;
+        }
         let meta_version = match message {
             Message::Request { params, .. } | Message::Notification { params, .. } => {
                 mcp_http::meta_protocol_version(params.as_deref())
@@ -322,11 +343,15 @@ impl Shared {
         headers
     }
 
-    async fn post(&self, message: &Message) -> Result<reqwest::Response, reqwest::Error> {
+    async fn post(
+        &self,
+        message: &Message,
+        client_headers: Option<&ProtocolHeaders>,
+    ) -> Result<reqwest::Response, reqwest::Error> {
         self.config
             .client
             .post(self.config.url.clone())
-            .headers(self.headers_for(message))
+            .headers(self.headers_for(message, client_headers))
             .body(message.to_json())
             .send()
             .await
@@ -366,8 +391,14 @@ impl Shared {
         false
     }
 
-    async fn post_request(self: Arc<Self>, id: RawId, message: Message, initialize: bool) {
-        let response = match self.post(&message).await {
+    async fn post_request(
+        self: Arc<Self>,
+        id: RawId,
+        message: Message,
+        client_headers: Option<ProtocolHeaders>,
+        initialize: bool,
+    ) {
+        let response = match self.post(&message, client_headers.as_ref()).await {
             Ok(response) => response,
             Err(e) => return self.send_failed(Some(&id), e).await,
         };
@@ -553,8 +584,8 @@ impl Shared {
     }
 
     /// POSTs a notification or a response, waiting until the backend has taken it.
-    async fn post_one_way(&self, message: Message) {
-        let response = match self.post(&message).await {
+    async fn post_one_way(&self, message: Message, client_headers: Option<ProtocolHeaders>) {
+        let response = match self.post(&message, client_headers.as_ref()).await {
             Ok(response) => response,
             Err(e) => return self.send_failed(None, e).await,
         };

@@ -4,7 +4,7 @@
 
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
-use http::HeaderName;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -21,6 +21,8 @@ pub const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 pub const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
 /// 2026-07-28: `params.name` or `params.uri`, mirrored for intermediaries.
 pub const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
+/// 2026-07-28: the prefix of the headers that mirror tool arguments (`x-mcp-header`).
+pub const MCP_PARAM_PREFIX: &str = "mcp-param-";
 
 pub const EVENT_STREAM: &str = "text/event-stream";
 pub const JSON: &str = "application/json";
@@ -28,6 +30,9 @@ pub const JSON: &str = "application/json";
 /// The first revision without `initialize`, where each request carries its own
 /// protocol version in `_meta` and HTTP has no sessions.
 pub const FIRST_STATELESS_VERSION: &str = "2026-07-28";
+/// The revisions without sessions interpose serves itself (as the HTTP server in front
+/// of a stdio backend).
+pub const STATELESS_VERSIONS: &[&str] = &[FIRST_STATELESS_VERSION];
 
 /// Turns a complete HTTP body (one message or a batch) into frames, with the same cap
 /// and the same errors as the line framing of stdio.
@@ -74,6 +79,160 @@ pub fn meta_protocol_version(params: Option<&RawValue>) -> Option<String> {
     }
     let parsed: WithMeta = serde_json::from_str(params.get()).ok()?;
     Some(parsed.meta?.protocol_version?.into_owned())
+}
+
+/// What is missing from the per-request `_meta` envelope a 2026-07-28 request must
+/// carry (`protocolVersion` and `clientCapabilities`; `clientInfo` is optional), if
+/// anything.
+pub fn envelope_problem(params: Option<&RawValue>) -> Option<&'static str> {
+    let params: Option<serde_json::Value> = params.and_then(|p| serde_json::from_str(p.get()).ok());
+    let Some(meta) = params
+        .as_ref()
+        .and_then(|p| p.get("_meta"))
+        .and_then(|m| m.as_object())
+    else {
+        return Some("the request has no _meta");
+    };
+    if !meta
+        .get("io.modelcontextprotocol/protocolVersion")
+        .is_some_and(serde_json::Value::is_string)
+    {
+        return Some("_meta has no io.modelcontextprotocol/protocolVersion");
+    }
+    if !meta
+        .get("io.modelcontextprotocol/clientCapabilities")
+        .is_some_and(serde_json::Value::is_object)
+    {
+        return Some("_meta has no io.modelcontextprotocol/clientCapabilities");
+    }
+    None
+}
+
+/// The 2026-07-28 protocol headers of a client's request, values byte for byte:
+/// `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name` and every `Mcp-Param-*`.
+pub fn protocol_headers(headers: &HeaderMap) -> HeaderMap {
+    headers
+        .iter()
+        .filter(|(name, _)| {
+            *name == PROTOCOL_VERSION
+                || *name == MCP_METHOD
+                || *name == MCP_NAME
+                || name.as_str().starts_with(MCP_PARAM_PREFIX)
+        })
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
+}
+
+/// The client's protocol headers after a plugin rewrote the request: each header the
+/// client sent that describes the request (`Mcp-Method`, `Mcp-Name`,
+/// `MCP-Protocol-Version`) now says what the rewritten request says. Headers the
+/// client did not send stay absent; `Mcp-Param-*` are passed on as sent.
+pub fn rederive_headers(sent: &HeaderMap, method: &str, params: Option<&RawValue>) -> HeaderMap {
+    let mut headers = sent.clone();
+    let mut set = |name: HeaderName, value: Option<String>| {
+        if headers.contains_key(&name)
+            && let Some(value) = value.and_then(|v| HeaderValue::from_str(&v).ok())
+        {
+            headers.insert(name, value);
+        }
+    };
+    set(MCP_METHOD, Some(method.to_owned()));
+    set(
+        MCP_NAME,
+        request_name(method, params).map(|name| encode_header_value(&name)),
+    );
+    set(PROTOCOL_VERSION, meta_protocol_version(params));
+    headers
+}
+
+/// Per tool name, its `(header name, argument name)` pairs from `x-mcp-header`.
+pub type ParamHeaders = std::collections::HashMap<String, Vec<(String, String)>>;
+
+/// Records the `x-mcp-header` declarations of a `tools/list` result (anything else is
+/// left alone; the substring test keeps other answers from being parsed).
+pub fn record_param_headers(declared: &mut ParamHeaders, result: &RawValue) {
+    if !result.get().contains("x-mcp-header") {
+        return;
+    }
+    #[derive(Deserialize)]
+    struct List {
+        tools: Vec<Tool>,
+    }
+    #[derive(Deserialize)]
+    struct Tool {
+        name: String,
+        #[serde(rename = "inputSchema", default)]
+        input_schema: serde_json::Value,
+    }
+    let Ok(list) = serde_json::from_str::<List>(result.get()) else {
+        return;
+    };
+    for tool in list.tools {
+        let pairs: Vec<(String, String)> = tool.input_schema["properties"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(arg, schema)| {
+                let header = schema.get("x-mcp-header")?.as_str()?;
+                Some((header.to_owned(), arg.clone()))
+            })
+            .collect();
+        if pairs.is_empty() {
+            declared.remove(&tool.name);
+        } else {
+            declared.insert(tool.name, pairs);
+        }
+    }
+}
+
+/// 2026-07-28 Server Validation of `Mcp-Param-{Name}` for a `tools/call`: each header
+/// the tool declares must be visible ASCII, decode (strict base64 when encoded), and
+/// equal the argument it mirrors (numbers compared as numbers); a header that is
+/// absent while its argument is given is a mismatch. Why not, if it fails.
+pub fn check_param_headers(
+    declared: &ParamHeaders,
+    headers: &HeaderMap,
+    method: &str,
+    params: Option<&RawValue>,
+) -> Result<(), String> {
+    if method != "tools/call" {
+        return Ok(());
+    }
+    let params: serde_json::Value = params
+        .and_then(|p| serde_json::from_str(p.get()).ok())
+        .unwrap_or_default();
+    let Some(pairs) = params["name"].as_str().and_then(|name| declared.get(name)) else {
+        return Ok(());
+    };
+    for (header, arg) in pairs {
+        let name = format!("{MCP_PARAM_PREFIX}{header}");
+        let argument = params["arguments"].get(arg).filter(|v| !v.is_null());
+        let Some(value) = headers.get(name.to_ascii_lowercase().as_str()) else {
+            if argument.is_some() {
+                return Err(format!("the Mcp-Param-{header} header is absent"));
+            }
+            continue;
+        };
+        let decoded = value
+            .to_str()
+            .ok()
+            .and_then(decode_header_value)
+            .ok_or_else(|| format!("the Mcp-Param-{header} header is not a valid value"))?;
+        let matches = match argument {
+            Some(serde_json::Value::String(s)) => *s == decoded,
+            Some(serde_json::Value::Number(n)) => {
+                decoded.parse::<f64>().is_ok_and(|h| n.as_f64() == Some(h))
+            }
+            Some(serde_json::Value::Bool(b)) => decoded == b.to_string(),
+            _ => false,
+        };
+        if !matches {
+            return Err(format!(
+                "the Mcp-Param-{header} header does not match the argument {arg}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `result.protocolVersion` of an `initialize` result.
@@ -139,17 +298,6 @@ pub fn decode_header_value(value: &str) -> Option<String> {
     }
 }
 
-/// Whether `version` looks like an MCP protocol version (`YYYY-MM-DD`). The proxy does
-/// not judge which versions are supported: that is for the client and backend to agree.
-pub fn is_version_shaped(version: &str) -> bool {
-    let bytes = version.as_bytes();
-    bytes.len() == 10
-        && bytes.iter().enumerate().all(|(i, b)| match i {
-            4 | 7 => *b == b'-',
-            _ => b.is_ascii_digit(),
-        })
-}
-
 /// Whether the handshake-era lifecycle applies to `version` (sessions, GET stream,
 /// server-to-client requests), as opposed to 2026-07-28 and later.
 pub fn has_sessions(version: &str) -> bool {
@@ -182,6 +330,13 @@ pub fn sse_event(id: Option<&str>, event: Option<&str>, data: &str) -> Bytes {
     }
     out.extend_from_slice(b"\n");
     out.freeze()
+}
+
+/// The event a resumable stream starts with: its id is the client's first cursor (so it
+/// can resume even before any message came), `retry` how long to wait before doing so,
+/// and the data is empty so there is nothing to deliver.
+pub fn sse_priming_event(id: &str, retry_ms: u64) -> Bytes {
+    Bytes::from(format!("id: {id}\nretry: {retry_ms}\ndata: \n\n"))
 }
 
 /// An SSE comment: keeps idle connections open and finds dead ones.
@@ -299,6 +454,87 @@ mod tests {
     }
 
     #[test]
+    fn envelope_needs_version_and_capabilities() {
+        let complete = raw(
+            r#"{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}"#,
+        );
+        assert_eq!(envelope_problem(Some(&complete)), None);
+        assert_eq!(envelope_problem(None), Some("the request has no _meta"));
+        let no_caps = raw(r#"{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}"#);
+        assert_eq!(
+            envelope_problem(Some(&no_caps)),
+            Some("_meta has no io.modelcontextprotocol/clientCapabilities")
+        );
+        let no_version = raw(r#"{"_meta":{"io.modelcontextprotocol/clientCapabilities":{}}}"#);
+        assert_eq!(
+            envelope_problem(Some(&no_version)),
+            Some("_meta has no io.modelcontextprotocol/protocolVersion")
+        );
+    }
+
+    #[test]
+    fn rewritten_requests_get_matching_headers_only_where_sent() {
+        let mut sent = HeaderMap::new();
+        sent.insert(MCP_NAME, HeaderValue::from_static("echo"));
+        sent.insert("mcp-param-region", HeaderValue::from_static("eu"));
+        let params = raw(r#"{"name":"ëcho","arguments":{}}"#);
+        let headers = rederive_headers(&sent, "tools/call", Some(&params));
+        assert_eq!(headers[MCP_NAME], "=?base64?w6tjaG8=?=");
+        assert_eq!(headers["mcp-param-region"], "eu");
+        assert!(!headers.contains_key(MCP_METHOD), "never invented");
+    }
+
+    #[test]
+    fn param_headers_must_mirror_their_arguments() {
+        let mut declared = ParamHeaders::new();
+        record_param_headers(
+            &mut declared,
+            &raw(
+                r#"{"tools":[{"name":"t","inputSchema":{"type":"object","properties":{"region":{"type":"string","x-mcp-header":"Region"},"n":{"type":"number","x-mcp-header":"N"}}}}]}"#,
+            ),
+        );
+        let call = raw(r#"{"name":"t","arguments":{"region":"Hello","n":2}}"#);
+        let check = |pairs: &[(&str, &str)]| {
+            let mut headers = HeaderMap::new();
+            for (k, v) in pairs {
+                headers.insert(
+                    HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    HeaderValue::from_str(v).unwrap(),
+                );
+            }
+            check_param_headers(&declared, &headers, "tools/call", Some(&call))
+        };
+        assert_eq!(
+            check(&[
+                ("mcp-param-region", "=?base64?SGVsbG8=?="),
+                ("mcp-param-n", "2.0")
+            ]),
+            Ok(())
+        );
+        assert!(
+            check(&[
+                ("mcp-param-region", "=?base64?SGVsbG8?="),
+                ("mcp-param-n", "2")
+            ])
+            .is_err(),
+            "padding"
+        );
+        assert!(
+            check(&[
+                ("mcp-param-region", "=?base64?SGVs!!!bG8=?="),
+                ("mcp-param-n", "2")
+            ])
+            .is_err(),
+            "alphabet"
+        );
+        assert!(
+            check(&[("mcp-param-region", "Other"), ("mcp-param-n", "2")]).is_err(),
+            "mismatch"
+        );
+        assert!(check(&[("mcp-param-n", "2")]).is_err(), "absent");
+    }
+
+    #[test]
     fn header_values_are_base64_when_unsafe() {
         assert_eq!(encode_header_value("us-west1"), "us-west1");
         assert_eq!(
@@ -331,9 +567,6 @@ mod tests {
 
     #[test]
     fn version_shape() {
-        assert!(is_version_shaped("2025-11-25"));
-        assert!(!is_version_shaped("2025-11-2x"));
-        assert!(!is_version_shaped("latest"));
         assert!(has_sessions("2025-11-25"));
         assert!(!has_sessions("2026-07-28"));
     }

@@ -12,6 +12,8 @@ pub mod sse_client;
 pub mod stdio;
 pub mod upstream;
 
+use std::sync::Arc;
+
 use tokio::io::{AsyncBufRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -22,6 +24,11 @@ use crate::jsonrpc::{Message, RawId};
 /// How many messages may queue towards one peer before the sender waits.
 pub(crate) const CHANNEL_CAPACITY: usize = 1024;
 
+/// The 2026-07-28 protocol headers an HTTP client sent with a sessionless request
+/// (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`), exactly as sent,
+/// so an HTTP backend gets them unchanged (possibly none at all).
+pub type ProtocolHeaders = Arc<http::HeaderMap>;
+
 /// Something that arrived from a peer.
 #[derive(Debug)]
 pub enum Inbound {
@@ -30,6 +37,8 @@ pub enum Inbound {
         /// For transports that know it (an HTTP response stream): the id, in this
         /// link's id space, of the request this message belongs to.
         related: Option<RawId>,
+        /// The client's protocol headers, for a request from a sessionless HTTP client.
+        headers: Option<ProtocolHeaders>,
     },
     /// The peer is gone; no more frames will come. The text says why, for errors and logs.
     Closed(String),
@@ -43,6 +52,8 @@ pub struct Outbound {
     /// transport with several streams (HTTP) can pick the right one. `None` for
     /// messages that belong to no request.
     pub related: Option<RawId>,
+    /// The headers to send with it instead of deriving them (see [`ProtocolHeaders`]).
+    pub headers: Option<ProtocolHeaders>,
 }
 
 impl Outbound {
@@ -50,6 +61,7 @@ impl Outbound {
         Outbound {
             message,
             related: None,
+            headers: None,
         }
     }
 }
@@ -88,6 +100,7 @@ where
                             .send(Inbound::Frame {
                                 frame,
                                 related: None,
+                                headers: None,
                             })
                             .await
                             .is_err()

@@ -79,6 +79,7 @@ async fn read_stream(
                             let inbound = Inbound::Frame {
                                 frame,
                                 related: None,
+                                headers: None,
                             };
                             if in_tx.send(inbound).await.is_err() {
                                 return;
@@ -189,6 +190,7 @@ async fn write_loop(
             let inbound = Inbound::Frame {
                 frame: Frame::Message(answer),
                 related: Some(id),
+                headers: None,
             };
             in_tx.send(inbound).await.ok();
         } else {

@@ -69,6 +69,13 @@ impl UpstreamSpec {
         }
     }
 
+    /// Whether every request reaches the backend on its own (Streamable HTTP), so the
+    /// backend judges each request's protocol era by itself. Any other backend is one
+    /// connection, whose era its first request decides.
+    pub fn judges_each_request(&self) -> bool {
+        matches!(self, UpstreamSpec::StreamableHttp(_))
+    }
+
     /// Opens a new session with the backend.
     pub fn connect(
         &self,

@@ -91,7 +91,7 @@ pub async fn post(
     };
     session.touch();
     for message in messages {
-        if session.send(message).await.is_err() {
+        if session.send(message, None).await.is_err() {
             return rpc_error(
                 StatusCode::NOT_FOUND,
                 None,

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use super::events::{EventStream, EventStyle, LiveEvents, ReplayBudget};
 use crate::framing::Frame;
 use crate::jsonrpc::{self, Message, ParamsMeta, RawId};
-use crate::transport::{CHANNEL_CAPACITY, Inbound, Outbound};
+use crate::transport::{CHANNEL_CAPACITY, Inbound, Outbound, ProtocolHeaders, mcp_http};
 
 /// The standalone stream's id; request streams count up from 1.
 pub const STANDALONE: u64 = 0;
@@ -67,6 +67,9 @@ pub struct Session {
     next_renamed_id: AtomicU64,
     ended: AtomicBool,
     readers: SlowReaders,
+    /// Per tool, the `Mcp-Param-*` headers its arguments must be mirrored in
+    /// (`x-mcp-header` in the `tools/list` results that passed by).
+    param_headers: Mutex<mcp_http::ParamHeaders>,
 }
 
 /// How the listener deals with clients that read their streams slowly.
@@ -147,6 +150,7 @@ impl Session {
             next_renamed_id: AtomicU64::new(1),
             ended: AtomicBool::new(false),
             readers,
+            param_headers: Mutex::default(),
         });
         (session, from_client)
     }
@@ -219,10 +223,15 @@ impl Session {
     }
 
     /// Passes a client message into the relay.
-    pub async fn send(&self, message: Message) -> Result<(), SessionGone> {
+    pub async fn send(
+        &self,
+        message: Message,
+        headers: Option<ProtocolHeaders>,
+    ) -> Result<(), SessionGone> {
         let inbound = Inbound::Frame {
             frame: Frame::Message(message),
             related: None,
+            headers,
         };
         self.to_relay.send(inbound).await.map_err(|_| SessionGone)
     }
@@ -316,10 +325,17 @@ impl Session {
         Outbound {
             mut message,
             related,
+            ..
         }: Outbound,
     ) {
         let mut routes = self.routes();
         let routed = self.kind != SessionKind::LegacySse;
+        if let Message::Response { result, .. } = &message {
+            mcp_http::record_param_headers(
+                &mut self.param_headers.lock().unwrap_or_else(|e| e.into_inner()),
+                result,
+            );
+        }
         // An answer belongs to the request it answers, whatever tagged it.
         if matches!(message, Message::Response { .. } | Message::Error { .. }) {
             let route = message
@@ -461,6 +477,7 @@ impl Session {
             let inbound = Inbound::Frame {
                 frame: Frame::Message(message),
                 related: None,
+                headers: None,
             };
             let to_relay = self.to_relay.clone();
             tokio::spawn(async move { to_relay.send(inbound).await.ok() });
@@ -527,6 +544,27 @@ pub struct Listener {
     _guard: ListenerGuard,
 }
 
+impl Session {
+    /// Checks the `Mcp-Param-*` headers of a `tools/call` against the tool's
+    /// `x-mcp-header` declarations seen so far; why not, if they do not match.
+    pub fn check_param_headers(
+        &self,
+        headers: &http::HeaderMap,
+        method: &str,
+        params: Option<&RawValue>,
+    ) -> Result<(), String> {
+        let declared = self.param_headers.lock().unwrap_or_else(|e| e.into_inner());
+        mcp_http::check_param_headers(&declared, headers, method, params)
+    }
+}
+
+impl Listener {
+    /// The id of the stream this listener reads.
+    pub fn stream(&self) -> u64 {
+        self._guard.stream
+    }
+}
+
 /// Tells the session when the response body reading a stream is dropped.
 struct ListenerGuard {
     session: Weak<Session>,
@@ -564,6 +602,7 @@ mod tests {
                 params: Some(jsonrpc::raw(params)),
             },
             related: Some(jsonrpc::raw(token)),
+            headers: None,
         }
     }
 

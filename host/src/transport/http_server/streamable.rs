@@ -10,20 +10,26 @@
 //! - DELETE ends the session.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION};
 use http::{HeaderMap, HeaderValue, StatusCode};
+use serde_json::value::RawValue;
 
 use super::ServerState;
 use super::body::PostBody;
-use super::events::parse_event_id;
+use super::events::{event_id, parse_event_id};
 use super::reply::{Rejection, empty, event_stream, json, rpc_error};
-use super::session::{Session, SessionKind};
-use super::table::StartError;
+use super::session::{Listener, Session, SessionKind};
+use super::table::{SessionTable, StartError};
 use crate::framing::Frame;
-use crate::jsonrpc::{BACKEND_UNAVAILABLE, ErrorObject, INVALID_REQUEST, Message, RawId};
+use crate::jsonrpc::{
+    BACKEND_UNAVAILABLE, ErrorObject, INVALID_PARAMS, INVALID_REQUEST, Message, PARSE_ERROR, RawId,
+};
+use crate::transport::ProtocolHeaders;
 use crate::transport::mcp_http::{
     self, EVENT_STREAM, LAST_EVENT_ID, MCP_METHOD, MCP_NAME, PROTOCOL_VERSION, SESSION_ID,
 };
@@ -32,15 +38,27 @@ use crate::transport::upstream::ConnectContext;
 const CANCELLED: &str = "notifications/cancelled";
 /// The 2026-07-28 error for headers that disagree with the body.
 const HEADER_MISMATCH: i64 = -32020;
+/// 2026-07-28 `MissingRequiredClientCapabilityError`.
+const MISSING_CAPABILITY: i64 = -32021;
+/// JSON-RPC "Method not found".
+const METHOD_NOT_FOUND: i64 = -32601;
+/// 2026-07-28 `UnsupportedProtocolVersionError`.
+const UNSUPPORTED_VERSION: i64 = -32022;
+/// What the SDKs' 2025 servers answer a request without its session id.
+const SESSION_REQUIRED: i64 = -32000;
 
 pub async fn post(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
     PostBody(body, _held_until_handled): PostBody,
 ) -> Response {
-    let checked = check_version_header(&headers)
-        .and_then(|()| parse_messages(&body, state.settings.max_message_bytes))
-        .and_then(|messages| check_mirrored_headers(&headers, &messages).map(|()| messages));
+    // Parsed first, so that every refusal names the request it refuses.
+    let checked = parse_messages(&body, state.settings.max_message_bytes).and_then(|messages| {
+        check_version_header(&headers)
+            .map_err(|rejection| rejection.with_id(first_request_id(&messages)))
+            .and_then(|()| check_mirrored_headers(&headers, &messages))
+            .map(|()| messages)
+    });
     let messages = match checked {
         Ok(messages) => messages,
         Err(rejection) => return rejection.into_response(),
@@ -51,7 +69,8 @@ pub async fn post(
             Some(session) => session,
             None => return session_not_found(),
         },
-        None if is_initialize(&messages) => {
+        // A 2026-07-28 `initialize` is a removed method, not a handshake: no session.
+        None if is_initialize(&messages) && !claims_stateless_era(&headers, &messages) => {
             let context = connect_context(&state, &headers);
             match state
                 .sessions
@@ -72,21 +91,44 @@ pub async fn post(
                 "a response needs the Mcp-Session-Id of the session it belongs to",
             );
         }
-        None => match state.sessions.stateless(&state) {
-            Ok(session) => session,
-            Err(e) => return start_failed(&e, first_request_id(&messages)),
-        },
+        None => {
+            if let Err(rejection) = check_shared_backend_request(&state, &headers, &messages) {
+                return rejection.into_response();
+            }
+            let session = match state.sessions.stateless(&state) {
+                Ok(session) => session,
+                Err(e) => return start_failed(&e, first_request_id(&messages)),
+            };
+            if !state.settings.upstream.judges_each_request()
+                && let Err(rejection) = check_param_headers(&session, &headers, &messages)
+            {
+                return rejection.into_response();
+            }
+            session
+        }
     };
     session.touch();
-    let mut response = relay_post(&session, messages).await;
-    if created && let Ok(value) = HeaderValue::from_str(&session.id) {
+    // Sessionless requests reach an HTTP backend with the client's own protocol headers.
+    let protocol_headers = (session.kind == SessionKind::Stateless)
+        .then(|| Arc::new(mcp_http::protocol_headers(&headers)));
+    let opened_by = created.then_some(&state.sessions);
+    let mut response = relay_post(&session, messages, protocol_headers, opened_by).await;
+    if created
+        && !session.is_ended()
+        && let Ok(value) = HeaderValue::from_str(&session.id)
+    {
         response.headers_mut().insert(SESSION_ID, value);
     }
     response
 }
 
 /// Hands the messages of one POST to the session; requests get a stream back.
-pub async fn relay_post(session: &Arc<Session>, mut messages: Vec<Message>) -> Response {
+pub async fn relay_post(
+    session: &Arc<Session>,
+    mut messages: Vec<Message>,
+    headers: Option<ProtocolHeaders>,
+    opened_by: Option<&SessionTable>,
+) -> Response {
     let stateless = session.kind == SessionKind::Stateless;
     if stateless {
         // A sessionless client has no identity: nothing ties a `requestId` to the
@@ -135,13 +177,124 @@ pub async fn relay_post(session: &Arc<Session>, mut messages: Vec<Message>) -> R
         }
     };
     for message in messages {
-        if session.send(message).await.is_err() {
+        if session.send(message, headers.clone()).await.is_err() {
             return session_not_found();
         }
     }
     match listener {
-        Some(listener) => event_stream(None, listener),
+        Some(listener) if stateless && requests.len() == 1 => answer_or_stream(listener).await,
+        // 2026-07-28 streams cannot be resumed: no ids, no priming event.
+        Some(listener) if stateless => event_stream(None, listener),
+        Some(listener) => match opened_by {
+            Some(table) => handshake_answer(table, session, listener).await,
+            None => {
+                let first = priming_event(&listener);
+                event_stream(Some(first), listener)
+            }
+        },
         None => empty(StatusCode::ACCEPTED),
+    }
+}
+
+/// The answer to the `initialize` that opened `session`. A session exists only when
+/// the backend created one: if it refuses the handshake, the session ends at once (its
+/// id is never given out, its backend does not live on) and the error comes as JSON.
+async fn handshake_answer(
+    table: &SessionTable,
+    session: &Arc<Session>,
+    mut listener: Listener,
+) -> Response {
+    let priming = priming_event(&listener);
+    let Some(first) = listener.live.recv().await else {
+        return event_stream(Some(priming), listener);
+    };
+    if let Some(error) = sse_data(&first).filter(|data| is_error_answer(data)) {
+        table.end(
+            &session.id,
+            "the backend refused initialize; session closed",
+        );
+        let status = answer_status(&error).unwrap_or(StatusCode::OK);
+        return json(status, error);
+    }
+    let mut opening = bytes::BytesMut::from(&priming[..]);
+    opening.extend_from_slice(&first);
+    event_stream(Some(opening.freeze()), listener)
+}
+
+fn is_error_answer(data: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(data)
+        .is_ok_and(|v| v.get("error").is_some() && v.get("method").is_none())
+}
+
+/// How long a client should wait before resuming a broken stream, in the priming event.
+const RETRY_MS: u64 = 1000;
+
+/// The priming event of a new (resumable, 2025-era) stream: `{stream}-0`, from which a
+/// client that loses the connection resumes and gets everything.
+fn priming_event(listener: &Listener) -> Bytes {
+    mcp_http::sse_priming_event(&event_id(listener.stream(), 0), RETRY_MS)
+}
+
+/// How long a sessionless request's response head waits for its answer, to send it
+/// as JSON; after that the client gets the SSE stream (and its keep-alives) at once.
+const JSON_PATIENCE: Duration = Duration::from_secs(2);
+
+/// A sessionless (2026-07-28) request is answered the way the SDK's `responseMode:
+/// 'auto'` does: when its first item is its answer, as JSON with the HTTP status the
+/// spec gives that answer; when a notification comes first (or nothing within
+/// [`JSON_PATIENCE`]), as an SSE stream.
+async fn answer_or_stream(mut listener: Listener) -> Response {
+    let first = match tokio::time::timeout(JSON_PATIENCE, listener.live.recv()).await {
+        Ok(Some(first)) => first,
+        Ok(None) | Err(_) => return event_stream(None, listener),
+    };
+    match sse_data(&first).and_then(|data| answer_status(&data).map(|status| (data, status))) {
+        Some((answer, status)) => json(status, answer),
+        None => event_stream(Some(first), listener),
+    }
+}
+
+/// The data of one SSE event as written by `mcp_http::sse_event`.
+fn sse_data(event: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(event).ok()?;
+    let lines: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
+/// For an answer (result or error), its HTTP status: what the spec (and the SDK's
+/// `httpStatusForErrorCode`) gives an error code that is about the request itself,
+/// 200 for results and for errors a handler gave in-band. `None` for anything else.
+fn answer_status(data: &str) -> Option<StatusCode> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        id: Option<serde::de::IgnoredAny>,
+        method: Option<serde::de::IgnoredAny>,
+        result: Option<serde::de::IgnoredAny>,
+        error: Option<Code>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Code {
+        code: i64,
+    }
+    let answer: Answer = serde_json::from_str(data).ok()?;
+    if answer.id.is_none() || answer.method.is_some() {
+        return None;
+    }
+    match answer.error {
+        Some(Code { code }) => Some(status_for_error(code)),
+        None => answer.result.map(|_| StatusCode::OK),
+    }
+}
+
+fn status_for_error(code: i64) -> StatusCode {
+    match code {
+        METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+        PARSE_ERROR | INVALID_REQUEST | HEADER_MISMATCH | MISSING_CAPABILITY
+        | UNSUPPORTED_VERSION => StatusCode::BAD_REQUEST,
+        _ => StatusCode::OK,
     }
 }
 
@@ -179,12 +332,16 @@ pub async fn get(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> R
         .get(LAST_EVENT_ID)
         .and_then(|v| v.to_str().ok())
         .and_then(parse_event_id);
+    // A resumed stream continues from the client's cursor: no new priming event.
     let listener = match resume {
-        Some((stream, seq)) => session.resume(stream, seq),
-        None => session.listen(),
+        Some((stream, seq)) => session.resume(stream, seq).map(|l| (l, None)),
+        None => session.listen().map(|l| {
+            let first = priming_event(&l);
+            (l, Some(first))
+        }),
     };
     match listener {
-        Some(listener) => event_stream(None, listener),
+        Some((listener, first)) => event_stream(first, listener),
         None => rpc_error(
             StatusCode::NOT_FOUND,
             None,
@@ -318,16 +475,169 @@ fn first_request_id(messages: &[Message]) -> Option<RawId> {
     })
 }
 
-/// A malformed `MCP-Protocol-Version` is refused; which versions are supported is for
-/// the client and the backend to settle, so the proxy does not narrow it.
+/// A backend that is one connection (stdio, in-process) and shared by every client
+/// without a session keeps the protocol era of the first request it sees (the SDKs pin
+/// it), so one claim-less or malformed request would turn it into a 2025 server for
+/// everyone. Only complete 2026-07-28 messages reach it: a message that claims no
+/// stateless era (neither `MCP-Protocol-Version` nor `_meta` says 2026-07-28 or later)
+/// needs a session, and a request that claims it must carry the whole `_meta` envelope.
+/// HTTP backends judge each request themselves.
+fn check_shared_backend_request(
+    state: &ServerState,
+    headers: &HeaderMap,
+    messages: &[Message],
+) -> Result<(), Rejection> {
+    let per_request = state.settings.upstream.judges_each_request();
+    let header_version = headers.get(PROTOCOL_VERSION).and_then(|v| v.to_str().ok());
+    for message in messages {
+        let (id, method, params) = match message {
+            Message::Request { id, method, params } => (Some(id), method, params.as_deref()),
+            // Ignored without a session (see `relay_post`), so it pins nothing.
+            Message::Notification { method, .. } if method == CANCELLED => continue,
+            Message::Notification { method, params } => (None, method, params.as_deref()),
+            _ => continue,
+        };
+        let meta_version = mcp_http::meta_protocol_version(params);
+        let claims_stateless = claims_stateless(header_version, params);
+        if per_request {
+            // The backend judges the rest, but its status does not come back to us:
+            // a malformed envelope is refused here, with the 400 the spec asks for.
+            if claims_stateless {
+                check_envelope(id, params)?;
+            }
+            continue;
+        }
+        if id.is_some() && method == "initialize" {
+            // What a stdio server pinned to 2026-07-28 answers, said before the
+            // request could reach it first.
+            return Err(Rejection::new(
+                StatusCode::NOT_FOUND,
+                METHOD_NOT_FOUND,
+                "Method not found: initialize (2026-07-28 has no handshake; use server/discover)",
+            )
+            .with_id(id.cloned()));
+        }
+        if !claims_stateless {
+            return Err(Rejection::new(
+                StatusCode::BAD_REQUEST,
+                SESSION_REQUIRED,
+                "Bad Request: Mcp-Session-Id required; start a session with initialize, or send a 2026-07-28 request (MCP-Protocol-Version and _meta)",
+            )
+            .with_id(id.cloned()));
+        }
+        // Nothing behind a stdio backend reads headers, so the spec's Server
+        // Validation of the required ones is ours: absent ones are refused like
+        // mismatched ones (present ones were compared with the body already).
+        let name_required = matches!(
+            method.as_str(),
+            "tools/call" | "resources/read" | "prompts/get"
+        );
+        // They describe one message; a batch (not part of 2026-07-28) has none to check.
+        let single = messages.len() == 1;
+        let missing = [
+            (header_version.is_none(), "MCP-Protocol-Version"),
+            (single && !headers.contains_key(MCP_METHOD), "Mcp-Method"),
+            (
+                single && id.is_some() && name_required && !headers.contains_key(MCP_NAME),
+                "Mcp-Name",
+            ),
+        ]
+        .into_iter()
+        .find_map(|(absent, name)| absent.then_some(name));
+        if let Some(name) = missing {
+            return Err(Rejection::new(
+                StatusCode::BAD_REQUEST,
+                HEADER_MISMATCH,
+                format!("Header mismatch: the required {name} header is absent"),
+            )
+            .with_id(id.cloned()));
+        }
+        check_envelope(id, params)?;
+        // A stdio server does not judge the version of each request (its connection
+        // has one era), so the HTTP server of record, interpose, does: the revisions
+        // without sessions that it serves.
+        if let Some(requested) = header_version
+            .or(meta_version.as_deref())
+            .filter(|v| !mcp_http::STATELESS_VERSIONS.contains(v))
+        {
+            return Err(Rejection::new(
+                StatusCode::BAD_REQUEST,
+                UNSUPPORTED_VERSION,
+                format!("Unsupported protocol version: {requested}"),
+            )
+            .with_data(serde_json::json!({
+                "supported": mcp_http::STATELESS_VERSIONS,
+                "requested": requested,
+            }))
+            .with_id(id.cloned()));
+        }
+    }
+    Ok(())
+}
+
+/// For a stdio backend, which reads no headers, the `Mcp-Param-*` headers of a
+/// `tools/call` are checked here against the tool's `x-mcp-header` declarations.
+fn check_param_headers(
+    session: &Session,
+    headers: &HeaderMap,
+    messages: &[Message],
+) -> Result<(), Rejection> {
+    for message in messages {
+        if let Message::Request { id, method, params } = message
+            && let Err(why) = session.check_param_headers(headers, method, params.as_deref())
+        {
+            return Err(Rejection::new(
+                StatusCode::BAD_REQUEST,
+                HEADER_MISMATCH,
+                format!("Header mismatch: {why}"),
+            )
+            .with_id(Some(id.clone())));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a message says it is 2026-07-28 or later (header or `_meta`).
+fn claims_stateless(header_version: Option<&str>, params: Option<&RawValue>) -> bool {
+    header_version
+        .map(str::to_owned)
+        .or_else(|| mcp_http::meta_protocol_version(params))
+        .is_some_and(|v| !mcp_http::has_sessions(&v))
+}
+
+/// Whether any request of a POST claims a sessionless revision.
+fn claims_stateless_era(headers: &HeaderMap, messages: &[Message]) -> bool {
+    let header_version = headers.get(PROTOCOL_VERSION).and_then(|v| v.to_str().ok());
+    messages.iter().any(|m| match m {
+        Message::Request { params, .. } => claims_stateless(header_version, params.as_deref()),
+        _ => false,
+    })
+}
+
+/// A 2026-07-28 request (`id` is `None` for notifications) must carry the whole `_meta`
+/// envelope: 400 -32602 otherwise.
+fn check_envelope(id: Option<&RawId>, params: Option<&RawValue>) -> Result<(), Rejection> {
+    match id.and(mcp_http::envelope_problem(params)) {
+        Some(problem) => Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            INVALID_PARAMS,
+            format!("Invalid params: {problem}"),
+        )
+        .with_id(id.cloned())),
+        None => Ok(()),
+    }
+}
+
+/// An `MCP-Protocol-Version` that cannot be forwarded (not visible ASCII) is refused as
+/// a malformed required header (-32020). Which versions are supported is the backend's
+/// verdict (its -32022 names them), so the proxy does not narrow it.
 fn check_version_header(headers: &HeaderMap) -> Result<(), Rejection> {
     match headers.get(PROTOCOL_VERSION).map(|v| v.to_str()) {
-        None => Ok(()),
-        Some(Ok(version)) if mcp_http::is_version_shaped(version) => Ok(()),
-        Some(_) => Err(Rejection::new(
+        None | Some(Ok(_)) => Ok(()),
+        Some(Err(_)) => Err(Rejection::new(
             StatusCode::BAD_REQUEST,
-            INVALID_REQUEST,
-            "invalid MCP-Protocol-Version header",
+            HEADER_MISMATCH,
+            "Header mismatch: MCP-Protocol-Version is not visible ASCII",
         )),
     }
 }
