@@ -285,9 +285,10 @@ class Soak:
             for event in body.decode().replace("\r\n", "\n").split("\n\n"):
                 data = [line[5:].lstrip(" ") if line.startswith("data:") else None
                         for line in event.split("\n")]
-                data = [d for d in data if d is not None]
-                if data:
-                    messages.append(json.loads("\n".join(data)))
+                text = "\n".join(d for d in data if d is not None)
+                # A stream's priming event (an id and an empty data field) carries no message.
+                if text.strip():
+                    messages.append(json.loads(text))
         elif body.strip():
             parsed = json.loads(body)
             messages.extend(parsed if isinstance(parsed, list) else [parsed])
