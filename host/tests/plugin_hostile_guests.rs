@@ -505,21 +505,42 @@ async fn a_client_without_a_session_cannot_pause_a_plugin_for_the_others() {
     // the 64 MiB memory cap: each call fails in the plugin.
     let bomb = format!(r#"{{"a":[{}1]}}"#, "1,".repeat(3_750_000));
     for id in 1..=6 {
-        let (text, _) = call_text(id, "harmless", &bomb);
-        let (_, body) = post(&base, None, text).await;
+        let body = post_without_session(&base, id, "harmless", &bomb).await;
         assert_eq!(
             error(&answer_in(&body, id))["message"],
             "plugin `tool-policy` failed: memory limit of 64 MiB exceeded",
             "every failing call is the plugin's failure, none is refused as paused"
         );
     }
-    let (text, _) = call_text(7, "harmless", r#"{"x":1}"#);
-    let (_, body) = post(&base, None, text).await;
+    let body = post_without_session(&base, 7, "harmless", r#"{"x":1}"#).await;
     assert_eq!(
-        received(&answer_in(&body, 7)),
-        json!({"name": "harmless", "arguments": {"x": 1, "pinned": true}}),
+        received(&answer_in(&body, 7))["arguments"],
+        json!({"x": 1, "pinned": true}),
         "another client without a session is served by the plugin"
     );
+}
+
+/// A complete 2026-07-28 `tools/call` without a session (its `_meta` envelope and
+/// protocol headers), with `arguments` given as JSON text; returns the response body.
+async fn post_without_session(base: &str, id: u64, tool: &str, arguments: &str) -> String {
+    let meta = r#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+    let text = format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{arguments},"_meta":{meta}}}}}"#
+    );
+    reqwest::Client::new()
+        .post(format!("{base}/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", tool)
+        .body(text)
+        .send()
+        .await
+        .expect("POST")
+        .text()
+        .await
+        .expect("body")
 }
 
 /// The attack of issue #12: five 14 MB tool results made `redact` (under `skip`) miss
