@@ -96,10 +96,14 @@ impl ReplayBudget {
     }
 
     fn register(&self, stream: &Arc<Shared>) {
-        self.streams
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::downgrade(stream));
+        let mut all = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        // Every request opens a stream, and an ended stream's `Weak` still holds its
+        // allocation: forget the ended ones whenever the list is full, so it stays
+        // within about twice the live streams instead of growing with each request.
+        if all.len() == all.capacity() {
+            all.retain(|s| s.strong_count() > 0);
+        }
+        all.push(Arc::downgrade(stream));
     }
 }
 
@@ -494,6 +498,18 @@ mod tests {
 
     fn budget() -> Arc<ReplayBudget> {
         ReplayBudget::new(usize::MAX)
+    }
+
+    #[test]
+    fn the_budget_forgets_streams_that_ended() {
+        let budget = budget();
+        let live = EventStream::new(0, EventStyle::Resumable, &budget);
+        for id in 1..=10_000 {
+            drop(EventStream::new(id, EventStyle::Resumable, &budget));
+        }
+        let tracked = budget.streams.lock().unwrap().len();
+        assert!(tracked <= 4, "{tracked} streams tracked, one of them live");
+        drop(live);
     }
 
     fn drain(rx: &mut LiveEvents) -> Vec<String> {
