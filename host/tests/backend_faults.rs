@@ -507,11 +507,7 @@ async fn post(base: &str, session: Option<&str>, body: Value) -> (u16, Option<St
     }
     let response = request.send().await.expect("POST");
     let status = response.status().as_u16();
-    let session = response
-        .headers()
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let session = http_support::session_id(&response);
     let text = response.text().await.expect("the body in time");
     (status, session, messages_in(&text))
 }

@@ -24,11 +24,7 @@ async fn post(base: &str, session: Option<&str>, body: &str) -> (u16, Option<Str
     }
     let response = request.send().await.expect("POST");
     let status = response.status().as_u16();
-    let session = response
-        .headers()
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let session = http_support::session_id(&response);
     (
         status,
         session,

@@ -330,11 +330,7 @@ async fn concurrent_initializes_admit_exactly_the_session_cap() {
             tokio::spawn(async move {
                 let response = post(&client, &base, None, INITIALIZE).await;
                 let status = response.status().as_u16();
-                let session = response
-                    .headers()
-                    .get("mcp-session-id")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
+                let session = http_support::session_id(&response);
                 (status, session, response.text().await.unwrap_or_default())
             })
         });

@@ -20,11 +20,7 @@ async fn initialize(base: &str) -> (u16, Option<String>) {
         .await
         .expect("POST");
     let status = response.status().as_u16();
-    let session = response
-        .headers()
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let session = http_support::session_id(&response);
     let body = response.text().await.unwrap_or_default();
     assert!(
         status != 200 || body.contains("\"protocolVersion\""),

@@ -308,11 +308,7 @@ async fn post(base: &str, session: Option<&str>, body: impl ToString) -> (Option
             .header("mcp-protocol-version", "2025-06-18");
     }
     let response = request.send().await.expect("POST");
-    let session = response
-        .headers()
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let session = http_support::session_id(&response);
     (session, response.text().await.expect("body"))
 }
 

@@ -367,3 +367,12 @@ pub async fn read_events(
         .expect("events in time");
     events
 }
+
+/// The `Mcp-Session-Id` a response carries, if any.
+pub fn session_id(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
