@@ -378,7 +378,13 @@ pub struct ParamsMeta {
 pub struct Meta {
     #[serde(rename = "progressToken", default)]
     pub progress_token: Option<Box<RawValue>>,
+    #[serde(rename = "io.modelcontextprotocol/subscriptionId", default)]
+    pub subscription_id: Option<Box<RawValue>>,
 }
+
+/// The `_meta` key (2026-07-28, `subscriptions/listen`) by which a notification names
+/// the subscription it belongs to: the JSON-RPC id of the listen request.
+pub const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
 
 impl ParamsMeta {
     /// `params._meta.progressToken`, if any.
@@ -389,6 +395,16 @@ impl ParamsMeta {
         }
         let parsed: ParamsMeta = serde_json::from_str(params.get()).ok()?;
         parsed.meta?.progress_token
+    }
+
+    /// `params._meta["io.modelcontextprotocol/subscriptionId"]`, if any.
+    pub fn subscription_id(params: Option<&RawValue>) -> Option<Box<RawValue>> {
+        let params = params?;
+        if !params.get().contains(SUBSCRIPTION_ID) {
+            return None;
+        }
+        let parsed: ParamsMeta = serde_json::from_str(params.get()).ok()?;
+        parsed.meta?.subscription_id
     }
 }
 
@@ -423,9 +439,37 @@ pub fn replace_member(params: &RawValue, key: &str, value: Box<RawValue>) -> Opt
     serde_json::value::to_raw_value(&members).ok()
 }
 
+/// Returns `params` with one member of its `_meta` replaced (`_meta` must exist), other
+/// members kept as they were and in their order.
+pub fn replace_meta_member(
+    params: &RawValue,
+    key: &str,
+    value: Box<RawValue>,
+) -> Option<Box<RawValue>> {
+    let mut members: indexmap::IndexMap<String, Box<RawValue>> =
+        serde_json::from_str(params.get()).ok()?;
+    let meta = replace_member(members.get("_meta")?, key, value)?;
+    members.insert("_meta".to_owned(), meta);
+    serde_json::value::to_raw_value(&members).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_and_replaces_a_subscription_id() {
+        let params = raw(
+            r#"{"_meta":{"a":1,"io.modelcontextprotocol/subscriptionId":7},"x":[1, 2]}"#,
+        );
+        assert_eq!(ParamsMeta::subscription_id(Some(&params)).unwrap().get(), "7");
+        let renamed = replace_meta_member(&params, SUBSCRIPTION_ID, raw(r#""s-1""#)).unwrap();
+        assert_eq!(
+            renamed.get(),
+            r#"{"_meta":{"a":1,"io.modelcontextprotocol/subscriptionId":"s-1"},"x":[1, 2]}"#
+        );
+        assert!(ParamsMeta::subscription_id(Some(&raw(r#"{"_meta":{}}"#))).is_none());
+    }
 
     fn one(text: &str) -> Message {
         match Message::parse(text).expect("parses") {

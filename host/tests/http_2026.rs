@@ -552,3 +552,76 @@ async fn a_refused_handshake_leaves_no_session() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// Opens a `subscriptions/listen` stream (id `id`) for tool list changes; returns the
+/// reader once the stream's head is in.
+async fn listen_for_tool_changes(base: &str, id: &str) -> SseReader {
+    let listen = json!({"jsonrpc": "2.0", "id": id, "method": "subscriptions/listen",
+        "params": {"notifications": {"toolsListChanged": true}, "_meta": envelope()}});
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(listen.to_string());
+    for (name, value) in modern_headers(&listen) {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.expect("POST subscriptions/listen");
+    assert_eq!(response.status(), 200);
+    SseReader::new(response)
+}
+
+/// The next message on a listen stream, within 20 s.
+async fn next_message(reader: &mut SseReader) -> Value {
+    let (_, data) = tokio::time::timeout(std::time::Duration::from_secs(20), reader.next_event())
+        .await
+        .expect("an event in time")
+        .expect("the stream is open");
+    serde_json::from_str(&data).expect("JSON")
+}
+
+/// A subscription's notifications (on stdio tied to the listen request only by
+/// `_meta.subscriptionId`) reach the client that opened it, naming the subscription
+/// by that client's own request id, also when two clients chose the same id.
+#[tokio::test]
+async fn subscription_notifications_reach_their_listener_named_by_its_own_id() {
+    let (_proxy, base) = stdio_proxy();
+    subscriptions_reach_their_listeners(&base).await;
+}
+
+/// Over HTTP the backend's stream ties them to the request, but they name it by the
+/// id the proxy gave it upstream unless the proxy restores the client's.
+#[tokio::test]
+async fn subscription_ids_from_an_http_backend_are_the_clients_own() {
+    let (_backend, backend) = python_http_backend(&[]);
+    let (_proxy, base) = proxy(&["--", &format!("{backend}/mcp")]);
+    subscriptions_reach_their_listeners(&base).await;
+}
+
+async fn subscriptions_reach_their_listeners(base: &str) {
+    const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
+    let base = base.to_owned();
+    let mut first = listen_for_tool_changes(&base, "sub").await;
+    let mut second = listen_for_tool_changes(&base, "sub").await;
+    for reader in [&mut first, &mut second] {
+        let ack = next_message(reader).await;
+        assert_eq!(
+            ack["method"], "notifications/subscriptions/acknowledged",
+            "{ack}"
+        );
+        assert_eq!(ack["params"]["_meta"][SUBSCRIPTION_ID], "sub", "{ack}");
+    }
+
+    let call = modern(3, "tools/call", json!({"name": "add_tool", "arguments": {}}));
+    let answer = post(&base, &modern_headers(&call), &call).await;
+    assert_eq!(
+        answer.response(3)["result"]["content"][0]["text"],
+        "dynamic_tool added",
+        "{answer:?}"
+    );
+    for reader in [&mut first, &mut second] {
+        let changed = next_message(reader).await;
+        assert_eq!(changed["method"], "notifications/tools/list_changed", "{changed}");
+        assert_eq!(changed["params"]["_meta"][SUBSCRIPTION_ID], "sub", "{changed}");
+    }
+}

@@ -269,12 +269,16 @@ function createServer() {
         if (declared?.roots !== undefined) inputRequests.client_roots = inputRequired.listRoots();
         return Object.keys(inputRequests).length === 0 ? text('No declared capability supports an input request') : inputRequired({ inputRequests });
     });
+    // Over HTTP each request gets its own instance, so changes go on the handler's bus;
+    // over stdio the one pinned instance's own notifications reach the subscriptions.
     tool('test_trigger_tool_change', 'publishes tools/list_changed', noArgs, async () => {
-        modernHandler?.notify.toolsChanged();
+        if (modernHandler) modernHandler.notify.toolsChanged();
+        else await server.sendToolListChanged();
         return text('tools_list_changed published');
     });
     tool('test_trigger_prompt_change', 'publishes prompts/list_changed', noArgs, async () => {
-        modernHandler?.notify.promptsChanged();
+        if (modernHandler) modernHandler.notify.promptsChanged();
+        else await server.sendPromptListChanged();
         return text('prompts_list_changed published');
     });
 

@@ -23,6 +23,7 @@ Tools (see TOOLS below for the schemas):
   slow            runs until cancelled (or `max_seconds`); records its label when cancelled
   cancel_status   the labels of the slow calls that were cancelled
   add_tool        registers `dynamic_tool` and sends notifications/tools/list_changed
+                  (2026-07-28: on the open subscriptions/listen streams)
   dynamic_tool    (only after add_tool)
   big             a text of `size` bytes (default 5,000,000), a known pattern
   crash           os._exit(3) in the middle of the call
@@ -55,6 +56,7 @@ import mcp_types as types
 from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.context import ServerRequestContext
 from mcp.server.stdio import stdio_server
+from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp_types.methods import CACHEABLE_METHODS
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -325,7 +327,11 @@ async def call_tool(ctx: ServerRequestContext, params: types.CallToolRequestPara
 
     if name == "add_tool":
         STATE["dynamic_tool"] = True
-        await session.send_tool_list_changed()
+        if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            # 2026-07-28: no unsolicited notifications; open subscriptions get it.
+            await SUBSCRIPTIONS.publish(ToolsListChanged())
+        else:
+            await session.send_tool_list_changed()
         return text_result("dynamic_tool added")
 
     if name == "dynamic_tool" and STATE["dynamic_tool"]:
@@ -513,6 +519,9 @@ async def raw_received(ctx: ServerRequestContext, params: OpenRequestParams) -> 
     return {"lines": lines[-last - 1 : -1]}
 
 
+# 2026-07-28 `subscriptions/listen` streams; add_tool publishes on it.
+SUBSCRIPTIONS = InMemorySubscriptionBus()
+
 # Every line read from stdin, as text (see TeeStdin), for byte-level checks of
 # what reached the backend.
 RAW_IN: deque[str] = deque(maxlen=100)
@@ -556,6 +565,7 @@ def build_server() -> Server:
         on_completion=era_aware(complete),
         on_set_logging_level=era_aware(set_level),
         on_roots_list_changed=roots_list_changed,
+        on_subscriptions_listen=ListenHandler(SUBSCRIPTIONS),
     )
     server.add_request_handler("interpose_test/echo", OpenRequestParams, era_aware(custom_echo))
     server.add_request_handler("interpose_test/raw_received", OpenRequestParams, era_aware(raw_received))

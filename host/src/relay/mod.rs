@@ -371,6 +371,14 @@ impl SessionRelay {
                     route = token
                         .and_then(|t| self.progress_routes.get(t.get()).cloned())
                         .or(route);
+                } else if let Some((listen, renamed)) =
+                    self.subscription_for(params.as_deref())
+                {
+                    // A subscription's notifications belong to its `subscriptions/listen`
+                    // request (on stdio nothing else ties them to it) and name it by id:
+                    // the id the client gave it.
+                    route = Some(listen);
+                    params = Some(renamed);
                 }
                 self.send_client(Message::Notification { method, params }, route)
                     .await;
@@ -397,6 +405,16 @@ impl SessionRelay {
         backend_side_id
             .and_then(|id| self.to_backend.get(id))
             .map(|pending| pending.original_id.clone())
+    }
+
+    /// For a notification naming a subscription in flight: the client's id of its
+    /// `subscriptions/listen` request, and the params naming it by that id.
+    fn subscription_for(&self, params: Option<&RawValue>) -> Option<(RawId, Box<RawValue>)> {
+        let params = params?;
+        let backend_side_id = jsonrpc::ParamsMeta::subscription_id(Some(params))?;
+        let listen = self.client_request_for(Some(&backend_side_id))?;
+        let renamed = jsonrpc::replace_meta_member(params, jsonrpc::SUBSCRIPTION_ID, listen.clone())?;
+        Some((listen, renamed))
     }
 
     fn forget_progress(&mut self, pending: &Pending) {

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use indexmap::IndexMap;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
@@ -366,6 +365,11 @@ impl Session {
         if let Some(token) = route.and_then(|route| route.progress.clone()) {
             message = restore_progress_token(message, &token);
         }
+        if let (Some(renamed), Some(original)) =
+            (related.as_deref(), route.and_then(|r| r.original_id.clone()))
+        {
+            message = restore_subscription_id(message, renamed, original);
+        }
         self.write(&mut routes, stream_id, &message);
     }
 
@@ -497,10 +501,7 @@ fn retire(routes: &mut Routes, stream_id: u64) {
 
 /// `params` with `_meta.progressToken` set to `token`, other members kept in order.
 fn with_progress_token(params: &RawValue, token: RawId) -> Option<Box<RawValue>> {
-    let mut members: IndexMap<String, Box<RawValue>> = serde_json::from_str(params.get()).ok()?;
-    let meta = jsonrpc::replace_member(members.get("_meta")?, "progressToken", token)?;
-    members.insert("_meta".to_owned(), meta);
-    serde_json::value::to_raw_value(&members).ok()
+    jsonrpc::replace_meta_member(params, "progressToken", token)
 }
 
 /// A progress notification for a renamed token gets the client's token back.
@@ -514,6 +515,27 @@ fn restore_progress_token(message: Message, token: &RenamedToken) -> Message {
                 .is_some_and(|t| t.get() == token.renamed.get()) =>
         {
             let params = jsonrpc::replace_member(&params, "progressToken", token.original.clone())
+                .unwrap_or(params);
+            Message::Notification {
+                method,
+                params: Some(params),
+            }
+        }
+        other => other,
+    }
+}
+
+/// A notification of a renamed `subscriptions/listen` request names the subscription by
+/// the client's id of that request, as the client sent it.
+fn restore_subscription_id(message: Message, renamed: &RawValue, original: RawId) -> Message {
+    match message {
+        Message::Notification {
+            method,
+            params: Some(params),
+        } if ParamsMeta::subscription_id(Some(&params))
+            .is_some_and(|id| id.get() == renamed.get()) =>
+        {
+            let params = jsonrpc::replace_meta_member(&params, jsonrpc::SUBSCRIPTION_ID, original)
                 .unwrap_or(params);
             Message::Notification {
                 method,
