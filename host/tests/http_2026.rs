@@ -625,3 +625,38 @@ async fn subscriptions_reach_their_listeners(base: &str) {
         assert_eq!(changed["params"]["_meta"][SUBSCRIPTION_ID], "sub", "{changed}");
     }
 }
+
+/// Item 1 to the letter: an HTTP backend's status and content type reach a sessionless
+/// client as the backend chose them, also where the spec's table says nothing (a 403)
+/// and where the backend streams an answer it could have sent as JSON.
+#[tokio::test]
+async fn an_http_backends_status_and_content_type_come_through_as_sent() {
+    let port = free_port();
+    let mut command = std::process::Command::new("python3");
+    command
+        .arg(repo().join("tests/servers/faulty_server.py"))
+        .args(["--http", &port.to_string()]);
+    let _backend = Proc::start("faulty_server --http", command, "READY");
+    let (_proxy, base) = proxy(&["--", &format!("http://127.0.0.1:{port}/mcp")]);
+
+    let forbidden = modern(1, "tools/call", json!({"name": "forbidden", "arguments": {}}));
+    let answer = post(&base, &modern_headers(&forbidden), &forbidden).await;
+    assert_eq!(answer.status, 403, "{answer:?}");
+    assert!(answer.content_type.starts_with("application/json"), "{answer:?}");
+    assert_eq!(answer.response(1)["error"]["code"], -32001, "{answer:?}");
+
+    let streamed = modern(2, "tools/call", json!({"name": "sse_answer", "arguments": {}}));
+    let answer = post(&base, &modern_headers(&streamed), &streamed).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert!(answer.content_type.starts_with("text/event-stream"), "{answer:?}");
+    assert_eq!(
+        answer.response(2)["result"]["content"][0]["text"],
+        "on a stream",
+        "{answer:?}"
+    );
+
+    let plain = modern(3, "tools/call", json!({"name": "echo", "arguments": {"x": 1}}));
+    let answer = post(&base, &modern_headers(&plain), &plain).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert!(answer.content_type.starts_with("application/json"), "{answer:?}");
+}

@@ -25,7 +25,8 @@ tool is one misbehaviour, chosen per call by the tool's name (arguments in brack
 `--http PORT` serves Streamable HTTP on 127.0.0.1:PORT/mcp instead (prints READY);
 there the tools are answers no client should get: `html` (an HTML page with status
 200), `bad_gateway` (the same page with status 502), `plain_text` (text/plain), `nan` and `truncated` (JSON that does not parse);
-other tools echo.
+and answers a client should get as sent: `forbidden` (a JSON-RPC error with status 403),
+`sse_answer` (the result as an SSE stream); other tools echo.
 
 SIGPIPE is restored to its default, so a closed stderr kills this process on its next
 write, as it would a C, Rust or Go program.
@@ -204,6 +205,13 @@ def serve_http(port):
             if method == "tools/call" and name == "truncated":
                 body = json.dumps(result(msg_id, "x" * 200)).encode()
                 return self.reply(200, "application/json", body[: len(body) // 2])
+            if method == "tools/call" and name == "forbidden":
+                body = {"jsonrpc": "2.0", "id": msg_id,
+                        "error": {"code": -32001, "message": "not allowed for this caller"}}
+                return self.reply(403, "application/json", json.dumps(body).encode())
+            if method == "tools/call" and name == "sse_answer":
+                event = "event: message\ndata: " + json.dumps(result(msg_id, "on a stream")) + "\n\n"
+                return self.reply(200, "text/event-stream", event.encode())
             if method == "tools/list":
                 answer = {"jsonrpc": "2.0", "id": msg_id, "result": tools_list()}
             else:

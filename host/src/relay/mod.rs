@@ -20,7 +20,7 @@ use crate::intercept::{Direction, Intercepted, SharedInterceptor, Verdict};
 use crate::jsonrpc::{
     self, BACKEND_UNAVAILABLE, ErrorObject, INTERNAL_ERROR, INVALID_REQUEST, Kind, Message, RawId,
 };
-use crate::transport::{Inbound, Link, Outbound, ProtocolHeaders, mcp_http};
+use crate::transport::{AnswerHead, Inbound, Link, Outbound, ProtocolHeaders, mcp_http};
 use pending::{Pending, PendingTable};
 
 const CANCELLED: &str = "notifications/cancelled";
@@ -106,7 +106,7 @@ impl SessionRelay {
                     None => break RelayEnd::ClientClosed,
                 },
                 inbound = recv_when_room(&mut self.backend_rx, &self.client_tx) => match inbound {
-                    Some(Inbound::Frame { frame, related, .. }) => self.on_backend_frame(frame, related).await,
+                    Some(Inbound::Frame { frame, related, head, .. }) => self.on_backend_frame(frame, related, head).await,
                     Some(Inbound::Closed(why)) => break RelayEnd::BackendClosed(why),
                     None => break RelayEnd::BackendClosed("the backend connection closed".into()),
                 },
@@ -228,7 +228,7 @@ impl SessionRelay {
                     .to_client
                     .take(answer.id().expect("answers have ids"))
                     .expect("checked above");
-                let answer = self
+                let (answer, _) = self
                     .judge_answer(Direction::ToServer, answer, &pending)
                     .await;
                 self.send_backend(answer).await;
@@ -271,10 +271,15 @@ impl SessionRelay {
 
     // ---- backend -> client ----
 
-    async fn on_backend_frame(&mut self, frame: Frame, related: Option<RawId>) {
+    async fn on_backend_frame(
+        &mut self,
+        frame: Frame,
+        related: Option<RawId>,
+        head: Option<AnswerHead>,
+    ) {
         let server = &self.config.server;
         let (problem, id) = match frame {
-            Frame::Message(message) => return self.backend_message(message, related).await,
+            Frame::Message(message) => return self.backend_message(message, related, head).await,
             Frame::Malformed { error, id } => (
                 format!("backend `{server}` sent a message that cannot be read: {error}"),
                 id,
@@ -298,7 +303,12 @@ impl SessionRelay {
         }
     }
 
-    async fn backend_message(&mut self, message: Message, related: Option<RawId>) {
+    async fn backend_message(
+        &mut self,
+        message: Message,
+        related: Option<RawId>,
+        head: Option<AnswerHead>,
+    ) {
         match message {
             Message::Request { id, method, params } => {
                 let verdict = self
@@ -391,10 +401,13 @@ impl SessionRelay {
                 };
                 self.forget_progress(&pending);
                 tracing::trace!(method = %pending.method, elapsed = ?pending.started.elapsed(), "answered");
-                let answer = self
+                let (answer, unchanged) = self
                     .judge_answer(Direction::ToClient, answer, &pending)
                     .await;
-                self.send_client(answer, Some(pending.original_id)).await;
+                // How the backend sent the answer describes it only as it sent it.
+                let head = head.filter(|_| unchanged);
+                self.send_client_answer(answer, pending.original_id, head)
+                    .await;
             }
         }
     }
@@ -458,13 +471,13 @@ impl SessionRelay {
     }
 
     /// Runs an answer (response or error) to `pending` through the interceptor and
-    /// returns it with the id its receiver knows.
+    /// returns it with the id its receiver knows, and whether it passed unchanged.
     async fn judge_answer(
         &self,
         direction: Direction,
         answer: Message,
         pending: &Pending,
-    ) -> Message {
+    ) -> (Message, bool) {
         let id = pending.original_id.clone();
         let (kind, payload, error) = match &answer {
             Message::Response { result, .. } => (Kind::Response, Some(&**result), None),
@@ -483,13 +496,15 @@ impl SessionRelay {
             )
             .await;
         match (verdict, answer) {
-            (Verdict::Pass, Message::Response { result, .. }) => Message::Response { id, result },
-            (Verdict::Pass, Message::Error { error, .. }) => Message::Error { id, error },
+            (Verdict::Pass, Message::Response { result, .. }) => {
+                (Message::Response { id, result }, true)
+            }
+            (Verdict::Pass, Message::Error { error, .. }) => (Message::Error { id, error }, true),
             // A rewritten answer is a result; on an error, this recovers from it.
             (Verdict::Rewrite(result) | Verdict::Respond(result), _) => {
-                Message::Response { id, result }
+                (Message::Response { id, result }, false)
             }
-            (Verdict::Reject(error), _) => Message::error_response(id, &error),
+            (Verdict::Reject(error), _) => (Message::error_response(id, &error), false),
             (Verdict::Pass, _) => unreachable!("only answers are judged here"),
         }
     }
@@ -497,15 +512,26 @@ impl SessionRelay {
     // ---- sending and ending ----
 
     async fn send_client(&self, message: Message, related: Option<RawId>) {
-        if self
-            .client_tx
-            .send(Outbound {
-                related,
-                ..Outbound::new(message)
-            })
-            .await
-            .is_err()
-        {
+        self.send_client_outbound(Outbound {
+            related,
+            ..Outbound::new(message)
+        })
+        .await;
+    }
+
+    /// Sends the backend's answer to the client request `id`, with how the backend
+    /// sent it when it passed unchanged.
+    async fn send_client_answer(&self, answer: Message, id: RawId, head: Option<AnswerHead>) {
+        self.send_client_outbound(Outbound {
+            related: Some(id),
+            head,
+            ..Outbound::new(answer)
+        })
+        .await;
+    }
+
+    async fn send_client_outbound(&self, outbound: Outbound) {
+        if self.client_tx.send(outbound).await.is_err() {
             tracing::debug!(session = %self.config.session, "the client is gone; message dropped");
         }
     }
@@ -563,9 +589,12 @@ impl SessionRelay {
         let deadline = tokio::time::Instant::now() + self.config.shutdown_grace;
         loop {
             match tokio::time::timeout_at(deadline, self.backend_rx.recv()).await {
-                Ok(Some(Inbound::Frame { frame, related, .. })) => {
-                    self.on_backend_frame(frame, related).await
-                }
+                Ok(Some(Inbound::Frame {
+                    frame,
+                    related,
+                    head,
+                    ..
+                })) => self.on_backend_frame(frame, related, head).await,
                 Ok(Some(Inbound::Closed(_)) | None) => break,
                 Err(_) => {
                     tracing::debug!(
@@ -670,6 +699,7 @@ mod tests {
                 frame,
                 related: None,
                 headers: None,
+                head: None,
             };
             self.to_relay.send(inbound).await.expect("relay running");
         }

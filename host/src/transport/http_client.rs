@@ -30,7 +30,7 @@ use super::mcp_http::{
     SseReadError, read_events,
 };
 use super::upstream::ConnectContext;
-use super::{CHANNEL_CAPACITY, Inbound, Link, Outbound, ProtocolHeaders};
+use super::{AnswerHead, CHANNEL_CAPACITY, Inbound, Link, Outbound, ProtocolHeaders};
 use crate::framing::Frame;
 use crate::jsonrpc::{
     self, BACKEND_UNAVAILABLE, ErrorObject, INTERNAL_ERROR, Message, Parsed, RawId,
@@ -263,10 +263,22 @@ impl Shared {
     }
 
     async fn deliver(&self, frame: Frame, related: Option<&RawId>) {
+        self.deliver_with_head(frame, related, None).await;
+    }
+
+    /// Delivers a frame; `head` tells, for the answer to a request, how the backend
+    /// sent it.
+    async fn deliver_with_head(
+        &self,
+        frame: Frame,
+        related: Option<&RawId>,
+        head: Option<AnswerHead>,
+    ) {
         let inbound = Inbound::Frame {
             frame,
             related: related.cloned(),
             headers: None,
+            head,
         };
         self.in_tx.send(inbound).await.ok();
     }
@@ -445,8 +457,10 @@ impl Shared {
         };
         let mut answered = false;
         for frame in mcp_http::frames_from_body(&body, self.max_message_bytes) {
-            answered |= self.note_answer(&frame, id, initialize);
-            self.deliver(frame, Some(id)).await;
+            let answers = self.note_answer(&frame, id, initialize);
+            answered |= answers;
+            let head = answers.then_some(AnswerHead { status, json: true });
+            self.deliver_with_head(frame, Some(id), head).await;
         }
         if !answered {
             let error = not_an_answer(
@@ -488,10 +502,15 @@ impl Shared {
         initialize: bool,
     ) -> bool {
         let mut cursor = StreamCursor::default();
+        let head = AnswerHead {
+            status: response.status(),
+            json: false,
+        };
         let mut response = response;
         let mut resumes = 0;
         loop {
-            match self.pump(&mut cursor, response, Some(id), initialize).await {
+            let request = Some((id, head));
+            match self.pump(&mut cursor, response, request, initialize).await {
                 Pump::Answered => return true,
                 Pump::Failed(problem) => {
                     self.answer_error(id, ErrorObject::new(INTERNAL_ERROR, problem))
@@ -542,14 +561,16 @@ impl Shared {
         Ok(response)
     }
 
-    /// Delivers events from one SSE response until it ends, fails, or answers `id`.
+    /// Delivers events from one SSE response until it ends, fails, or answers the
+    /// request it belongs to (its id, and how its POST was answered), if any.
     async fn pump(
         &self,
         cursor: &mut StreamCursor,
         response: reqwest::Response,
-        id: Option<&RawId>,
+        request: Option<(&RawId, AnswerHead)>,
         initialize: bool,
     ) -> Pump {
+        let id = request.map(|(id, _)| id);
         let mut events = Box::pin(read_events(response.bytes_stream(), self.max_message_bytes));
         while let Some(event) = events.next().await {
             let event = match event {
@@ -571,10 +592,11 @@ impl Shared {
             };
             let mut answered = false;
             for frame in mcp_http::frames_from_body(data.as_bytes(), self.max_message_bytes) {
-                if let Some(id) = id {
-                    answered |= self.note_answer(&frame, id, initialize);
-                }
-                self.deliver(frame, id).await;
+                let head = request
+                    .filter(|(id, _)| self.note_answer(&frame, id, initialize))
+                    .map(|(_, head)| head);
+                answered |= head.is_some();
+                self.deliver_with_head(frame, id, head).await;
             }
             if answered {
                 return Pump::Answered;
@@ -618,7 +640,13 @@ impl Shared {
                 id: id.clone(),
                 error,
             };
-            return self.deliver(Frame::Message(message), Some(id)).await;
+            let head = AnswerHead {
+                status,
+                json: content_type.starts_with(mcp_http::JSON),
+            };
+            return self
+                .deliver_with_head(Frame::Message(message), Some(id), Some(head))
+                .await;
         }
         let code = if status.is_server_error() {
             BACKEND_UNAVAILABLE

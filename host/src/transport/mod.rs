@@ -29,6 +29,15 @@ pub(crate) const CHANNEL_CAPACITY: usize = 1024;
 /// so an HTTP backend gets them unchanged (possibly none at all).
 pub type ProtocolHeaders = Arc<http::HeaderMap>;
 
+/// How an HTTP backend answered one request: the status and whether the body was JSON
+/// (else an SSE stream), so a sessionless client can get the answer as the backend
+/// gave it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerHead {
+    pub status: http::StatusCode,
+    pub json: bool,
+}
+
 /// Something that arrived from a peer.
 #[derive(Debug)]
 pub enum Inbound {
@@ -39,6 +48,8 @@ pub enum Inbound {
         related: Option<RawId>,
         /// The client's protocol headers, for a request from a sessionless HTTP client.
         headers: Option<ProtocolHeaders>,
+        /// For an answer from an HTTP backend: how the backend sent it.
+        head: Option<AnswerHead>,
     },
     /// The peer is gone; no more frames will come. The text says why, for errors and logs.
     Closed(String),
@@ -54,6 +65,8 @@ pub struct Outbound {
     pub related: Option<RawId>,
     /// The headers to send with it instead of deriving them (see [`ProtocolHeaders`]).
     pub headers: Option<ProtocolHeaders>,
+    /// For an answer the backend sent as it is: how it was sent (see [`AnswerHead`]).
+    pub head: Option<AnswerHead>,
 }
 
 impl Outbound {
@@ -62,6 +75,7 @@ impl Outbound {
             message,
             related: None,
             headers: None,
+            head: None,
         }
     }
 }
@@ -101,6 +115,7 @@ where
                                 frame,
                                 related: None,
                                 headers: None,
+                                head: None,
                             })
                             .await
                             .is_err()

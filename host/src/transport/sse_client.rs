@@ -80,6 +80,7 @@ async fn read_stream(
                                 frame,
                                 related: None,
                                 headers: None,
+                                head: None,
                             };
                             if in_tx.send(inbound).await.is_err() {
                                 return;
@@ -191,6 +192,7 @@ async fn write_loop(
                 frame: Frame::Message(answer),
                 related: Some(id),
                 headers: None,
+                head: None,
             };
             in_tx.send(inbound).await.ok();
         } else {

@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 
 use super::session::STANDALONE;
 use crate::jsonrpc::{ErrorObject, INTERNAL_ERROR, Message, RawId};
+use crate::transport::AnswerHead;
 use crate::transport::mcp_http::sse_event;
 
 /// Events already taken that are kept for replay per stream, and their total size:
@@ -144,6 +145,8 @@ struct Queue {
     listening: bool,
     finished: bool,
     budget: Arc<ReplayBudget>,
+    /// How the backend sent the last answer on this stream, when it is known.
+    answer_head: Option<AnswerHead>,
 }
 
 struct Event {
@@ -183,6 +186,7 @@ impl EventStream {
                 listening: false,
                 finished: false,
                 budget: budget.clone(),
+                answer_head: None,
             }),
             wake: Notify::new(),
         });
@@ -229,6 +233,11 @@ impl EventStream {
         }
         drop(queue);
         self.shared.wake.notify_waiters();
+    }
+
+    /// Records how the backend sent the answer pushed next (see [`AnswerHead`]).
+    pub fn set_answer_head(&mut self, head: AnswerHead) {
+        self.shared.lock().answer_head = Some(head);
     }
 
     /// Connects a new connection, replacing any previous one. It gets the events after
@@ -434,6 +443,11 @@ impl Drop for Queue {
 }
 
 impl LiveEvents {
+    /// How the backend sent the answer on this stream, when it is known.
+    pub fn answer_head(&self) -> Option<AnswerHead> {
+        self.shared.lock().answer_head
+    }
+
     /// The next event; `None` once the stream has ended and this connection has had
     /// everything, or another connection has taken over.
     pub async fn recv(&mut self) -> Option<Bytes> {

@@ -231,6 +231,7 @@ impl Session {
             frame: Frame::Message(message),
             related: None,
             headers,
+            head: None,
         };
         self.to_relay.send(inbound).await.map_err(|_| SessionGone)
     }
@@ -324,6 +325,7 @@ impl Session {
         Outbound {
             mut message,
             related,
+            head,
             ..
         }: Outbound,
     ) {
@@ -346,6 +348,9 @@ impl Session {
             };
             if let Some(original) = route.original_id {
                 message = rename_answer(message, original);
+            }
+            if let (Some(head), Some(stream)) = (head, routes.streams.get_mut(&route.stream)) {
+                stream.set_answer_head(head);
             }
             self.write(&mut routes, route.stream, &message);
             if let Some(stream) = routes.streams.get_mut(&route.stream) {
@@ -482,6 +487,7 @@ impl Session {
                 frame: Frame::Message(message),
                 related: None,
                 headers: None,
+                head: None,
             };
             let to_relay = self.to_relay.clone();
             tokio::spawn(async move { to_relay.send(inbound).await.ok() });

@@ -239,18 +239,30 @@ fn priming_event(listener: &Listener) -> Bytes {
 /// as JSON; after that the client gets the SSE stream (and its keep-alives) at once.
 const JSON_PATIENCE: Duration = Duration::from_secs(2);
 
-/// A sessionless (2026-07-28) request is answered the way the SDK's `responseMode:
-/// 'auto'` does: when its first item is its answer, as JSON with the HTTP status the
-/// spec gives that answer; when a notification comes first (or nothing within
-/// [`JSON_PATIENCE`]), as an SSE stream.
+/// A sessionless (2026-07-28) request whose first item is its answer gets it as the
+/// backend sent it: an HTTP backend's status and content type when the answer passed
+/// the plugins unchanged; otherwise (a stdio backend, an answer a plugin or the proxy
+/// made) as the SDK's `responseMode: 'auto'` does, JSON with the status the spec gives
+/// that answer. When a notification comes first, or nothing within [`JSON_PATIENCE`],
+/// the response is an SSE stream.
 async fn answer_or_stream(mut listener: Listener) -> Response {
     let first = match tokio::time::timeout(JSON_PATIENCE, listener.live.recv()).await {
         Ok(Some(first)) => first,
         Ok(None) | Err(_) => return event_stream(None, listener),
     };
-    match sse_data(&first).and_then(|data| answer_status(&data).map(|status| (data, status))) {
-        Some((answer, status)) => json(status, answer),
-        None => event_stream(Some(first), listener),
+    let Some((answer, status)) =
+        sse_data(&first).and_then(|data| answer_status(&data).map(|status| (data, status)))
+    else {
+        return event_stream(Some(first), listener);
+    };
+    match listener.live.answer_head() {
+        Some(head) if head.json => json(head.status, answer),
+        Some(head) => {
+            let mut stream = event_stream(Some(first), listener);
+            *stream.status_mut() = head.status;
+            stream
+        }
+        None => json(status, answer),
     }
 }
 
