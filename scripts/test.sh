@@ -34,8 +34,8 @@ step "Python plugin SDK and plugins (pytest; builds the scaffold template into a
 step "JavaScript plugin SDK and plugins (node --test)"
 scripts/test-js.sh
 
-# Off until issue #17 is fixed: today 2026-07-28 scenarios fail through interpose.
-if [ "${INTERPOSE_CONFORMANCE:-0}" = 1 ]; then
+# Every scenario that passes directly must pass through interpose, without new warnings.
+if [ "${INTERPOSE_CONFORMANCE:-1}" = 1 ]; then
     step "MCP conformance suite, directly and through interpose (scripts/conformance.sh)"
-    scripts/conformance.sh
+    CONFORMANCE_STRICT=1 scripts/conformance.sh
 fi

@@ -459,10 +459,12 @@ mod tests {
 
     #[test]
     fn reads_and_replaces_a_subscription_id() {
-        let params = raw(
-            r#"{"_meta":{"a":1,"io.modelcontextprotocol/subscriptionId":7},"x":[1, 2]}"#,
+        let params =
+            raw(r#"{"_meta":{"a":1,"io.modelcontextprotocol/subscriptionId":7},"x":[1, 2]}"#);
+        assert_eq!(
+            ParamsMeta::subscription_id(Some(&params)).unwrap().get(),
+            "7"
         );
-        assert_eq!(ParamsMeta::subscription_id(Some(&params)).unwrap().get(), "7");
         let renamed = replace_meta_member(&params, SUBSCRIPTION_ID, raw(r#""s-1""#)).unwrap();
         assert_eq!(
             renamed.get(),

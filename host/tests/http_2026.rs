@@ -612,7 +612,11 @@ async fn subscriptions_reach_their_listeners(base: &str) {
         assert_eq!(ack["params"]["_meta"][SUBSCRIPTION_ID], "sub", "{ack}");
     }
 
-    let call = modern(3, "tools/call", json!({"name": "add_tool", "arguments": {}}));
+    let call = modern(
+        3,
+        "tools/call",
+        json!({"name": "add_tool", "arguments": {}}),
+    );
     let answer = post(&base, &modern_headers(&call), &call).await;
     assert_eq!(
         answer.response(3)["result"]["content"][0]["text"],
@@ -621,8 +625,14 @@ async fn subscriptions_reach_their_listeners(base: &str) {
     );
     for reader in [&mut first, &mut second] {
         let changed = next_message(reader).await;
-        assert_eq!(changed["method"], "notifications/tools/list_changed", "{changed}");
-        assert_eq!(changed["params"]["_meta"][SUBSCRIPTION_ID], "sub", "{changed}");
+        assert_eq!(
+            changed["method"], "notifications/tools/list_changed",
+            "{changed}"
+        );
+        assert_eq!(
+            changed["params"]["_meta"][SUBSCRIPTION_ID], "sub",
+            "{changed}"
+        );
     }
 }
 
@@ -639,24 +649,100 @@ async fn an_http_backends_status_and_content_type_come_through_as_sent() {
     let _backend = Proc::start("faulty_server --http", command, "READY");
     let (_proxy, base) = proxy(&["--", &format!("http://127.0.0.1:{port}/mcp")]);
 
-    let forbidden = modern(1, "tools/call", json!({"name": "forbidden", "arguments": {}}));
+    let forbidden = modern(
+        1,
+        "tools/call",
+        json!({"name": "forbidden", "arguments": {}}),
+    );
     let answer = post(&base, &modern_headers(&forbidden), &forbidden).await;
     assert_eq!(answer.status, 403, "{answer:?}");
-    assert!(answer.content_type.starts_with("application/json"), "{answer:?}");
+    assert!(
+        answer.content_type.starts_with("application/json"),
+        "{answer:?}"
+    );
     assert_eq!(answer.response(1)["error"]["code"], -32001, "{answer:?}");
 
-    let streamed = modern(2, "tools/call", json!({"name": "sse_answer", "arguments": {}}));
+    let streamed = modern(
+        2,
+        "tools/call",
+        json!({"name": "sse_answer", "arguments": {}}),
+    );
     let answer = post(&base, &modern_headers(&streamed), &streamed).await;
     assert_eq!(answer.status, 200, "{answer:?}");
-    assert!(answer.content_type.starts_with("text/event-stream"), "{answer:?}");
+    assert!(
+        answer.content_type.starts_with("text/event-stream"),
+        "{answer:?}"
+    );
     assert_eq!(
         answer.response(2)["result"]["content"][0]["text"],
         "on a stream",
         "{answer:?}"
     );
 
-    let plain = modern(3, "tools/call", json!({"name": "echo", "arguments": {"x": 1}}));
+    let plain = modern(
+        3,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"x": 1}}),
+    );
     let answer = post(&base, &modern_headers(&plain), &plain).await;
     assert_eq!(answer.status, 200, "{answer:?}");
-    assert!(answer.content_type.starts_with("application/json"), "{answer:?}");
+    assert!(
+        answer.content_type.starts_with("application/json"),
+        "{answer:?}"
+    );
+}
+
+/// After a plugin rewrites a `tools/call`'s arguments, the `Mcp-Param-*` headers the
+/// tool declares mirror the new arguments, so the backend (which checks them) runs the
+/// rewritten call instead of refusing it with -32020.
+#[tokio::test]
+async fn a_plugin_rewriting_arguments_keeps_their_param_headers_true() {
+    let plugin = repo().join("target/wasm/wasm32-wasip2/release/fixture_verdicts.wasm");
+    assert!(
+        plugin.exists(),
+        "{} is missing: run scripts/build-plugins.sh",
+        plugin.display()
+    );
+    let config = unique_temp_path("interpose-config").with_extension("toml");
+    let payload =
+        json!({"name": "regional", "arguments": {"region": "Zürich"}, "_meta": envelope()});
+    std::fs::write(
+        &config,
+        format!(
+            "[[plugins]]\npath = {path}\n[plugins.config]\nrules = [{{ method = \"tools/call\", kind = \"request\", tool = \"regional\", verdict = \"rewrite\", payload_text = {payload} }}]\n",
+            path = toml_string(&plugin.display().to_string()),
+            payload = toml_string(&payload.to_string()),
+        ),
+    )
+    .expect("config");
+    let record = unique_temp_path("interpose-headers");
+    let record_arg = record.display().to_string();
+    let (_backend, backend) =
+        python_http_backend(&["--header-tool", "--record-headers", &record_arg]);
+    let config_arg = config.display().to_string();
+    let (_proxy, base) = proxy(&["--config", &config_arg, "--", &format!("{backend}/mcp")]);
+
+    let list = modern(1, "tools/list", json!({}));
+    post(&base, &modern_headers(&list), &list).await;
+    let call = modern(
+        2,
+        "tools/call",
+        json!({"name": "regional", "arguments": {"region": "eu"}}),
+    );
+    let mut headers = modern_headers(&call);
+    headers.push(("mcp-param-region", "eu".to_owned()));
+    let answer = post(&base, &headers, &call).await;
+    std::fs::remove_file(&config).ok();
+    let seen = recorded_mcp_headers(&record);
+    std::fs::remove_file(&record).ok();
+    assert_eq!(
+        answer.response(2)["result"]["content"][0]["text"],
+        "Zürich",
+        "{answer:?} {seen:?}"
+    );
+    assert_eq!(
+        seen.last().unwrap()["mcp-param-region"],
+        "=?base64?WsO8cmljaA==?=",
+        "{seen:?}"
+    );
 }

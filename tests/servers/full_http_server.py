@@ -4,6 +4,7 @@ Streamable HTTP at /mcp (sessions, SSE responses, the GET stream, DELETE) and th
 legacy HTTP+SSE transport at /sse (messages POSTed to /messages/?session_id=...).
 
 Usage: full_http_server.py --port PORT [--json-response] [--event-store] [--record-headers FILE]
+                           [--header-tool]
 
 --json-response  answer requests with JSON bodies instead of SSE streams.
 --event-store    keep events in memory so streams can be resumed with Last-Event-ID,
@@ -13,6 +14,8 @@ Usage: full_http_server.py --port PORT [--json-response] [--event-store] [--reco
                  {"method", "path", "authorization", "x-test", "mcp-protocol-version",
                   "last-event-id", "mcp": {every other mcp-* header but mcp-session-id}}
                  so a test can see which headers reached the backend.
+--header-tool    also list the 2026-07-28 tool `regional`, whose `region` argument is
+                 mirrored in the Mcp-Param-Region header (the SDK checks it).
 
 The server prints "READY <port>" on stdout once it accepts connections.
 """
@@ -154,7 +157,10 @@ async def main() -> None:
     parser.add_argument("--json-response", action="store_true")
     parser.add_argument("--record-headers")
     parser.add_argument("--event-store", action="store_true")
+    parser.add_argument("--header-tool", action="store_true")
     args = parser.parse_args()
+    if args.header_tool:
+        full_server.TOOLS.append(full_server.HEADER_TOOL)
     app = build_app(args.json_response, args.record_headers, args.event_store)
     config = uvicorn.Config(app, host="127.0.0.1", port=args.port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)

@@ -70,6 +70,9 @@ pub struct SessionRelay {
     to_client: PendingTable,
     /// Progress token (JSON text) to the client's id of the request that carries it.
     progress_routes: HashMap<Box<str>, RawId>,
+    /// The backend's `x-mcp-header` declarations, from its `tools/list` results, to
+    /// keep `Mcp-Param-*` headers true to a request a plugin rewrote.
+    param_headers: mcp_http::ParamHeaders,
 }
 
 impl SessionRelay {
@@ -85,6 +88,7 @@ impl SessionRelay {
             to_backend: PendingTable::default(),
             to_client: PendingTable::default(),
             progress_routes: HashMap::new(),
+            param_headers: mcp_http::ParamHeaders::new(),
         }
     }
 
@@ -173,7 +177,12 @@ impl SessionRelay {
                         // The headers that describe the request must describe it as
                         // rewritten, or the backend would refuse the mismatch.
                         let headers = headers.map(|h| {
-                            Arc::new(mcp_http::rederive_headers(&h, &method, Some(&params)))
+                            Arc::new(mcp_http::rederive_headers(
+                                &h,
+                                &method,
+                                Some(&params),
+                                &self.param_headers,
+                            ))
                         });
                         self.forward_client_request(id, method, Some(params), headers)
                             .await
@@ -381,9 +390,7 @@ impl SessionRelay {
                     route = token
                         .and_then(|t| self.progress_routes.get(t.get()).cloned())
                         .or(route);
-                } else if let Some((listen, renamed)) =
-                    self.subscription_for(params.as_deref())
-                {
+                } else if let Some((listen, renamed)) = self.subscription_for(params.as_deref()) {
                     // A subscription's notifications belong to its `subscriptions/listen`
                     // request (on stdio nothing else ties them to it) and name it by id:
                     // the id the client gave it.
@@ -401,6 +408,11 @@ impl SessionRelay {
                 };
                 self.forget_progress(&pending);
                 tracing::trace!(method = %pending.method, elapsed = ?pending.started.elapsed(), "answered");
+                if let (Message::Response { result, .. }, "tools/list") =
+                    (&answer, pending.method.as_str())
+                {
+                    mcp_http::record_param_headers(&mut self.param_headers, result);
+                }
                 let (answer, unchanged) = self
                     .judge_answer(Direction::ToClient, answer, &pending)
                     .await;
@@ -426,7 +438,8 @@ impl SessionRelay {
         let params = params?;
         let backend_side_id = jsonrpc::ParamsMeta::subscription_id(Some(params))?;
         let listen = self.client_request_for(Some(&backend_side_id))?;
-        let renamed = jsonrpc::replace_meta_member(params, jsonrpc::SUBSCRIPTION_ID, listen.clone())?;
+        let renamed =
+            jsonrpc::replace_meta_member(params, jsonrpc::SUBSCRIPTION_ID, listen.clone())?;
         Some((listen, renamed))
     }
 

@@ -125,9 +125,16 @@ pub fn protocol_headers(headers: &HeaderMap) -> HeaderMap {
 
 /// The client's protocol headers after a plugin rewrote the request: each header the
 /// client sent that describes the request (`Mcp-Method`, `Mcp-Name`,
-/// `MCP-Protocol-Version`) now says what the rewritten request says. Headers the
-/// client did not send stay absent; `Mcp-Param-*` are passed on as sent.
-pub fn rederive_headers(sent: &HeaderMap, method: &str, params: Option<&RawValue>) -> HeaderMap {
+/// `MCP-Protocol-Version`) now says what the rewritten request says, and for a
+/// `tools/call` of a tool whose `x-mcp-header`s are `declared`, each `Mcp-Param-*`
+/// mirrors its argument as rewritten (present exactly when the argument is). Other
+/// headers the client did not send stay absent.
+pub fn rederive_headers(
+    sent: &HeaderMap,
+    method: &str,
+    params: Option<&RawValue>,
+    declared: &ParamHeaders,
+) -> HeaderMap {
     let mut headers = sent.clone();
     let mut set = |name: HeaderName, value: Option<String>| {
         if headers.contains_key(&name)
@@ -142,7 +149,40 @@ pub fn rederive_headers(sent: &HeaderMap, method: &str, params: Option<&RawValue
         request_name(method, params).map(|name| encode_header_value(&name)),
     );
     set(PROTOCOL_VERSION, meta_protocol_version(params));
+    if method == "tools/call" {
+        mirror_param_headers(&mut headers, params, declared);
+    }
     headers
+}
+
+/// Sets each `Mcp-Param-*` the called tool declares from its argument in `params`.
+fn mirror_param_headers(
+    headers: &mut HeaderMap,
+    params: Option<&RawValue>,
+    declared: &ParamHeaders,
+) {
+    let params: serde_json::Value = params
+        .and_then(|p| serde_json::from_str(p.get()).ok())
+        .unwrap_or_default();
+    let Some(pairs) = params["name"].as_str().and_then(|name| declared.get(name)) else {
+        return;
+    };
+    for (header, arg) in pairs {
+        let Ok(name) = HeaderName::from_bytes(format!("{MCP_PARAM_PREFIX}{header}").as_bytes())
+        else {
+            continue;
+        };
+        let value = match params["arguments"].get(arg) {
+            Some(serde_json::Value::String(s)) => Some(encode_header_value(s)),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            Some(serde_json::Value::Bool(b)) => Some(b.to_string()),
+            _ => None,
+        };
+        match value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            Some(value) => headers.insert(name, value),
+            None => headers.remove(name),
+        };
+    }
 }
 
 /// Per tool name, its `(header name, argument name)` pairs from `x-mcp-header`.
@@ -478,10 +518,40 @@ mod tests {
         sent.insert(MCP_NAME, HeaderValue::from_static("echo"));
         sent.insert("mcp-param-region", HeaderValue::from_static("eu"));
         let params = raw(r#"{"name":"ëcho","arguments":{}}"#);
-        let headers = rederive_headers(&sent, "tools/call", Some(&params));
+        let headers = rederive_headers(&sent, "tools/call", Some(&params), &ParamHeaders::new());
         assert_eq!(headers[MCP_NAME], "=?base64?w6tjaG8=?=");
-        assert_eq!(headers["mcp-param-region"], "eu");
+        assert_eq!(
+            headers["mcp-param-region"], "eu",
+            "an undeclared tool's headers pass as sent"
+        );
         assert!(!headers.contains_key(MCP_METHOD), "never invented");
+    }
+
+    #[test]
+    fn rewritten_arguments_are_mirrored_in_their_param_headers() {
+        let mut declared = ParamHeaders::new();
+        record_param_headers(
+            &mut declared,
+            &raw(
+                r#"{"tools":[{"name":"t","inputSchema":{"type":"object","properties":{"region":{"type":"string","x-mcp-header":"Region"},"n":{"type":"number","x-mcp-header":"N"},"gone":{"type":"string","x-mcp-header":"Gone"}}}}]}"#,
+            ),
+        );
+        let mut sent = HeaderMap::new();
+        sent.insert("mcp-param-region", HeaderValue::from_static("eu"));
+        sent.insert("mcp-param-gone", HeaderValue::from_static("x"));
+        let params = raw(r#"{"name":"t","arguments":{"region":"Zürich","n":2.5}}"#);
+        let headers = rederive_headers(&sent, "tools/call", Some(&params), &declared);
+        assert_eq!(headers["mcp-param-region"], "=?base64?WsO8cmljaA==?=");
+        assert_eq!(headers["mcp-param-n"], "2.5");
+        assert!(
+            !headers.contains_key("mcp-param-gone"),
+            "its argument is gone"
+        );
+        assert_eq!(
+            check_param_headers(&declared, &headers, "tools/call", Some(&params)),
+            Ok(()),
+            "what the backend checks now holds"
+        );
     }
 
     #[test]

@@ -370,9 +370,10 @@ impl Session {
         if let Some(token) = route.and_then(|route| route.progress.clone()) {
             message = restore_progress_token(message, &token);
         }
-        if let (Some(renamed), Some(original)) =
-            (related.as_deref(), route.and_then(|r| r.original_id.clone()))
-        {
+        if let (Some(renamed), Some(original)) = (
+            related.as_deref(),
+            route.and_then(|r| r.original_id.clone()),
+        ) {
             message = restore_subscription_id(message, renamed, original);
         }
         self.write(&mut routes, stream_id, &message);
@@ -625,12 +626,11 @@ mod tests {
     fn progress(token: &str) -> Outbound {
         let params = format!(r#"{{"progressToken":{token},"progress":1}}"#);
         Outbound {
-            message: Message::Notification {
+            related: Some(jsonrpc::raw(token)),
+            ..Outbound::new(Message::Notification {
                 method: PROGRESS.into(),
                 params: Some(jsonrpc::raw(params)),
-            },
-            related: Some(jsonrpc::raw(token)),
-            headers: None,
+            })
         }
     }
 
