@@ -12,10 +12,12 @@ use indexmap::IndexMap;
 use serde_json::value::RawValue;
 
 use interpose::config::Config;
-use interpose::framing::{DEFAULT_MAX_MESSAGE_BYTES, Frame, LineReader, parse_frames};
-use interpose::jsonrpc::{self, INVALID_REQUEST, Message, PARSE_ERROR, ParseError, Parsed, raw};
-use interpose::relay::pending::{Pending, PendingTable};
-use interpose::transport::mcp_http::{SseReadError, read_events, sse_event};
+use interpose::session::pending::{Pending, PendingTable};
+use interpose::wire::framing::{DEFAULT_MAX_MESSAGE_BYTES, Frame, LineReader, parse_frames};
+use interpose::wire::jsonrpc::{
+    self, INVALID_REQUEST, Message, PARSE_ERROR, ParseError, Parsed, raw,
+};
+use interpose::wire::mcp_http::{SseReadError, read_events, sse_event};
 
 use crate::chunks::{ChunkedReader, plans};
 

@@ -14,9 +14,9 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use serde_json::value::RawValue;
 
 use interpose::config::PluginConfig;
-use interpose::intercept::{Direction, Intercepted, Interceptor, PassAll};
-use interpose::jsonrpc::Kind;
 use interpose::plugin::{InterceptorChain, PluginRuntime, RuntimeOptions};
+use interpose::session::intercept::{Direction, Intercepted, Interceptor, PassAll};
+use interpose::wire::jsonrpc::Kind;
 
 mod support;
 use support::{SIZES, message, tool_call, tool_result};

@@ -20,9 +20,9 @@ use interpose_plugin::Plugin as _;
 use serde_json::value::RawValue;
 
 use interpose::config::PluginConfig;
-use interpose::intercept::Interceptor;
-use interpose::jsonrpc::Kind;
 use interpose::plugin::{InterceptorChain, PluginRuntime, RuntimeOptions};
+use interpose::session::intercept::Interceptor;
+use interpose::wire::jsonrpc::Kind;
 
 mod support;
 use support::{SIZES, message, tool_call, tool_result};

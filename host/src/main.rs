@@ -5,10 +5,10 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use interpose::framing::DEFAULT_MAX_MESSAGE_BYTES;
+use interpose::cli::{Listen, TransportArgs, parse_listen};
 use interpose::log_output::{BatchedLog, Fields, flush_stderr};
 use interpose::run::{RunOptions, run};
-use interpose::transport::cli::{Listen, TransportArgs, parse_listen};
+use interpose::wire::framing::DEFAULT_MAX_MESSAGE_BYTES;
 
 mod plugin_dev;
 
@@ -121,7 +121,7 @@ impl PluginArgs {
     async fn interceptor(
         &self,
         max_message_bytes: usize,
-    ) -> anyhow::Result<interpose::intercept::SharedInterceptor> {
+    ) -> anyhow::Result<interpose::session::intercept::SharedInterceptor> {
         Ok(interpose::plugin::interceptor_from_args(
             self.config.as_deref(),
             &self.plugin,

@@ -1,23 +1,23 @@
 //! `interpose run`: clients on stdio or HTTP, one backend (a command or a URL), a relay
 //! between each client session and its own backend session.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::intercept::SharedInterceptor;
-use crate::relay::{RelayConfig, RelayEnd, SessionRelay};
-use crate::transport::cli::Listen;
-use crate::transport::http_server::{HttpServer, HttpServerConfig, SessionSettings};
-use crate::transport::stdio;
-use crate::transport::upstream::{ConnectContext, UpstreamSpec};
+use crate::cli::Listen;
+use crate::downstream::http_server::{HttpServer, HttpServerConfig};
+use crate::downstream::stdio;
+use crate::session::SessionSettings;
+use crate::session::intercept::SharedInterceptor;
+use crate::session::relay::RelayEnd;
+use crate::upstream::UpstreamSpec;
+use crate::wire::link::ConnectContext;
 
 /// How long a stdio backend gets to exit on its own once its stdin is closed. Shorter
 /// than the 3 s rmcp clients give us before they send SIGTERM, so we finish first.
 pub const BACKEND_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
-
-/// Once the relay has ended, how long an exiting backend has before SIGTERM.
-const EXIT_WAIT: Duration = Duration::from_millis(200);
 
 /// Everything `interpose run` needs.
 pub struct RunOptions {
@@ -32,52 +32,25 @@ pub struct RunOptions {
 
 /// Serves clients until they leave (stdio) or the proxy is stopped (HTTP).
 pub async fn run(options: RunOptions) -> anyhow::Result<()> {
-    let name = options.name.unwrap_or_else(|| options.backend.name());
+    let settings = SessionSettings {
+        server_name: options.name.unwrap_or_else(|| options.backend.name()),
+        upstream: options.backend,
+        interceptor: options.interceptor,
+        max_message_bytes: options.max_message_bytes,
+        backend_shutdown_grace: BACKEND_SHUTDOWN_GRACE,
+    };
     match options.listen {
-        Listen::Stdio => {
-            run_stdio(
-                options.backend,
-                name,
-                options.max_message_bytes,
-                options.interceptor,
-            )
-            .await
-        }
-        Listen::Http(config) => {
-            let settings = SessionSettings {
-                upstream: options.backend,
-                server_name: name,
-                interceptor: options.interceptor,
-                max_message_bytes: options.max_message_bytes,
-                backend_shutdown_grace: BACKEND_SHUTDOWN_GRACE,
-            };
-            serve_http(config, settings).await
-        }
+        Listen::Stdio => run_stdio(&settings).await,
+        Listen::Http(config) => serve_http(config, settings).await,
     }
 }
 
 /// Relays between this process's stdio and the backend until one side ends.
 /// Returns an error (and so a non-zero exit) when the backend ended first.
-async fn run_stdio(
-    upstream: UpstreamSpec,
-    name: String,
-    max_message_bytes: usize,
-    interceptor: SharedInterceptor,
-) -> anyhow::Result<()> {
-    let (backend, guard) = upstream.connect(max_message_bytes, &ConnectContext::default())?;
-    let client = stdio::client_link(max_message_bytes);
-    let config = RelayConfig {
-        session: "stdio".into(),
-        shared_session: false,
-        server: name,
-        interceptor,
-        shutdown_grace: BACKEND_SHUTDOWN_GRACE,
-    };
-    let end = SessionRelay::new(config, client, backend)
-        .run(shutdown_signal())
-        .await;
-    guard.shutdown(EXIT_WAIT).await;
-    match end {
+async fn run_stdio(settings: &SessionSettings) -> anyhow::Result<()> {
+    let client = stdio::client_link(settings.max_message_bytes);
+    let session = settings.open(client, "stdio", false, &ConnectContext::default())?;
+    match session.run(shutdown_signal()).await {
         RelayEnd::ClientClosed | RelayEnd::Shutdown => Ok(()),
         RelayEnd::BackendClosed(why) => {
             Err(anyhow::anyhow!(why)).context("the backend ended the session")
@@ -88,7 +61,7 @@ async fn run_stdio(
 /// Serves MCP over HTTP (Streamable HTTP at /mcp, legacy SSE at /sse) until SIGINT or
 /// SIGTERM. Prints where clients connect on stderr once the socket is bound.
 pub async fn serve_http(config: HttpServerConfig, settings: SessionSettings) -> anyhow::Result<()> {
-    let server = HttpServer::bind(config, settings).await?;
+    let server = HttpServer::bind(config, Arc::new(settings)).await?;
     let addr = server.local_addr()?;
     crate::log_output::flush_stderr();
     eprintln!(

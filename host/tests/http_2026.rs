@@ -334,6 +334,10 @@ async fn sessionless_answers_carry_their_status_and_are_json_when_immediate() {
     let (_http_proxy, via_http) = proxy(&["--", &format!("{backend}/mcp")]);
     let (_stdio_proxy, via_stdio) = stdio_proxy();
     for base in [via_http, via_stdio] {
+        // The first request starts the backend, which can take longer than the proxy
+        // waits for an answer to send as JSON on a loaded machine.
+        let warm_up = modern(600, "tools/list", json!({}));
+        post(&base, &modern_headers(&warm_up), &warm_up).await;
         let unknown = modern(601, "unknown/method", json!({}));
         let answer = post(&base, &modern_headers(&unknown), &unknown).await;
         assert_eq!(answer.status, 404, "{base}: {answer:?}");

@@ -12,9 +12,9 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use interpose::config::{FailurePolicy, PluginConfig};
-use interpose::intercept::{Direction, Intercepted, Interceptor, Verdict};
-use interpose::jsonrpc::Kind;
 use interpose::plugin::{InterceptorChain, PluginRuntime, RuntimeOptions};
+use interpose::session::intercept::{Direction, Intercepted, Interceptor, Verdict};
+use interpose::wire::jsonrpc::Kind;
 use support::{cache_dir, fixture, scratch};
 
 fn runtime() -> Arc<PluginRuntime> {

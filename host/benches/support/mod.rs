@@ -4,8 +4,8 @@
 
 use serde_json::value::RawValue;
 
-use interpose::intercept::{Direction, Intercepted};
-use interpose::jsonrpc::Kind;
+use interpose::session::intercept::{Direction, Intercepted};
+use interpose::wire::jsonrpc::Kind;
 
 pub const SIZES: [(&str, usize); 2] = [("1KiB", 1024), ("100KiB", 100 * 1024)];
 

@@ -12,25 +12,32 @@ use std::time::Duration;
 
 use tokio::io::BufReader;
 
-use crate::framing::DEFAULT_MAX_MESSAGE_BYTES;
-use crate::intercept::{PassAll, SharedInterceptor};
-use crate::relay::{RelayConfig, RelayEnd, SessionRelay};
+use crate::downstream::http_server::{HttpServer, HttpServerConfig};
+use crate::downstream::stdio;
 use crate::run::shutdown_signal;
-use crate::transport::http_server::{HttpServer, HttpServerConfig, SessionSettings};
-use crate::transport::upstream::{InProcessServer, UpstreamSpec};
-use crate::transport::{in_process, line_link, stdio};
+use crate::session::SessionSettings;
+use crate::session::intercept::{PassAll, SharedInterceptor};
+use crate::session::relay::RelayEnd;
+use crate::upstream::{InProcessServer, UpstreamSpec};
+use crate::wire::framing::DEFAULT_MAX_MESSAGE_BYTES;
+use crate::wire::link::{ConnectContext, line_link};
 use trace::Tracer;
 
 /// The demo backend's name, as plugins and logs see it.
 pub const SERVER_NAME: &str = "demo";
 
-fn relay_config(session: &str, interceptor: SharedInterceptor) -> RelayConfig {
-    RelayConfig {
-        session: session.into(),
-        shared_session: false,
-        server: SERVER_NAME.into(),
+/// Sessions with the built-in backend, in this process, through `interceptor`.
+fn demo_sessions(interceptor: SharedInterceptor) -> SessionSettings {
+    let serve: InProcessServer = Arc::new(|io| Box::pin(backend::serve(io)));
+    SessionSettings {
+        upstream: UpstreamSpec::InProcess {
+            name: SERVER_NAME.into(),
+            serve,
+        },
+        server_name: SERVER_NAME.into(),
         interceptor,
-        shutdown_grace: Duration::from_secs(1),
+        max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        backend_shutdown_grace: Duration::from_secs(1),
     }
 }
 
@@ -46,7 +53,6 @@ pub async fn run_scripted(with_plugins: bool) -> anyhow::Result<()> {
         Arc::new(PassAll)
     };
     let tracer = Arc::new(Tracer::new(interceptor, steps));
-    let backend = in_process::server_link(backend::serve, DEFAULT_MAX_MESSAGE_BYTES);
     let (client_end, proxy_end) = tokio::io::duplex(256 * 1024);
     let (read, write) = tokio::io::split(proxy_end);
     let client = line_link(
@@ -65,12 +71,13 @@ pub async fn run_scripted(with_plugins: bool) -> anyhow::Result<()> {
     }
     println!("Every message that crosses the proxy, with each plugin's verdict:\n");
     Tracer::print_header();
-    let relay = SessionRelay::new(
-        relay_config("demo-session", tracer.clone()),
+    let session = demo_sessions(tracer.clone()).open(
         client,
-        backend,
-    );
-    let relay = tokio::spawn(relay.run(std::future::pending()));
+        "demo-session",
+        false,
+        &ConnectContext::default(),
+    )?;
+    let relay = tokio::spawn(session.run(std::future::pending()));
     let summary = client::run_script(client_end).await;
     let end = relay.await?;
 
@@ -93,10 +100,14 @@ pub async fn run_scripted(with_plugins: bool) -> anyhow::Result<()> {
 /// Serves the demo backend through the proxy on stdio, for a real client to use.
 pub async fn serve_stdio() -> anyhow::Result<()> {
     tracing::info!("serving the demo backend on stdio through interpose; waiting for a client");
-    let backend = in_process::server_link(backend::serve, DEFAULT_MAX_MESSAGE_BYTES);
     let client = stdio::client_link(DEFAULT_MAX_MESSAGE_BYTES);
-    let relay = SessionRelay::new(relay_config("stdio", Arc::new(PassAll)), client, backend);
-    match relay.run(shutdown_signal()).await {
+    let session = demo_sessions(Arc::new(PassAll)).open(
+        client,
+        "stdio",
+        false,
+        &ConnectContext::default(),
+    )?;
+    match session.run(shutdown_signal()).await {
         RelayEnd::BackendClosed(why) => anyhow::bail!("the demo backend ended: {why}"),
         RelayEnd::ClientClosed | RelayEnd::Shutdown => Ok(()),
     }
@@ -106,18 +117,7 @@ pub async fn serve_stdio() -> anyhow::Result<()> {
 /// SSE at /sse), one in-process demo backend per client session, and prints how to
 /// connect a client.
 pub async fn serve_http(config: HttpServerConfig) -> anyhow::Result<()> {
-    let serve: InProcessServer = Arc::new(|io| Box::pin(backend::serve(io)));
-    let settings = SessionSettings {
-        upstream: UpstreamSpec::InProcess {
-            name: SERVER_NAME.into(),
-            serve,
-        },
-        server_name: SERVER_NAME.into(),
-        interceptor: Arc::new(PassAll),
-        max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
-        backend_shutdown_grace: Duration::from_secs(1),
-    };
-    let server = HttpServer::bind(config, settings).await?;
+    let server = HttpServer::bind(config, Arc::new(demo_sessions(Arc::new(PassAll)))).await?;
     let addr = server.local_addr()?;
     println!(
         "interpose demo: serving the demo backend through the proxy; listening on http://{addr}/mcp"

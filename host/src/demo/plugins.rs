@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 
 use crate::config::Config;
-use crate::framing::DEFAULT_MAX_MESSAGE_BYTES;
 use crate::plugin::{InterceptorChain, Outcome, load_chain};
+use crate::wire::framing::DEFAULT_MAX_MESSAGE_BYTES;
 
 /// The demo's chain, with plugin paths relative to the plugin directory.
 const DEMO_CONFIG: &str = include_str!("plugins.toml");

@@ -4,8 +4,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::intercept::{BoxFuture, Intercepted, Interceptor, SharedInterceptor, Verdict};
-use crate::jsonrpc::Kind;
+use crate::session::intercept::{BoxFuture, Intercepted, Interceptor, SharedInterceptor, Verdict};
+use crate::wire::jsonrpc::Kind;
 
 /// Wraps the real interceptor and prints every message with the verdict it got.
 pub struct Tracer {

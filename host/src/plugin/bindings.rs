@@ -4,9 +4,9 @@
 
 use wasmtime::component::Resource;
 
-use crate::intercept::Direction;
-use crate::jsonrpc::Kind;
 use crate::plugin::{Interest, LentMessage, MessageView};
+use crate::session::intercept::Direction;
+use crate::wire::jsonrpc::Kind;
 
 mod generated {
     wasmtime::component::bindgen!({

@@ -22,8 +22,8 @@ use super::slot::PluginSlot;
 use super::stats::Outcome;
 use super::version::{LoadError, PluginVersion};
 use crate::config::{FailurePolicy, PluginConfig};
-use crate::intercept::{BoxFuture, Intercepted, Interceptor, Verdict};
-use crate::jsonrpc::{ErrorObject, Kind, PLUGIN_ERROR};
+use crate::session::intercept::{BoxFuture, Intercepted, Interceptor, Verdict};
+use crate::wire::jsonrpc::{ErrorObject, Kind, PLUGIN_ERROR};
 
 /// Wasm plugins in order, implementing [`Interceptor`].
 pub struct InterceptorChain {

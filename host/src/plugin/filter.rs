@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::jsonrpc::Kind;
+use crate::wire::jsonrpc::Kind;
 
 /// Messages of some kinds with some methods, as a manifest lists them.
 #[derive(Debug, Clone, PartialEq, Eq)]

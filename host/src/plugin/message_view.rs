@@ -13,8 +13,8 @@ use serde_json::value::RawValue;
 
 use interpose_plugin::mcp::subject;
 
-use crate::intercept::{Direction, Intercepted};
-use crate::jsonrpc::{ErrorObject, Kind};
+use crate::session::intercept::{Direction, Intercepted};
+use crate::wire::jsonrpc::{ErrorObject, Kind};
 
 /// What stays the same along a walk.
 struct Fixed {
@@ -227,7 +227,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::jsonrpc::raw;
+    use crate::wire::jsonrpc::raw;
 
     #[test]
     fn every_part_reads_back_and_absent_parts_are_none() {

@@ -84,15 +84,15 @@ pub enum SetupError {
 
 /// The interceptor for `interpose run`: the plugins of `config_file` (if any) then
 /// those of `--plugin` (in flag order) as a watched [`InterceptorChain`], or
-/// [`crate::intercept::PassAll`] when there are none.
+/// [`crate::session::intercept::PassAll`] when there are none.
 pub async fn interceptor_from_args(
     config_file: Option<&std::path::Path>,
     cli_plugins: &[std::path::PathBuf],
     max_message_bytes: usize,
-) -> Result<crate::intercept::SharedInterceptor, SetupError> {
+) -> Result<crate::session::intercept::SharedInterceptor, SetupError> {
     let plugins = crate::config::plugin_list(config_file, cli_plugins)?;
     if plugins.is_empty() {
-        return Ok(Arc::new(crate::intercept::PassAll));
+        return Ok(Arc::new(crate::session::intercept::PassAll));
     }
     Ok(load_chain(plugins, max_message_bytes).await?)
 }

@@ -180,7 +180,7 @@ impl PluginVersion {
     #[doc(hidden)]
     pub async fn call_direct(
         &self,
-        msg: &crate::intercept::Intercepted<'_>,
+        msg: &crate::session::intercept::Intercepted<'_>,
         fresh: bool,
     ) -> Result<(), Failure> {
         let view = MessageView::new(msg).for_plugin(self.manifest.wants_request);

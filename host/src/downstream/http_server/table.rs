@@ -12,15 +12,11 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 
 use super::ServerState;
 use super::session::{Session, SessionKind};
-use crate::relay::{RelayConfig, RelayEnd, SessionRelay};
-use crate::transport::Link;
-use crate::transport::upstream::ConnectContext;
+use crate::wire::link::{ConnectContext, Link};
 
 /// Messages the relay may queue for a session's streams: few, so that when the session
 /// waits for a slow reader the relay soon waits too, instead of queueing answers.
 const TO_CLIENT_QUEUE: usize = 16;
-/// Once a relay has ended, how long an exiting backend process has before SIGTERM.
-const EXIT_WAIT: Duration = Duration::from_millis(200);
 
 /// Why a session could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -105,11 +101,6 @@ impl SessionTable {
                     .map_err(|_| StartError::Full(self.max_sessions))?,
             ),
         };
-        let (backend, guard) = state
-            .settings
-            .upstream
-            .connect(state.settings.max_message_bytes, context)
-            .map_err(StartError::Backend)?;
         let n = self.next_label.fetch_add(1, Ordering::Relaxed) + 1;
         let label = match kind {
             SessionKind::Stateless => format!("http-stateless-{n}"),
@@ -125,14 +116,11 @@ impl SessionTable {
             outbound: to_client,
             writer: dispatcher,
         };
-        let relay_config = RelayConfig {
-            session: label,
-            shared_session: kind == SessionKind::Stateless,
-            server: state.settings.server_name.clone(),
-            interceptor: state.settings.interceptor.clone(),
-            shutdown_grace: state.settings.backend_shutdown_grace,
-        };
-        let relay = SessionRelay::new(relay_config, client, backend);
+        let shared = kind == SessionKind::Stateless;
+        let running = state
+            .backend
+            .open(client, &label, shared, context)
+            .map_err(StartError::Backend)?;
         if kind != SessionKind::Stateless {
             self.lock().insert(session.id.clone(), session.clone());
         }
@@ -141,19 +129,14 @@ impl SessionTable {
         let state = state.clone();
         let ended = session.clone();
         tokio::spawn(async move {
-            let end = relay.run(std::future::pending()).await;
-            guard.shutdown(EXIT_WAIT).await;
+            let backend_ended = running.await;
             // The backend is reaped (or beyond reach of signals): its slot is free.
             drop(slot);
             let table = &state.sessions;
             table.forget(&ended);
-            match end {
-                RelayEnd::BackendClosed(why) => {
-                    tracing::warn!(session = %ended.label, "session ended: {why}");
-                }
-                RelayEnd::ClientClosed | RelayEnd::Shutdown => {
-                    tracing::info!(session = %ended.label, "session closed");
-                }
+            match backend_ended {
+                Some(why) => tracing::warn!(session = %ended.label, "session ended: {why}"),
+                None => tracing::info!(session = %ended.label, "session closed"),
             }
             if table.running.fetch_sub(1, Ordering::AcqRel) == 1 {
                 table.stopped.notify_waiters();

@@ -6,8 +6,6 @@
 //! `notifications/cancelled`, and tags messages with the request they belong to so a
 //! transport with several streams can route them.
 
-pub mod pending;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,13 +13,14 @@ use std::time::{Duration, Instant};
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
-use crate::framing::Frame;
-use crate::intercept::{Direction, Intercepted, SharedInterceptor, Verdict};
-use crate::jsonrpc::{
+use super::pending::{Pending, PendingTable};
+use crate::session::intercept::{Direction, Intercepted, SharedInterceptor, Verdict};
+use crate::wire::framing::Frame;
+use crate::wire::jsonrpc::{
     self, BACKEND_UNAVAILABLE, ErrorObject, INTERNAL_ERROR, INVALID_REQUEST, Kind, Message, RawId,
 };
-use crate::transport::{AnswerHead, Inbound, Link, Outbound, ProtocolHeaders, mcp_http};
-use pending::{Pending, PendingTable};
+use crate::wire::link::{AnswerHead, Inbound, Link, Outbound, ProtocolHeaders};
+use crate::wire::mcp_http;
 
 const CANCELLED: &str = "notifications/cancelled";
 const PROGRESS: &str = "notifications/progress";
@@ -697,8 +696,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::intercept::PassAll;
-    use crate::jsonrpc::{ParseError, Parsed};
+    use crate::session::intercept::PassAll;
+    use crate::wire::jsonrpc::{ParseError, Parsed};
 
     /// The far end of a link: what a transport would do.
     struct Peer {

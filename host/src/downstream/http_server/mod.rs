@@ -26,9 +26,8 @@ use tokio::sync::Semaphore;
 
 pub use access::AccessPolicy;
 
-use crate::intercept::SharedInterceptor;
-use crate::jsonrpc::{self, BACKEND_UNAVAILABLE, ErrorObject, Message};
-use crate::transport::upstream::UpstreamSpec;
+use crate::downstream::OpenSession;
+use crate::wire::jsonrpc::{self, BACKEND_UNAVAILABLE, ErrorObject, Message};
 use events::ReplayBudget;
 use session::SlowReaders;
 use table::SessionTable;
@@ -95,20 +94,6 @@ impl HttpServerConfig {
     }
 }
 
-/// What every session is made of: a backend session, a relay, its interceptor.
-#[derive(Clone)]
-pub struct SessionSettings {
-    pub upstream: UpstreamSpec,
-    /// The backend's name, shown to interceptors and in logs.
-    pub server_name: String,
-    pub interceptor: SharedInterceptor,
-    /// Largest message (request body, event) accepted; larger bodies get 413 with a
-    /// JSON-RPC error.
-    pub max_message_bytes: usize,
-    /// After a session ends, how long its backend gets to finish and exit.
-    pub backend_shutdown_grace: Duration,
-}
-
 /// Why the listener could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpServerError {
@@ -126,7 +111,9 @@ pub enum HttpServerError {
 /// What every handler shares.
 pub struct ServerState {
     config: HttpServerConfig,
-    settings: SessionSettings,
+    /// Opens the backend side of each client session (a request's body larger than
+    /// its `max_message_bytes` gets 413 with a JSON-RPC error).
+    backend: Arc<dyn OpenSession>,
     sessions: SessionTable,
     readers: SlowReaders,
     body_budget: Arc<Semaphore>,
@@ -142,7 +129,7 @@ impl HttpServer {
     /// Binds the listening socket, refusing a non-loopback address unless allowed.
     pub async fn bind(
         config: HttpServerConfig,
-        settings: SessionSettings,
+        backend: Arc<dyn OpenSession>,
     ) -> Result<HttpServer, HttpServerError> {
         let addr = config.addr;
         if !addr.ip().is_loopback() {
@@ -170,7 +157,7 @@ impl HttpServer {
                 patience: config.slow_reader_timeout,
             },
             config,
-            settings,
+            backend,
         });
         Ok(HttpServer { listener, state })
     }
@@ -235,7 +222,7 @@ impl HttpServer {
             });
         }
         drop(self.listener);
-        let grace = state.settings.backend_shutdown_grace;
+        let grace = state.backend.backend_shutdown_grace();
         // Ending the sessions ends their streams, so open connections can finish.
         state
             .sessions

@@ -17,8 +17,8 @@ use tokio::io::{AsyncBufRead, AsyncRead, BufReader, ReadBuf};
 use tokio::process::{ChildStdout, Command};
 use tokio::sync::watch;
 
-use super::{Link, line_link};
-use crate::framing::{BoundedLine, BoundedLineReader};
+use crate::wire::framing::{BoundedLine, BoundedLineReader};
+use crate::wire::link::{Link, line_link};
 
 /// How long to wait for an exit status once the child has closed its stdout.
 const EXIT_STATUS_WAIT: Duration = Duration::from_millis(500);

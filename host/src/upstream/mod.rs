@@ -1,17 +1,23 @@
-//! Where the backend is and how to open a session with it. One [`UpstreamSpec`] can
-//! open many sessions: an HTTP listener opens one per client session (for a command,
-//! one child process each), stdio opens exactly one.
+//! What faces the backend: where it is and how to open a session with it (a child
+//! process over stdio, Streamable HTTP, legacy SSE, or a server in this process), each
+//! session a [`Link`]. One [`UpstreamSpec`] can open many sessions: an HTTP listener
+//! opens one per client session (for a command, one child process each), stdio opens
+//! exactly one.
+
+pub mod child;
+pub mod http_client;
+pub mod in_process;
+pub mod sse_client;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::HeaderValue;
+use futures::future::BoxFuture;
 use tokio::io::DuplexStream;
 
-use super::child::{ChildBackend, CommandSpec};
-use super::http_client::{self, HttpUpstreamConfig};
-use super::{Link, in_process, sse_client};
-use crate::intercept::BoxFuture;
+use crate::wire::link::{ConnectContext, Link};
+use child::{ChildBackend, CommandSpec};
+use http_client::HttpUpstreamConfig;
 
 /// Runs an MCP server over one end of an in-memory pipe.
 pub type InProcessServer =
@@ -31,14 +37,6 @@ pub enum UpstreamSpec {
         name: String,
         serve: InProcessServer,
     },
-}
-
-/// What the downstream side knows about the session being opened.
-#[derive(Debug, Default, Clone)]
-pub struct ConnectContext {
-    /// The client's `Authorization` header, present only when the operator chose to
-    /// pass it on to the backend.
-    pub client_authorization: Option<HeaderValue>,
 }
 
 /// Whatever must be cleaned up when a session with the backend ends.

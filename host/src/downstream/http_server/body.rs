@@ -15,7 +15,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::ServerState;
 use super::reply::Rejection;
-use crate::jsonrpc::{INVALID_REQUEST, sniff_id};
+use crate::wire::jsonrpc::{INVALID_REQUEST, sniff_id};
 
 /// How much of an oversized body is read to find its id.
 const ID_PREFIX: usize = 64 * 1024;
@@ -46,7 +46,7 @@ impl FromRequest<Arc<ServerState>> for PostBody {
     type Rejection = Response;
 
     async fn from_request(request: Request, state: &Arc<ServerState>) -> Result<Self, Response> {
-        let limit = state.settings.max_message_bytes;
+        let limit = state.backend.max_message_bytes();
         let deadline = state.config.body_read_timeout;
         let declared = request
             .headers()

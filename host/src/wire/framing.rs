@@ -2,11 +2,9 @@
 //! pipes), with a cap on line length. A bad or over-long line becomes a [`Frame`] the
 //! relay can answer; the stream goes on (rmcp's codec ends it at the first bad line).
 
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
-use crate::jsonrpc::{Message, ParseError, Parsed, RawId, sniff_id};
-use crate::transport::Outbound;
+use super::jsonrpc::{Message, ParseError, Parsed, RawId, sniff_id};
 
 /// Default cap on one message: 16 MiB.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
@@ -168,29 +166,6 @@ pub fn parse_frames(text: &str) -> Vec<Frame> {
             .collect(),
         Err(e) => vec![malformed(e)],
     }
-}
-
-/// Writes messages from `rx` to `out`, one line each, flushing whenever the queue is
-/// empty so pipelined messages share a write. Returns when `rx` closes or `out` fails.
-pub async fn write_lines<W: AsyncWrite + Unpin>(
-    mut out: W,
-    mut rx: mpsc::Receiver<Outbound>,
-) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(8 * 1024);
-    while let Some(first) = rx.recv().await {
-        buf.clear();
-        first.message.write_line(&mut buf);
-        while buf.len() < 64 * 1024 {
-            match rx.try_recv() {
-                Ok(next) => next.message.write_line(&mut buf),
-                Err(_) => break,
-            }
-        }
-        out.write_all(&buf).await?;
-        out.flush().await?;
-    }
-    out.shutdown().await.ok();
-    Ok(())
 }
 
 #[cfg(test)]

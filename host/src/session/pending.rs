@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use serde_json::value::RawValue;
 
-use crate::jsonrpc::{RawId, raw};
+use crate::wire::jsonrpc::{RawId, raw};
 
 /// A request forwarded and not yet answered.
 #[derive(Debug)]

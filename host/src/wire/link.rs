@@ -1,25 +1,25 @@
-//! Transports connect the relay to its two peers. Whatever the wire (stdio, a child
-//! process, an in-process pipe, later HTTP), a peer is a [`Link`]: a channel of frames
-//! coming in and a channel of messages going out, each served by its own task.
-
-pub mod child;
-pub mod cli;
-pub mod http_client;
-pub mod http_server;
-pub mod in_process;
-pub mod mcp_http;
-pub mod sse_client;
-pub mod stdio;
-pub mod upstream;
+//! Links join the session layer to its peers. Whatever the wire (stdio, a child
+//! process, an in-process pipe, HTTP), a peer is a [`Link`]: a channel of frames coming
+//! in and a channel of messages going out, each served by its own task. The transports
+//! on both sides (`downstream`, `upstream`) make links; the session layer joins them.
 
 use std::sync::Arc;
 
-use tokio::io::{AsyncBufRead, AsyncWrite};
+use tokio::io::{AsyncBufRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::framing::{Frame, LineReader, write_lines};
-use crate::jsonrpc::{Message, RawId};
+use super::framing::{Frame, LineReader};
+use super::jsonrpc::{Message, RawId};
+
+/// What the downstream side knows about the client of a session being opened, for the
+/// backend side.
+#[derive(Debug, Default, Clone)]
+pub struct ConnectContext {
+    /// The client's `Authorization` header, present only when the operator chose to
+    /// pass it on to the backend.
+    pub client_authorization: Option<http::HeaderValue>,
+}
 
 /// How many messages may queue towards one peer before the sender waits.
 pub(crate) const CHANNEL_CAPACITY: usize = 1024;
@@ -140,4 +140,27 @@ where
         outbound,
         writer,
     }
+}
+
+/// Writes messages from `rx` to `out`, one line each, flushing whenever the queue is
+/// empty so pipelined messages share a write. Returns when `rx` closes or `out` fails.
+pub async fn write_lines<W: AsyncWrite + Unpin>(
+    mut out: W,
+    mut rx: mpsc::Receiver<Outbound>,
+) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(8 * 1024);
+    while let Some(first) = rx.recv().await {
+        buf.clear();
+        first.message.write_line(&mut buf);
+        while buf.len() < 64 * 1024 {
+            match rx.try_recv() {
+                Ok(next) => next.message.write_line(&mut buf),
+                Err(_) => break,
+            }
+        }
+        out.write_all(&buf).await?;
+        out.flush().await?;
+    }
+    out.shutdown().await.ok();
+    Ok(())
 }

@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 use url::Url;
 
 use super::reply::rpc_error;
-use crate::jsonrpc::INVALID_REQUEST;
+use crate::wire::jsonrpc::INVALID_REQUEST;
 
 /// The listener's access rules.
 #[derive(Debug, Clone, Default)]

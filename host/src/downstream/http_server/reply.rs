@@ -13,8 +13,8 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, StatusCode};
 
 use super::session::Listener;
-use crate::jsonrpc::{self, ErrorObject, Message, RawId};
-use crate::transport::mcp_http::{EVENT_STREAM, JSON, SSE_KEEP_ALIVE};
+use crate::wire::jsonrpc::{self, ErrorObject, Message, RawId};
+use crate::wire::mcp_http::{EVENT_STREAM, JSON, SSE_KEEP_ALIVE};
 
 /// How often an idle SSE stream gets a comment.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);

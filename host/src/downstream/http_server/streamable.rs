@@ -25,15 +25,15 @@ use super::events::{event_id, parse_event_id};
 use super::reply::{Rejection, empty, event_stream, json, rpc_error};
 use super::session::{Listener, Session, SessionKind};
 use super::table::{SessionTable, StartError};
-use crate::framing::Frame;
-use crate::jsonrpc::{
+use crate::wire::framing::Frame;
+use crate::wire::jsonrpc::{
     BACKEND_UNAVAILABLE, ErrorObject, INVALID_PARAMS, INVALID_REQUEST, Message, PARSE_ERROR, RawId,
 };
-use crate::transport::ProtocolHeaders;
-use crate::transport::mcp_http::{
+use crate::wire::link::ConnectContext;
+use crate::wire::link::ProtocolHeaders;
+use crate::wire::mcp_http::{
     self, EVENT_STREAM, LAST_EVENT_ID, MCP_METHOD, MCP_NAME, PROTOCOL_VERSION, SESSION_ID,
 };
-use crate::transport::upstream::ConnectContext;
 
 const CANCELLED: &str = "notifications/cancelled";
 /// The 2026-07-28 error for headers that disagree with the body.
@@ -53,7 +53,7 @@ pub async fn post(
     PostBody(body, _held_until_handled): PostBody,
 ) -> Response {
     // Parsed first, so that every refusal names the request it refuses.
-    let checked = parse_messages(&body, state.settings.max_message_bytes).and_then(|messages| {
+    let checked = parse_messages(&body, state.backend.max_message_bytes()).and_then(|messages| {
         check_version_header(&headers)
             .map_err(|rejection| rejection.with_id(first_request_id(&messages)))
             .and_then(|()| check_mirrored_headers(&headers, &messages))
@@ -99,7 +99,7 @@ pub async fn post(
                 Ok(session) => session,
                 Err(e) => return start_failed(&e, first_request_id(&messages)),
             };
-            if !state.settings.upstream.judges_each_request()
+            if !state.backend.backend_judges_each_request()
                 && let Err(rejection) = check_param_headers(&session, &headers, &messages)
             {
                 return rejection.into_response();
@@ -499,7 +499,7 @@ fn check_shared_backend_request(
     headers: &HeaderMap,
     messages: &[Message],
 ) -> Result<(), Rejection> {
-    let per_request = state.settings.upstream.judges_each_request();
+    let per_request = state.backend.backend_judges_each_request();
     let header_version = headers.get(PROTOCOL_VERSION).and_then(|v| v.to_str().ok());
     for message in messages {
         let (id, method, params) = match message {

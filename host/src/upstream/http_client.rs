@@ -25,15 +25,16 @@ use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 use url::Url;
 
-use super::mcp_http::{
+use crate::wire::framing::Frame;
+use crate::wire::jsonrpc::{
+    self, BACKEND_UNAVAILABLE, ErrorObject, INTERNAL_ERROR, Message, Parsed, RawId,
+};
+use crate::wire::link::{
+    AnswerHead, CHANNEL_CAPACITY, ConnectContext, Inbound, Link, Outbound, ProtocolHeaders,
+};
+use crate::wire::mcp_http::{
     self, EVENT_STREAM, LAST_EVENT_ID, MCP_METHOD, MCP_NAME, PROTOCOL_VERSION, SESSION_ID,
     SseReadError, read_events,
-};
-use super::upstream::ConnectContext;
-use super::{AnswerHead, CHANNEL_CAPACITY, Inbound, Link, Outbound, ProtocolHeaders};
-use crate::framing::Frame;
-use crate::jsonrpc::{
-    self, BACKEND_UNAVAILABLE, ErrorObject, INTERNAL_ERROR, Message, Parsed, RawId,
 };
 
 /// How many times a broken response stream is resumed before its request fails.

@@ -16,9 +16,9 @@ use super::body::PostBody;
 use super::reply::{empty, event_stream, rpc_error};
 use super::session::SessionKind;
 use super::streamable::parse_messages;
-use crate::jsonrpc::{BACKEND_UNAVAILABLE, INVALID_REQUEST};
-use crate::transport::mcp_http::sse_event;
-use crate::transport::upstream::ConnectContext;
+use crate::wire::jsonrpc::{BACKEND_UNAVAILABLE, INVALID_REQUEST};
+use crate::wire::link::ConnectContext;
+use crate::wire::mcp_http::sse_event;
 
 /// Where clients POST their messages.
 pub const MESSAGES_PATH: &str = "/messages";
@@ -85,7 +85,7 @@ pub async fn post(
             "session not found",
         );
     };
-    let messages = match parse_messages(&body, state.settings.max_message_bytes) {
+    let messages = match parse_messages(&body, state.backend.max_message_bytes()) {
         Ok(messages) => messages,
         Err(rejection) => return rejection.into_response(),
     };

@@ -19,10 +19,12 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 use tokio::sync::Notify;
 
-use super::session::STANDALONE;
-use crate::jsonrpc::{ErrorObject, INTERNAL_ERROR, Message, RawId};
-use crate::transport::AnswerHead;
-use crate::transport::mcp_http::sse_event;
+use crate::wire::jsonrpc::{ErrorObject, INTERNAL_ERROR, Message, RawId};
+use crate::wire::link::AnswerHead;
+use crate::wire::mcp_http::sse_event;
+
+/// The standalone stream's id; request streams count up from 1.
+pub const STANDALONE: u64 = 0;
 
 /// Events already taken that are kept for replay per stream, and their total size:
 /// more than the socket buffers of both ends hold, so what a connection took but the
@@ -634,7 +636,7 @@ mod tests {
     fn unread_answers_are_replaced_by_errors_that_keep_their_place() {
         let budget = budget();
         let mut stream = EventStream::new(4, EventStyle::Resumable, &budget);
-        let id = crate::jsonrpc::raw("7");
+        let id = crate::wire::jsonrpc::raw("7");
         stream.push(
             r#"{"jsonrpc":"2.0","method":"notifications/progress"}"#,
             None,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::value::RawValue;
 
-use crate::jsonrpc::{ErrorObject, Kind};
+use crate::wire::jsonrpc::{ErrorObject, Kind};
 
 /// Which way a message travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

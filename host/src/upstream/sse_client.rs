@@ -12,10 +12,10 @@ use tokio::sync::{mpsc, watch};
 use url::Url;
 
 use super::http_client::{HttpUpstreamConfig, error_chain};
-use super::mcp_http::{self, EVENT_STREAM, SseReadError, read_events};
-use super::{CHANNEL_CAPACITY, Inbound, Link, Outbound};
-use crate::framing::Frame;
-use crate::jsonrpc::{BACKEND_UNAVAILABLE, ErrorObject, Message};
+use crate::wire::framing::Frame;
+use crate::wire::jsonrpc::{BACKEND_UNAVAILABLE, ErrorObject, Message};
+use crate::wire::link::{CHANNEL_CAPACITY, Inbound, Link, Outbound};
+use crate::wire::mcp_http::{self, EVENT_STREAM, SseReadError, read_events};
 
 /// Opens the SSE stream to a legacy backend and links the relay to it.
 pub fn connect(config: Arc<HttpUpstreamConfig>, max_message_bytes: usize) -> Link {

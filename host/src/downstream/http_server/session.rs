@@ -12,13 +12,12 @@ use std::time::{Duration, Instant};
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
-use super::events::{EventStream, EventStyle, LiveEvents, ReplayBudget};
-use crate::framing::Frame;
-use crate::jsonrpc::{self, Message, ParamsMeta, RawId};
-use crate::transport::{CHANNEL_CAPACITY, Inbound, Outbound, ProtocolHeaders, mcp_http};
+use super::events::{EventStream, EventStyle, LiveEvents, ReplayBudget, STANDALONE};
+use crate::wire::framing::Frame;
+use crate::wire::jsonrpc::{self, Message, ParamsMeta, RawId};
+use crate::wire::link::{CHANNEL_CAPACITY, Inbound, Outbound, ProtocolHeaders};
+use crate::wire::mcp_http;
 
-/// The standalone stream's id; request streams count up from 1.
-pub const STANDALONE: u64 = 0;
 const PROGRESS: &str = "notifications/progress";
 /// Unread events a session may hold before it waits for its client to read.
 const SESSION_UNREAD_BYTES: usize = 32 * 1024 * 1024;

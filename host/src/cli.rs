@@ -12,10 +12,10 @@ use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
-use super::child::CommandSpec;
-use super::http_client::HttpUpstreamConfig;
-use super::http_server::{AccessPolicy, HttpServerConfig};
-use super::upstream::UpstreamSpec;
+use crate::downstream::http_server::{AccessPolicy, HttpServerConfig};
+use crate::upstream::UpstreamSpec;
+use crate::upstream::child::CommandSpec;
+use crate::upstream::http_client::HttpUpstreamConfig;
 
 /// Which HTTP transport a URL backend speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -6,7 +6,7 @@ use std::future::Future;
 
 use tokio::io::{BufReader, DuplexStream};
 
-use super::{Link, line_link};
+use crate::wire::link::{Link, line_link};
 
 /// Bytes buffered in each direction of the pipe.
 const PIPE_CAPACITY: usize = 256 * 1024;

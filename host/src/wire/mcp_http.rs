@@ -8,8 +8,8 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::framing::{Frame, parse_frames};
-use crate::jsonrpc::sniff_id;
+use crate::wire::framing::{Frame, parse_frames};
+use crate::wire::jsonrpc::sniff_id;
 
 /// The session id a server assigns on `initialize` (2025-03-26 to 2025-11-25).
 pub const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
@@ -49,7 +49,7 @@ pub fn frames_from_body(body: &[u8], max_message_bytes: usize) -> Vec<Frame> {
         Ok(text) if text.trim().is_empty() => Vec::new(),
         Ok(text) => parse_frames(text.trim()),
         Err(_) => vec![Frame::Malformed {
-            error: crate::jsonrpc::ParseError::Json("message is not valid UTF-8".into()),
+            error: crate::wire::jsonrpc::ParseError::Json("message is not valid UTF-8".into()),
             id: None,
         }],
     }
@@ -480,7 +480,7 @@ impl EventSizeGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jsonrpc::raw;
+    use crate::wire::jsonrpc::raw;
 
     #[test]
     fn reads_meta_protocol_version() {

@@ -13,7 +13,7 @@ use std::pin::Pin;
 
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 
-use super::{Link, line_link};
+use crate::wire::link::{Link, line_link};
 
 type Reader = Pin<Box<dyn AsyncRead + Send>>;
 type Writer = Pin<Box<dyn AsyncWrite + Send>>;
