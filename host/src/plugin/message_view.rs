@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 
 use serde_json::value::RawValue;
 
-use interpose_plugin::mcp::subject;
+use interpose_core::subject;
 
 use crate::session::intercept::{Direction, Intercepted};
 use crate::wire::jsonrpc::{ErrorObject, Kind};
@@ -180,7 +180,7 @@ impl MessageView {
             .then(|| self.fixed.part(Part::RequestPayload))
     }
 
-    /// What the message acts on (see [`interpose_plugin::mcp::subject`]): read from the payload of
+    /// What the message acts on (see [`interpose_core::subject`]): read from the payload of
     /// a request or notification, as rewritten so far, and from the request's
     /// payload for an answer, so only when this plugin sees that.
     pub fn subject(&self) -> Option<Cow<'_, str>> {

@@ -114,7 +114,10 @@ fn write_files(root: &Path) -> Result<()> {
         if let Some(dir) = target.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let bytes = if *path == "sdk/rust/Cargo.toml" {
+        let bytes = if SDK_CRATES
+            .iter()
+            .any(|dir| *path == format!("{dir}/Cargo.toml"))
+        {
             standalone_manifest(bytes, embedded::WORKSPACE_MANIFEST)?.into_bytes()
         } else {
             bytes.to_vec()
@@ -124,11 +127,15 @@ fn write_files(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The Rust SDK's `Cargo.toml` with every `workspace = true` replaced by the
+/// The workspace members embedded as Rust crates: the SDK and the crate it shares with
+/// the host. Their manifests are made to stand alone when extracted.
+const SDK_CRATES: &[&str] = &["sdk/rust", "sdk/core"];
+
+/// An SDK crate's `Cargo.toml` with every `workspace = true` replaced by the
 /// workspace's value, so the crate builds outside the interpose workspace.
 fn standalone_manifest(manifest: &[u8], workspace: &str) -> Result<String> {
-    let manifest = std::str::from_utf8(manifest).context("sdk/rust/Cargo.toml is not UTF-8")?;
-    let mut manifest: toml::Table = manifest.parse().context("parsing sdk/rust/Cargo.toml")?;
+    let manifest = std::str::from_utf8(manifest).context("an SDK Cargo.toml is not UTF-8")?;
+    let mut manifest: toml::Table = manifest.parse().context("parsing an SDK Cargo.toml")?;
     let workspace: toml::Table = workspace
         .parse()
         .context("parsing the workspace Cargo.toml")?;
@@ -203,10 +210,14 @@ fn inherited_dependency(
         Some(toml::Value::Table(table)) => table.clone(),
         _ => bail!("[workspace.dependencies] has no `{name}`"),
     };
-    if merged.contains_key("path") {
-        bail!(
-            "the Rust SDK depends on the workspace path dependency `{name}`, which cannot be embedded"
-        );
+    if let Some(path) = merged.get("path").and_then(toml::Value::as_str) {
+        // Another embedded crate (`sdk/core`) is its sibling wherever the SDK lands.
+        let Some(sibling) = path.strip_prefix("sdk/").filter(|p| !p.contains('/')) else {
+            bail!(
+                "an SDK crate depends on the workspace path dependency `{name}` ({path}), which is not embedded"
+            );
+        };
+        merged.insert("path".into(), toml::Value::String(format!("../{sibling}")));
     }
     let local = local.as_table().cloned().unwrap_or_default();
     for (key, value) in local {
@@ -314,12 +325,27 @@ mod tests {
     }
 
     #[test]
-    fn the_embedded_rust_sdk_manifest_stands_alone() {
-        let manifest = embedded::FILES
+    fn the_embedded_sdk_crates_manifests_stand_alone() {
+        for dir in SDK_CRATES {
+            let manifest = embedded::FILES
+                .iter()
+                .find(|(path, _)| *path == format!("{dir}/Cargo.toml"))
+                .expect("embedded");
+            let text = standalone_manifest(manifest.1, embedded::WORKSPACE_MANIFEST).unwrap();
+            assert!(!text.contains("workspace = true"), "{text}");
+        }
+        let sdk = embedded::FILES
             .iter()
             .find(|(path, _)| *path == "sdk/rust/Cargo.toml")
             .expect("embedded");
-        let text = standalone_manifest(manifest.1, embedded::WORKSPACE_MANIFEST).unwrap();
-        assert!(!text.contains("workspace = true"), "{text}");
+        let sdk: toml::Table = standalone_manifest(sdk.1, embedded::WORKSPACE_MANIFEST)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            sdk["dependencies"]["interpose-core"]["path"].as_str(),
+            Some("../core"),
+            "the shared crate is found beside the SDK"
+        );
     }
 }

@@ -254,25 +254,7 @@ impl fmt::Display for Message {
     }
 }
 
-/// The four kinds of JSON-RPC message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    Request,
-    Response,
-    Error,
-    Notification,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Request => "request",
-            Kind::Response => "response",
-            Kind::Error => "error",
-            Kind::Notification => "notification",
-        }
-    }
-}
+pub use interpose_core::Kind;
 
 /// A JSON-RPC error object. `data` is raw JSON so it passes through unchanged.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -287,21 +287,12 @@ pub fn negotiated_version(result: &RawValue) -> Option<String> {
         .map(|i| i.protocol_version)
 }
 
-/// `params.name` (tools, prompts) or `params.uri` (resources) of a request, for the
-/// 2026-07-28 `Mcp-Name` header.
+/// The 2026-07-28 `Mcp-Name` of a request: its subject (`params.name` of tools and
+/// prompts, `params.uri` of `resources/read`), for the three methods that carry one.
 pub fn request_name(method: &str, params: Option<&RawValue>) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Named {
-        name: Option<String>,
-        uri: Option<String>,
-    }
-    let key_is_uri = match method {
-        "tools/call" | "prompts/get" => false,
-        "resources/read" => true,
-        _ => return None,
-    };
-    let named: Named = serde_json::from_str(params?.get()).ok()?;
-    if key_is_uri { named.uri } else { named.name }
+    matches!(method, "tools/call" | "prompts/get" | "resources/read")
+        .then(|| interpose_core::subject(method, params?.get()))
+        .flatten()
 }
 
 /// A header value as 2026-07-28 asks: plain when it is safe visible ASCII, otherwise

@@ -162,7 +162,7 @@ pub mod __private {
     ) -> Message<'_> {
         Message::lent(
             Direction::from_wit(direction),
-            Kind::from_wit(kind),
+            Kind::from(kind),
             method,
             msg,
         )

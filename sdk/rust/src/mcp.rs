@@ -5,35 +5,10 @@
 //! and serializing it again loses nothing (key order aside), and a plugin that
 //! edits one field can forward the rest as it came.
 
-use std::borrow::Cow;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// What `params` of `method` act on: `name` of `tools/call` and `prompts/get`,
-/// `uri` of the resource methods; `None` for other methods and for params
-/// without it (or with it twice, or not a string). The host reads the WIT
-/// `message.subject` with this very function, so [`crate::Message::subject`]
-/// of a message built in a test agrees with it.
-pub fn subject(method: &str, params: &str) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Named<'a> {
-        #[serde(borrow, default)]
-        name: Option<Cow<'a, str>>,
-        #[serde(borrow, default)]
-        uri: Option<Cow<'a, str>>,
-    }
-    let by_name = match method {
-        "tools/call" | "prompts/get" => true,
-        "resources/read"
-        | "resources/subscribe"
-        | "resources/unsubscribe"
-        | "notifications/resources/updated" => false,
-        _ => return None,
-    };
-    let named: Named<'_> = serde_json::from_str(params).ok()?;
-    if by_name { named.name } else { named.uri }.map(Cow::into_owned)
-}
+pub use interpose_core::subject;
 
 /// `params` of a `tools/call` request.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -355,34 +330,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    #[test]
-    fn subjects_are_tool_and_prompt_names_and_resource_uris() {
-        let call = r#"{"arguments":{"name":"not this","uri":"x"},"name":"search"}"#;
-        assert_eq!(subject("tools/call", call).as_deref(), Some("search"));
-        assert_eq!(
-            subject("prompts/get", r#"{"name":"greet"}"#).as_deref(),
-            Some("greet")
-        );
-        for method in [
-            "resources/read",
-            "resources/subscribe",
-            "resources/unsubscribe",
-            "notifications/resources/updated",
-        ] {
-            let params = r#"{"uri":"file:///a\u0020b.txt"}"#;
-            assert_eq!(subject(method, params).as_deref(), Some("file:///a b.txt"));
-        }
-    }
-
-    #[test]
-    fn no_subject_for_other_methods_missing_members_and_bad_json() {
-        assert_eq!(subject("tools/list", r#"{"name":"x"}"#), None);
-        assert_eq!(subject("tools/call", r#"{"arguments":{}}"#), None);
-        assert_eq!(subject("tools/call", r#"{"name":7}"#), None);
-        assert_eq!(subject("tools/call", r#"{"name":"a","name":"b"}"#), None);
-        assert_eq!(subject("resources/read", "not json"), None);
-    }
 
     #[test]
     fn views_keep_unknown_fields_through_a_round_trip() {

@@ -45,36 +45,15 @@ impl Direction {
     }
 }
 
-/// The four kinds of JSON-RPC message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Kind {
-    /// Has an id and expects exactly one answer.
-    Request,
-    /// A successful answer to a request.
-    Response,
-    /// An error answer to a request.
-    Error,
-    /// A one-way message; never answered.
-    Notification,
-}
+pub use interpose_core::Kind;
 
-impl Kind {
-    pub(crate) fn from_wit(kind: WitKind) -> Self {
+impl From<WitKind> for Kind {
+    fn from(kind: WitKind) -> Self {
         match kind {
             WitKind::Request => Kind::Request,
             WitKind::Response => Kind::Response,
             WitKind::Error => Kind::Error,
             WitKind::Notification => Kind::Notification,
-        }
-    }
-
-    /// The WIT spelling: `request`, `response`, `error` or `notification`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Request => "request",
-            Kind::Response => "response",
-            Kind::Error => "error",
-            Kind::Notification => "notification",
         }
     }
 }
