@@ -2,7 +2,7 @@
 //! rebinding), the bearer token, the body size limit, unguessable session ids, what
 //! credentials reach the backend, and the refusal to listen beyond loopback.
 
-mod http_support;
+use crate::http_support;
 
 use std::process::Command;
 

@@ -8,7 +8,7 @@
 //! `membomb`, ...) and passes other tools, so other traffic shows the plugin and the
 //! proxy still serve.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -7,7 +7,7 @@
 //! so they are installed once per checkout; the Rust scaffold builds in
 //! `target/plugin-dev`, so its dependencies are compiled once.
 
-mod support;
+use crate::support;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@
 //! answers of tools it has no scripted result for (`structuredContent.call`), so a
 //! call to such a tool shows how many calls reached the backend.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

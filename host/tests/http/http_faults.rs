@@ -4,7 +4,7 @@
 //! backends until they are reaped, slow or stalled connections are let go, and a slow
 //! reader never silently loses an answer.
 
-mod http_support;
+use crate::http_support;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

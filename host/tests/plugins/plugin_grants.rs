@@ -5,7 +5,7 @@
 //! `fixture-escape` tries what its configuration lists on `tools/call` of `escape`
 //! and reports each outcome in `structuredContent`.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

@@ -13,8 +13,8 @@
 //! (`catalog_backend.py`), whose resource `test://secret` holds an AWS key: a read of
 //! it shows the next plugin still working.
 
-mod http_support;
-mod support;
+use crate::http_support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

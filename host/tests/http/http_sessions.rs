@@ -1,7 +1,7 @@
 //! Session lifecycle on the HTTP listener: each session gets its own backend process,
 //! DELETE, idle expiry and SIGTERM stop it, and the cap on sessions holds.
 
-mod http_support;
+use crate::http_support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! dead session answers 404, a new `initialize` opens a new backend session, and an
 //! unreachable backend is reported clearly. Nothing may hang: every wait is bounded.
 
-mod http_support;
+use crate::http_support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};

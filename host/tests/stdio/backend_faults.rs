@@ -3,7 +3,7 @@
 //! counted), the proxy's memory stays bounded (read from `/proc/PID/status`), errors
 //! say what happened, and another session with its own backend process is unaffected.
 
-mod http_support;
+use crate::http_support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;

@@ -8,7 +8,7 @@
 //! The plugins are built from source (`scripts/build-plugins.sh`,
 //! `scripts/build-python-plugin.sh`, `scripts/build-js-plugin.sh`) on first use.
 
-mod support;
+use crate::support;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;

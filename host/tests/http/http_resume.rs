@@ -3,7 +3,7 @@
 //! while no GET stream is open wait for one. Upstream, the proxy's own client resumes
 //! a stream the backend closed before answering.
 
-mod http_support;
+use crate::http_support;
 
 use std::time::Duration;
 
