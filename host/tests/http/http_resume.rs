@@ -9,48 +9,15 @@ use std::time::Duration;
 
 use http_support::*;
 
-const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#;
-
-/// An initialized session on the proxy at `base`; returns its id.
-async fn open_session(client: &reqwest::Client, base: &str) -> String {
-    let response = client
-        .post(format!("{base}/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(INITIALIZE)
-        .send()
-        .await
-        .expect("initialize");
-    let session = response.headers()["mcp-session-id"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
-    response.text().await.expect("initialize answer");
-    let status = post(
-        client,
-        base,
-        &session,
-        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-    )
-    .await
-    .status();
-    assert_eq!(status, 202);
-    session
-}
-
 async fn post(
     client: &reqwest::Client,
     base: &str,
     session: &str,
     body: &str,
 ) -> reqwest::Response {
-    client
-        .post(format!("{base}/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
+    post_mcp(client, base, body.to_owned())
         .header("mcp-session-id", session)
         .header("mcp-protocol-version", "2025-11-25")
-        .body(body.to_owned())
         .send()
         .await
         .expect("POST")
@@ -164,14 +131,10 @@ async fn stateless_client_closing_its_stream_cancels_the_request() {
                 .as_str()
                 .unwrap_or_default()
                 .to_owned();
-        client
-            .post(format!("{base}/mcp"))
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
+        post_mcp(&client, &base, body)
             .header("mcp-protocol-version", "2026-07-28")
             .header("mcp-method", "tools/call")
             .header("mcp-name", name)
-            .body(body)
             .send()
     };
     let slow = format!(

@@ -8,8 +8,6 @@ use std::process::Command;
 
 use http_support::*;
 
-const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#;
-
 fn stdio_backend() -> Vec<String> {
     let mut args = vec!["--".to_owned()];
     args.extend(full_server());
@@ -22,11 +20,7 @@ fn as_strs(args: &[String]) -> Vec<&str> {
 
 /// POSTs `body` to /mcp with `headers`; returns the status, session id and body.
 async fn post(base: &str, body: &str, headers: &[(&str, &str)]) -> (u16, Option<String>, String) {
-    let mut request = reqwest::Client::new()
-        .post(format!("{base}/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(body.to_owned());
+    let mut request = post_mcp(&reqwest::Client::new(), base, body.to_owned());
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
@@ -142,15 +136,11 @@ async fn unknown_session_and_bad_version_header_are_refused() {
     );
     // Which versions exist is the backend's verdict; a value that is not visible ASCII
     // cannot even be forwarded, and is refused as a malformed header, naming the request.
-    let response = reqwest::Client::new()
-        .post(format!("{base}/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
+    let response = post_mcp(&reqwest::Client::new(), &base, INITIALIZE)
         .header(
             "mcp-protocol-version",
             reqwest::header::HeaderValue::from_bytes(b"2025-11-25\xff").expect("obs-text"),
         )
-        .body(INITIALIZE)
         .send()
         .await
         .expect("POST");

@@ -8,14 +8,8 @@ use std::time::{Duration, Instant};
 
 use http_support::*;
 
-const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#;
-
 async fn initialize(base: &str) -> (u16, Option<String>) {
-    let response = reqwest::Client::new()
-        .post(format!("{base}/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(INITIALIZE)
+    let response = post_mcp(&reqwest::Client::new(), base, INITIALIZE)
         .send()
         .await
         .expect("POST");

@@ -19,6 +19,15 @@ pub const INTERPOSE: &str = env!("CARGO_BIN_EXE_interpose");
 /// How long any single expected message may take.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
+/// The JSON-RPC error code of a plugin's failure, spelled out so that a change to the
+/// proxy's code shows here.
+pub const PLUGIN_ERROR: i64 = -32001;
+
+/// Plugin settings for the guests' normal work: more than the default limits (the
+/// Python and JavaScript runtimes start at tens of MiB), and a deadline a busy machine
+/// does not hit.
+pub const GUEST_LIMITS: &str = "timeout_ms = 5000\nmemory_mb = 128";
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
