@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sha2::Digest;
 
+use crate::http_support::repo;
+
 pub const INTERPOSE: &str = env!("CARGO_BIN_EXE_interpose");
 
 /// How long any single expected message may take.
@@ -27,13 +29,6 @@ pub const PLUGIN_ERROR: i64 = -32001;
 /// Python and JavaScript runtimes start at tens of MiB), and a deadline a busy machine
 /// does not hit.
 pub const GUEST_LIMITS: &str = "timeout_ms = 5000\nmemory_mb = 128";
-
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("host/ has a parent")
-        .to_path_buf()
-}
 
 pub fn echo_backend() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/echo_backend.py")
@@ -60,7 +55,7 @@ pub fn fixture(name: &str) -> PathBuf {
         if let Some(dir) = std::env::var_os("INTERPOSE_FIXTURE_DIR") {
             return PathBuf::from(dir);
         }
-        let root = repo_root();
+        let root = repo();
         std::fs::create_dir_all(root.join("target")).expect("target dir");
         let lock =
             std::fs::File::create(root.join("target/.build-plugins.lock")).expect("lock file");
@@ -91,7 +86,7 @@ pub fn fixture(name: &str) -> PathBuf {
 /// the build code in `host/src/plugin_dev` is kept next to the output).
 pub fn guest_plugin(name: &str) -> PathBuf {
     static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    let root = repo_root();
+    let root = repo();
     let python = name.ends_with("-py") || name.starts_with("fixture-py-");
     let source = ["plugins", "tests/plugins"]
         .iter()
