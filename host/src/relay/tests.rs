@@ -31,9 +31,15 @@ struct Peer {
 
 impl Peer {
     async fn send(&self, frame: Frame) {
+        self.send_related(frame, None).await;
+    }
+
+    /// Sends a frame that the transport says belongs to the request `related` (in this
+    /// peer's id space), as an HTTP response stream does.
+    async fn send_related(&self, frame: Frame, related: Option<RawId>) {
         let inbound = Inbound::Frame {
             frame,
-            related: None,
+            related,
             headers: None,
         };
         self.to_relay.send(inbound).await.expect("relay running");
@@ -48,6 +54,16 @@ impl Peer {
 
     async fn send_value(&self, message: Value) {
         self.send_json(&message.to_string()).await;
+    }
+
+    async fn send_value_related(&self, message: Value, related: &Value) {
+        let message = match Message::parse(&message.to_string()).expect("valid") {
+            Parsed::One(message) => message,
+            Parsed::Batch(_) => unreachable!("one message"),
+        };
+        let related = jsonrpc::raw(related.to_string());
+        self.send_related(Frame::Message(message), Some(related))
+            .await;
     }
 
     /// The next message from the relay, and the request (in this peer's id space) it
@@ -471,6 +487,84 @@ async fn a_slow_client_holds_the_backend_back_without_losing_or_reordering() {
     assert_eq!(written.load(Ordering::SeqCst), SENT);
     drop(backend);
     session.client.assert_closed().await;
+}
+
+#[tokio::test]
+async fn what_the_backend_sends_for_a_client_request_is_routed_to_that_request() {
+    let (client_link, mut client) = link();
+    let (backend_link, mut backend) = link();
+    let relay = SessionRelay::new(config("backend"), client_link, backend_link);
+    let _relay = tokio::spawn(relay.run(std::future::pending()));
+    client
+        .send_value(request(json!("call"), "tools/call", json!({})))
+        .await;
+    let (call, _) = backend.recv().await;
+
+    // An elicitation and a log message on the call's response stream.
+    let ask = request(json!("ask-1"), "elicitation/create", json!({}));
+    backend.send_value_related(ask, &call["id"]).await;
+    let (asked, route) = client.recv().await;
+    assert_eq!(
+        (&asked["method"], route.as_deref()),
+        (&json!("elicitation/create"), Some("\"call\""))
+    );
+    let log = notification("notifications/message", json!({"data": "working"}));
+    backend.send_value_related(log.clone(), &call["id"]).await;
+    assert_eq!(client.recv().await, (log.clone(), Some("\"call\"".into())));
+
+    // Once the call is answered, its id routes nowhere.
+    backend.send_value(answer(&call["id"], json!({}))).await;
+    assert_eq!(
+        client.recv().await,
+        (answer(&json!("call"), json!({})), Some("\"call\"".into()))
+    );
+    backend.send_value_related(log.clone(), &call["id"]).await;
+    assert_eq!(client.recv().await, (log, None));
+}
+
+#[tokio::test]
+async fn a_slow_backend_holds_the_client_back_without_losing_or_reordering() {
+    const CLIENT_QUEUE: usize = 4;
+    const SENT: usize = 5_000;
+    let session = Session::with_client_queue(CLIENT_QUEUE);
+    let mut backend = session.backend;
+    let message = |seq: usize| notification("notifications/message", json!({"seq": seq}));
+    let written = Arc::new(AtomicUsize::new(0));
+    let client = session.client;
+    let writer = tokio::spawn({
+        let written = written.clone();
+        async move {
+            for seq in 0..SENT {
+                client.send_value(message(seq)).await;
+                written.fetch_add(1, Ordering::SeqCst);
+            }
+            client
+        }
+    });
+
+    // The backend reads nothing yet: bounded by the client's queue, the relay's hand,
+    // the backend link's queue, the batch its writer gathers for one write (up to
+    // 64 KiB, `framing::write_lines`), and the bytes of the pipe.
+    let held = settle(&written).await;
+    let shortest_line = message(0).to_string().len() + 1;
+    let bound = CLIENT_QUEUE + 1 + CHANNEL_CAPACITY + (64 * 1024 + PIPE_BYTES) / shortest_line + 2;
+    assert!(held < SENT, "the client was never held back");
+    assert!(
+        held <= bound,
+        "{held} messages queued, over the bound {bound}"
+    );
+
+    for seq in 0..SENT {
+        assert_eq!(backend.recv_message().await, message(seq));
+    }
+    let client = writer.await.expect("the client wrote everything");
+    assert_eq!(written.load(Ordering::SeqCst), SENT);
+    drop(client);
+    assert_eq!(
+        backend.recv().await,
+        None,
+        "the client left: the input closes"
+    );
 }
 
 #[tokio::test]
