@@ -21,9 +21,7 @@ async fn post(base: &str, session: Option<&str>, body: &str) -> (u16, Option<Str
 
 #[tokio::test]
 async fn crashed_stdio_backend_fails_requests_and_a_new_session_starts_a_new_one() {
-    let mut args = vec!["--".to_owned()];
-    args.extend(full_server());
-    let (_proxy, base) = proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (_proxy, base) = proxy_to_full_server(&[]);
     let session = open_session(&reqwest::Client::new(), &base).await;
 
     // One call in flight, then the backend dies in another.

@@ -25,9 +25,7 @@ async fn post(
 
 #[tokio::test]
 async fn dropped_response_stream_resumes_with_last_event_id() {
-    let mut args = vec!["--".to_owned()];
-    args.extend(full_server());
-    let (_proxy, base) = proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (_proxy, base) = proxy_to_full_server(&[]);
     let client = reqwest::Client::new();
     let session = open_session(&client, &base).await;
 
@@ -59,9 +57,7 @@ async fn dropped_response_stream_resumes_with_last_event_id() {
 
 #[tokio::test]
 async fn server_messages_wait_for_the_get_stream() {
-    let mut args = vec!["--".to_owned()];
-    args.extend(full_server());
-    let (_proxy, base) = proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (_proxy, base) = proxy_to_full_server(&[]);
     let client = reqwest::Client::new();
     let session = open_session(&client, &base).await;
 
@@ -121,9 +117,7 @@ const MODERN_META: &str = r#""io.modelcontextprotocol/protocolVersion":"2026-07-
 
 #[tokio::test]
 async fn stateless_client_closing_its_stream_cancels_the_request() {
-    let mut args = vec!["--".to_owned()];
-    args.extend(full_server());
-    let (_proxy, base) = proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (_proxy, base) = proxy_to_full_server(&[]);
     let client = reqwest::Client::new();
     let stateless_post = |body: String| {
         let name =

@@ -8,16 +8,6 @@ use std::process::Command;
 
 use http_support::*;
 
-fn stdio_backend() -> Vec<String> {
-    let mut args = vec!["--".to_owned()];
-    args.extend(full_server());
-    args
-}
-
-fn as_strs(args: &[String]) -> Vec<&str> {
-    args.iter().map(String::as_str).collect()
-}
-
 /// POSTs `body` to /mcp with `headers`; returns the status, session id and body.
 async fn post(base: &str, body: &str, headers: &[(&str, &str)]) -> (u16, Option<String>, String) {
     let mut request = post_mcp(&reqwest::Client::new(), base, body.to_owned());
@@ -32,12 +22,7 @@ async fn post(base: &str, body: &str, headers: &[(&str, &str)]) -> (u16, Option<
 
 #[tokio::test]
 async fn foreign_origin_and_rebinding_host_are_forbidden() {
-    let mut args = vec![
-        "--allow-origin".to_owned(),
-        "https://app.example".to_owned(),
-    ];
-    args.extend(stdio_backend());
-    let (_proxy, base) = proxy(&as_strs(&args));
+    let (_proxy, base) = proxy_to_full_server(&["--allow-origin", "https://app.example"]);
     let (status, _, body) = post(&base, INITIALIZE, &[("origin", "https://evil.example")]).await;
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("origin not allowed"), "{body}");
@@ -56,7 +41,8 @@ async fn bearer_token_is_required_when_configured() {
     command
         .args(["run", "--listen", &format!("http://127.0.0.1:{port}")])
         .args(["--auth-token-env", "INTERPOSE_TEST_TOKEN"])
-        .args(stdio_backend())
+        .arg("--")
+        .args(full_server())
         .env("INTERPOSE_TEST_TOKEN", "s3cret-token");
     let _proxy = Proc::start("interpose", command, "listening on");
     let base = format!("http://127.0.0.1:{port}");
@@ -95,9 +81,7 @@ async fn missing_token_variable_is_a_clear_startup_error() {
 
 #[tokio::test]
 async fn oversized_body_gets_413() {
-    let mut args = vec!["--max-message-bytes".to_owned(), "2000".to_owned()];
-    args.extend(stdio_backend());
-    let (_proxy, base) = proxy(&as_strs(&args));
+    let (_proxy, base) = proxy_to_full_server(&["--max-message-bytes", "2000"]);
     let big = format!(
         r#"{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{{"pad":"{}"}}}}"#,
         "x".repeat(5000)
@@ -110,7 +94,7 @@ async fn oversized_body_gets_413() {
 
 #[tokio::test]
 async fn session_ids_are_long_random_and_unrelated() {
-    let (_proxy, base) = proxy(&as_strs(&stdio_backend()));
+    let (_proxy, base) = proxy_to_full_server(&[]);
     let (_, a, _) = post(&base, INITIALIZE, &[]).await;
     let (_, b, _) = post(&base, INITIALIZE, &[]).await;
     let (a, b) = (a.expect("a session id"), b.expect("a session id"));
@@ -127,7 +111,7 @@ async fn session_ids_are_long_random_and_unrelated() {
 
 #[tokio::test]
 async fn unknown_session_and_bad_version_header_are_refused() {
-    let (_proxy, base) = proxy(&as_strs(&stdio_backend()));
+    let (_proxy, base) = proxy_to_full_server(&[]);
     let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
     let (status, _, _) = post(&base, list, &[("mcp-session-id", "0123456789abcdef")]).await;
     assert_eq!(

@@ -107,9 +107,7 @@ async fn idle_sessions_expire_and_stop_their_backend() {
 
 #[tokio::test]
 async fn session_cap_is_enforced_and_frees_up() {
-    let mut args = vec!["--max-sessions".to_owned(), "1".to_owned(), "--".to_owned()];
-    args.extend(full_server());
-    let (_proxy, base) = proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (_proxy, base) = proxy_to_full_server(&["--max-sessions", "1"]);
     let (status, first) = initialize(&base).await;
     assert_eq!(status, 200);
     let (status, _) = initialize(&base).await;

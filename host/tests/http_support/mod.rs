@@ -183,6 +183,15 @@ pub fn proxy(args: &[&str]) -> (Proc, String) {
     (proc, listen)
 }
 
+/// `interpose run --listen http://127.0.0.1:PORT FLAGS... -- full_server.py`: the
+/// proxy over HTTP in front of the Python test server over stdio, one per session.
+pub fn proxy_to_full_server(flags: &[&str]) -> (Proc, String) {
+    let mut args: Vec<String> = flags.iter().map(|flag| flag.to_string()).collect();
+    args.push("--".into());
+    args.extend(full_server());
+    proxy(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
 /// `interpose run ARGS...` with stdio for a client; not waited on.
 pub fn stdio_proxy_command(args: &[&str]) -> Command {
     let mut command = Command::new(interpose_bin());
