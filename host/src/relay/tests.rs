@@ -187,13 +187,18 @@ impl Session {
 
     /// `client_queue`: how many messages may wait for the client to read them.
     fn with_client_queue(client_queue: usize) -> Self {
+        Self::until(client_queue, std::future::pending())
+    }
+
+    /// A session that the proxy stops when `shutdown` completes.
+    fn until(client_queue: usize, shutdown: impl Future<Output = ()> + Send + 'static) -> Self {
         let (client_link, client) = link_with_capacity(client_queue);
         let (backend_link, backend) = pipe_link();
         let relay = SessionRelay::new(config("backend"), client_link, backend_link);
         Session {
             client,
             backend,
-            relay: tokio::spawn(relay.run(std::future::pending())),
+            relay: tokio::spawn(relay.run(shutdown)),
         }
     }
 }
@@ -631,6 +636,37 @@ async fn a_client_that_leaves_has_its_requests_cancelled_upstream() {
     assert_eq!(backend.recv().await, None, "then its input closes");
     drop(backend);
     assert_eq!(ended(relay).await, RelayEnd::ClientClosed);
+}
+
+#[tokio::test]
+async fn a_proxy_that_stops_cancels_upstream_and_answers_the_client() {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let Session {
+        mut client,
+        mut backend,
+        relay,
+    } = Session::until(16, async {
+        stopped.await.ok();
+    });
+    client
+        .send_value(request(json!(1), "tools/call", json!({})))
+        .await;
+    let call = backend.recv_message().await;
+    stop.send(()).expect("the relay is running");
+
+    assert_eq!(
+        backend.recv_message().await,
+        cancelled(&call["id"], "the proxy is shutting down")
+    );
+    assert_eq!(backend.recv().await, None, "then its input closes");
+    drop(backend);
+    let error = json!({"jsonrpc": "2.0", "id": 1, "error": {
+        "code": BACKEND_UNAVAILABLE,
+        "message": "the proxy is shutting down before answering `tools/call`",
+        "data": {"method": "tools/call"}}});
+    assert_eq!(client.recv().await, (error, Some("1".into())));
+    client.assert_closed().await;
+    assert_eq!(ended(relay).await, RelayEnd::Shutdown);
 }
 
 #[tokio::test]
