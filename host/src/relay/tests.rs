@@ -1,7 +1,9 @@
-//! In-process tests of the session relay: its two links are in-memory, the client a
-//! channel pair as the HTTP listener holds it (so the stream a message is routed to is
-//! visible), the backend a byte pipe read and written as newline-delimited JSON, as a
-//! stdio or in-process backend is. Each test drives both peers by hand.
+//! In-process tests of the session relay, each driving both peers by hand over
+//! in-memory links. The client is a channel pair, as the HTTP listener holds it, so
+//! the request a message is routed to is visible; the backend is mostly a byte pipe
+//! read and written as newline-delimited JSON, as a stdio or in-process backend is,
+//! and a channel pair where a test needs a transport that knows the request a message
+//! belongs to (an HTTP response stream).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
