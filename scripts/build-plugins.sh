@@ -31,6 +31,8 @@ else
     packages=()
     for manifest in plugins/*/Cargo.toml tests/plugins/*/Cargo.toml; do
         [ -f "$manifest" ] || continue
+        # Libraries that plugins share (fixture-tool-call) are not plugins.
+        grep -q cdylib "$manifest" || continue
         packages+=("$(sed -n 's/^name = "\(.*\)"$/\1/p' "$manifest" | head -n 1)")
     done
 fi

@@ -68,6 +68,13 @@ impl PendingTable {
             .map(|id| raw(id.to_string()))
     }
 
+    /// The forwarded ids of every request in flight, oldest first.
+    pub fn forwarded_ids(&self) -> Vec<RawId> {
+        let mut ids: Vec<u64> = self.by_forwarded_id.keys().copied().collect();
+        ids.sort_unstable();
+        ids.into_iter().map(|id| raw(id.to_string())).collect()
+    }
+
     /// Removes and returns every request in flight, oldest first.
     pub fn drain(&mut self) -> Vec<Pending> {
         self.by_original_id.clear();

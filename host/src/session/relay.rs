@@ -118,7 +118,8 @@ impl SessionRelay {
         };
         match &end {
             RelayEnd::BackendClosed(why) => self.fail_in_flight(why).await,
-            RelayEnd::ClientClosed | RelayEnd::Shutdown => self.let_backend_finish().await,
+            RelayEnd::ClientClosed => self.let_backend_finish("the client left").await,
+            RelayEnd::Shutdown => self.let_backend_finish("the proxy is shutting down").await,
         }
         self.close_client().await;
         end
@@ -594,9 +595,11 @@ impl SessionRelay {
         }
     }
 
-    /// The client left (or we are stopping): close the backend's input and keep
-    /// relaying what it still sends until it closes or the grace period ends.
-    async fn let_backend_finish(&mut self) {
+    /// The client left (or we are stopping): cancel what the client still waits for,
+    /// close the backend's input and keep relaying what it still sends until it closes
+    /// or the grace period ends.
+    async fn let_backend_finish(&mut self, why: &str) {
+        self.cancel_in_flight(why);
         self.backend_tx = None;
         let deadline = tokio::time::Instant::now() + self.config.shutdown_grace;
         loop {
@@ -619,6 +622,25 @@ impl SessionRelay {
         }
         if !self.to_backend.is_empty() {
             self.fail_in_flight("the proxy is shutting down").await;
+        }
+    }
+
+    /// Tells the backend that nobody waits for its requests in flight any more, so it
+    /// can stop working on them. Best effort: a full queue towards the backend is not
+    /// waited for, as the backend may itself be blocked writing to us.
+    fn cancel_in_flight(&self, why: &str) {
+        let Some(tx) = &self.backend_tx else { return };
+        let reason = serde_json::to_string(why).expect("a string serializes");
+        for id in self.to_backend.forwarded_ids() {
+            let params = format!(r#"{{"requestId":{},"reason":{reason}}}"#, id.get());
+            let cancel = Message::Notification {
+                method: CANCELLED.into(),
+                params: Some(jsonrpc::raw(params)),
+            };
+            if tx.try_send(Outbound::new(cancel)).is_err() {
+                tracing::debug!(session = %self.config.session, "no room to cancel the backend's requests in flight");
+                return;
+            }
         }
     }
 
@@ -692,111 +714,4 @@ fn too_long_error(len: usize, limit: usize) -> ErrorObject {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::session::intercept::PassAll;
-    use crate::wire::jsonrpc::{ParseError, Parsed};
-
-    /// The far end of a link: what a transport would do.
-    struct Peer {
-        to_relay: mpsc::Sender<Inbound>,
-        from_relay: mpsc::Receiver<Outbound>,
-    }
-
-    impl Peer {
-        async fn send(&self, frame: Frame) {
-            let inbound = Inbound::Frame {
-                frame,
-                related: None,
-                headers: None,
-                head: None,
-            };
-            self.to_relay.send(inbound).await.expect("relay running");
-        }
-
-        async fn send_json(&self, json: &str) {
-            match Message::parse(json).expect("valid") {
-                Parsed::One(message) => self.send(Frame::Message(message)).await,
-                Parsed::Batch(_) => unreachable!("one message"),
-            }
-        }
-    }
-
-    fn link() -> (Link, Peer) {
-        let (to_relay, inbound) = mpsc::channel(16);
-        let (outbound, from_relay) = mpsc::channel(16);
-        let link = Link {
-            inbound,
-            outbound,
-            writer: tokio::spawn(async {}),
-        };
-        (
-            link,
-            Peer {
-                to_relay,
-                from_relay,
-            },
-        )
-    }
-
-    #[tokio::test]
-    async fn unreadable_answer_with_a_readable_id_fails_its_request_once() {
-        let (client_link, mut client) = link();
-        let (backend_link, mut backend) = link();
-        let config = RelayConfig {
-            session: "test".into(),
-            shared_session: false,
-            server: "faulty".into(),
-            interceptor: Arc::new(PassAll),
-            shutdown_grace: Duration::from_millis(100),
-        };
-        let relay = tokio::spawn(
-            SessionRelay::new(config, client_link, backend_link).run(std::future::pending()),
-        );
-        for id in ["\"a\"", "\"b\""] {
-            let request = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call"}}"#);
-            client.send_json(&request).await;
-        }
-        let first = backend.from_relay.recv().await.expect("forwarded");
-        let second = backend.from_relay.recv().await.expect("forwarded");
-        let first_id = first.message.id().expect("a request").to_owned();
-        let second_id = second.message.id().expect("a request").to_owned();
-
-        // Unreadable and without an id: nothing to fail, "b" waits on.
-        let error = ParseError::Json("expected value at line 1 column 9".into());
-        backend.send(Frame::Malformed { error, id: None }).await;
-        // Unreadable with the id of "a": "a" fails, and its late real answer is dropped.
-        let error = ParseError::Json("expected value at line 1 column 40".into());
-        let id = Some(first_id.clone());
-        backend.send(Frame::Malformed { error, id }).await;
-        let late = format!(
-            r#"{{"jsonrpc":"2.0","id":{},"result":{{}}}}"#,
-            first_id.get()
-        );
-        backend.send_json(&late).await;
-        let answer = format!(
-            r#"{{"jsonrpc":"2.0","id":{},"result":{{}}}}"#,
-            second_id.get()
-        );
-        backend.send_json(&answer).await;
-        drop(backend.to_relay);
-        assert!(matches!(
-            relay.await.expect("relay ends"),
-            RelayEnd::BackendClosed(_)
-        ));
-
-        let mut answers = Vec::new();
-        while let Some(out) = client.from_relay.recv().await {
-            answers.push(out.message.to_json());
-        }
-        assert_eq!(
-            answers,
-            [
-                r#"{"jsonrpc":"2.0","id":"a","error":{"code":-32603,"message":"backend `faulty` sent a message that cannot be read: invalid JSON: expected value at line 1 column 40","data":{"method":"tools/call"}}}"#,
-                r#"{"jsonrpc":"2.0","id":"b","result":{}}"#,
-            ]
-        );
-    }
-}
+mod tests;

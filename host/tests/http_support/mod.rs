@@ -1,6 +1,7 @@
-//! Shared by the `http_*` integration tests: starting the real `interpose` binary, real
+//! Shared by the tests that speak HTTP: starting the real `interpose` binary, real
 //! backends (the Python test server over stdio or HTTP, server-everything) and real
-//! clients (the Python SDK scenario script), and cleaning them up.
+//! clients (the Python SDK scenario script), and cleaning them up; requests to the
+//! proxy's `/mcp` and reading their answers.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
@@ -9,6 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
+
+use serde_json::Value;
+
+/// The handshake-era (2025-11-25) `initialize` that tests open sessions with.
+pub const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#;
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -175,6 +181,15 @@ pub fn proxy(args: &[&str]) -> (Proc, String) {
     command.arg("run").arg("--listen").arg(&listen).args(args);
     let proc = Proc::start("interpose", command, "listening on");
     (proc, listen)
+}
+
+/// `interpose run --listen http://127.0.0.1:PORT FLAGS... -- full_server.py`: the
+/// proxy over HTTP in front of the Python test server over stdio, one per session.
+pub fn proxy_to_full_server(flags: &[&str]) -> (Proc, String) {
+    let mut args: Vec<String> = flags.iter().map(|flag| flag.to_string()).collect();
+    args.push("--".into());
+    args.extend(full_server());
+    proxy(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 /// `interpose run ARGS...` with stdio for a client; not waited on.
@@ -375,4 +390,63 @@ pub fn session_id(response: &reqwest::Response) -> Option<String> {
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
+}
+
+/// A POST of `body` to the proxy's `/mcp` at `base`, with the `Content-Type` and
+/// `Accept` every MCP client sends; the caller adds session and protocol headers.
+pub fn post_mcp(
+    client: &reqwest::Client,
+    base: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::RequestBuilder {
+    client
+        .post(format!("{base}/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(body)
+}
+
+/// Sends `request`; returns the status, the session id the response names, and the body.
+pub async fn send_for_text(request: reqwest::RequestBuilder) -> (u16, Option<String>, String) {
+    let response = request.send().await.expect("POST");
+    let status = response.status().as_u16();
+    let session = session_id(&response);
+    (
+        status,
+        session,
+        response.text().await.expect("the body in time"),
+    )
+}
+
+/// An initialized (2025-11-25) session on the proxy at `base`; returns its id.
+pub async fn open_session(client: &reqwest::Client, base: &str) -> String {
+    let (status, session, body) = send_for_text(post_mcp(client, base, INITIALIZE)).await;
+    assert_eq!(status, 200, "{body}");
+    let session = session.expect("a session id");
+    let initialized = post_mcp(
+        client,
+        base,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    )
+    .header("mcp-session-id", &session)
+    .header("mcp-protocol-version", "2025-11-25");
+    let status = initialized.send().await.expect("POST").status();
+    assert_eq!(status, 202);
+    session
+}
+
+/// The JSON-RPC messages of a response body, JSON or SSE.
+pub fn messages_in(body: &str) -> Vec<Value> {
+    let body = body.trim();
+    if body.is_empty() {
+        return Vec::new();
+    }
+    if body.starts_with('{') {
+        return vec![serde_json::from_str(body).expect("a JSON body")];
+    }
+    body.lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .filter(|data| !data.trim().is_empty())
+        .map(|data| serde_json::from_str(data.trim()).expect("JSON in an SSE event"))
+        .collect()
 }

@@ -14,17 +14,21 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sha2::Digest;
 
+use crate::http_support::repo;
+
 pub const INTERPOSE: &str = env!("CARGO_BIN_EXE_interpose");
 
 /// How long any single expected message may take.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("host/ has a parent")
-        .to_path_buf()
-}
+/// The JSON-RPC error code of a plugin's failure, spelled out so that a change to the
+/// proxy's code shows here.
+pub const PLUGIN_ERROR: i64 = -32001;
+
+/// Plugin settings for the guests' normal work: more than the default limits (the
+/// Python and JavaScript runtimes start at tens of MiB), and a deadline a busy machine
+/// does not hit.
+pub const GUEST_LIMITS: &str = "timeout_ms = 5000\nmemory_mb = 128";
 
 pub fn echo_backend() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/echo_backend.py")
@@ -51,7 +55,7 @@ pub fn fixture(name: &str) -> PathBuf {
         if let Some(dir) = std::env::var_os("INTERPOSE_FIXTURE_DIR") {
             return PathBuf::from(dir);
         }
-        let root = repo_root();
+        let root = repo();
         std::fs::create_dir_all(root.join("target")).expect("target dir");
         let lock =
             std::fs::File::create(root.join("target/.build-plugins.lock")).expect("lock file");
@@ -82,7 +86,7 @@ pub fn fixture(name: &str) -> PathBuf {
 /// the build code in `host/src/plugin_dev` is kept next to the output).
 pub fn guest_plugin(name: &str) -> PathBuf {
     static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    let root = repo_root();
+    let root = repo();
     let python = name.ends_with("-py") || name.starts_with("fixture-py-");
     let source = ["plugins", "tests/plugins"]
         .iter()

@@ -4,16 +4,14 @@
 //! (`verdict`: `rewrite` forwards the request with the bad params, `respond`
 //! answers with the bad result).
 
-use interpose_plugin::{
-    Kind, Manifest, Message, Plugin, Verdict, export_plugin, manifest, parse_config,
-};
+use fixture_tool_call::{ToolCallFixture, ToolCallPlugin};
+use interpose_plugin::{Manifest, Message, Verdict, export_plugin, manifest};
 use serde::Deserialize;
 
+/// Produces invalid JSON when triggered.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Config {
-    #[serde(default = "default_tool")]
-    tool: String,
+pub struct BadJson {
     #[serde(default)]
     verdict: Mode,
     #[serde(default = "default_text")]
@@ -28,51 +26,36 @@ enum Mode {
     Respond,
 }
 
-fn default_tool() -> String {
-    "bad-json".into()
-}
-
 fn default_text() -> String {
     r#"{"truncated": "#.into()
 }
 
-/// Produces invalid JSON when triggered.
-pub struct BadJson {
-    config: Config,
-}
+impl ToolCallFixture for BadJson {
+    const TOOL: &'static str = "bad-json";
 
-impl Plugin for BadJson {
-    fn init(config: &str) -> Result<(Self, Manifest), String> {
-        let config: Config = parse_config(config)?;
-        Ok((
-            BadJson { config },
-            manifest!().methods(["tools/call"]).kinds([Kind::Request]),
-        ))
+    fn manifest() -> Manifest {
+        manifest!()
     }
 
-    fn intercept(&self, msg: &Message) -> Verdict {
-        if msg
-            .tool_call()
-            .is_none_or(|call| call.name != self.config.tool)
-        {
-            return Verdict::Pass;
-        }
-        match self.config.verdict {
-            Mode::Rewrite => Verdict::Rewrite(self.config.text.clone()),
-            Mode::Respond => Verdict::Respond(self.config.text.clone()),
+    fn on_call(&self, _msg: &Message) -> Verdict {
+        match self.verdict {
+            Mode::Rewrite => Verdict::Rewrite(self.text.clone()),
+            Mode::Respond => Verdict::Respond(self.text.clone()),
         }
     }
 }
 
-export_plugin!(BadJson);
+export_plugin!(ToolCallPlugin<BadJson>);
 
 #[cfg(test)]
 mod tests {
+    use interpose_plugin::Plugin;
+
     use super::*;
 
     #[test]
     fn the_configured_tool_gets_invalid_json() {
-        let (plugin, _) = BadJson::init(r#"{"verdict": "respond"}"#).unwrap();
+        let (plugin, _) = ToolCallPlugin::<BadJson>::init(r#"{"verdict": "respond"}"#).unwrap();
         let verdict = plugin.intercept(&Message::request("tools/call", r#"{"name":"bad-json"}"#));
         // The default text is cut off in the middle of an object.
         assert_eq!(verdict, Verdict::Respond(r#"{"truncated": "#.into()));

@@ -17,18 +17,16 @@ use std::collections::BTreeMap;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+use fixture_tool_call::{ToolCallFixture, ToolCallPlugin};
 use interpose_plugin::mcp::{CallToolResult, Content};
-use interpose_plugin::{
-    Kind, Manifest, Message, Plugin, Verdict, export_plugin, host, manifest, parse_config,
-};
+use interpose_plugin::{Manifest, Message, Verdict, export_plugin, host, manifest};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+/// Tries to escape when triggered.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Config {
-    #[serde(default = "default_tool")]
-    tool: String,
+pub struct Escape {
     #[serde(default)]
     read: Vec<String>,
     #[serde(default)]
@@ -39,10 +37,6 @@ struct Config {
     env: Vec<String>,
     #[serde(default)]
     connect: Vec<String>,
-}
-
-fn default_tool() -> String {
-    "escape".into()
 }
 
 /// What one attempt did.
@@ -72,27 +66,14 @@ impl<T: Into<Value>, E: std::fmt::Display> From<Result<T, E>> for Outcome {
     }
 }
 
-/// Tries to escape when triggered.
-pub struct Escape {
-    config: Config,
-}
+impl ToolCallFixture for Escape {
+    const TOOL: &'static str = "escape";
 
-impl Plugin for Escape {
-    fn init(config: &str) -> Result<(Self, Manifest), String> {
-        let config: Config = parse_config(config)?;
-        Ok((
-            Escape { config },
-            manifest!().methods(["tools/call"]).kinds([Kind::Request]),
-        ))
+    fn manifest() -> Manifest {
+        manifest!()
     }
 
-    fn intercept(&self, msg: &Message) -> Verdict {
-        if msg
-            .tool_call()
-            .is_none_or(|call| call.name != self.config.tool)
-        {
-            return Verdict::Pass;
-        }
+    fn on_call(&self, _msg: &Message) -> Verdict {
         let report = self.attempt();
         let text = report.to_string();
         host::info(&format!("fixture-escape: {text}"));
@@ -115,13 +96,13 @@ impl Escape {
                     .collect()
             };
         json!({
-            "read": each(&self.config.read, &|path| std::fs::read_to_string(path).into()),
-            "list": each(&self.config.list, &|path| list_dir(path).into()),
-            "write": each(&self.config.write, &|path| {
+            "read": each(&self.read, &|path| std::fs::read_to_string(path).into()),
+            "list": each(&self.list, &|path| list_dir(path).into()),
+            "write": each(&self.write, &|path| {
                 std::fs::write(path, b"fixture-escape was here").map(|()| 23).into()
             }),
-            "env": each(&self.config.env, &|name| std::env::var(name).into()),
-            "connect": each(&self.config.connect, &|addr| connect(addr).into()),
+            "env": each(&self.env, &|name| std::env::var(name).into()),
+            "connect": each(&self.connect, &|addr| connect(addr).into()),
             "env_count": std::env::vars_os().count(),
         })
     }
@@ -144,10 +125,12 @@ fn connect(addr: &str) -> std::io::Result<String> {
     Ok(stream.peer_addr()?.to_string())
 }
 
-export_plugin!(Escape);
+export_plugin!(ToolCallPlugin<Escape>);
 
 #[cfg(test)]
 mod tests {
+    use interpose_plugin::Plugin;
+
     use super::*;
 
     #[test]
@@ -162,7 +145,7 @@ mod tests {
             "write": [dir.join("b.txt")],
             "env": ["FIXTURE_ESCAPE_SURELY_UNSET"],
         });
-        let (plugin, _) = Escape::init(&config.to_string()).unwrap();
+        let (plugin, _) = ToolCallPlugin::<Escape>::init(&config.to_string()).unwrap();
         let verdict = plugin.intercept(&Message::request("tools/call", r#"{"name":"escape"}"#));
         let report = verdict.json().unwrap()["structuredContent"].clone();
         let file = file.to_str().unwrap();

@@ -3,16 +3,14 @@
 //! Config: `{"tool": "giant", "bytes": 67108864, "verdict": "rewrite"}`
 //! (`bytes`: the payload's exact size, at least 64; `verdict`: `rewrite` or `respond`).
 
-use interpose_plugin::{
-    Kind, Manifest, Message, Plugin, Verdict, export_plugin, manifest, parse_config,
-};
+use fixture_tool_call::{ToolCallFixture, ToolCallPlugin};
+use interpose_plugin::{Manifest, Message, Verdict, export_plugin, manifest};
 use serde::Deserialize;
 
+/// Produces a huge payload when triggered.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Config {
-    #[serde(default = "default_tool")]
-    tool: String,
+pub struct Giant {
     #[serde(default = "default_bytes")]
     bytes: usize,
     #[serde(default)]
@@ -27,10 +25,6 @@ enum Mode {
     Respond,
 }
 
-fn default_tool() -> String {
-    "giant".into()
-}
-
 fn default_bytes() -> usize {
     64 << 20
 }
@@ -38,32 +32,23 @@ fn default_bytes() -> usize {
 const HEAD: &str = r#"{"content":[{"type":"text","text":""#;
 const TAIL: &str = r#""}]}"#;
 
-/// Produces a huge payload when triggered.
-pub struct Giant {
-    config: Config,
-}
+impl ToolCallFixture for Giant {
+    const TOOL: &'static str = "giant";
 
-impl Plugin for Giant {
-    fn init(config: &str) -> Result<(Self, Manifest), String> {
-        let config: Config = parse_config(config)?;
-        if config.bytes < 64 {
-            return Err("bytes must be at least 64".into());
-        }
-        Ok((
-            Giant { config },
-            manifest!().methods(["tools/call"]).kinds([Kind::Request]),
-        ))
+    fn manifest() -> Manifest {
+        manifest!()
     }
 
-    fn intercept(&self, msg: &Message) -> Verdict {
-        if msg
-            .tool_call()
-            .is_none_or(|call| call.name != self.config.tool)
-        {
-            return Verdict::Pass;
+    fn check(&self) -> Result<(), String> {
+        if self.bytes < 64 {
+            return Err("bytes must be at least 64".into());
         }
-        let payload = giant_payload(self.config.bytes);
-        match self.config.verdict {
+        Ok(())
+    }
+
+    fn on_call(&self, _msg: &Message) -> Verdict {
+        let payload = giant_payload(self.bytes);
+        match self.verdict {
             Mode::Rewrite => Verdict::Rewrite(payload),
             Mode::Respond => Verdict::Respond(payload),
         }
@@ -78,15 +63,18 @@ fn giant_payload(bytes: usize) -> String {
     payload
 }
 
-export_plugin!(Giant);
+export_plugin!(ToolCallPlugin<Giant>);
 
 #[cfg(test)]
 mod tests {
+    use interpose_plugin::Plugin;
+
     use super::*;
 
     #[test]
     fn payload_has_the_exact_size_and_is_json() {
-        let (plugin, _) = Giant::init(r#"{"bytes": 1000, "verdict": "respond"}"#).unwrap();
+        let (plugin, _) =
+            ToolCallPlugin::<Giant>::init(r#"{"bytes": 1000, "verdict": "respond"}"#).unwrap();
         let verdict = plugin.intercept(&Message::request("tools/call", r#"{"name":"giant"}"#));
         let Verdict::Respond(text) = &verdict else {
             panic!("expected respond")

@@ -2,54 +2,28 @@
 //! configured tool, or in `init`. Config: `{"tool": "loop", "phase": "intercept"}`
 //! (`phase`: `intercept` or `init`).
 
-use interpose_plugin::{
-    Kind, Manifest, Message, Plugin, Verdict, export_plugin, manifest, parse_config,
-};
+use fixture_tool_call::{ToolCallFixture, ToolCallPlugin};
+use interpose_plugin::{Manifest, Message, Verdict, export_plugin, manifest};
 use serde::Deserialize;
 
+/// Loops when triggered; no settings of its own.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Config {
-    #[serde(default = "default_tool")]
-    tool: String,
-    #[serde(default)]
-    phase: Phase,
-}
+pub struct Loop {}
 
-#[derive(Deserialize, Default, PartialEq)]
-#[serde(rename_all = "lowercase")]
-enum Phase {
-    Init,
-    #[default]
-    Intercept,
-}
+impl ToolCallFixture for Loop {
+    const TOOL: &'static str = "loop";
 
-fn default_tool() -> String {
-    "loop".into()
-}
-
-/// Loops when triggered.
-pub struct Loop {
-    tool: String,
-}
-
-impl Plugin for Loop {
-    fn init(config: &str) -> Result<(Self, Manifest), String> {
-        let config: Config = parse_config(config)?;
-        if config.phase == Phase::Init {
-            spin();
-        }
-        Ok((
-            Loop { tool: config.tool },
-            manifest!().methods(["tools/call"]).kinds([Kind::Request]),
-        ))
+    fn manifest() -> Manifest {
+        manifest!()
     }
 
-    fn intercept(&self, msg: &Message) -> Verdict {
-        if msg.tool_call().is_some_and(|call| call.name == self.tool) {
-            spin();
-        }
-        Verdict::Pass
+    fn on_init(&self) -> Result<(), String> {
+        spin()
+    }
+
+    fn on_call(&self, _msg: &Message) -> Verdict {
+        spin()
     }
 }
 
@@ -60,15 +34,17 @@ fn spin() -> ! {
     }
 }
 
-export_plugin!(Loop);
+export_plugin!(ToolCallPlugin<Loop>);
 
 #[cfg(test)]
 mod tests {
+    use interpose_plugin::Plugin;
+
     use super::*;
 
     #[test]
     fn other_tools_pass() {
-        let (plugin, manifest) = Loop::init("{}").unwrap();
+        let (plugin, manifest) = ToolCallPlugin::<Loop>::init("{}").unwrap();
         assert_eq!(manifest.interests[0].methods, ["tools/call"]);
         assert_eq!(
             plugin.intercept(&Message::request("tools/call", r#"{"name":"echo"}"#)),

@@ -2,68 +2,42 @@
 //! trap), in `intercept` for `tools/call` requests to the configured tool, or
 //! in `init`. Config: `{"tool": "membomb", "phase": "intercept", "chunk_bytes": 1048576}`.
 
-use interpose_plugin::{
-    Kind, Manifest, Message, Plugin, Verdict, export_plugin, manifest, parse_config,
-};
+use fixture_tool_call::{ToolCallFixture, ToolCallPlugin};
+use interpose_plugin::{Manifest, Message, Verdict, export_plugin, manifest};
 use serde::Deserialize;
 
+/// Allocates without end when triggered, `chunk_bytes` at a time.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Config {
-    #[serde(default = "default_tool")]
-    tool: String,
-    #[serde(default)]
-    phase: Phase,
+pub struct MemBomb {
     #[serde(default = "default_chunk")]
     chunk_bytes: usize,
-}
-
-#[derive(Deserialize, Default, PartialEq)]
-#[serde(rename_all = "lowercase")]
-enum Phase {
-    Init,
-    #[default]
-    Intercept,
-}
-
-fn default_tool() -> String {
-    "membomb".into()
 }
 
 fn default_chunk() -> usize {
     1 << 20
 }
 
-/// Allocates without end when triggered.
-pub struct MemBomb {
-    tool: String,
-    chunk_bytes: usize,
-}
+impl ToolCallFixture for MemBomb {
+    const TOOL: &'static str = "membomb";
 
-impl Plugin for MemBomb {
-    fn init(config: &str) -> Result<(Self, Manifest), String> {
-        let config: Config = parse_config(config)?;
-        if config.chunk_bytes == 0 {
-            return Err("chunk_bytes must be positive".into());
-        }
-        if config.phase == Phase::Init {
-            hoard(config.chunk_bytes);
-        }
-        let plugin = MemBomb {
-            tool: config.tool,
-            chunk_bytes: config.chunk_bytes,
-        };
-        Ok((
-            plugin,
-            manifest!().methods(["tools/call"]).kinds([Kind::Request]),
-        ))
+    fn manifest() -> Manifest {
+        manifest!()
     }
 
-    fn intercept(&self, msg: &Message) -> Verdict {
-        if msg.tool_call().is_some_and(|call| call.name == self.tool) {
-            hoard(self.chunk_bytes);
+    fn check(&self) -> Result<(), String> {
+        if self.chunk_bytes == 0 {
+            return Err("chunk_bytes must be positive".into());
         }
-        Verdict::Pass
+        Ok(())
+    }
+
+    fn on_init(&self) -> Result<(), String> {
+        hoard(self.chunk_bytes)
+    }
+
+    fn on_call(&self, _msg: &Message) -> Verdict {
+        hoard(self.chunk_bytes)
     }
 }
 
@@ -79,21 +53,25 @@ fn hoard(chunk_bytes: usize) -> ! {
     }
 }
 
-export_plugin!(MemBomb);
+export_plugin!(ToolCallPlugin<MemBomb>);
 
 #[cfg(test)]
 mod tests {
+    use interpose_plugin::Plugin;
+
     use super::*;
 
     #[test]
     fn other_tools_pass_and_zero_chunks_are_refused() {
-        let (plugin, _) = MemBomb::init("{}").unwrap();
+        let (plugin, _) = ToolCallPlugin::<MemBomb>::init("{}").unwrap();
         assert_eq!(
             plugin.intercept(&Message::request("tools/call", r#"{"name":"echo"}"#)),
             Verdict::Pass
         );
         assert_eq!(
-            MemBomb::init(r#"{"chunk_bytes": 0}"#).err().unwrap(),
+            ToolCallPlugin::<MemBomb>::init(r#"{"chunk_bytes": 0}"#)
+                .err()
+                .unwrap(),
             "chunk_bytes must be positive"
         );
     }

@@ -4,53 +4,29 @@
 
 use std::hint::black_box;
 
-use interpose_plugin::{
-    Kind, Manifest, Message, Plugin, Verdict, export_plugin, manifest, parse_config,
-};
+use fixture_tool_call::{ToolCallFixture, ToolCallPlugin};
+use interpose_plugin::{Manifest, Message, Verdict, export_plugin, manifest};
 use serde::Deserialize;
 
+/// Recurses without end when triggered; no settings of its own.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Config {
-    #[serde(default = "default_tool")]
-    tool: String,
-    #[serde(default)]
-    phase: Phase,
-}
+pub struct Recursion {}
 
-#[derive(Deserialize, Default, PartialEq)]
-#[serde(rename_all = "lowercase")]
-enum Phase {
-    Init,
-    #[default]
-    Intercept,
-}
+impl ToolCallFixture for Recursion {
+    const TOOL: &'static str = "recursion";
 
-fn default_tool() -> String {
-    "recursion".into()
-}
-
-/// Recurses without end when triggered.
-pub struct Recursion {
-    tool: String,
-}
-
-impl Plugin for Recursion {
-    fn init(config: &str) -> Result<(Self, Manifest), String> {
-        let config: Config = parse_config(config)?;
-        if config.phase == Phase::Init {
-            black_box(dive(0));
-        }
-        Ok((
-            Recursion { tool: config.tool },
-            manifest!().methods(["tools/call"]).kinds([Kind::Request]),
-        ))
+    fn manifest() -> Manifest {
+        manifest!()
     }
 
-    fn intercept(&self, msg: &Message) -> Verdict {
-        if msg.tool_call().is_some_and(|call| call.name == self.tool) {
-            black_box(dive(0));
-        }
+    fn on_init(&self) -> Result<(), String> {
+        black_box(dive(0));
+        Ok(())
+    }
+
+    fn on_call(&self, _msg: &Message) -> Verdict {
+        black_box(dive(0));
         Verdict::Pass
     }
 }
@@ -66,15 +42,17 @@ fn dive(depth: u64) -> u64 {
     below ^ pad[3]
 }
 
-export_plugin!(Recursion);
+export_plugin!(ToolCallPlugin<Recursion>);
 
 #[cfg(test)]
 mod tests {
+    use interpose_plugin::Plugin;
+
     use super::*;
 
     #[test]
     fn other_tools_pass() {
-        let (plugin, _) = Recursion::init("{}").unwrap();
+        let (plugin, _) = ToolCallPlugin::<Recursion>::init("{}").unwrap();
         assert_eq!(
             plugin.intercept(&Message::request("tools/call", r#"{"name":"echo"}"#)),
             Verdict::Pass

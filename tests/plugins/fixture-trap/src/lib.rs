@@ -3,28 +3,16 @@
 //! configured tool, or in `init`. Config:
 //! `{"tool": "trap", "phase": "intercept", "how": "panic"}` (`how`: `panic` or `abort`).
 
-use interpose_plugin::{
-    Kind, Manifest, Message, Plugin, Verdict, export_plugin, manifest, parse_config,
-};
+use fixture_tool_call::{ToolCallFixture, ToolCallPlugin};
+use interpose_plugin::{Manifest, Message, Verdict, export_plugin, manifest};
 use serde::Deserialize;
 
+/// Traps when triggered, the way `how` says.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Config {
-    #[serde(default = "default_tool")]
-    tool: String,
-    #[serde(default)]
-    phase: Phase,
+pub struct Trap {
     #[serde(default)]
     how: How,
-}
-
-#[derive(Deserialize, Default, PartialEq)]
-#[serde(rename_all = "lowercase")]
-enum Phase {
-    Init,
-    #[default]
-    Intercept,
 }
 
 #[derive(Deserialize, Default, Clone, Copy)]
@@ -35,36 +23,19 @@ enum How {
     Abort,
 }
 
-fn default_tool() -> String {
-    "trap".into()
-}
+impl ToolCallFixture for Trap {
+    const TOOL: &'static str = "trap";
 
-/// Traps when triggered.
-pub struct Trap {
-    tool: String,
-    how: How,
-}
-
-impl Plugin for Trap {
-    fn init(config: &str) -> Result<(Self, Manifest), String> {
-        let config: Config = parse_config(config)?;
-        if config.phase == Phase::Init {
-            trap(config.how);
-        }
-        Ok((
-            Trap {
-                tool: config.tool,
-                how: config.how,
-            },
-            manifest!().methods(["tools/call"]).kinds([Kind::Request]),
-        ))
+    fn manifest() -> Manifest {
+        manifest!()
     }
 
-    fn intercept(&self, msg: &Message) -> Verdict {
-        if msg.tool_call().is_some_and(|call| call.name == self.tool) {
-            trap(self.how);
-        }
-        Verdict::Pass
+    fn on_init(&self) -> Result<(), String> {
+        trap(self.how)
+    }
+
+    fn on_call(&self, _msg: &Message) -> Verdict {
+        trap(self.how)
     }
 }
 
@@ -75,16 +46,18 @@ fn trap(how: How) -> ! {
     }
 }
 
-export_plugin!(Trap);
+export_plugin!(ToolCallPlugin<Trap>);
 
 #[cfg(test)]
 mod tests {
+    use interpose_plugin::Plugin;
+
     use super::*;
 
     #[test]
     #[should_panic(expected = "fixture-trap: deliberate panic")]
     fn the_configured_tool_panics() {
-        let (plugin, _) = Trap::init(r#"{"tool": "boom"}"#).unwrap();
+        let (plugin, _) = ToolCallPlugin::<Trap>::init(r#"{"tool": "boom"}"#).unwrap();
         assert_eq!(
             plugin.intercept(&Message::request("tools/call", r#"{"name":"echo"}"#)),
             Verdict::Pass

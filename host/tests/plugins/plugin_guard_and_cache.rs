@@ -8,17 +8,13 @@
 //! answers of tools it has no scripted result for (`structuredContent.call`), so a
 //! call to such a tool shows how many calls reached the backend.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Proxy, guest_plugin, result, scratch};
-
-/// Limits for Python and JavaScript guests: more than the defaults (their runtimes
-/// start at tens of MiB), and a deadline a busy machine does not hit.
-const LIMITS: &str = "timeout_ms = 5000\nmemory_mb = 128";
+use support::{GUEST_LIMITS, Proxy, guest_plugin, result, scratch};
 
 /// A proxy running `plugin` with the `[plugins.config]` body `config`, in front of
 /// the catalog backend serving `catalog` (the fields of `catalog_backend.py`'s
@@ -42,7 +38,8 @@ fn start(dir: &Path, plugin: &str, config: &str, catalog: Value) -> Proxy {
     std::fs::write(&catalog_path, catalog.to_string()).expect("write the catalog");
     let path = guest_plugin(plugin);
     let config_path = dir.join("interpose.toml");
-    let text = format!("[[plugins]]\npath = {path:?}\n{LIMITS}\n[plugins.config]\n{config}\n");
+    let text =
+        format!("[[plugins]]\npath = {path:?}\n{GUEST_LIMITS}\n[plugins.config]\n{config}\n");
     std::fs::write(&config_path, text).expect("write config");
     Proxy::start_with_catalog(&config_path, &catalog_path, 1)
 }

@@ -2,7 +2,7 @@
 //! dead session answers 404, a new `initialize` opens a new backend session, and an
 //! unreachable backend is reported clearly. Nothing may hang: every wait is bounded.
 
-mod http_support;
+use crate::http_support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -10,48 +10,19 @@ use std::time::{Duration, Instant};
 
 use http_support::*;
 
-const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#;
-
 async fn post(base: &str, session: Option<&str>, body: &str) -> (u16, Option<String>, String) {
-    let mut request = reqwest::Client::new()
-        .post(format!("{base}/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .timeout(Duration::from_secs(20))
-        .body(body.to_owned());
+    let mut request =
+        post_mcp(&reqwest::Client::new(), base, body.to_owned()).timeout(Duration::from_secs(20));
     if let Some(session) = session {
         request = request.header("mcp-session-id", session);
     }
-    let response = request.send().await.expect("POST");
-    let status = response.status().as_u16();
-    let session = http_support::session_id(&response);
-    (
-        status,
-        session,
-        response.text().await.expect("body in time"),
-    )
-}
-
-async fn initialized_session(base: &str) -> String {
-    let (status, session, body) = post(base, None, INITIALIZE).await;
-    assert_eq!(status, 200, "{body}");
-    let session = session.expect("a session id");
-    let (status, _, _) = post(
-        base,
-        Some(&session),
-        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-    )
-    .await;
-    assert_eq!(status, 202);
-    session
+    send_for_text(request).await
 }
 
 #[tokio::test]
 async fn crashed_stdio_backend_fails_requests_and_a_new_session_starts_a_new_one() {
-    let mut args = vec!["--".to_owned()];
-    args.extend(full_server());
-    let (_proxy, base) = proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let session = initialized_session(&base).await;
+    let (_proxy, base) = proxy_to_full_server(&[]);
+    let session = open_session(&reqwest::Client::new(), &base).await;
 
     // One call in flight, then the backend dies in another.
     let slow = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"slow","arguments":{"label":"x","max_seconds":30}}}"#;
@@ -78,7 +49,7 @@ async fn crashed_stdio_backend_fails_requests_and_a_new_session_starts_a_new_one
     let list = r#"{"jsonrpc":"2.0","id":4,"method":"tools/list"}"#;
     let (status, _, _) = post(&base, Some(&session), list).await;
     assert_eq!(status, 404);
-    let fresh = initialized_session(&base).await;
+    let fresh = open_session(&reqwest::Client::new(), &base).await;
     assert_ne!(fresh, session);
     let (status, _, tools) = post(&base, Some(&fresh), list).await;
     assert_eq!(status, 200);
@@ -137,7 +108,7 @@ async fn http_backend_restart_is_survived_by_starting_a_new_session() {
     };
     let mut backend = start_backend();
     let (_proxy, base) = proxy(&["--", &format!("http://127.0.0.1:{port}/mcp")]);
-    let session = initialized_session(&base).await;
+    let session = open_session(&reqwest::Client::new(), &base).await;
     let list = r#"{"jsonrpc":"2.0","id":5,"method":"tools/list"}"#;
     let (status, _, _) = post(&base, Some(&session), list).await;
     assert_eq!(status, 200);
@@ -149,7 +120,7 @@ async fn http_backend_restart_is_survived_by_starting_a_new_session() {
     assert_eq!(status, 404, "the session ended with its backend");
 
     let _backend = start_backend();
-    let fresh = initialized_session(&base).await;
+    let fresh = open_session(&reqwest::Client::new(), &base).await;
     let (status, _, tools) = post(&base, Some(&fresh), list).await;
     assert_eq!(status, 200);
     assert!(tools.contains("\"echo\""), "{tools}");
@@ -164,7 +135,7 @@ async fn oversized_answer_from_an_http_backend_becomes_an_error() {
         "--",
         &format!("{backend}/mcp"),
     ]);
-    let session = initialized_session(&base).await;
+    let session = open_session(&reqwest::Client::new(), &base).await;
     let big = r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"big","arguments":{"size":400000}}}"#;
     let (status, _, answer) = post(&base, Some(&session), big).await;
     assert_eq!(status, 200);

@@ -1,7 +1,7 @@
 //! What a user sees for a bad `interpose.toml` or plugin: the exact error line, and
 //! a non-zero exit before any backend is started.
 
-mod support;
+use crate::support;
 
 use support::{config_file, run_to_exit, scratch};
 

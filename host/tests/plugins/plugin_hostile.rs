@@ -8,14 +8,12 @@
 //! `membomb`, ...) and passes other tools, so other traffic shows the plugin and the
 //! proxy still serve.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Proxy, config_file, echoed_params, error, fixture, result, scratch};
-
-const PLUGIN_ERROR: i64 = -32001;
+use support::{PLUGIN_ERROR, Proxy, config_file, echoed_params, error, fixture, result, scratch};
 
 /// Calls `tool` through a proxy running only `plugin` (default settings) and returns
 /// the error message, after checking that the proxy and the plugin still serve and

@@ -3,7 +3,7 @@
 //! the session; a version that fails to load (pin mismatch, not a component) leaves
 //! the old one serving.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::Duration;

@@ -7,22 +7,24 @@
 //! so they are installed once per checkout; the Rust scaffold builds in
 //! `target/plugin-dev`, so its dependencies are compiled once.
 
-mod support;
+use crate::http_support;
+use crate::support;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use http_support::repo;
 use serde_json::json;
-use support::{INTERPOSE, Proxy, echoed_params, error, repo_root, scratch};
+use support::{INTERPOSE, Proxy, echoed_params, error, scratch};
 
 /// How long the proxy may take to compile a component before it serves (a Python
 /// or JavaScript component takes seconds to a minute on a loaded machine).
 const COMPILE_PATIENCE: Duration = Duration::from_secs(600);
 
 fn tools_dir() -> PathBuf {
-    repo_root().join(".cache")
+    repo().join(".cache")
 }
 
 /// `interpose ARGS` with the test's tools directory; fails the test, showing
@@ -44,7 +46,7 @@ fn interpose_unchecked<S: AsRef<OsStr>>(args: &[S], tools: &Path) -> Output {
         .args(args)
         .env("INTERPOSE_TOOLS_DIR", tools)
         .env_remove("INTERPOSE_SDK_DIR")
-        .env("CARGO_TARGET_DIR", repo_root().join("target/plugin-dev"))
+        .env("CARGO_TARGET_DIR", repo().join("target/plugin-dev"))
         .stdin(Stdio::null())
         .output()
         .expect("run interpose")
@@ -56,7 +58,7 @@ fn run_in(dir: &Path, program: impl AsRef<OsStr>, args: &[&str]) -> String {
     let output = Command::new(program)
         .args(args)
         .current_dir(dir)
-        .env("CARGO_TARGET_DIR", repo_root().join("target/plugin-dev"))
+        .env("CARGO_TARGET_DIR", repo().join("target/plugin-dev"))
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {program:?}: {e}"));
@@ -158,7 +160,7 @@ fn python_scaffold_builds_works_in_the_proxy_and_passes_its_test() {
     assert_eq!(component, project.join("target/demo-python.wasm"));
     assert_refuses_rm_repo_in_the_proxy(&component, r#"deny = ["rm_repo"]"#);
 
-    let python = repo_root().join(".venv/bin/python");
+    let python = repo().join(".venv/bin/python");
     assert!(
         python.exists(),
         "{} is missing: run scripts/setup-tests.sh",

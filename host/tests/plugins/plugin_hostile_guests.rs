@@ -13,21 +13,14 @@
 //! (`catalog_backend.py`), whose resource `test://secret` holds an AWS key: a read of
 //! it shows the next plugin still working.
 
-mod http_support;
-mod support;
+use crate::http_support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Proxy, config_file, error, result, scratch};
-
-const PLUGIN_ERROR: i64 = -32001;
-
-/// Limits for the guests' normal work: more than the defaults (the Python and
-/// JavaScript runtimes start at tens of MiB), and a deadline a busy machine does not
-/// hit.
-const LIMITS: &str = "timeout_ms = 5000\nmemory_mb = 128";
+use support::{GUEST_LIMITS, PLUGIN_ERROR, Proxy, config_file, error, result, scratch};
 
 const CATALOG: &str = r#"{"resources": {"test://secret": "{\"contents\":[{\"uri\":\"test://secret\",\"text\":\"key AKIAIOSFODNN7EXAMPLE\"}]}"}}"#;
 
@@ -42,7 +35,7 @@ fn chain_files(dir: &Path, plugin: &str, settings: &str) -> (PathBuf, PathBuf) {
     let config = config_file(
         dir,
         &format!(
-            "[[plugins]]\npath = \"{{{plugin}}}\"\n{settings}\n\n[[plugins]]\npath = \"{{{redact}}}\"\n{LIMITS}\n"
+            "[[plugins]]\npath = \"{{{plugin}}}\"\n{settings}\n\n[[plugins]]\npath = \"{{{redact}}}\"\n{GUEST_LIMITS}\n"
         ),
     );
     let catalog = dir.join("catalog.json");
@@ -118,7 +111,7 @@ const TRAPPED: &str = "trapped: wasm `unreachable` instruction executed";
 
 #[test]
 fn python_exception_is_a_failure() {
-    let (message, log) = failure_of("fixture-py-raise", "raise", LIMITS);
+    let (message, log) = failure_of("fixture-py-raise", "raise", GUEST_LIMITS);
     assert_eq!(
         message,
         format!("plugin `fixture-py-raise` failed: {TRAPPED}")
@@ -132,7 +125,7 @@ fn python_exception_is_a_failure() {
 
 #[test]
 fn javascript_exception_is_a_failure() {
-    let (message, log) = failure_of("fixture-js-throw", "anything", LIMITS);
+    let (message, log) = failure_of("fixture-js-throw", "anything", GUEST_LIMITS);
     assert_eq!(
         message,
         format!("plugin `fixture-js-throw` failed: {TRAPPED}")
@@ -210,11 +203,11 @@ fn skip_policy_passes_the_message_through_failing_guests() {
             [[plugins]]
             path = "{{fixture-py-raise}}"
             failure_policy = "skip"
-            {LIMITS}
+            {GUEST_LIMITS}
             [[plugins]]
             path = "{{fixture-js-throw}}"
             failure_policy = "skip"
-            {LIMITS}
+            {GUEST_LIMITS}
             "#
         ),
     );
@@ -240,7 +233,7 @@ fn skip_policy_passes_the_message_through_failing_guests() {
 
 #[test]
 fn repeated_python_failures_open_the_sessions_breaker() {
-    let mut proxy = start("fixture-py-raise", LIMITS);
+    let mut proxy = start("fixture-py-raise", GUEST_LIMITS);
     for id in 1..=5 {
         let answer = proxy.call_tool(id, "raise", json!({}));
         let message = error(&answer)["message"].as_str().unwrap().to_owned();
@@ -267,7 +260,7 @@ fn python_init_that_raises_stops_the_start() {
     let config = config_file(
         dir.path(),
         &format!(
-            "[[plugins]]\npath = \"{{fixture-py-raise}}\"\n{LIMITS}\nconfig = {{ phase = \"init\" }}\n"
+            "[[plugins]]\npath = \"{{fixture-py-raise}}\"\n{GUEST_LIMITS}\nconfig = {{ phase = \"init\" }}\n"
         ),
     );
     let (status, log) = support::run_to_exit(&["--config".as_ref(), config.as_os_str()]);
@@ -297,31 +290,21 @@ fn python_init_that_never_returns_stops_the_start() {
 /// POSTs a JSON-RPC message to the proxy's `/mcp` in `session` (none: a new one);
 /// returns the session id and the body.
 async fn post(base: &str, session: Option<&str>, body: impl ToString) -> (Option<String>, String) {
-    let mut request = reqwest::Client::new()
-        .post(format!("{base}/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(body.to_string());
+    let mut request = http_support::post_mcp(&reqwest::Client::new(), base, body.to_string());
     if let Some(session) = session {
         request = request
             .header("mcp-session-id", session)
-            .header("mcp-protocol-version", "2025-06-18");
+            .header("mcp-protocol-version", "2025-11-25");
     }
-    let response = request.send().await.expect("POST");
-    let session = http_support::session_id(&response);
-    (session, response.text().await.expect("body"))
+    let (_, session, body) = http_support::send_for_text(request).await;
+    (session, body)
 }
 
 /// The answer with id `id` in the body of a POST: JSON, or an SSE stream.
 fn answer_in(body: &str, id: u64) -> Value {
     let is_it = |m: &Value| m["id"] == json!(id) && m.get("method").is_none();
-    if let Ok(message) = serde_json::from_str::<Value>(body) {
-        assert!(is_it(&message), "not the answer to {id}: {message}");
-        return message;
-    }
-    body.lines()
-        .filter_map(|line| line.strip_prefix("data:"))
-        .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
+    http_support::messages_in(body)
+        .into_iter()
         .find(is_it)
         .unwrap_or_else(|| panic!("no answer to {id} in: {:.2000}", body))
 }
@@ -357,17 +340,6 @@ fn call_text(id: u64, tool: &str, arguments: &str) -> (String, usize) {
     )
 }
 
-async fn http_session(base: &str) -> String {
-    let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                   "clientInfo": {"name": "hostile-guests-test", "version": "1.0.0"}}});
-    let (session, body) = post(base, None, initialize).await;
-    let session = session.unwrap_or_else(|| panic!("no session id: {body}"));
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    post(base, Some(&session), initialized).await;
-    session
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_looping_python_plugin_in_one_session_does_not_hold_up_another() {
     const DEADLINE_MS: u64 = 3000;
@@ -375,7 +347,10 @@ async fn a_looping_python_plugin_in_one_session_does_not_hold_up_another() {
     let settings = format!("timeout_ms = {DEADLINE_MS}\nmemory_mb = 128");
     let (config, catalog) = chain_files(dir.path(), "fixture-py-loop", &settings);
     let (_proxy, base) = http_proxy(&config, &catalog, 2);
-    let (looping, other) = (http_session(&base).await, http_session(&base).await);
+    let (looping, other) = (
+        http_support::open_session(&reqwest::Client::new(), &base).await,
+        http_support::open_session(&reqwest::Client::new(), &base).await,
+    );
 
     let call = |id: u64, tool: &str| {
         json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
@@ -425,7 +400,10 @@ async fn oversized_calls_in_one_session_leave_tool_policy_serving_another() {
     let catalog = dir.path().join("catalog.json");
     std::fs::write(&catalog, CATALOG).expect("write the catalog");
     let (_proxy, base) = http_proxy(&config, &catalog, 1);
-    let (attacker, other) = (http_session(&base).await, http_session(&base).await);
+    let (attacker, other) = (
+        http_support::open_session(&reqwest::Client::new(), &base).await,
+        http_support::open_session(&reqwest::Client::new(), &base).await,
+    );
     let mut next_id = 100;
     let mut call_other = async || {
         next_id += 1;
@@ -523,14 +501,10 @@ async fn post_without_session(base: &str, id: u64, tool: &str, arguments: &str) 
     let text = format!(
         r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{arguments},"_meta":{meta}}}}}"#
     );
-    reqwest::Client::new()
-        .post(format!("{base}/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
+    http_support::post_mcp(&reqwest::Client::new(), base, text)
         .header("mcp-protocol-version", "2026-07-28")
         .header("mcp-method", "tools/call")
         .header("mcp-name", tool)
-        .body(text)
         .send()
         .await
         .expect("POST")
@@ -558,7 +532,10 @@ async fn oversized_results_in_one_session_never_let_secrets_through_redact() {
     let catalog = dir.path().join("catalog.json");
     std::fs::write(&catalog, CATALOG).expect("write the catalog");
     let (_proxy, base) = http_proxy(&config, &catalog, 1);
-    let (attacker, other) = (http_session(&base).await, http_session(&base).await);
+    let (attacker, other) = (
+        http_support::open_session(&reqwest::Client::new(), &base).await,
+        http_support::open_session(&reqwest::Client::new(), &base).await,
+    );
     let mut next_id = 100;
     let mut secret_call = async |session: &str| {
         next_id += 1;

@@ -4,7 +4,7 @@
 //! backends until they are reaped, slow or stalled connections are let go, and a slow
 //! reader never silently loses an answer.
 
-mod http_support;
+use crate::http_support;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -63,8 +63,6 @@ for line in sys.stdin:
 time.sleep(0.3)
 "#;
 
-const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#;
-
 /// The fault backend's script, written once per test binary.
 fn fault_backend() -> PathBuf {
     static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
@@ -92,36 +90,29 @@ async fn post(
     session: Option<&str>,
     body: impl Into<String>,
 ) -> reqwest::Response {
-    let mut request = client
-        .post(format!("{base}/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream");
     let body = body.into();
     let handshake = serde_json::from_str::<Value>(&body).is_ok_and(|b| b["method"] == "initialize");
-    request = match session {
-        Some(id) => request
+    let request = match session {
+        Some(id) => post_mcp(client, base, body)
             .header("mcp-session-id", id)
             .header("mcp-protocol-version", "2025-11-25"),
         // A 2025-era handshake: no version to claim yet.
-        None if handshake => request,
+        None if handshake => post_mcp(client, base, body),
         None => {
             // A complete 2026-07-28 request: the `_meta` envelope in each message and,
             // for one message, the `Mcp-Method` header (the shared stdio backend only
             // ever sees such requests).
             let body = with_envelopes(&body);
             let parsed: Value = serde_json::from_str(&body).expect("a JSON body");
-            if let Some(method) = parsed["method"].as_str() {
-                request = request.header("mcp-method", method.to_owned());
+            let method = parsed["method"].as_str().map(str::to_owned);
+            let request = post_mcp(client, base, body).header("mcp-protocol-version", "2026-07-28");
+            match method {
+                Some(method) => request.header("mcp-method", method),
+                None => request,
             }
-            return request
-                .header("mcp-protocol-version", "2026-07-28")
-                .body(body)
-                .send()
-                .await
-                .expect("POST");
         }
     };
-    request.body(body).send().await.expect("POST")
+    request.send().await.expect("POST")
 }
 
 /// `body` with the 2026-07-28 `_meta` envelope in each of its messages.
@@ -148,18 +139,6 @@ fn add_envelope(message: &mut Value) {
     }
     meta["io.modelcontextprotocol/protocolVersion"] = json!("2026-07-28");
     meta["io.modelcontextprotocol/clientCapabilities"] = json!({});
-}
-
-/// Opens a session; returns its id.
-async fn open_session(client: &reqwest::Client, base: &str) -> String {
-    let response = post(client, base, None, INITIALIZE).await;
-    assert_eq!(response.status(), 200);
-    let id = response.headers()["mcp-session-id"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
-    response.text().await.expect("initialize answer");
-    id
 }
 
 fn parsed(events: &[(String, String)]) -> Vec<Value> {
@@ -485,14 +464,14 @@ async fn an_oversized_body_gets_a_json_rpc_413_naming_the_request() {
         .chunks(500)
         .map(|c| Ok(String::from_utf8_lossy(c).into_owned()))
         .collect();
-    let chunked = client
-        .post(format!("{base}/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
-        .send()
-        .await
-        .expect("POST");
+    let chunked = post_mcp(
+        &client,
+        &base,
+        reqwest::Body::wrap_stream(futures::stream::iter(chunks)),
+    )
+    .send()
+    .await
+    .expect("POST");
     assert_eq!(chunked.status(), 413);
     let error: Value = chunked.json().await.expect("a JSON-RPC error");
     assert_eq!(error["id"], "big-1", "{error}");
@@ -579,14 +558,7 @@ async fn connections_over_the_cap_get_503_and_room_comes_back() {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match client
-            .post(format!("{base}/mcp"))
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .body(INITIALIZE)
-            .send()
-            .await
-        {
+        match post_mcp(&client, &base, INITIALIZE).send().await {
             Ok(response) if response.status() == 200 => break,
             other => {
                 assert!(Instant::now() < deadline, "no room came back: {other:?}");

@@ -3,40 +3,11 @@
 //! while no GET stream is open wait for one. Upstream, the proxy's own client resumes
 //! a stream the backend closed before answering.
 
-mod http_support;
+use crate::http_support;
 
 use std::time::Duration;
 
 use http_support::*;
-
-const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#;
-
-/// An initialized session on the proxy at `base`; returns its id.
-async fn open_session(client: &reqwest::Client, base: &str) -> String {
-    let response = client
-        .post(format!("{base}/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(INITIALIZE)
-        .send()
-        .await
-        .expect("initialize");
-    let session = response.headers()["mcp-session-id"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
-    response.text().await.expect("initialize answer");
-    let status = post(
-        client,
-        base,
-        &session,
-        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-    )
-    .await
-    .status();
-    assert_eq!(status, 202);
-    session
-}
 
 async fn post(
     client: &reqwest::Client,
@@ -44,13 +15,9 @@ async fn post(
     session: &str,
     body: &str,
 ) -> reqwest::Response {
-    client
-        .post(format!("{base}/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
+    post_mcp(client, base, body.to_owned())
         .header("mcp-session-id", session)
         .header("mcp-protocol-version", "2025-11-25")
-        .body(body.to_owned())
         .send()
         .await
         .expect("POST")
@@ -58,9 +25,7 @@ async fn post(
 
 #[tokio::test]
 async fn dropped_response_stream_resumes_with_last_event_id() {
-    let mut args = vec!["--".to_owned()];
-    args.extend(full_server());
-    let (_proxy, base) = proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (_proxy, base) = proxy_to_full_server(&[]);
     let client = reqwest::Client::new();
     let session = open_session(&client, &base).await;
 
@@ -92,9 +57,7 @@ async fn dropped_response_stream_resumes_with_last_event_id() {
 
 #[tokio::test]
 async fn server_messages_wait_for_the_get_stream() {
-    let mut args = vec!["--".to_owned()];
-    args.extend(full_server());
-    let (_proxy, base) = proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (_proxy, base) = proxy_to_full_server(&[]);
     let client = reqwest::Client::new();
     let session = open_session(&client, &base).await;
 
@@ -154,9 +117,7 @@ const MODERN_META: &str = r#""io.modelcontextprotocol/protocolVersion":"2026-07-
 
 #[tokio::test]
 async fn stateless_client_closing_its_stream_cancels_the_request() {
-    let mut args = vec!["--".to_owned()];
-    args.extend(full_server());
-    let (_proxy, base) = proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (_proxy, base) = proxy_to_full_server(&[]);
     let client = reqwest::Client::new();
     let stateless_post = |body: String| {
         let name =
@@ -164,14 +125,10 @@ async fn stateless_client_closing_its_stream_cancels_the_request() {
                 .as_str()
                 .unwrap_or_default()
                 .to_owned();
-        client
-            .post(format!("{base}/mcp"))
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
+        post_mcp(&client, &base, body)
             .header("mcp-protocol-version", "2026-07-28")
             .header("mcp-method", "tools/call")
             .header("mcp-name", name)
-            .body(body)
             .send()
     };
     let slow = format!(

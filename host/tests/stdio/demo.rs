@@ -1,7 +1,7 @@
 //! `interpose demo` as a new user runs it: the scripted session through the demo's
 //! plugins, with a secret redacted and a denied tool rejected.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

@@ -3,7 +3,7 @@
 //! counted), the proxy's memory stays bounded (read from `/proc/PID/status`), errors
 //! say what happened, and another session with its own backend process is unaffected.
 
-mod http_support;
+use crate::http_support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -11,7 +11,9 @@ use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http_support::{Proc, free_port, interpose_bin, repo};
+use http_support::{
+    Proc, free_port, interpose_bin, messages_in, open_session, post_mcp, repo, send_for_text,
+};
 use serde_json::{Value, json};
 
 /// How long any single expected answer may take, on a loaded machine.
@@ -496,49 +498,12 @@ fn http_backend_answering_without_json_rpc_gets_an_error_that_shows_what_it_sent
 // ---- another session is unaffected ----
 
 async fn post(base: &str, session: Option<&str>, body: Value) -> (u16, Option<String>, Vec<Value>) {
-    let mut request = reqwest::Client::new()
-        .post(format!("{base}/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .timeout(PATIENCE)
-        .body(body.to_string());
+    let mut request = post_mcp(&reqwest::Client::new(), base, body.to_string()).timeout(PATIENCE);
     if let Some(session) = session {
         request = request.header("mcp-session-id", session);
     }
-    let response = request.send().await.expect("POST");
-    let status = response.status().as_u16();
-    let session = http_support::session_id(&response);
-    let text = response.text().await.expect("the body in time");
+    let (status, session, text) = send_for_text(request).await;
     (status, session, messages_in(&text))
-}
-
-/// The JSON-RPC messages of a response body, JSON or SSE.
-fn messages_in(body: &str) -> Vec<Value> {
-    let body = body.trim();
-    if body.is_empty() {
-        return Vec::new();
-    }
-    if body.starts_with('{') {
-        return vec![serde_json::from_str(body).expect("a JSON body")];
-    }
-    body.lines()
-        .filter_map(|line| line.strip_prefix("data:"))
-        .filter(|data| !data.trim().is_empty())
-        .map(|data| serde_json::from_str(data.trim()).expect("JSON in an SSE event"))
-        .collect()
-}
-
-async fn open_session(base: &str) -> String {
-    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                   "clientInfo": {"name": "backend-faults", "version": "1"}}});
-    let (status, session, _) = post(base, None, initialize).await;
-    assert_eq!(status, 200);
-    let session = session.expect("a session id");
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let (status, _, _) = post(base, Some(&session), initialized).await;
-    assert_eq!(status, 202);
-    session
 }
 
 /// Calls `tool` in `session` and returns the answers to `id` in the response.
@@ -564,8 +529,9 @@ async fn a_misbehaving_backend_does_not_disturb_another_session() {
         .arg(&server)
         .env("RUST_LOG", "interpose=info,warn");
     let proxy = Proc::start("interpose", command, "listening on");
-    let bad = open_session(&listen).await;
-    let good = open_session(&listen).await;
+    let client = reqwest::Client::new();
+    let bad = open_session(&client, &listen).await;
+    let good = open_session(&client, &listen).await;
 
     // The bad session's backend floods stderr, sends garbage and an answer that does
     // not parse, then exits leaving a grandchild on its stdout, a request in flight.

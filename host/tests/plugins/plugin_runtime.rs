@@ -3,7 +3,7 @@
 //! call is in flight (that call finishes on the old version), `wants-request` is
 //! reported to the relay.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -8,7 +8,7 @@
 //! notification `notifications/drop-me` (dropped); a `sampling/createMessage`
 //! request from the server (params rewritten).
 
-mod support;
+use crate::support;
 
 use serde_json::json;
 use support::{Proxy, config_file, echoed_params, error, fixture, result, scratch};

@@ -2,31 +2,15 @@
 //! rebinding), the bearer token, the body size limit, unguessable session ids, what
 //! credentials reach the backend, and the refusal to listen beyond loopback.
 
-mod http_support;
+use crate::http_support;
 
 use std::process::Command;
 
 use http_support::*;
 
-const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#;
-
-fn stdio_backend() -> Vec<String> {
-    let mut args = vec!["--".to_owned()];
-    args.extend(full_server());
-    args
-}
-
-fn as_strs(args: &[String]) -> Vec<&str> {
-    args.iter().map(String::as_str).collect()
-}
-
 /// POSTs `body` to /mcp with `headers`; returns the status, session id and body.
 async fn post(base: &str, body: &str, headers: &[(&str, &str)]) -> (u16, Option<String>, String) {
-    let mut request = reqwest::Client::new()
-        .post(format!("{base}/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(body.to_owned());
+    let mut request = post_mcp(&reqwest::Client::new(), base, body.to_owned());
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
@@ -38,12 +22,7 @@ async fn post(base: &str, body: &str, headers: &[(&str, &str)]) -> (u16, Option<
 
 #[tokio::test]
 async fn foreign_origin_and_rebinding_host_are_forbidden() {
-    let mut args = vec![
-        "--allow-origin".to_owned(),
-        "https://app.example".to_owned(),
-    ];
-    args.extend(stdio_backend());
-    let (_proxy, base) = proxy(&as_strs(&args));
+    let (_proxy, base) = proxy_to_full_server(&["--allow-origin", "https://app.example"]);
     let (status, _, body) = post(&base, INITIALIZE, &[("origin", "https://evil.example")]).await;
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("origin not allowed"), "{body}");
@@ -62,7 +41,8 @@ async fn bearer_token_is_required_when_configured() {
     command
         .args(["run", "--listen", &format!("http://127.0.0.1:{port}")])
         .args(["--auth-token-env", "INTERPOSE_TEST_TOKEN"])
-        .args(stdio_backend())
+        .arg("--")
+        .args(full_server())
         .env("INTERPOSE_TEST_TOKEN", "s3cret-token");
     let _proxy = Proc::start("interpose", command, "listening on");
     let base = format!("http://127.0.0.1:{port}");
@@ -101,9 +81,7 @@ async fn missing_token_variable_is_a_clear_startup_error() {
 
 #[tokio::test]
 async fn oversized_body_gets_413() {
-    let mut args = vec!["--max-message-bytes".to_owned(), "2000".to_owned()];
-    args.extend(stdio_backend());
-    let (_proxy, base) = proxy(&as_strs(&args));
+    let (_proxy, base) = proxy_to_full_server(&["--max-message-bytes", "2000"]);
     let big = format!(
         r#"{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{{"pad":"{}"}}}}"#,
         "x".repeat(5000)
@@ -116,7 +94,7 @@ async fn oversized_body_gets_413() {
 
 #[tokio::test]
 async fn session_ids_are_long_random_and_unrelated() {
-    let (_proxy, base) = proxy(&as_strs(&stdio_backend()));
+    let (_proxy, base) = proxy_to_full_server(&[]);
     let (_, a, _) = post(&base, INITIALIZE, &[]).await;
     let (_, b, _) = post(&base, INITIALIZE, &[]).await;
     let (a, b) = (a.expect("a session id"), b.expect("a session id"));
@@ -133,7 +111,7 @@ async fn session_ids_are_long_random_and_unrelated() {
 
 #[tokio::test]
 async fn unknown_session_and_bad_version_header_are_refused() {
-    let (_proxy, base) = proxy(&as_strs(&stdio_backend()));
+    let (_proxy, base) = proxy_to_full_server(&[]);
     let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
     let (status, _, _) = post(&base, list, &[("mcp-session-id", "0123456789abcdef")]).await;
     assert_eq!(
@@ -142,15 +120,11 @@ async fn unknown_session_and_bad_version_header_are_refused() {
     );
     // Which versions exist is the backend's verdict; a value that is not visible ASCII
     // cannot even be forwarded, and is refused as a malformed header, naming the request.
-    let response = reqwest::Client::new()
-        .post(format!("{base}/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
+    let response = post_mcp(&reqwest::Client::new(), &base, INITIALIZE)
         .header(
             "mcp-protocol-version",
             reqwest::header::HeaderValue::from_bytes(b"2025-11-25\xff").expect("obs-text"),
         )
-        .body(INITIALIZE)
         .send()
         .await
         .expect("POST");

@@ -8,7 +8,7 @@
 //! The plugins are built from source (`scripts/build-plugins.sh`,
 //! `scripts/build-python-plugin.sh`, `scripts/build-js-plugin.sh`) on first use.
 
-mod support;
+use crate::support;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -16,14 +16,10 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use support::{Proxy, fixture, guest_plugin, scratch};
+use support::{GUEST_LIMITS, Proxy, fixture, guest_plugin, scratch};
 
 /// The languages a plugin comes in, by the suffix of its source folder.
 const LANGUAGES: [(&str, &str); 3] = [("Rust", ""), ("Python", "-py"), ("JavaScript", "-js")];
-
-/// Limits for every language: Python and JavaScript guests need more than the
-/// defaults (their runtimes start at tens of MiB), and the machine may be busy.
-const LIMITS: &str = "timeout_ms = 5000\nmemory_mb = 128";
 
 fn plugin_in(plugin: &str, suffix: &str) -> PathBuf {
     if suffix.is_empty() {
@@ -92,7 +88,7 @@ fn run(group: Group) {
         let path = plugin_in(group.plugin, suffix);
         let config = dir.path().join(format!("interpose{suffix}.toml"));
         let text = format!(
-            "[[plugins]]\npath = {path:?}\n{LIMITS}\n[plugins.config]\n{}\n",
+            "[[plugins]]\npath = {path:?}\n{GUEST_LIMITS}\n[plugins.config]\n{}\n",
             group.config
         );
         std::fs::write(&config, text).expect("write config");

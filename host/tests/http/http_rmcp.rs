@@ -5,7 +5,7 @@
 // Sampling is deprecated by the 2026-07-28 revision, and still what the proxy must relay.
 #![allow(deprecated)]
 
-mod http_support;
+use crate::http_support;
 
 use http_support::*;
 use rmcp::model::{

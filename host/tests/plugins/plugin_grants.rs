@@ -5,7 +5,7 @@
 //! `fixture-escape` tries what its configuration lists on `tools/call` of `escape`
 //! and reports each outcome in `structuredContent`.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 
@@ -13,12 +13,14 @@ use serde_json::{Value, json};
 use support::{Proxy, config_file, result, scratch};
 
 /// Runs `fixture-escape` with `grants` and `attempts` (TOML lines) in the proxy's
-/// environment plus `env`, and returns its report.
+/// environment plus `env`, and returns its report. The deadline is one a loaded
+/// machine does not hit (these tests check grants, not time; the default 50 ms was
+/// missed while other tests in this binary compiled plugins).
 fn escape(dir: &Path, grants: &str, attempts: &str, env: &[(&str, &str)]) -> Value {
     let config = config_file(
         dir,
         &format!(
-            "[[plugins]]\npath = \"{{fixture-escape}}\"\n{grants}\n[plugins.config]\n{attempts}\n"
+            "[[plugins]]\npath = \"{{fixture-escape}}\"\ntimeout_ms = 5000\n{grants}\n[plugins.config]\n{attempts}\n"
         ),
     );
     let mut proxy = Proxy::start_with_env(&["--config".as_ref(), config.as_os_str()], env);

@@ -2,7 +2,7 @@
 //! sessionless client sends reaches the backend as sent, the backend's status and
 //! content type come back, and no client can fix the protocol era for another.
 
-mod http_support;
+use crate::http_support;
 
 use http_support::*;
 use serde_json::{Value, json};

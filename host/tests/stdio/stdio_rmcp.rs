@@ -1,8 +1,6 @@
 //! The real `interpose` binary between an rmcp client and real backends over stdio:
 //! every answer through the proxy must equal the answer from the backend directly.
 
-use std::path::PathBuf;
-
 use rmcp::model::{
     ArgumentInfo, CallToolRequestParams, CompleteRequestParams, GetPromptRequestParams,
     ReadResourceRequestParams, Reference,
@@ -13,37 +11,14 @@ use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-const INTERPOSE: &str = env!("CARGO_BIN_EXE_interpose");
+use crate::http_support::full_server;
+use crate::support::INTERPOSE;
 
 type Client = RunningService<RoleClient, ()>;
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("host/ has a parent")
-        .to_path_buf()
-}
 
 /// A backend as a command line.
 fn demo_backend() -> Vec<String> {
     vec![INTERPOSE.into(), "demo".into(), "--serve".into()]
-}
-
-/// The Python test server, run with the venv that `scripts/setup-tests.sh` makes.
-fn python_backend() -> Vec<String> {
-    let root = repo_root();
-    let python = root.join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/setup-tests.sh first",
-        python.display()
-    );
-    vec![
-        python.display().to_string(),
-        root.join("tests/servers/full_server.py")
-            .display()
-            .to_string(),
-    ]
 }
 
 fn through_proxy(backend: &[String]) -> Vec<String> {
@@ -185,8 +160,8 @@ async fn sixty_four_concurrent_calls_each_get_their_own_answer() {
 
 #[tokio::test]
 async fn python_backend_answers_identically_through_the_proxy() {
-    let direct = connect(&python_backend()).await;
-    let proxied = connect(&through_proxy(&python_backend())).await;
+    let direct = connect(&full_server()).await;
+    let proxied = connect(&through_proxy(&full_server())).await;
     assert_eq!(survey(&direct).await, survey(&proxied).await);
     let a = direct
         .call_tool(call("echo", json!({"text": "hi"})))

@@ -3,7 +3,7 @@
 //! and, for the HTTP listener, two clients at once, each of which must get exactly the
 //! server requests and notifications its own calls caused.
 
-mod http_support;
+use crate::http_support;
 
 use http_support::*;
 

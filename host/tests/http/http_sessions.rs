@@ -1,21 +1,15 @@
 //! Session lifecycle on the HTTP listener: each session gets its own backend process,
 //! DELETE, idle expiry and SIGTERM stop it, and the cap on sessions holds.
 
-mod http_support;
+use crate::http_support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use http_support::*;
 
-const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#;
-
 async fn initialize(base: &str) -> (u16, Option<String>) {
-    let response = reqwest::Client::new()
-        .post(format!("{base}/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(INITIALIZE)
+    let response = post_mcp(&reqwest::Client::new(), base, INITIALIZE)
         .send()
         .await
         .expect("POST");
@@ -113,9 +107,7 @@ async fn idle_sessions_expire_and_stop_their_backend() {
 
 #[tokio::test]
 async fn session_cap_is_enforced_and_frees_up() {
-    let mut args = vec!["--max-sessions".to_owned(), "1".to_owned(), "--".to_owned()];
-    args.extend(full_server());
-    let (_proxy, base) = proxy(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (_proxy, base) = proxy_to_full_server(&["--max-sessions", "1"]);
     let (status, first) = initialize(&base).await;
     assert_eq!(status, 200);
     let (status, _) = initialize(&base).await;

@@ -1,0 +1,729 @@
+//! In-process tests of the session relay, each driving both peers by hand over
+//! in-memory links. The client is a channel pair, as the HTTP listener holds it, so
+//! the request a message is routed to is visible; the backend is mostly a byte pipe
+//! read and written as newline-delimited JSON, as a stdio or in-process backend is,
+//! and a channel pair where a test needs a transport that knows the request a message
+//! belongs to (an HTTP response stream).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, ReadHalf, WriteHalf};
+
+use super::*;
+use crate::session::intercept::PassAll;
+use crate::wire::framing::DEFAULT_MAX_MESSAGE_BYTES;
+use crate::wire::jsonrpc::{ParseError, Parsed};
+use crate::wire::link::{CHANNEL_CAPACITY, line_link};
+
+/// How long a peer waits for the relay before the test fails; generous for a loaded
+/// machine, reached only when the relay is broken.
+const PATIENCE: Duration = Duration::from_secs(20);
+/// How the test backend's end of its pipe reads when the backend is gone.
+const BACKEND_EXITED: &str = "the test backend exited";
+/// Bytes buffered in the backend's pipe: small, so backpressure reaches it soon.
+const PIPE_BYTES: usize = 4096;
+
+/// The far end of a channel link: what a transport would do.
+struct Peer {
+    to_relay: mpsc::Sender<Inbound>,
+    from_relay: mpsc::Receiver<Outbound>,
+}
+
+impl Peer {
+    async fn send(&self, frame: Frame) {
+        self.send_related(frame, None).await;
+    }
+
+    /// Sends a frame that the transport says belongs to the request `related` (in this
+    /// peer's id space), as an HTTP response stream does.
+    async fn send_related(&self, frame: Frame, related: Option<RawId>) {
+        let inbound = Inbound::Frame {
+            frame,
+            related,
+            headers: None,
+            head: None,
+        };
+        self.to_relay.send(inbound).await.expect("relay running");
+    }
+
+    async fn send_json(&self, json: &str) {
+        match Message::parse(json).expect("valid") {
+            Parsed::One(message) => self.send(Frame::Message(message)).await,
+            Parsed::Batch(_) => unreachable!("one message"),
+        }
+    }
+
+    async fn send_value(&self, message: Value) {
+        self.send_json(&message.to_string()).await;
+    }
+
+    async fn send_value_related(&self, message: Value, related: &Value) {
+        let message = match Message::parse(&message.to_string()).expect("valid") {
+            Parsed::One(message) => message,
+            Parsed::Batch(_) => unreachable!("one message"),
+        };
+        let related = jsonrpc::raw(related.to_string());
+        self.send_related(Frame::Message(message), Some(related))
+            .await;
+    }
+
+    /// The next message from the relay, and the request (in this peer's id space) it
+    /// says the message belongs to, as JSON text.
+    async fn recv(&mut self) -> (Value, Option<String>) {
+        let out = tokio::time::timeout(PATIENCE, self.from_relay.recv())
+            .await
+            .expect("the relay sends within the time allowed")
+            .expect("the relay's side of the link is open");
+        let message = serde_json::from_str(&out.message.to_json()).expect("the relay sends JSON");
+        (message, out.related.map(|id| id.get().to_owned()))
+    }
+
+    /// Asserts the relay closes this link without sending anything more.
+    async fn assert_closed(&mut self) {
+        let end = tokio::time::timeout(PATIENCE, self.from_relay.recv())
+            .await
+            .expect("the relay closes the link within the time allowed");
+        assert!(
+            end.is_none(),
+            "nothing more was expected, got {}",
+            end.map(|out| out.message.to_json()).unwrap_or_default()
+        );
+    }
+}
+
+/// A link over channels of `capacity` messages each way, and its far end.
+fn link_with_capacity(capacity: usize) -> (Link, Peer) {
+    let (to_relay, inbound) = mpsc::channel(capacity);
+    let (outbound, from_relay) = mpsc::channel(capacity);
+    let link = Link {
+        inbound,
+        outbound,
+        writer: tokio::spawn(async {}),
+    };
+    (
+        link,
+        Peer {
+            to_relay,
+            from_relay,
+        },
+    )
+}
+
+fn link() -> (Link, Peer) {
+    link_with_capacity(16)
+}
+
+/// The backend's end of an in-memory pipe, speaking newline-delimited JSON.
+struct PipePeer {
+    lines: tokio::io::Lines<BufReader<ReadHalf<DuplexStream>>>,
+    writer: WriteHalf<DuplexStream>,
+}
+
+impl PipePeer {
+    async fn send(&mut self, message: Value) {
+        let line = format!("{message}\n");
+        self.writer
+            .write_all(line.as_bytes())
+            .await
+            .expect("the relay reads its pipe");
+    }
+
+    /// The next message from the relay, or `None` once it closed the pipe.
+    async fn recv(&mut self) -> Option<Value> {
+        let line = tokio::time::timeout(PATIENCE, self.lines.next_line())
+            .await
+            .expect("the relay sends within the time allowed")
+            .expect("the pipe reads");
+        line.map(|line| serde_json::from_str(&line).expect("the relay writes JSON lines"))
+    }
+
+    async fn recv_message(&mut self) -> Value {
+        self.recv()
+            .await
+            .expect("the relay's side of the pipe is open")
+    }
+}
+
+/// A link to a backend over an in-memory pipe, wired as `transport::in_process` wires
+/// one, and the backend's end of it.
+fn pipe_link() -> (Link, PipePeer) {
+    let (ours, theirs) = tokio::io::duplex(PIPE_BYTES);
+    let (read, write) = tokio::io::split(ours);
+    let link = line_link(
+        BufReader::new(read),
+        write,
+        DEFAULT_MAX_MESSAGE_BYTES,
+        "backend",
+        async { BACKEND_EXITED.to_owned() },
+    );
+    let (read, writer) = tokio::io::split(theirs);
+    let peer = PipePeer {
+        lines: BufReader::new(read).lines(),
+        writer,
+    };
+    (link, peer)
+}
+
+fn config(server: &str) -> RelayConfig {
+    RelayConfig {
+        session: "test".into(),
+        shared_session: false,
+        server: server.into(),
+        interceptor: Arc::new(PassAll),
+        shutdown_grace: Duration::from_secs(5),
+    }
+}
+
+/// A running relay between a client on channels and a backend on a pipe.
+struct Session {
+    client: Peer,
+    backend: PipePeer,
+    relay: tokio::task::JoinHandle<RelayEnd>,
+}
+
+impl Session {
+    fn start() -> Self {
+        Self::with_client_queue(16)
+    }
+
+    /// `client_queue`: how many messages may wait for the client to read them.
+    fn with_client_queue(client_queue: usize) -> Self {
+        Self::until(client_queue, std::future::pending())
+    }
+
+    /// A session that the proxy stops when `shutdown` completes.
+    fn until(client_queue: usize, shutdown: impl Future<Output = ()> + Send + 'static) -> Self {
+        let (client_link, client) = link_with_capacity(client_queue);
+        let (backend_link, backend) = pipe_link();
+        let relay = SessionRelay::new(config("backend"), client_link, backend_link);
+        Session {
+            client,
+            backend,
+            relay: tokio::spawn(relay.run(shutdown)),
+        }
+    }
+}
+
+/// How the relay ended, once it has.
+async fn ended(relay: tokio::task::JoinHandle<RelayEnd>) -> RelayEnd {
+    tokio::time::timeout(PATIENCE, relay)
+        .await
+        .expect("the relay ends within the time allowed")
+        .expect("the relay does not panic")
+}
+
+fn request(id: Value, method: &str, params: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+}
+
+fn notification(method: &str, params: Value) -> Value {
+    json!({"jsonrpc": "2.0", "method": method, "params": params})
+}
+
+fn answer(id: &Value, result: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "result": result})
+}
+
+/// A notification sent after something that should have been dropped: the peer's
+/// next message must be this one.
+fn marker() -> Value {
+    notification(
+        "notifications/message",
+        json!({"level": "info", "data": "marker"}),
+    )
+}
+
+fn cancelled(request_id: &Value, reason: &str) -> Value {
+    notification(
+        "notifications/cancelled",
+        json!({"requestId": request_id, "reason": reason}),
+    )
+}
+
+fn progress(token: Value, progress: u32) -> Value {
+    notification(
+        "notifications/progress",
+        json!({"progressToken": token, "progress": progress}),
+    )
+}
+
+/// Runs the other tasks until `count` stops moving: everything that can make progress
+/// has. The runtime is single-threaded and the links are in memory, so a stretch of
+/// yields without a change means every task is waiting.
+async fn settle(count: &AtomicUsize) -> usize {
+    let mut last = count.load(Ordering::SeqCst);
+    for _ in 0..10_000 {
+        for _ in 0..64 {
+            tokio::task::yield_now().await;
+        }
+        let now = count.load(Ordering::SeqCst);
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    panic!("still moving after 10 000 rounds: {last}");
+}
+
+#[tokio::test]
+async fn ids_from_both_sides_are_remapped_and_restored() {
+    let mut session = Session::start();
+    let (client, backend) = (&mut session.client, &mut session.backend);
+    client
+        .send_value(request(json!(1), "tools/call", json!({"name": "a"})))
+        .await;
+    client
+        .send_value(request(json!("1"), "tools/list", json!({})))
+        .await;
+    let call = backend.recv_message().await;
+    let list = backend.recv_message().await;
+    assert_eq!(
+        (&call["method"], &call["params"]),
+        (&json!("tools/call"), &json!({"name": "a"}))
+    );
+    assert_eq!(list["method"], "tools/list");
+    assert!(call["id"].is_u64() && list["id"].is_u64(), "{call} {list}");
+    assert_ne!(call["id"], list["id"], "1 and \"1\" are two requests");
+
+    // The backend's own request, with an id the client uses too.
+    backend
+        .send(request(json!(1), "roots/list", json!({})))
+        .await;
+    let (roots, route) = client.recv().await;
+    assert_eq!(roots["method"], "roots/list");
+    assert_eq!(route, None, "it came from no client request");
+    client
+        .send_value(answer(&roots["id"], json!({"roots": []})))
+        .await;
+    assert_eq!(
+        backend.recv_message().await,
+        answer(&json!(1), json!({"roots": []}))
+    );
+
+    // Answered out of order, each under the id the client chose.
+    backend
+        .send(answer(&list["id"], json!({"tools": []})))
+        .await;
+    backend
+        .send(answer(&call["id"], json!({"content": []})))
+        .await;
+    assert_eq!(
+        client.recv().await,
+        (
+            answer(&json!("1"), json!({"tools": []})),
+            Some("\"1\"".into())
+        )
+    );
+    assert_eq!(
+        client.recv().await,
+        (answer(&json!(1), json!({"content": []})), Some("1".into()))
+    );
+
+    // A second answer to a request already answered goes nowhere.
+    backend
+        .send(answer(&call["id"], json!({"again": true})))
+        .await;
+    backend.send(marker()).await;
+    assert_eq!(client.recv().await, (marker(), None));
+}
+
+#[tokio::test]
+async fn a_reused_id_gets_one_answer_per_request() {
+    let mut session = Session::start();
+    let (client, backend) = (&mut session.client, &mut session.backend);
+    for n in [1, 2] {
+        client
+            .send_value(request(json!(7), "tools/call", json!({"n": n})))
+            .await;
+    }
+    let first = backend.recv_message().await;
+    let second = backend.recv_message().await;
+    assert_eq!(
+        (&first["params"], &second["params"]),
+        (&json!({"n": 1}), &json!({"n": 2}))
+    );
+    assert_ne!(first["id"], second["id"]);
+    backend.send(answer(&second["id"], json!({"n": 2}))).await;
+    backend.send(answer(&first["id"], json!({"n": 1}))).await;
+    assert_eq!(client.recv().await.0, answer(&json!(7), json!({"n": 2})));
+    assert_eq!(client.recv().await.0, answer(&json!(7), json!({"n": 1})));
+
+    // Once answered, the id is the client's to use again; the backend sees a new one.
+    client
+        .send_value(request(json!(7), "tools/call", json!({"n": 3})))
+        .await;
+    let third = backend.recv_message().await;
+    assert_eq!(third["params"], json!({"n": 3}));
+    assert!(
+        third["id"] != first["id"] && third["id"] != second["id"],
+        "{third}"
+    );
+}
+
+#[tokio::test]
+async fn the_clients_cancellation_reaches_the_backend_under_the_backends_id() {
+    let mut session = Session::start();
+    let (client, backend) = (&mut session.client, &mut session.backend);
+    client
+        .send_value(request(json!("call-1"), "tools/call", json!({})))
+        .await;
+    let call = backend.recv_message().await;
+    client
+        .send_value(cancelled(&json!("call-1"), "the user stopped it"))
+        .await;
+    assert_eq!(
+        backend.recv_message().await,
+        cancelled(&call["id"], "the user stopped it")
+    );
+
+    // Nothing to cancel: a request never sent, or one already answered.
+    client
+        .send_value(cancelled(&json!("never-sent"), "why not"))
+        .await;
+    backend.send(answer(&call["id"], json!({}))).await;
+    assert_eq!(client.recv().await.0, answer(&json!("call-1"), json!({})));
+    client
+        .send_value(cancelled(&json!("call-1"), "too late"))
+        .await;
+    client.send_value(marker()).await;
+    assert_eq!(backend.recv_message().await, marker());
+}
+
+#[tokio::test]
+async fn the_backends_cancellation_reaches_the_client_under_the_clients_id() {
+    let mut session = Session::start();
+    let (client, backend) = (&mut session.client, &mut session.backend);
+    backend
+        .send(request(json!("srv-1"), "sampling/createMessage", json!({})))
+        .await;
+    let (asked, _) = client.recv().await;
+    assert_eq!(asked["method"], "sampling/createMessage");
+    backend.send(cancelled(&json!("srv-1"), "timed out")).await;
+    assert_eq!(
+        client.recv().await,
+        (cancelled(&asked["id"], "timed out"), None)
+    );
+
+    backend
+        .send(cancelled(&json!("srv-404"), "never asked"))
+        .await;
+    backend.send(marker()).await;
+    assert_eq!(client.recv().await, (marker(), None));
+}
+
+#[tokio::test]
+async fn progress_is_routed_by_its_token_to_the_request_that_carries_it() {
+    let mut session = Session::start();
+    let (client, backend) = (&mut session.client, &mut session.backend);
+    for (id, token) in [(json!(1), json!("t1")), (json!("two"), json!(99))] {
+        let params = json!({"_meta": {"progressToken": token}});
+        client.send_value(request(id, "tools/call", params)).await;
+    }
+    let first = backend.recv_message().await;
+    let second = backend.recv_message().await;
+    assert_eq!(
+        first["params"]["_meta"]["progressToken"], "t1",
+        "the token reaches the backend unchanged"
+    );
+
+    backend.send(progress(json!(99), 1)).await;
+    backend.send(progress(json!("t1"), 1)).await;
+    backend.send(progress(json!("unknown"), 1)).await;
+    assert_eq!(
+        client.recv().await,
+        (progress(json!(99), 1), Some("\"two\"".into()))
+    );
+    assert_eq!(
+        client.recv().await,
+        (progress(json!("t1"), 1), Some("1".into()))
+    );
+    assert_eq!(client.recv().await, (progress(json!("unknown"), 1), None));
+
+    // Once its request is answered, a token routes nowhere.
+    backend.send(answer(&second["id"], json!({}))).await;
+    assert_eq!(
+        client.recv().await,
+        (answer(&json!("two"), json!({})), Some("\"two\"".into()))
+    );
+    backend.send(progress(json!(99), 2)).await;
+    assert_eq!(client.recv().await, (progress(json!(99), 2), None));
+    backend.send(progress(json!("t1"), 2)).await;
+    assert_eq!(
+        client.recv().await,
+        (progress(json!("t1"), 2), Some("1".into()))
+    );
+}
+
+#[tokio::test]
+async fn a_slow_client_holds_the_backend_back_without_losing_or_reordering() {
+    const CLIENT_QUEUE: usize = 4;
+    const SENT: usize = 5_000;
+    let mut session = Session::with_client_queue(CLIENT_QUEUE);
+    let message = |seq: usize| notification("notifications/message", json!({"seq": seq}));
+    let written = Arc::new(AtomicUsize::new(0));
+    let mut backend = session.backend;
+    let writer = tokio::spawn({
+        let written = written.clone();
+        async move {
+            for seq in 0..SENT {
+                backend.send(message(seq)).await;
+                written.fetch_add(1, Ordering::SeqCst);
+            }
+            backend
+        }
+    });
+
+    // The client reads nothing yet: every queue on the way fills, then the backend's
+    // writes wait. Bounded: the client's queue, the relay's hand, the backend link's
+    // queue, and the bytes the pipe and its reader buffer.
+    let held = settle(&written).await;
+    let shortest_line = message(0).to_string().len() + 1;
+    let bound =
+        CLIENT_QUEUE + 1 + CHANNEL_CAPACITY + 1 + (PIPE_BYTES + 8 * 1024) / shortest_line + 1;
+    assert!(held < SENT, "the backend was never held back");
+    assert!(
+        held <= bound,
+        "{held} messages queued, over the bound {bound}"
+    );
+
+    for seq in 0..SENT {
+        assert_eq!(session.client.recv().await, (message(seq), None));
+    }
+    let backend = writer.await.expect("the backend wrote everything");
+    assert_eq!(written.load(Ordering::SeqCst), SENT);
+    drop(backend);
+    session.client.assert_closed().await;
+}
+
+#[tokio::test]
+async fn what_the_backend_sends_for_a_client_request_is_routed_to_that_request() {
+    let (client_link, mut client) = link();
+    let (backend_link, mut backend) = link();
+    let relay = SessionRelay::new(config("backend"), client_link, backend_link);
+    let _relay = tokio::spawn(relay.run(std::future::pending()));
+    client
+        .send_value(request(json!("call"), "tools/call", json!({})))
+        .await;
+    let (call, _) = backend.recv().await;
+
+    // An elicitation and a log message on the call's response stream.
+    let ask = request(json!("ask-1"), "elicitation/create", json!({}));
+    backend.send_value_related(ask, &call["id"]).await;
+    let (asked, route) = client.recv().await;
+    assert_eq!(
+        (&asked["method"], route.as_deref()),
+        (&json!("elicitation/create"), Some("\"call\""))
+    );
+    let log = notification("notifications/message", json!({"data": "working"}));
+    backend.send_value_related(log.clone(), &call["id"]).await;
+    assert_eq!(client.recv().await, (log.clone(), Some("\"call\"".into())));
+
+    // Once the call is answered, its id routes nowhere.
+    backend.send_value(answer(&call["id"], json!({}))).await;
+    assert_eq!(
+        client.recv().await,
+        (answer(&json!("call"), json!({})), Some("\"call\"".into()))
+    );
+    backend.send_value_related(log.clone(), &call["id"]).await;
+    assert_eq!(client.recv().await, (log, None));
+}
+
+#[tokio::test]
+async fn a_slow_backend_holds_the_client_back_without_losing_or_reordering() {
+    const CLIENT_QUEUE: usize = 4;
+    const SENT: usize = 5_000;
+    let session = Session::with_client_queue(CLIENT_QUEUE);
+    let mut backend = session.backend;
+    let message = |seq: usize| notification("notifications/message", json!({"seq": seq}));
+    let written = Arc::new(AtomicUsize::new(0));
+    let client = session.client;
+    let writer = tokio::spawn({
+        let written = written.clone();
+        async move {
+            for seq in 0..SENT {
+                client.send_value(message(seq)).await;
+                written.fetch_add(1, Ordering::SeqCst);
+            }
+            client
+        }
+    });
+
+    // The backend reads nothing yet: bounded by the client's queue, the relay's hand,
+    // the backend link's queue, the batch its writer gathers for one write (up to
+    // 64 KiB, `framing::write_lines`), and the bytes of the pipe.
+    let held = settle(&written).await;
+    let shortest_line = message(0).to_string().len() + 1;
+    let bound = CLIENT_QUEUE + 1 + CHANNEL_CAPACITY + (64 * 1024 + PIPE_BYTES) / shortest_line + 2;
+    assert!(held < SENT, "the client was never held back");
+    assert!(
+        held <= bound,
+        "{held} messages queued, over the bound {bound}"
+    );
+
+    for seq in 0..SENT {
+        assert_eq!(backend.recv_message().await, message(seq));
+    }
+    let client = writer.await.expect("the client wrote everything");
+    assert_eq!(written.load(Ordering::SeqCst), SENT);
+    drop(client);
+    assert_eq!(
+        backend.recv().await,
+        None,
+        "the client left: the input closes"
+    );
+}
+
+#[tokio::test]
+async fn a_backend_that_dies_fails_each_request_in_flight_exactly_once() {
+    let Session {
+        mut client,
+        mut backend,
+        relay,
+    } = Session::start();
+    for id in 1..=3 {
+        client
+            .send_value(request(json!(id), "tools/call", json!({})))
+            .await;
+    }
+    let mut forwarded = Vec::new();
+    for _ in 1..=3 {
+        forwarded.push(backend.recv_message().await["id"].clone());
+    }
+    backend.send(answer(&forwarded[1], json!({"ok": 2}))).await;
+    drop(backend);
+
+    assert_eq!(
+        client.recv().await,
+        (answer(&json!(2), json!({"ok": 2})), Some("2".into()))
+    );
+    for id in [1, 3] {
+        let error = json!({"jsonrpc": "2.0", "id": id, "error": {
+            "code": BACKEND_UNAVAILABLE,
+            "message": format!("{BACKEND_EXITED} before answering `tools/call`"),
+            "data": {"method": "tools/call"}}});
+        assert_eq!(client.recv().await, (error, Some(id.to_string())));
+    }
+    client.assert_closed().await;
+    assert_eq!(
+        ended(relay).await,
+        RelayEnd::BackendClosed(BACKEND_EXITED.into())
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_has_its_requests_cancelled_upstream() {
+    let Session {
+        client,
+        mut backend,
+        relay,
+    } = Session::start();
+    for id in ["a", "b"] {
+        client
+            .send_value(request(json!(id), "tools/call", json!({})))
+            .await;
+    }
+    let a = backend.recv_message().await;
+    let b = backend.recv_message().await;
+    drop(client);
+
+    assert_eq!(
+        backend.recv_message().await,
+        cancelled(&a["id"], "the client left")
+    );
+    assert_eq!(
+        backend.recv_message().await,
+        cancelled(&b["id"], "the client left")
+    );
+    assert_eq!(backend.recv().await, None, "then its input closes");
+    drop(backend);
+    assert_eq!(ended(relay).await, RelayEnd::ClientClosed);
+}
+
+#[tokio::test]
+async fn a_proxy_that_stops_cancels_upstream_and_answers_the_client() {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let Session {
+        mut client,
+        mut backend,
+        relay,
+    } = Session::until(16, async {
+        stopped.await.ok();
+    });
+    client
+        .send_value(request(json!(1), "tools/call", json!({})))
+        .await;
+    let call = backend.recv_message().await;
+    stop.send(()).expect("the relay is running");
+
+    assert_eq!(
+        backend.recv_message().await,
+        cancelled(&call["id"], "the proxy is shutting down")
+    );
+    assert_eq!(backend.recv().await, None, "then its input closes");
+    drop(backend);
+    let error = json!({"jsonrpc": "2.0", "id": 1, "error": {
+        "code": BACKEND_UNAVAILABLE,
+        "message": "the proxy is shutting down before answering `tools/call`",
+        "data": {"method": "tools/call"}}});
+    assert_eq!(client.recv().await, (error, Some("1".into())));
+    client.assert_closed().await;
+    assert_eq!(ended(relay).await, RelayEnd::Shutdown);
+}
+
+#[tokio::test]
+async fn unreadable_answer_with_a_readable_id_fails_its_request_once() {
+    let (client_link, mut client) = link();
+    let (backend_link, mut backend) = link();
+    let config = RelayConfig {
+        shutdown_grace: Duration::from_millis(100),
+        ..config("faulty")
+    };
+    let relay = tokio::spawn(
+        SessionRelay::new(config, client_link, backend_link).run(std::future::pending()),
+    );
+    for id in ["\"a\"", "\"b\""] {
+        let request = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call"}}"#);
+        client.send_json(&request).await;
+    }
+    let first = backend.from_relay.recv().await.expect("forwarded");
+    let second = backend.from_relay.recv().await.expect("forwarded");
+    let first_id = first.message.id().expect("a request").to_owned();
+    let second_id = second.message.id().expect("a request").to_owned();
+
+    // Unreadable and without an id: nothing to fail, "b" waits on.
+    let error = ParseError::Json("expected value at line 1 column 9".into());
+    backend.send(Frame::Malformed { error, id: None }).await;
+    // Unreadable with the id of "a": "a" fails, and its late real answer is dropped.
+    let error = ParseError::Json("expected value at line 1 column 40".into());
+    let id = Some(first_id.clone());
+    backend.send(Frame::Malformed { error, id }).await;
+    let late = format!(
+        r#"{{"jsonrpc":"2.0","id":{},"result":{{}}}}"#,
+        first_id.get()
+    );
+    backend.send_json(&late).await;
+    let answer = format!(
+        r#"{{"jsonrpc":"2.0","id":{},"result":{{}}}}"#,
+        second_id.get()
+    );
+    backend.send_json(&answer).await;
+    drop(backend.to_relay);
+    assert!(matches!(
+        relay.await.expect("relay ends"),
+        RelayEnd::BackendClosed(_)
+    ));
+
+    let mut answers = Vec::new();
+    while let Some(out) = client.from_relay.recv().await {
+        answers.push(out.message.to_json());
+    }
+    assert_eq!(
+        answers,
+        [
+            r#"{"jsonrpc":"2.0","id":"a","error":{"code":-32603,"message":"backend `faulty` sent a message that cannot be read: invalid JSON: expected value at line 1 column 40","data":{"method":"tools/call"}}}"#,
+            r#"{"jsonrpc":"2.0","id":"b","result":{}}"#,
+        ]
+    );
+}
