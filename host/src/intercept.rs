@@ -28,6 +28,14 @@ impl Direction {
         }
     }
 
+    /// The other way: where an answer to a message going this way goes.
+    pub fn reversed(self) -> Self {
+        match self {
+            Direction::ToServer => Direction::ToClient,
+            Direction::ToClient => Direction::ToServer,
+        }
+    }
+
     /// The arrow used in logs and in the demo's output.
     pub fn arrow(self) -> &'static str {
         match self {

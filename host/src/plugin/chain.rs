@@ -2,8 +2,12 @@
 //!
 //! Requests and notifications walk the plugins first to last, responses and errors
 //! last to first. A plugin whose manifest does not want the message is skipped
-//! without entering Wasm. A rewrite feeds the next plugin; `respond` (requests) and
-//! `reject` end the walk. A message that a plugin failed on gets the plugin's
+//! without entering Wasm. A rewrite feeds the next plugin. A request's `respond` or
+//! `reject` ends its walk, and the answer made walks back through the plugins before
+//! the one that made it, as any answer does (Envoy's local replies go back through
+//! the earlier filters likewise). A notification's `reject` drops it. An answer's
+//! `reject` replaces it with the error, and its walk goes on. A message that a
+//! plugin failed on gets the plugin's
 //! `failure_policy`; one it was not called for (over its input limit, or in a session
 //! whose breaker is open) gets its `unchecked_policy`.
 
@@ -42,6 +46,9 @@ pub struct PluginStep<'a> {
     pub outcome: Outcome,
     /// The error message of a reject, or the cause of a failure.
     pub detail: Option<&'a str>,
+    /// Whether the plugin was called with the answer a plugin after it made to the
+    /// message (walking back), rather than with the message itself.
+    pub on_chain_answer: bool,
 }
 
 /// Told about every plugin call, in walk order (the demo prints these).
@@ -86,12 +93,13 @@ impl InterceptorChain {
         }
     }
 
-    fn report(&self, plugin: &str, outcome: Outcome, detail: Option<&str>) {
+    fn report(&self, plugin: &str, outcome: Outcome, detail: Option<&str>, state: &WalkState) {
         if let Some(observer) = self.step_observer.get() {
             observer(PluginStep {
                 plugin,
                 outcome,
                 detail,
+                on_chain_answer: state.chain_answer,
             });
         }
     }
@@ -116,47 +124,101 @@ impl InterceptorChain {
         }
     }
 
-    async fn walk(&self, msg: Intercepted<'_>, first: usize) -> Verdict {
-        let mut state = WalkState {
-            kind: msg.kind,
-            payload: None,
-            view: None,
-        };
-        let backwards = walks_backwards(msg.kind);
-        let steps = if backwards {
-            first + 1
-        } else {
-            self.slots.len() - first
-        };
-        for step in 0..steps {
-            let index = if backwards {
-                first - step
-            } else {
-                first + step
+    /// Requests and notifications: the plugins from `first` on, in order. A request
+    /// that a plugin answers (`respond`, `reject`, or a failure under `reject`) goes
+    /// no further; its answer walks back through the plugins before that one.
+    async fn walk_forward(&self, msg: Intercepted<'_>, first: usize) -> Verdict {
+        let started = Instant::now();
+        let mut state = WalkState::new(msg.kind, false);
+        for index in first..self.slots.len() {
+            let slot = &self.slots[index];
+            let version = slot.current();
+            if !version.filter.matches(msg.kind, msg.method) {
+                continue;
+            }
+            let answer = match self.ask(slot, &version, &msg, &mut state).await {
+                Verdict::Pass => continue,
+                Verdict::Rewrite(payload) => {
+                    state.rewrite(payload);
+                    continue;
+                }
+                // A notification is never answered: `reject` drops it (see `ask` for
+                // `respond`, which is a rewrite here).
+                Verdict::Reject(error) if msg.kind == Kind::Notification => {
+                    return Verdict::Reject(error);
+                }
+                Verdict::Respond(result) => ChainAnswer::Result(result),
+                Verdict::Reject(error) => ChainAnswer::Error(error),
             };
+            let request_payload = state.payload.as_deref().or(msg.payload);
+            // Boxed: the rare path, which would otherwise grow every walk's future.
+            return Box::pin(self.walk_answer_back(&msg, request_payload, answer, index, started))
+                .await;
+        }
+        state.into_verdict()
+    }
+
+    /// Walks the answer plugin `at` made to `request` back through the plugins
+    /// before it, in reverse, as an answer from the other side walks the chain.
+    /// Returns the request's verdict: `Respond` or `Reject` with the answer as they
+    /// left it.
+    async fn walk_answer_back(
+        &self,
+        request: &Intercepted<'_>,
+        request_payload: Option<&RawValue>,
+        answer: ChainAnswer,
+        at: usize,
+        started: Instant,
+    ) -> Verdict {
+        let (kind, payload, error) = match &answer {
+            ChainAnswer::Result(result) => (Kind::Response, Some(&**result), None),
+            ChainAnswer::Error(error) => (Kind::Error, None, Some(error)),
+        };
+        let msg = Intercepted {
+            direction: request.direction.reversed(),
+            kind,
+            payload,
+            error,
+            request_payload: request_payload.filter(|_| self.wants_request_payload()),
+            elapsed: Some(started.elapsed()),
+            ..*request
+        };
+        match (self.walk_back(msg, at, true).await, answer) {
+            (Verdict::Pass, ChainAnswer::Result(result)) => Verdict::Respond(result),
+            (Verdict::Pass, ChainAnswer::Error(error)) => Verdict::Reject(error),
+            (Verdict::Rewrite(result) | Verdict::Respond(result), _) => Verdict::Respond(result),
+            (Verdict::Reject(error), _) => Verdict::Reject(error),
+        }
+    }
+
+    /// Answers: the plugins before `end`, last to first. Nothing ends this walk: a
+    /// `reject` replaces the answer with its error, which the plugins before see.
+    async fn walk_back(&self, msg: Intercepted<'_>, end: usize, chain_answer: bool) -> Verdict {
+        let mut state = WalkState::new(msg.kind, chain_answer);
+        for index in (0..end).rev() {
             let slot = &self.slots[index];
             let version = slot.current();
             if !version.filter.matches(state.kind, msg.method) {
                 continue;
             }
-            if let Some(verdict) = self.ask(slot, &version, &msg, &mut state).await {
-                return verdict;
+            match self.ask(slot, &version, &msg, &mut state).await {
+                Verdict::Pass => {}
+                Verdict::Rewrite(payload) | Verdict::Respond(payload) => state.rewrite(payload),
+                Verdict::Reject(error) => state.reject(error),
             }
         }
-        match state.payload {
-            Some(payload) => Verdict::Rewrite(payload),
-            None => Verdict::Pass,
-        }
+        state.into_verdict()
     }
 
-    /// Asks one plugin. `Some` ends the walk with that verdict; `None` goes on.
+    /// Asks one plugin, and applies its failure or unchecked policy. A `respond` to
+    /// anything but a request comes back as the `rewrite` it stands for.
     async fn ask(
         &self,
         slot: &PluginSlot,
         version: &PluginVersion,
         msg: &Intercepted<'_>,
         state: &mut WalkState,
-    ) -> Option<Verdict> {
+    ) -> Verdict {
         let view = state
             .view
             .get_or_insert_with(|| MessageView::new(msg))
@@ -165,12 +227,15 @@ impl InterceptorChain {
         // and never takes the one trial call of a half-open breaker.
         let (len, limit) = (view.input_len(), version.limits.max_input_bytes);
         if len > limit {
-            return self.not_called(slot, version, msg, Failure::InputTooLarge { len, limit });
+            let failure = Failure::InputTooLarge { len, limit };
+            return self.not_called(slot, version, msg, state, failure);
         }
         let breaker = (!msg.shared_session).then_some(&version.breaker);
         match breaker.map_or(Admission::Call, |b| b.admit(msg.session)) {
             Admission::Call => {}
-            Admission::Refused => return self.not_called(slot, version, msg, Failure::Paused),
+            Admission::Refused => {
+                return self.not_called(slot, version, msg, state, Failure::Paused);
+            }
             Admission::Trial => tracing::info!(
                 target: "interpose::plugin",
                 plugin = &*version.name,
@@ -183,27 +248,21 @@ impl InterceptorChain {
         let result = version.call(view).await;
         let result = result.and_then(|verdict| checked(verdict, version.limits.max_output_bytes));
         let elapsed = started.map_or(Duration::ZERO, |started| started.elapsed());
-        let (outcome, next) = match result {
-            Ok(Checked::Pass) => (Outcome::Pass, None),
-            Ok(Checked::Payload { payload, respond }) => {
-                if respond && state.kind == Kind::Request {
-                    (Outcome::Respond, Some(Verdict::Respond(payload)))
-                } else {
-                    // On an error this recovers it: the answer is now a result.
-                    if state.kind == Kind::Error {
-                        state.kind = Kind::Response;
-                    }
-                    if let Some(view) = &mut state.view {
-                        view.rewritten(&payload);
-                    }
-                    state.payload = Some(payload);
-                    (Outcome::Rewrite, None)
-                }
+        let verdict = match result {
+            Ok(Checked::Pass) => Verdict::Pass,
+            Ok(Checked::Payload { payload, respond }) if respond && state.kind == Kind::Request => {
+                Verdict::Respond(payload)
             }
-            Ok(Checked::Reject(error)) => (Outcome::Reject, Some(Verdict::Reject(error))),
+            Ok(Checked::Payload { payload, .. }) => Verdict::Rewrite(payload),
+            Ok(Checked::Reject(error)) => Verdict::Reject(error),
             Err(failure) => {
                 self.record(slot, version, Outcome::Failure, elapsed);
-                self.report(&version.name, Outcome::Failure, Some(&failure.to_string()));
+                self.report(
+                    &version.name,
+                    Outcome::Failure,
+                    Some(&failure.to_string()),
+                    state,
+                );
                 return self.failed(slot, version, msg, failure);
             }
         };
@@ -215,13 +274,15 @@ impl InterceptorChain {
                 "plugin breaker closed: the trial call worked, the plugin serves this session again"
             );
         }
-        self.record(slot, version, outcome, elapsed);
-        let detail = match &next {
-            Some(Verdict::Reject(error)) => Some(error.message.as_str()),
-            _ => None,
+        let (outcome, detail) = match &verdict {
+            Verdict::Pass => (Outcome::Pass, None),
+            Verdict::Rewrite(_) => (Outcome::Rewrite, None),
+            Verdict::Respond(_) => (Outcome::Respond, None),
+            Verdict::Reject(error) => (Outcome::Reject, Some(error.message.as_str())),
         };
-        self.report(&version.name, outcome, detail);
-        next
+        self.record(slot, version, outcome, elapsed);
+        self.report(&version.name, outcome, detail, state);
+        verdict
     }
 
     fn record(
@@ -245,7 +306,7 @@ impl InterceptorChain {
         version: &PluginVersion,
         msg: &Intercepted<'_>,
         failure: Failure,
-    ) -> Option<Verdict> {
+    ) -> Verdict {
         let name = &*version.name;
         let policy = slot.config.failure_policy;
         tracing::warn!(
@@ -296,13 +357,14 @@ impl InterceptorChain {
         slot: &PluginSlot,
         version: &PluginVersion,
         msg: &Intercepted<'_>,
+        state: &WalkState,
         failure: Failure,
-    ) -> Option<Verdict> {
+    ) -> Verdict {
         let name = &*version.name;
         let policy = slot.config.unchecked_policy;
         let oversized = matches!(failure, Failure::InputTooLarge { .. });
         slot.stats.not_called(oversized);
-        self.report(name, Outcome::Failure, Some(&failure.to_string()));
+        self.report(name, Outcome::Failure, Some(&failure.to_string()), state);
         // An open breaker was logged once, when it opened; each oversized message is
         // logged, as the client's doing.
         if oversized {
@@ -331,10 +393,10 @@ impl InterceptorChain {
 }
 
 /// What `policy` makes of a message `failure` happened to.
-fn outcome_of(policy: FailurePolicy, name: &str, failure: &Failure) -> Option<Verdict> {
+fn outcome_of(policy: FailurePolicy, name: &str, failure: &Failure) -> Verdict {
     match policy {
-        FailurePolicy::Reject => Some(Verdict::Reject(plugin_error(name, failure))),
-        FailurePolicy::Skip => None,
+        FailurePolicy::Reject => Verdict::Reject(plugin_error(name, failure)),
+        FailurePolicy::Skip => Verdict::Pass,
     }
 }
 
@@ -348,8 +410,61 @@ struct WalkState {
     kind: Kind,
     /// The payload as rewritten so far; `None` while unchanged.
     payload: Option<Box<RawValue>>,
+    /// The error a plugin replaced an answer with; `None` while it has not.
+    error: Option<ErrorObject>,
     /// The message as plugins see it, made when the first plugin is entered.
     view: Option<MessageView>,
+    /// Whether the message is an answer a plugin made, walking back.
+    chain_answer: bool,
+}
+
+impl WalkState {
+    fn new(kind: Kind, chain_answer: bool) -> Self {
+        WalkState {
+            kind,
+            payload: None,
+            error: None,
+            view: None,
+            chain_answer,
+        }
+    }
+
+    /// A new payload; on an error this recovers it: the answer is now a result.
+    fn rewrite(&mut self, payload: Box<RawValue>) {
+        if self.kind == Kind::Error {
+            self.kind = Kind::Response;
+            self.error = None;
+        }
+        if let Some(view) = &mut self.view {
+            view.rewritten(&payload);
+        }
+        self.payload = Some(payload);
+    }
+
+    /// An answer replaced by `error`.
+    fn reject(&mut self, error: ErrorObject) {
+        self.kind = Kind::Error;
+        self.payload = None;
+        if let Some(view) = &mut self.view {
+            view.rejected(&error);
+        }
+        self.error = Some(error);
+    }
+
+    /// What the walk made of the message.
+    fn into_verdict(self) -> Verdict {
+        match (self.payload, self.error) {
+            (Some(payload), _) => Verdict::Rewrite(payload),
+            (None, Some(error)) => Verdict::Reject(error),
+            (None, None) => Verdict::Pass,
+        }
+    }
+}
+
+/// An answer a plugin made to a request.
+enum ChainAnswer {
+    Result(Box<RawValue>),
+    Error(ErrorObject),
 }
 
 /// The error a client sees when a plugin failed under the `reject` policy.
@@ -424,7 +539,10 @@ impl Interceptor for InterceptorChain {
     fn intercept<'a>(&'a self, msg: Intercepted<'a>) -> BoxFuture<'a, Verdict> {
         match self.first_interested(msg.kind, msg.method) {
             None => Box::pin(std::future::ready(Verdict::Pass)),
-            Some(first) => Box::pin(self.walk(msg, first)),
+            Some(first) if walks_backwards(msg.kind) => {
+                Box::pin(self.walk_back(msg, first + 1, false))
+            }
+            Some(first) => Box::pin(self.walk_forward(msg, first)),
         }
     }
 
@@ -474,6 +592,28 @@ mod tests {
             ),
             Err(Failure::InvalidJson("reject"))
         ));
+    }
+
+    #[test]
+    fn an_answer_walk_ends_with_what_its_last_change_made() {
+        let result = || RawValue::from_string("{\"a\":1}".into()).unwrap();
+        let error = || ErrorObject::new(-32001, "denied");
+        assert!(matches!(
+            WalkState::new(Kind::Error, false).into_verdict(),
+            Verdict::Pass
+        ));
+        // A response rejected, then rewritten by a plugin before: a result again.
+        let mut state = WalkState::new(Kind::Response, false);
+        state.reject(error());
+        assert_eq!(state.kind, Kind::Error);
+        state.rewrite(result());
+        assert_eq!(state.kind, Kind::Response);
+        assert!(matches!(state.into_verdict(), Verdict::Rewrite(p) if p.get() == "{\"a\":1}"));
+        // An error rewritten, then rejected by a plugin before: that error.
+        let mut state = WalkState::new(Kind::Error, true);
+        state.rewrite(result());
+        state.reject(error());
+        assert!(matches!(state.into_verdict(), Verdict::Reject(e) if e.message == "denied"));
     }
 
     #[test]
