@@ -81,10 +81,11 @@ pub enum Verdict {
     Pass,
     /// Forward it with this payload (`params` or `result`) instead.
     Rewrite(Box<RawValue>),
-    /// Requests only: answer with this `result` and do not forward.
+    /// Requests: answer with this `result` and do not forward. Any other kind is
+    /// never answered: this is a `Rewrite` with that payload (the WIT's rule).
     Respond(Box<RawValue>),
-    /// Requests: answer with this error. Responses: turn into this error.
-    /// Notifications: drop.
+    /// Requests: answer with this error. Responses and errors: turn into this
+    /// error. Notifications: drop.
     Reject(ErrorObject),
 }
 
@@ -100,8 +101,11 @@ pub trait Interceptor: Send + Sync {
         false
     }
 
-    /// Called with every message the interceptor saw and the verdict it gave, once the
-    /// relay has acted on it. The demo prints its trace from here.
+    /// Called with every message the interceptor saw and the verdict it gave, as soon
+    /// as the verdict is given and before the relay acts on it (forwards, answers or
+    /// drops the message). The demo prints its trace from here. Not after: `msg`
+    /// borrows the message that acting on the verdict moves on, so calling this
+    /// later would cost a copy of every message for the sake of an observer.
     fn observe(&self, _msg: &Intercepted<'_>, _verdict: &Verdict) {}
 }
 

@@ -282,3 +282,27 @@ fn answers_made_in_the_chain_walk_back_through_the_plugins_before() {
         assert_eq!(answers, 1, "answers to {id} the audit saw:\n{log}");
     }
 }
+
+#[test]
+fn respond_to_a_notification_acts_as_rewrite() {
+    let mut proxy = with_config(
+        r#"
+        [[plugins]]
+        path = "{fixture-verdicts}"
+        config = { rules = [{ method = "notifications/message", verdict = "respond",
+                              payload = { level = "info", data = "from respond" } }] }
+        "#,
+    );
+    proxy.send(
+        json!({"jsonrpc": "2.0", "id": 20, "method": "trigger/notify",
+                      "params": {"level": "info", "data": "from the backend"}}),
+    );
+    let note = proxy.recv_matching("the notification", |m| {
+        m["method"] == "notifications/message"
+    });
+    assert_eq!(
+        note["params"],
+        json!({"level": "info", "data": "from respond"})
+    );
+    assert_eq!(result(&proxy.answer(20)), &json!({"notified": true}));
+}

@@ -601,17 +601,12 @@ fn notification_params(
 ) -> Option<Option<Box<RawValue>>> {
     match verdict {
         Verdict::Pass => Some(params),
-        Verdict::Rewrite(params) => Some(Some(params)),
+        // A notification is never answered: `respond` carries new params, as the WIT
+        // says, rather than being ignored.
+        Verdict::Rewrite(params) | Verdict::Respond(params) => Some(Some(params)),
         Verdict::Reject(_) => {
             tracing::debug!(method, "notification dropped by a plugin");
             None
-        }
-        Verdict::Respond(_) => {
-            tracing::warn!(
-                method,
-                "a plugin tried to answer a notification; passed unchanged"
-            );
-            Some(params)
         }
     }
 }
@@ -637,7 +632,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::intercept::PassAll;
+    use crate::intercept::{BoxFuture, Interceptor, PassAll};
     use crate::jsonrpc::{ParseError, Parsed};
 
     /// The far end of a link: what a transport would do.
@@ -679,6 +674,69 @@ mod tests {
                 from_relay,
             },
         )
+    }
+
+    /// Notes, for each message it observes, its method and whether the relay had
+    /// already queued anything for the backend then.
+    struct ObserveTimes {
+        backend: mpsc::Sender<Outbound>,
+        seen: std::sync::Mutex<Vec<(String, bool)>>,
+    }
+
+    impl Interceptor for ObserveTimes {
+        fn intercept<'a>(&'a self, msg: Intercepted<'a>) -> BoxFuture<'a, Verdict> {
+            PassAll.intercept(msg)
+        }
+
+        fn observe(&self, msg: &Intercepted<'_>, _verdict: &Verdict) {
+            let queued = self.backend.capacity() < self.backend.max_capacity();
+            let mut seen = self.seen.lock().unwrap();
+            seen.push((msg.method.to_owned(), queued));
+        }
+    }
+
+    #[tokio::test]
+    async fn observe_is_called_before_the_relay_acts_on_the_verdict() {
+        let (client_link, client) = link();
+        let (backend_link, mut backend) = link();
+        let observer = Arc::new(ObserveTimes {
+            backend: backend_link.outbound.clone(),
+            seen: Default::default(),
+        });
+        let config = RelayConfig {
+            session: "test".into(),
+            shared_session: false,
+            server: "backend".into(),
+            interceptor: observer.clone(),
+            shutdown_grace: Duration::from_millis(100),
+        };
+        let relay = tokio::spawn(
+            SessionRelay::new(config, client_link, backend_link).run(std::future::pending()),
+        );
+        client
+            .send_json(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+            .await;
+        let forwarded = backend.from_relay.recv().await.expect("forwarded");
+        assert_eq!(
+            forwarded.message.to_json(),
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#
+        );
+        relay.abort();
+        let seen = observer.seen.lock().unwrap().clone();
+        assert_eq!(seen, [("notifications/initialized".to_owned(), false)]);
+    }
+
+    #[test]
+    fn respond_to_a_notification_forwards_it_with_the_new_params() {
+        let params = || Some(jsonrpc::raw(r#"{"level":"info"}"#));
+        let new = jsonrpc::raw(r#"{"level":"debug"}"#);
+        let forwarded = notification_params(Verdict::Respond(new), params(), "m");
+        let forwarded = forwarded.expect("not dropped").expect("with params");
+        assert_eq!(forwarded.get(), r#"{"level":"debug"}"#);
+        let reject = Verdict::Reject(ErrorObject::new(-32000, "no"));
+        assert!(notification_params(reject, params(), "m").is_none());
+        let passed = notification_params(Verdict::Pass, params(), "m").expect("not dropped");
+        assert_eq!(passed.expect("with params").get(), r#"{"level":"info"}"#);
     }
 
     #[tokio::test]
