@@ -74,7 +74,8 @@ pub struct Intercepted<'a> {
     pub server: &'a str,
 }
 
-/// What to do with a message.
+/// What to do with a message: the host's one verdict type. A plugin's verdict (the
+/// WIT variant) becomes one in `plugin::bindings`, once its text is checked.
 #[derive(Debug, Clone)]
 pub enum Verdict {
     /// Forward it unchanged.

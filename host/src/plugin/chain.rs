@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
 
-use super::bindings::GuestVerdict;
 use super::engine::PluginRuntime;
 use super::health::{Admission, Transition};
 use super::limits::Failure;
@@ -246,15 +245,12 @@ impl InterceptorChain {
         // Timing costs two clock reads per call; it is only ever shown at debug level.
         let started = self.timed.then(Instant::now);
         let result = version.call(view).await;
-        let result = result.and_then(|verdict| checked(verdict, version.limits.max_output_bytes));
         let elapsed = started.map_or(Duration::ZERO, |started| started.elapsed());
         let verdict = match result {
-            Ok(Checked::Pass) => Verdict::Pass,
-            Ok(Checked::Payload { payload, respond }) if respond && state.kind == Kind::Request => {
-                Verdict::Respond(payload)
+            Ok(Verdict::Respond(payload)) if state.kind != Kind::Request => {
+                Verdict::Rewrite(payload)
             }
-            Ok(Checked::Payload { payload, .. }) => Verdict::Rewrite(payload),
-            Ok(Checked::Reject(error)) => Verdict::Reject(error),
+            Ok(verdict) => verdict,
             Err(failure) => {
                 self.record(slot, version, Outcome::Failure, elapsed);
                 self.report(
@@ -478,63 +474,6 @@ pub fn plugin_error(name: &str, failure: &Failure) -> ErrorObject {
         .with_data(serde_json::json!({ "plugin": name, "cause": failure.to_string() }))
 }
 
-/// A guest verdict whose text has been checked.
-enum Checked {
-    Pass,
-    Payload {
-        payload: Box<RawValue>,
-        respond: bool,
-    },
-    Reject(ErrorObject),
-}
-
-/// Checks what the guest returned: JSON text must be one valid value and within the
-/// output cap.
-fn checked(verdict: GuestVerdict, limit: usize) -> Result<Checked, Failure> {
-    Ok(match verdict {
-        GuestVerdict::Pass => Checked::Pass,
-        GuestVerdict::Rewrite(text) => Checked::Payload {
-            payload: checked_json(text, "rewrite", limit)?,
-            respond: false,
-        },
-        GuestVerdict::Respond(text) => Checked::Payload {
-            payload: checked_json(text, "respond", limit)?,
-            respond: true,
-        },
-        GuestVerdict::Reject {
-            code,
-            message,
-            data,
-        } => {
-            let len = message.len() + data.as_ref().map_or(0, String::len);
-            if len > limit {
-                return Err(Failure::TooLarge {
-                    what: "reject",
-                    len,
-                    limit,
-                });
-            }
-            let data = data.map(|d| checked_json(d, "reject", limit)).transpose()?;
-            Checked::Reject(ErrorObject {
-                code,
-                message,
-                data,
-            })
-        }
-    })
-}
-
-fn checked_json(text: String, what: &'static str, limit: usize) -> Result<Box<RawValue>, Failure> {
-    if text.len() > limit {
-        return Err(Failure::TooLarge {
-            what,
-            len: text.len(),
-            limit,
-        });
-    }
-    RawValue::from_string(text).map_err(|_| Failure::InvalidJson(what))
-}
-
 impl Interceptor for InterceptorChain {
     fn intercept<'a>(&'a self, msg: Intercepted<'a>) -> BoxFuture<'a, Verdict> {
         match self.first_interested(msg.kind, msg.method) {
@@ -562,37 +501,6 @@ impl Drop for InterceptorChain {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rewrite_must_be_json_within_the_cap() {
-        assert!(matches!(
-            checked(GuestVerdict::Rewrite("{\"a\":1}".into()), 100),
-            Ok(Checked::Payload { respond: false, .. })
-        ));
-        assert!(matches!(
-            checked(GuestVerdict::Rewrite("{\"a\":".into()), 100),
-            Err(Failure::InvalidJson("rewrite"))
-        ));
-        assert!(matches!(
-            checked(GuestVerdict::Respond("[1,2,3]".into()), 3),
-            Err(Failure::TooLarge {
-                what: "respond",
-                len: 7,
-                limit: 3
-            })
-        ));
-        assert!(matches!(
-            checked(
-                GuestVerdict::Reject {
-                    code: 1,
-                    message: "m".into(),
-                    data: Some("nope".into())
-                },
-                100
-            ),
-            Err(Failure::InvalidJson("reject"))
-        ));
-    }
 
     #[test]
     fn an_answer_walk_ends_with_what_its_last_change_made() {
