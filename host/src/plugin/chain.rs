@@ -305,15 +305,6 @@ impl InterceptorChain {
     ) -> Verdict {
         let name = &*version.name;
         let policy = slot.config.failure_policy;
-        tracing::warn!(
-            target: "interpose::plugin",
-            plugin = name,
-            method = msg.method,
-            kind = msg.kind.as_str(),
-            session = msg.session,
-            policy = policy.as_str(),
-            "plugin failed: {failure}"
-        );
         let unchecked = slot.config.unchecked_policy.as_str();
         let cooldown_ms = version.breaker.cooldown().as_millis();
         let transition = if msg.shared_session {
@@ -321,29 +312,39 @@ impl InterceptorChain {
         } else {
             version.breaker.failure(msg.session)
         };
-        match transition {
-            Some(Transition::Opened(reason)) => {
-                slot.stats.breaker_opened();
-                tracing::error!(
+        // One line per failure: an error when it opens the session's breaker, else a
+        // warning.
+        let breaker = match transition {
+            Some(Transition::Opened(reason)) => format!(
+                "plugin breaker OPEN after {reason} in this session: for {cooldown_ms} ms the plugin is not called for this session's messages, which get its unchecked_policy ({unchecked}); then one is tried again. Other sessions are not affected"
+            ),
+            Some(Transition::Reopened) => format!(
+                "plugin breaker OPEN again: the trial call failed; the plugin is not called for this session's messages for another {cooldown_ms} ms"
+            ),
+            Some(Transition::Closed) | None => {
+                tracing::warn!(
                     target: "interpose::plugin",
                     plugin = name,
+                    method = msg.method,
+                    kind = msg.kind.as_str(),
                     session = msg.session,
-                    unchecked_policy = unchecked,
-                    "plugin breaker OPEN after {reason} in this session: for {cooldown_ms} ms the plugin is not called for this session's messages, which get its unchecked_policy ({unchecked}); then one is tried again. Other sessions are not affected"
+                    policy = policy.as_str(),
+                    "plugin failed: {failure}"
                 );
+                return outcome_of(policy, name, &failure);
             }
-            Some(Transition::Reopened) => {
-                slot.stats.breaker_opened();
-                tracing::error!(
-                    target: "interpose::plugin",
-                    plugin = name,
-                    session = msg.session,
-                    unchecked_policy = unchecked,
-                    "plugin breaker OPEN again: the trial call failed; the plugin is not called for this session's messages for another {cooldown_ms} ms"
-                );
-            }
-            Some(Transition::Closed) | None => {}
-        }
+        };
+        slot.stats.breaker_opened();
+        tracing::error!(
+            target: "interpose::plugin",
+            plugin = name,
+            method = msg.method,
+            kind = msg.kind.as_str(),
+            session = msg.session,
+            policy = policy.as_str(),
+            unchecked_policy = unchecked,
+            "plugin failed: {failure}; {breaker}"
+        );
         outcome_of(policy, name, &failure)
     }
 
