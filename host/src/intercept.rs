@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use serde_json::value::RawValue;
@@ -92,10 +93,43 @@ pub enum Verdict {
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// The verdict on one message, decided at once or after waiting. Deciding at once
+/// (no plugin wants the message, the common case) allocates nothing; only what
+/// waits, a walk through plugins, is boxed.
+pub enum VerdictFuture<'a> {
+    Ready(std::future::Ready<Verdict>),
+    Boxed(BoxFuture<'a, Verdict>),
+}
+
+impl<'a> VerdictFuture<'a> {
+    /// A verdict decided at once.
+    pub fn ready(verdict: Verdict) -> Self {
+        VerdictFuture::Ready(std::future::ready(verdict))
+    }
+
+    /// A verdict that `future` decides.
+    pub fn boxed(future: impl Future<Output = Verdict> + Send + 'a) -> Self {
+        VerdictFuture::Boxed(Box::pin(future))
+    }
+}
+
+impl Future for VerdictFuture<'_> {
+    type Output = Verdict;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Verdict> {
+        // Both variants are `Unpin`.
+        match self.get_mut() {
+            VerdictFuture::Ready(ready) => Pin::new(ready).poll(cx),
+            VerdictFuture::Boxed(future) => future.as_mut().poll(cx),
+        }
+    }
+}
+
 /// Inspects messages passing through a session and decides what happens to them.
 pub trait Interceptor: Send + Sync {
-    /// Decides what happens to `msg`.
-    fn intercept<'a>(&'a self, msg: Intercepted<'a>) -> BoxFuture<'a, Verdict>;
+    /// Decides what happens to `msg`. Return [`VerdictFuture::ready`] when that needs
+    /// no waiting: the relay asks about every message.
+    fn intercept<'a>(&'a self, msg: Intercepted<'a>) -> VerdictFuture<'a>;
 
     /// Whether responses need the `params` of their request (costs a copy per request).
     fn wants_request_payload(&self) -> bool {
@@ -115,10 +149,39 @@ pub trait Interceptor: Send + Sync {
 pub struct PassAll;
 
 impl Interceptor for PassAll {
-    fn intercept<'a>(&'a self, _msg: Intercepted<'a>) -> BoxFuture<'a, Verdict> {
-        Box::pin(std::future::ready(Verdict::Pass))
+    fn intercept<'a>(&'a self, _msg: Intercepted<'a>) -> VerdictFuture<'a> {
+        VerdictFuture::ready(Verdict::Pass)
     }
 }
 
 /// A shared interceptor, as the relay holds it.
 pub type SharedInterceptor = Arc<dyn Interceptor>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jsonrpc::raw;
+
+    #[tokio::test]
+    async fn pass_all_decides_at_once() {
+        let id = raw("1");
+        let msg = Intercepted {
+            direction: Direction::ToServer,
+            kind: Kind::Request,
+            method: "tools/call",
+            id: Some(&id),
+            payload: None,
+            error: None,
+            request_payload: None,
+            elapsed: None,
+            session: "s",
+            shared_session: false,
+            server: "b",
+        };
+        let verdict = PassAll.intercept(msg);
+        assert!(matches!(verdict, VerdictFuture::Ready(_)));
+        assert!(matches!(verdict.await, Verdict::Pass));
+        let boxed = VerdictFuture::boxed(async { Verdict::Reject(ErrorObject::new(1, "no")) });
+        assert!(matches!(boxed.await, Verdict::Reject(e) if e.message == "no"));
+    }
+}

@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use interpose::config::{FailurePolicy, PluginConfig};
-use interpose::intercept::{Direction, Intercepted, Interceptor, Verdict};
+use interpose::intercept::{Direction, Intercepted, Interceptor, Verdict, VerdictFuture};
 use interpose::jsonrpc::Kind;
 use interpose::plugin::{InterceptorChain, PluginRuntime, RuntimeOptions};
 use support::{cache_dir, fixture, scratch};
@@ -283,4 +283,31 @@ async fn an_answer_made_in_the_chain_walks_back_through_the_plugins_before() {
     assert_eq!(seen["error"]["message"], "withheld");
     assert_eq!(seen["payload"], Value::Null);
     assert_eq!(take_steps(), ["second Reject", "first Rewrite"]);
+}
+
+#[tokio::test]
+async fn a_message_no_plugin_wants_is_decided_without_an_allocation() {
+    let policy = plugin(
+        "fixture-verdicts",
+        json!({"methods": ["tools/call"], "kinds": ["request"]}),
+    );
+    let chain = InterceptorChain::load(runtime(), vec![policy], 1 << 20)
+        .await
+        .expect("loads");
+    let (id, params) = (raw(json!(1)), raw(json!({"name": "t"})));
+    // `Ready` holds the verdict in place: no future is boxed for these.
+    for method in ["resources/read", "notifications/progress", "tools/list"] {
+        let verdict = chain.intercept(request(method, &params, &id));
+        assert!(matches!(verdict, VerdictFuture::Ready(_)), "{method}");
+        assert!(matches!(verdict.await, Verdict::Pass), "{method}");
+    }
+    let response = Intercepted {
+        direction: Direction::ToClient,
+        kind: Kind::Response,
+        ..request("tools/call", &params, &id)
+    };
+    assert!(matches!(chain.intercept(response), VerdictFuture::Ready(_)));
+    let wanted = chain.intercept(request("tools/call", &params, &id));
+    assert!(matches!(wanted, VerdictFuture::Boxed(_)));
+    assert!(matches!(wanted.await, Verdict::Pass));
 }

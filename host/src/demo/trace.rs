@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::intercept::{BoxFuture, Intercepted, Interceptor, SharedInterceptor, Verdict};
+use crate::intercept::{Intercepted, Interceptor, SharedInterceptor, Verdict, VerdictFuture};
 use crate::jsonrpc::Kind;
 
 /// What one plugin did, as the trace shows it.
@@ -55,7 +55,7 @@ impl Tracer {
 }
 
 impl Interceptor for Tracer {
-    fn intercept<'a>(&'a self, msg: Intercepted<'a>) -> BoxFuture<'a, Verdict> {
+    fn intercept<'a>(&'a self, msg: Intercepted<'a>) -> VerdictFuture<'a> {
         self.inner.intercept(msg)
     }
 

@@ -25,7 +25,7 @@ use super::slot::PluginSlot;
 use super::stats::Outcome;
 use super::version::{LoadError, PluginVersion};
 use crate::config::{FailurePolicy, PluginConfig};
-use crate::intercept::{BoxFuture, Intercepted, Interceptor, Verdict};
+use crate::intercept::{Intercepted, Interceptor, Verdict, VerdictFuture};
 use crate::jsonrpc::{ErrorObject, Kind, PLUGIN_ERROR};
 
 /// Wasm plugins in order, implementing [`Interceptor`].
@@ -476,13 +476,15 @@ pub fn plugin_error(name: &str, failure: &Failure) -> ErrorObject {
 }
 
 impl Interceptor for InterceptorChain {
-    fn intercept<'a>(&'a self, msg: Intercepted<'a>) -> BoxFuture<'a, Verdict> {
+    fn intercept<'a>(&'a self, msg: Intercepted<'a>) -> VerdictFuture<'a> {
+        // Decided here, before any future is built: a message no plugin wants costs
+        // no allocation.
         match self.first_interested(msg.kind, msg.method) {
-            None => Box::pin(std::future::ready(Verdict::Pass)),
+            None => VerdictFuture::ready(Verdict::Pass),
             Some(first) if walks_backwards(msg.kind) => {
-                Box::pin(self.walk_back(msg, first + 1, false))
+                VerdictFuture::boxed(self.walk_back(msg, first + 1, false))
             }
-            Some(first) => Box::pin(self.walk_forward(msg, first)),
+            Some(first) => VerdictFuture::boxed(self.walk_forward(msg, first)),
         }
     }
 

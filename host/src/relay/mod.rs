@@ -632,7 +632,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::intercept::{BoxFuture, Interceptor, PassAll};
+    use crate::intercept::{Interceptor, PassAll, VerdictFuture};
     use crate::jsonrpc::{ParseError, Parsed};
 
     /// The far end of a link: what a transport would do.
@@ -684,7 +684,7 @@ mod tests {
     }
 
     impl Interceptor for ObserveTimes {
-        fn intercept<'a>(&'a self, msg: Intercepted<'a>) -> BoxFuture<'a, Verdict> {
+        fn intercept<'a>(&'a self, msg: Intercepted<'a>) -> VerdictFuture<'a> {
             PassAll.intercept(msg)
         }
 
