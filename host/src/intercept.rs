@@ -97,7 +97,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// (no plugin wants the message, the common case) allocates nothing; only what
 /// waits, a walk through plugins, is boxed.
 pub enum VerdictFuture<'a> {
+    /// Decided already.
     Ready(std::future::Ready<Verdict>),
+    /// Decided once this completes.
     Boxed(BoxFuture<'a, Verdict>),
 }
 

@@ -284,6 +284,34 @@ mod tests {
     }
 
     #[test]
+    fn a_rejected_answer_reads_as_the_error_and_a_rewrite_recovers_it() {
+        let (id, result) = (raw("3"), raw(r#"{"content":[]}"#));
+        let answer = Intercepted {
+            direction: Direction::ToClient,
+            kind: Kind::Response,
+            method: "tools/call",
+            id: Some(&id),
+            payload: Some(&result),
+            error: None,
+            request_payload: None,
+            elapsed: None,
+            session: "s",
+            shared_session: false,
+            server: "b",
+        };
+        let mut view = MessageView::new(&answer);
+        view.rejected(&ErrorObject::new(-32001, "withheld"));
+        assert_eq!(view.kind(), Kind::Error);
+        assert_eq!(view.payload(), None);
+        assert_eq!(view.error().map(|e| e.message.as_str()), Some("withheld"));
+        assert_eq!(view.input_len(), "withheld".len());
+        view.rewritten(&raw(r#"{"ok":true}"#));
+        assert_eq!(view.kind(), Kind::Response);
+        assert_eq!(view.error().map(|e| e.code), None);
+        assert_eq!(view.payload(), Some(r#"{"ok":true}"#));
+    }
+
+    #[test]
     fn the_subject_follows_rewrites_and_answers_read_their_request() {
         let (id, params, rewritten) = (
             raw("1"),
