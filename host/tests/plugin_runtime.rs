@@ -1,7 +1,8 @@
 //! The plugin chain in process, through its public API: the manifest filter keeps
 //! the plugin out of messages it did not ask for, a reload swaps versions while a
 //! call is in flight (that call finishes on the old version), `wants-request` is
-//! reported to the relay.
+//! reported to the relay, an answer a plugin makes walks back through the plugins
+//! before it, and a message no plugin wants is decided without boxing a future.
 
 mod support;
 
