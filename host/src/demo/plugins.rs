@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 
+use super::trace::TracedStep;
 use crate::config::Config;
 use crate::plugin::{InterceptorChain, Outcome, load_chain};
 use crate::wire::framing::DEFAULT_MAX_MESSAGE_BYTES;
@@ -34,7 +35,7 @@ pub fn plugin_dir() -> anyhow::Result<PathBuf> {
 /// Loads the demo chain from `dir`, reporting each plugin's verdict into `steps`.
 pub async fn load(
     dir: &Path,
-    steps: Arc<Mutex<Vec<String>>>,
+    steps: Arc<Mutex<Vec<TracedStep>>>,
 ) -> anyhow::Result<Arc<InterceptorChain>> {
     let config = Config::parse(DEMO_CONFIG, Path::new("demo/plugins.toml"), dir)?;
     for plugin in &config.plugins {
@@ -60,7 +61,11 @@ pub async fn load(
             }
             _ => format!("{} {outcome}", step.plugin),
         };
-        steps.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+        let step = TracedStep {
+            line,
+            on_chain_answer: step.on_chain_answer,
+        };
+        steps.lock().unwrap_or_else(|e| e.into_inner()).push(step);
     });
     Ok(chain)
 }

@@ -4,14 +4,23 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::session::intercept::{BoxFuture, Intercepted, Interceptor, SharedInterceptor, Verdict};
+use crate::session::intercept::{
+    Intercepted, Interceptor, SharedInterceptor, Verdict, VerdictFuture,
+};
 use crate::wire::jsonrpc::Kind;
+
+/// What one plugin did, as the trace shows it.
+pub struct TracedStep {
+    pub line: String,
+    /// On the answer a later plugin made to the traced message, walking back.
+    pub on_chain_answer: bool,
+}
 
 /// Wraps the real interceptor and prints every message with the verdict it got.
 pub struct Tracer {
     inner: SharedInterceptor,
     /// What each plugin did with the message being traced, filled by the chain.
-    steps: Arc<Mutex<Vec<String>>>,
+    steps: Arc<Mutex<Vec<TracedStep>>>,
     started: Instant,
     messages: AtomicUsize,
     bytes: AtomicUsize,
@@ -19,7 +28,7 @@ pub struct Tracer {
 }
 
 impl Tracer {
-    pub fn new(inner: SharedInterceptor, steps: Arc<Mutex<Vec<String>>>) -> Self {
+    pub fn new(inner: SharedInterceptor, steps: Arc<Mutex<Vec<TracedStep>>>) -> Self {
         Tracer {
             inner,
             steps,
@@ -48,7 +57,7 @@ impl Tracer {
 }
 
 impl Interceptor for Tracer {
-    fn intercept<'a>(&'a self, msg: Intercepted<'a>) -> BoxFuture<'a, Verdict> {
+    fn intercept<'a>(&'a self, msg: Intercepted<'a>) -> VerdictFuture<'a> {
         self.inner.intercept(msg)
     }
 
@@ -78,11 +87,19 @@ impl Interceptor for Tracer {
             kind => kind.as_str(),
         };
         let steps = std::mem::take(&mut *self.steps.lock().unwrap_or_else(|e| e.into_inner()));
-        let plugins = if steps.is_empty() {
-            String::new()
-        } else {
-            format!("  [{}]", steps.join(", "))
+        let (on_answer, on_message): (Vec<_>, Vec<_>) =
+            steps.into_iter().partition(|step| step.on_chain_answer);
+        let list = |steps: Vec<TracedStep>| {
+            let lines: Vec<String> = steps.into_iter().map(|step| step.line).collect();
+            lines.join(", ")
         };
+        let mut plugins = String::new();
+        if !on_message.is_empty() {
+            plugins = format!("  [{}]", list(on_message));
+        }
+        if !on_answer.is_empty() {
+            plugins.push_str(&format!(", its answer back through [{}]", list(on_answer)));
+        }
         println!(
             "{:>6.1} ms  {:<3} {:<13} {:<32} {:>4} {:>7} B  {verdict}{plugins}",
             self.started.elapsed().as_secs_f64() * 1000.0,

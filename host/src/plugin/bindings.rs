@@ -4,9 +4,12 @@
 
 use wasmtime::component::Resource;
 
+use serde_json::value::RawValue;
+
+use super::limits::Failure;
 use crate::plugin::{Interest, LentMessage, MessageView};
-use crate::session::intercept::Direction;
-use crate::wire::jsonrpc::Kind;
+use crate::session::intercept::{Direction, Verdict};
+use crate::wire::jsonrpc::{ErrorObject, Kind};
 
 mod generated {
     wasmtime::component::bindgen!({
@@ -65,32 +68,48 @@ impl From<wit::Manifest> for Manifest {
     }
 }
 
-/// A verdict as the guest returned it: payload text not yet checked.
-#[derive(Debug)]
-pub enum GuestVerdict {
-    Pass,
-    Rewrite(String),
-    Respond(String),
-    Reject {
-        code: i64,
-        message: String,
-        data: Option<String>,
-    },
+/// The one conversion from the guest's verdict to the host's: JSON text must be
+/// one valid value, and what the verdict carries must be within `limit` bytes.
+fn checked_verdict(verdict: wit_types::Verdict, limit: usize) -> Result<Verdict, Failure> {
+    Ok(match verdict {
+        wit_types::Verdict::Pass => Verdict::Pass,
+        wit_types::Verdict::Rewrite(text) => {
+            Verdict::Rewrite(checked_json(text, "rewrite", limit)?)
+        }
+        wit_types::Verdict::Respond(text) => {
+            Verdict::Respond(checked_json(text, "respond", limit)?)
+        }
+        wit_types::Verdict::Reject(error) => {
+            let len = error.message.len() + error.data.as_ref().map_or(0, String::len);
+            if len > limit {
+                return Err(Failure::TooLarge {
+                    what: "reject",
+                    len,
+                    limit,
+                });
+            }
+            let data = error
+                .data
+                .map(|data| checked_json(data, "reject", limit))
+                .transpose()?;
+            Verdict::Reject(ErrorObject {
+                code: error.code,
+                message: error.message,
+                data,
+            })
+        }
+    })
 }
 
-impl From<wit_types::Verdict> for GuestVerdict {
-    fn from(v: wit_types::Verdict) -> Self {
-        match v {
-            wit_types::Verdict::Pass => GuestVerdict::Pass,
-            wit_types::Verdict::Rewrite(p) => GuestVerdict::Rewrite(p),
-            wit_types::Verdict::Respond(p) => GuestVerdict::Respond(p),
-            wit_types::Verdict::Reject(e) => GuestVerdict::Reject {
-                code: e.code,
-                message: e.message,
-                data: e.data,
-            },
-        }
+fn checked_json(text: String, what: &'static str, limit: usize) -> Result<Box<RawValue>, Failure> {
+    if text.len() > limit {
+        return Err(Failure::TooLarge {
+            what,
+            len: text.len(),
+            limit,
+        });
     }
+    RawValue::from_string(text).map_err(|_| Failure::InvalidJson(what))
 }
 
 fn kind_from_wit(kind: wit_types::Kind) -> Kind {
@@ -124,12 +143,15 @@ pub(super) async fn call_init<T: Send>(
     Ok(manifest.map(Manifest::from))
 }
 
-/// Calls `intercept`, lending `message` to the guest for the call.
+/// Calls `intercept`, lending `message` to the guest for the call. The outer error
+/// is the call's (a trap: the instance is not to be used again); the inner one, a
+/// verdict that failed its checks against `output_limit`.
 pub(super) async fn call_intercept<T: Send + LendsMessages>(
     plugin: &Plugin,
     store: &mut wasmtime::Store<T>,
     message: MessageView,
-) -> wasmtime::Result<GuestVerdict> {
+    output_limit: usize,
+) -> wasmtime::Result<Result<Verdict, Failure>> {
     let direction = direction_to_wit(message.direction());
     let kind = kind_to_wit(message.kind());
     // The store data holds the lent view; this clone (two reference counts) keeps
@@ -150,7 +172,7 @@ pub(super) async fn call_intercept<T: Send + LendsMessages>(
         .await;
     // Emptied even after a trap, so the store never holds a message between calls.
     *store.data_mut().lent() = None;
-    Ok(verdict?.into())
+    Ok(checked_verdict(verdict?, output_limit))
 }
 
 /// A store whose data holds the message of the call in progress.
@@ -260,4 +282,58 @@ where
 {
     wit_types::add_to_linker::<T, LentOf<T>>(linker, |state| Lent(state))?;
     generated::interpose::plugin::host::add_to_linker::<T, HostOf<T>>(linker, |state| state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_guest_verdict_must_carry_json_within_the_cap() {
+        let rewrite = |text: &str| wit_types::Verdict::Rewrite(text.into());
+        assert!(matches!(
+            checked_verdict(rewrite("{\"a\":1}"), 100),
+            Ok(Verdict::Rewrite(p)) if p.get() == "{\"a\":1}"
+        ));
+        assert!(matches!(
+            checked_verdict(rewrite("{\"a\":"), 100),
+            Err(Failure::InvalidJson("rewrite"))
+        ));
+        assert!(matches!(
+            checked_verdict(wit_types::Verdict::Respond("[1,2,3]".into()), 3),
+            Err(Failure::TooLarge {
+                what: "respond",
+                len: 7,
+                limit: 3
+            })
+        ));
+        let reject = |data: Option<&str>| {
+            wit_types::Verdict::Reject(wit_types::RpcError {
+                code: 1,
+                message: "m".into(),
+                data: data.map(str::to_owned),
+            })
+        };
+        assert!(matches!(
+            checked_verdict(reject(Some("nope")), 100),
+            Err(Failure::InvalidJson("reject"))
+        ));
+        assert!(matches!(
+            checked_verdict(reject(Some("[1]")), 3),
+            Err(Failure::TooLarge {
+                what: "reject",
+                len: 4,
+                limit: 3
+            })
+        ));
+        let Ok(Verdict::Reject(error)) = checked_verdict(reject(Some("[1]")), 100) else {
+            panic!("a valid reject");
+        };
+        assert_eq!((error.code, error.message.as_str()), (1, "m"));
+        assert_eq!(error.data.as_deref().map(RawValue::get), Some("[1]"));
+        assert!(matches!(
+            checked_verdict(wit_types::Verdict::Pass, 0),
+            Ok(Verdict::Pass)
+        ));
+    }
 }

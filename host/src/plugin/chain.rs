@@ -2,8 +2,12 @@
 //!
 //! Requests and notifications walk the plugins first to last, responses and errors
 //! last to first. A plugin whose manifest does not want the message is skipped
-//! without entering Wasm. A rewrite feeds the next plugin; `respond` (requests) and
-//! `reject` end the walk. A message that a plugin failed on gets the plugin's
+//! without entering Wasm. A rewrite feeds the next plugin. A request's `respond` or
+//! `reject` ends its walk, and the answer made walks back through the plugins before
+//! the one that made it, as any answer does (Envoy's local replies go back through
+//! the earlier filters likewise). A notification's `reject` drops it. An answer's
+//! `reject` replaces it with the error, and its walk goes on. A message that a
+//! plugin failed on gets the plugin's
 //! `failure_policy`; one it was not called for (over its input limit, or in a session
 //! whose breaker is open) gets its `unchecked_policy`.
 
@@ -13,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
 
-use super::bindings::GuestVerdict;
 use super::engine::PluginRuntime;
 use super::health::{Admission, Transition};
 use super::limits::Failure;
@@ -22,7 +25,7 @@ use super::slot::PluginSlot;
 use super::stats::Outcome;
 use super::version::{LoadError, PluginVersion};
 use crate::config::{FailurePolicy, PluginConfig};
-use crate::session::intercept::{BoxFuture, Intercepted, Interceptor, Verdict};
+use crate::session::intercept::{Intercepted, Interceptor, Verdict, VerdictFuture};
 use crate::wire::jsonrpc::{ErrorObject, Kind, PLUGIN_ERROR};
 
 /// Wasm plugins in order, implementing [`Interceptor`].
@@ -42,6 +45,9 @@ pub struct PluginStep<'a> {
     pub outcome: Outcome,
     /// The error message of a reject, or the cause of a failure.
     pub detail: Option<&'a str>,
+    /// Whether the plugin was called with the answer a plugin after it made to the
+    /// message (walking back), rather than with the message itself.
+    pub on_chain_answer: bool,
 }
 
 /// Told about every plugin call, in walk order (the demo prints these).
@@ -86,12 +92,13 @@ impl InterceptorChain {
         }
     }
 
-    fn report(&self, plugin: &str, outcome: Outcome, detail: Option<&str>) {
+    fn report(&self, plugin: &str, outcome: Outcome, detail: Option<&str>, state: &WalkState) {
         if let Some(observer) = self.step_observer.get() {
             observer(PluginStep {
                 plugin,
                 outcome,
                 detail,
+                on_chain_answer: state.chain_answer,
             });
         }
     }
@@ -116,47 +123,101 @@ impl InterceptorChain {
         }
     }
 
-    async fn walk(&self, msg: Intercepted<'_>, first: usize) -> Verdict {
-        let mut state = WalkState {
-            kind: msg.kind,
-            payload: None,
-            view: None,
-        };
-        let backwards = walks_backwards(msg.kind);
-        let steps = if backwards {
-            first + 1
-        } else {
-            self.slots.len() - first
-        };
-        for step in 0..steps {
-            let index = if backwards {
-                first - step
-            } else {
-                first + step
+    /// Requests and notifications: the plugins from `first` on, in order. A request
+    /// that a plugin answers (`respond`, `reject`, or a failure under `reject`) goes
+    /// no further; its answer walks back through the plugins before that one.
+    async fn walk_forward(&self, msg: Intercepted<'_>, first: usize) -> Verdict {
+        let started = Instant::now();
+        let mut state = WalkState::new(msg.kind, false);
+        for index in first..self.slots.len() {
+            let slot = &self.slots[index];
+            let version = slot.current();
+            if !version.filter.matches(msg.kind, msg.method) {
+                continue;
+            }
+            let answer = match self.ask(slot, &version, &msg, &mut state).await {
+                Verdict::Pass => continue,
+                Verdict::Rewrite(payload) => {
+                    state.rewrite(payload);
+                    continue;
+                }
+                // A notification is never answered: `reject` drops it (see `ask` for
+                // `respond`, which is a rewrite here).
+                Verdict::Reject(error) if msg.kind == Kind::Notification => {
+                    return Verdict::Reject(error);
+                }
+                Verdict::Respond(result) => ChainAnswer::Result(result),
+                Verdict::Reject(error) => ChainAnswer::Error(error),
             };
+            let request_payload = state.payload.as_deref().or(msg.payload);
+            // Boxed: the rare path, which would otherwise grow every walk's future.
+            return Box::pin(self.walk_answer_back(&msg, request_payload, answer, index, started))
+                .await;
+        }
+        state.into_verdict()
+    }
+
+    /// Walks the answer plugin `at` made to `request` back through the plugins
+    /// before it, in reverse, as an answer from the other side walks the chain.
+    /// Returns the request's verdict: `Respond` or `Reject` with the answer as they
+    /// left it.
+    async fn walk_answer_back(
+        &self,
+        request: &Intercepted<'_>,
+        request_payload: Option<&RawValue>,
+        answer: ChainAnswer,
+        at: usize,
+        started: Instant,
+    ) -> Verdict {
+        let (kind, payload, error) = match &answer {
+            ChainAnswer::Result(result) => (Kind::Response, Some(&**result), None),
+            ChainAnswer::Error(error) => (Kind::Error, None, Some(error)),
+        };
+        let msg = Intercepted {
+            direction: request.direction.reversed(),
+            kind,
+            payload,
+            error,
+            request_payload: request_payload.filter(|_| self.wants_request_payload()),
+            elapsed: Some(started.elapsed()),
+            ..*request
+        };
+        match (self.walk_back(msg, at, true).await, answer) {
+            (Verdict::Pass, ChainAnswer::Result(result)) => Verdict::Respond(result),
+            (Verdict::Pass, ChainAnswer::Error(error)) => Verdict::Reject(error),
+            (Verdict::Rewrite(result) | Verdict::Respond(result), _) => Verdict::Respond(result),
+            (Verdict::Reject(error), _) => Verdict::Reject(error),
+        }
+    }
+
+    /// Answers: the plugins before `end`, last to first. Nothing ends this walk: a
+    /// `reject` replaces the answer with its error, which the plugins before see.
+    async fn walk_back(&self, msg: Intercepted<'_>, end: usize, chain_answer: bool) -> Verdict {
+        let mut state = WalkState::new(msg.kind, chain_answer);
+        for index in (0..end).rev() {
             let slot = &self.slots[index];
             let version = slot.current();
             if !version.filter.matches(state.kind, msg.method) {
                 continue;
             }
-            if let Some(verdict) = self.ask(slot, &version, &msg, &mut state).await {
-                return verdict;
+            match self.ask(slot, &version, &msg, &mut state).await {
+                Verdict::Pass => {}
+                Verdict::Rewrite(payload) | Verdict::Respond(payload) => state.rewrite(payload),
+                Verdict::Reject(error) => state.reject(error),
             }
         }
-        match state.payload {
-            Some(payload) => Verdict::Rewrite(payload),
-            None => Verdict::Pass,
-        }
+        state.into_verdict()
     }
 
-    /// Asks one plugin. `Some` ends the walk with that verdict; `None` goes on.
+    /// Asks one plugin, and applies its failure or unchecked policy. A `respond` to
+    /// anything but a request comes back as the `rewrite` it stands for.
     async fn ask(
         &self,
         slot: &PluginSlot,
         version: &PluginVersion,
         msg: &Intercepted<'_>,
         state: &mut WalkState,
-    ) -> Option<Verdict> {
+    ) -> Verdict {
         let view = state
             .view
             .get_or_insert_with(|| MessageView::new(msg))
@@ -165,12 +226,15 @@ impl InterceptorChain {
         // and never takes the one trial call of a half-open breaker.
         let (len, limit) = (view.input_len(), version.limits.max_input_bytes);
         if len > limit {
-            return self.not_called(slot, version, msg, Failure::InputTooLarge { len, limit });
+            let failure = Failure::InputTooLarge { len, limit };
+            return self.not_called(slot, version, msg, state, failure);
         }
         let breaker = (!msg.shared_session).then_some(&version.breaker);
         match breaker.map_or(Admission::Call, |b| b.admit(msg.session)) {
             Admission::Call => {}
-            Admission::Refused => return self.not_called(slot, version, msg, Failure::Paused),
+            Admission::Refused => {
+                return self.not_called(slot, version, msg, state, Failure::Paused);
+            }
             Admission::Trial => tracing::info!(
                 target: "interpose::plugin",
                 plugin = &*version.name,
@@ -181,29 +245,20 @@ impl InterceptorChain {
         // Timing costs two clock reads per call; it is only ever shown at debug level.
         let started = self.timed.then(Instant::now);
         let result = version.call(view).await;
-        let result = result.and_then(|verdict| checked(verdict, version.limits.max_output_bytes));
         let elapsed = started.map_or(Duration::ZERO, |started| started.elapsed());
-        let (outcome, next) = match result {
-            Ok(Checked::Pass) => (Outcome::Pass, None),
-            Ok(Checked::Payload { payload, respond }) => {
-                if respond && state.kind == Kind::Request {
-                    (Outcome::Respond, Some(Verdict::Respond(payload)))
-                } else {
-                    // On an error this recovers it: the answer is now a result.
-                    if state.kind == Kind::Error {
-                        state.kind = Kind::Response;
-                    }
-                    if let Some(view) = &mut state.view {
-                        view.rewritten(&payload);
-                    }
-                    state.payload = Some(payload);
-                    (Outcome::Rewrite, None)
-                }
+        let verdict = match result {
+            Ok(Verdict::Respond(payload)) if state.kind != Kind::Request => {
+                Verdict::Rewrite(payload)
             }
-            Ok(Checked::Reject(error)) => (Outcome::Reject, Some(Verdict::Reject(error))),
+            Ok(verdict) => verdict,
             Err(failure) => {
                 self.record(slot, version, Outcome::Failure, elapsed);
-                self.report(&version.name, Outcome::Failure, Some(&failure.to_string()));
+                self.report(
+                    &version.name,
+                    Outcome::Failure,
+                    Some(&failure.to_string()),
+                    state,
+                );
                 return self.failed(slot, version, msg, failure);
             }
         };
@@ -215,13 +270,15 @@ impl InterceptorChain {
                 "plugin breaker closed: the trial call worked, the plugin serves this session again"
             );
         }
-        self.record(slot, version, outcome, elapsed);
-        let detail = match &next {
-            Some(Verdict::Reject(error)) => Some(error.message.as_str()),
-            _ => None,
+        let (outcome, detail) = match &verdict {
+            Verdict::Pass => (Outcome::Pass, None),
+            Verdict::Rewrite(_) => (Outcome::Rewrite, None),
+            Verdict::Respond(_) => (Outcome::Respond, None),
+            Verdict::Reject(error) => (Outcome::Reject, Some(error.message.as_str())),
         };
-        self.report(&version.name, outcome, detail);
-        next
+        self.record(slot, version, outcome, elapsed);
+        self.report(&version.name, outcome, detail, state);
+        verdict
     }
 
     fn record(
@@ -245,18 +302,9 @@ impl InterceptorChain {
         version: &PluginVersion,
         msg: &Intercepted<'_>,
         failure: Failure,
-    ) -> Option<Verdict> {
+    ) -> Verdict {
         let name = &*version.name;
         let policy = slot.config.failure_policy;
-        tracing::warn!(
-            target: "interpose::plugin",
-            plugin = name,
-            method = msg.method,
-            kind = msg.kind.as_str(),
-            session = msg.session,
-            policy = policy.as_str(),
-            "plugin failed: {failure}"
-        );
         let unchecked = slot.config.unchecked_policy.as_str();
         let cooldown_ms = version.breaker.cooldown().as_millis();
         let transition = if msg.shared_session {
@@ -264,29 +312,39 @@ impl InterceptorChain {
         } else {
             version.breaker.failure(msg.session)
         };
-        match transition {
-            Some(Transition::Opened(reason)) => {
-                slot.stats.breaker_opened();
-                tracing::error!(
+        // One line per failure: an error when it opens the session's breaker, else a
+        // warning.
+        let breaker = match transition {
+            Some(Transition::Opened(reason)) => format!(
+                "plugin breaker OPEN after {reason} in this session: for {cooldown_ms} ms the plugin is not called for this session's messages, which get its unchecked_policy ({unchecked}); then one is tried again. Other sessions are not affected"
+            ),
+            Some(Transition::Reopened) => format!(
+                "plugin breaker OPEN again: the trial call failed; the plugin is not called for this session's messages for another {cooldown_ms} ms"
+            ),
+            Some(Transition::Closed) | None => {
+                tracing::warn!(
                     target: "interpose::plugin",
                     plugin = name,
+                    method = msg.method,
+                    kind = msg.kind.as_str(),
                     session = msg.session,
-                    unchecked_policy = unchecked,
-                    "plugin breaker OPEN after {reason} in this session: for {cooldown_ms} ms the plugin is not called for this session's messages, which get its unchecked_policy ({unchecked}); then one is tried again. Other sessions are not affected"
+                    policy = policy.as_str(),
+                    "plugin failed: {failure}"
                 );
+                return outcome_of(policy, name, &failure);
             }
-            Some(Transition::Reopened) => {
-                slot.stats.breaker_opened();
-                tracing::error!(
-                    target: "interpose::plugin",
-                    plugin = name,
-                    session = msg.session,
-                    unchecked_policy = unchecked,
-                    "plugin breaker OPEN again: the trial call failed; the plugin is not called for this session's messages for another {cooldown_ms} ms"
-                );
-            }
-            Some(Transition::Closed) | None => {}
-        }
+        };
+        slot.stats.breaker_opened();
+        tracing::error!(
+            target: "interpose::plugin",
+            plugin = name,
+            method = msg.method,
+            kind = msg.kind.as_str(),
+            session = msg.session,
+            policy = policy.as_str(),
+            unchecked_policy = unchecked,
+            "plugin failed: {failure}; {breaker}"
+        );
         outcome_of(policy, name, &failure)
     }
 
@@ -296,13 +354,14 @@ impl InterceptorChain {
         slot: &PluginSlot,
         version: &PluginVersion,
         msg: &Intercepted<'_>,
+        state: &WalkState,
         failure: Failure,
-    ) -> Option<Verdict> {
+    ) -> Verdict {
         let name = &*version.name;
         let policy = slot.config.unchecked_policy;
         let oversized = matches!(failure, Failure::InputTooLarge { .. });
         slot.stats.not_called(oversized);
-        self.report(name, Outcome::Failure, Some(&failure.to_string()));
+        self.report(name, Outcome::Failure, Some(&failure.to_string()), state);
         // An open breaker was logged once, when it opened; each oversized message is
         // logged, as the client's doing.
         if oversized {
@@ -331,10 +390,10 @@ impl InterceptorChain {
 }
 
 /// What `policy` makes of a message `failure` happened to.
-fn outcome_of(policy: FailurePolicy, name: &str, failure: &Failure) -> Option<Verdict> {
+fn outcome_of(policy: FailurePolicy, name: &str, failure: &Failure) -> Verdict {
     match policy {
-        FailurePolicy::Reject => Some(Verdict::Reject(plugin_error(name, failure))),
-        FailurePolicy::Skip => None,
+        FailurePolicy::Reject => Verdict::Reject(plugin_error(name, failure)),
+        FailurePolicy::Skip => Verdict::Pass,
     }
 }
 
@@ -348,8 +407,61 @@ struct WalkState {
     kind: Kind,
     /// The payload as rewritten so far; `None` while unchanged.
     payload: Option<Box<RawValue>>,
+    /// The error a plugin replaced an answer with; `None` while it has not.
+    error: Option<ErrorObject>,
     /// The message as plugins see it, made when the first plugin is entered.
     view: Option<MessageView>,
+    /// Whether the message is an answer a plugin made, walking back.
+    chain_answer: bool,
+}
+
+impl WalkState {
+    fn new(kind: Kind, chain_answer: bool) -> Self {
+        WalkState {
+            kind,
+            payload: None,
+            error: None,
+            view: None,
+            chain_answer,
+        }
+    }
+
+    /// A new payload; on an error this recovers it: the answer is now a result.
+    fn rewrite(&mut self, payload: Box<RawValue>) {
+        if self.kind == Kind::Error {
+            self.kind = Kind::Response;
+            self.error = None;
+        }
+        if let Some(view) = &mut self.view {
+            view.rewritten(&payload);
+        }
+        self.payload = Some(payload);
+    }
+
+    /// An answer replaced by `error`.
+    fn reject(&mut self, error: ErrorObject) {
+        self.kind = Kind::Error;
+        self.payload = None;
+        if let Some(view) = &mut self.view {
+            view.rejected(&error);
+        }
+        self.error = Some(error);
+    }
+
+    /// What the walk made of the message.
+    fn into_verdict(self) -> Verdict {
+        match (self.payload, self.error) {
+            (Some(payload), _) => Verdict::Rewrite(payload),
+            (None, Some(error)) => Verdict::Reject(error),
+            (None, None) => Verdict::Pass,
+        }
+    }
+}
+
+/// An answer a plugin made to a request.
+enum ChainAnswer {
+    Result(Box<RawValue>),
+    Error(ErrorObject),
 }
 
 /// The error a client sees when a plugin failed under the `reject` policy.
@@ -363,68 +475,16 @@ pub fn plugin_error(name: &str, failure: &Failure) -> ErrorObject {
         .with_data(serde_json::json!({ "plugin": name, "cause": failure.to_string() }))
 }
 
-/// A guest verdict whose text has been checked.
-enum Checked {
-    Pass,
-    Payload {
-        payload: Box<RawValue>,
-        respond: bool,
-    },
-    Reject(ErrorObject),
-}
-
-/// Checks what the guest returned: JSON text must be one valid value and within the
-/// output cap.
-fn checked(verdict: GuestVerdict, limit: usize) -> Result<Checked, Failure> {
-    Ok(match verdict {
-        GuestVerdict::Pass => Checked::Pass,
-        GuestVerdict::Rewrite(text) => Checked::Payload {
-            payload: checked_json(text, "rewrite", limit)?,
-            respond: false,
-        },
-        GuestVerdict::Respond(text) => Checked::Payload {
-            payload: checked_json(text, "respond", limit)?,
-            respond: true,
-        },
-        GuestVerdict::Reject {
-            code,
-            message,
-            data,
-        } => {
-            let len = message.len() + data.as_ref().map_or(0, String::len);
-            if len > limit {
-                return Err(Failure::TooLarge {
-                    what: "reject",
-                    len,
-                    limit,
-                });
-            }
-            let data = data.map(|d| checked_json(d, "reject", limit)).transpose()?;
-            Checked::Reject(ErrorObject {
-                code,
-                message,
-                data,
-            })
-        }
-    })
-}
-
-fn checked_json(text: String, what: &'static str, limit: usize) -> Result<Box<RawValue>, Failure> {
-    if text.len() > limit {
-        return Err(Failure::TooLarge {
-            what,
-            len: text.len(),
-            limit,
-        });
-    }
-    RawValue::from_string(text).map_err(|_| Failure::InvalidJson(what))
-}
-
 impl Interceptor for InterceptorChain {
-    fn intercept<'a>(&'a self, msg: Intercepted<'a>) -> BoxFuture<'a, Verdict> {
+    fn intercept<'a>(&'a self, msg: Intercepted<'a>) -> VerdictFuture<'a> {
+        // Decided here, before any future is built: a message no plugin wants costs
+        // no allocation.
         match self.first_interested(msg.kind, msg.method) {
-            None => Box::pin(std::future::ready(Verdict::Pass)),
-            Some(first) => Box::pin(self.walk(msg, first)),
+            None => VerdictFuture::ready(Verdict::Pass),
+            Some(first) if walks_backwards(msg.kind) => {
+                VerdictFuture::boxed(self.walk_back(msg, first + 1, false))
+            }
+            Some(first) => VerdictFuture::boxed(self.walk_forward(msg, first)),
         }
     }
 
@@ -446,34 +506,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rewrite_must_be_json_within_the_cap() {
+    fn an_answer_walk_ends_with_what_its_last_change_made() {
+        let result = || RawValue::from_string("{\"a\":1}".into()).unwrap();
+        let error = || ErrorObject::new(-32001, "denied");
         assert!(matches!(
-            checked(GuestVerdict::Rewrite("{\"a\":1}".into()), 100),
-            Ok(Checked::Payload { respond: false, .. })
+            WalkState::new(Kind::Error, false).into_verdict(),
+            Verdict::Pass
         ));
-        assert!(matches!(
-            checked(GuestVerdict::Rewrite("{\"a\":".into()), 100),
-            Err(Failure::InvalidJson("rewrite"))
-        ));
-        assert!(matches!(
-            checked(GuestVerdict::Respond("[1,2,3]".into()), 3),
-            Err(Failure::TooLarge {
-                what: "respond",
-                len: 7,
-                limit: 3
-            })
-        ));
-        assert!(matches!(
-            checked(
-                GuestVerdict::Reject {
-                    code: 1,
-                    message: "m".into(),
-                    data: Some("nope".into())
-                },
-                100
-            ),
-            Err(Failure::InvalidJson("reject"))
-        ));
+        // A response rejected, then rewritten by a plugin before: a result again.
+        let mut state = WalkState::new(Kind::Response, false);
+        state.reject(error());
+        assert_eq!(state.kind, Kind::Error);
+        state.rewrite(result());
+        assert_eq!(state.kind, Kind::Response);
+        assert!(matches!(state.into_verdict(), Verdict::Rewrite(p) if p.get() == "{\"a\":1}"));
+        // An error rewritten, then rejected by a plugin before: that error.
+        let mut state = WalkState::new(Kind::Error, true);
+        state.rewrite(result());
+        state.reject(error());
+        assert!(matches!(state.into_verdict(), Verdict::Reject(e) if e.message == "denied"));
     }
 
     #[test]

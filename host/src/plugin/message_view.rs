@@ -26,7 +26,6 @@ struct Fixed {
     ends: [usize; Part::COUNT],
     has_id: bool,
     has_request_payload: bool,
-    error: Option<ErrorObject>,
     elapsed_us: Option<u64>,
     /// The subject of the message as it arrived (an answer's: of its request), read
     /// from the params once, however many plugins ask.
@@ -61,6 +60,9 @@ pub struct MessageView {
     fixed: Arc<Fixed>,
     kind: Kind,
     payload: Option<Arc<str>>,
+    /// The error of an error answer: as it arrived, or as an earlier plugin's
+    /// `reject` replaced the answer.
+    error: Option<Arc<ErrorObject>>,
     /// Whether an earlier plugin rewrote the payload (then a request's subject is
     /// read from the new one).
     rewritten: bool,
@@ -90,7 +92,6 @@ impl MessageView {
                 ends,
                 has_id: msg.id.is_some(),
                 has_request_payload: msg.request_payload.is_some(),
-                error: msg.error.cloned(),
                 elapsed_us: msg
                     .elapsed
                     .map(|e| u64::try_from(e.as_micros()).unwrap_or(u64::MAX)),
@@ -98,6 +99,7 @@ impl MessageView {
             }),
             kind: msg.kind,
             payload: msg.payload.map(|p| Arc::from(p.get())),
+            error: msg.error.map(|e| Arc::new(e.clone())),
             rewritten: false,
             with_request: false,
         }
@@ -111,6 +113,13 @@ impl MessageView {
         if self.kind == Kind::Error {
             self.kind = Kind::Response;
         }
+    }
+
+    /// After an earlier plugin rejected an answer: it is this error from then on.
+    pub fn rejected(&mut self, error: &ErrorObject) {
+        self.payload = None;
+        self.error = Some(Arc::new(error.clone()));
+        self.kind = Kind::Error;
     }
 
     /// The view for one plugin, which sees the request's payload only when its
@@ -162,7 +171,7 @@ impl MessageView {
     /// The error, while the message is still an error.
     pub fn error(&self) -> Option<&ErrorObject> {
         match self.kind {
-            Kind::Error => self.fixed.error.as_ref(),
+            Kind::Error => self.error.as_deref(),
             _ => None,
         }
     }
@@ -272,6 +281,34 @@ mod tests {
             (None, None, None)
         );
         assert_eq!((view.method(), view.session()), ("tools/call", "s-1"));
+    }
+
+    #[test]
+    fn a_rejected_answer_reads_as_the_error_and_a_rewrite_recovers_it() {
+        let (id, result) = (raw("3"), raw(r#"{"content":[]}"#));
+        let answer = Intercepted {
+            direction: Direction::ToClient,
+            kind: Kind::Response,
+            method: "tools/call",
+            id: Some(&id),
+            payload: Some(&result),
+            error: None,
+            request_payload: None,
+            elapsed: None,
+            session: "s",
+            shared_session: false,
+            server: "b",
+        };
+        let mut view = MessageView::new(&answer);
+        view.rejected(&ErrorObject::new(-32001, "withheld"));
+        assert_eq!(view.kind(), Kind::Error);
+        assert_eq!(view.payload(), None);
+        assert_eq!(view.error().map(|e| e.message.as_str()), Some("withheld"));
+        assert_eq!(view.input_len(), "withheld".len());
+        view.rewritten(&raw(r#"{"ok":true}"#));
+        assert_eq!(view.kind(), Kind::Response);
+        assert_eq!(view.error().map(|e| e.code), None);
+        assert_eq!(view.payload(), Some(r#"{"ok":true}"#));
     }
 
     #[test]

@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use wasmtime::{Engine, Store};
 
-use super::bindings::{self, GuestVerdict, Manifest, Plugin, PluginPre};
+use super::bindings::{self, Manifest, Plugin, PluginPre};
 use super::host_api::HostState;
 use super::kv::KvStore;
 use super::limits::{Failure, Limits, first_line};
 use super::message_view::MessageView;
 use super::sandbox::{Grants, PluginTag};
+use crate::session::intercept::Verdict;
 
 /// One ready instance.
 pub struct Instance {
@@ -174,18 +175,25 @@ impl InstanceFactory {
 }
 
 impl Instance {
-    /// Calls `intercept` under the deadline and memory cap. Not an `async fn`: one
-    /// level less of nested futures, each of which would hold a copy of the next.
+    /// Calls `intercept` under the deadline and memory cap, and checks the verdict
+    /// against the output cap (see [`bindings::call_intercept`] for the two errors).
+    /// Not an `async fn`: one level less of nested futures, each of which would hold
+    /// a copy of the next.
     pub fn intercept(
         &mut self,
         message: MessageView,
         limits: &Limits,
-    ) -> impl Future<Output = wasmtime::Result<GuestVerdict>> + Send + '_ {
+    ) -> impl Future<Output = wasmtime::Result<Result<Verdict, Failure>>> + Send + '_ {
         self.store.data_mut().limiter.reset();
         // Re-armed for every call: the deadline counts from now, not from creation.
         self.store
             .set_epoch_deadline(Limits::deadline_ticks(limits.timeout));
-        bindings::call_intercept(&self.plugin, &mut self.store, message)
+        bindings::call_intercept(
+            &self.plugin,
+            &mut self.store,
+            message,
+            limits.max_output_bytes,
+        )
     }
 
     /// What a failed call ran into, given its error.

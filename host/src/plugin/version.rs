@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::bindings::{GuestVerdict, Manifest};
+use super::bindings::Manifest;
 use super::engine::PluginRuntime;
 use super::filter::Filter;
 use super::health::Breaker;
@@ -15,6 +15,7 @@ use super::message_view::MessageView;
 use super::pool::{InstanceFactory, InstancePool, StartError};
 use super::sandbox::{Grants, PluginTag};
 use crate::config::{PluginConfig, Sha256};
+use crate::session::intercept::Verdict;
 
 /// A plugin version, ready for calls.
 pub struct PluginVersion {
@@ -147,13 +148,15 @@ impl PluginVersion {
         }))
     }
 
-    /// Runs one `intercept` call on an instance from the pool.
-    pub(super) async fn call(&self, message: MessageView) -> Result<GuestVerdict, Failure> {
+    /// Runs one `intercept` call on an instance from the pool, and checks its verdict.
+    pub(super) async fn call(&self, message: MessageView) -> Result<Verdict, Failure> {
         let mut instance = self.pool.take().await?;
         match instance.intercept(message, &self.limits).await {
-            Ok(verdict) => {
+            // A verdict that fails its checks is the plugin's failure, not the
+            // instance's: it goes back to the pool.
+            Ok(checked) => {
                 self.pool.give_back(instance);
-                Ok(verdict)
+                checked
             }
             Err(error) => {
                 let failure = instance.failure(&error, &self.limits);
@@ -188,8 +191,8 @@ impl PluginVersion {
             let mut instance = self.pool.fresh().await?;
             let result = instance.intercept(view, &self.limits).await;
             result
+                .map_err(|e| instance.failure(&e, &self.limits))?
                 .map(drop)
-                .map_err(|e| instance.failure(&e, &self.limits))
         } else {
             self.call(view).await.map(drop)
         }

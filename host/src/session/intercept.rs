@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use serde_json::value::RawValue;
@@ -25,6 +26,14 @@ impl Direction {
         match self {
             Direction::ToServer => "to-server",
             Direction::ToClient => "to-client",
+        }
+    }
+
+    /// The other way: where an answer to a message going this way goes.
+    pub fn reversed(self) -> Self {
+        match self {
+            Direction::ToServer => Direction::ToClient,
+            Direction::ToClient => Direction::ToServer,
         }
     }
 
@@ -66,34 +75,74 @@ pub struct Intercepted<'a> {
     pub server: &'a str,
 }
 
-/// What to do with a message.
+/// What to do with a message: the host's one verdict type. A plugin's verdict (the
+/// WIT variant) becomes one in `plugin::bindings`, once its text is checked.
 #[derive(Debug, Clone)]
 pub enum Verdict {
     /// Forward it unchanged.
     Pass,
     /// Forward it with this payload (`params` or `result`) instead.
     Rewrite(Box<RawValue>),
-    /// Requests only: answer with this `result` and do not forward.
+    /// Requests: answer with this `result` and do not forward. Any other kind is
+    /// never answered: this is a `Rewrite` with that payload (the WIT's rule).
     Respond(Box<RawValue>),
-    /// Requests: answer with this error. Responses: turn into this error.
-    /// Notifications: drop.
+    /// Requests: answer with this error. Responses and errors: turn into this
+    /// error. Notifications: drop.
     Reject(ErrorObject),
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// The verdict on one message, decided at once or after waiting. Deciding at once
+/// (no plugin wants the message, the common case) allocates nothing; only what
+/// waits, a walk through plugins, is boxed.
+pub enum VerdictFuture<'a> {
+    /// Decided already.
+    Ready(std::future::Ready<Verdict>),
+    /// Decided once this completes.
+    Boxed(BoxFuture<'a, Verdict>),
+}
+
+impl<'a> VerdictFuture<'a> {
+    /// A verdict decided at once.
+    pub fn ready(verdict: Verdict) -> Self {
+        VerdictFuture::Ready(std::future::ready(verdict))
+    }
+
+    /// A verdict that `future` decides.
+    pub fn boxed(future: impl Future<Output = Verdict> + Send + 'a) -> Self {
+        VerdictFuture::Boxed(Box::pin(future))
+    }
+}
+
+impl Future for VerdictFuture<'_> {
+    type Output = Verdict;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Verdict> {
+        // Both variants are `Unpin`.
+        match self.get_mut() {
+            VerdictFuture::Ready(ready) => Pin::new(ready).poll(cx),
+            VerdictFuture::Boxed(future) => future.as_mut().poll(cx),
+        }
+    }
+}
+
 /// Inspects messages passing through a session and decides what happens to them.
 pub trait Interceptor: Send + Sync {
-    /// Decides what happens to `msg`.
-    fn intercept<'a>(&'a self, msg: Intercepted<'a>) -> BoxFuture<'a, Verdict>;
+    /// Decides what happens to `msg`. Return [`VerdictFuture::ready`] when that needs
+    /// no waiting: the relay asks about every message.
+    fn intercept<'a>(&'a self, msg: Intercepted<'a>) -> VerdictFuture<'a>;
 
     /// Whether responses need the `params` of their request (costs a copy per request).
     fn wants_request_payload(&self) -> bool {
         false
     }
 
-    /// Called with every message the interceptor saw and the verdict it gave, once the
-    /// relay has acted on it. The demo prints its trace from here.
+    /// Called with every message the interceptor saw and the verdict it gave, as soon
+    /// as the verdict is given and before the relay acts on it (forwards, answers or
+    /// drops the message). The demo prints its trace from here. Not after: `msg`
+    /// borrows the message that acting on the verdict moves on, so calling this
+    /// later would cost a copy of every message for the sake of an observer.
     fn observe(&self, _msg: &Intercepted<'_>, _verdict: &Verdict) {}
 }
 
@@ -102,10 +151,39 @@ pub trait Interceptor: Send + Sync {
 pub struct PassAll;
 
 impl Interceptor for PassAll {
-    fn intercept<'a>(&'a self, _msg: Intercepted<'a>) -> BoxFuture<'a, Verdict> {
-        Box::pin(std::future::ready(Verdict::Pass))
+    fn intercept<'a>(&'a self, _msg: Intercepted<'a>) -> VerdictFuture<'a> {
+        VerdictFuture::ready(Verdict::Pass)
     }
 }
 
 /// A shared interceptor, as the relay holds it.
 pub type SharedInterceptor = Arc<dyn Interceptor>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::jsonrpc::raw;
+
+    #[tokio::test]
+    async fn pass_all_decides_at_once() {
+        let id = raw("1");
+        let msg = Intercepted {
+            direction: Direction::ToServer,
+            kind: Kind::Request,
+            method: "tools/call",
+            id: Some(&id),
+            payload: None,
+            error: None,
+            request_payload: None,
+            elapsed: None,
+            session: "s",
+            shared_session: false,
+            server: "b",
+        };
+        let verdict = PassAll.intercept(msg);
+        assert!(matches!(verdict, VerdictFuture::Ready(_)));
+        assert!(matches!(verdict.await, Verdict::Pass));
+        let boxed = VerdictFuture::boxed(async { Verdict::Reject(ErrorObject::new(1, "no")) });
+        assert!(matches!(boxed.await, Verdict::Reject(e) if e.message == "no"));
+    }
+}

@@ -682,17 +682,12 @@ fn notification_params(
 ) -> Option<Option<Box<RawValue>>> {
     match verdict {
         Verdict::Pass => Some(params),
-        Verdict::Rewrite(params) => Some(Some(params)),
+        // A notification is never answered: `respond` carries new params, as the WIT
+        // says, rather than being ignored.
+        Verdict::Rewrite(params) | Verdict::Respond(params) => Some(Some(params)),
         Verdict::Reject(_) => {
             tracing::debug!(method, "notification dropped by a plugin");
             None
-        }
-        Verdict::Respond(_) => {
-            tracing::warn!(
-                method,
-                "a plugin tried to answer a notification; passed unchanged"
-            );
-            Some(params)
         }
     }
 }

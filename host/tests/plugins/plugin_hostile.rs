@@ -195,6 +195,17 @@ fn repeated_failures_open_the_sessions_breaker_which_rearms_after_its_cooldown()
         "{}",
         proxy.log()
     );
+    // One log line per failure, the fifth naming the breaker it opened.
+    let log = proxy.log();
+    let failures: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("plugin failed: "))
+        .collect();
+    assert_eq!(failures.len(), 5, "{log}");
+    assert!(failures[4].contains("plugin failed: trapped"), "{log}");
+    assert!(failures[4].contains("plugin breaker OPEN after 5"), "{log}");
+    assert!(failures[4].contains("plugin=\"fixture-trap\""), "{log}");
+    assert_eq!(log.matches("plugin breaker OPEN").count(), 1, "{log}");
     // Open: the unchecked policy applies to everything it would see, without entering it.
     for (id, tool) in [(6, "trap"), (7, "harmless")] {
         let answer = proxy.call_tool(id, tool, json!({}));

@@ -1,7 +1,8 @@
 //! The plugin chain in process, through its public API: the manifest filter keeps
 //! the plugin out of messages it did not ask for, a reload swaps versions while a
 //! call is in flight (that call finishes on the old version), `wants-request` is
-//! reported to the relay.
+//! reported to the relay, an answer a plugin makes walks back through the plugins
+//! before it, and a message no plugin wants is decided without boxing a future.
 
 use crate::support;
 
@@ -13,7 +14,7 @@ use serde_json::{Value, json};
 
 use interpose::config::{FailurePolicy, PluginConfig};
 use interpose::plugin::{InterceptorChain, PluginRuntime, RuntimeOptions};
-use interpose::session::intercept::{Direction, Intercepted, Interceptor, Verdict};
+use interpose::session::intercept::{Direction, Intercepted, Interceptor, Verdict, VerdictFuture};
 use interpose::wire::jsonrpc::Kind;
 use support::{cache_dir, fixture, scratch};
 
@@ -181,4 +182,133 @@ async fn pool_reuses_instances_and_replaces_a_trapped_one() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert_eq!(version.live_instances(), 2);
+}
+
+#[tokio::test]
+async fn an_answer_made_in_the_chain_walks_back_through_the_plugins_before() {
+    // "first" rewrites one request and echoes every answer it sees; "second" answers
+    // requests itself and rejects responses.
+    let first = plugin(
+        "fixture-verdicts",
+        json!({"name": "first", "wants_request": true, "rules": [
+            {"kind": "request", "tool": "deny", "verdict": "rewrite",
+             "payload": {"name": "deny", "by": "first"}},
+            {"kind": "response", "verdict": "rewrite", "echo": true},
+            {"kind": "error", "verdict": "rewrite", "echo": true},
+        ]}),
+    );
+    let second = plugin(
+        "fixture-verdicts",
+        json!({"name": "second", "rules": [
+            {"kind": "request", "tool": "deny", "verdict": "reject", "code": -32001,
+             "message": "denied by second"},
+            {"kind": "request", "tool": "answer", "verdict": "respond",
+             "payload": {"by": "second"}},
+            {"kind": "response", "verdict": "reject", "code": -32002, "message": "withheld"},
+        ]}),
+    );
+    let chain = InterceptorChain::load(runtime(), vec![first, second], 1 << 20)
+        .await
+        .expect("loads");
+    let steps = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = steps.clone();
+    chain.observe_steps(move |step| {
+        let step = format!("{} {:?}", step.plugin, step.outcome);
+        record.lock().unwrap().push(step);
+    });
+    let take_steps = || std::mem::take(&mut *steps.lock().unwrap());
+    let id = raw(json!(7));
+
+    // A rejection: "first" sees the error on its way back, with the request as
+    // "second" got it, and has the last word.
+    let params = raw(json!({"name": "deny"}));
+    let verdict = chain.intercept(request("tools/call", &params, &id)).await;
+    assert!(matches!(verdict, Verdict::Respond(_)), "{verdict:?}");
+    let seen = &payload_of(&verdict)["seen"];
+    assert_eq!(
+        (
+            &seen["direction"],
+            &seen["kind"],
+            &seen["method"],
+            &seen["id"]
+        ),
+        (
+            &json!("to-client"),
+            &json!("error"),
+            &json!("tools/call"),
+            &json!("7")
+        )
+    );
+    assert_eq!(
+        seen["error"],
+        json!({"code": -32001, "message": "denied by second", "data": null})
+    );
+    let request_payload = seen["request_payload"]
+        .as_str()
+        .expect("the request came along");
+    assert_eq!(
+        serde_json::from_str::<Value>(request_payload).unwrap(),
+        json!({"name": "deny", "by": "first"})
+    );
+    assert_eq!(seen["payload"], Value::Null);
+    assert_eq!(
+        take_steps(),
+        ["first Rewrite", "second Reject", "first Rewrite"]
+    );
+
+    // A `respond`: "first" sees the result.
+    let params = raw(json!({"name": "answer"}));
+    let verdict = chain.intercept(request("tools/call", &params, &id)).await;
+    let seen = &payload_of(&verdict)["seen"];
+    assert_eq!(seen["kind"], "response");
+    assert_eq!(seen["payload"], r#"{"by":"second"}"#);
+    assert_eq!(seen["request_payload"], r#"{"name":"answer"}"#);
+    assert_eq!(
+        take_steps(),
+        ["first Pass", "second Respond", "first Rewrite"]
+    );
+
+    // A response "second" rejects goes on to "first" as that error.
+    let result = raw(json!({"content": []}));
+    let response = Intercepted {
+        direction: Direction::ToClient,
+        kind: Kind::Response,
+        payload: Some(&result),
+        request_payload: Some(&params),
+        elapsed: Some(Duration::from_millis(1)),
+        ..request("tools/call", &params, &id)
+    };
+    let verdict = chain.intercept(response).await;
+    let seen = &payload_of(&verdict)["seen"];
+    assert_eq!(seen["kind"], "error");
+    assert_eq!(seen["error"]["message"], "withheld");
+    assert_eq!(seen["payload"], Value::Null);
+    assert_eq!(take_steps(), ["second Reject", "first Rewrite"]);
+}
+
+#[tokio::test]
+async fn a_message_no_plugin_wants_is_decided_without_an_allocation() {
+    let policy = plugin(
+        "fixture-verdicts",
+        json!({"methods": ["tools/call"], "kinds": ["request"]}),
+    );
+    let chain = InterceptorChain::load(runtime(), vec![policy], 1 << 20)
+        .await
+        .expect("loads");
+    let (id, params) = (raw(json!(1)), raw(json!({"name": "t"})));
+    // `Ready` holds the verdict in place: no future is boxed for these.
+    for method in ["resources/read", "notifications/progress", "tools/list"] {
+        let verdict = chain.intercept(request(method, &params, &id));
+        assert!(matches!(verdict, VerdictFuture::Ready(_)), "{method}");
+        assert!(matches!(verdict.await, Verdict::Pass), "{method}");
+    }
+    let response = Intercepted {
+        direction: Direction::ToClient,
+        kind: Kind::Response,
+        ..request("tools/call", &params, &id)
+    };
+    assert!(matches!(chain.intercept(response), VerdictFuture::Ready(_)));
+    let wanted = chain.intercept(request("tools/call", &params, &id));
+    assert!(matches!(wanted, VerdictFuture::Boxed(_)));
+    assert!(matches!(wanted.await, Verdict::Pass));
 }

@@ -218,3 +218,91 @@ fn audit_log_gets_sizes_timing_and_the_tool_name_from_the_host() {
     let waited = response["duration_ms"].as_f64().expect("answers are timed");
     assert!(waited > 0.0 && waited < 5000.0, "{waited}");
 }
+
+#[test]
+fn answers_made_in_the_chain_walk_back_through_the_plugins_before() {
+    // audit-log first; after it, plugins that answer requests themselves: a denial,
+    // a `respond`, and a failure under the default `failure_policy = "reject"`.
+    let mut proxy = with_config(&format!(
+        r#"
+        [[plugins]]
+        path = "{audit}"
+        [[plugins]]
+        path = "{policy}"
+        config = {{ deny = ["delete_*"] }}
+        [[plugins]]
+        path = "{{fixture-verdicts}}"
+        config = {{ rules = [{{ tool = "respond", verdict = "respond", payload = {{ by = "verdicts" }} }}] }}
+        [[plugins]]
+        path = "{{fixture-trap}}"
+        "#,
+        audit = fixture("audit-log").display(),
+        policy = fixture("tool-policy").display(),
+    ));
+
+    let answer = proxy.call_tool(11, "delete_everything", json!({}));
+    let denial =
+        "tool `delete_everything` is denied by tool-policy: it matches deny pattern `delete_*`";
+    assert_eq!(error(&answer)["message"], denial);
+    let seen = audit_line(&proxy, "error", 11);
+    assert_eq!(seen["direction"], "to-client");
+    assert_eq!(seen["error"], json!({"code": -32001, "message": denial}));
+    assert_eq!(
+        seen["tool"], "delete_everything",
+        "the request's params come along"
+    );
+    assert!(seen["duration_ms"].as_f64().is_some(), "{seen}");
+
+    let answer = proxy.call_tool(12, "respond", json!({}));
+    assert_eq!(result(&answer), &json!({"by": "verdicts"}));
+    let seen = audit_line(&proxy, "response", 12);
+    assert_eq!(seen["bytes"], r#"{"by":"verdicts"}"#.len());
+    assert_eq!(seen["tool"], "respond");
+
+    let answer = proxy.call_tool(13, "trap", json!({}));
+    let failed = error(&answer)["message"].as_str().unwrap().to_owned();
+    assert!(
+        failed.starts_with("plugin `fixture-trap` failed: trapped"),
+        "{failed}"
+    );
+    let seen = audit_line(&proxy, "error", 13);
+    assert_eq!(seen["error"]["message"], failed);
+
+    // Each answer was seen once, on its way back.
+    let answer = proxy.call_tool(14, "other", json!({}));
+    assert_eq!(echoed_params(&answer)["name"], "other");
+    audit_line(&proxy, "response", 14);
+    let log = proxy.log();
+    for id in 11..=13 {
+        let answers = log
+            .lines()
+            .filter(|l| l.contains(r#""direction":"to-client""#))
+            .filter(|l| l.contains(&format!(r#""method":"tools/call","id":{id},"#)))
+            .count();
+        assert_eq!(answers, 1, "answers to {id} the audit saw:\n{log}");
+    }
+}
+
+#[test]
+fn respond_to_a_notification_acts_as_rewrite() {
+    let mut proxy = with_config(
+        r#"
+        [[plugins]]
+        path = "{fixture-verdicts}"
+        config = { rules = [{ method = "notifications/message", verdict = "respond",
+                              payload = { level = "info", data = "from respond" } }] }
+        "#,
+    );
+    proxy.send(
+        json!({"jsonrpc": "2.0", "id": 20, "method": "trigger/notify",
+                      "params": {"level": "info", "data": "from the backend"}}),
+    );
+    let note = proxy.recv_matching("the notification", |m| {
+        m["method"] == "notifications/message"
+    });
+    assert_eq!(
+        note["params"],
+        json!({"level": "info", "data": "from respond"})
+    );
+    assert_eq!(result(&proxy.answer(20)), &json!({"notified": true}));
+}

@@ -29,7 +29,8 @@ export function rewrite(payload) {
 
 /**
  * Requests only: answer the sender with this `result` and do not forward the
- * request. A string is taken as JSON text; anything else is serialized.
+ * request. For other kinds it acts as `rewrite`. A string is taken as JSON text;
+ * anything else is serialized.
  */
 export function respond(result) {
   return Object.freeze({ tag: "respond", val: jsonText(result, "respond") });
@@ -39,6 +40,10 @@ export function respond(result) {
  * Requests: answer with this JSON-RPC error. Responses and errors: deliver this
  * error instead. Notifications: drop the notification. `data`, when given, is
  * any JSON value (serialized with `JSON.stringify`).
+ *
+ * An answer made by `respond` or `reject` to a request walks back through the
+ * plugins before this one, as any answer does; a rejected answer goes on
+ * through them as this error.
  */
 export function reject(code, message, data) {
   if (!Number.isSafeInteger(code)) {

@@ -88,6 +88,10 @@ class Reject(Verdict):
     """Requests: answer the sender with this error, do not forward. Responses
     and errors: deliver this error instead. Notifications: drop them.
 
+    An answer made by `Respond` or `Reject` to a request walks back through the
+    plugins before this one, as any answer does; a rejected answer goes on
+    through them as this error.
+
     `data` is any JSON value (serialized for you), or `RawJson` text."""
 
     __slots__ = ("error",)

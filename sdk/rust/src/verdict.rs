@@ -4,8 +4,10 @@ use serde::Serialize;
 
 use crate::RpcError;
 
-/// What the host does with a message. The first `Reject` or `Respond` ends the
-/// walk along the chain.
+/// What the host does with a message. A request's first `Reject` or `Respond`
+/// ends its walk along the chain, and the answer made walks back through the
+/// plugins before this one, as any answer does; an answer's `Reject` replaces it
+/// with the error, which the plugins before still see (`wit/interceptor.wit`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// Forward the message unchanged. Costs nothing: return this whenever you

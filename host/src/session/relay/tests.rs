@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, ReadHalf, WriteHalf};
 
 use super::*;
-use crate::session::intercept::PassAll;
+use crate::session::intercept::{Interceptor, PassAll, VerdictFuture};
 use crate::wire::framing::DEFAULT_MAX_MESSAGE_BYTES;
 use crate::wire::jsonrpc::{ParseError, Parsed};
 use crate::wire::link::{CHANNEL_CAPACITY, line_link};
@@ -726,4 +726,67 @@ async fn unreadable_answer_with_a_readable_id_fails_its_request_once() {
             r#"{"jsonrpc":"2.0","id":"b","result":{}}"#,
         ]
     );
+}
+
+/// Notes, for each message it observes, its method and whether the relay had
+/// already queued anything for the backend then.
+struct ObserveTimes {
+    backend: mpsc::Sender<Outbound>,
+    seen: std::sync::Mutex<Vec<(String, bool)>>,
+}
+
+impl Interceptor for ObserveTimes {
+    fn intercept<'a>(&'a self, msg: Intercepted<'a>) -> VerdictFuture<'a> {
+        PassAll.intercept(msg)
+    }
+
+    fn observe(&self, msg: &Intercepted<'_>, _verdict: &Verdict) {
+        let queued = self.backend.capacity() < self.backend.max_capacity();
+        let mut seen = self.seen.lock().unwrap();
+        seen.push((msg.method.to_owned(), queued));
+    }
+}
+
+#[tokio::test]
+async fn observe_is_called_before_the_relay_acts_on_the_verdict() {
+    let (client_link, client) = link();
+    let (backend_link, mut backend) = link();
+    let observer = Arc::new(ObserveTimes {
+        backend: backend_link.outbound.clone(),
+        seen: Default::default(),
+    });
+    let config = RelayConfig {
+        session: "test".into(),
+        shared_session: false,
+        server: "backend".into(),
+        interceptor: observer.clone(),
+        shutdown_grace: Duration::from_millis(100),
+    };
+    let relay = tokio::spawn(
+        SessionRelay::new(config, client_link, backend_link).run(std::future::pending()),
+    );
+    client
+        .send_json(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+        .await;
+    let forwarded = backend.from_relay.recv().await.expect("forwarded");
+    assert_eq!(
+        forwarded.message.to_json(),
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#
+    );
+    relay.abort();
+    let seen = observer.seen.lock().unwrap().clone();
+    assert_eq!(seen, [("notifications/initialized".to_owned(), false)]);
+}
+
+#[test]
+fn respond_to_a_notification_forwards_it_with_the_new_params() {
+    let params = || Some(jsonrpc::raw(r#"{"level":"info"}"#));
+    let new = jsonrpc::raw(r#"{"level":"debug"}"#);
+    let forwarded = notification_params(Verdict::Respond(new), params(), "m");
+    let forwarded = forwarded.expect("not dropped").expect("with params");
+    assert_eq!(forwarded.get(), r#"{"level":"debug"}"#);
+    let reject = Verdict::Reject(ErrorObject::new(-32000, "no"));
+    assert!(notification_params(reject, params(), "m").is_none());
+    let passed = notification_params(Verdict::Pass, params(), "m").expect("not dropped");
+    assert_eq!(passed.expect("with params").get(), r#"{"level":"info"}"#);
 }
