@@ -1,7 +1,7 @@
 //! The session relay: one client session on one side, one backend session on the other,
 //! and every message between them carried across in order, through the interceptor.
 //!
-//! It owns the id remapping (see [`pending`]), answers what it must answer itself
+//! It owns the id remapping (see [`super::pending`]), answers what it must answer itself
 //! (malformed input, requests whose backend went away), rewrites the `requestId` of
 //! `notifications/cancelled`, and tags messages with the request they belong to so a
 //! transport with several streams can route them.
@@ -53,20 +53,77 @@ pub enum RelayEnd {
     BackendClosed(String),
 }
 
-/// One session: a client link, a backend link and the state between them.
+/// One side of a session: the client, or the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Peer {
+    Client,
+    Backend,
+}
+
+impl Peer {
+    fn other(self) -> Peer {
+        match self {
+            Peer::Client => Peer::Backend,
+            Peer::Backend => Peer::Client,
+        }
+    }
+
+    /// Which way a message from this peer goes, as the interceptor sees it.
+    fn direction(self) -> Direction {
+        match self {
+            Peer::Client => Direction::ToServer,
+            Peer::Backend => Direction::ToClient,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Peer::Client => "client",
+            Peer::Backend => "backend",
+        }
+    }
+}
+
+/// What the relay holds of one peer.
+struct Side {
+    inbound: mpsc::Receiver<Inbound>,
+    /// `None` once this peer's input is closed.
+    outbound: Option<mpsc::Sender<Outbound>>,
+    /// Requests forwarded to this peer, waiting for its answers.
+    awaiting: PendingTable,
+}
+
+impl Side {
+    fn new(link_inbound: mpsc::Receiver<Inbound>, outbound: mpsc::Sender<Outbound>) -> Self {
+        Side {
+            inbound: link_inbound,
+            outbound: Some(outbound),
+            awaiting: PendingTable::default(),
+        }
+    }
+}
+
+/// What a transport said about a message besides the message itself.
+#[derive(Default)]
+struct Arrival {
+    /// The request (in the sender's id space) the message belongs to.
+    related: Option<RawId>,
+    /// A sessionless HTTP client's protocol headers, for its request.
+    headers: Option<ProtocolHeaders>,
+    /// How an HTTP backend sent an answer.
+    head: Option<AnswerHead>,
+}
+
+/// One session: a client link, a backend link and the state between them. Every
+/// message is handled the same way whichever peer sent it (see [`Peer`]); what differs
+/// by direction (progress and subscription routing, the HTTP heads and headers) is
+/// said where it happens.
 pub struct SessionRelay {
     config: RelayConfig,
     keep_request_params: bool,
-    client_rx: mpsc::Receiver<Inbound>,
-    client_tx: mpsc::Sender<Outbound>,
+    client: Side,
     client_writer: tokio::task::JoinHandle<()>,
-    backend_rx: mpsc::Receiver<Inbound>,
-    /// `None` once the backend's input is closed.
-    backend_tx: Option<mpsc::Sender<Outbound>>,
-    /// Client requests forwarded to the backend.
-    to_backend: PendingTable,
-    /// Backend requests forwarded to the client.
-    to_client: PendingTable,
+    backend: Side,
     /// Progress token (JSON text) to the client's id of the request that carries it.
     progress_routes: HashMap<Box<str>, RawId>,
     /// The backend's `x-mcp-header` declarations, from its `tools/list` results, to
@@ -79,13 +136,9 @@ impl SessionRelay {
         SessionRelay {
             keep_request_params: config.interceptor.wants_request_payload(),
             config,
-            client_rx: client.inbound,
-            client_tx: client.outbound,
+            client: Side::new(client.inbound, client.outbound),
             client_writer: client.writer,
-            backend_rx: backend.inbound,
-            backend_tx: Some(backend.outbound),
-            to_backend: PendingTable::default(),
-            to_client: PendingTable::default(),
+            backend: Side::new(backend.inbound, backend.outbound),
             progress_routes: HashMap::new(),
             param_headers: mcp_http::ParamHeaders::new(),
         }
@@ -98,22 +151,44 @@ impl SessionRelay {
             // Each side is read only when the side its messages mostly go to has room.
             // Otherwise a full queue towards the backend would stop us from draining
             // the backend's output while it is blocked writing it: a deadlock.
-            let backend_tx = self.backend_tx.as_ref().expect("open until the loop ends");
-            tokio::select! {
-                inbound = recv_when_room(&mut self.client_rx, backend_tx) => match inbound {
-                    Some(Inbound::Frame { frame, headers, .. }) => self.on_client_frame(frame, headers).await,
-                    Some(Inbound::Closed(why)) => {
-                        tracing::debug!(session = %self.config.session, "{why}");
-                        break RelayEnd::ClientClosed;
-                    }
-                    None => break RelayEnd::ClientClosed,
-                },
-                inbound = recv_when_room(&mut self.backend_rx, &self.client_tx) => match inbound {
-                    Some(Inbound::Frame { frame, related, head, .. }) => self.on_backend_frame(frame, related, head).await,
-                    Some(Inbound::Closed(why)) => break RelayEnd::BackendClosed(why),
-                    None => break RelayEnd::BackendClosed("the backend connection closed".into()),
-                },
+            let (client, backend) = (&mut self.client, &mut self.backend);
+            let to_backend = backend.outbound.as_ref().expect("open until the loop ends");
+            let to_client = client.outbound.as_ref().expect("open until the loop ends");
+            let (from, inbound) = tokio::select! {
+                inbound = recv_when_room(&mut client.inbound, to_backend) => (Peer::Client, inbound),
+                inbound = recv_when_room(&mut backend.inbound, to_client) => (Peer::Backend, inbound),
                 () = &mut shutdown => break RelayEnd::Shutdown,
+            };
+            match (from, inbound) {
+                (
+                    _,
+                    Some(Inbound::Frame {
+                        frame,
+                        related,
+                        headers,
+                        head,
+                    }),
+                ) => {
+                    self.on_frame(
+                        from,
+                        frame,
+                        Arrival {
+                            related,
+                            headers,
+                            head,
+                        },
+                    )
+                    .await;
+                }
+                (Peer::Client, Some(Inbound::Closed(why))) => {
+                    tracing::debug!(session = %self.config.session, "{why}");
+                    break RelayEnd::ClientClosed;
+                }
+                (Peer::Client, None) => break RelayEnd::ClientClosed,
+                (Peer::Backend, Some(Inbound::Closed(why))) => break RelayEnd::BackendClosed(why),
+                (Peer::Backend, None) => {
+                    break RelayEnd::BackendClosed("the backend connection closed".into());
+                }
             }
         };
         match &end {
@@ -125,183 +200,53 @@ impl SessionRelay {
         end
     }
 
-    // ---- client -> backend ----
+    fn side(&mut self, peer: Peer) -> &mut Side {
+        match peer {
+            Peer::Client => &mut self.client,
+            Peer::Backend => &mut self.backend,
+        }
+    }
 
-    async fn on_client_frame(&mut self, frame: Frame, headers: Option<ProtocolHeaders>) {
-        match frame {
-            Frame::Message(message) => self.client_message(message, headers).await,
-            Frame::Malformed { error, id } => {
+    // ---- what arrives ----
+
+    async fn on_frame(&mut self, from: Peer, frame: Frame, arrival: Arrival) {
+        match (from, frame) {
+            (_, Frame::Message(message)) => self.on_message(from, message, arrival).await,
+            // What the client sent may have been a request: it gets its error.
+            (Peer::Client, Frame::Malformed { error, id }) => {
                 tracing::warn!(session = %self.config.session, "malformed message from the client: {error}");
                 let reply = ErrorObject::new(error.code(), error.to_string());
-                self.send_client(
-                    Message::error_response(
-                        error.answer_id(id).unwrap_or_else(jsonrpc::null_id),
-                        &reply,
-                    ),
-                    None,
-                )
-                .await;
+                let id = error.answer_id(id).unwrap_or_else(jsonrpc::null_id);
+                self.send_client(Outbound::new(Message::error_response(id, &reply)))
+                    .await;
             }
-            Frame::TooLong { len, limit, id } => {
+            (Peer::Client, Frame::TooLong { len, limit, id }) => {
                 tracing::warn!(session = %self.config.session, "message of {len} bytes from the client exceeds the {limit}-byte limit");
                 let reply = too_long_error(len, limit);
-                self.send_client(
-                    Message::error_response(id.unwrap_or_else(jsonrpc::null_id), &reply),
-                    None,
-                )
-                .await;
-            }
-        }
-    }
-
-    async fn client_message(&mut self, message: Message, headers: Option<ProtocolHeaders>) {
-        match message {
-            Message::Request { id, method, params } => {
-                let verdict = self
-                    .judge(
-                        Direction::ToServer,
-                        Kind::Request,
-                        &method,
-                        Some(&id),
-                        params.as_deref(),
-                        None,
-                        None,
-                    )
-                    .await;
-                match verdict {
-                    Verdict::Pass => {
-                        self.forward_client_request(id, method, params, headers)
-                            .await
-                    }
-                    Verdict::Rewrite(params) => {
-                        // The headers that describe the request must describe it as
-                        // rewritten, or the backend would refuse the mismatch.
-                        let headers = headers.map(|h| {
-                            Arc::new(mcp_http::rederive_headers(
-                                &h,
-                                &method,
-                                Some(&params),
-                                &self.param_headers,
-                            ))
-                        });
-                        self.forward_client_request(id, method, Some(params), headers)
-                            .await
-                    }
-                    Verdict::Respond(result) => {
-                        self.send_client(Message::Response { id, result }, None)
-                            .await
-                    }
-                    Verdict::Reject(error) => {
-                        self.send_client(Message::error_response(id, &error), None)
-                            .await
-                    }
-                }
-            }
-            Message::Notification { method, params } => {
-                let verdict = self
-                    .judge(
-                        Direction::ToServer,
-                        Kind::Notification,
-                        &method,
-                        None,
-                        params.as_deref(),
-                        None,
-                        None,
-                    )
-                    .await;
-                let Some(mut params) = notification_params(verdict, params, &method) else {
-                    return;
-                };
-                if method == CANCELLED {
-                    // The backend knows the request by the id we gave it.
-                    match remap_cancelled(params.as_deref(), &self.to_backend) {
-                        Some(remapped) => params = Some(remapped),
-                        None => {
-                            tracing::debug!(
-                                "client cancelled a request that is not in flight; dropped"
-                            );
-                            return;
-                        }
-                    }
-                }
-                self.send_backend(Message::Notification { method, params })
+                let id = id.unwrap_or_else(jsonrpc::null_id);
+                self.send_client(Outbound::new(Message::error_response(id, &reply)))
                     .await;
             }
-            Message::Response { id, .. } | Message::Error { id, .. }
-                if self.to_client.get(&id).is_none() =>
-            {
-                tracing::warn!(session = %self.config.session, id = id.get(), "the client answered a request that is not in flight; dropped");
+            (Peer::Backend, Frame::Malformed { error, id }) => {
+                let server = &self.config.server;
+                let problem =
+                    format!("backend `{server}` sent a message that cannot be read: {error}");
+                self.backend_frame_unreadable(problem, id).await;
             }
-            answer => {
-                let pending = self
-                    .to_client
-                    .take(answer.id().expect("answers have ids"))
-                    .expect("checked above");
-                let (answer, _) = self
-                    .judge_answer(Direction::ToServer, answer, &pending)
-                    .await;
-                self.send_backend(answer).await;
-            }
-        }
-    }
-
-    async fn forward_client_request(
-        &mut self,
-        id: RawId,
-        method: String,
-        params: Option<Box<RawValue>>,
-        headers: Option<ProtocolHeaders>,
-    ) {
-        let progress_token = jsonrpc::ParamsMeta::progress_token(params.as_deref());
-        if let Some(token) = &progress_token {
-            self.progress_routes.insert(token.get().into(), id.clone());
-        }
-        let forwarded_id = self.to_backend.insert(Pending {
-            original_id: id,
-            method: method.clone(),
-            params: if self.keep_request_params {
-                params.clone()
-            } else {
-                None
-            },
-            progress_token: progress_token.map(|t| t.get().into()),
-            started: Instant::now(),
-        });
-        self.send_backend_with(
-            Message::Request {
-                id: forwarded_id,
-                method,
-                params,
-            },
-            headers,
-        )
-        .await;
-    }
-
-    // ---- backend -> client ----
-
-    async fn on_backend_frame(
-        &mut self,
-        frame: Frame,
-        related: Option<RawId>,
-        head: Option<AnswerHead>,
-    ) {
-        let server = &self.config.server;
-        let (problem, id) = match frame {
-            Frame::Message(message) => return self.backend_message(message, related, head).await,
-            Frame::Malformed { error, id } => (
-                format!("backend `{server}` sent a message that cannot be read: {error}"),
-                id,
-            ),
-            Frame::TooLong { len, limit, id } => (
-                format!(
+            (Peer::Backend, Frame::TooLong { len, limit, id }) => {
+                let server = &self.config.server;
+                let problem = format!(
                     "backend `{server}` sent a message of {len} bytes, over the {limit}-byte limit"
-                ),
-                id,
-            ),
-        };
-        // If it was the answer to a request, that request still gets exactly one answer.
-        match id.and_then(|id| self.to_backend.take(&id)) {
+                );
+                self.backend_frame_unreadable(problem, id).await;
+            }
+        }
+    }
+
+    /// If what the backend sent was the answer to a request, that request still gets
+    /// exactly one answer.
+    async fn backend_frame_unreadable(&mut self, problem: String, id: Option<RawId>) {
+        match id.and_then(|id| self.backend.awaiting.take(&id)) {
             Some(pending) => {
                 tracing::warn!(session = %self.config.session, method = %pending.method, "{problem}; the request fails");
                 let error = ErrorObject::new(INTERNAL_ERROR, problem)
@@ -312,123 +257,190 @@ impl SessionRelay {
         }
     }
 
-    async fn backend_message(
-        &mut self,
-        message: Message,
-        related: Option<RawId>,
-        head: Option<AnswerHead>,
-    ) {
+    async fn on_message(&mut self, from: Peer, message: Message, arrival: Arrival) {
         match message {
             Message::Request { id, method, params } => {
-                let verdict = self
-                    .judge(
-                        Direction::ToClient,
-                        Kind::Request,
-                        &method,
-                        Some(&id),
-                        params.as_deref(),
-                        None,
-                        None,
-                    )
-                    .await;
-                let params = match verdict {
-                    Verdict::Pass => params,
-                    Verdict::Rewrite(params) => Some(params),
-                    Verdict::Respond(result) => {
-                        return self.send_backend(Message::Response { id, result }).await;
-                    }
-                    Verdict::Reject(error) => {
-                        return self.send_backend(Message::error_response(id, &error)).await;
-                    }
-                };
-                let route = self.client_request_for(related.as_deref());
-                let forwarded_id = self.to_client.insert(Pending {
-                    original_id: id,
-                    method: method.clone(),
-                    params: if self.keep_request_params {
-                        params.clone()
-                    } else {
-                        None
-                    },
-                    progress_token: None,
-                    started: Instant::now(),
-                });
-                self.send_client(
-                    Message::Request {
-                        id: forwarded_id,
-                        method,
-                        params,
-                    },
-                    route,
-                )
-                .await;
+                self.on_request(from, id, method, params, arrival).await
             }
             Message::Notification { method, params } => {
-                let verdict = self
-                    .judge(
-                        Direction::ToClient,
-                        Kind::Notification,
-                        &method,
-                        None,
-                        params.as_deref(),
-                        None,
-                        None,
-                    )
-                    .await;
-                let Some(mut params) = notification_params(verdict, params, &method) else {
-                    return;
-                };
-                let mut route = self.client_request_for(related.as_deref());
-                if method == CANCELLED {
-                    // The backend withdrew one of its own requests: the client knows it by our id.
-                    match remap_cancelled(params.as_deref(), &self.to_client) {
-                        Some(remapped) => params = Some(remapped),
-                        None => return,
-                    }
-                } else if method == PROGRESS {
-                    let token = jsonrpc::notification_progress_token(params.as_deref());
-                    route = token
-                        .and_then(|t| self.progress_routes.get(t.get()).cloned())
-                        .or(route);
-                } else if let Some((listen, renamed)) = self.subscription_for(params.as_deref()) {
-                    // A subscription's notifications belong to its `subscriptions/listen`
-                    // request (on stdio nothing else ties them to it) and name it by id:
-                    // the id the client gave it.
-                    route = Some(listen);
-                    params = Some(renamed);
-                }
-                self.send_client(Message::Notification { method, params }, route)
-                    .await;
+                self.on_notification(from, method, params, arrival.related)
+                    .await
             }
-            answer => {
-                let id = answer.id().expect("answers have ids");
-                let Some(pending) = self.to_backend.take(id) else {
-                    tracing::warn!(session = %self.config.session, id = id.get(), "the backend answered a request that is not in flight; dropped");
-                    return;
-                };
-                self.forget_progress(&pending);
-                tracing::trace!(method = %pending.method, elapsed = ?pending.started.elapsed(), "answered");
-                if let (Message::Response { result, .. }, "tools/list") =
-                    (&answer, pending.method.as_str())
-                {
-                    mcp_http::record_param_headers(&mut self.param_headers, result);
+            answer => self.on_answer(from, answer, arrival.head).await,
+        }
+    }
+
+    /// A request goes to the other peer under a fresh id, unless a plugin answers it.
+    async fn on_request(
+        &mut self,
+        from: Peer,
+        id: RawId,
+        method: String,
+        params: Option<Box<RawValue>>,
+        arrival: Arrival,
+    ) {
+        let verdict = self
+            .judge(
+                from.direction(),
+                Kind::Request,
+                &method,
+                Some(&id),
+                params.as_deref(),
+                None,
+                None,
+            )
+            .await;
+        let (params, headers) = match verdict {
+            Verdict::Pass => (params, arrival.headers),
+            Verdict::Rewrite(params) => {
+                // The headers that describe the request must describe it as
+                // rewritten, or the backend would refuse the mismatch.
+                let headers = arrival.headers.map(|h| {
+                    Arc::new(mcp_http::rederive_headers(
+                        &h,
+                        &method,
+                        Some(&params),
+                        &self.param_headers,
+                    ))
+                });
+                (Some(params), headers)
+            }
+            Verdict::Respond(result) => {
+                let answer = Message::Response { id, result };
+                return self.send(from, Outbound::new(answer)).await;
+            }
+            Verdict::Reject(error) => {
+                let answer = Message::error_response(id, &error);
+                return self.send(from, Outbound::new(answer)).await;
+            }
+        };
+        let (progress_token, related) = match from {
+            Peer::Client => {
+                let token = jsonrpc::ParamsMeta::progress_token(params.as_deref());
+                if let Some(token) = &token {
+                    self.progress_routes.insert(token.get().into(), id.clone());
                 }
-                let (answer, unchanged) = self
-                    .judge_answer(Direction::ToClient, answer, &pending)
-                    .await;
-                // How the backend sent the answer describes it only as it sent it.
-                let head = head.filter(|_| unchanged);
-                self.send_client_answer(answer, pending.original_id, head)
-                    .await;
+                (token.map(|t| t.get().into()), None)
+            }
+            // A backend's request belongs to the client request it was made for.
+            Peer::Backend => (None, self.client_request_for(arrival.related.as_deref())),
+        };
+        let to = from.other();
+        let pending = Pending {
+            original_id: id,
+            method: method.clone(),
+            params: self.keep_request_params.then(|| params.clone()).flatten(),
+            progress_token,
+            started: Instant::now(),
+        };
+        let forwarded_id = self.side(to).awaiting.insert(pending);
+        let request = Message::Request {
+            id: forwarded_id,
+            method,
+            params,
+        };
+        let outbound = Outbound {
+            related,
+            headers,
+            ..Outbound::new(request)
+        };
+        self.send(to, outbound).await;
+    }
+
+    async fn on_notification(
+        &mut self,
+        from: Peer,
+        method: String,
+        params: Option<Box<RawValue>>,
+        related: Option<RawId>,
+    ) {
+        let verdict = self
+            .judge(
+                from.direction(),
+                Kind::Notification,
+                &method,
+                None,
+                params.as_deref(),
+                None,
+                None,
+            )
+            .await;
+        let Some(mut params) = notification_params(verdict, params, &method) else {
+            return;
+        };
+        let to = from.other();
+        let mut route = match from {
+            Peer::Backend => self.client_request_for(related.as_deref()),
+            Peer::Client => None,
+        };
+        if method == CANCELLED {
+            // The request was forwarded to the other peer, which knows it by our id.
+            match remap_cancelled(params.as_deref(), &self.side(to).awaiting) {
+                Some(remapped) => params = Some(remapped),
+                None => {
+                    tracing::debug!(
+                        "{} cancelled a request that is not in flight; dropped",
+                        from.as_str()
+                    );
+                    return;
+                }
+            }
+        } else if from == Peer::Backend {
+            if method == PROGRESS {
+                let token = jsonrpc::notification_progress_token(params.as_deref());
+                route = token
+                    .and_then(|t| self.progress_routes.get(t.get()).cloned())
+                    .or(route);
+            } else if let Some((listen, renamed)) = self.subscription_for(params.as_deref()) {
+                // A subscription's notifications belong to its `subscriptions/listen`
+                // request (on stdio nothing else ties them to it) and name it by id:
+                // the id the client gave it.
+                route = Some(listen);
+                params = Some(renamed);
             }
         }
+        let notification = Message::Notification { method, params };
+        let outbound = Outbound {
+            related: route,
+            ..Outbound::new(notification)
+        };
+        self.send(to, outbound).await;
+    }
+
+    /// An answer from a peer answers a request forwarded to it; it goes back to the
+    /// request's sender under the sender's id.
+    async fn on_answer(&mut self, from: Peer, answer: Message, head: Option<AnswerHead>) {
+        let id = answer.id().expect("answers have ids");
+        let Some(pending) = self.side(from).awaiting.take(id) else {
+            tracing::warn!(session = %self.config.session, id = id.get(), "the {} answered a request that is not in flight; dropped", from.as_str());
+            return;
+        };
+        if from == Peer::Backend {
+            self.forget_progress(&pending);
+            tracing::trace!(method = %pending.method, elapsed = ?pending.started.elapsed(), "answered");
+            if let (Message::Response { result, .. }, "tools/list") =
+                (&answer, pending.method.as_str())
+            {
+                mcp_http::record_param_headers(&mut self.param_headers, result);
+            }
+        }
+        let (answer, unchanged) = self.judge_answer(from.direction(), answer, &pending).await;
+        let to = from.other();
+        let outbound = Outbound {
+            // Tagged for the client's streams; the backend needs no tag.
+            related: (to == Peer::Client).then_some(pending.original_id),
+            // How the backend sent the answer describes it only as it sent it.
+            head: head.filter(|_| unchanged),
+            ..Outbound::new(answer)
+        };
+        self.send(to, outbound).await;
     }
 
     /// The client's id of the request that a backend message belongs to, given the
     /// backend-side id the transport reported.
     fn client_request_for(&self, backend_side_id: Option<&RawValue>) -> Option<RawId> {
         backend_side_id
-            .and_then(|id| self.to_backend.get(id))
+            .and_then(|id| self.backend.awaiting.get(id))
             .map(|pending| pending.original_id.clone())
     }
 
@@ -524,52 +536,32 @@ impl SessionRelay {
 
     // ---- sending and ending ----
 
-    async fn send_client(&self, message: Message, related: Option<RawId>) {
-        self.send_client_outbound(Outbound {
-            related,
-            ..Outbound::new(message)
-        })
-        .await;
-    }
-
-    /// Sends the backend's answer to the client request `id`, with how the backend
-    /// sent it when it passed unchanged.
-    async fn send_client_answer(&self, answer: Message, id: RawId, head: Option<AnswerHead>) {
-        self.send_client_outbound(Outbound {
-            related: Some(id),
-            head,
-            ..Outbound::new(answer)
-        })
-        .await;
-    }
-
-    async fn send_client_outbound(&self, outbound: Outbound) {
-        if self.client_tx.send(outbound).await.is_err() {
-            tracing::debug!(session = %self.config.session, "the client is gone; message dropped");
+    /// Sends to a peer. A request the backend can no longer take is answered with an
+    /// error.
+    async fn send(&mut self, to: Peer, outbound: Outbound) {
+        if to == Peer::Client {
+            return self.send_client(outbound).await;
         }
-    }
-
-    /// Sends to the backend; a request that cannot be sent is answered with an error.
-    async fn send_backend(&mut self, message: Message) {
-        self.send_backend_with(message, None).await;
-    }
-
-    /// Sends to the backend with the client's protocol headers, when it sent some.
-    async fn send_backend_with(&mut self, message: Message, headers: Option<ProtocolHeaders>) {
-        let outbound = Outbound {
-            headers,
-            ..Outbound::new(message)
-        };
-        let sent = match &self.backend_tx {
+        let sent = match &self.backend.outbound {
             Some(tx) => tx.send(outbound).await.map_err(|e| e.0.message),
             None => Err(outbound.message),
         };
         if let Err(Message::Request { id, .. }) = sent
-            && let Some(pending) = self.to_backend.take(&id)
+            && let Some(pending) = self.backend.awaiting.take(&id)
         {
             let error =
                 ErrorObject::new(BACKEND_UNAVAILABLE, "the backend is not accepting messages");
             self.fail_request(pending, &error).await;
+        }
+    }
+
+    async fn send_client(&self, outbound: Outbound) {
+        let sent = match &self.client.outbound {
+            Some(tx) => tx.send(outbound).await.is_ok(),
+            None => false,
+        };
+        if !sent {
+            tracing::debug!(session = %self.config.session, "the client is gone; message dropped");
         }
     }
 
@@ -578,14 +570,17 @@ impl SessionRelay {
     async fn fail_request(&mut self, pending: Pending, error: &ErrorObject) {
         self.forget_progress(&pending);
         let id = pending.original_id;
-        self.send_client(Message::error_response(id.clone(), error), Some(id))
-            .await;
+        let outbound = Outbound {
+            related: Some(id.clone()),
+            ..Outbound::new(Message::error_response(id, error))
+        };
+        self.send_client(outbound).await;
     }
 
     /// The backend is gone: every request still waiting for it gets an error now.
     async fn fail_in_flight(&mut self, why: &str) {
-        tracing::error!(session = %self.config.session, in_flight = self.to_backend.len(), "{why}");
-        for pending in self.to_backend.drain() {
+        tracing::error!(session = %self.config.session, in_flight = self.backend.awaiting.len(), "{why}");
+        for pending in self.backend.awaiting.drain() {
             let error = ErrorObject::new(
                 BACKEND_UNAVAILABLE,
                 format!("{why} before answering `{}`", pending.method),
@@ -600,16 +595,23 @@ impl SessionRelay {
     /// or the grace period ends.
     async fn let_backend_finish(&mut self, why: &str) {
         self.cancel_in_flight(why);
-        self.backend_tx = None;
+        self.backend.outbound = None;
         let deadline = tokio::time::Instant::now() + self.config.shutdown_grace;
         loop {
-            match tokio::time::timeout_at(deadline, self.backend_rx.recv()).await {
+            match tokio::time::timeout_at(deadline, self.backend.inbound.recv()).await {
                 Ok(Some(Inbound::Frame {
                     frame,
                     related,
+                    headers,
                     head,
-                    ..
-                })) => self.on_backend_frame(frame, related, head).await,
+                })) => {
+                    let arrival = Arrival {
+                        related,
+                        headers,
+                        head,
+                    };
+                    self.on_frame(Peer::Backend, frame, arrival).await
+                }
                 Ok(Some(Inbound::Closed(_)) | None) => break,
                 Err(_) => {
                     tracing::debug!(
@@ -620,7 +622,7 @@ impl SessionRelay {
                 }
             }
         }
-        if !self.to_backend.is_empty() {
+        if !self.backend.awaiting.is_empty() {
             self.fail_in_flight("the proxy is shutting down").await;
         }
     }
@@ -629,9 +631,11 @@ impl SessionRelay {
     /// can stop working on them. Best effort: a full queue towards the backend is not
     /// waited for, as the backend may itself be blocked writing to us.
     fn cancel_in_flight(&self, why: &str) {
-        let Some(tx) = &self.backend_tx else { return };
+        let Some(tx) = &self.backend.outbound else {
+            return;
+        };
         let reason = serde_json::to_string(why).expect("a string serializes");
-        for id in self.to_backend.forwarded_ids() {
+        for id in self.backend.awaiting.forwarded_ids() {
             let params = format!(r#"{{"requestId":{},"reason":{reason}}}"#, id.get());
             let cancel = Message::Notification {
                 method: CANCELLED.into(),
@@ -647,11 +651,11 @@ impl SessionRelay {
     /// Lets the client's writer flush what is queued, then closes it.
     async fn close_client(self) {
         let SessionRelay {
-            client_tx,
+            client,
             client_writer,
             ..
         } = self;
-        drop(client_tx);
+        drop(client);
         if tokio::time::timeout(CLIENT_FLUSH_LIMIT, client_writer)
             .await
             .is_err()
