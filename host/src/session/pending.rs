@@ -2,8 +2,9 @@
 //!
 //! The relay gives every request it forwards a fresh numeric id on the receiving side,
 //! so ids from the two peers (and requests the proxy answers itself) never collide. The
-//! table maps that id back to the sender's original id, and the original id to the new
-//! one, which `notifications/cancelled` needs.
+//! table maps that id back to the sender's original id, and the sender's original id to
+//! the new one, which `notifications/cancelled` needs. Requests towards the client come
+//! from several backends, whose ids may be equal: the sender is part of the key.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -12,9 +13,19 @@ use serde_json::value::RawValue;
 
 use crate::wire::jsonrpc::{RawId, raw};
 
+/// One side of a session: the client, or one of its backends (by its place in the
+/// session's set of backends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Peer {
+    Client,
+    Backend(usize),
+}
+
 /// A request forwarded and not yet answered.
 #[derive(Debug)]
 pub struct Pending {
+    /// Who sent it: the answer goes back there.
+    pub origin: Peer,
     /// The id the sender used, restored on the response.
     pub original_id: RawId,
     pub method: String,
@@ -30,7 +41,7 @@ pub struct Pending {
 pub struct PendingTable {
     next_id: u64,
     by_forwarded_id: HashMap<u64, Pending>,
-    by_original_id: HashMap<Box<str>, u64>,
+    by_original_id: HashMap<(Peer, Box<str>), u64>,
 }
 
 impl PendingTable {
@@ -39,7 +50,7 @@ impl PendingTable {
         self.next_id += 1;
         let id = self.next_id;
         self.by_original_id
-            .insert(pending.original_id.get().into(), id);
+            .insert((pending.origin, pending.original_id.get().into()), id);
         self.by_forwarded_id.insert(id, pending);
         raw(id.to_string())
     }
@@ -48,9 +59,9 @@ impl PendingTable {
     pub fn take(&mut self, forwarded_id: &RawValue) -> Option<Pending> {
         let id: u64 = forwarded_id.get().parse().ok()?;
         let pending = self.by_forwarded_id.remove(&id)?;
-        let original = pending.original_id.get();
-        if self.by_original_id.get(original) == Some(&id) {
-            self.by_original_id.remove(original);
+        let key = (pending.origin, Box::from(pending.original_id.get()));
+        if self.by_original_id.get(&key) == Some(&id) {
+            self.by_original_id.remove(&key);
         }
         Some(pending)
     }
@@ -61,10 +72,10 @@ impl PendingTable {
         self.by_forwarded_id.get(&id)
     }
 
-    /// The forwarded id of the request the sender knows as `original_id`.
-    pub fn forwarded_id(&self, original_id: &RawValue) -> Option<RawId> {
+    /// The forwarded id of the request `origin` knows as `original_id`.
+    pub fn forwarded_id(&self, origin: Peer, original_id: &RawValue) -> Option<RawId> {
         self.by_original_id
-            .get(original_id.get())
+            .get(&(origin, Box::from(original_id.get())))
             .map(|id| raw(id.to_string()))
     }
 
@@ -97,7 +108,12 @@ mod tests {
     use super::*;
 
     fn pending(id: &str) -> Pending {
+        from(Peer::Client, id)
+    }
+
+    fn from(origin: Peer, id: &str) -> Pending {
         Pending {
+            origin,
             original_id: raw(id),
             method: "tools/call".into(),
             params: None,
@@ -112,11 +128,12 @@ mod tests {
         let a = table.insert(pending(r#""a""#));
         let b = table.insert(pending("7"));
         assert_ne!(a.get(), b.get());
-        assert_eq!(table.forwarded_id(&raw("7")).unwrap().get(), b.get());
+        let forwarded = table.forwarded_id(Peer::Client, &raw("7"));
+        assert_eq!(forwarded.unwrap().get(), b.get());
         let taken = table.take(&a).unwrap();
         assert_eq!(taken.original_id.get(), r#""a""#);
         assert!(table.take(&a).is_none(), "a response is matched once");
-        assert!(table.forwarded_id(&raw(r#""a""#)).is_none());
+        assert!(table.forwarded_id(Peer::Client, &raw(r#""a""#)).is_none());
         assert_eq!(table.len(), 1);
     }
 
@@ -126,6 +143,21 @@ mod tests {
         table.insert(pending("1"));
         assert!(table.take(&raw(r#""1""#)).is_none());
         assert!(table.take(&raw("99")).is_none());
+    }
+
+    #[test]
+    fn equal_ids_from_two_backends_stay_apart() {
+        let mut table = PendingTable::default();
+        let first = table.insert(from(Peer::Backend(0), "1"));
+        let second = table.insert(from(Peer::Backend(1), "1"));
+        assert_ne!(first.get(), second.get());
+        let of = |backend| table.forwarded_id(Peer::Backend(backend), &raw("1"));
+        assert_eq!(of(0).unwrap().get(), first.get());
+        assert_eq!(of(1).unwrap().get(), second.get());
+        table.take(&first);
+        assert!(table.forwarded_id(Peer::Backend(0), &raw("1")).is_none());
+        let second_again = table.forwarded_id(Peer::Backend(1), &raw("1"));
+        assert_eq!(second_again.unwrap().get(), second.get());
     }
 
     #[test]

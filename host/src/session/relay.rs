@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
-use super::pending::{Pending, PendingTable};
+use super::pending::{Peer, Pending, PendingTable};
 use crate::session::intercept::{Direction, Intercepted, SharedInterceptor, Verdict};
 use crate::wire::framing::Frame;
 use crate::wire::jsonrpc::{
@@ -53,40 +53,25 @@ pub enum RelayEnd {
     BackendClosed(String),
 }
 
-/// One side of a session: the client, or the backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Peer {
-    Client,
-    Backend,
-}
-
 impl Peer {
-    fn other(self) -> Peer {
-        match self {
-            Peer::Client => Peer::Backend,
-            Peer::Backend => Peer::Client,
-        }
-    }
-
     /// Which way a message from this peer goes, as the interceptor sees it.
     fn direction(self) -> Direction {
         match self {
             Peer::Client => Direction::ToServer,
-            Peer::Backend => Direction::ToClient,
+            Peer::Backend(_) => Direction::ToClient,
         }
     }
 
     fn as_str(self) -> &'static str {
         match self {
             Peer::Client => "client",
-            Peer::Backend => "backend",
+            Peer::Backend(_) => "backend",
         }
     }
 }
 
-/// What the relay holds of one peer.
+/// What the relay holds of one peer besides what it reads from it.
 struct Side {
-    inbound: mpsc::Receiver<Inbound>,
     /// `None` once this peer's input is closed.
     outbound: Option<mpsc::Sender<Outbound>>,
     /// Requests forwarded to this peer, waiting for its answers.
@@ -94,13 +79,22 @@ struct Side {
 }
 
 impl Side {
-    fn new(link_inbound: mpsc::Receiver<Inbound>, outbound: mpsc::Sender<Outbound>) -> Self {
+    fn new(outbound: mpsc::Sender<Outbound>) -> Self {
         Side {
-            inbound: link_inbound,
             outbound: Some(outbound),
             awaiting: PendingTable::default(),
         }
     }
+}
+
+/// One of the session's backends.
+struct Backend {
+    /// Its name, in errors and logs.
+    name: String,
+    side: Side,
+    /// Its `x-mcp-header` declarations, from its `tools/list` results, to keep
+    /// `Mcp-Param-*` headers true to a request a plugin rewrote.
+    param_headers: mcp_http::ParamHeaders,
 }
 
 /// What a transport said about a message besides the message itself.
@@ -114,97 +108,161 @@ struct Arrival {
     head: Option<AnswerHead>,
 }
 
-/// One session: a client link, a backend link and the state between them. Every
+impl Arrival {
+    fn of(inbound: Inbound) -> Result<(Frame, Arrival), String> {
+        match inbound {
+            Inbound::Frame {
+                frame,
+                related,
+                headers,
+                head,
+            } => Ok((
+                frame,
+                Arrival {
+                    related,
+                    headers,
+                    head,
+                },
+            )),
+            Inbound::Closed(why) => Err(why),
+        }
+    }
+}
+
+/// One session: a client and a set of backends, and the state between them. Every
 /// message is handled the same way whichever peer sent it (see [`Peer`]); what differs
 /// by direction (progress and subscription routing, the HTTP heads and headers) is
-/// said where it happens.
+/// said where it happens. Today's proxy is the set of one backend; which backend a
+/// client's request goes to is [`SessionRelay::route`]'s to say.
 pub struct SessionRelay {
     config: RelayConfig,
     keep_request_params: bool,
     client: Side,
+    client_inbound: mpsc::Receiver<Inbound>,
     client_writer: tokio::task::JoinHandle<()>,
-    backend: Side,
+    backends: Vec<Backend>,
+    /// What each backend sends, by its place in `backends`; `None` once it has closed.
+    backend_inbound: Vec<Option<mpsc::Receiver<Inbound>>>,
+    /// Which backend is read first next time, so a busy one cannot starve the others.
+    backend_turn: usize,
     /// Progress token (JSON text) to the client's id of the request that carries it.
     progress_routes: HashMap<Box<str>, RawId>,
-    /// The backend's `x-mcp-header` declarations, from its `tools/list` results, to
-    /// keep `Mcp-Param-*` headers true to a request a plugin rewrote.
-    param_headers: mcp_http::ParamHeaders,
 }
 
 impl SessionRelay {
+    /// A session with one backend, named `config.server`.
     pub fn new(config: RelayConfig, client: Link, backend: Link) -> Self {
+        let name = config.server.clone();
+        Self::with_backends(config, client, vec![(name, backend)])
+    }
+
+    /// A session with a set of named backends. Which one a client's request goes to
+    /// is [`SessionRelay::route`]'s to say; what the client announces goes to all.
+    pub fn with_backends(config: RelayConfig, client: Link, backends: Vec<(String, Link)>) -> Self {
+        let mut backend_inbound = Vec::with_capacity(backends.len());
+        let backends = backends
+            .into_iter()
+            .map(|(name, link)| {
+                backend_inbound.push(Some(link.inbound));
+                Backend {
+                    name,
+                    side: Side::new(link.outbound),
+                    param_headers: mcp_http::ParamHeaders::new(),
+                }
+            })
+            .collect();
         SessionRelay {
             keep_request_params: config.interceptor.wants_request_payload(),
             config,
-            client: Side::new(client.inbound, client.outbound),
+            client: Side::new(client.outbound),
+            client_inbound: client.inbound,
             client_writer: client.writer,
-            backend: Side::new(backend.inbound, backend.outbound),
+            backends,
+            backend_inbound,
+            backend_turn: 0,
             progress_routes: HashMap::new(),
-            param_headers: mcp_http::ParamHeaders::new(),
         }
     }
 
-    /// Relays until one side ends or `shutdown` completes.
+    /// Relays until the client leaves, every backend has gone, or `shutdown`
+    /// completes.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> RelayEnd {
         tokio::pin!(shutdown);
         let end = loop {
             // Each side is read only when the side its messages mostly go to has room.
-            // Otherwise a full queue towards the backend would stop us from draining
-            // the backend's output while it is blocked writing it: a deadlock.
-            let (client, backend) = (&mut self.client, &mut self.backend);
-            let to_backend = backend.outbound.as_ref().expect("open until the loop ends");
-            let to_client = client.outbound.as_ref().expect("open until the loop ends");
-            let (from, inbound) = tokio::select! {
-                inbound = recv_when_room(&mut client.inbound, to_backend) => (Peer::Client, inbound),
-                inbound = recv_when_room(&mut backend.inbound, to_client) => (Peer::Backend, inbound),
+            // Otherwise a full queue towards a backend would stop us from draining the
+            // backend's output while it is blocked writing it: a deadlock.
+            let to_client = self
+                .client
+                .outbound
+                .as_ref()
+                .expect("open until the loop ends");
+            let to_backends = self
+                .backends
+                .iter()
+                .filter_map(|b| b.side.outbound.as_ref());
+            tokio::select! {
+                inbound = recv_when_room(&mut self.client_inbound, to_backends) => {
+                    match inbound.map(Arrival::of) {
+                        Some(Ok((frame, arrival))) => self.on_frame(Peer::Client, frame, arrival).await,
+                        Some(Err(why)) => {
+                            tracing::debug!(session = %self.config.session, "{why}");
+                            break RelayEnd::ClientClosed;
+                        }
+                        None => break RelayEnd::ClientClosed,
+                    }
+                }
+                (backend, inbound) = recv_from_backends(&mut self.backend_inbound, &mut self.backend_turn, Some(to_client)) => {
+                    match inbound.map(Arrival::of) {
+                        Some(Ok((frame, arrival))) => self.on_frame(Peer::Backend(backend), frame, arrival).await,
+                        Some(Err(why)) => {
+                            if let Some(why) = self.backend_gone(backend, why).await {
+                                break RelayEnd::BackendClosed(why);
+                            }
+                        }
+                        None => {
+                            let why = "the backend connection closed".to_owned();
+                            if let Some(why) = self.backend_gone(backend, why).await {
+                                break RelayEnd::BackendClosed(why);
+                            }
+                        }
+                    }
+                }
                 () = &mut shutdown => break RelayEnd::Shutdown,
-            };
-            match (from, inbound) {
-                (
-                    _,
-                    Some(Inbound::Frame {
-                        frame,
-                        related,
-                        headers,
-                        head,
-                    }),
-                ) => {
-                    self.on_frame(
-                        from,
-                        frame,
-                        Arrival {
-                            related,
-                            headers,
-                            head,
-                        },
-                    )
-                    .await;
-                }
-                (Peer::Client, Some(Inbound::Closed(why))) => {
-                    tracing::debug!(session = %self.config.session, "{why}");
-                    break RelayEnd::ClientClosed;
-                }
-                (Peer::Client, None) => break RelayEnd::ClientClosed,
-                (Peer::Backend, Some(Inbound::Closed(why))) => break RelayEnd::BackendClosed(why),
-                (Peer::Backend, None) => {
-                    break RelayEnd::BackendClosed("the backend connection closed".into());
-                }
             }
         };
         match &end {
-            RelayEnd::BackendClosed(why) => self.fail_in_flight(why).await,
-            RelayEnd::ClientClosed => self.let_backend_finish("the client left").await,
-            RelayEnd::Shutdown => self.let_backend_finish("the proxy is shutting down").await,
+            RelayEnd::BackendClosed(_) => {}
+            RelayEnd::ClientClosed => self.let_backends_finish("the client left").await,
+            RelayEnd::Shutdown => self.let_backends_finish("the proxy is shutting down").await,
         }
         self.close_client().await;
         end
     }
 
+    /// Backend `index` closed its output: what it was asked fails now. Returns why,
+    /// when it was the last one open (the session then ends).
+    async fn backend_gone(&mut self, index: usize, why: String) -> Option<String> {
+        self.fail_in_flight(index, &why).await;
+        self.backends[index].side.outbound = None;
+        self.backend_inbound[index] = None;
+        self.backend_inbound
+            .iter()
+            .all(Option::is_none)
+            .then_some(why)
+    }
+
     fn side(&mut self, peer: Peer) -> &mut Side {
         match peer {
             Peer::Client => &mut self.client,
-            Peer::Backend => &mut self.backend,
+            Peer::Backend(index) => &mut self.backends[index].side,
         }
+    }
+
+    /// The backend a client's request goes to. With one backend, always it; a gateway
+    /// routes by the name or URI the request acts on.
+    fn route(&self, _method: &str, _params: Option<&RawValue>) -> usize {
+        0
     }
 
     // ---- what arrives ----
@@ -227,26 +285,27 @@ impl SessionRelay {
                 self.send_client(Outbound::new(Message::error_response(id, &reply)))
                     .await;
             }
-            (Peer::Backend, Frame::Malformed { error, id }) => {
-                let server = &self.config.server;
+            (Peer::Backend(index), Frame::Malformed { error, id }) => {
+                let name = &self.backends[index].name;
                 let problem =
-                    format!("backend `{server}` sent a message that cannot be read: {error}");
-                self.backend_frame_unreadable(problem, id).await;
+                    format!("backend `{name}` sent a message that cannot be read: {error}");
+                self.backend_frame_unreadable(index, problem, id).await;
             }
-            (Peer::Backend, Frame::TooLong { len, limit, id }) => {
-                let server = &self.config.server;
+            (Peer::Backend(index), Frame::TooLong { len, limit, id }) => {
+                let name = &self.backends[index].name;
                 let problem = format!(
-                    "backend `{server}` sent a message of {len} bytes, over the {limit}-byte limit"
+                    "backend `{name}` sent a message of {len} bytes, over the {limit}-byte limit"
                 );
-                self.backend_frame_unreadable(problem, id).await;
+                self.backend_frame_unreadable(index, problem, id).await;
             }
         }
     }
 
     /// If what the backend sent was the answer to a request, that request still gets
     /// exactly one answer.
-    async fn backend_frame_unreadable(&mut self, problem: String, id: Option<RawId>) {
-        match id.and_then(|id| self.backend.awaiting.take(&id)) {
+    async fn backend_frame_unreadable(&mut self, index: usize, problem: String, id: Option<RawId>) {
+        let awaiting = &mut self.backends[index].side.awaiting;
+        match id.and_then(|id| awaiting.take(&id)) {
             Some(pending) => {
                 tracing::warn!(session = %self.config.session, method = %pending.method, "{problem}; the request fails");
                 let error = ErrorObject::new(INTERNAL_ERROR, problem)
@@ -270,7 +329,7 @@ impl SessionRelay {
         }
     }
 
-    /// A request goes to the other peer under a fresh id, unless a plugin answers it.
+    /// A request goes to the other side under a fresh id, unless a plugin answers it.
     async fn on_request(
         &mut self,
         from: Peer,
@@ -290,19 +349,26 @@ impl SessionRelay {
                 None,
             )
             .await;
+        let to = match from {
+            Peer::Client => Peer::Backend(self.route(&method, params.as_deref())),
+            Peer::Backend(_) => Peer::Client,
+        };
         let (params, headers) = match verdict {
             Verdict::Pass => (params, arrival.headers),
             Verdict::Rewrite(params) => {
                 // The headers that describe the request must describe it as
                 // rewritten, or the backend would refuse the mismatch.
-                let headers = arrival.headers.map(|h| {
-                    Arc::new(mcp_http::rederive_headers(
-                        &h,
-                        &method,
-                        Some(&params),
-                        &self.param_headers,
-                    ))
-                });
+                let headers = match (arrival.headers, to) {
+                    (Some(sent), Peer::Backend(index)) => {
+                        Some(Arc::new(mcp_http::rederive_headers(
+                            &sent,
+                            &method,
+                            Some(&params),
+                            &self.backends[index].param_headers,
+                        )))
+                    }
+                    _ => None,
+                };
                 (Some(params), headers)
             }
             Verdict::Respond(result) => {
@@ -323,10 +389,13 @@ impl SessionRelay {
                 (token.map(|t| t.get().into()), None)
             }
             // A backend's request belongs to the client request it was made for.
-            Peer::Backend => (None, self.client_request_for(arrival.related.as_deref())),
+            Peer::Backend(index) => (
+                None,
+                self.client_request_for(index, arrival.related.as_deref()),
+            ),
         };
-        let to = from.other();
         let pending = Pending {
+            origin: from,
             original_id: id,
             method: method.clone(),
             params: self.keep_request_params.then(|| params.clone()).flatten(),
@@ -368,43 +437,85 @@ impl SessionRelay {
         let Some(mut params) = notification_params(verdict, params, &method) else {
             return;
         };
-        let to = from.other();
-        let mut route = match from {
-            Peer::Backend => self.client_request_for(related.as_deref()),
-            Peer::Client => None,
-        };
         if method == CANCELLED {
-            // The request was forwarded to the other peer, which knows it by our id.
-            match remap_cancelled(params.as_deref(), &self.side(to).awaiting) {
-                Some(remapped) => params = Some(remapped),
-                None => {
-                    tracing::debug!(
-                        "{} cancelled a request that is not in flight; dropped",
-                        from.as_str()
-                    );
-                    return;
-                }
+            // The request was forwarded to the other side, which knows it by our id.
+            let Some((to, remapped)) = self.remap_cancelled(from, params.as_deref()) else {
+                tracing::debug!(
+                    "the {} cancelled a request that is not in flight; dropped",
+                    from.as_str()
+                );
+                return;
+            };
+            let route = match from {
+                Peer::Backend(index) => self.client_request_for(index, related.as_deref()),
+                Peer::Client => None,
+            };
+            let notification = Message::Notification {
+                method,
+                params: Some(remapped),
+            };
+            let outbound = Outbound {
+                related: route,
+                ..Outbound::new(notification)
+            };
+            return self.send(to, outbound).await;
+        }
+        let Peer::Backend(index) = from else {
+            // Every backend hears what the client announces (`initialized`, changed roots).
+            for index in 0..self.backends.len() {
+                let notification = Message::Notification {
+                    method: method.clone(),
+                    params: params.clone(),
+                };
+                self.send(Peer::Backend(index), Outbound::new(notification))
+                    .await;
             }
-        } else if from == Peer::Backend {
-            if method == PROGRESS {
-                let token = jsonrpc::notification_progress_token(params.as_deref());
-                route = token
-                    .and_then(|t| self.progress_routes.get(t.get()).cloned())
-                    .or(route);
-            } else if let Some((listen, renamed)) = self.subscription_for(params.as_deref()) {
-                // A subscription's notifications belong to its `subscriptions/listen`
-                // request (on stdio nothing else ties them to it) and name it by id:
-                // the id the client gave it.
-                route = Some(listen);
-                params = Some(renamed);
-            }
+            return;
+        };
+        let mut route = self.client_request_for(index, related.as_deref());
+        if method == PROGRESS {
+            let token = jsonrpc::notification_progress_token(params.as_deref());
+            route = token
+                .and_then(|t| self.progress_routes.get(t.get()).cloned())
+                .or(route);
+        } else if let Some((listen, renamed)) = self.subscription_for(index, params.as_deref()) {
+            // A subscription's notifications belong to its `subscriptions/listen`
+            // request (on stdio nothing else ties them to it) and name it by id: the id
+            // the client gave it.
+            route = Some(listen);
+            params = Some(renamed);
         }
         let notification = Message::Notification { method, params };
         let outbound = Outbound {
             related: route,
             ..Outbound::new(notification)
         };
-        self.send(to, outbound).await;
+        self.send_client(outbound).await;
+    }
+
+    /// `notifications/cancelled` from `from`, with `requestId` swapped for the id the
+    /// peer its request went to knows, and that peer; `None` when the request is not
+    /// in flight (nothing to cancel).
+    fn remap_cancelled(
+        &self,
+        from: Peer,
+        params: Option<&RawValue>,
+    ) -> Option<(Peer, Box<RawValue>)> {
+        let original = jsonrpc::cancelled_request_id(params)?;
+        let (to, forwarded) = match from {
+            Peer::Client => self.backends.iter().enumerate().find_map(|(index, b)| {
+                let id = b.side.awaiting.forwarded_id(from, &original)?;
+                Some((Peer::Backend(index), id))
+            })?,
+            Peer::Backend(_) => (
+                Peer::Client,
+                self.client.awaiting.forwarded_id(from, &original)?,
+            ),
+        };
+        Some((
+            to,
+            jsonrpc::replace_member(params?, "requestId", forwarded)?,
+        ))
     }
 
     /// An answer from a peer answers a request forwarded to it; it goes back to the
@@ -415,19 +526,19 @@ impl SessionRelay {
             tracing::warn!(session = %self.config.session, id = id.get(), "the {} answered a request that is not in flight; dropped", from.as_str());
             return;
         };
-        if from == Peer::Backend {
+        if let Peer::Backend(index) = from {
             self.forget_progress(&pending);
             tracing::trace!(method = %pending.method, elapsed = ?pending.started.elapsed(), "answered");
             if let (Message::Response { result, .. }, "tools/list") =
                 (&answer, pending.method.as_str())
             {
-                mcp_http::record_param_headers(&mut self.param_headers, result);
+                mcp_http::record_param_headers(&mut self.backends[index].param_headers, result);
             }
         }
         let (answer, unchanged) = self.judge_answer(from.direction(), answer, &pending).await;
-        let to = from.other();
+        let to = pending.origin;
         let outbound = Outbound {
-            // Tagged for the client's streams; the backend needs no tag.
+            // Tagged for the client's streams; a backend needs no tag.
             related: (to == Peer::Client).then_some(pending.original_id),
             // How the backend sent the answer describes it only as it sent it.
             head: head.filter(|_| unchanged),
@@ -436,20 +547,29 @@ impl SessionRelay {
         self.send(to, outbound).await;
     }
 
-    /// The client's id of the request that a backend message belongs to, given the
-    /// backend-side id the transport reported.
-    fn client_request_for(&self, backend_side_id: Option<&RawValue>) -> Option<RawId> {
+    /// The client's id of the request that a message of backend `index` belongs to,
+    /// given the backend-side id the transport reported.
+    fn client_request_for(
+        &self,
+        index: usize,
+        backend_side_id: Option<&RawValue>,
+    ) -> Option<RawId> {
+        let awaiting = &self.backends[index].side.awaiting;
         backend_side_id
-            .and_then(|id| self.backend.awaiting.get(id))
+            .and_then(|id| awaiting.get(id))
             .map(|pending| pending.original_id.clone())
     }
 
     /// For a notification naming a subscription in flight: the client's id of its
     /// `subscriptions/listen` request, and the params naming it by that id.
-    fn subscription_for(&self, params: Option<&RawValue>) -> Option<(RawId, Box<RawValue>)> {
+    fn subscription_for(
+        &self,
+        index: usize,
+        params: Option<&RawValue>,
+    ) -> Option<(RawId, Box<RawValue>)> {
         let params = params?;
         let backend_side_id = jsonrpc::ParamsMeta::subscription_id(Some(params))?;
-        let listen = self.client_request_for(Some(&backend_side_id))?;
+        let listen = self.client_request_for(index, Some(&backend_side_id))?;
         let renamed =
             jsonrpc::replace_meta_member(params, jsonrpc::SUBSCRIPTION_ID, listen.clone())?;
         Some((listen, renamed))
@@ -536,21 +656,24 @@ impl SessionRelay {
 
     // ---- sending and ending ----
 
-    /// Sends to a peer. A request the backend can no longer take is answered with an
+    /// Sends to a peer. A request a backend can no longer take is answered with an
     /// error.
     async fn send(&mut self, to: Peer, outbound: Outbound) {
-        if to == Peer::Client {
+        let Peer::Backend(index) = to else {
             return self.send_client(outbound).await;
-        }
-        let sent = match &self.backend.outbound {
+        };
+        let backend = &mut self.backends[index];
+        let sent = match &backend.side.outbound {
             Some(tx) => tx.send(outbound).await.map_err(|e| e.0.message),
             None => Err(outbound.message),
         };
         if let Err(Message::Request { id, .. }) = sent
-            && let Some(pending) = self.backend.awaiting.take(&id)
+            && let Some(pending) = backend.side.awaiting.take(&id)
         {
-            let error =
-                ErrorObject::new(BACKEND_UNAVAILABLE, "the backend is not accepting messages");
+            let error = ErrorObject::new(
+                BACKEND_UNAVAILABLE,
+                format!("backend `{}` is not accepting messages", backend.name),
+            );
             self.fail_request(pending, &error).await;
         }
     }
@@ -565,8 +688,8 @@ impl SessionRelay {
         }
     }
 
-    /// Answers a client request taken from the table with `error`, instead of the
-    /// backend's answer it will not get.
+    /// Answers a client request taken from a backend's table with `error`, instead of
+    /// the backend's answer it will not get.
     async fn fail_request(&mut self, pending: Pending, error: &ErrorObject) {
         self.forget_progress(&pending);
         let id = pending.original_id;
@@ -577,10 +700,11 @@ impl SessionRelay {
         self.send_client(outbound).await;
     }
 
-    /// The backend is gone: every request still waiting for it gets an error now.
-    async fn fail_in_flight(&mut self, why: &str) {
-        tracing::error!(session = %self.config.session, in_flight = self.backend.awaiting.len(), "{why}");
-        for pending in self.backend.awaiting.drain() {
+    /// Backend `index` is gone: every request still waiting for it gets an error now.
+    async fn fail_in_flight(&mut self, index: usize, why: &str) {
+        let awaiting = &mut self.backends[index].side.awaiting;
+        tracing::error!(session = %self.config.session, in_flight = awaiting.len(), "{why}");
+        for pending in awaiting.drain() {
             let error = ErrorObject::new(
                 BACKEND_UNAVAILABLE,
                 format!("{why} before answering `{}`", pending.method),
@@ -591,59 +715,37 @@ impl SessionRelay {
     }
 
     /// The client left (or we are stopping): cancel what the client still waits for,
-    /// close the backend's input and keep relaying what it still sends until it closes
-    /// or the grace period ends.
-    async fn let_backend_finish(&mut self, why: &str) {
-        self.cancel_in_flight(why);
-        self.backend.outbound = None;
+    /// close the backends' input and keep relaying what they still send until they
+    /// close or the grace period ends.
+    async fn let_backends_finish(&mut self, why: &str) {
+        for backend in &mut self.backends {
+            backend.cancel_in_flight(why, &self.config.session);
+            backend.side.outbound = None;
+        }
         let deadline = tokio::time::Instant::now() + self.config.shutdown_grace;
-        loop {
-            match tokio::time::timeout_at(deadline, self.backend.inbound.recv()).await {
-                Ok(Some(Inbound::Frame {
-                    frame,
-                    related,
-                    headers,
-                    head,
-                })) => {
-                    let arrival = Arrival {
-                        related,
-                        headers,
-                        head,
-                    };
-                    self.on_frame(Peer::Backend, frame, arrival).await
-                }
-                Ok(Some(Inbound::Closed(_)) | None) => break,
+        while self.backend_inbound.iter().any(Option::is_some) {
+            let next = recv_from_backends(&mut self.backend_inbound, &mut self.backend_turn, None);
+            let (index, inbound) = match tokio::time::timeout_at(deadline, next).await {
+                Ok(next) => next,
                 Err(_) => {
                     tracing::debug!(
-                        "the backend did not close within {:?}",
+                        "the backends did not close within {:?}",
                         self.config.shutdown_grace
                     );
                     break;
                 }
+            };
+            match inbound.map(Arrival::of) {
+                Some(Ok((frame, arrival))) => {
+                    self.on_frame(Peer::Backend(index), frame, arrival).await
+                }
+                Some(Err(_)) | None => self.backend_inbound[index] = None,
             }
         }
-        if !self.backend.awaiting.is_empty() {
-            self.fail_in_flight("the proxy is shutting down").await;
-        }
-    }
-
-    /// Tells the backend that nobody waits for its requests in flight any more, so it
-    /// can stop working on them. Best effort: a full queue towards the backend is not
-    /// waited for, as the backend may itself be blocked writing to us.
-    fn cancel_in_flight(&self, why: &str) {
-        let Some(tx) = &self.backend.outbound else {
-            return;
-        };
-        let reason = serde_json::to_string(why).expect("a string serializes");
-        for id in self.backend.awaiting.forwarded_ids() {
-            let params = format!(r#"{{"requestId":{},"reason":{reason}}}"#, id.get());
-            let cancel = Message::Notification {
-                method: CANCELLED.into(),
-                params: Some(jsonrpc::raw(params)),
-            };
-            if tx.try_send(Outbound::new(cancel)).is_err() {
-                tracing::debug!(session = %self.config.session, "no room to cancel the backend's requests in flight");
-                return;
+        for index in 0..self.backends.len() {
+            if !self.backends[index].side.awaiting.is_empty() {
+                self.fail_in_flight(index, "the proxy is shutting down")
+                    .await;
             }
         }
     }
@@ -667,15 +769,70 @@ impl SessionRelay {
     }
 }
 
-/// Waits until `destination` has room for a message, then receives from `source`.
-/// The room stays free when we send right after: the relay is its only sender.
-async fn recv_when_room(
+impl Backend {
+    /// Tells the backend that nobody waits for its requests in flight any more, so it
+    /// can stop working on them. Best effort: a full queue towards the backend is not
+    /// waited for, as the backend may itself be blocked writing to us.
+    fn cancel_in_flight(&self, why: &str, session: &str) {
+        let Some(tx) = &self.side.outbound else {
+            return;
+        };
+        let reason = serde_json::to_string(why).expect("a string serializes");
+        for id in self.side.awaiting.forwarded_ids() {
+            let params = format!(r#"{{"requestId":{},"reason":{reason}}}"#, id.get());
+            let cancel = Message::Notification {
+                method: CANCELLED.into(),
+                params: Some(jsonrpc::raw(params)),
+            };
+            if tx.try_send(Outbound::new(cancel)).is_err() {
+                tracing::debug!(%session, "no room to cancel the backend's requests in flight");
+                return;
+            }
+        }
+    }
+}
+
+/// Waits until every `destination` has room for a message, then receives from
+/// `source`. The room stays free when we send right after: the relay is the only
+/// sender.
+async fn recv_when_room<'a>(
     source: &mut mpsc::Receiver<Inbound>,
-    destination: &mpsc::Sender<Outbound>,
+    destinations: impl Iterator<Item = &'a mpsc::Sender<Outbound>>,
 ) -> Option<Inbound> {
     // A closed destination is handled where the message is sent.
-    drop(destination.reserve().await);
+    for destination in destinations {
+        drop(destination.reserve().await);
+    }
     source.recv().await
+}
+
+/// The next thing any open backend sends, with which backend sent it, once
+/// `destination` (the client) has room. Backends are polled in turn from `turn`, which
+/// moves past the one that was read, so a busy one cannot starve the others; nothing
+/// is allocated per message.
+async fn recv_from_backends(
+    backends: &mut [Option<mpsc::Receiver<Inbound>>],
+    turn: &mut usize,
+    destination: Option<&mpsc::Sender<Outbound>>,
+) -> (usize, Option<Inbound>) {
+    if let Some(destination) = destination {
+        drop(destination.reserve().await);
+    }
+    let count = backends.len();
+    std::future::poll_fn(|cx| {
+        for offset in 0..count {
+            let index = (*turn + offset) % count;
+            let Some(inbound) = &mut backends[index] else {
+                continue;
+            };
+            if let std::task::Poll::Ready(inbound) = inbound.poll_recv(cx) {
+                *turn = (index + 1) % count;
+                return std::task::Poll::Ready((index, inbound));
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// The params a notification goes on with, or `None` when the verdict drops it.
@@ -694,14 +851,6 @@ fn notification_params(
             None
         }
     }
-}
-
-/// `notifications/cancelled` params with `requestId` swapped for the id its receiver
-/// knows, or `None` when the request is not in flight (nothing to cancel).
-fn remap_cancelled(params: Option<&RawValue>, table: &PendingTable) -> Option<Box<RawValue>> {
-    let original = jsonrpc::cancelled_request_id(params)?;
-    let forwarded = table.forwarded_id(&original)?;
-    jsonrpc::replace_member(params?, "requestId", forwarded)
 }
 
 fn too_long_error(len: usize, limit: usize) -> ErrorObject {

@@ -790,3 +790,94 @@ fn respond_to_a_notification_forwards_it_with_the_new_params() {
     let passed = notification_params(Verdict::Pass, params(), "m").expect("not dropped");
     assert_eq!(passed.expect("with params").get(), r#"{"level":"info"}"#);
 }
+
+/// The relay is a router with a set of backends (today's proxy is the set of one):
+/// equal ids from two backends stay apart, each answer and cancellation reaches the
+/// backend it belongs to, what the client announces reaches all, and one backend
+/// going away fails only its own requests while the other serves on.
+#[tokio::test]
+async fn two_backends_keep_their_requests_apart_and_one_dying_spares_the_other() {
+    let (client_link, mut client) = link();
+    let (first_link, mut first) = link();
+    let (second_link, mut second) = link();
+    let relay = SessionRelay::with_backends(
+        config("gateway"),
+        client_link,
+        vec![("first".into(), first_link), ("second".into(), second_link)],
+    );
+    let relay = tokio::spawn(relay.run(std::future::pending()));
+
+    client
+        .send_value(notification("notifications/initialized", json!({})))
+        .await;
+    for backend in [&mut first, &mut second] {
+        let (seen, _) = backend.recv().await;
+        assert_eq!(seen["method"], "notifications/initialized");
+    }
+
+    // Both backends ask the client something under the same id.
+    first
+        .send_value(request(
+            json!(1),
+            "sampling/createMessage",
+            json!({"from": "first"}),
+        ))
+        .await;
+    second
+        .send_value(request(
+            json!(1),
+            "sampling/createMessage",
+            json!({"from": "second"}),
+        ))
+        .await;
+    let (ask_first, _) = client.recv().await;
+    let (ask_second, _) = client.recv().await;
+    assert_ne!(
+        ask_first["id"], ask_second["id"],
+        "one id space towards the client"
+    );
+    assert_eq!(ask_first["params"]["from"], "first");
+    assert_eq!(ask_second["params"]["from"], "second");
+
+    // The second withdraws its question: the client hears it under the id it knows.
+    second
+        .send_value(cancelled(&json!(1), "changed its mind"))
+        .await;
+    let (withdrawn, _) = client.recv().await;
+    assert_eq!(withdrawn["params"]["requestId"], ask_second["id"]);
+
+    // The client's answer goes to the backend that asked, under its own id.
+    client
+        .send_value(answer(&ask_first["id"], json!({"to": "first"})))
+        .await;
+    let (answered, _) = first.recv().await;
+    assert_eq!(answered, answer(&json!(1), json!({"to": "first"})));
+
+    // A client request goes where the router says (the first: there is no routing yet).
+    client
+        .send_value(request(json!("call"), "tools/call", json!({"name": "x"})))
+        .await;
+    let (forwarded, _) = first.recv().await;
+    assert_eq!(forwarded["method"], "tools/call");
+
+    // The first backend dies with that request in flight: it alone fails.
+    drop(first);
+    let (failed, route) = client.recv().await;
+    assert_eq!(failed["id"], "call");
+    assert_eq!(failed["error"]["code"], -32000, "{failed}");
+    assert_eq!(route.as_deref(), Some(r#""call""#));
+
+    // The second still serves: its next question reaches the client.
+    second
+        .send_value(request(json!(2), "roots/list", json!({})))
+        .await;
+    let (asked, _) = client.recv().await;
+    assert_eq!(asked["method"], "roots/list");
+    assert!(
+        !relay.is_finished(),
+        "one backend left, the session goes on"
+    );
+
+    drop(second);
+    assert!(matches!(ended(relay).await, RelayEnd::BackendClosed(_)));
+}
