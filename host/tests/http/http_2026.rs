@@ -254,23 +254,8 @@ async fn missing_required_headers_are_refused_for_a_stdio_backend() {
 /// the request are made to match what the backend now executes.
 #[tokio::test]
 async fn plugin_rewrites_a_stateless_tools_call_and_its_headers_follow() {
-    let plugin = repo().join("target/wasm/wasm32-wasip2/release/fixture_verdicts.wasm");
-    assert!(
-        plugin.exists(),
-        "{} is missing: run scripts/build-plugins.sh",
-        plugin.display()
-    );
-    let config = unique_temp_path("interpose-config").with_extension("toml");
     let payload = json!({"name": "echo", "arguments": {"text": "rewritten by the plugin"}, "_meta": envelope()});
-    std::fs::write(
-        &config,
-        format!(
-            "[[plugins]]\npath = {path}\n[plugins.config]\nrules = [{{ method = \"tools/call\", kind = \"request\", tool = \"renamed\", verdict = \"rewrite\", payload_text = {payload} }}]\n",
-            path = toml_string(&plugin.display().to_string()),
-            payload = toml_string(&payload.to_string()),
-        ),
-    )
-    .expect("config");
+    let config = config_rewriting_calls_of("renamed", &payload);
     let record = unique_temp_path("interpose-headers");
     let record_arg = record.display().to_string();
     let (_backend, backend) = python_http_backend(&["--record-headers", &record_arg]);
@@ -294,6 +279,29 @@ async fn plugin_rewrites_a_stateless_tools_call_and_its_headers_follow() {
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(seen[0]["mcp-name"], "echo", "{seen:?}");
     assert_eq!(seen[0]["mcp-method"], "tools/call", "{seen:?}");
+}
+
+/// An `interpose.toml` (in a temporary file) whose one plugin, `fixture-verdicts`,
+/// rewrites every `tools/call` of `tool` into `payload`.
+fn config_rewriting_calls_of(tool: &str, payload: &Value) -> std::path::PathBuf {
+    let plugin = repo().join("target/wasm/wasm32-wasip2/release/fixture_verdicts.wasm");
+    assert!(
+        plugin.exists(),
+        "{} is missing: run scripts/build-plugins.sh",
+        plugin.display()
+    );
+    let config = unique_temp_path("interpose-config").with_extension("toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[plugins]]\npath = {path}\n[plugins.config]\nrules = [{{ method = \"tools/call\", kind = \"request\", tool = {tool}, verdict = \"rewrite\", payload_text = {payload} }}]\n",
+            path = toml_string(&plugin.display().to_string()),
+            tool = toml_string(tool),
+            payload = toml_string(&payload.to_string()),
+        ),
+    )
+    .expect("config");
+    config
 }
 
 /// A TOML basic string.
@@ -701,24 +709,9 @@ async fn an_http_backends_status_and_content_type_come_through_as_sent() {
 /// rewritten call instead of refusing it with -32020.
 #[tokio::test]
 async fn a_plugin_rewriting_arguments_keeps_their_param_headers_true() {
-    let plugin = repo().join("target/wasm/wasm32-wasip2/release/fixture_verdicts.wasm");
-    assert!(
-        plugin.exists(),
-        "{} is missing: run scripts/build-plugins.sh",
-        plugin.display()
-    );
-    let config = unique_temp_path("interpose-config").with_extension("toml");
     let payload =
         json!({"name": "regional", "arguments": {"region": "Zürich"}, "_meta": envelope()});
-    std::fs::write(
-        &config,
-        format!(
-            "[[plugins]]\npath = {path}\n[plugins.config]\nrules = [{{ method = \"tools/call\", kind = \"request\", tool = \"regional\", verdict = \"rewrite\", payload_text = {payload} }}]\n",
-            path = toml_string(&plugin.display().to_string()),
-            payload = toml_string(&payload.to_string()),
-        ),
-    )
-    .expect("config");
+    let config = config_rewriting_calls_of("regional", &payload);
     let record = unique_temp_path("interpose-headers");
     let record_arg = record.display().to_string();
     let (_backend, backend) =
