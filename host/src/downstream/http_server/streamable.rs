@@ -147,18 +147,12 @@ pub async fn relay_post(
         });
     }
     let mut requests = Vec::new();
+    let refuse = |why: String| rpc_error(StatusCode::BAD_REQUEST, None, INVALID_REQUEST, why);
     for message in &mut messages {
         match session.isolate(message) {
             Ok(Some(request)) => requests.push(request),
             Ok(None) => {}
-            Err(e) => {
-                return rpc_error(
-                    StatusCode::BAD_REQUEST,
-                    None,
-                    INVALID_REQUEST,
-                    e.to_string(),
-                );
-            }
+            Err(e) => return refuse(e.to_string()),
         }
     }
     let listener = if requests.is_empty() {
@@ -166,14 +160,7 @@ pub async fn relay_post(
     } else {
         match session.open_request_stream(&requests) {
             Ok(listener) => Some(listener),
-            Err(e) => {
-                return rpc_error(
-                    StatusCode::BAD_REQUEST,
-                    None,
-                    INVALID_REQUEST,
-                    e.to_string(),
-                );
-            }
+            Err(e) => return refuse(e.to_string()),
         }
     };
     for message in messages {
