@@ -4,6 +4,8 @@
 //! is the one way a session is opened, for `interpose run`, the HTTP server and the demo.
 
 pub mod intercept;
+pub mod lists;
+pub mod names;
 pub mod pending;
 pub mod relay;
 
