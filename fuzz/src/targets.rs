@@ -12,7 +12,7 @@ use indexmap::IndexMap;
 use serde_json::value::RawValue;
 
 use interpose::config::Config;
-use interpose::session::pending::{Pending, PendingTable};
+use interpose::session::pending::{Peer, Pending, PendingTable};
 use interpose::wire::framing::{DEFAULT_MAX_MESSAGE_BYTES, Frame, LineReader, parse_frames};
 use interpose::wire::jsonrpc::{
     self, INVALID_REQUEST, Message, PARSE_ERROR, ParseError, Parsed, raw,
@@ -376,7 +376,7 @@ pub fn remap(data: &[u8]) {
             }
             3 => {
                 let original = ORIGINAL_IDS[arg % ORIGINAL_IDS.len()];
-                let forwarded = table.forwarded_id(&raw(original));
+                let forwarded = table.forwarded_id(Peer::Client, &raw(original));
                 let forwarded = forwarded.map(|id| id.get().to_owned());
                 let expected = latest.get(original).map(u64::to_string);
                 assert_eq!(forwarded, expected, "forwarded id of {original}");
@@ -404,6 +404,7 @@ pub fn remap(data: &[u8]) {
 
 fn pending(original: &str) -> Pending {
     Pending {
+        origin: Peer::Client,
         original_id: raw(original),
         method: "tools/call".into(),
         params: None,

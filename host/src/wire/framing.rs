@@ -124,6 +124,17 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
     /// The next frames (several for a batch), or `None` at end of stream.
     pub async fn next(&mut self) -> std::io::Result<Option<Vec<Frame>>> {
         loop {
+            // A line already whole in the reader's buffer is parsed where it lies: its
+            // payload is copied once, into the message, not first into a line buffer.
+            let available = self.lines.inner.fill_buf().await?;
+            if let Some(end) = memchr::memchr(b'\n', available).filter(|end| *end <= self.max_len) {
+                let frames = frames_of_line(&available[..end]);
+                self.lines.inner.consume(end + 1);
+                match frames {
+                    Some(frames) => return Ok(Some(frames)),
+                    None => continue,
+                }
+            }
             let Some(line) = self.lines.next_line().await? else {
                 return Ok(None);
             };
@@ -136,16 +147,20 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
                     id,
                 }]));
             }
-            let text = match std::str::from_utf8(line.kept) {
-                Ok(text) => text.trim_end_matches('\r'),
-                Err(_) => return Ok(Some(vec![not_utf8(line.kept)])),
-            };
-            if text.trim().is_empty() {
-                continue;
+            if let Some(frames) = frames_of_line(line.kept) {
+                return Ok(Some(frames));
             }
-            return Ok(Some(parse_frames(text)));
         }
     }
+}
+
+/// The frames of one line within the length cap; `None` for a blank line.
+fn frames_of_line(bytes: &[u8]) -> Option<Vec<Frame>> {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text.trim_end_matches('\r'),
+        Err(_) => return Some(vec![not_utf8(bytes)]),
+    };
+    (!text.trim().is_empty()).then(|| parse_frames(text))
 }
 
 /// The frame for a message that is not UTF-8, with its id when one can still be read.
