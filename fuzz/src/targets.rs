@@ -410,6 +410,7 @@ fn pending(original: &str) -> Pending {
         params: None,
         progress_token: None,
         started: Instant::now(),
+        part_of: None,
     }
 }
 

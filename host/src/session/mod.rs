@@ -3,6 +3,7 @@
 //! across in order, through the interceptor ([`intercept`]). [`SessionSettings::open`]
 //! is the one way a session is opened, for `interpose run`, the HTTP server and the demo.
 
+pub mod gateway;
 pub mod intercept;
 pub mod lists;
 pub mod names;

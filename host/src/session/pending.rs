@@ -34,6 +34,8 @@ pub struct Pending {
     /// `_meta.progressToken` of the request, as JSON text.
     pub progress_token: Option<Box<str>>,
     pub started: Instant,
+    /// For one backend's part of a client request fanned out to several: the fan-out.
+    pub part_of: Option<u64>,
 }
 
 /// The requests in flight from one side to the other.
@@ -119,6 +121,7 @@ mod tests {
             params: None,
             progress_token: None,
             started: Instant::now(),
+            part_of: None,
         }
     }
 

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
+use super::gateway::{Gateway, Merge, Part, Plan};
+use super::names::PrefixMode;
 use super::pending::{Peer, Pending, PendingTable};
 use crate::session::intercept::{Direction, Intercepted, SharedInterceptor, Verdict};
 use crate::wire::framing::Frame;
@@ -147,6 +149,21 @@ pub struct SessionRelay {
     backend_turn: usize,
     /// Progress token (JSON text) to the client's id of the request that carries it.
     progress_routes: HashMap<Box<str>, RawId>,
+    /// Where a client's request goes when there are several backends (or prefixes).
+    gateway: Gateway,
+    /// Client requests fanned out to several backends, waiting for their parts.
+    fanouts: HashMap<u64, Fanout>,
+    next_fanout: u64,
+}
+
+/// A client request fanned out to several backends.
+struct Fanout {
+    /// The client's request, as the merged answer goes back to it.
+    request: Pending,
+    merge: Merge,
+    /// Parts not answered yet.
+    waiting: usize,
+    parts: Vec<Part>,
 }
 
 impl SessionRelay {
@@ -159,6 +176,10 @@ impl SessionRelay {
     /// A session with a set of named backends. Which one a client's request goes to
     /// is [`SessionRelay::route`]'s to say; what the client announces goes to all.
     pub fn with_backends(config: RelayConfig, client: Link, backends: Vec<(String, Link)>) -> Self {
+        let gateway = Gateway::new(
+            backends.iter().map(|(name, _)| name.clone()).collect(),
+            PrefixMode::default(),
+        );
         let mut backend_inbound = Vec::with_capacity(backends.len());
         let backends = backends
             .into_iter()
@@ -181,6 +202,9 @@ impl SessionRelay {
             backend_inbound,
             backend_turn: 0,
             progress_routes: HashMap::new(),
+            gateway,
+            fanouts: HashMap::new(),
+            next_fanout: 0,
         }
     }
 
@@ -257,12 +281,6 @@ impl SessionRelay {
             Peer::Client => &mut self.client,
             Peer::Backend(index) => &mut self.backends[index].side,
         }
-    }
-
-    /// The backend a client's request goes to. With one backend, always it; a gateway
-    /// routes by the name or URI the request acts on.
-    fn route(&self, _method: &str, _params: Option<&RawValue>) -> usize {
-        0
     }
 
     // ---- what arrives ----
@@ -349,24 +367,18 @@ impl SessionRelay {
                 None,
             )
             .await;
-        let to = match from {
-            Peer::Client => Peer::Backend(self.route(&method, params.as_deref())),
-            Peer::Backend(_) => Peer::Client,
-        };
         let (params, headers) = match verdict {
             Verdict::Pass => (params, arrival.headers),
             Verdict::Rewrite(params) => {
                 // The headers that describe the request must describe it as
                 // rewritten, or the backend would refuse the mismatch.
-                let headers = match (arrival.headers, to) {
-                    (Some(sent), Peer::Backend(index)) => {
-                        Some(Arc::new(mcp_http::rederive_headers(
-                            &sent,
-                            &method,
-                            Some(&params),
-                            &self.backends[index].param_headers,
-                        )))
-                    }
+                let headers = match (arrival.headers, from) {
+                    (Some(sent), Peer::Client) => Some(Arc::new(mcp_http::rederive_headers(
+                        &sent,
+                        &method,
+                        Some(&params),
+                        &self.backends[0].param_headers,
+                    ))),
                     _ => None,
                 };
                 (Some(params), headers)
@@ -379,6 +391,26 @@ impl SessionRelay {
                 let answer = Message::error_response(id, &error);
                 return self.send(from, Outbound::new(answer)).await;
             }
+        };
+        let (to, params) = match from {
+            Peer::Client if self.gateway.is_passthrough() => (Peer::Backend(0), params),
+            Peer::Client => {
+                let live: Vec<bool> = self.backend_inbound.iter().map(Option::is_some).collect();
+                match self.gateway.plan(&method, params.as_deref(), &live) {
+                    Plan::One { backend, params } => (Peer::Backend(backend), params),
+                    Plan::Fanout { parts, merge } => {
+                        return self.fan_out(id, method, params, parts, merge).await;
+                    }
+                    Plan::Answer(answer) => {
+                        let answer = match answer {
+                            Ok(result) => Message::Response { id, result },
+                            Err(error) => Message::error_response(id, &error),
+                        };
+                        return self.send_client(Outbound::new(answer)).await;
+                    }
+                }
+            }
+            Peer::Backend(_) => (Peer::Client, params),
         };
         let (progress_token, related) = match from {
             Peer::Client => {
@@ -401,6 +433,7 @@ impl SessionRelay {
             params: self.keep_request_params.then(|| params.clone()).flatten(),
             progress_token,
             started: Instant::now(),
+            part_of: None,
         };
         let forwarded_id = self.side(to).awaiting.insert(pending);
         let request = Message::Request {
@@ -414,6 +447,115 @@ impl SessionRelay {
             ..Outbound::new(request)
         };
         self.send(to, outbound).await;
+    }
+
+    /// Sends each backend its part of a client request; the answers become one when
+    /// the last part is in (see [`SessionRelay::on_part`]).
+    async fn fan_out(
+        &mut self,
+        id: RawId,
+        method: String,
+        params: Option<Box<RawValue>>,
+        parts: Vec<(usize, Option<Box<RawValue>>)>,
+        merge: Merge,
+    ) {
+        self.next_fanout += 1;
+        let fanout = self.next_fanout;
+        let started = Instant::now();
+        self.fanouts.insert(
+            fanout,
+            Fanout {
+                request: Pending {
+                    origin: Peer::Client,
+                    original_id: id,
+                    method: method.clone(),
+                    params: self.keep_request_params.then_some(params).flatten(),
+                    progress_token: None,
+                    started,
+                    part_of: None,
+                },
+                merge,
+                waiting: parts.len(),
+                parts: Vec::with_capacity(parts.len()),
+            },
+        );
+        if parts.is_empty() {
+            return self.finish_fanout(fanout).await;
+        }
+        for (backend, params) in parts {
+            let part = Pending {
+                origin: Peer::Client,
+                original_id: self.fanouts[&fanout].request.original_id.clone(),
+                method: method.clone(),
+                params: None,
+                progress_token: None,
+                started,
+                part_of: Some(fanout),
+            };
+            let forwarded_id = self.backends[backend].side.awaiting.insert(part);
+            let request = Message::Request {
+                id: forwarded_id,
+                method: method.clone(),
+                params,
+            };
+            self.send(Peer::Backend(backend), Outbound::new(request))
+                .await;
+        }
+    }
+
+    /// One backend's answer (or failure) for its part of fan-out `fanout`.
+    async fn on_part(
+        &mut self,
+        fanout: u64,
+        backend: usize,
+        part: Result<serde_json::Value, ErrorObject>,
+    ) {
+        let Some(entry) = self.fanouts.get_mut(&fanout) else {
+            return;
+        };
+        entry.parts.push((backend, part));
+        entry.waiting -= 1;
+        if entry.waiting == 0 {
+            self.finish_fanout(fanout).await;
+        }
+    }
+
+    async fn finish_fanout(&mut self, fanout: u64) {
+        let Some(Fanout {
+            request,
+            merge,
+            parts,
+            ..
+        }) = self.fanouts.remove(&fanout)
+        else {
+            return;
+        };
+        let mut collisions = Vec::new();
+        let merged = self.gateway.merge(merge, parts, &mut collisions);
+        for collision in collisions {
+            tracing::warn!(
+                session = %self.config.session,
+                "`{}` of server `{}` is left out: server `{}` has the same name",
+                collision.exposed,
+                self.gateway.server_name(collision.left_out),
+                self.gateway.server_name(collision.kept),
+            );
+        }
+        let answer = match merged {
+            Ok(result) => Message::Response {
+                id: request.original_id.clone(),
+                result,
+            },
+            Err(error) => Message::error_response(request.original_id.clone(), &error),
+        };
+        let (answer, _) = self
+            .judge_answer(Direction::ToClient, answer, &request)
+            .await;
+        let outbound = Outbound {
+            related: Some(request.original_id),
+            ..Outbound::new(answer)
+        };
+        self.send_client(outbound).await;
     }
 
     async fn on_notification(
@@ -434,44 +576,57 @@ impl SessionRelay {
                 None,
             )
             .await;
-        let Some(mut params) = notification_params(verdict, params, &method) else {
+        let Some(params) = notification_params(verdict, params, &method) else {
             return;
         };
         if method == CANCELLED {
-            // The request was forwarded to the other side, which knows it by our id.
-            let Some((to, remapped)) = self.remap_cancelled(from, params.as_deref()) else {
+            // The request was forwarded to the other side (to each backend it was
+            // fanned out to), which knows it by our id.
+            let targets = self.remap_cancelled(from, params.as_deref());
+            if targets.is_empty() {
                 tracing::debug!(
                     "the {} cancelled a request that is not in flight; dropped",
                     from.as_str()
                 );
-                return;
-            };
+            }
             let route = match from {
                 Peer::Backend(index) => self.client_request_for(index, related.as_deref()),
                 Peer::Client => None,
             };
-            let notification = Message::Notification {
-                method,
-                params: Some(remapped),
-            };
-            let outbound = Outbound {
-                related: route,
-                ..Outbound::new(notification)
-            };
-            return self.send(to, outbound).await;
-        }
-        let Peer::Backend(index) = from else {
-            // Every backend hears what the client announces (`initialized`, changed roots).
-            for index in 0..self.backends.len() {
+            for (to, remapped) in targets {
                 let notification = Message::Notification {
                     method: method.clone(),
-                    params: params.clone(),
+                    params: Some(remapped),
+                };
+                let outbound = Outbound {
+                    related: route.clone(),
+                    ..Outbound::new(notification)
+                };
+                self.send(to, outbound).await;
+            }
+            return;
+        }
+        let Peer::Backend(index) = from else {
+            // Every backend hears what the client announces (`initialized`, changed
+            // roots); the last one gets the params themselves.
+            let last = self.backends.len() - 1;
+            let mut params = Some(params);
+            for index in 0..=last {
+                let params = if index == last {
+                    params.take().flatten()
+                } else {
+                    params.clone().flatten()
+                };
+                let notification = Message::Notification {
+                    method: method.clone(),
+                    params,
                 };
                 self.send(Peer::Backend(index), Outbound::new(notification))
                     .await;
             }
             return;
         };
+        let mut params = self.gateway.expose_notification(index, &method, params);
         let mut route = self.client_request_for(index, related.as_deref());
         if method == PROGRESS {
             let token = jsonrpc::notification_progress_token(params.as_deref());
@@ -493,29 +648,35 @@ impl SessionRelay {
         self.send_client(outbound).await;
     }
 
-    /// `notifications/cancelled` from `from`, with `requestId` swapped for the id the
-    /// peer its request went to knows, and that peer; `None` when the request is not
-    /// in flight (nothing to cancel).
-    fn remap_cancelled(
-        &self,
-        from: Peer,
-        params: Option<&RawValue>,
-    ) -> Option<(Peer, Box<RawValue>)> {
-        let original = jsonrpc::cancelled_request_id(params)?;
-        let (to, forwarded) = match from {
-            Peer::Client => self.backends.iter().enumerate().find_map(|(index, b)| {
-                let id = b.side.awaiting.forwarded_id(from, &original)?;
-                Some((Peer::Backend(index), id))
-            })?,
-            Peer::Backend(_) => (
-                Peer::Client,
-                self.client.awaiting.forwarded_id(from, &original)?,
-            ),
+    /// `notifications/cancelled` from `from`, for each peer its request went to (one,
+    /// or each backend of a fan-out): that peer, and the params with `requestId`
+    /// swapped for the id it knows. Empty when the request is not in flight.
+    fn remap_cancelled(&self, from: Peer, params: Option<&RawValue>) -> Vec<(Peer, Box<RawValue>)> {
+        let (Some(params), Some(original)) = (params, jsonrpc::cancelled_request_id(params)) else {
+            return Vec::new();
         };
-        Some((
-            to,
-            jsonrpc::replace_member(params?, "requestId", forwarded)?,
-        ))
+        let forwarded: Vec<(Peer, RawId)> = match from {
+            Peer::Client => self
+                .backends
+                .iter()
+                .enumerate()
+                .filter_map(|(index, b)| {
+                    let id = b.side.awaiting.forwarded_id(from, &original)?;
+                    Some((Peer::Backend(index), id))
+                })
+                .collect(),
+            Peer::Backend(_) => self
+                .client
+                .awaiting
+                .forwarded_id(from, &original)
+                .map(|id| (Peer::Client, id))
+                .into_iter()
+                .collect(),
+        };
+        forwarded
+            .into_iter()
+            .filter_map(|(to, id)| Some((to, jsonrpc::replace_member(params, "requestId", id)?)))
+            .collect()
     }
 
     /// An answer from a peer answers a request forwarded to it; it goes back to the
@@ -525,6 +686,23 @@ impl SessionRelay {
         let Some(pending) = self.side(from).awaiting.take(id) else {
             tracing::warn!(session = %self.config.session, id = id.get(), "the {} answered a request that is not in flight; dropped", from.as_str());
             return;
+        };
+        if let (Peer::Backend(index), Some(fanout)) = (from, pending.part_of) {
+            let part = match answer {
+                Message::Response { result, .. } => serde_json::from_str(result.get())
+                    .map_err(|e| ErrorObject::new(INTERNAL_ERROR, e.to_string())),
+                Message::Error { error, .. } => Err(ErrorObject::from_raw(&error)
+                    .unwrap_or_else(|| ErrorObject::new(INTERNAL_ERROR, "unreadable error"))),
+                _ => unreachable!("only answers are taken"),
+            };
+            return self.on_part(fanout, index, part).await;
+        }
+        let answer = match (from, answer) {
+            (Peer::Backend(index), Message::Response { id, result }) => Message::Response {
+                id,
+                result: self.gateway.expose_result(index, &pending.method, result),
+            },
+            (_, answer) => answer,
         };
         if let Peer::Backend(index) = from {
             self.forget_progress(&pending);
@@ -710,8 +888,12 @@ impl SessionRelay {
                 format!("{why} before answering `{}`", pending.method),
             )
             .with_data(serde_json::json!({ "method": pending.method }));
-            self.fail_request(pending, &error).await;
+            match pending.part_of {
+                Some(fanout) => self.on_part(fanout, index, Err(error)).await,
+                None => self.fail_request(pending, &error).await,
+            }
         }
+        self.gateway.forget(index);
     }
 
     /// The client left (or we are stopping): cancel what the client still waits for,

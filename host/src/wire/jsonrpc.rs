@@ -13,6 +13,8 @@ use serde_json::value::RawValue;
 pub const PARSE_ERROR: i64 = -32700;
 /// The JSON sent is not a valid request object.
 pub const INVALID_REQUEST: i64 = -32600;
+/// The method does not exist (or is not available).
+pub const METHOD_NOT_FOUND: i64 = -32601;
 /// The params of a request are invalid (2026-07-28: also a missing `_meta` envelope).
 pub const INVALID_PARAMS: i64 = -32602;
 /// Internal JSON-RPC error.

@@ -27,7 +27,8 @@ use super::session::{Listener, Session, SessionKind};
 use super::table::{SessionTable, StartError};
 use crate::wire::framing::Frame;
 use crate::wire::jsonrpc::{
-    BACKEND_UNAVAILABLE, ErrorObject, INVALID_PARAMS, INVALID_REQUEST, Message, PARSE_ERROR, RawId,
+    BACKEND_UNAVAILABLE, ErrorObject, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, Message,
+    PARSE_ERROR, RawId,
 };
 use crate::wire::link::ConnectContext;
 use crate::wire::link::ProtocolHeaders;
@@ -40,8 +41,6 @@ const CANCELLED: &str = "notifications/cancelled";
 const HEADER_MISMATCH: i64 = -32020;
 /// 2026-07-28 `MissingRequiredClientCapabilityError`.
 const MISSING_CAPABILITY: i64 = -32021;
-/// JSON-RPC "Method not found".
-const METHOD_NOT_FOUND: i64 = -32601;
 /// 2026-07-28 `UnsupportedProtocolVersionError`.
 const UNSUPPORTED_VERSION: i64 = -32022;
 /// What the SDKs' 2025 servers answer a request without its session id.

@@ -793,8 +793,9 @@ fn respond_to_a_notification_forwards_it_with_the_new_params() {
 
 /// The relay is a router with a set of backends (today's proxy is the set of one):
 /// equal ids from two backends stay apart, each answer and cancellation reaches the
-/// backend it belongs to, what the client announces reaches all, and one backend
-/// going away fails only its own requests while the other serves on.
+/// backend it belongs to, what the client announces reaches all, lists are merged
+/// with each server's names, calls go to the server that offers the name, and one
+/// backend going away fails only its own requests while the other serves on.
 #[tokio::test]
 async fn two_backends_keep_their_requests_apart_and_one_dying_spares_the_other() {
     let (client_link, mut client) = link();
@@ -853,19 +854,89 @@ async fn two_backends_keep_their_requests_apart_and_one_dying_spares_the_other()
     let (answered, _) = first.recv().await;
     assert_eq!(answered, answer(&json!(1), json!({"to": "first"})));
 
-    // A client request goes where the router says (the first: there is no routing yet).
+    // A list goes to both; each answers with its own names; the client gets one list.
     client
-        .send_value(request(json!("call"), "tools/call", json!({"name": "x"})))
+        .send_value(request(json!("list"), "tools/list", json!({})))
+        .await;
+    let (first_list, _) = first.recv().await;
+    let (second_list, _) = second.recv().await;
+    assert_eq!(first_list["method"], "tools/list");
+    assert_eq!(second_list["method"], "tools/list");
+    second
+        .send_value(answer(
+            &second_list["id"],
+            json!({"tools": [{"name": "read", "inputSchema": {}}]}),
+        ))
+        .await;
+    first
+        .send_value(answer(
+            &first_list["id"],
+            json!({"tools": [{"name": "read", "inputSchema": {}}], "nextCursor": "page-2"}),
+        ))
+        .await;
+    let (merged, route) = client.recv().await;
+    assert_eq!(route.as_deref(), Some(r#""list""#));
+    assert_eq!(merged["id"], "list");
+    let names: Vec<&str> = merged["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["first_read", "second_read"]);
+    assert!(merged["result"]["nextCursor"].is_string(), "{merged}");
+
+    // A call goes to the server that offers the name, under the name it knows.
+    client
+        .send_value(request(
+            json!("call"),
+            "tools/call",
+            json!({"name": "first_read"}),
+        ))
         .await;
     let (forwarded, _) = first.recv().await;
-    assert_eq!(forwarded["method"], "tools/call");
+    assert_eq!(forwarded["params"], json!({"name": "read"}));
 
-    // The first backend dies with that request in flight: it alone fails.
+    // The first backend dies with that call in flight: it alone fails.
     drop(first);
     let (failed, route) = client.recv().await;
     assert_eq!(failed["id"], "call");
     assert_eq!(failed["error"]["code"], -32000, "{failed}");
     assert_eq!(route.as_deref(), Some(r#""call""#));
+
+    // A list now goes to the second alone, and the first's names are gone.
+    client
+        .send_value(request(json!("again"), "tools/list", json!({})))
+        .await;
+    let (only, _) = second.recv().await;
+    second
+        .send_value(answer(
+            &only["id"],
+            json!({"tools": [{"name": "read", "inputSchema": {}}]}),
+        ))
+        .await;
+    let (merged, _) = client.recv().await;
+    assert_eq!(
+        merged["result"]["tools"][0]["name"], "second_read",
+        "{merged}"
+    );
+    assert_eq!(merged["result"]["tools"].as_array().unwrap().len(), 1);
+    client
+        .send_value(request(
+            json!("gone"),
+            "tools/call",
+            json!({"name": "first_read"}),
+        ))
+        .await;
+    let (refused, _) = client.recv().await;
+    assert_eq!(refused["id"], "gone");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("first"),
+        "{refused}"
+    );
 
     // The second still serves: its next question reaches the client.
     second
