@@ -32,9 +32,9 @@ pub struct RunOptions {
 
 /// Serves clients until they leave (stdio) or the proxy is stopped (HTTP).
 pub async fn run(options: RunOptions) -> anyhow::Result<()> {
+    let name = options.name.unwrap_or_else(|| options.backend.name());
     let settings = SessionSettings {
-        server_name: options.name.unwrap_or_else(|| options.backend.name()),
-        upstream: options.backend,
+        backends: vec![(name, options.backend)],
         interceptor: options.interceptor,
         max_message_bytes: options.max_message_bytes,
         backend_shutdown_grace: BACKEND_SHUTDOWN_GRACE,

@@ -29,12 +29,12 @@ pub const SERVER_NAME: &str = "demo";
 /// Sessions with the built-in backend, in this process, through `interceptor`.
 fn demo_sessions(interceptor: SharedInterceptor) -> SessionSettings {
     let serve: InProcessServer = Arc::new(|io| Box::pin(backend::serve(io)));
+    let upstream = UpstreamSpec::InProcess {
+        name: SERVER_NAME.into(),
+        serve,
+    };
     SessionSettings {
-        upstream: UpstreamSpec::InProcess {
-            name: SERVER_NAME.into(),
-            serve,
-        },
-        server_name: SERVER_NAME.into(),
+        backends: vec![(SERVER_NAME.into(), upstream)],
         interceptor,
         max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         backend_shutdown_grace: Duration::from_secs(1),

@@ -12,6 +12,7 @@ pub mod relay;
 
 use std::time::Duration;
 
+use anyhow::Context;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
@@ -24,13 +25,13 @@ use relay::{RelayConfig, RelayEnd, SessionRelay};
 /// Once the relay has ended, how long an exiting backend has before SIGTERM.
 const EXIT_WAIT: Duration = Duration::from_millis(200);
 
-/// How this proxy's sessions are opened: the backend, what it is called, the
-/// interceptor every message goes through, and the limits.
+/// How this proxy's sessions are opened: the backends, by name, the interceptor
+/// every message goes through, and the limits.
 #[derive(Clone)]
 pub struct SessionSettings {
-    pub upstream: UpstreamSpec,
-    /// The backend's name, shown to interceptors and in logs.
-    pub server_name: String,
+    /// The backends in configuration order: one for `interpose run -- BACKEND`,
+    /// several for a gateway. Each name is shown to interceptors and in logs.
+    pub backends: Vec<(String, UpstreamSpec)>,
     pub interceptor: SharedInterceptor,
     /// Largest message accepted from either side.
     pub max_message_bytes: usize,
@@ -38,11 +39,15 @@ pub struct SessionSettings {
     pub backend_shutdown_grace: Duration,
 }
 
-/// A session opened and not yet run: its relay and what closes its backend.
+/// A session opened and not yet run: its relay and what closes its backends.
 pub struct Session {
     relay: SessionRelay,
-    backend: UpstreamGuard,
+    backends: Vec<UpstreamGuard>,
 }
+
+/// What plugins and logs call the session's server: the backend's name, or the
+/// gateway's when there are several.
+pub const GATEWAY_NAME: &str = "gateway";
 
 impl SessionSettings {
     /// Opens a backend session for `client`. `label` names the session in logs and
@@ -55,17 +60,29 @@ impl SessionSettings {
         shared: bool,
         context: &ConnectContext,
     ) -> anyhow::Result<Session> {
-        let (backend_link, backend) = self.upstream.connect(self.max_message_bytes, context)?;
+        let mut links = Vec::with_capacity(self.backends.len());
+        let mut guards = Vec::with_capacity(self.backends.len());
+        for (name, upstream) in &self.backends {
+            let (link, guard) = upstream
+                .connect(self.max_message_bytes, context)
+                .with_context(|| format!("starting server `{name}`"))?;
+            links.push((name.clone(), link));
+            guards.push(guard);
+        }
+        let server = match &self.backends[..] {
+            [(name, _)] => name.clone(),
+            _ => GATEWAY_NAME.to_owned(),
+        };
         let config = RelayConfig {
             session: label.to_owned(),
             shared_session: shared,
-            server: self.server_name.clone(),
+            server,
             interceptor: self.interceptor.clone(),
             shutdown_grace: self.backend_shutdown_grace,
         };
         Ok(Session {
-            relay: SessionRelay::new(config, client, backend_link),
-            backend,
+            relay: SessionRelay::with_backends(config, client, links),
+            backends: guards,
         })
     }
 }
@@ -74,7 +91,8 @@ impl Session {
     /// Relays until one side ends or `shutdown` completes, then closes the backend.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> RelayEnd {
         let end = self.relay.run(shutdown).await;
-        self.backend.shutdown(EXIT_WAIT).await;
+        let stopping = self.backends.into_iter().map(|b| b.shutdown(EXIT_WAIT));
+        futures::future::join_all(stopping).await;
         end
     }
 }
@@ -102,7 +120,7 @@ impl OpenSession for SessionSettings {
     }
 
     fn backend_judges_each_request(&self) -> bool {
-        self.upstream.judges_each_request()
+        self.backends.iter().all(|(_, b)| b.judges_each_request())
     }
 
     fn backend_shutdown_grace(&self) -> Duration {
