@@ -367,22 +367,9 @@ impl SessionRelay {
                 None,
             )
             .await;
-        let (params, headers) = match verdict {
-            Verdict::Pass => (params, arrival.headers),
-            Verdict::Rewrite(params) => {
-                // The headers that describe the request must describe it as
-                // rewritten, or the backend would refuse the mismatch.
-                let headers = match (arrival.headers, from) {
-                    (Some(sent), Peer::Client) => Some(Arc::new(mcp_http::rederive_headers(
-                        &sent,
-                        &method,
-                        Some(&params),
-                        &self.backends[0].param_headers,
-                    ))),
-                    _ => None,
-                };
-                (Some(params), headers)
-            }
+        let (params, rewritten) = match verdict {
+            Verdict::Pass => (params, false),
+            Verdict::Rewrite(params) => (Some(params), true),
             Verdict::Respond(result) => {
                 let answer = Message::Response { id, result };
                 return self.send(from, Outbound::new(answer)).await;
@@ -392,12 +379,13 @@ impl SessionRelay {
                 return self.send(from, Outbound::new(answer)).await;
             }
         };
-        let (to, params) = match from {
-            Peer::Client if self.gateway.is_passthrough() => (Peer::Backend(0), params),
+        let (to, params, rewritten) = match from {
+            Peer::Client if self.gateway.is_passthrough() => (Peer::Backend(0), params, rewritten),
             Peer::Client => {
                 let live: Vec<bool> = self.backend_inbound.iter().map(Option::is_some).collect();
                 match self.gateway.plan(&method, params.as_deref(), &live) {
-                    Plan::One { backend, params } => (Peer::Backend(backend), params),
+                    // The name the server knows is not the one the client sent.
+                    Plan::One { backend, params } => (Peer::Backend(backend), params, true),
                     Plan::Fanout { parts, merge } => {
                         return self.fan_out(id, method, params, parts, merge).await;
                     }
@@ -410,7 +398,21 @@ impl SessionRelay {
                     }
                 }
             }
-            Peer::Backend(_) => (Peer::Client, params),
+            Peer::Backend(_) => (Peer::Client, params, rewritten),
+        };
+        // The headers that describe a request must describe it as it goes on (rewritten
+        // by a plugin, or named as its server knows it), or the backend would refuse
+        // the mismatch.
+        let headers = match (arrival.headers, to) {
+            (Some(sent), Peer::Backend(index)) if rewritten => {
+                Some(Arc::new(mcp_http::rederive_headers(
+                    &sent,
+                    &method,
+                    params.as_deref(),
+                    &self.backends[index].param_headers,
+                )))
+            }
+            (headers, _) => headers,
         };
         let (progress_token, related) = match from {
             Peer::Client => {
