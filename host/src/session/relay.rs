@@ -328,7 +328,7 @@ impl SessionRelay {
                 tracing::warn!(session = %self.config.session, method = %pending.method, "{problem}; the request fails");
                 let error = ErrorObject::new(INTERNAL_ERROR, problem)
                     .with_data(serde_json::json!({ "method": pending.method }));
-                self.fail_request(pending, &error).await;
+                self.fail_backend_request(index, pending, error).await;
             }
             None => tracing::warn!(session = %self.config.session, "{problem}; dropped"),
         }
@@ -854,7 +854,16 @@ impl SessionRelay {
                 BACKEND_UNAVAILABLE,
                 format!("backend `{}` is not accepting messages", backend.name),
             );
-            self.fail_request(pending, &error).await;
+            self.fail_backend_request(index, pending, error).await;
+        }
+    }
+
+    /// A request forwarded to backend `index` will not be answered: the client's
+    /// request fails with `error`, or, for one part of a fan-out, that part does.
+    async fn fail_backend_request(&mut self, index: usize, pending: Pending, error: ErrorObject) {
+        match pending.part_of {
+            Some(fanout) => self.on_part(fanout, index, Err(error)).await,
+            None => self.fail_request(pending, &error).await,
         }
     }
 
@@ -890,10 +899,7 @@ impl SessionRelay {
                 format!("{why} before answering `{}`", pending.method),
             )
             .with_data(serde_json::json!({ "method": pending.method }));
-            match pending.part_of {
-                Some(fanout) => self.on_part(fanout, index, Err(error)).await,
-                None => self.fail_request(pending, &error).await,
-            }
+            self.fail_backend_request(index, pending, error).await;
         }
         self.gateway.forget(index);
     }

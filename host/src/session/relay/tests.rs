@@ -952,3 +952,55 @@ async fn two_backends_keep_their_requests_apart_and_one_dying_spares_the_other()
     drop(second);
     assert!(matches!(ended(relay).await, RelayEnd::BackendClosed(_)));
 }
+
+/// A fanned-out request gets exactly one answer whatever its parts meet: a server that
+/// answers its part with something unreadable, or cannot be sent its part, is left out
+/// of the merged answer instead of answering the client on its own.
+#[tokio::test]
+async fn a_fan_out_answers_once_when_one_part_fails() {
+    let (client_link, mut client) = link();
+    let (first_link, mut first) = link();
+    let (second_link, mut second) = link();
+    let relay = SessionRelay::with_backends(
+        config("gateway"),
+        client_link,
+        vec![("first".into(), first_link), ("second".into(), second_link)],
+    );
+    let relay = tokio::spawn(relay.run(std::future::pending()));
+
+    client
+        .send_value(request(json!(1), "prompts/list", json!({})))
+        .await;
+    let (to_first, _) = first.recv().await;
+    let (to_second, _) = second.recv().await;
+    let unreadable = Frame::Malformed {
+        error: ParseError::Json("expected value".into()),
+        id: Some(jsonrpc::raw(to_first["id"].to_string())),
+    };
+    first.send(unreadable).await;
+    second
+        .send_value(answer(
+            &to_second["id"],
+            json!({"prompts": [{"name": "greet"}]}),
+        ))
+        .await;
+    let (merged, _) = client.recv().await;
+    assert_eq!(merged["id"], 1);
+    assert_eq!(
+        merged["result"],
+        json!({"prompts": [{"name": "second_greet"}]}),
+        "{merged}"
+    );
+    client.send_value(marker()).await;
+    let (next, _) = first.recv().await;
+    assert_eq!(next, marker(), "the first got nothing more");
+    let (next, _) = second.recv().await;
+    assert_eq!(next, marker());
+    // Exactly one answer reached the client: the next thing it sees is new.
+    second
+        .send_value(notification("notifications/tools/list_changed", json!({})))
+        .await;
+    let (next, _) = client.recv().await;
+    assert_eq!(next["method"], "notifications/tools/list_changed", "{next}");
+    relay.abort();
+}
