@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::lists::{self, ListKind, MergedCursor, Page};
 use super::names::{Collision, NameKind, Names, PrefixMode};
-use crate::wire::jsonrpc::{self, ErrorObject, INVALID_PARAMS, METHOD_NOT_FOUND};
+use crate::wire::jsonrpc::{self, ErrorObject, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND};
 
 /// What to do with one client request.
 #[derive(Debug)]
@@ -35,6 +35,9 @@ pub enum Plan {
 pub enum Merge {
     /// `initialize`: the gateway's own, with what the servers can do.
     Initialize,
+    /// `server/discover` (2026-07-28): the versions every server supports, with what
+    /// the servers can do.
+    Discover,
     /// A list method: one list, one cursor.
     List(ListKind),
     /// Nothing to merge (`logging/setLevel`): an empty result once all have answered.
@@ -88,6 +91,10 @@ impl Gateway {
             "initialize" => Plan::Fanout {
                 parts: all(params),
                 merge: Merge::Initialize,
+            },
+            "server/discover" => Plan::Fanout {
+                parts: all(params),
+                merge: Merge::Discover,
             },
             "logging/setLevel" => Plan::Fanout {
                 parts: all(params),
@@ -250,7 +257,55 @@ impl Gateway {
                 to_raw(&lists::merge(kind, &pages, &mut self.names, collisions))
             }
             Merge::Initialize => to_raw(&self.merge_initialize(&answered)),
+            Merge::Discover => to_raw(&self.merge_discover(&answered)?),
         })
+    }
+
+    /// The gateway's `server/discover` result: the protocol versions every server
+    /// supports (none in common is an error: no version would reach them all), the
+    /// capabilities and instructions as for `initialize`, and the strictest cache hints.
+    fn merge_discover(&self, answered: &[(usize, &Value)]) -> Result<Value, ErrorObject> {
+        let versions_of = |result: &Value| -> Vec<String> {
+            result["supportedVersions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        };
+        let mut common = versions_of(answered[0].1);
+        for (_, result) in &answered[1..] {
+            let theirs = versions_of(result);
+            common.retain(|v| theirs.contains(v));
+        }
+        if common.is_empty() {
+            return Err(ErrorObject::new(
+                INTERNAL_ERROR,
+                "the servers have no protocol version in common",
+            ));
+        }
+        let mut result = json!({
+            "supportedVersions": common,
+            "capabilities": self.merge_capabilities(answered),
+            "resultType": "complete",
+        });
+        if let Some(instructions) = self.merge_instructions(answered) {
+            result["instructions"] = instructions.into();
+        }
+        let ttl = answered
+            .iter()
+            .filter_map(|(_, r)| r["ttlMs"].as_u64())
+            .min();
+        if let Some(ttl) = ttl {
+            result["ttlMs"] = ttl.into();
+        }
+        let private = answered
+            .iter()
+            .any(|(_, r)| r["cacheScope"].as_str() == Some("private"));
+        if answered.iter().any(|(_, r)| r.get("cacheScope").is_some()) {
+            result["cacheScope"] = if private { "private" } else { "public" }.into();
+        }
+        Ok(result)
     }
 
     /// The gateway's `initialize` result: the protocol version the servers settled on
@@ -263,6 +318,19 @@ impl Gateway {
             .filter_map(|(_, r)| r["protocolVersion"].as_str())
             .min()
             .unwrap_or_default();
+        let mut result = json!({
+            "protocolVersion": version,
+            "capabilities": self.merge_capabilities(answered),
+            "serverInfo": self.server_info,
+        });
+        if let Some(instructions) = self.merge_instructions(answered) {
+            result["instructions"] = instructions.into();
+        }
+        result
+    }
+
+    /// What any server can do, with `listChanged` on every list: servers come and go.
+    fn merge_capabilities(&self, answered: &[(usize, &Value)]) -> Value {
         let mut capabilities = Map::new();
         for (_, result) in answered {
             let Some(theirs) = result["capabilities"].as_object() else {
@@ -284,6 +352,11 @@ impl Gateway {
                 entry.insert("listChanged".into(), true.into());
             }
         }
+        Value::Object(capabilities)
+    }
+
+    /// Each server's instructions under its name.
+    fn merge_instructions(&self, answered: &[(usize, &Value)]) -> Option<String> {
         let instructions: Vec<String> = answered
             .iter()
             .filter_map(|(server, r)| {
@@ -291,15 +364,7 @@ impl Gateway {
                 Some(format!("{}: {text}", self.servers[*server]))
             })
             .collect();
-        let mut result = json!({
-            "protocolVersion": version,
-            "capabilities": capabilities,
-            "serverInfo": self.server_info,
-        });
-        if !instructions.is_empty() {
-            result["instructions"] = instructions.join("\n\n").into();
-        }
-        result
+        (!instructions.is_empty()).then(|| instructions.join("\n\n"))
     }
 
     /// A backend's result as the client sees it: resource URIs (in `resources/read`
@@ -485,6 +550,39 @@ mod tests {
         assert_eq!(merged["capabilities"]["prompts"]["listChanged"], true);
         assert_eq!(merged["capabilities"]["resources"]["subscribe"], true);
         assert_eq!(merged["instructions"], "files: Reads files.");
+    }
+
+    #[test]
+    fn discover_offers_the_versions_every_server_supports() {
+        let mut g = gateway();
+        let files = json!({"supportedVersions": ["2026-07-28", "2025-11-25"], "capabilities": {"tools": {}}, "resultType": "complete", "ttlMs": 60000, "cacheScope": "public"});
+        let web = json!({"supportedVersions": ["2026-07-28"], "capabilities": {"prompts": {}}, "resultType": "complete", "ttlMs": 1000, "cacheScope": "private"});
+        let merged = g
+            .merge(
+                Merge::Discover,
+                vec![(0, Ok(files)), (1, Ok(web.clone()))],
+                &mut Vec::new(),
+            )
+            .unwrap();
+        let merged: Value = serde_json::from_str(merged.get()).unwrap();
+        assert_eq!(merged["supportedVersions"], json!(["2026-07-28"]));
+        assert_eq!(merged["capabilities"]["prompts"]["listChanged"], true);
+        assert_eq!(merged["capabilities"]["tools"]["listChanged"], true);
+        assert_eq!(
+            (merged["ttlMs"].as_u64(), merged["cacheScope"].as_str()),
+            (Some(1000), Some("private"))
+        );
+        let old = json!({"supportedVersions": ["2025-06-18"], "capabilities": {}});
+        let none = g.merge(
+            Merge::Discover,
+            vec![(0, Ok(old)), (1, Ok(web))],
+            &mut Vec::new(),
+        );
+        assert!(
+            none.unwrap_err()
+                .message
+                .contains("no protocol version in common")
+        );
     }
 
     #[test]
