@@ -26,6 +26,12 @@ use crate::wire::mcp_http;
 
 const CANCELLED: &str = "notifications/cancelled";
 const PROGRESS: &str = "notifications/progress";
+/// What a gateway's client hears when a server's names leave (or join) its lists.
+const LIST_CHANGED: &[&str] = &[
+    "notifications/tools/list_changed",
+    "notifications/prompts/list_changed",
+    "notifications/resources/list_changed",
+];
 
 /// How long to wait for the client to read what is left once the relay ends.
 const CLIENT_FLUSH_LIMIT: Duration = Duration::from_secs(5);
@@ -270,10 +276,19 @@ impl SessionRelay {
         self.fail_in_flight(index, &why).await;
         self.backends[index].side.outbound = None;
         self.backend_inbound[index] = None;
-        self.backend_inbound
-            .iter()
-            .all(Option::is_none)
-            .then_some(why)
+        let last = self.backend_inbound.iter().all(Option::is_none);
+        if !last && !self.gateway.is_passthrough() {
+            // Its tools, prompts and resources have left the lists: the client is told.
+            tracing::warn!(session = %self.config.session, server = %self.backends[index].name, "server gone: {why}");
+            for method in LIST_CHANGED {
+                let changed = Message::Notification {
+                    method: (*method).to_owned(),
+                    params: None,
+                };
+                self.send_client(Outbound::new(changed)).await;
+            }
+        }
+        last.then_some(why)
     }
 
     fn side(&mut self, peer: Peer) -> &mut Side {

@@ -897,12 +897,20 @@ async fn two_backends_keep_their_requests_apart_and_one_dying_spares_the_other()
     let (forwarded, _) = first.recv().await;
     assert_eq!(forwarded["params"], json!({"name": "read"}));
 
-    // The first backend dies with that call in flight: it alone fails.
+    // The first backend dies with that call in flight: it alone fails, and the client
+    // hears that the lists changed.
     drop(first);
     let (failed, route) = client.recv().await;
     assert_eq!(failed["id"], "call");
     assert_eq!(failed["error"]["code"], -32000, "{failed}");
     assert_eq!(route.as_deref(), Some(r#""call""#));
+    for list in ["tools", "prompts", "resources"] {
+        let (changed, _) = client.recv().await;
+        assert_eq!(
+            changed["method"],
+            format!("notifications/{list}/list_changed")
+        );
+    }
 
     // A list now goes to the second alone, and the first's names are gone.
     client
