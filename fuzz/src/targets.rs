@@ -411,6 +411,7 @@ fn pending(original: &str) -> Pending {
         progress_token: None,
         started: Instant::now(),
         part_of: None,
+        deadline: None,
     }
 }
 

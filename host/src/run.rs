@@ -9,9 +9,9 @@ use anyhow::Context;
 use crate::cli::Listen;
 use crate::downstream::http_server::{HttpServer, HttpServerConfig};
 use crate::downstream::stdio;
-use crate::session::SessionSettings;
 use crate::session::intercept::SharedInterceptor;
 use crate::session::relay::RelayEnd;
+use crate::session::{BackendSettings, SessionSettings};
 use crate::upstream::UpstreamSpec;
 use crate::wire::link::ConnectContext;
 
@@ -34,7 +34,7 @@ pub struct RunOptions {
 pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let name = options.name.unwrap_or_else(|| options.backend.name());
     let settings = SessionSettings {
-        backends: vec![(name, options.backend)],
+        backends: vec![BackendSettings::new(name, options.backend)],
         interceptor: options.interceptor,
         max_message_bytes: options.max_message_bytes,
         backend_shutdown_grace: BACKEND_SHUTDOWN_GRACE,

@@ -15,9 +15,9 @@ use tokio::io::BufReader;
 use crate::downstream::http_server::{HttpServer, HttpServerConfig};
 use crate::downstream::stdio;
 use crate::run::shutdown_signal;
-use crate::session::SessionSettings;
 use crate::session::intercept::{PassAll, SharedInterceptor};
 use crate::session::relay::RelayEnd;
+use crate::session::{BackendSettings, SessionSettings};
 use crate::upstream::{InProcessServer, UpstreamSpec};
 use crate::wire::framing::DEFAULT_MAX_MESSAGE_BYTES;
 use crate::wire::link::{ConnectContext, line_link};
@@ -34,7 +34,7 @@ fn demo_sessions(interceptor: SharedInterceptor) -> SessionSettings {
         serve,
     };
     SessionSettings {
-        backends: vec![(SERVER_NAME.into(), upstream)],
+        backends: vec![BackendSettings::new(SERVER_NAME, upstream)],
         interceptor,
         max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         backend_shutdown_grace: Duration::from_secs(1),

@@ -20,7 +20,7 @@ use crate::downstream::OpenSession;
 use crate::upstream::{UpstreamGuard, UpstreamSpec};
 use crate::wire::link::{ConnectContext, Link};
 use intercept::SharedInterceptor;
-use relay::{RelayConfig, RelayEnd, SessionRelay};
+use relay::{BackendLink, RelayConfig, RelayEnd, SessionRelay};
 
 /// Once the relay has ended, how long an exiting backend has before SIGTERM.
 const EXIT_WAIT: Duration = Duration::from_millis(200);
@@ -30,13 +30,35 @@ const EXIT_WAIT: Duration = Duration::from_millis(200);
 #[derive(Clone)]
 pub struct SessionSettings {
     /// The backends in configuration order: one for `interpose run -- BACKEND`,
-    /// several for a gateway. Each name is shown to interceptors and in logs.
-    pub backends: Vec<(String, UpstreamSpec)>,
+    /// several for a gateway.
+    pub backends: Vec<BackendSettings>,
     pub interceptor: SharedInterceptor,
     /// Largest message accepted from either side.
     pub max_message_bytes: usize,
     /// After the client leaves, how long the backend gets to finish and exit.
     pub backend_shutdown_grace: Duration,
+}
+
+/// One backend of every session.
+#[derive(Clone)]
+pub struct BackendSettings {
+    /// Its name, shown to interceptors and in logs (and, in a gateway, its prefix).
+    pub name: String,
+    pub upstream: UpstreamSpec,
+    /// How long it may take to answer a request; then the request fails and the
+    /// backend is told to cancel it. `None`: as long as it likes.
+    pub timeout: Option<Duration>,
+}
+
+impl BackendSettings {
+    /// A backend that may take its time.
+    pub fn new(name: impl Into<String>, upstream: UpstreamSpec) -> Self {
+        BackendSettings {
+            name: name.into(),
+            upstream,
+            timeout: None,
+        }
+    }
 }
 
 /// A session opened and not yet run: its relay and what closes its backends.
@@ -62,15 +84,20 @@ impl SessionSettings {
     ) -> anyhow::Result<Session> {
         let mut links = Vec::with_capacity(self.backends.len());
         let mut guards = Vec::with_capacity(self.backends.len());
-        for (name, upstream) in &self.backends {
-            let (link, guard) = upstream
+        for backend in &self.backends {
+            let (link, guard) = backend
+                .upstream
                 .connect(self.max_message_bytes, context)
-                .with_context(|| format!("starting server `{name}`"))?;
-            links.push((name.clone(), link));
+                .with_context(|| format!("starting server `{}`", backend.name))?;
+            links.push(BackendLink {
+                name: backend.name.clone(),
+                link,
+                timeout: backend.timeout,
+            });
             guards.push(guard);
         }
         let server = match &self.backends[..] {
-            [(name, _)] => name.clone(),
+            [backend] => backend.name.clone(),
             _ => GATEWAY_NAME.to_owned(),
         };
         let config = RelayConfig {
@@ -120,7 +147,9 @@ impl OpenSession for SessionSettings {
     }
 
     fn backend_judges_each_request(&self) -> bool {
-        self.backends.iter().all(|(_, b)| b.judges_each_request())
+        self.backends
+            .iter()
+            .all(|b| b.upstream.judges_each_request())
     }
 
     fn backend_shutdown_grace(&self) -> Duration {

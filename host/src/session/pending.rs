@@ -36,6 +36,9 @@ pub struct Pending {
     pub started: Instant,
     /// For one backend's part of a client request fanned out to several: the fan-out.
     pub part_of: Option<u64>,
+    /// When the server it went to has a request timeout: its place in the relay's
+    /// deadlines, to forget it once answered.
+    pub deadline: Option<tokio_util::time::delay_queue::Key>,
 }
 
 /// The requests in flight from one side to the other.
@@ -72,6 +75,12 @@ impl PendingTable {
     pub fn get(&self, forwarded_id: &RawValue) -> Option<&Pending> {
         let id: u64 = forwarded_id.get().parse().ok()?;
         self.by_forwarded_id.get(&id)
+    }
+
+    /// Looks up a request in flight by its forwarded id, to change it.
+    pub fn get_mut(&mut self, forwarded_id: &RawValue) -> Option<&mut Pending> {
+        let id: u64 = forwarded_id.get().parse().ok()?;
+        self.by_forwarded_id.get_mut(&id)
     }
 
     /// The forwarded id of the request `origin` knows as `original_id`.
@@ -122,6 +131,7 @@ mod tests {
             progress_token: None,
             started: Instant::now(),
             part_of: None,
+            deadline: None,
         }
     }
 

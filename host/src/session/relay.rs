@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
+use tokio_util::time::DelayQueue;
 
 use super::gateway::{Gateway, Merge, Part, Plan};
 use super::names::PrefixMode;
@@ -95,11 +96,20 @@ impl Side {
     }
 }
 
+/// A backend given to a session: its name, its link, and how long it may take to
+/// answer a request (none: as long as it likes).
+pub struct BackendLink {
+    pub name: String,
+    pub link: Link,
+    pub timeout: Option<Duration>,
+}
+
 /// One of the session's backends.
 struct Backend {
     /// Its name, in errors and logs.
     name: String,
     side: Side,
+    timeout: Option<Duration>,
     /// Its `x-mcp-header` declarations, from its `tools/list` results, to keep
     /// `Mcp-Param-*` headers true to a request a plugin rewrote.
     param_headers: mcp_http::ParamHeaders,
@@ -160,6 +170,8 @@ pub struct SessionRelay {
     /// Client requests fanned out to several backends, waiting for their parts.
     fanouts: HashMap<u64, Fanout>,
     next_fanout: u64,
+    /// Requests to backends with a timeout: which backend, and the id it knows.
+    deadlines: DelayQueue<(usize, RawId)>,
 }
 
 /// A client request fanned out to several backends.
@@ -173,27 +185,32 @@ struct Fanout {
 }
 
 impl SessionRelay {
-    /// A session with one backend, named `config.server`.
+    /// A session with one backend, named `config.server`, that may take its time.
     pub fn new(config: RelayConfig, client: Link, backend: Link) -> Self {
-        let name = config.server.clone();
-        Self::with_backends(config, client, vec![(name, backend)])
+        let backend = BackendLink {
+            name: config.server.clone(),
+            link: backend,
+            timeout: None,
+        };
+        Self::with_backends(config, client, vec![backend])
     }
 
     /// A session with a set of named backends. Which one a client's request goes to
     /// is [`SessionRelay::route`]'s to say; what the client announces goes to all.
-    pub fn with_backends(config: RelayConfig, client: Link, backends: Vec<(String, Link)>) -> Self {
+    pub fn with_backends(config: RelayConfig, client: Link, backends: Vec<BackendLink>) -> Self {
         let gateway = Gateway::new(
-            backends.iter().map(|(name, _)| name.clone()).collect(),
+            backends.iter().map(|b| b.name.clone()).collect(),
             PrefixMode::default(),
         );
         let mut backend_inbound = Vec::with_capacity(backends.len());
         let backends = backends
             .into_iter()
-            .map(|(name, link)| {
-                backend_inbound.push(Some(link.inbound));
+            .map(|backend| {
+                backend_inbound.push(Some(backend.link.inbound));
                 Backend {
-                    name,
-                    side: Side::new(link.outbound),
+                    name: backend.name,
+                    side: Side::new(backend.link.outbound),
+                    timeout: backend.timeout,
                     param_headers: mcp_http::ParamHeaders::new(),
                 }
             })
@@ -211,6 +228,7 @@ impl SessionRelay {
             gateway,
             fanouts: HashMap::new(),
             next_fanout: 0,
+            deadlines: DelayQueue::new(),
         }
     }
 
@@ -258,6 +276,10 @@ impl SessionRelay {
                         }
                     }
                 }
+                Some(expired) = std::future::poll_fn(|cx| self.deadlines.poll_expired(cx)), if !self.deadlines.is_empty() => {
+                    let (backend, id) = expired.into_inner();
+                    self.timed_out(backend, id).await;
+                }
                 () = &mut shutdown => break RelayEnd::Shutdown,
             }
         };
@@ -289,6 +311,57 @@ impl SessionRelay {
             }
         }
         last.then_some(why)
+    }
+
+    /// Starts the clock on a request forwarded to backend `index`, if it has a timeout.
+    fn start_deadline(&mut self, index: usize, forwarded_id: &RawId) {
+        let Some(timeout) = self.backends[index].timeout else {
+            return;
+        };
+        let key = self
+            .deadlines
+            .insert((index, forwarded_id.clone()), timeout);
+        if let Some(pending) = self.backends[index].side.awaiting.get_mut(forwarded_id) {
+            pending.deadline = Some(key);
+        }
+    }
+
+    /// Takes a request forwarded to backend `index` from its table, and off the clock.
+    fn take_from_backend(&mut self, index: usize, forwarded_id: &RawValue) -> Option<Pending> {
+        let pending = self.backends[index].side.awaiting.take(forwarded_id)?;
+        if let Some(key) = &pending.deadline {
+            self.deadlines.try_remove(key);
+        }
+        Some(pending)
+    }
+
+    /// Backend `index` did not answer request `id` in time: it is told to stop, and
+    /// the request fails.
+    async fn timed_out(&mut self, index: usize, id: RawId) {
+        let Some(pending) = self.backends[index].side.awaiting.take(&id) else {
+            return;
+        };
+        let backend = &self.backends[index];
+        let timeout = backend.timeout.unwrap_or_default();
+        let problem = format!(
+            "server `{}` did not answer `{}` within {timeout:?}",
+            backend.name, pending.method
+        );
+        tracing::warn!(session = %self.config.session, "{problem}; cancelled");
+        let reason = serde_json::to_string(&problem).expect("a string serializes");
+        let cancel = Message::Notification {
+            method: CANCELLED.into(),
+            params: Some(jsonrpc::raw(format!(
+                r#"{{"requestId":{},"reason":{reason}}}"#,
+                id.get()
+            ))),
+        };
+        self.send(Peer::Backend(index), Outbound::new(cancel)).await;
+        let error = ErrorObject::new(BACKEND_UNAVAILABLE, problem).with_data(serde_json::json!({
+            "method": pending.method,
+            "timeout_ms": u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+        }));
+        self.fail_backend_request(index, pending, error).await;
     }
 
     fn side(&mut self, peer: Peer) -> &mut Side {
@@ -337,8 +410,7 @@ impl SessionRelay {
     /// If what the backend sent was the answer to a request, that request still gets
     /// exactly one answer.
     async fn backend_frame_unreadable(&mut self, index: usize, problem: String, id: Option<RawId>) {
-        let awaiting = &mut self.backends[index].side.awaiting;
-        match id.and_then(|id| awaiting.take(&id)) {
+        match id.and_then(|id| self.take_from_backend(index, &id)) {
             Some(pending) => {
                 tracing::warn!(session = %self.config.session, method = %pending.method, "{problem}; the request fails");
                 let error = ErrorObject::new(INTERNAL_ERROR, problem)
@@ -451,8 +523,12 @@ impl SessionRelay {
             progress_token,
             started: Instant::now(),
             part_of: None,
+            deadline: None,
         };
         let forwarded_id = self.side(to).awaiting.insert(pending);
+        if let Peer::Backend(index) = to {
+            self.start_deadline(index, &forwarded_id);
+        }
         let request = Message::Request {
             id: forwarded_id,
             method,
@@ -490,6 +566,7 @@ impl SessionRelay {
                     progress_token: None,
                     started,
                     part_of: None,
+                    deadline: None,
                 },
                 merge,
                 waiting: parts.len(),
@@ -508,8 +585,10 @@ impl SessionRelay {
                 progress_token: None,
                 started,
                 part_of: Some(fanout),
+                deadline: None,
             };
             let forwarded_id = self.backends[backend].side.awaiting.insert(part);
+            self.start_deadline(backend, &forwarded_id);
             let request = Message::Request {
                 id: forwarded_id,
                 method: method.clone(),
@@ -700,7 +779,11 @@ impl SessionRelay {
     /// request's sender under the sender's id.
     async fn on_answer(&mut self, from: Peer, answer: Message, head: Option<AnswerHead>) {
         let id = answer.id().expect("answers have ids");
-        let Some(pending) = self.side(from).awaiting.take(id) else {
+        let taken = match from {
+            Peer::Backend(index) => self.take_from_backend(index, id),
+            Peer::Client => self.client.awaiting.take(id),
+        };
+        let Some(pending) = taken else {
             tracing::warn!(session = %self.config.session, id = id.get(), "the {} answered a request that is not in flight; dropped", from.as_str());
             return;
         };
@@ -857,17 +940,19 @@ impl SessionRelay {
         let Peer::Backend(index) = to else {
             return self.send_client(outbound).await;
         };
-        let backend = &mut self.backends[index];
-        let sent = match &backend.side.outbound {
+        let sent = match &self.backends[index].side.outbound {
             Some(tx) => tx.send(outbound).await.map_err(|e| e.0.message),
             None => Err(outbound.message),
         };
         if let Err(Message::Request { id, .. }) = sent
-            && let Some(pending) = backend.side.awaiting.take(&id)
+            && let Some(pending) = self.take_from_backend(index, &id)
         {
             let error = ErrorObject::new(
                 BACKEND_UNAVAILABLE,
-                format!("backend `{}` is not accepting messages", backend.name),
+                format!(
+                    "backend `{}` is not accepting messages",
+                    self.backends[index].name
+                ),
             );
             self.fail_backend_request(index, pending, error).await;
         }
@@ -909,6 +994,9 @@ impl SessionRelay {
         let awaiting = &mut self.backends[index].side.awaiting;
         tracing::error!(session = %self.config.session, in_flight = awaiting.len(), "{why}");
         for pending in awaiting.drain() {
+            if let Some(key) = &pending.deadline {
+                self.deadlines.try_remove(key);
+            }
             let error = ErrorObject::new(
                 BACKEND_UNAVAILABLE,
                 format!("{why} before answering `{}`", pending.method),

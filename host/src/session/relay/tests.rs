@@ -166,6 +166,15 @@ fn pipe_link() -> (Link, PipePeer) {
     (link, peer)
 }
 
+/// A backend of a gateway that may take its time.
+fn backend(name: &str, link: Link) -> BackendLink {
+    BackendLink {
+        name: name.into(),
+        link,
+        timeout: None,
+    }
+}
+
 fn config(server: &str) -> RelayConfig {
     RelayConfig {
         session: "test".into(),
@@ -804,7 +813,7 @@ async fn two_backends_keep_their_requests_apart_and_one_dying_spares_the_other()
     let relay = SessionRelay::with_backends(
         config("gateway"),
         client_link,
-        vec![("first".into(), first_link), ("second".into(), second_link)],
+        vec![backend("first", first_link), backend("second", second_link)],
     );
     let relay = tokio::spawn(relay.run(std::future::pending()));
 
@@ -972,7 +981,7 @@ async fn a_fan_out_answers_once_when_one_part_fails() {
     let relay = SessionRelay::with_backends(
         config("gateway"),
         client_link,
-        vec![("first".into(), first_link), ("second".into(), second_link)],
+        vec![backend("first", first_link), backend("second", second_link)],
     );
     let relay = tokio::spawn(relay.run(std::future::pending()));
 
@@ -1010,5 +1019,60 @@ async fn a_fan_out_answers_once_when_one_part_fails() {
         .await;
     let (next, _) = client.recv().await;
     assert_eq!(next["method"], "notifications/tools/list_changed", "{next}");
+    relay.abort();
+}
+
+/// A server with a request timeout: a request it does not answer in time fails with
+/// an error naming the server, the method and the time, the server is told to cancel
+/// it, and its late answer is dropped (the client got exactly one answer).
+#[tokio::test]
+async fn a_request_the_server_does_not_answer_in_time_fails_and_is_cancelled() {
+    let (client_link, mut client) = link();
+    let (backend_link, mut server) = link();
+    let slow = BackendLink {
+        timeout: Some(Duration::from_millis(100)),
+        ..backend("slow", backend_link)
+    };
+    let relay = SessionRelay::with_backends(config("slow"), client_link, vec![slow]);
+    let relay = tokio::spawn(relay.run(std::future::pending()));
+
+    client
+        .send_value(request(json!(7), "tools/call", json!({"name": "wait"})))
+        .await;
+    let (forwarded, _) = server.recv().await;
+    let (failed, route) = client.recv().await;
+    assert_eq!(failed["id"], 7);
+    assert_eq!(route.as_deref(), Some("7"));
+    assert_eq!(failed["error"]["code"], -32000);
+    assert_eq!(
+        failed["error"]["message"],
+        "server `slow` did not answer `tools/call` within 100ms"
+    );
+    assert_eq!(failed["error"]["data"]["timeout_ms"], 100);
+    let (cancel, _) = server.recv().await;
+    assert_eq!(cancel["method"], "notifications/cancelled");
+    assert_eq!(cancel["params"]["requestId"], forwarded["id"]);
+
+    server
+        .send_value(answer(&forwarded["id"], json!({"late": true})))
+        .await;
+    server.send_value(marker()).await;
+    let (next, _) = client.recv().await;
+    assert_eq!(next, marker(), "the late answer was dropped");
+
+    // An answer in time stops the clock: nothing fails later.
+    client
+        .send_value(request(json!(8), "tools/call", json!({"name": "quick"})))
+        .await;
+    let (forwarded, _) = server.recv().await;
+    server
+        .send_value(answer(&forwarded["id"], json!({"ok": true})))
+        .await;
+    let (answered, _) = client.recv().await;
+    assert_eq!(answered, answer(&json!(8), json!({"ok": true})));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.send_value(marker()).await;
+    let (next, _) = client.recv().await;
+    assert_eq!(next, marker(), "no timeout fired for the answered request");
     relay.abort();
 }
