@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use super::{Bearer, Entry, EnvLookup, ServerSpec, Transport, check_name};
 use crate::config::ConfigError;
-use crate::upstream::HttpTransport;
+use crate::upstream::{HttpTransport, UpstreamSpec};
 
 /// Reads and checks an `mcpServers` file; relative `cwd`s are relative to its directory.
 pub fn load(path: &Path, env: EnvLookup) -> Result<Vec<ServerSpec>, ConfigError> {
@@ -77,29 +77,32 @@ pub fn parse(text: &str, origin: &Path, env: EnvLookup) -> Result<Vec<ServerSpec
     let expander = Expander {
         env,
         workspace: workspace.as_deref(),
-        strict: true,
     };
     let base = origin.parent().unwrap_or(Path::new("."));
-    entries
-        .iter()
-        .map(|(name, entry)| {
-            server(name, entry, &expander, base, origin).map_err(|message| ConfigError::Server {
+    let mut servers = Vec::new();
+    for (name, entry) in entries {
+        let server = server(name, entry, &expander, base, origin).map_err(|message| {
+            ConfigError::Server {
                 path: origin.to_owned(),
                 server: name.clone(),
                 message,
-            })
-        })
-        .collect()
+            }
+        })?;
+        servers.extend(server);
+    }
+    Ok(servers)
 }
 
-/// One entry of the `mcpServers` object.
+/// One entry of the `mcpServers` object; `None` for a disabled entry whose values
+/// cannot be resolved (an unset variable, say): it is not served, so it is left out
+/// (logged at debug). Wrong types are errors, disabled or not.
 fn server(
     name: &str,
     entry: &Value,
     expander: &Expander,
     base: &Path,
     origin: &Path,
-) -> Result<ServerSpec, String> {
+) -> Result<Option<ServerSpec>, String> {
     check_name(name)?;
     let Value::Object(keys) = entry else {
         return Err(format!(
@@ -112,25 +115,17 @@ fn server(
         Some(Value::Bool(disabled)) => *disabled,
         Some(other) => return Err(wrong("disabled", "a boolean", other)),
     };
-    // A disabled server may use variables that are not set: it is not served.
-    let expander = Expander {
-        strict: enabled,
-        ..*expander
-    };
-    let text = |key: &str| -> Result<Option<String>, String> {
+    let text = |key: &str| -> Result<Option<&str>, String> {
         match keys.get(key) {
             None => Ok(None),
-            Some(Value::String(text)) => expander
-                .expand(text)
-                .map(Some)
-                .map_err(|e| format!("`{key}`: {e}")),
+            Some(Value::String(text)) => Ok(Some(text)),
             Some(other) => Err(wrong(key, "a string", other)),
         }
     };
     let mut transport = None;
     for key in ["type", "transport"] {
         let Some(named) = text(key)? else { continue };
-        let named = parse_transport(&named).ok_or_else(|| {
+        let named = parse_transport(named).ok_or_else(|| {
             format!(
                 "`{key}` must be \"stdio\", \"http\", \"streamable-http\" or \"sse\", got \"{named}\""
             )
@@ -154,42 +149,76 @@ fn server(
             }
         },
     };
-    let bearer = match text("auth")? {
-        None => None,
-        Some(auth) if auth == "oauth" => {
-            return Err(
-                "`auth` = \"oauth\" is not supported: give the token in `headers` or as `auth`"
-                    .into(),
-            );
-        }
-        Some(auth) if auth.trim().is_empty() => return Err("`auth` must not be empty".into()),
-        Some(token) => Some(("auth", Bearer::Token(token))),
-    };
+    let auth = text("auth")?;
+    if auth == Some("oauth") {
+        return Err(
+            "`auth` = \"oauth\" is not supported: give the token in `headers` or as `auth`".into(),
+        );
+    }
     if keys.contains_key("envFile") {
         return Err("`envFile` is not supported: put the variables in `env`".into());
     }
+    let (command, url, cwd) = (text("command")?, text("url")?, text("cwd")?);
+    let args = string_list(keys, "args")?;
+    let env = string_map(keys, "env", true)?;
+    let headers = string_map(keys, "headers", false)?;
     for key in keys.keys().filter(|k| !KNOWN_KEYS.contains(&k.as_str())) {
         tracing::debug!(file = %origin.display(), server = name, "skipping key `{key}`");
     }
-    let entry = Entry {
-        command: text("command")?,
-        args: string_list(keys, "args", &expander)?,
-        env: string_map(keys, "env", &expander, true)?,
-        cwd: text("cwd")?.map(|cwd| base.join(cwd)),
-        url: text("url")?,
-        transport,
-        headers: string_map(keys, "headers", &expander, false)?,
-        bearer,
+
+    // The types are right; now the values, variables expanded.
+    let expand = |key: &str, text: &str| expander.expand(text).map_err(|e| format!("`{key}`: {e}"));
+    let expand_pairs = |key: &str, pairs: Vec<(String, String)>| {
+        pairs
+            .into_iter()
+            .map(|(name, value)| Ok((name.clone(), expand(&format!("{key}.{name}"), &value)?)))
+            .collect::<Result<Vec<_>, String>>()
     };
-    let upstream = entry.into_upstream(expander.env, enabled)?;
-    Ok(ServerSpec {
+    let resolved = || -> Result<UpstreamSpec, String> {
+        let bearer = match auth.map(|auth| expand("auth", auth)).transpose()? {
+            Some(token) if token.trim().is_empty() => {
+                return Err("`auth` must not be empty".into());
+            }
+            token => token.map(|token| ("auth", Bearer::Token(token))),
+        };
+        let entry = Entry {
+            command: command.map(|c| expand("command", c)).transpose()?,
+            args: args
+                .map(|args| {
+                    (args.iter().enumerate())
+                        .map(|(index, arg)| expand(&format!("args[{index}]"), arg))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()?,
+            env: env.map(|env| expand_pairs("env", env)).transpose()?,
+            cwd: cwd
+                .map(|cwd| expand("cwd", cwd).map(|cwd| base.join(cwd)))
+                .transpose()?,
+            url: url.map(|url| expand("url", url)).transpose()?,
+            transport,
+            headers: headers
+                .map(|headers| expand_pairs("headers", headers))
+                .transpose()?,
+            bearer,
+        };
+        entry.into_upstream(expander.env)
+    };
+    let upstream = match resolved() {
+        Ok(upstream) => upstream,
+        Err(message) if !enabled => {
+            tracing::debug!(file = %origin.display(), server = name, "leaving out the disabled server: {message}");
+            return Ok(None);
+        }
+        Err(message) => return Err(message),
+    };
+    Ok(Some(ServerSpec {
         name: name.to_owned(),
         upstream,
         timeout,
         enabled,
         plugins: Vec::new(),
         origin: origin.to_owned(),
-    })
+    }))
 }
 
 /// The keys read; any other is skipped.
@@ -225,12 +254,11 @@ fn parse_transport(name: &str) -> Option<Transport> {
     })
 }
 
-/// `args`: an array of strings, each expanded.
-fn string_list(
-    keys: &Map<String, Value>,
+/// `args`: an array of strings.
+fn string_list<'a>(
+    keys: &'a Map<String, Value>,
     key: &str,
-    expander: &Expander,
-) -> Result<Option<Vec<String>>, String> {
+) -> Result<Option<Vec<&'a str>>, String> {
     let Some(value) = keys.get(key) else {
         return Ok(None);
     };
@@ -241,21 +269,18 @@ fn string_list(
         .iter()
         .enumerate()
         .map(|(index, item)| match item {
-            Value::String(text) => expander
-                .expand(text)
-                .map_err(|e| format!("`{key}[{index}]`: {e}")),
+            Value::String(text) => Ok(text.as_str()),
             other => Err(wrong(&format!("{key}[{index}]"), "a string", other)),
         })
         .collect::<Result<_, _>>()
         .map(Some)
 }
 
-/// `env` or `headers`: an object of strings, each value expanded. `numbers` accepts
-/// numbers as their text, as VS Code does for `env`.
+/// `env` or `headers`: an object of strings. `numbers` accepts numbers as their text,
+/// as VS Code does for `env`.
 fn string_map(
     keys: &Map<String, Value>,
     key: &str,
-    expander: &Expander,
     numbers: bool,
 ) -> Result<Option<Vec<(String, String)>>, String> {
     let Some(value) = keys.get(key) else {
@@ -268,9 +293,7 @@ fn string_map(
         .iter()
         .map(|(name, value)| {
             let text = match value {
-                Value::String(text) => expander
-                    .expand(text)
-                    .map_err(|e| format!("`{key}.{name}`: {e}"))?,
+                Value::String(text) => text.clone(),
                 Value::Number(number) if numbers => number.to_string(),
                 other => return Err(wrong(&format!("{key}.{name}"), "a string", other)),
             };
@@ -400,12 +423,11 @@ fn workspace_folder(file: &Path) -> Option<PathBuf> {
 /// Claude Desktop and FastMCP expand nothing; their files hold no `${`. Anything
 /// else in `${...}` (VS Code's `${input:ID}`, which prompts the user) is an error, as
 /// is an unset variable without a default: the server would start with the wrong value.
+/// Text with no `${`, or no closing `}`, is left as written.
 #[derive(Clone, Copy)]
 struct Expander<'a> {
     env: EnvLookup<'a>,
     workspace: Option<&'a Path>,
-    /// Whether an unset variable is an error (an enabled server) or empty.
-    strict: bool,
 }
 
 impl Expander<'_> {
@@ -427,13 +449,9 @@ impl Expander<'_> {
 
     fn variable(&self, inner: &str) -> Result<String, String> {
         let unset = |name: &str| {
-            if self.strict {
-                Err(format!(
-                    "`${{{inner}}}`: the environment variable `{name}` is not set"
-                ))
-            } else {
-                Ok(String::new())
-            }
+            Err(format!(
+                "`${{{inner}}}`: the environment variable `{name}` is not set"
+            ))
         };
         let workspace = || {
             self.workspace.ok_or_else(|| {
@@ -874,16 +892,23 @@ mod tests {
     }
 
     #[test]
-    fn a_disabled_server_may_lack_its_variables() {
+    fn a_disabled_server_that_cannot_be_resolved_is_left_out() {
         let servers = parse(
-            r#"{"mcpServers": {"w": {"url": "http://h/mcp", "disabled": true,
-                "headers": {"Authorization": "Bearer ${env:TOKEN}"}}}}"#,
+            r#"{"mcpServers": {
+                "w": {"url": "${env:BASE}/mcp", "disabled": true},
+                "p": {"command": "npx", "env": {"K": "${input:key}"}, "disabled": true},
+                "c": {"command": "npx", "disabled": true}}}"#,
             Path::new("servers.json"),
             &env_of(&[]),
         )
         .unwrap();
+        assert_eq!(names(&servers), ["c"]);
         assert!(!servers[0].enabled);
-        assert_eq!(http_of(&servers[0]).1.headers["authorization"], "Bearer");
+        // Wrong types are errors all the same.
+        assert_eq!(
+            parse_err(r#"{"mcpServers": {"w": {"url": ["http://h/mcp"], "disabled": true}}}"#),
+            "servers.json: server `w`: `url` must be a string, found an array"
+        );
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub fn load_with_env(
     let mut servers = Vec::new();
     if let Some(path) = config_file {
         for (name, config) in Config::load(path)?.servers {
-            servers.push(from_toml(path, name, config, env)?);
+            servers.extend(from_toml(path, name, config, env)?);
         }
     }
     if let Some(path) = servers_file {
@@ -149,13 +149,15 @@ pub fn the_one_enabled(servers: Vec<ServerSpec>) -> Result<ServerSpec, SelectErr
     }
 }
 
-/// A `[servers.NAME]` table as a [`ServerSpec`]; `origin` is the config file.
+/// A `[servers.NAME]` table as a [`ServerSpec`]; `origin` is the config file. `None`
+/// for a disabled server whose settings cannot be used (its token's variable is not
+/// set, say): it is not served, so it is left out (logged at debug).
 fn from_toml(
     origin: &Path,
     name: String,
     config: ServerConfig,
     env: EnvLookup,
-) -> Result<ServerSpec, ConfigError> {
+) -> Result<Option<ServerSpec>, ConfigError> {
     let invalid = |message: String| ConfigError::Server {
         path: origin.to_owned(),
         server: name.clone(),
@@ -183,15 +185,22 @@ fn from_toml(
             .bearer_token_env
             .map(|var| ("bearer_token_env", Bearer::FromEnv(var))),
     };
-    let upstream = entry.into_upstream(env, config.enabled).map_err(invalid)?;
-    Ok(ServerSpec {
+    let upstream = match entry.into_upstream(env) {
+        Ok(upstream) => upstream,
+        Err(message) if !config.enabled => {
+            tracing::debug!(file = %origin.display(), server = name, "leaving out the disabled server: {message}");
+            return Ok(None);
+        }
+        Err(message) => return Err(invalid(message)),
+    };
+    Ok(Some(ServerSpec {
         name,
         upstream,
         timeout: config.timeout_ms.map(Duration::from_millis),
         enabled: config.enabled,
         plugins: config.plugins,
         origin: origin.to_owned(),
-    })
+    }))
 }
 
 /// The transport an entry names.
@@ -226,10 +235,8 @@ struct Entry {
 }
 
 impl Entry {
-    /// The backend these settings describe. `strict` (an enabled server) makes a
-    /// bearer token's missing environment variable an error; a disabled server just
-    /// goes without it.
-    fn into_upstream(self, env: EnvLookup, strict: bool) -> Result<UpstreamSpec, String> {
+    /// The backend these settings describe.
+    fn into_upstream(self, env: EnvLookup) -> Result<UpstreamSpec, String> {
         match (self.command, self.url) {
             (Some(_), Some(_)) => Err("give either `command` or `url`, not both".into()),
             (None, None) => Err("needs `command` (a local server) or `url` (a remote one)".into()),
@@ -296,24 +303,14 @@ impl Entry {
                 if let Some((key, bearer)) = self.bearer {
                     let token = match bearer {
                         Bearer::Token(token) => token,
-                        Bearer::FromEnv(var) => {
-                            match env(&var)
-                                .map(|v| v.trim().to_owned())
-                                .filter(|v| !v.is_empty())
-                            {
-                                Some(token) => token,
-                                None if strict => {
-                                    let missing = HttpSettingError::MissingSecret(var);
-                                    return Err(format!("`{key}`: {missing}"));
-                                }
-                                // A disabled server may lack its secret: it is not served.
-                                None => String::new(),
-                            }
-                        }
+                        Bearer::FromEnv(var) => env(&var)
+                            .map(|value| value.trim().to_owned())
+                            .filter(|value| !value.is_empty())
+                            .ok_or_else(|| {
+                                format!("`{key}`: {}", HttpSettingError::MissingSecret(var))
+                            })?,
                     };
-                    if !token.is_empty() {
-                        insert_bearer(&mut headers, &token).map_err(|e| format!("`{key}`: {e}"))?;
-                    }
+                    insert_bearer(&mut headers, &token).map_err(|e| format!("`{key}`: {e}"))?;
                 }
                 UpstreamSpec::http(parsed, transport, headers)
                     .map_err(|e| HttpSettingError::from(e).to_string())
@@ -492,20 +489,15 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_disabled_toml_server_may_lack_its_token() {
+    fn a_disabled_toml_server_without_its_token_is_left_out() {
         let (_dir, loaded) = load_files(
-            "[servers.web]\nurl = \"http://h/mcp\"\nbearer_token_env = \"NO_SUCH\"\nenabled = false\n",
+            "[servers.web]\nurl = \"http://h/mcp\"\nbearer_token_env = \"NO_SUCH\"\n\
+             enabled = false\n[servers.files]\ncommand = \"npx\"\nenabled = false\n",
             None,
             &[],
         );
-        let servers = loaded.unwrap();
-        assert!(
-            http_of(&servers[0])
-                .1
-                .headers
-                .get("authorization")
-                .is_none()
-        );
+        let names: Vec<_> = loaded.unwrap().into_iter().map(|s| s.name).collect();
+        assert_eq!(names, ["files"]);
     }
 
     #[test]
