@@ -134,7 +134,7 @@ fn server(
             Some((first, earlier)) if earlier != named => {
                 return Err(format!("`{first}` and `{key}` name different transports"));
             }
-            _ => transport = Some((key_name(key), named)),
+            _ => transport = Some((key, named)),
         }
     }
     let timeout = match keys.get("timeout") {
@@ -235,11 +235,6 @@ const KNOWN_KEYS: &[&str] = &[
     "timeout",
     "auth",
 ];
-
-/// `key` as a `'static` name for [`Entry::transport`].
-fn key_name(key: &str) -> &'static str {
-    if key == "type" { "type" } else { "transport" }
-}
 
 /// The transport names clients write: VS Code and Claude Code `stdio`, `http`, `sse`;
 /// FastMCP `streamable-http`; Cline `streamableHttp`.

@@ -16,7 +16,7 @@ use url::Url;
 
 use crate::config::{Config, ConfigError, PluginConfig, ServerConfig, ServerTransport};
 use crate::upstream::child::CommandSpec;
-use crate::upstream::{HttpSettingError, HttpTransport, UpstreamSpec, header_pair, insert_bearer};
+use crate::upstream::{HttpTransport, UpstreamSpec, header_pair, insert_bearer, secret_in};
 
 /// The longest server name: with a separator and a tool name it must stay within the
 /// 64 characters that model APIs accept for a tool name.
@@ -220,7 +220,6 @@ enum Bearer {
 
 /// A server's connection settings as either source gives them, before they are
 /// checked against each other: both sources end in [`Entry::into_upstream`].
-#[derive(Default)]
 struct Entry {
     command: Option<String>,
     args: Option<Vec<String>>,
@@ -303,17 +302,13 @@ impl Entry {
                 if let Some((key, bearer)) = self.bearer {
                     let token = match bearer {
                         Bearer::Token(token) => token,
-                        Bearer::FromEnv(var) => env(&var)
-                            .map(|value| value.trim().to_owned())
-                            .filter(|value| !value.is_empty())
-                            .ok_or_else(|| {
-                                format!("`{key}`: {}", HttpSettingError::MissingSecret(var))
-                            })?,
+                        Bearer::FromEnv(var) => {
+                            secret_in(&var, env).map_err(|e| format!("`{key}`: {e}"))?
+                        }
                     };
                     insert_bearer(&mut headers, &token).map_err(|e| format!("`{key}`: {e}"))?;
                 }
-                UpstreamSpec::http(parsed, transport, headers)
-                    .map_err(|e| HttpSettingError::from(e).to_string())
+                UpstreamSpec::http(parsed, transport, headers).map_err(|e| e.to_string())
             }
         }
     }

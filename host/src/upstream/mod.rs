@@ -65,8 +65,6 @@ pub enum HttpSettingError {
     HeaderName(String),
     #[error("invalid value for header `{0}`")]
     HeaderValue(String),
-    #[error(transparent)]
-    Upstream(#[from] HttpUpstreamError),
 }
 
 /// A header sent to an HTTP backend, checked.
@@ -80,10 +78,18 @@ pub fn header_pair(name: &str, value: &str) -> Result<(HeaderName, HeaderValue),
 
 /// The value of environment variable `name`, trimmed; unset or blank is an error.
 pub fn secret_from_env(name: &str) -> Result<String, HttpSettingError> {
-    match std::env::var(name) {
-        Ok(value) if !value.trim().is_empty() => Ok(value.trim().to_owned()),
-        _ => Err(HttpSettingError::MissingSecret(name.to_owned())),
-    }
+    secret_in(name, &|name| std::env::var(name).ok())
+}
+
+/// [`secret_from_env`] with `env` as the environment.
+pub fn secret_in(
+    name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, HttpSettingError> {
+    env(name)
+        .map(|value| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+        .ok_or_else(|| HttpSettingError::MissingSecret(name.to_owned()))
 }
 
 /// Sets `Authorization: Bearer <token>`, marked sensitive so it never shows in logs.
