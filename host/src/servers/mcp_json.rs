@@ -73,6 +73,13 @@ pub fn parse(text: &str, origin: &Path, env: EnvLookup) -> Result<Vec<ServerSpec
             "`{key}` must be an object, found {found}"
         )));
     };
+    if let Some(name) = duplicate_server(&plain, key) {
+        return Err(ConfigError::Server {
+            path: origin.to_owned(),
+            server: name,
+            message: "defined twice in the file".into(),
+        });
+    }
     let workspace = workspace_folder(origin);
     let expander = Expander {
         env,
@@ -219,6 +226,78 @@ fn server(
         plugins: Vec::new(),
         origin: origin.to_owned(),
     }))
+}
+
+/// The first name given twice in the `key` object of `text` (already known to be an
+/// object holding one): a JSON reader keeps the last silently, which would hide a
+/// server.
+fn duplicate_server(text: &str, key: &str) -> Option<String> {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+
+    /// Reads an object's keys, stopping at the first repeated one.
+    struct FirstRepeat(Option<String>);
+
+    impl<'de> Visitor<'de> for &mut FirstRepeat {
+        type Value = ();
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(name) = map.next_key::<String>()? {
+                map.next_value::<IgnoredAny>()?;
+                if self.0.is_none() && !seen.insert(name.clone()) {
+                    self.0 = Some(name);
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// The root object: the servers object's keys checked, the rest skipped.
+    struct Root<'k> {
+        key: &'k str,
+        repeat: FirstRepeat,
+    }
+
+    impl<'de> Visitor<'de> for &mut Root<'_> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(name) = map.next_key::<String>()? {
+                if name == self.key {
+                    map.next_value_seed(Seed(&mut self.repeat))?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    struct Seed<'a>(&'a mut FirstRepeat);
+
+    impl<'de> serde::de::DeserializeSeed<'de> for Seed<'_> {
+        type Value = ();
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self.0)
+        }
+    }
+
+    let mut root = Root {
+        key,
+        repeat: FirstRepeat(None),
+    };
+    let mut reader = serde_json::Deserializer::from_str(text);
+    reader.deserialize_map(&mut root).ok()?;
+    root.repeat.0
 }
 
 /// The keys read; any other is skipped.
@@ -831,6 +910,17 @@ mod tests {
         for (text, expected) in cases {
             assert_eq!(parse_err(text), expected, "for {text}");
         }
+    }
+
+    #[test]
+    fn a_server_defined_twice_in_a_file_is_named() {
+        assert_eq!(
+            parse_err(
+                r#"{"mcpServers": {"files": {"command": "npx"}, "web": {"url": "http://h/mcp"},
+                    "files": {"command": "uvx"}}, "other": {"files": 1, "files": 2}}"#
+            ),
+            "servers.json: server `files`: defined twice in the file"
+        );
     }
 
     #[test]

@@ -1,14 +1,15 @@
 //! Servers named in configuration (`interpose run --servers FILE.json`, `[servers.NAME]`
-//! in `--config`) behind the real binary, with `tests/servers/full_server.py` as the
-//! server: the one enabled server is served as today's single backend, under its
-//! key's name; several enabled servers are refused before anything starts.
+//! in `--config`) behind the real binary, with `tests/servers/full_server.py` (over stdio)
+//! and `full_http_server.py` (over HTTP) as the server: the one enabled server is served
+//! as today's single backend, under its key's name; several enabled servers are refused
+//! before anything starts.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::http_support::{python, repo};
+use crate::http_support::{python, python_http_backend, repo};
 use crate::support::{INTERPOSE, Proxy, config_file, result, scratch};
 
 const NO_BACKEND: &[&str] = &[];
@@ -108,6 +109,41 @@ fn config_server_table_is_served_under_its_name_with_its_plugins() {
 
     let (status, log) = proxy.finish();
     assert!(status.success(), "exit {status}; log:\n{log}");
+}
+
+#[test]
+fn servers_file_reaches_a_remote_server_with_its_headers() {
+    let dir = scratch();
+    let record = dir.path().join("headers.jsonl");
+    let (_backend, base) = python_http_backend(&["--record-headers", &record.to_string_lossy()]);
+    let file = dir.path().join("mcp.json");
+    // As Cursor writes a remote server: a URL, headers, a token from the environment.
+    let servers = json!({"mcpServers": {"remote": {
+        "url": format!("{base}/mcp"),
+        "headers": {"X-Test": "from the file", "Authorization": "Bearer ${env:INTERPOSE_TEST_TOKEN}"}
+    }}});
+    std::fs::write(&file, servers.to_string()).unwrap();
+    let mut proxy = Proxy::start_with_backend(
+        &["--servers".as_ref(), file.as_os_str()],
+        NO_BACKEND,
+        &[("INTERPOSE_TEST_TOKEN", "t0ken")],
+    );
+    handshake(&mut proxy);
+    let answer = proxy.call_tool(2, "echo", json!({"text": "over http"}));
+    assert_eq!(only_text(&answer), "over http");
+    let (status, log) = proxy.finish();
+    assert!(status.success(), "exit {status}; log:\n{log}");
+
+    let recorded = std::fs::read_to_string(&record).expect("recorded headers");
+    let requests: Vec<Value> = recorded
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert!(requests.len() >= 2, "{recorded}");
+    for request in &requests {
+        assert_eq!(request["x-test"], "from the file", "{request}");
+        assert_eq!(request["authorization"], "Bearer t0ken", "{request}");
+    }
 }
 
 /// `interpose run ARGS` with no client; its exit success and what it wrote on stderr.
