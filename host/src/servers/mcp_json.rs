@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::{Bearer, Entry, EnvLookup, ServerSpec, Transport, check_name};
+use super::{Bearer, Entry, EnvLookup, ServerSpec, Transport, check_name, unless_disabled};
 use crate::config::ConfigError;
 use crate::upstream::{HttpTransport, UpstreamSpec};
 
@@ -100,9 +100,8 @@ pub fn parse(text: &str, origin: &Path, env: EnvLookup) -> Result<Vec<ServerSpec
     Ok(servers)
 }
 
-/// One entry of the `mcpServers` object; `None` for a disabled entry whose values
-/// cannot be resolved (an unset variable, say): it is not served, so it is left out
-/// (logged at debug). Wrong types are errors, disabled or not.
+/// One entry of the `mcpServers` object; `None` for a disabled entry left out by
+/// [`unless_disabled`]. Wrong types are errors, disabled or not.
 fn server(
     name: &str,
     entry: &Value,
@@ -178,7 +177,10 @@ fn server(
     let expand_pairs = |key: &str, pairs: Vec<(String, String)>| {
         pairs
             .into_iter()
-            .map(|(name, value)| Ok((name.clone(), expand(&format!("{key}.{name}"), &value)?)))
+            .map(|(name, value)| {
+                let value = expand(&format!("{key}.{name}"), &value)?;
+                Ok((name, value))
+            })
             .collect::<Result<Vec<_>, String>>()
     };
     let resolved = || -> Result<UpstreamSpec, String> {
@@ -210,13 +212,8 @@ fn server(
         };
         entry.into_upstream(expander.env)
     };
-    let upstream = match resolved() {
-        Ok(upstream) => upstream,
-        Err(message) if !enabled => {
-            tracing::debug!(file = %origin.display(), server = name, "leaving out the disabled server: {message}");
-            return Ok(None);
-        }
-        Err(message) => return Err(message),
+    let Some(upstream) = unless_disabled(resolved(), enabled, origin, name)? else {
+        return Ok(None);
     };
     Ok(Some(ServerSpec {
         name: name.to_owned(),

@@ -150,8 +150,7 @@ pub fn the_one_enabled(servers: Vec<ServerSpec>) -> Result<ServerSpec, SelectErr
 }
 
 /// A `[servers.NAME]` table as a [`ServerSpec`]; `origin` is the config file. `None`
-/// for a disabled server whose settings cannot be used (its token's variable is not
-/// set, say): it is not served, so it is left out (logged at debug).
+/// for a disabled server left out by [`unless_disabled`].
 fn from_toml(
     origin: &Path,
     name: String,
@@ -185,13 +184,10 @@ fn from_toml(
             .bearer_token_env
             .map(|var| ("bearer_token_env", Bearer::FromEnv(var))),
     };
-    let upstream = match entry.into_upstream(env) {
-        Ok(upstream) => upstream,
-        Err(message) if !config.enabled => {
-            tracing::debug!(file = %origin.display(), server = name, "leaving out the disabled server: {message}");
-            return Ok(None);
-        }
-        Err(message) => return Err(invalid(message)),
+    let Some(upstream) = unless_disabled(entry.into_upstream(env), config.enabled, origin, &name)
+        .map_err(invalid)?
+    else {
+        return Ok(None);
     };
     Ok(Some(ServerSpec {
         name,
@@ -201,6 +197,24 @@ fn from_toml(
         plugins: config.plugins,
         origin: origin.to_owned(),
     }))
+}
+
+/// A server's backend; `None` when it cannot be resolved (an unset variable, say) but
+/// the server is disabled: it is not served, so it is left out (logged at debug).
+fn unless_disabled(
+    upstream: Result<UpstreamSpec, String>,
+    enabled: bool,
+    origin: &Path,
+    name: &str,
+) -> Result<Option<UpstreamSpec>, String> {
+    match upstream {
+        Ok(upstream) => Ok(Some(upstream)),
+        Err(message) if !enabled => {
+            tracing::debug!(file = %origin.display(), server = name, "leaving out the disabled server: {message}");
+            Ok(None)
+        }
+        Err(message) => Err(message),
+    }
 }
 
 /// The transport an entry names.
@@ -245,14 +259,9 @@ impl Entry {
                         "`{key}` names an HTTP transport, but the server has a `command` and no `url`"
                     ));
                 }
-                let url_only = [
-                    ("headers", self.headers.is_some()),
-                    (
-                        self.bearer.as_ref().map_or("", |b| b.0),
-                        self.bearer.is_some(),
-                    ),
-                ];
-                if let Some((key, _)) = url_only.iter().find(|(_, set)| *set) {
+                let url_only = (self.headers.as_ref().map(|_| "headers"))
+                    .or(self.bearer.as_ref().map(|(key, _)| *key));
+                if let Some(key) = url_only {
                     return Err(format!(
                         "`{key}` applies to a `url` server, not to a `command` one"
                     ));
@@ -272,8 +281,10 @@ impl Entry {
                     ("args", self.args.is_some()),
                     ("env", self.env.is_some()),
                     ("cwd", self.cwd.is_some()),
-                ];
-                if let Some((key, _)) = command_only.iter().find(|(_, set)| *set) {
+                ]
+                .into_iter()
+                .find_map(|(key, set)| set.then_some(key));
+                if let Some(key) = command_only {
                     return Err(format!(
                         "`{key}` applies to a `command` server, not to a `url` one"
                     ));
