@@ -3,19 +3,16 @@
 //! transports they configure, so `main.rs` only flattens them in.
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
 use crate::downstream::http_server::{AccessPolicy, HttpServerConfig};
-use crate::upstream::UpstreamSpec;
 use crate::upstream::child::CommandSpec;
-use crate::upstream::http_client::HttpUpstreamConfig;
+use crate::upstream::{HttpTransport, UpstreamSpec, header_pair, insert_bearer, secret_from_env};
 
 /// Which HTTP transport a URL backend speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -113,7 +110,7 @@ impl TransportArgs {
             token: self
                 .auth_token_env
                 .as_deref()
-                .map(|name| secret_from_env(name, "--auth-token-env"))
+                .map(|name| secret_from_env(name).context("--auth-token-env"))
                 .transpose()?,
         };
         config.max_sessions = self.max_sessions.max(1);
@@ -144,6 +141,7 @@ impl TransportArgs {
                 program: first,
                 args: words.collect(),
                 env,
+                cwd: None,
             }));
         };
         if words.next().is_some() {
@@ -157,23 +155,27 @@ impl TransportArgs {
             headers.append(name.clone(), value.clone());
         }
         if let Some(name) = &self.bearer_token_env {
-            let token = secret_from_env(name, "--bearer-token-env")?;
-            let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
-                .context("the bearer token is not a valid header value")?;
-            value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
+            let token = secret_from_env(name).context("--bearer-token-env")?;
+            insert_bearer(&mut headers, &token)?;
         }
-        let legacy = match self.upstream {
-            UpstreamKind::Sse => true,
-            UpstreamKind::StreamableHttp => false,
-            UpstreamKind::Auto => url.path().trim_end_matches('/').ends_with("/sse"),
-        };
-        let config = Arc::new(HttpUpstreamConfig::new(url, headers)?);
-        Ok(if legacy {
-            UpstreamSpec::LegacySse(config)
-        } else {
-            UpstreamSpec::StreamableHttp(config)
-        })
+        Ok(UpstreamSpec::http(url, self.upstream.into(), headers)?)
+    }
+
+    /// Whether any flag that only applies to a backend given after `--` was set.
+    pub fn names_backend_settings(&self) -> bool {
+        self.upstream != UpstreamKind::Auto
+            || !self.header.is_empty()
+            || self.bearer_token_env.is_some()
+    }
+}
+
+impl From<UpstreamKind> for HttpTransport {
+    fn from(kind: UpstreamKind) -> Self {
+        match kind {
+            UpstreamKind::Auto => HttpTransport::Auto,
+            UpstreamKind::StreamableHttp => HttpTransport::StreamableHttp,
+            UpstreamKind::Sse => HttpTransport::Sse,
+        }
     }
 }
 
@@ -202,22 +204,11 @@ fn listen_addr(url: &Url) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("`{host}` has no address"))
 }
 
-fn secret_from_env(name: &str, flag: &str) -> anyhow::Result<String> {
-    match std::env::var(name) {
-        Ok(value) if !value.trim().is_empty() => Ok(value.trim().to_owned()),
-        _ => bail!("{flag}: the environment variable `{name}` is not set or is empty"),
-    }
-}
-
 fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), String> {
     let (name, value) = text
         .split_once(':')
         .ok_or_else(|| format!("expected `Name: value`, got `{text}`"))?;
-    let name = HeaderName::from_bytes(name.trim().as_bytes())
-        .map_err(|e| format!("invalid header name `{}`: {e}", name.trim()))?;
-    let value = HeaderValue::from_str(value.trim())
-        .map_err(|e| format!("invalid value for header `{name}`: {e}"))?;
-    Ok((name, value))
+    header_pair(name, value).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer};
 
 /// The default deadline for one plugin call.
@@ -32,6 +33,63 @@ pub struct Config {
     /// first.
     #[serde(default)]
     pub plugins: Vec<PluginConfig>,
+    /// The MCP servers to serve, by name (`[servers.NAME]`). Turned into
+    /// [`crate::servers::ServerSpec`]s by [`crate::servers::load`].
+    #[serde(default)]
+    pub servers: IndexMap<String, ServerConfig>,
+}
+
+/// One `[servers.NAME]` table: a command or a URL, and how to treat it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The program to run (a local server speaking MCP on its stdio).
+    #[serde(default)]
+    pub command: Option<String>,
+    /// The program's arguments.
+    #[serde(default)]
+    pub args: Option<Vec<String>>,
+    /// Variables added to (or overriding) the environment the program inherits.
+    #[serde(default)]
+    pub env: Option<IndexMap<String, String>>,
+    /// The program's working directory, relative to the config file's directory.
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
+    /// The endpoint of a remote server (http:// or https://).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// How to talk to `url`; by default legacy SSE when its path ends in `/sse`,
+    /// otherwise Streamable HTTP.
+    #[serde(default)]
+    pub transport: Option<ServerTransport>,
+    /// Headers sent to `url` with every request.
+    #[serde(default)]
+    pub headers: Option<IndexMap<String, String>>,
+    /// Send `Authorization: Bearer <token>` to `url`, the token read from this
+    /// environment variable at start (like `--bearer-token-env`).
+    #[serde(default)]
+    pub bearer_token_env: Option<String>,
+    /// Deadline for one request to this server, in milliseconds.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// `false` keeps the server configured but not served.
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    /// Plugins for this server alone, in the shape of the global `[[plugins]]`.
+    #[serde(default)]
+    pub plugins: Vec<PluginConfig>,
+}
+
+/// The HTTP transport of a `[servers.NAME]` URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerTransport {
+    StreamableHttp,
+    Sse,
+}
+
+fn enabled_by_default() -> bool {
+    true
 }
 
 /// One `[[plugins]]` entry.
@@ -243,6 +301,20 @@ pub enum ConfigError {
         plugin: PathBuf,
         message: String,
     },
+    #[error("{}: server `{server}`: {message}", path.display())]
+    Server {
+        path: PathBuf,
+        server: String,
+        message: String,
+    },
+    #[error("{}: {message}", path.display())]
+    Servers { path: PathBuf, message: String },
+    #[error("server `{name}` is defined twice: in {} and in {}", first.display(), second.display())]
+    DuplicateServer {
+        name: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
 }
 
 impl PluginConfig {
@@ -350,17 +422,43 @@ impl Config {
             path: origin.to_owned(),
             message: one_line(&e, text),
         })?;
-        for (index, plugin) in config.plugins.iter_mut().enumerate() {
-            plugin.check().map_err(|message| ConfigError::Invalid {
+        check_plugins(&mut config.plugins, base).map_err(|(index, plugin, message)| {
+            ConfigError::Invalid {
                 path: origin.to_owned(),
-                index: index + 1,
-                plugin: plugin.path.clone(),
+                index,
+                plugin,
                 message,
+            }
+        })?;
+        for (name, server) in &mut config.servers {
+            check_plugins(&mut server.plugins, base).map_err(|(index, plugin, message)| {
+                ConfigError::Server {
+                    path: origin.to_owned(),
+                    server: name.clone(),
+                    message: format!("plugin {index} (`{}`): {message}", plugin.display()),
+                }
             })?;
-            plugin.resolve_paths(base);
+            if let Some(cwd) = &mut server.cwd {
+                *cwd = base.join(&*cwd);
+            }
         }
         Ok(config)
     }
+}
+
+/// Checks each plugin and anchors its relative paths at `base`; a failure is given as
+/// (1-based index, the plugin's path, the problem).
+fn check_plugins(
+    plugins: &mut [PluginConfig],
+    base: &Path,
+) -> Result<(), (usize, PathBuf, String)> {
+    for (index, plugin) in plugins.iter_mut().enumerate() {
+        plugin
+            .check()
+            .map_err(|message| (index + 1, plugin.path.clone(), message))?;
+        plugin.resolve_paths(base);
+    }
+    Ok(())
 }
 
 /// A TOML error as one line, `LINE:COLUMN: message`, without the quoted source.
@@ -470,7 +568,7 @@ mod tests {
         let err = parse("plugin = []\n").unwrap_err();
         assert_eq!(
             err,
-            "interpose.toml:1:1: unknown field `plugin`, expected `plugins`"
+            "interpose.toml:1:1: unknown field `plugin`, expected `plugins` or `servers`"
         );
     }
 

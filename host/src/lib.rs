@@ -19,6 +19,7 @@ pub mod downstream;
 pub mod log_output;
 pub mod plugin;
 pub mod run;
+pub mod servers;
 pub mod session;
 pub mod upstream;
 pub mod wire;

@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -94,9 +95,12 @@ struct RunArgs {
     name: Option<String>,
     #[command(flatten)]
     plugins: PluginArgs,
-    /// The backend: a command and its arguments.
+    /// The servers to serve, from an `mcpServers` file as Claude Desktop, Cursor, VS
+    /// Code or FastMCP write it (instead of a BACKEND). See docs/config.md ("Servers").
+    #[arg(long, value_name = "FILE.json")]
+    servers: Option<std::path::PathBuf>,
+    /// The backend: a command and its arguments, or a URL.
     #[arg(
-        required = true,
         trailing_var_arg = true,
         allow_hyphen_values = true,
         value_name = "BACKEND"
@@ -270,6 +274,58 @@ fn new_plugin(args: NewArgs) -> anyhow::Result<()> {
 }
 
 async fn run_proxy(args: RunArgs) -> anyhow::Result<()> {
+    let servers =
+        interpose::servers::load(args.plugins.config.as_deref(), args.servers.as_deref())?;
+    if servers.is_empty() && args.servers.is_none() {
+        return run_backend(args).await;
+    }
+    if !args.backend.is_empty() {
+        bail!(
+            "give either a backend after `--` or servers (--servers FILE.json, [servers] in \
+             --config), not both"
+        );
+    }
+    if args.transport.names_backend_settings() || !args.env.is_empty() || args.name.is_some() {
+        bail!(
+            "--upstream, --header, --bearer-token-env, --env and --name apply to a backend \
+             given after `--`; a server takes its settings from its own entry"
+        );
+    }
+    let server = interpose::servers::the_one_enabled(servers)?;
+    if server.timeout.is_some() {
+        tracing::warn!(
+            "server `{}`: its timeout is not applied yet (per-server timeouts come with the \
+             gateway, issue #13)",
+            server.name
+        );
+    }
+    let interceptor = if server.plugins.is_empty() {
+        args.plugins.interceptor(args.max_message_bytes).await?
+    } else {
+        // The server's own plugins run after the global ones, as they will in the gateway.
+        let mut plugins =
+            interpose::config::plugin_list(args.plugins.config.as_deref(), &args.plugins.plugin)?;
+        plugins.extend(server.plugins);
+        interpose::plugin::load_chain(plugins, args.max_message_bytes).await?
+    };
+    run(RunOptions {
+        backend: server.upstream,
+        listen: args.transport.listen()?,
+        name: Some(server.name),
+        max_message_bytes: args.max_message_bytes,
+        interceptor,
+    })
+    .await
+}
+
+/// `interpose run -- BACKEND...`: the backend the command line names.
+async fn run_backend(args: RunArgs) -> anyhow::Result<()> {
+    if args.backend.is_empty() {
+        bail!(
+            "no backend: give a command or URL after `--`, or servers with --servers \
+             FILE.json or [servers] in --config"
+        );
+    }
     let interceptor = args.plugins.interceptor(args.max_message_bytes).await?;
     let listen = args.transport.listen()?;
     let backend = args.transport.upstream(args.backend, args.env)?;

@@ -41,6 +41,8 @@ pub struct CommandSpec {
     pub args: Vec<String>,
     /// Added to (or overriding) the environment the child inherits.
     pub env: Vec<(String, String)>,
+    /// The child's working directory; ours when `None`.
+    pub cwd: Option<std::path::PathBuf>,
 }
 
 impl CommandSpec {
@@ -66,7 +68,11 @@ impl ChildBackend {
     /// Spawns the backend and links the relay to its stdin and stdout.
     pub fn spawn(spec: &CommandSpec, max_message_bytes: usize) -> anyhow::Result<(Link, Self)> {
         let name = spec.name();
-        let mut child = Command::new(&spec.program)
+        let mut command = Command::new(&spec.program);
+        if let Some(cwd) = &spec.cwd {
+            command.current_dir(cwd);
+        }
+        let mut child = command
             .args(&spec.args)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())

@@ -13,11 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio::io::DuplexStream;
+use url::Url;
 
 use crate::wire::link::{ConnectContext, Link};
 use child::{ChildBackend, CommandSpec};
-use http_client::HttpUpstreamConfig;
+use http_client::{HttpUpstreamConfig, HttpUpstreamError};
 
 /// Runs an MCP server over one end of an in-memory pipe.
 pub type InProcessServer =
@@ -39,6 +42,65 @@ pub enum UpstreamSpec {
     },
 }
 
+/// Which HTTP transport a URL backend speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpTransport {
+    /// Legacy SSE when the URL path ends in `/sse`, otherwise Streamable HTTP (the
+    /// rule FastMCP applies too).
+    Auto,
+    /// Streamable HTTP (2025-03-26 and later).
+    StreamableHttp,
+    /// The legacy HTTP+SSE transport (2024-11-05).
+    Sse,
+}
+
+/// Why a backend's HTTP settings could not be used. The text is what the user sees.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpSettingError {
+    #[error("the environment variable `{0}` is not set or is empty")]
+    MissingSecret(String),
+    #[error("the bearer token is not a valid header value")]
+    BadToken,
+    #[error("invalid header name `{0}`")]
+    HeaderName(String),
+    #[error("invalid value for header `{0}`")]
+    HeaderValue(String),
+}
+
+/// A header sent to an HTTP backend, checked.
+pub fn header_pair(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), HttpSettingError> {
+    let name = HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| HttpSettingError::HeaderName(name.trim().to_owned()))?;
+    let value = HeaderValue::from_str(value.trim())
+        .map_err(|_| HttpSettingError::HeaderValue(name.to_string()))?;
+    Ok((name, value))
+}
+
+/// The value of environment variable `name`, trimmed; unset or blank is an error.
+pub fn secret_from_env(name: &str) -> Result<String, HttpSettingError> {
+    secret_in(name, &|name| std::env::var(name).ok())
+}
+
+/// [`secret_from_env`] with `env` as the environment.
+pub fn secret_in(
+    name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, HttpSettingError> {
+    env(name)
+        .map(|value| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+        .ok_or_else(|| HttpSettingError::MissingSecret(name.to_owned()))
+}
+
+/// Sets `Authorization: Bearer <token>`, marked sensitive so it never shows in logs.
+pub fn insert_bearer(headers: &mut HeaderMap, token: &str) -> Result<(), HttpSettingError> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| HttpSettingError::BadToken)?;
+    value.set_sensitive(true);
+    headers.insert(AUTHORIZATION, value);
+    Ok(())
+}
+
 /// Whatever must be cleaned up when a session with the backend ends.
 pub enum UpstreamGuard {
     Child(ChildBackend),
@@ -56,6 +118,25 @@ impl UpstreamGuard {
 }
 
 impl UpstreamSpec {
+    /// A backend at `url` (http or https), sent `headers` with every request.
+    pub fn http(
+        url: Url,
+        transport: HttpTransport,
+        headers: HeaderMap,
+    ) -> Result<UpstreamSpec, HttpUpstreamError> {
+        let legacy = match transport {
+            HttpTransport::Sse => true,
+            HttpTransport::StreamableHttp => false,
+            HttpTransport::Auto => url.path().trim_end_matches('/').ends_with("/sse"),
+        };
+        let config = Arc::new(HttpUpstreamConfig::new(url, headers)?);
+        Ok(if legacy {
+            UpstreamSpec::LegacySse(config)
+        } else {
+            UpstreamSpec::StreamableHttp(config)
+        })
+    }
+
     /// A short name for logs and plugin messages.
     pub fn name(&self) -> String {
         match self {

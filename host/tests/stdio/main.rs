@@ -9,4 +9,5 @@ mod support;
 
 mod backend_faults;
 mod demo;
+mod servers_config;
 mod stdio_rmcp;

@@ -509,11 +509,12 @@ fn command<S: AsRef<OsStr>, B: AsRef<OsStr>>(
     env: &[(&str, &str)],
 ) -> Command {
     let mut cmd = Command::new(INTERPOSE);
-    cmd.arg("run")
-        .args(args)
-        .arg("--")
-        .args(backend)
-        .env("INTERPOSE_CACHE_DIR", cache_dir())
+    cmd.arg("run").args(args);
+    // No backend: the servers come from --servers or --config.
+    if !backend.is_empty() {
+        cmd.arg("--").args(backend);
+    }
+    cmd.env("INTERPOSE_CACHE_DIR", cache_dir())
         .env("RUST_LOG", "interpose=debug,warn")
         .env_remove("RUST_BACKTRACE");
     for (k, v) in env {
