@@ -9,6 +9,7 @@ use tracing_subscriber::EnvFilter;
 use interpose::cli::{Listen, TransportArgs, parse_listen};
 use interpose::log_output::{BatchedLog, Fields, flush_stderr};
 use interpose::run::{RunOptions, run};
+use interpose::session::BackendSettings;
 use interpose::wire::framing::DEFAULT_MAX_MESSAGE_BYTES;
 
 mod plugin_dev;
@@ -291,27 +292,41 @@ async fn run_proxy(args: RunArgs) -> anyhow::Result<()> {
              given after `--`; a server takes its settings from its own entry"
         );
     }
-    let server = interpose::servers::the_one_enabled(servers)?;
-    if server.timeout.is_some() {
-        tracing::warn!(
-            "server `{}`: its timeout is not applied yet (per-server timeouts come with the \
-             gateway, issue #13)",
-            server.name
-        );
-    }
-    let interceptor = if server.plugins.is_empty() {
-        args.plugins.interceptor(args.max_message_bytes).await?
-    } else {
-        // The server's own plugins run after the global ones, as they will in the gateway.
-        let mut plugins =
-            interpose::config::plugin_list(args.plugins.config.as_deref(), &args.plugins.plugin)?;
-        plugins.extend(server.plugins);
-        interpose::plugin::load_chain(plugins, args.max_message_bytes).await?
+    let servers = interpose::servers::enabled(servers)?;
+    let interceptor = match &servers[..] {
+        [server] if !server.plugins.is_empty() => {
+            // The server's own plugins run after the global ones.
+            let mut plugins = interpose::config::plugin_list(
+                args.plugins.config.as_deref(),
+                &args.plugins.plugin,
+            )?;
+            plugins.extend(server.plugins.iter().cloned());
+            interpose::plugin::load_chain(plugins, args.max_message_bytes).await?
+        }
+        [_] => args.plugins.interceptor(args.max_message_bytes).await?,
+        several => {
+            if let Some(server) = several.iter().find(|s| !s.plugins.is_empty()) {
+                bail!(
+                    "server `{}` has plugins of its own: with several servers, only the \
+                     global plugins run yet (per-server chains come with the gateway, issue \
+                     #13); move them to [[plugins]]",
+                    server.name
+                );
+            }
+            args.plugins.interceptor(args.max_message_bytes).await?
+        }
     };
+    let backends = servers
+        .into_iter()
+        .map(|server| BackendSettings {
+            name: server.name,
+            upstream: server.upstream,
+            timeout: server.timeout,
+        })
+        .collect();
     run(RunOptions {
-        backend: server.upstream,
+        backends,
         listen: args.transport.listen()?,
-        name: Some(server.name),
         max_message_bytes: args.max_message_bytes,
         interceptor,
     })
@@ -329,10 +344,10 @@ async fn run_backend(args: RunArgs) -> anyhow::Result<()> {
     let interceptor = args.plugins.interceptor(args.max_message_bytes).await?;
     let listen = args.transport.listen()?;
     let backend = args.transport.upstream(args.backend, args.env)?;
+    let name = args.name.unwrap_or_else(|| backend.name());
     run(RunOptions {
-        backend,
+        backends: vec![BackendSettings::new(name, backend)],
         listen,
-        name: args.name,
         max_message_bytes: args.max_message_bytes,
         interceptor,
     })

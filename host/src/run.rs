@@ -12,7 +12,6 @@ use crate::downstream::stdio;
 use crate::session::intercept::SharedInterceptor;
 use crate::session::relay::RelayEnd;
 use crate::session::{BackendSettings, SessionSettings};
-use crate::upstream::UpstreamSpec;
 use crate::wire::link::ConnectContext;
 
 /// How long a stdio backend gets to exit on its own once its stdin is closed. Shorter
@@ -21,20 +20,18 @@ pub const BACKEND_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Everything `interpose run` needs.
 pub struct RunOptions {
-    pub backend: UpstreamSpec,
+    /// The backends: one for a plain proxy, several for a gateway.
+    pub backends: Vec<BackendSettings>,
     /// Where clients connect.
     pub listen: Listen,
-    /// The backend's name for logs and plugins; defaults to the program's file name.
-    pub name: Option<String>,
     pub max_message_bytes: usize,
     pub interceptor: SharedInterceptor,
 }
 
 /// Serves clients until they leave (stdio) or the proxy is stopped (HTTP).
 pub async fn run(options: RunOptions) -> anyhow::Result<()> {
-    let name = options.name.unwrap_or_else(|| options.backend.name());
     let settings = SessionSettings {
-        backends: vec![BackendSettings::new(name, options.backend)],
+        backends: options.backends,
         interceptor: options.interceptor,
         max_message_bytes: options.max_message_bytes,
         backend_shutdown_grace: BACKEND_SHUTDOWN_GRACE,

@@ -3,8 +3,8 @@
 //! both turned into one shape, [`ServerSpec`]. Documented in `docs/config.md`
 //! ("Servers").
 //!
-//! Until the gateway routes between several servers (issue #13), `interpose run` serves
-//! exactly one enabled server: [`the_one_enabled`].
+//! `interpose run` serves every enabled server ([`enabled`]): one as a plain proxy,
+//! several behind one endpoint as a gateway.
 
 pub mod mcp_json;
 
@@ -105,7 +105,7 @@ pub fn load_with_env(
     Ok(servers)
 }
 
-/// Why the configured servers cannot be served yet.
+/// Why the configured servers cannot be served.
 #[derive(Debug, thiserror::Error)]
 pub enum SelectError {
     #[error("no servers are configured")]
@@ -113,13 +113,10 @@ pub enum SelectError {
     #[error("every configured server is disabled ({}): nothing to serve", quoted(.0))]
     AllDisabled(Vec<String>),
     #[error(
-        "serving several servers at once is not available yet (issue #13): {} servers are \
-         enabled ({}); disable all but one (`enabled = false` in interpose.toml, \
-         `\"disabled\": true` in an mcpServers file)",
-        .0.len(),
-        quoted(.0)
+        "servers `{0}` and `{1}` would share the prefix `{2}` of their resource URIs \
+         (a URI scheme holds letters, digits and `-` only): rename one"
     )]
-    Several(Vec<String>),
+    SamePrefix(String, String, String),
 }
 
 fn quoted(names: &[String]) -> String {
@@ -130,23 +127,32 @@ fn quoted(names: &[String]) -> String {
         .join(", ")
 }
 
-/// The one enabled server, which `interpose run` serves as its single backend until the
-/// gateway routes between several.
-pub fn the_one_enabled(servers: Vec<ServerSpec>) -> Result<ServerSpec, SelectError> {
+/// The enabled servers, in configuration order: what `interpose run` serves.
+pub fn enabled(servers: Vec<ServerSpec>) -> Result<Vec<ServerSpec>, SelectError> {
     if servers.is_empty() {
         return Err(SelectError::NoServers);
     }
-    let (mut enabled, disabled): (Vec<_>, Vec<_>) =
+    let (enabled, disabled): (Vec<_>, Vec<_>) =
         servers.into_iter().partition(|server| server.enabled);
-    match enabled.len() {
-        0 => Err(SelectError::AllDisabled(
+    if enabled.is_empty() {
+        return Err(SelectError::AllDisabled(
             disabled.into_iter().map(|s| s.name).collect(),
-        )),
-        1 => Ok(enabled.remove(0)),
-        _ => Err(SelectError::Several(
-            enabled.into_iter().map(|s| s.name).collect(),
-        )),
+        ));
     }
+    for (i, first) in enabled.iter().enumerate() {
+        let prefix = crate::session::names::uri_prefix(&first.name);
+        if let Some(second) = enabled[i + 1..]
+            .iter()
+            .find(|other| crate::session::names::uri_prefix(&other.name) == prefix)
+        {
+            return Err(SelectError::SamePrefix(
+                first.name.clone(),
+                second.name.clone(),
+                prefix,
+            ));
+        }
+    }
+    Ok(enabled)
 }
 
 /// A `[servers.NAME]` table as a [`ServerSpec`]; `origin` is the config file. `None`
@@ -545,27 +551,24 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn exactly_one_enabled_server_is_served() {
-        let one = the_one_enabled(vec![spec("a", false), spec("b", true)]).unwrap();
-        assert_eq!(one.name, "b");
+    fn every_enabled_server_is_served_in_order() {
+        let served = enabled(vec![spec("a", true), spec("b", false), spec("c", true)]).unwrap();
+        let names: Vec<&str> = served.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["a", "c"]);
         assert_eq!(
-            the_one_enabled(vec![spec("a", true), spec("b", false), spec("c", true)])
+            enabled(vec![spec("my_db", true), spec("my-db", true)])
                 .err()
                 .unwrap()
                 .to_string(),
-            "serving several servers at once is not available yet (issue #13): 2 servers are \
-             enabled (`a`, `c`); disable all but one (`enabled = false` in interpose.toml, \
-             `\"disabled\": true` in an mcpServers file)"
+            "servers `my_db` and `my-db` would share the prefix `my-db` of their resource URIs \
+             (a URI scheme holds letters, digits and `-` only): rename one"
         );
         assert_eq!(
-            the_one_enabled(vec![spec("a", false)])
-                .err()
-                .unwrap()
-                .to_string(),
+            enabled(vec![spec("a", false)]).err().unwrap().to_string(),
             "every configured server is disabled (`a`): nothing to serve"
         );
         assert_eq!(
-            the_one_enabled(vec![]).err().unwrap().to_string(),
+            enabled(vec![]).err().unwrap().to_string(),
             "no servers are configured"
         );
     }

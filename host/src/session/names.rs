@@ -4,7 +4,8 @@
 //! Tools and prompts are exposed as `PREFIX` + `_` + name, resources and resource
 //! templates as `PREFIX` + `+` + URI (a URI with a scheme stays a valid URI: `files+
 //! file:///a` has the scheme `files+file`), as agentgateway writes them. A server's
-//! prefix is its configured name made fit for both ([`server_prefix`]). Names are
+//! prefix is its configured name, made fit for tool names ([`tool_prefix`]) and for
+//! URI schemes ([`uri_prefix`]). Names are
 //! learnt from the list results that pass through ([`Names::learn`]), so a client's
 //! call is routed by the table, not by guessing where a server's name ends; a name not
 //! seen yet is split at the longest server name that prefixes it.
@@ -63,19 +64,32 @@ pub struct Collision {
     pub left_out: usize,
 }
 
-/// The servers' names and what has been exposed of them, for one session.
+/// The servers' prefixes and what has been exposed of them, for one session.
 #[derive(Debug, Clone)]
 pub struct Names {
-    servers: Vec<String>,
+    servers: Vec<Prefixes>,
     prefixed: bool,
     exposed: HashMap<(NameKind, String), Origin>,
 }
 
+/// One server's prefixes: for tool and prompt names, and for URIs.
+#[derive(Debug, Clone)]
+struct Prefixes {
+    name: String,
+    uri: String,
+}
+
 impl Names {
     /// `servers`: their names as configured, in configuration order. Their prefixes
-    /// must differ (see [`server_prefix`]); the configuration checks.
+    /// must differ (see [`tool_prefix`], [`uri_prefix`]); the configuration checks.
     pub fn new(servers: Vec<String>, mode: PrefixMode) -> Self {
-        let servers: Vec<String> = servers.iter().map(|name| server_prefix(name)).collect();
+        let servers: Vec<Prefixes> = servers
+            .iter()
+            .map(|name| Prefixes {
+                name: tool_prefix(name),
+                uri: uri_prefix(name),
+            })
+            .collect();
         let prefixed = match mode {
             PrefixMode::Always => true,
             PrefixMode::WhenSeveral => servers.len() > 1,
@@ -93,11 +107,13 @@ impl Names {
         if !self.prefixed {
             return name.to_owned();
         }
-        let server = &self.servers[server];
+        let prefixes = &self.servers[server];
         match kind {
-            NameKind::Tool | NameKind::Prompt => shorten(format!("{server}{NAME_SEPARATOR}{name}")),
+            NameKind::Tool | NameKind::Prompt => {
+                shorten(format!("{}{NAME_SEPARATOR}{name}", prefixes.name))
+            }
             NameKind::Resource | NameKind::ResourceTemplate => {
-                format!("{server}{URI_SEPARATOR}{name}")
+                format!("{}{URI_SEPARATOR}{name}", prefixes.uri)
             }
         }
     }
@@ -160,17 +176,19 @@ impl Names {
                 name: exposed.to_owned(),
             });
         }
-        let separator = match kind {
-            NameKind::Tool | NameKind::Prompt => NAME_SEPARATOR,
-            NameKind::Resource | NameKind::ResourceTemplate => URI_SEPARATOR,
-        };
         self.servers
             .iter()
             .enumerate()
-            .filter_map(|(index, server)| {
-                let rest = exposed.strip_prefix(server.as_str())?;
+            .filter_map(|(index, prefixes)| {
+                let (prefix, separator) = match kind {
+                    NameKind::Tool | NameKind::Prompt => (&prefixes.name, NAME_SEPARATOR),
+                    NameKind::Resource | NameKind::ResourceTemplate => {
+                        (&prefixes.uri, URI_SEPARATOR)
+                    }
+                };
+                let rest = exposed.strip_prefix(prefix.as_str())?;
                 let name = rest.strip_prefix(separator)?;
-                Some((server.len(), index, name))
+                Some((prefix.len(), index, name))
             })
             .max_by_key(|(len, _, _)| *len)
             .map(|(_, server, name)| Origin {
@@ -183,12 +201,32 @@ impl Names {
 /// The most of a tool name a server's prefix may take, so the tool keeps room.
 pub const MAX_PREFIX_LEN: usize = 32;
 
-/// The prefix a server's names get, from its configured name (an `mcpServers` key can
-/// be anything): characters clients refuse in tool names, or that a URI scheme cannot
-/// hold, become `-` (the prefix is `[A-Za-z0-9-]`), one that does not start with a
-/// letter gets an `s` in front, and it is cut at [`MAX_PREFIX_LEN`]. Two servers whose
-/// prefixes are equal cannot be told apart: the configuration refuses that.
-pub fn server_prefix(name: &str) -> String {
+/// The prefix a server's tools and prompts get: its name, with any character clients
+/// refuse in a tool name (outside `[A-Za-z0-9_-]`) as `-`, cut at [`MAX_PREFIX_LEN`].
+pub fn tool_prefix(name: &str) -> String {
+    let mut prefix: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if prefix.is_empty() {
+        prefix.push('s');
+    }
+    prefix.truncate(MAX_PREFIX_LEN);
+    prefix
+}
+
+/// The prefix a server's resource URIs get, which with `+` makes a URI scheme: its
+/// name with every character a scheme cannot hold (outside `[A-Za-z0-9-]`) as `-`,
+/// an `s` in front of one that does not start with a letter, cut at
+/// [`MAX_PREFIX_LEN`]. Two servers whose prefixes are equal cannot be told apart: the
+/// configuration refuses that.
+pub fn uri_prefix(name: &str) -> String {
     let mut prefix: String = name
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
@@ -341,10 +379,20 @@ mod tests {
             ("", "s"),
         ];
         for (name, prefix) in cases {
-            assert_eq!(server_prefix(name), prefix, "{name}");
+            assert_eq!(uri_prefix(name), prefix, "{name}");
         }
-        assert_eq!(server_prefix(&"x".repeat(40)).len(), MAX_PREFIX_LEN);
+        assert_eq!(uri_prefix(&"x".repeat(40)).len(), MAX_PREFIX_LEN);
+        assert_eq!(tool_prefix("my_db"), "my_db");
+        assert_eq!(tool_prefix("my.db"), "my-db");
         let n = names(&["my_db"], PrefixMode::Always);
-        assert_eq!(n.expose(NameKind::Tool, 0, "query"), "my-db_query");
+        assert_eq!(n.expose(NameKind::Tool, 0, "query"), "my_db_query");
+        assert_eq!(
+            n.expose(NameKind::Resource, 0, "file:///a"),
+            "my-db+file:///a"
+        );
+        assert_eq!(
+            n.resolve(NameKind::Tool, "my_db_query").unwrap().name,
+            "query"
+        );
     }
 }

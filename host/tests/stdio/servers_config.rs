@@ -1,8 +1,8 @@
 //! Servers named in configuration (`interpose run --servers FILE.json`, `[servers.NAME]`
 //! in `--config`) behind the real binary, with `tests/servers/full_server.py` (over stdio)
 //! and `full_http_server.py` (over HTTP) as the server: the one enabled server is served
-//! as today's single backend, under its key's name; several enabled servers are refused
-//! before anything starts.
+//! as today's single backend, under its key's name; several enabled servers are served
+//! behind one endpoint as a gateway.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -166,15 +166,96 @@ fn marking_server(marker: &Path) -> Value {
     json!({"command": "sh", "args": ["-c", format!("touch '{}'", marker.display())]})
 }
 
+/// The full test server as an `mcpServers` entry.
+fn full_server_entry() -> Value {
+    json!({"command": python(), "args": [repo().join("tests/servers/full_server.py")]})
+}
+
+/// Several enabled servers are one gateway: the client gets the gateway's own
+/// `initialize`, one list with each server's tools under its name, and each call goes to
+/// the server that offers the tool.
 #[test]
-fn several_enabled_servers_are_refused_before_any_starts() {
+fn several_servers_are_served_behind_one_endpoint() {
+    let dir = scratch();
+    let file = dir.path().join("servers.json");
+    let servers = json!({"mcpServers": {
+        "alpha": full_server_entry(),
+        "beta": full_server_entry(),
+        "gamma": {"url": "http://127.0.0.1:9/mcp", "disabled": true}
+    }});
+    std::fs::write(&file, servers.to_string()).unwrap();
+    let mut proxy =
+        Proxy::start_with_backend(&["--servers".as_ref(), file.as_os_str()], NO_BACKEND, &[])
+            .holding(dir);
+    let answer = proxy.request(
+        1,
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {},
+               "clientInfo": {"name": "interpose-tests", "version": "1.0.0"}}),
+    );
+    let init = result(&answer);
+    assert_eq!(init["serverInfo"]["name"], "interpose", "{answer}");
+    assert_eq!(init["protocolVersion"], "2025-06-18", "{answer}");
+    assert_eq!(
+        init["capabilities"]["tools"]["listChanged"], true,
+        "{answer}"
+    );
+    proxy.notify("notifications/initialized", json!({}));
+
+    let answer = proxy.request(2, "tools/list", json!({}));
+    let names: Vec<&str> = result(&answer)["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tools in {answer}"))
+        .iter()
+        .filter_map(|tool| tool["name"].as_str())
+        .collect();
+    for name in ["alpha_echo", "beta_echo", "alpha_add", "beta_add"] {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
+    }
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with("alpha_") || n.starts_with("beta_")),
+        "{names:?}"
+    );
+
+    let answer = proxy.call_tool(3, "alpha_echo", json!({"text": "to alpha"}));
+    assert_eq!(only_text(&answer), "to alpha");
+    let answer = proxy.call_tool(4, "beta_add", json!({"a": 2, "b": 3}));
+    assert_eq!(result(&answer)["structuredContent"]["sum"], 5, "{answer}");
+    let answer = proxy.call_tool(5, "gamma_echo", json!({"text": "nobody"}));
+    assert_eq!(answer["error"]["code"], -32602, "{answer}");
+
+    let answer = proxy.request(6, "resources/list", json!({}));
+    let uris: Vec<&str> = result(&answer)["resources"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no resources in {answer}"))
+        .iter()
+        .filter_map(|r| r["uri"].as_str())
+        .collect();
+    assert!(
+        !uris.is_empty()
+            && uris
+                .iter()
+                .all(|u| u.starts_with("alpha+") || u.starts_with("beta+")),
+        "{uris:?}"
+    );
+    let answer = proxy.request(7, "resources/read", json!({"uri": uris[0]}));
+    assert_eq!(result(&answer)["contents"][0]["uri"], uris[0], "{answer}");
+
+    let (status, log) = proxy.finish();
+    assert!(status.success(), "exit {status}; log:\n{log}");
+}
+
+/// Servers whose names make the same URI prefix are refused before any starts.
+#[test]
+fn servers_that_cannot_be_told_apart_are_refused_before_any_starts() {
     let dir = scratch();
     let marker = dir.path().join("started");
     let file = dir.path().join("servers.json");
     let servers = json!({"mcpServers": {
-        "alpha": marking_server(&marker),
-        "beta": marking_server(&marker),
-        "gamma": {"url": "http://127.0.0.1:9/mcp", "disabled": true}
+        "my_db": marking_server(&marker),
+        "my-db": marking_server(&marker)
     }});
     std::fs::write(&file, servers.to_string()).unwrap();
 
@@ -182,9 +263,8 @@ fn several_enabled_servers_are_refused_before_any_starts() {
     assert!(!ok, "{stderr}");
     assert_eq!(
         stderr.trim_end(),
-        "interpose: serving several servers at once is not available yet (issue #13): 2 \
-         servers are enabled (`alpha`, `beta`); disable all but one (`enabled = false` in \
-         interpose.toml, `\"disabled\": true` in an mcpServers file)"
+        "interpose: servers `my-db` and `my_db` would share the prefix `my-db` of their \
+         resource URIs (a URI scheme holds letters, digits and `-` only): rename one"
     );
     assert!(!marker.exists(), "a server was started");
 }
