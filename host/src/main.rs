@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -36,6 +36,23 @@ enum Command {
     /// Create and build plugins in Rust, Python or JavaScript.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Check a configuration without serving: read it, load and initialise every
+    /// plugin (global and per server), check the servers; exit non-zero with the error.
+    ///
+    /// Example: interpose check --config interpose.toml --servers servers.json
+    Check(CheckArgs),
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    plugins: PluginArgs,
+    /// An `mcpServers` file to check, as `interpose run --servers` reads it.
+    #[arg(long, value_name = "FILE.json")]
+    servers: Option<std::path::PathBuf>,
+    /// Largest message the plugins are set up for, as `interpose run` takes it.
+    #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES, value_name = "BYTES")]
+    max_message_bytes: usize,
 }
 
 #[derive(Subcommand)]
@@ -193,8 +210,10 @@ fn main() -> ExitCode {
         Command::Plugin(command) => return exit_code(plugin_command(command)),
         command => command,
     };
-    let scripted_demo = matches!(&command, Command::Demo(args) if !args.serve);
-    init_logging(cli.verbose, scripted_demo);
+    // The scripted demo and `check` print their own result; logs only say problems.
+    let quiet = matches!(&command, Command::Demo(args) if !args.serve)
+        || matches!(&command, Command::Check(_));
+    init_logging(cli.verbose, quiet);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -224,6 +243,7 @@ async fn execute(command: Command) -> ExitCode {
         Command::Demo(args) if args.serve => serve_demo(&args.listen).await,
         Command::Demo(args) => interpose::demo::run_scripted(!args.no_plugins).await,
         Command::Plugin(command) => plugin_command(command),
+        Command::Check(args) => check(args).await,
     };
     exit_code(result)
 }
@@ -331,6 +351,32 @@ async fn run_proxy(args: RunArgs) -> anyhow::Result<()> {
         interceptor,
     })
     .await
+}
+
+/// `interpose check`: everything `interpose run` would load, loaded, nothing served.
+async fn check(args: CheckArgs) -> anyhow::Result<()> {
+    let config = args.plugins.config.as_deref();
+    let global = interpose::config::plugin_list(config, &args.plugins.plugin)?;
+    let global_count = global.len();
+    interpose::plugin::load_chain(global, args.max_message_bytes).await?;
+    let servers = interpose::servers::load(config, args.servers.as_deref())?;
+    let mut server_plugins = 0;
+    let enabled = if servers.is_empty() {
+        Vec::new()
+    } else {
+        interpose::servers::enabled(servers)?
+    };
+    for server in &enabled {
+        server_plugins += server.plugins.len();
+        interpose::plugin::load_chain(server.plugins.clone(), args.max_message_bytes)
+            .await
+            .with_context(|| format!("server `{}`", server.name))?;
+    }
+    println!(
+        "ok: {global_count} plugin(s), {} server(s) with {server_plugins} plugin(s) of their own",
+        enabled.len()
+    );
+    Ok(())
 }
 
 /// `interpose run -- BACKEND...`: the backend the command line names.

@@ -63,6 +63,13 @@ async fn bearer_token_is_required_when_configured() {
     .await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"protocolVersion\""), "{body}");
+
+    // Health probes need no token: they learn only that the proxy serves.
+    for path in ["/healthz", "/readyz"] {
+        let probe = reqwest::get(format!("{base}{path}")).await.expect("probe");
+        assert_eq!(probe.status(), 200, "{path}");
+        assert_eq!(probe.text().await.unwrap(), r#"{"status":"ok"}"#, "{path}");
+    }
 }
 
 #[tokio::test]

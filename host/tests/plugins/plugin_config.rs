@@ -1,22 +1,49 @@
 //! What a user sees for a bad `interpose.toml` or plugin: the exact error line, and
-//! a non-zero exit before any backend is started.
+//! a non-zero exit before any backend is started; `interpose check` says the same.
 
 use crate::support;
 
-use support::{config_file, run_to_exit, scratch};
+use support::{check_to_exit, config_file, run_to_exit, scratch};
 
-/// Runs `interpose run --config FILE` with `text` and returns the error line.
+/// The `interpose: ` line of a failed run's output.
+fn error_line(status: std::process::ExitStatus, log: &str) -> String {
+    assert!(!status.success(), "expected a failure, log:\n{log}");
+    log.lines()
+        .find(|l| l.starts_with("interpose: "))
+        .unwrap_or_else(|| panic!("no error line in:\n{log}"))
+        .to_owned()
+}
+
+/// Runs `interpose run --config FILE` with `text` and returns the error line, after
+/// checking that `interpose check --config FILE` fails with the same line.
 fn config_error(text: &str) -> (String, String) {
     let dir = scratch();
     let config = config_file(dir.path(), text);
-    let (status, log) = run_to_exit(&["--config".as_ref(), config.as_os_str()]);
-    assert!(!status.success(), "expected a failure, log:\n{log}");
-    let line = log
-        .lines()
-        .find(|l| l.starts_with("interpose: "))
-        .unwrap_or_else(|| panic!("no error line in:\n{log}"))
-        .to_owned();
+    let args = ["--config".as_ref(), config.as_os_str()];
+    let (status, log) = run_to_exit(&args);
+    let line = error_line(status, &log);
+    let (status, checked) = check_to_exit(&args);
+    assert_eq!(
+        error_line(status, &checked),
+        line,
+        "interpose check says the same"
+    );
     (line, config.display().to_string())
+}
+
+#[test]
+fn check_passes_a_good_configuration_and_counts_what_it_loaded() {
+    let dir = scratch();
+    let config = config_file(
+        dir.path(),
+        "[[plugins]]\npath = \"{fixture-pass}\"\n\n[servers.echo]\ncommand = \"python3\"\n",
+    );
+    let (status, out) = check_to_exit(&["--config".as_ref(), config.as_os_str()]);
+    assert!(status.success(), "{out}");
+    assert_eq!(
+        out.trim_end(),
+        "ok: 1 plugin(s), 1 server(s) with 0 plugin(s) of their own"
+    );
 }
 
 #[test]

@@ -537,6 +537,20 @@ pub fn run_to_exit<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (ExitStatus, String
     )
 }
 
+/// Runs `interpose check ARGS`; its exit status and what it wrote on stdout and stderr.
+pub fn check_to_exit<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (ExitStatus, String) {
+    let out = Command::new(INTERPOSE)
+        .arg("check")
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run interpose check");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status, text)
+}
+
 /// The `result` of an answer, or a panic showing the error.
 pub fn result(answer: &Value) -> &Value {
     answer

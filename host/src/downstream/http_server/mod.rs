@@ -256,7 +256,7 @@ fn refuse_connection(tcp: &TcpStream, limit: usize) {
 
 fn router(state: Arc<ServerState>) -> Router {
     let policy = Arc::new(state.config.access.clone());
-    Router::new()
+    let mcp = Router::new()
         .route(
             MCP_PATH,
             post(streamable::post)
@@ -268,8 +268,26 @@ fn router(state: Arc<ServerState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             policy,
             access::enforce,
-        ))
+        ));
+    // Probes carry no token and no Origin; they learn nothing but that we serve.
+    mcp.route(HEALTH_PATH, get(serving))
+        .route(READY_PATH, get(serving))
         .with_state(state)
+}
+
+/// Liveness: the process serves HTTP.
+pub const HEALTH_PATH: &str = "/healthz";
+/// Readiness: sessions can be opened (the plugins are loaded before the listener
+/// binds; each session starts its own backends).
+pub const READY_PATH: &str = "/readyz";
+
+async fn serving() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(http::header::CONTENT_TYPE, "application/json")],
+        r#"{"status":"ok"}"#,
+    )
+        .into_response()
 }
 
 async fn expire_idle_sessions(state: Arc<ServerState>) {
