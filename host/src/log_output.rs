@@ -246,7 +246,8 @@ impl FormatTime for Timestamps {
 /// days with Howard Hinnant's `civil_from_days`, which is exact for every Gregorian date).
 fn date_time_text(seconds: u64) -> [u8; 19] {
     let days = i64::try_from(seconds / 86_400).unwrap_or(i64::MAX / 2);
-    let of_day = seconds % 86_400;
+    // Below 86 400: fits.
+    let of_day = u32::try_from(seconds % 86_400).unwrap_or(0);
     let shifted = days + 719_468;
     let era = shifted.div_euclid(146_097);
     let day_of_era = shifted.rem_euclid(146_097);
@@ -266,9 +267,9 @@ fn date_time_text(seconds: u64) -> [u8; 19] {
     write_digits(&mut text[0..4], field(year.clamp(0, 9999)));
     write_digits(&mut text[5..7], field(month));
     write_digits(&mut text[8..10], field(day));
-    write_digits(&mut text[11..13], field(i64::try_from(of_day / 3600).unwrap_or(0)));
-    write_digits(&mut text[14..16], field(i64::try_from(of_day / 60 % 60).unwrap_or(0)));
-    write_digits(&mut text[17..19], field(i64::try_from(of_day % 60).unwrap_or(0)));
+    write_digits(&mut text[11..13], of_day / 3600);
+    write_digits(&mut text[14..16], of_day / 60 % 60);
+    write_digits(&mut text[17..19], of_day % 60);
     text
 }
 
