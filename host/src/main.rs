@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use interpose::cli::{Listen, TransportArgs, parse_listen};
-use interpose::log_output::{BatchedLog, Fields, flush_stderr};
+use interpose::log_output::{BatchedLog, Fields, Timestamps, flush_stderr};
 use interpose::run::{RunOptions, run};
 use interpose::session::BackendSettings;
 use interpose::wire::framing::DEFAULT_MAX_MESSAGE_BYTES;
@@ -193,6 +193,7 @@ fn init_logging(verbose: u8, quiet: bool) {
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .fmt_fields(Fields)
+        .with_timer(Timestamps)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match BatchedLog::stderr() {
         Ok(log) => subscriber.with_writer(log).init(),

@@ -59,12 +59,15 @@ impl bindings::Host for HostState {
     fn log(&mut self, level: Level, message: String) {
         let plugin = self.tag.get();
         let plugin = &*plugin;
+        // The text as the `message` field, not a format string: it is escaped and
+        // written in one piece, without going through `fmt` (see `log_output::Fields`).
+        let message = message.as_str();
         match level {
-            Level::Trace => tracing::trace!(target: "interpose::plugin", plugin, "{message}"),
-            Level::Debug => tracing::debug!(target: "interpose::plugin", plugin, "{message}"),
-            Level::Info => tracing::info!(target: "interpose::plugin", plugin, "{message}"),
-            Level::Warn => tracing::warn!(target: "interpose::plugin", plugin, "{message}"),
-            Level::Error => tracing::error!(target: "interpose::plugin", plugin, "{message}"),
+            Level::Trace => tracing::trace!(target: "interpose::plugin", message, plugin),
+            Level::Debug => tracing::debug!(target: "interpose::plugin", message, plugin),
+            Level::Info => tracing::info!(target: "interpose::plugin", message, plugin),
+            Level::Warn => tracing::warn!(target: "interpose::plugin", message, plugin),
+            Level::Error => tracing::error!(target: "interpose::plugin", message, plugin),
         }
     }
 

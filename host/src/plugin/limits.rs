@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use wasmtime::Trap;
 
+use super::engine::EPOCH_TICK;
 use crate::config::{INPUT_SHARE_OF_MEMORY, PluginConfig};
 
 /// The limits of one plugin.
@@ -40,10 +41,10 @@ impl Limits {
         }
     }
 
-    /// Epoch ticks (about 1 ms each) to allow for `timeout`. One more than the whole
-    /// milliseconds, since the current tick may be about to end.
+    /// Epoch ticks ([`EPOCH_TICK`] each) to allow for `timeout`. One more than the
+    /// whole ticks, since the current tick may be about to end.
     pub fn deadline_ticks(timeout: Duration) -> u64 {
-        u64::try_from(timeout.as_millis())
+        u64::try_from(timeout.as_micros() / EPOCH_TICK.as_micros())
             .unwrap_or(u64::MAX / 2)
             .saturating_add(1)
     }
@@ -228,7 +229,8 @@ mod tests {
 
     #[test]
     fn deadline_rounds_up() {
-        assert_eq!(Limits::deadline_ticks(Duration::from_millis(50)), 51);
+        assert_eq!(Limits::deadline_ticks(EPOCH_TICK * 10), 11);
+        assert_eq!(Limits::deadline_ticks(EPOCH_TICK * 10 + EPOCH_TICK / 2), 11);
         assert_eq!(Limits::deadline_ticks(Duration::from_micros(10)), 1);
     }
 
