@@ -29,17 +29,7 @@ config="${1:-}"
 [[ $# -gt 0 ]] && shift
 if [[ -z "$config" ]]; then
     config="$wasm_dir/profile-plugins.toml"
-    cat >"$config" <<'TOML'
-[[plugins]]
-path = "audit_log.wasm"
-
-[[plugins]]
-path = "tool_policy.wasm"
-config = { deny = ["delete_*"] }
-
-[[plugins]]
-path = "redact.wasm"
-TOML
+    cp "$root/benches/demo-chain.toml" "$config"
 fi
 
 # proxy-bench starts the profiled proxy through this wrapper. The first run fills the

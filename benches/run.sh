@@ -48,17 +48,7 @@ case "$mode" in
         scripts/build-plugins.sh audit-log tool-policy redact >/dev/null
         wasm_dir="$root/target/wasm/wasm32-wasip2/release"
         config="$wasm_dir/bench-plugins.toml"
-        cat >"$config" <<'TOML'
-[[plugins]]
-path = "audit_log.wasm"
-
-[[plugins]]
-path = "tool_policy.wasm"
-config = { deny = ["delete_*"] }
-
-[[plugins]]
-path = "redact.wasm"
-TOML
+        cp "$root/benches/demo-chain.toml" "$config"
         exec "$bin/proxy-bench" --skip-fastmcp \
             --extra "interpose+plugins=$bin/interpose run --config $config -- {backend}" "$@"
         ;;

@@ -5,12 +5,11 @@
 //! behind one endpoint as a gateway.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
 use crate::http_support::{python, python_http_backend, repo};
-use crate::support::{INTERPOSE, Proxy, config_file, result, scratch};
+use crate::support::{Proxy, config_file, interpose_to_exit, result, scratch};
 
 const NO_BACKEND: &[&str] = &[];
 
@@ -148,17 +147,10 @@ fn servers_file_reaches_a_remote_server_with_its_headers() {
 
 /// `interpose run ARGS` with no client; its exit success and what it wrote on stderr.
 fn run_to_exit(args: &[&std::ffi::OsStr]) -> (bool, String) {
-    let out = Command::new(INTERPOSE)
-        .arg("run")
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run interpose");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut all: Vec<&std::ffi::OsStr> = vec!["run".as_ref()];
+    all.extend_from_slice(args);
+    let (status, _, stderr) = interpose_to_exit(&all);
+    (status.success(), stderr)
 }
 
 /// A server entry that leaves `marker` behind if it is ever started.

@@ -537,18 +537,28 @@ pub fn run_to_exit<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (ExitStatus, String
     )
 }
 
-/// Runs `interpose check ARGS`; its exit status and what it wrote on stdout and stderr.
-pub fn check_to_exit<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (ExitStatus, String) {
+/// Runs `interpose ARGS` with no client and no `RUST_LOG`; its exit status, and what
+/// it wrote on stdout and on stderr.
+pub fn interpose_to_exit<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (ExitStatus, String, String) {
     let out = Command::new(INTERPOSE)
-        .arg("check")
         .args(args)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .output()
-        .expect("run interpose check");
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status, text)
+        .expect("run interpose");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs `interpose check ARGS`; its exit status and what it wrote (stdout, then stderr).
+pub fn check_to_exit<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (ExitStatus, String) {
+    let mut all: Vec<&std::ffi::OsStr> = vec!["check".as_ref()];
+    all.extend(args.iter().map(AsRef::as_ref));
+    let (status, stdout, stderr) = interpose_to_exit(&all);
+    (status, stdout + &stderr)
 }
 
 /// The `result` of an answer, or a panic showing the error.

@@ -166,6 +166,24 @@ fn pipe_link() -> (Link, PipePeer) {
     (link, peer)
 }
 
+/// A running relay between a client and two backends, `first` and `second`.
+fn gateway_of_two() -> (Peer, Peer, Peer, tokio::task::JoinHandle<RelayEnd>) {
+    let (client_link, client) = link();
+    let (first_link, first) = link();
+    let (second_link, second) = link();
+    let relay = SessionRelay::with_backends(
+        config("gateway"),
+        client_link,
+        vec![backend("first", first_link), backend("second", second_link)],
+    );
+    (
+        client,
+        first,
+        second,
+        tokio::spawn(relay.run(std::future::pending())),
+    )
+}
+
 /// A backend of a gateway that may take its time.
 fn backend(name: &str, link: Link) -> BackendLink {
     BackendLink {
@@ -807,15 +825,7 @@ fn respond_to_a_notification_forwards_it_with_the_new_params() {
 /// backend going away fails only its own requests while the other serves on.
 #[tokio::test]
 async fn two_backends_keep_their_requests_apart_and_one_dying_spares_the_other() {
-    let (client_link, mut client) = link();
-    let (first_link, mut first) = link();
-    let (second_link, mut second) = link();
-    let relay = SessionRelay::with_backends(
-        config("gateway"),
-        client_link,
-        vec![backend("first", first_link), backend("second", second_link)],
-    );
-    let relay = tokio::spawn(relay.run(std::future::pending()));
+    let (mut client, mut first, mut second, relay) = gateway_of_two();
 
     client
         .send_value(notification("notifications/initialized", json!({})))
@@ -975,15 +985,7 @@ async fn two_backends_keep_their_requests_apart_and_one_dying_spares_the_other()
 /// of the merged answer instead of answering the client on its own.
 #[tokio::test]
 async fn a_fan_out_answers_once_when_one_part_fails() {
-    let (client_link, mut client) = link();
-    let (first_link, mut first) = link();
-    let (second_link, mut second) = link();
-    let relay = SessionRelay::with_backends(
-        config("gateway"),
-        client_link,
-        vec![backend("first", first_link), backend("second", second_link)],
-    );
-    let relay = tokio::spawn(relay.run(std::future::pending()));
+    let (mut client, mut first, mut second, relay) = gateway_of_two();
 
     client
         .send_value(request(json!(1), "prompts/list", json!({})))
