@@ -67,3 +67,19 @@ async def test_a_server_that_dies_takes_only_its_own_names(gateway: list[str]) -
         assert "still here" in result.content[0].text
         tools = [t.name for t in (await session.list_tools()).tools]
         assert tools and all(t.startswith("everything_") for t in tools), tools
+
+
+def test_the_inspector_cli_calls_each_server_through_the_gateway(gateway: list[str]) -> None:
+    from test_inspector_cli import inspector
+
+    listed = inspector(*gateway, "--method", "tools/list")
+    names = [tool["name"] for tool in listed["tools"]]
+    assert "full_echo" in names and "everything_echo" in names, names
+    called = inspector(
+        *gateway, "--method", "tools/call", "--tool-name", "full_echo", "--tool-arg", "text=hi gateway"
+    )
+    assert called["content"][0]["text"] == "hi gateway"
+    called = inspector(
+        *gateway, "--method", "tools/call", "--tool-name", "everything_echo", "--tool-arg", "message=hi everything"
+    )
+    assert "hi everything" in called["content"][0]["text"]
