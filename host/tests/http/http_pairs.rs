@@ -152,10 +152,15 @@ fn server_everything_over_streamable_http_and_sse() {
 
 /// The TypeScript SDK's client (tests/clients/ts_http_client.mjs) against the listener.
 fn typescript_client(url: &str, name: &str, kind: &str) -> serde_json::Value {
+    typescript_client_of(url, name, kind, "")
+}
+
+/// The same, calling the full server's tools under `prefix` (a gateway's).
+fn typescript_client_of(url: &str, name: &str, kind: &str, prefix: &str) -> serde_json::Value {
     let script = repo().join("tests/clients/ts_http_client.mjs");
     let output = std::process::Command::new("node")
         .arg(script)
-        .args([url, name, kind])
+        .args([url, name, kind, prefix])
         .output()
         .expect("run node");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -185,4 +190,45 @@ fn typescript_sdk_client_over_streamable_http_and_sse() {
             "{kind}: {seen}"
         );
     }
+}
+
+/// The TypeScript SDK's client against a gateway of two full servers over HTTP: calls
+/// routed by prefix, a server's sampling request answered by the client and the answer
+/// back to that server, progress to the call it belongs to.
+#[test]
+fn typescript_sdk_client_through_a_gateway_of_two_servers() {
+    let dir = unique_temp_path("interpose-gateway");
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let file = dir.join("servers.json");
+    let server = |name: &str| {
+        let mut argv = full_server();
+        let command = argv.remove(0);
+        (
+            name.to_owned(),
+            serde_json::json!({"command": command, "args": argv}),
+        )
+    };
+    let servers: serde_json::Map<String, serde_json::Value> =
+        [server("alpha"), server("beta")].into_iter().collect();
+    std::fs::write(
+        &file,
+        serde_json::json!({"mcpServers": servers}).to_string(),
+    )
+    .expect("servers file");
+    let file_arg = file.display().to_string();
+    let (_proxy, base) = proxy(&["--servers", &file_arg]);
+    for prefix in ["alpha_", "beta_"] {
+        let seen = typescript_client_of(&format!("{base}/mcp"), "gia", "streamable", prefix);
+        assert_eq!(seen["version"], "interpose", "{prefix}: {seen}");
+        assert_eq!(seen["echo"], "hello from gia", "{prefix}: {seen}");
+        assert_eq!(
+            seen["sample"]["content"]["text"], "sampled by gia",
+            "{prefix}: {seen}"
+        );
+        assert_eq!(
+            seen["progressResult"], "progressed 2 steps",
+            "{prefix}: {seen}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }
