@@ -34,6 +34,10 @@ const LIST_CHANGED: &[&str] = &[
     "notifications/resources/list_changed",
 ];
 
+/// How long a gateway's `initialize` (or `server/discover`) waits for a server before it
+/// answers the client without it.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long to wait for the client to read what is left once the relay ends.
 const CLIENT_FLUSH_LIMIT: Duration = Duration::from_secs(5);
 
@@ -170,8 +174,9 @@ pub struct SessionRelay {
     /// Client requests fanned out to several backends, waiting for their parts.
     fanouts: HashMap<u64, Fanout>,
     next_fanout: u64,
-    /// Requests to backends with a timeout: which backend, and the id it knows.
-    deadlines: DelayQueue<(usize, RawId)>,
+    /// Requests to backends with a timeout: which backend, the id it knows, and the
+    /// time it had.
+    deadlines: DelayQueue<(usize, RawId, Duration)>,
 }
 
 /// A client request fanned out to several backends.
@@ -277,8 +282,8 @@ impl SessionRelay {
                     }
                 }
                 Some(expired) = std::future::poll_fn(|cx| self.deadlines.poll_expired(cx)), if !self.deadlines.is_empty() => {
-                    let (backend, id) = expired.into_inner();
-                    self.timed_out(backend, id).await;
+                    let (backend, id, timeout) = expired.into_inner();
+                    self.timed_out(backend, id, timeout).await;
                 }
                 () = &mut shutdown => break RelayEnd::Shutdown,
             }
@@ -315,12 +320,26 @@ impl SessionRelay {
 
     /// Starts the clock on a request forwarded to backend `index`, if it has a timeout.
     fn start_deadline(&mut self, index: usize, forwarded_id: &RawId) {
-        let Some(timeout) = self.backends[index].timeout else {
-            return;
+        self.start_deadline_within(index, forwarded_id, None);
+    }
+
+    /// The same, with the clock at most `most` (where the backend has no timeout too).
+    fn start_deadline_within(
+        &mut self,
+        index: usize,
+        forwarded_id: &RawId,
+        most: Option<Duration>,
+    ) {
+        let timeout = match (self.backends[index].timeout, most) {
+            (Some(own), Some(most)) => own.min(most),
+            (own, most) => match own.or(most) {
+                Some(timeout) => timeout,
+                None => return,
+            },
         };
         let key = self
             .deadlines
-            .insert((index, forwarded_id.clone()), timeout);
+            .insert((index, forwarded_id.clone(), timeout), timeout);
         if let Some(pending) = self.backends[index].side.awaiting.get_mut(forwarded_id) {
             pending.deadline = Some(key);
         }
@@ -337,26 +356,28 @@ impl SessionRelay {
 
     /// Backend `index` did not answer request `id` in time: it is told to stop, and
     /// the request fails.
-    async fn timed_out(&mut self, index: usize, id: RawId) {
+    async fn timed_out(&mut self, index: usize, id: RawId, timeout: Duration) {
         let Some(pending) = self.backends[index].side.awaiting.take(&id) else {
             return;
         };
         let backend = &self.backends[index];
-        let timeout = backend.timeout.unwrap_or_default();
         let problem = format!(
             "server `{}` did not answer `{}` within {timeout:?}",
             backend.name, pending.method
         );
-        tracing::warn!(session = %self.config.session, "{problem}; cancelled");
-        let reason = serde_json::to_string(&problem).expect("a string serializes");
-        let cancel = Message::Notification {
-            method: CANCELLED.into(),
-            params: Some(jsonrpc::raw(format!(
-                r#"{{"requestId":{},"reason":{reason}}}"#,
-                id.get()
-            ))),
-        };
-        self.send(Peer::Backend(index), Outbound::new(cancel)).await;
+        tracing::warn!(session = %self.config.session, "{problem}");
+        // `initialize` must not be cancelled (MCP lifecycle); a late answer is dropped.
+        if pending.method != "initialize" {
+            let reason = serde_json::to_string(&problem).expect("a string serializes");
+            let cancel = Message::Notification {
+                method: CANCELLED.into(),
+                params: Some(jsonrpc::raw(format!(
+                    r#"{{"requestId":{},"reason":{reason}}}"#,
+                    id.get()
+                ))),
+            };
+            self.send(Peer::Backend(index), Outbound::new(cancel)).await;
+        }
         let error = ErrorObject::new(BACKEND_UNAVAILABLE, problem).with_data(serde_json::json!({
             "method": pending.method,
             "timeout_ms": u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
@@ -588,7 +609,10 @@ impl SessionRelay {
                 deadline: None,
             };
             let forwarded_id = self.backends[backend].side.awaiting.insert(part);
-            self.start_deadline(backend, &forwarded_id);
+            // A slow server does not hold the others' handshake past its start time.
+            let most =
+                (merge == Merge::Initialize || merge == Merge::Discover).then_some(START_TIMEOUT);
+            self.start_deadline_within(backend, &forwarded_id, most);
             let request = Message::Request {
                 id: forwarded_id,
                 method: method.clone(),

@@ -1078,3 +1078,41 @@ async fn a_request_the_server_does_not_answer_in_time_fails_and_is_cancelled() {
     assert_eq!(next, marker(), "no timeout fired for the answered request");
     relay.abort();
 }
+
+/// A server that does not answer the gateway's `initialize` in time is left out of
+/// the client's handshake instead of holding it (and is not sent a cancellation:
+/// `initialize` must not be cancelled).
+#[tokio::test(start_paused = true)]
+async fn a_slow_server_does_not_hold_the_gateways_handshake() {
+    let (mut client, mut first, mut second, relay) = gateway_of_two();
+    let init = json!({"protocolVersion": "2025-11-25", "capabilities": {},
+                      "clientInfo": {"name": "c", "version": "1"}});
+    client
+        .send_value(request(json!(1), "initialize", init))
+        .await;
+    let (to_first, _) = first.recv().await;
+    let (to_second, _) = second.recv().await;
+    assert_eq!(to_second["method"], "initialize");
+    first
+        .send_value(answer(
+            &to_first["id"],
+            json!({"protocolVersion": "2025-11-25", "capabilities": {"tools": {}},
+                   "serverInfo": {"name": "first"}}),
+        ))
+        .await;
+    // The paused clock moves on once everything waits: past the start timeout.
+    let (merged, _) = client.recv().await;
+    assert_eq!(merged["id"], 1);
+    assert_eq!(
+        merged["result"]["serverInfo"]["name"], "interpose",
+        "{merged}"
+    );
+    assert_eq!(
+        merged["result"]["capabilities"]["tools"]["listChanged"],
+        true
+    );
+    client.send_value(marker()).await;
+    let (next, _) = second.recv().await;
+    assert_eq!(next, marker(), "no cancellation of `initialize` was sent");
+    relay.abort();
+}
