@@ -46,7 +46,8 @@ pub struct Pending {
 pub struct PendingTable {
     next_id: u64,
     by_forwarded_id: HashMap<u64, Pending>,
-    by_original_id: HashMap<(Peer, Box<str>), u64>,
+    /// By sender, then the sender's id: found without allocating.
+    by_original_id: HashMap<Peer, HashMap<Box<str>, u64>>,
 }
 
 impl PendingTable {
@@ -55,7 +56,9 @@ impl PendingTable {
         self.next_id += 1;
         let id = self.next_id;
         self.by_original_id
-            .insert((pending.origin, pending.original_id.get().into()), id);
+            .entry(pending.origin)
+            .or_default()
+            .insert(pending.original_id.get().into(), id);
         self.by_forwarded_id.insert(id, pending);
         raw(id.to_string())
     }
@@ -64,9 +67,11 @@ impl PendingTable {
     pub fn take(&mut self, forwarded_id: &RawValue) -> Option<Pending> {
         let id: u64 = forwarded_id.get().parse().ok()?;
         let pending = self.by_forwarded_id.remove(&id)?;
-        let key = (pending.origin, Box::from(pending.original_id.get()));
-        if self.by_original_id.get(&key) == Some(&id) {
-            self.by_original_id.remove(&key);
+        if let Some(ids) = self.by_original_id.get_mut(&pending.origin) {
+            let original = pending.original_id.get();
+            if ids.get(original) == Some(&id) {
+                ids.remove(original);
+            }
         }
         Some(pending)
     }
@@ -86,7 +91,8 @@ impl PendingTable {
     /// The forwarded id of the request `origin` knows as `original_id`.
     pub fn forwarded_id(&self, origin: Peer, original_id: &RawValue) -> Option<RawId> {
         self.by_original_id
-            .get(&(origin, Box::from(original_id.get())))
+            .get(&origin)?
+            .get(original_id.get())
             .map(|id| raw(id.to_string()))
     }
 
