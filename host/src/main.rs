@@ -21,6 +21,10 @@ struct Cli {
     /// More logging (-v debug, -vv trace). RUST_LOG overrides. Logs go to stderr.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// How log lines are written: `text` for people, `json` (one object per line, its
+    /// fields at the top level) for log pipelines.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -181,7 +185,13 @@ fn parse_env(text: &str) -> Result<(String, String), String> {
 }
 
 /// Logs to stderr in batches (see `log_output`).
-fn init_logging(verbose: u8, quiet: bool) {
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(verbose: u8, quiet: bool, format: LogFormat) {
     let default = match verbose {
         // The scripted demo prints its own trace on stdout; keep stderr for problems.
         0 if quiet => "warn",
@@ -190,15 +200,31 @@ fn init_logging(verbose: u8, quiet: bool) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .fmt_fields(Fields)
-        .with_timer(Timestamps)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match BatchedLog::stderr() {
-        Ok(log) => subscriber.with_writer(log).init(),
-        Err(e) => {
-            subscriber.with_writer(std::io::stderr).init();
+    let batched = BatchedLog::stderr();
+    let text = || {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter.clone())
+            .fmt_fields(Fields)
+            .with_timer(Timestamps)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    };
+    let json = || {
+        tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_env_filter(filter.clone())
+            .with_timer(Timestamps)
+    };
+    match (format, batched) {
+        (LogFormat::Text, Ok(log)) => text().with_writer(log).init(),
+        (LogFormat::Json, Ok(log)) => json().with_writer(log).init(),
+        (LogFormat::Text, Err(e)) => {
+            text().with_writer(std::io::stderr).init();
+            tracing::warn!("cannot start the log flusher thread ({e}); writing each line at once");
+        }
+        (LogFormat::Json, Err(e)) => {
+            json().with_writer(std::io::stderr).init();
             tracing::warn!("cannot start the log flusher thread ({e}); writing each line at once");
         }
     }
@@ -214,7 +240,7 @@ fn main() -> ExitCode {
     // The scripted demo and `check` print their own result; logs only say problems.
     let quiet = matches!(&command, Command::Demo(args) if !args.serve)
         || matches!(&command, Command::Check(_));
-    init_logging(cli.verbose, quiet);
+    init_logging(cli.verbose, quiet, cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -189,6 +189,49 @@ fn audit_line(proxy: &Proxy, kind: &str, id: u64) -> serde_json::Value {
     serde_json::from_str(json).unwrap()
 }
 
+/// With `--log-format json` every log line is one JSON object with its fields at the
+/// top level; a plugin's line names the plugin and carries its text as the message.
+#[test]
+fn json_logs_are_one_object_per_line_naming_the_plugin() {
+    let mut proxy = Proxy::start(&[
+        "--log-format".as_ref(),
+        "json".as_ref(),
+        "--plugin".as_ref(),
+        fixture("audit-log").as_os_str(),
+    ]);
+    proxy.call_tool(5, "echo", json!({"text": "logged"}));
+    let needle = r#"\"kind\":\"response\",\"method\":\"tools/call\",\"id\":5,"#;
+    assert!(
+        proxy.wait_for_log(needle, std::time::Duration::from_secs(5)),
+        "no audit line; log:\n{}",
+        proxy.log()
+    );
+    let (status, log) = proxy.finish();
+    assert!(status.success(), "{log}");
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"].is_string() && l["timestamp"].is_string())
+    );
+    let audit = lines
+        .iter()
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(r#""kind":"response""#))
+        })
+        .expect("the audit line");
+    assert_eq!(audit["plugin"], "audit-log", "{audit}");
+    let record: serde_json::Value =
+        serde_json::from_str(audit["message"].as_str().unwrap()).expect("the plugin's JSON");
+    assert_eq!(record["id"], 5);
+}
+
 #[test]
 fn audit_log_gets_sizes_timing_and_the_tool_name_from_the_host() {
     let mut proxy = Proxy::start(&["--plugin".as_ref(), fixture("audit-log").as_os_str()]);
