@@ -292,18 +292,10 @@ impl Gateway {
         if let Some(instructions) = self.merge_instructions(answered) {
             result["instructions"] = instructions.into();
         }
-        let ttl = answered
-            .iter()
-            .filter_map(|(_, r)| r["ttlMs"].as_u64())
-            .min();
-        if let Some(ttl) = ttl {
-            result["ttlMs"] = ttl.into();
-        }
-        let private = answered
-            .iter()
-            .any(|(_, r)| r["cacheScope"].as_str() == Some("private"));
-        if answered.iter().any(|(_, r)| r.get("cacheScope").is_some()) {
-            result["cacheScope"] = if private { "private" } else { "public" }.into();
+        if let Some(merged) = result.as_object_mut() {
+            for (_, theirs) in answered {
+                lists::merge_cache_hints(merged, theirs);
+            }
         }
         Ok(result)
     }

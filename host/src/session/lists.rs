@@ -169,8 +169,9 @@ pub fn merge(
     Value::Object(merged)
 }
 
-/// The strictest of the servers' 2026-07-28 cache hints, and the first `resultType`.
-fn merge_cache_hints(merged: &mut Map<String, Value>, result: &Value) {
+/// The strictest of the servers' 2026-07-28 cache hints, and the first `resultType`:
+/// `result`'s merged into `merged`.
+pub(super) fn merge_cache_hints(merged: &mut Map<String, Value>, result: &Value) {
     if let Some(ttl) = result["ttlMs"].as_u64() {
         let least = merged
             .get("ttlMs")
