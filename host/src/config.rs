@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer};
 
+use crate::session::gateway::GatewayOptions;
+use crate::session::names::PrefixMode;
+
 /// The default deadline for one plugin call.
 pub const DEFAULT_TIMEOUT_MS: u64 = 50;
 /// The default memory cap of one plugin instance.
@@ -37,6 +40,43 @@ pub struct Config {
     /// [`crate::servers::ServerSpec`]s by [`crate::servers::load`].
     #[serde(default)]
     pub servers: IndexMap<String, ServerConfig>,
+    /// How several servers are shown behind one endpoint (`[gateway]`).
+    #[serde(default)]
+    pub gateway: GatewayConfig,
+}
+
+/// The `[gateway]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// When tool and prompt names and resource URIs carry their server's name:
+    /// `when-several` (the default), `always` or `never`.
+    #[serde(default)]
+    pub prefix: Option<PrefixMode>,
+    /// The gateway's `serverInfo.name` (default `interpose`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The gateway's `serverInfo.version` (default interpose's version).
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+impl GatewayConfig {
+    /// The options sessions are opened with; `prefix` (from `--prefix`) wins over the
+    /// file's.
+    pub fn options(&self, prefix: Option<PrefixMode>) -> GatewayOptions {
+        let mut options = GatewayOptions::default();
+        if let Some(prefix) = prefix.or(self.prefix) {
+            options.prefix = prefix;
+        }
+        if let Some(name) = &self.name {
+            options.server_info["name"] = name.as_str().into();
+        }
+        if let Some(version) = &self.version {
+            options.server_info["version"] = version.as_str().into();
+        }
+        options
+    }
 }
 
 /// One `[servers.NAME]` table: a command or a URL, and how to treat it.
@@ -564,11 +604,29 @@ mod tests {
     }
 
     #[test]
+    fn gateway_table_sets_prefixes_and_server_info_and_the_flag_wins() {
+        let config = parse("[gateway]\nprefix = \"never\"\nname = \"acme\"\n").unwrap();
+        let options = config.gateway.options(None);
+        assert_eq!(options.prefix, PrefixMode::Never);
+        assert_eq!(options.server_info["name"], "acme");
+        assert_eq!(options.server_info["version"], env!("CARGO_PKG_VERSION"));
+        let flagged = config.gateway.options(Some(PrefixMode::Always));
+        assert_eq!(flagged.prefix, PrefixMode::Always);
+        let err = parse("[gateway]\nprefix = \"sometimes\"\n").unwrap_err();
+        assert!(
+            err.contains(
+                "unknown prefix mode `sometimes`: expected `always`, `when-several` or `never`"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn unknown_top_level_key_is_named() {
         let err = parse("plugin = []\n").unwrap_err();
         assert_eq!(
             err,
-            "interpose.toml:1:1: unknown field `plugin`, expected `plugins` or `servers`"
+            "interpose.toml:1:1: unknown field `plugin`, expected one of `plugins`, `servers`, `gateway`"
         );
     }
 

@@ -10,6 +10,7 @@ use interpose::cli::{Listen, TransportArgs, parse_listen};
 use interpose::log_output::{BatchedLog, Fields, Timestamps, flush_stderr};
 use interpose::run::{RunOptions, run};
 use interpose::session::BackendSettings;
+use interpose::session::gateway::GatewayOptions;
 use interpose::wire::framing::DEFAULT_MAX_MESSAGE_BYTES;
 
 mod plugin_dev;
@@ -121,6 +122,10 @@ struct RunArgs {
     /// Code or FastMCP write it (instead of a BACKEND). See docs/config.md ("Servers").
     #[arg(long, value_name = "FILE.json")]
     servers: Option<std::path::PathBuf>,
+    /// When tool and prompt names and resource URIs carry their server's name:
+    /// `when-several` (default), `always` or `never` (overrides `[gateway] prefix`).
+    #[arg(long, value_name = "MODE")]
+    prefix: Option<interpose::session::names::PrefixMode>,
     /// The backend: a command and its arguments, or a URL.
     #[arg(
         trailing_var_arg = true,
@@ -340,6 +345,7 @@ async fn run_proxy(args: RunArgs) -> anyhow::Result<()> {
         );
     }
     let servers = interpose::servers::enabled(servers)?;
+    let gateway = gateway_options(&args)?;
     let interceptor = match &servers[..] {
         [server] if !server.plugins.is_empty() => {
             // The server's own plugins run after the global ones.
@@ -376,8 +382,18 @@ async fn run_proxy(args: RunArgs) -> anyhow::Result<()> {
         listen: args.transport.listen()?,
         max_message_bytes: args.max_message_bytes,
         interceptor,
+        gateway,
     })
     .await
+}
+
+/// How the gateway shows its servers: `[gateway]` of `--config`, then `--prefix`.
+fn gateway_options(args: &RunArgs) -> anyhow::Result<GatewayOptions> {
+    let file = match args.plugins.config.as_deref() {
+        Some(path) => interpose::config::Config::load(path)?.gateway,
+        None => Default::default(),
+    };
+    Ok(file.options(args.prefix))
 }
 
 /// `interpose check`: everything `interpose run` would load, loaded, nothing served.
@@ -416,6 +432,7 @@ async fn run_backend(args: RunArgs) -> anyhow::Result<()> {
     }
     let interceptor = args.plugins.interceptor(args.max_message_bytes).await?;
     let listen = args.transport.listen()?;
+    let gateway = gateway_options(&args)?;
     let backend = args.transport.upstream(args.backend, args.env)?;
     let name = args.name.unwrap_or_else(|| backend.name());
     run(RunOptions {
@@ -423,6 +440,7 @@ async fn run_backend(args: RunArgs) -> anyhow::Result<()> {
         listen,
         max_message_bytes: args.max_message_bytes,
         interceptor,
+        gateway,
     })
     .await
 }

@@ -9,6 +9,7 @@ use anyhow::Context;
 use crate::cli::Listen;
 use crate::downstream::http_server::{HttpServer, HttpServerConfig};
 use crate::downstream::stdio;
+use crate::session::gateway::GatewayOptions;
 use crate::session::intercept::SharedInterceptor;
 use crate::session::relay::RelayEnd;
 use crate::session::{BackendSettings, SessionSettings};
@@ -26,6 +27,7 @@ pub struct RunOptions {
     pub listen: Listen,
     pub max_message_bytes: usize,
     pub interceptor: SharedInterceptor,
+    pub gateway: GatewayOptions,
 }
 
 /// Serves clients until they leave (stdio) or the proxy is stopped (HTTP).
@@ -35,6 +37,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         interceptor: options.interceptor,
         max_message_bytes: options.max_message_bytes,
         backend_shutdown_grace: BACKEND_SHUTDOWN_GRACE,
+        gateway: options.gateway,
     };
     match options.listen {
         Listen::Stdio => run_stdio(&settings).await,

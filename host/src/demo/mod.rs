@@ -15,6 +15,7 @@ use tokio::io::BufReader;
 use crate::downstream::http_server::{HttpServer, HttpServerConfig};
 use crate::downstream::stdio;
 use crate::run::shutdown_signal;
+use crate::session::gateway::GatewayOptions;
 use crate::session::intercept::{PassAll, SharedInterceptor};
 use crate::session::relay::RelayEnd;
 use crate::session::{BackendSettings, SessionSettings};
@@ -38,6 +39,7 @@ fn demo_sessions(interceptor: SharedInterceptor) -> SessionSettings {
         interceptor,
         max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         backend_shutdown_grace: Duration::from_secs(1),
+        gateway: GatewayOptions::default(),
     }
 }
 

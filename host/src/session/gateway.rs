@@ -47,6 +47,24 @@ pub enum Merge {
 /// One backend's answer to its part of a fan-out.
 pub type Part = (usize, Result<Value, ErrorObject>);
 
+/// How the gateway shows itself and its servers' names to clients (`[gateway]` in
+/// `interpose.toml`, `--prefix`); the same for every session.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    pub prefix: PrefixMode,
+    /// The gateway's `serverInfo` in its `initialize` result.
+    pub server_info: Value,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        GatewayOptions {
+            prefix: PrefixMode::default(),
+            server_info: json!({"name": "interpose", "version": env!("CARGO_PKG_VERSION")}),
+        }
+    }
+}
+
 /// The routing state of one session with several backends.
 #[derive(Debug)]
 pub struct Gateway {
@@ -60,13 +78,13 @@ pub struct Gateway {
 
 impl Gateway {
     /// `servers`: the backends' names in configuration order.
-    pub fn new(servers: Vec<String>, mode: PrefixMode) -> Self {
-        let names = Names::new(servers.clone(), mode);
+    pub fn new(servers: Vec<String>, options: &GatewayOptions) -> Self {
+        let names = Names::new(servers.clone(), options.prefix);
         let passthrough = servers.len() == 1 && names.expose(NameKind::Tool, 0, "x") == "x";
         Gateway {
             names,
             servers,
-            server_info: json!({"name": "interpose", "version": env!("CARGO_PKG_VERSION")}),
+            server_info: options.server_info.clone(),
             passthrough,
         }
     }
@@ -447,18 +465,73 @@ mod tests {
     use super::*;
 
     fn gateway() -> Gateway {
-        Gateway::new(vec!["files".into(), "web".into()], PrefixMode::WhenSeveral)
+        Gateway::new(
+            vec!["files".into(), "web".into()],
+            &GatewayOptions::default(),
+        )
     }
 
     fn raw(value: Value) -> Box<RawValue> {
         to_raw(&value)
     }
 
+    fn prefixed(prefix: PrefixMode) -> GatewayOptions {
+        GatewayOptions {
+            prefix,
+            ..GatewayOptions::default()
+        }
+    }
+
+    #[test]
+    fn never_prefixed_servers_keep_their_names_and_a_configured_server_info() {
+        let options = GatewayOptions {
+            prefix: PrefixMode::Never,
+            server_info: json!({"name": "acme-gateway", "version": "7"}),
+        };
+        let mut g = Gateway::new(vec!["files".into(), "web".into()], &options);
+        let tools = |name: &str| Ok(json!({"tools": [{"name": name}]}));
+        let merged = g
+            .merge(
+                Merge::List(ListKind::Tools),
+                vec![(0, tools("read")), (1, tools("fetch"))],
+                &mut Vec::new(),
+            )
+            .unwrap();
+        let merged: Value = serde_json::from_str(merged.get()).unwrap();
+        assert_eq!(
+            merged["tools"],
+            json!([{"name": "read"}, {"name": "fetch"}])
+        );
+        match g.plan(
+            "tools/call",
+            Some(&raw(json!({"name": "fetch"}))),
+            &[true, true],
+        ) {
+            Plan::One { backend, .. } => assert_eq!(backend, 1),
+            other => panic!("{other:?}"),
+        }
+        let init = json!({"protocolVersion": "2025-11-25", "capabilities": {}, "serverInfo": {"name": "f"}});
+        let merged = g
+            .merge(
+                Merge::Initialize,
+                vec![(0, Ok(init.clone())), (1, Ok(init))],
+                &mut Vec::new(),
+            )
+            .unwrap();
+        let merged: Value = serde_json::from_str(merged.get()).unwrap();
+        assert_eq!(
+            merged["serverInfo"],
+            json!({"name": "acme-gateway", "version": "7"})
+        );
+    }
+
     #[test]
     fn one_backend_without_prefixes_is_a_plain_proxy() {
-        let one = Gateway::new(vec!["files".into()], PrefixMode::WhenSeveral);
+        let one = Gateway::new(vec!["files".into()], &GatewayOptions::default());
         assert!(one.is_passthrough());
-        assert!(!Gateway::new(vec!["files".into()], PrefixMode::Always).is_passthrough());
+        assert!(
+            !Gateway::new(vec!["files".into()], &prefixed(PrefixMode::Always)).is_passthrough()
+        );
         assert!(!gateway().is_passthrough());
     }
 

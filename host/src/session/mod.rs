@@ -19,6 +19,7 @@ use futures::future::BoxFuture;
 use crate::downstream::OpenSession;
 use crate::upstream::{UpstreamGuard, UpstreamSpec};
 use crate::wire::link::{ConnectContext, Link};
+use gateway::GatewayOptions;
 use intercept::SharedInterceptor;
 use relay::{BackendLink, RelayConfig, RelayEnd, SessionRelay};
 
@@ -37,6 +38,8 @@ pub struct SessionSettings {
     pub max_message_bytes: usize,
     /// After the client leaves, how long the backend gets to finish and exit.
     pub backend_shutdown_grace: Duration,
+    /// How a gateway (several backends) shows itself and their names.
+    pub gateway: GatewayOptions,
 }
 
 /// One backend of every session.
@@ -106,6 +109,7 @@ impl SessionSettings {
             server,
             interceptor: self.interceptor.clone(),
             shutdown_grace: self.backend_shutdown_grace,
+            gateway: self.gateway.clone(),
         };
         Ok(Session {
             relay: SessionRelay::with_backends(config, client, links),

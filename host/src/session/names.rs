@@ -27,8 +27,9 @@ pub const NAME_SEPARATOR: char = '_';
 /// Between a server's name and a resource URI.
 pub const URI_SEPARATOR: char = '+';
 
-/// When names carry their server's name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// When names carry their server's name: `prefix` in `[gateway]`, `--prefix`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub enum PrefixMode {
     Always,
     /// Only when more than one server is configured: one server keeps its names.
@@ -36,6 +37,29 @@ pub enum PrefixMode {
     WhenSeveral,
     /// Never: a name two servers share is a collision.
     Never,
+}
+
+impl std::str::FromStr for PrefixMode {
+    type Err = String;
+
+    fn from_str(mode: &str) -> Result<Self, String> {
+        match mode {
+            "always" => Ok(PrefixMode::Always),
+            "when-several" => Ok(PrefixMode::WhenSeveral),
+            "never" => Ok(PrefixMode::Never),
+            other => Err(format!(
+                "unknown prefix mode `{other}`: expected `always`, `when-several` or `never`"
+            )),
+        }
+    }
+}
+
+impl TryFrom<String> for PrefixMode {
+    type Error = String;
+
+    fn try_from(mode: String) -> Result<Self, String> {
+        mode.parse()
+    }
 }
 
 /// What kind of name: tools and prompts are named, resources have URIs.

@@ -14,8 +14,7 @@ use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 use tokio_util::time::DelayQueue;
 
-use super::gateway::{Gateway, Merge, Part, Plan};
-use super::names::PrefixMode;
+use super::gateway::{Gateway, GatewayOptions, Merge, Part, Plan};
 use super::pending::{Peer, Pending, PendingTable};
 use crate::session::intercept::{Direction, Intercepted, SharedInterceptor, Verdict};
 use crate::wire::framing::Frame;
@@ -53,6 +52,8 @@ pub struct RelayConfig {
     pub interceptor: SharedInterceptor,
     /// After the client leaves, how long the backend gets to finish and exit.
     pub shutdown_grace: Duration,
+    /// With several backends (or prefixes): how the gateway shows them.
+    pub gateway: GatewayOptions,
 }
 
 /// Why a relay ended.
@@ -205,7 +206,7 @@ impl SessionRelay {
     pub fn with_backends(config: RelayConfig, client: Link, backends: Vec<BackendLink>) -> Self {
         let gateway = Gateway::new(
             backends.iter().map(|b| b.name.clone()).collect(),
-            PrefixMode::default(),
+            &config.gateway,
         );
         let mut backend_inbound = Vec::with_capacity(backends.len());
         let backends = backends

@@ -301,3 +301,73 @@ fn servers_and_a_backend_do_not_mix() {
          FILE.json or [servers] in --config"
     );
 }
+
+/// `--prefix never`: every server's names as they are, each call routed to the server
+/// that lists the name; a name two servers list is kept by the first, and the log names
+/// both. `[gateway] name` is the gateway's `serverInfo`.
+#[test]
+fn unprefixed_servers_keep_their_names_and_a_shared_name_is_logged() {
+    let dir = scratch();
+    let catalog = dir.path().join("catalog.json");
+    let tools = json!({"tools": [
+        {"name": "echo", "inputSchema": {"type": "object"}},
+        {"name": "lookup", "inputSchema": {"type": "object"}}
+    ]});
+    std::fs::write(&catalog, json!({"tools": tools.to_string()}).to_string()).unwrap();
+    let file = dir.path().join("servers.json");
+    let servers = json!({"mcpServers": {
+        "alpha": full_server_entry(),
+        "beta": {"command": python(), "args": [crate::support::catalog_backend(), &catalog]}
+    }});
+    std::fs::write(&file, servers.to_string()).unwrap();
+    let config = config_file(dir.path(), "[gateway]\nname = \"acme-gateway\"\n");
+    let args = [
+        "--servers".as_ref(),
+        file.as_os_str(),
+        "--prefix".as_ref(),
+        "never".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ];
+    let mut proxy = Proxy::start_with_backend(&args, NO_BACKEND, &[]).holding(dir);
+    let answer = proxy.request(
+        1,
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {},
+               "clientInfo": {"name": "interpose-tests", "version": "1.0.0"}}),
+    );
+    assert_eq!(
+        result(&answer)["serverInfo"]["name"],
+        "acme-gateway",
+        "{answer}"
+    );
+    proxy.notify("notifications/initialized", json!({}));
+
+    let answer = proxy.request(2, "tools/list", json!({}));
+    let names: Vec<&str> = result(&answer)["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tools in {answer}"))
+        .iter()
+        .filter_map(|tool| tool["name"].as_str())
+        .collect();
+    for name in ["echo", "add", "lookup"] {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
+    }
+    assert_eq!(
+        names.iter().filter(|n| **n == "echo").count(),
+        1,
+        "{names:?}"
+    );
+
+    let answer = proxy.call_tool(3, "echo", json!({"text": "to alpha"}));
+    assert_eq!(only_text(&answer), "to alpha");
+    let answer = proxy.call_tool(4, "lookup", json!({"key": "k"}));
+    assert_eq!(result(&answer)["structuredContent"]["call"], 1, "{answer}");
+
+    let (status, log) = proxy.finish();
+    assert!(status.success(), "exit {status}; log:\n{log}");
+    assert!(
+        log.contains("`echo` of server `beta` is left out: server `alpha` has the same name"),
+        "{log}"
+    );
+}

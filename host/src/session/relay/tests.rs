@@ -200,6 +200,7 @@ fn config(server: &str) -> RelayConfig {
         server: server.into(),
         interceptor: Arc::new(PassAll),
         shutdown_grace: Duration::from_secs(5),
+        gateway: GatewayOptions::default(),
     }
 }
 
@@ -705,6 +706,7 @@ async fn unreadable_answer_with_a_readable_id_fails_its_request_once() {
     let (backend_link, mut backend) = link();
     let config = RelayConfig {
         shutdown_grace: Duration::from_millis(100),
+        gateway: GatewayOptions::default(),
         ..config("faulty")
     };
     let relay = tokio::spawn(
@@ -788,6 +790,7 @@ async fn observe_is_called_before_the_relay_acts_on_the_verdict() {
         server: "backend".into(),
         interceptor: observer.clone(),
         shutdown_grace: Duration::from_millis(100),
+        gateway: GatewayOptions::default(),
     };
     let relay = tokio::spawn(
         SessionRelay::new(config, client_link, backend_link).run(std::future::pending()),
