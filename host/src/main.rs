@@ -172,6 +172,10 @@ struct DemoArgs {
     /// redact), through the bare relay.
     #[arg(long, conflicts_with = "serve")]
     no_plugins: bool,
+    /// Run the gateway demo instead: two built-in servers behind one endpoint, a call to
+    /// each, one of them brought down and restarted.
+    #[arg(long, conflicts_with_all = ["serve", "no_plugins"])]
+    gateway: bool,
     /// With --serve: where clients connect, `stdio` or `http://127.0.0.1:PORT`.
     #[arg(
         long,
@@ -273,6 +277,7 @@ async fn execute(command: Command) -> ExitCode {
     let result = match command {
         Command::Run(args) => run_proxy(*args).await,
         Command::Demo(args) if args.serve => serve_demo(&args.listen).await,
+        Command::Demo(args) if args.gateway => interpose::demo::run_gateway().await,
         Command::Demo(args) => interpose::demo::run_scripted(!args.no_plugins).await,
         Command::Plugin(command) => plugin_command(command),
         Command::Check(args) => check(args).await,

@@ -201,7 +201,10 @@ where
 }
 
 /// Runs one step with a timeout and records its outcome.
-async fn step(name: &str, body: impl Future<Output = anyhow::Result<String>>) -> StepOutcome {
+pub(super) async fn step(
+    name: &str,
+    body: impl Future<Output = anyhow::Result<String>>,
+) -> StepOutcome {
     let outcome = match tokio::time::timeout(STEP_TIMEOUT, body).await {
         Ok(Ok(description)) => Ok(description),
         Ok(Err(error)) => Err(describe_error(&error)),
@@ -259,7 +262,7 @@ async fn call_tool(
 }
 
 /// Calls a tool that should succeed and describes its text output.
-async fn call_ok(
+pub(super) async fn call_ok(
     peer: &Peer<RoleClient>,
     name: &'static str,
     arguments: Option<JsonObject>,
@@ -272,7 +275,7 @@ async fn call_ok(
     Ok(abbreviate(&text, 80))
 }
 
-async fn list_tools(peer: &Peer<RoleClient>) -> anyhow::Result<String> {
+pub(super) async fn list_tools(peer: &Peer<RoleClient>) -> anyhow::Result<String> {
     let tools = peer.list_tools(None).await?.tools;
     let names: Vec<_> = tools.iter().map(|tool| tool.name.as_ref()).collect();
     Ok(format!("{} tool(s): {}", names.len(), names.join(", ")))

@@ -4,6 +4,8 @@
 
 pub mod backend;
 pub mod client;
+mod gateway;
+mod notes;
 mod plugins;
 mod trace;
 
@@ -55,6 +57,50 @@ pub async fn run_scripted(with_plugins: bool) -> anyhow::Result<()> {
         Arc::new(PassAll)
     };
     let tracer = Arc::new(Tracer::new(interceptor, steps));
+    println!(
+        "interpose demo: a scripted MCP client talks to the built-in backend through the proxy."
+    );
+    if with_plugins {
+        println!("Plugins, in chain order: audit-log, tool-policy (denies delete_*), redact.");
+    }
+    println!("Every message that crosses the proxy, with each plugin's verdict:\n");
+    let settings = demo_sessions(tracer.clone());
+    traced(settings, &tracer, client::run_script).await?;
+    if with_plugins {
+        println!(
+            "audit-log wrote one JSON line per message to the log; see them with \
+             RUST_LOG=interpose::plugin=info interpose demo"
+        );
+    }
+    Ok(())
+}
+
+/// Runs the gateway script: the demo backend and the notes server behind one endpoint,
+/// the notes server brought down and restarted by the gateway on the way.
+pub async fn run_gateway() -> anyhow::Result<()> {
+    let tracer = Arc::new(Tracer::new(Arc::new(PassAll), Default::default()));
+    println!(
+        "interpose demo --gateway: two built-in servers, `demo` and `notes`, behind one \
+         endpoint. A scripted client calls each, then brings `notes` down; the gateway \
+         restarts it.\n"
+    );
+    let mut settings = demo_sessions(tracer.clone());
+    let serve_notes: InProcessServer = Arc::new(|io| Box::pin(notes::serve(io)));
+    let notes = UpstreamSpec::InProcess {
+        name: "notes".into(),
+        serve: serve_notes,
+    };
+    settings.backends.push(BackendSettings::new("notes", notes));
+    traced(settings, &tracer, gateway::run_script).await
+}
+
+/// Runs `script` as the client of one session opened with `settings`, printing every
+/// message that crosses, then the script's summary and the totals.
+async fn traced<F, Fut>(settings: SessionSettings, tracer: &Tracer, script: F) -> anyhow::Result<()>
+where
+    F: FnOnce(tokio::io::DuplexStream) -> Fut,
+    Fut: Future<Output = anyhow::Result<client::ScriptSummary>>,
+{
     let (client_end, proxy_end) = tokio::io::duplex(256 * 1024);
     let (read, write) = tokio::io::split(proxy_end);
     let client = line_link(
@@ -64,35 +110,15 @@ pub async fn run_scripted(with_plugins: bool) -> anyhow::Result<()> {
         "client",
         async { "the demo client finished".to_owned() },
     );
-
-    println!(
-        "interpose demo: a scripted MCP client talks to the built-in backend through the proxy."
-    );
-    if with_plugins {
-        println!("Plugins, in chain order: audit-log, tool-policy (denies delete_*), redact.");
-    }
-    println!("Every message that crosses the proxy, with each plugin's verdict:\n");
     Tracer::print_header();
-    let session = demo_sessions(tracer.clone()).open(
-        client,
-        "demo-session",
-        false,
-        &ConnectContext::default(),
-    )?;
+    let session = settings.open(client, "demo-session", false, &ConnectContext::default())?;
     let relay = tokio::spawn(session.run(std::future::pending()));
-    let summary = client::run_script(client_end).await;
+    let summary = script(client_end).await;
     let end = relay.await?;
 
     println!();
-    let summary = summary?;
-    summary.print();
+    summary?.print();
     tracer.print_totals();
-    if with_plugins {
-        println!(
-            "audit-log wrote one JSON line per message to the log; see them with \
-             RUST_LOG=interpose::plugin=info interpose demo"
-        );
-    }
     match end {
         RelayEnd::BackendClosed(why) => anyhow::bail!("the demo backend ended early: {why}"),
         RelayEnd::ClientClosed | RelayEnd::Shutdown => Ok(()),
