@@ -133,9 +133,11 @@ impl Names {
         }
         let prefixes = &self.servers[server];
         match kind {
-            NameKind::Tool | NameKind::Prompt => {
-                shorten(format!("{}{NAME_SEPARATOR}{name}", prefixes.name))
-            }
+            NameKind::Tool => shorten(tool_safe(format!(
+                "{}{NAME_SEPARATOR}{name}",
+                prefixes.name
+            ))),
+            NameKind::Prompt => shorten(format!("{}{NAME_SEPARATOR}{name}", prefixes.name)),
             NameKind::Resource | NameKind::ResourceTemplate => {
                 format!("{}{URI_SEPARATOR}{name}", prefixes.uri)
             }
@@ -160,7 +162,9 @@ impl Names {
                 let exposed = self.expose(kind, server, name);
                 let key = (kind, exposed.clone());
                 match self.exposed.get(&key) {
-                    Some(holder) if holder.server != server => {
+                    // The same server's earlier name in this list also counts: two
+                    // names made tool-safe can meet.
+                    Some(holder) if holder.server != server || holder.name != name => {
                         collisions.push(Collision {
                             kind,
                             exposed,
@@ -264,6 +268,29 @@ pub fn uri_prefix(name: &str) -> String {
 
 /// A prefixed name within [`MAX_NAME_LEN`]: longer ones are cut and end in a hash of
 /// the whole, so two long names that share their start stay apart.
+/// A prefixed tool name with each character that model APIs refuse in a tool name
+/// (outside `[A-Za-z0-9_-]`; MCP allows `.` and `/`) as `_`. The server is still called
+/// by its own name: the gateway keeps the mapping from the list. Two names that become
+/// one are a collision, reported as any other.
+fn tool_safe(mut name: String) -> String {
+    if name
+        .bytes()
+        .any(|b| !(b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+    {
+        name = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+    }
+    name
+}
+
 fn shorten(name: String) -> String {
     if name.len() <= MAX_NAME_LEN {
         return name;
@@ -369,6 +396,30 @@ mod tests {
         assert_eq!(n.resolve(NameKind::Tool, "write").map(|o| o.server), None);
         n.forget(0);
         assert_eq!(n.resolve(NameKind::Tool, "search"), None);
+    }
+
+    #[test]
+    fn tool_names_clients_refuse_are_made_safe_and_still_route_to_the_servers_own() {
+        let mut n = names(&["files", "web"], PrefixMode::WhenSeveral);
+        assert_eq!(n.expose(NameKind::Tool, 0, "read.file"), "files_read_file");
+        assert_eq!(n.expose(NameKind::Tool, 1, "search/web"), "web_search_web");
+        assert_eq!(n.expose(NameKind::Tool, 1, "naïve"), "web_na_ve");
+        // Prompts are not tool names: only cut, never rewritten.
+        assert_eq!(
+            n.expose(NameKind::Prompt, 0, "read.file"),
+            "files_read.file"
+        );
+        let mut collisions = Vec::new();
+        let exposed = n.learn(
+            NameKind::Tool,
+            0,
+            ["read.file", "read_file"],
+            &mut collisions,
+        );
+        assert_eq!(exposed, [Some("files_read_file".to_owned()), None]);
+        assert_eq!((collisions[0].kept, collisions[0].left_out), (0, 0));
+        let origin = n.resolve(NameKind::Tool, "files_read_file").unwrap();
+        assert_eq!((origin.server, origin.name.as_str()), (0, "read.file"));
     }
 
     #[test]

@@ -654,13 +654,21 @@ impl SessionRelay {
         let mut collisions = Vec::new();
         let merged = self.gateway.merge(merge, parts, &mut collisions);
         for collision in collisions {
-            tracing::warn!(
-                session = %self.config.session,
-                "`{}` of server `{}` is left out: server `{}` has the same name",
-                collision.exposed,
-                self.gateway.server_name(collision.left_out),
-                self.gateway.server_name(collision.kept),
-            );
+            let left_out = self.gateway.server_name(collision.left_out);
+            if collision.kept == collision.left_out {
+                tracing::warn!(
+                    session = %self.config.session,
+                    "`{}` of server `{left_out}` is left out: another of its names is shown as that too",
+                    collision.exposed,
+                );
+            } else {
+                tracing::warn!(
+                    session = %self.config.session,
+                    "`{}` of server `{left_out}` is left out: server `{}` has the same name",
+                    collision.exposed,
+                    self.gateway.server_name(collision.kept),
+                );
+            }
         }
         let answer = match merged {
             Ok(result) => Message::Response {
