@@ -42,7 +42,13 @@ pub enum Merge {
     List(ListKind),
     /// Nothing to merge (`logging/setLevel`): an empty result once all have answered.
     Empty,
+    /// `subscriptions/listen` (2026-07-28): one stream for the client, fed by each
+    /// server's; it ends (with an empty result) when every server's has ended.
+    Listen,
 }
+
+/// In a `subscriptions/listen` filter: the resources whose updates are wanted.
+const RESOURCE_SUBSCRIPTIONS: &str = "resourceSubscriptions";
 
 /// One backend's answer to its part of a fan-out.
 pub type Part = (usize, Result<Value, ErrorObject>);
@@ -118,6 +124,7 @@ impl Gateway {
                 parts: all(params),
                 merge: Merge::Empty,
             },
+            "subscriptions/listen" => self.plan_listen(params, &up),
             "ping" => Plan::Answer(Ok(jsonrpc::raw("{}"))),
             "tools/call" => self.plan_named(NameKind::Tool, "name", params, live),
             "prompts/get" => self.plan_named(NameKind::Prompt, "name", params, live),
@@ -165,6 +172,74 @@ impl Gateway {
             parts,
             merge: Merge::List(kind),
         }
+    }
+
+    /// `subscriptions/listen` goes to every server, each asked for the list changes
+    /// the client wants and for updates of those of its resources the client named
+    /// (by the server's own URIs). A URI no server offers is asked of none, so no
+    /// acknowledgement honours it.
+    fn plan_listen(&self, params: Option<&RawValue>, up: &[usize]) -> Plan {
+        let Some(params) = params.and_then(|p| serde_json::from_str::<Value>(p.get()).ok()) else {
+            return Plan::Answer(Err(ErrorObject::new(INVALID_PARAMS, "params are missing")));
+        };
+        let wanted: Vec<&str> = params["notifications"][RESOURCE_SUBSCRIPTIONS]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let origins: Vec<_> = wanted
+            .iter()
+            .filter_map(|uri| self.names.resolve(NameKind::Resource, uri))
+            .collect();
+        let parts = up
+            .iter()
+            .map(|&server| {
+                let mut own = params.clone();
+                if !wanted.is_empty() {
+                    let uris: Vec<Value> = origins
+                        .iter()
+                        .filter(|origin| origin.server == server)
+                        .map(|origin| Value::String(origin.name.clone()))
+                        .collect();
+                    own["notifications"][RESOURCE_SUBSCRIPTIONS] = Value::Array(uris);
+                }
+                (server, Some(to_raw(&own)))
+            })
+            .collect();
+        Plan::Fanout {
+            parts,
+            merge: Merge::Listen,
+        }
+    }
+
+    /// The one `notifications/subscriptions/acknowledged` the client gets for a
+    /// listen fanned out to several servers, from each server's own (`acks`): a list
+    /// change is honoured when some server honours it, and the resources honoured
+    /// are every server's, named as the client knows them. The subscription id in
+    /// `_meta` is the relay's to set.
+    pub fn merge_acknowledged(&self, acks: &[(usize, Value)]) -> Value {
+        let mut merged = Map::new();
+        let mut resources = Vec::new();
+        for (server, ack) in acks {
+            let Some(honoured) = ack["notifications"].as_object() else {
+                continue;
+            };
+            for (key, value) in honoured {
+                if key == RESOURCE_SUBSCRIPTIONS {
+                    let uris = value.as_array().into_iter().flatten();
+                    resources.extend(uris.filter_map(Value::as_str).map(|uri| {
+                        Value::String(self.names.expose(NameKind::Resource, *server, uri))
+                    }));
+                } else if value == &Value::Bool(true) || !merged.contains_key(key) {
+                    merged.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        if !resources.is_empty() {
+            merged.insert(RESOURCE_SUBSCRIPTIONS.into(), Value::Array(resources));
+        }
+        json!({ "notifications": merged })
     }
 
     /// A request that names what it acts on (`params[key]`) goes to the server that
@@ -263,7 +338,7 @@ impl Gateway {
                 .unwrap_or_else(|| ErrorObject::new(METHOD_NOT_FOUND, "no server is available")));
         }
         Ok(match merge {
-            Merge::Empty => jsonrpc::raw("{}"),
+            Merge::Empty | Merge::Listen => jsonrpc::raw("{}"),
             Merge::List(kind) => {
                 let pages: Vec<Page<'_>> = answered
                     .iter()

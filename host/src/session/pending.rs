@@ -39,6 +39,9 @@ pub struct Pending {
     /// When the server it went to has a request timeout: its place in the relay's
     /// deadlines, to forget it once answered.
     pub deadline: Option<tokio_util::time::delay_queue::Key>,
+    /// Its sender cancelled it: the receiver need not answer, so it is forgotten
+    /// after a grace period instead of waiting for an answer that may never come.
+    pub cancelled: bool,
 }
 
 /// The requests in flight from one side to the other.
@@ -138,6 +141,7 @@ mod tests {
             started: Instant::now(),
             part_of: None,
             deadline: None,
+            cancelled: false,
         }
     }
 

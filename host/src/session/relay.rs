@@ -6,7 +6,7 @@
 //! `notifications/cancelled`, and tags messages with the request they belong to so a
 //! transport with several streams can route them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,7 @@ use crate::wire::mcp_http;
 
 const CANCELLED: &str = "notifications/cancelled";
 const PROGRESS: &str = "notifications/progress";
+const LISTEN: &str = "subscriptions/listen";
 /// What a gateway's client hears when a server's names leave (or join) its lists.
 const LIST_CHANGED: &[&str] = &[
     "notifications/tools/list_changed",
@@ -90,14 +91,34 @@ struct Side {
     outbound: Option<mpsc::Sender<Outbound>>,
     /// Requests forwarded to this peer, waiting for its answers.
     awaiting: PendingTable,
+    /// Ids (as this peer knows them) of the last cancelled requests forgotten
+    /// unanswered: an answer arriving after all is dropped without alarm.
+    cancelled: VecDeque<Box<str>>,
 }
+
+/// How many forgotten cancelled ids a side remembers.
+const CANCELLED_MEMORY: usize = 64;
+/// How long a cancelled request waits for an answer its receiver need not send.
+const CANCEL_GRACE: Duration = Duration::from_secs(30);
 
 impl Side {
     fn new(outbound: mpsc::Sender<Outbound>) -> Self {
         Side {
             outbound: Some(outbound),
             awaiting: PendingTable::default(),
+            cancelled: VecDeque::new(),
         }
+    }
+
+    fn remember_cancelled(&mut self, id: &RawValue) {
+        if self.cancelled.len() == CANCELLED_MEMORY {
+            self.cancelled.pop_front();
+        }
+        self.cancelled.push_back(id.get().into());
+    }
+
+    fn was_cancelled(&self, id: &RawValue) -> bool {
+        self.cancelled.iter().any(|c| **c == *id.get())
     }
 }
 
@@ -188,6 +209,17 @@ struct Fanout {
     /// Parts not answered yet.
     waiting: usize,
     parts: Vec<Part>,
+    /// For `subscriptions/listen`: each server's acknowledgement, until the client
+    /// has been sent the one made of them all.
+    acks: Option<ListenAcks>,
+}
+
+/// The acknowledgements of a `subscriptions/listen` fanned out to several servers.
+#[derive(Default)]
+struct ListenAcks {
+    /// Servers that acknowledged or ended their part, and so will not acknowledge.
+    settled: Vec<usize>,
+    acks: Vec<(usize, serde_json::Value)>,
 }
 
 impl SessionRelay {
@@ -361,6 +393,16 @@ impl SessionRelay {
         let Some(pending) = self.backends[index].side.awaiting.take(&id) else {
             return;
         };
+        if pending.cancelled {
+            // No answer to a cancelled request: as the spec would have it.
+            let side = &mut self.backends[index].side;
+            side.remember_cancelled(&id);
+            if let Some(fanout) = pending.part_of {
+                self.fanouts.remove(&fanout);
+            }
+            self.forget_progress(&pending);
+            return;
+        }
         let backend = &self.backends[index];
         let problem = format!(
             "server `{}` did not answer `{}` within {timeout:?}",
@@ -546,9 +588,14 @@ impl SessionRelay {
             started: Instant::now(),
             part_of: None,
             deadline: None,
+            cancelled: false,
         };
         let forwarded_id = self.side(to).awaiting.insert(pending);
-        if let Peer::Backend(index) = to {
+        // `subscriptions/listen` is answered when it ends, not when its work is done:
+        // no request timeout applies to it.
+        if let Peer::Backend(index) = to
+            && method != LISTEN
+        {
             self.start_deadline(index, &forwarded_id);
         }
         let request = Message::Request {
@@ -589,10 +636,12 @@ impl SessionRelay {
                     started,
                     part_of: None,
                     deadline: None,
+                    cancelled: false,
                 },
                 merge,
                 waiting: parts.len(),
                 parts: Vec::with_capacity(parts.len()),
+                acks: (merge == Merge::Listen).then(ListenAcks::default),
             },
         );
         if parts.is_empty() {
@@ -608,12 +657,16 @@ impl SessionRelay {
                 started,
                 part_of: Some(fanout),
                 deadline: None,
+                cancelled: false,
             };
             let forwarded_id = self.backends[backend].side.awaiting.insert(part);
             // A slow server does not hold the others' handshake past its start time.
             let most =
                 (merge == Merge::Initialize || merge == Merge::Discover).then_some(START_TIMEOUT);
-            self.start_deadline_within(backend, &forwarded_id, most);
+            if merge != Merge::Listen {
+                // (A listen is answered when it ends: no timeout, as in `on_request`.)
+                self.start_deadline_within(backend, &forwarded_id, most);
+            }
             let request = Message::Request {
                 id: forwarded_id,
                 method: method.clone(),
@@ -636,9 +689,67 @@ impl SessionRelay {
         };
         entry.parts.push((backend, part));
         entry.waiting -= 1;
-        if entry.waiting == 0 {
+        if let Some(acks) = &mut entry.acks {
+            acks.settled.push(backend);
+            self.send_listen_ack_when_settled(fanout).await;
+        }
+        if self.fanouts.get(&fanout).is_some_and(|f| f.waiting == 0) {
             self.finish_fanout(fanout).await;
         }
+    }
+
+    /// A server's acknowledgement of its part of a fanned-out `subscriptions/listen`.
+    async fn on_listen_ack(&mut self, fanout: u64, backend: usize, params: Option<Box<RawValue>>) {
+        let Some(acks) = self.fanouts.get_mut(&fanout).and_then(|f| f.acks.as_mut()) else {
+            return;
+        };
+        let ack = params
+            .and_then(|p| serde_json::from_str(p.get()).ok())
+            .unwrap_or_default();
+        acks.settled.push(backend);
+        acks.acks.push((backend, ack));
+        self.send_listen_ack_when_settled(fanout).await;
+    }
+
+    /// Once every server of a fanned-out listen has acknowledged or ended its part,
+    /// the client gets one acknowledgement for all, naming its listen request.
+    async fn send_listen_ack_when_settled(&mut self, fanout: u64) {
+        let Some(entry) = self.fanouts.get_mut(&fanout) else {
+            return;
+        };
+        let parts = entry.waiting + entry.parts.len();
+        let Some(acks) = entry.acks.as_mut() else {
+            return;
+        };
+        if acks.settled.len() < parts || acks.acks.is_empty() {
+            return;
+        }
+        let received = std::mem::take(&mut acks.acks);
+        entry.acks = None;
+        let listen = entry.request.original_id.clone();
+        let mut params = self.gateway.merge_acknowledged(&received);
+        params["_meta"][jsonrpc::SUBSCRIPTION_ID] =
+            serde_json::from_str(listen.get()).unwrap_or_default();
+        let ack = Message::Notification {
+            method: jsonrpc::SUBSCRIPTIONS_ACKNOWLEDGED.to_owned(),
+            params: serde_json::value::to_raw_value(&params).ok(),
+        };
+        let outbound = Outbound {
+            related: Some(listen),
+            ..Outbound::new(ack)
+        };
+        self.send_client(outbound).await;
+    }
+
+    /// The fan-out whose part a notification of backend `index` names as its
+    /// subscription, if the notification names one.
+    fn listen_fanout(&self, index: usize, params: Option<&RawValue>) -> Option<u64> {
+        let backend_side_id = jsonrpc::ParamsMeta::subscription_id(params)?;
+        self.backends[index]
+            .side
+            .awaiting
+            .get(&backend_side_id)?
+            .part_of
     }
 
     async fn finish_fanout(&mut self, fanout: u64) {
@@ -722,7 +833,8 @@ impl SessionRelay {
                 Peer::Backend(index) => self.client_request_for(index, related.as_deref()),
                 Peer::Client => None,
             };
-            for (to, remapped) in targets {
+            for (to, forwarded_id, remapped) in targets {
+                self.expect_no_answer(to, &forwarded_id);
                 let notification = Message::Notification {
                     method: method.clone(),
                     params: Some(remapped),
@@ -755,6 +867,11 @@ impl SessionRelay {
             }
             return;
         };
+        if method == jsonrpc::SUBSCRIPTIONS_ACKNOWLEDGED
+            && let Some(fanout) = self.listen_fanout(index, params.as_deref())
+        {
+            return self.on_listen_ack(fanout, index, params).await;
+        }
         let mut params = self.gateway.expose_notification(index, &method, params);
         let mut route = self.client_request_for(index, related.as_deref());
         if method == PROGRESS {
@@ -780,7 +897,11 @@ impl SessionRelay {
     /// `notifications/cancelled` from `from`, for each peer its request went to (one,
     /// or each backend of a fan-out): that peer, and the params with `requestId`
     /// swapped for the id it knows. Empty when the request is not in flight.
-    fn remap_cancelled(&self, from: Peer, params: Option<&RawValue>) -> Vec<(Peer, Box<RawValue>)> {
+    fn remap_cancelled(
+        &self,
+        from: Peer,
+        params: Option<&RawValue>,
+    ) -> Vec<(Peer, RawId, Box<RawValue>)> {
         let (Some(params), Some(original)) = (params, jsonrpc::cancelled_request_id(params)) else {
             return Vec::new();
         };
@@ -804,8 +925,31 @@ impl SessionRelay {
         };
         forwarded
             .into_iter()
-            .filter_map(|(to, id)| Some((to, jsonrpc::replace_member(params, "requestId", id)?)))
+            .filter_map(|(to, id)| {
+                let remapped = jsonrpc::replace_member(params, "requestId", id.clone())?;
+                Some((to, id, remapped))
+            })
             .collect()
+    }
+
+    /// A request forwarded to backend `to` as `forwarded_id` was cancelled by the
+    /// client. The backend should not answer it: unless it does within
+    /// [`CANCEL_GRACE`], the request is forgotten (see [`SessionRelay::timed_out`]),
+    /// or every cancellation would leave an entry behind. (A late answer within the
+    /// grace still goes to the client, which ignores it, and closes its stream.)
+    fn expect_no_answer(&mut self, to: Peer, forwarded_id: &RawId) {
+        let Peer::Backend(index) = to else {
+            return;
+        };
+        let awaiting = &mut self.backends[index].side.awaiting;
+        let Some(pending) = awaiting.get_mut(forwarded_id) else {
+            return;
+        };
+        pending.cancelled = true;
+        if let Some(key) = pending.deadline.take() {
+            self.deadlines.remove(&key);
+        }
+        self.start_deadline_within(index, forwarded_id, Some(CANCEL_GRACE));
     }
 
     /// An answer from a peer answers a request forwarded to it; it goes back to the
@@ -817,7 +961,11 @@ impl SessionRelay {
             Peer::Client => self.client.awaiting.take(id),
         };
         let Some(pending) = taken else {
-            tracing::warn!(session = %self.config.session, id = id.get(), "the {} answered a request that is not in flight; dropped", from.as_str());
+            if self.side(from).was_cancelled(id) {
+                tracing::debug!(session = %self.config.session, id = id.get(), "the {} answered a cancelled request; dropped", from.as_str());
+            } else {
+                tracing::warn!(session = %self.config.session, id = id.get(), "the {} answered a request that is not in flight; dropped", from.as_str());
+            }
             return;
         };
         if let (Peer::Backend(index), Some(fanout)) = (from, pending.part_of) {

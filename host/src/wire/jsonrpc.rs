@@ -369,6 +369,8 @@ pub struct Meta {
 /// The `_meta` key (2026-07-28, `subscriptions/listen`) by which a notification names
 /// the subscription it belongs to: the JSON-RPC id of the listen request.
 pub const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
+/// The first message on a `subscriptions/listen` stream (2026-07-28).
+pub const SUBSCRIPTIONS_ACKNOWLEDGED: &str = "notifications/subscriptions/acknowledged";
 
 impl ParamsMeta {
     /// `params._meta.progressToken`, if any.

@@ -371,3 +371,63 @@ fn unprefixed_servers_keep_their_names_and_a_shared_name_is_logged() {
         "{log}"
     );
 }
+
+/// The `_meta` envelope of a 2026-07-28 request.
+fn modern_meta() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "interpose-tests", "version": "1.0.0"},
+        "io.modelcontextprotocol/clientCapabilities": {}
+    })
+}
+
+/// A 2026-07-28 client's `subscriptions/listen` through a gateway of two servers:
+/// one acknowledgement for both, a list change from either on the client's stream
+/// (naming its listen request), and cancelling the listen cancels it at each server.
+#[test]
+fn a_listen_through_the_gateway_hears_every_server_and_is_acknowledged_once() {
+    let dir = scratch();
+    let file = dir.path().join("servers.json");
+    let servers = json!({"mcpServers": {
+        "alpha": full_server_entry(),
+        "beta": full_server_entry()
+    }});
+    std::fs::write(&file, servers.to_string()).unwrap();
+    let mut proxy =
+        Proxy::start_with_backend(&["--servers".as_ref(), file.as_os_str()], NO_BACKEND, &[])
+            .holding(dir);
+    let listen = json!({"notifications": {"toolsListChanged": true}, "_meta": modern_meta()});
+    proxy.send(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "subscriptions/listen", "params": listen}),
+    );
+    let ack = proxy.recv_matching("the acknowledgement", |m| {
+        m["method"] == "notifications/subscriptions/acknowledged"
+    });
+    assert_eq!(
+        ack["params"],
+        json!({"notifications": {"toolsListChanged": true},
+               "_meta": {"io.modelcontextprotocol/subscriptionId": 1}}),
+        "{ack}"
+    );
+
+    for (id, tool) in [(2, "beta_add_tool"), (3, "alpha_add_tool")] {
+        let call = json!({"name": tool, "arguments": {}, "_meta": modern_meta()});
+        proxy.send(json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": call}));
+        let changed = proxy.recv_matching("tools/list_changed", |m| {
+            m["method"] == "notifications/tools/list_changed"
+        });
+        assert_eq!(
+            changed["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 1,
+            "{changed}"
+        );
+        let answer = proxy.answer(id);
+        assert_eq!(only_text(&answer), "dynamic_tool added");
+    }
+    proxy.notify(
+        "notifications/cancelled",
+        json!({"requestId": 1, "reason": "done"}),
+    );
+    let (status, log) = proxy.finish();
+    assert!(status.success(), "exit {status}; log:\n{log}");
+    assert!(!log.contains("WARN"), "{log}");
+}

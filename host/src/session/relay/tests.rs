@@ -419,6 +419,29 @@ async fn the_clients_cancellation_reaches_the_backend_under_the_backends_id() {
     assert_eq!(backend.recv_message().await, marker());
 }
 
+/// A backend need not answer a cancelled request: the relay forgets it after a grace
+/// period, and an answer after that is dropped (the client, which cancelled it, gets
+/// nothing for it).
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_request_left_unanswered_is_forgotten_after_a_grace() {
+    let mut session = Session::start();
+    let (client, backend) = (&mut session.client, &mut session.backend);
+    client
+        .send_value(request(json!(1), "tools/call", json!({})))
+        .await;
+    let call = backend.recv_message().await;
+    client.send_value(cancelled(&json!(1), "stop")).await;
+    assert_eq!(backend.recv_message().await, cancelled(&call["id"], "stop"));
+    tokio::time::sleep(CANCEL_GRACE + Duration::from_secs(1)).await;
+    backend.send(answer(&call["id"], json!({}))).await;
+    backend.send(marker()).await;
+    assert_eq!(
+        client.recv().await.0,
+        marker(),
+        "the late answer was dropped"
+    );
+}
+
 #[tokio::test]
 async fn the_backends_cancellation_reaches_the_client_under_the_clients_id() {
     let mut session = Session::start();
@@ -1117,5 +1140,97 @@ async fn a_slow_server_does_not_hold_the_gateways_handshake() {
     client.send_value(marker()).await;
     let (next, _) = second.recv().await;
     assert_eq!(next, marker(), "no cancellation of `initialize` was sent");
+    relay.abort();
+}
+
+/// `subscriptions/listen` through a gateway: each server is asked for its own
+/// resources, the client gets one acknowledgement made of both, each server's
+/// notifications on its stream reach the client's naming its listen request (and the
+/// resource as the client knows it), and the client's cancellation ends every part,
+/// after which it gets one answer.
+#[tokio::test]
+async fn a_listen_is_fanned_out_and_acknowledged_once_for_all_servers() {
+    let (mut client, mut first, mut second, relay) = gateway_of_two();
+    let filter = json!({
+        "toolsListChanged": true,
+        "resourceSubscriptions": ["first+file:///a", "second+mem://b"]
+    });
+    client
+        .send_value(request(
+            json!(7),
+            "subscriptions/listen",
+            json!({"notifications": filter}),
+        ))
+        .await;
+    let (to_first, _) = first.recv().await;
+    let (to_second, _) = second.recv().await;
+    assert_eq!(to_first["method"], "subscriptions/listen");
+    let asked = |to: &Value| to["params"]["notifications"].clone();
+    assert_eq!(
+        asked(&to_first),
+        json!({"toolsListChanged": true, "resourceSubscriptions": ["file:///a"]})
+    );
+    assert_eq!(
+        asked(&to_second),
+        json!({"toolsListChanged": true, "resourceSubscriptions": ["mem://b"]})
+    );
+    let on_stream = |to: &Value, params: Value| {
+        let mut params = params;
+        params["_meta"] = json!({"io.modelcontextprotocol/subscriptionId": to["id"]});
+        params
+    };
+    let first_ack = json!({"notifications": {"toolsListChanged": true, "resourceSubscriptions": ["file:///a"]}});
+    first
+        .send_value(notification(
+            "notifications/subscriptions/acknowledged",
+            on_stream(&to_first, first_ack),
+        ))
+        .await;
+    let second_ack =
+        json!({"notifications": {"toolsListChanged": false, "resourceSubscriptions": ["mem://b"]}});
+    second
+        .send_value(notification(
+            "notifications/subscriptions/acknowledged",
+            on_stream(&to_second, second_ack),
+        ))
+        .await;
+    let (ack, related) = client.recv().await;
+    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
+    assert_eq!(
+        ack["params"],
+        json!({
+            "notifications": {
+                "toolsListChanged": true,
+                "resourceSubscriptions": ["first+file:///a", "second+mem://b"]
+            },
+            "_meta": {"io.modelcontextprotocol/subscriptionId": 7}
+        })
+    );
+    assert_eq!(related.as_deref(), Some("7"));
+
+    let updated = on_stream(&to_second, json!({"uri": "mem://b"}));
+    second
+        .send_value(notification("notifications/resources/updated", updated))
+        .await;
+    let (update, related) = client.recv().await;
+    assert_eq!(update["method"], "notifications/resources/updated");
+    assert_eq!(update["params"]["uri"], "second+mem://b");
+    assert_eq!(
+        update["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        7
+    );
+    assert_eq!(related.as_deref(), Some("7"));
+
+    client.send_value(cancelled(&json!(7), "done")).await;
+    for (server, to) in [(&mut first, &to_first), (&mut second, &to_second)] {
+        let (cancel, _) = server.recv().await;
+        assert_eq!(cancel["method"], "notifications/cancelled");
+        assert_eq!(cancel["params"]["requestId"], to["id"]);
+        server.send_value(answer(&to["id"], json!({}))).await;
+    }
+    let (end, _) = client.recv().await;
+    assert_eq!(end, answer(&json!(7), json!({})));
+    client.send_value(marker()).await;
+    assert_eq!(first.recv().await.0, marker(), "the first got nothing more");
     relay.abort();
 }
