@@ -4,7 +4,8 @@ Builds the wheel with scripts/build-wheel.sh (dev profile: it reuses target/debu
 which scripts/test.sh has built), installs it with pip into a fresh venv, and runs
 the installed binary from outside the checkout: the demo through the plugins the
 wheel carries, a shipped plugin in front of a real MCP server driven by the `mcp`
-SDK client, and the demo again with `uvx --offline --from WHEEL`.
+SDK client, and the demo again with `uvx --offline --from WHEEL` and from the link
+`uv tool install` puts on PATH.
 """
 
 from __future__ import annotations
@@ -71,11 +72,25 @@ def clean_env(scratch: Path) -> dict[str, str]:
     return env
 
 
-def assert_demo_ran_the_chain(out: str) -> None:
-    assert "0 of 6 fake secrets visible" in out, out
-    assert "rejected: tool `delete_everything` is denied by tool-policy" in out, out
-    assert "[audit-log pass, tool-policy reject]" in out, out
-    assert "[redact rewrite, audit-log pass]" in out, out
+def uv_env(scratch: Path) -> dict[str, str]:
+    assert UV.is_file(), f"{UV} is missing: scripts/build-wheel.sh installs it"
+    env = clean_env(scratch)
+    # Directories of its own, so uv installs from the wheel rather than reusing anything.
+    env["UV_CACHE_DIR"] = str(scratch / "uv-cache")
+    env["UV_TOOL_DIR"] = str(scratch / "uv-tools")
+    env["UV_TOOL_BIN_DIR"] = str(scratch / "uv-bin")
+    env["UV_PYTHON_DOWNLOADS"] = "never"
+    return env
+
+
+def run_demo(argv: list[str], scratch: Path, env: dict[str, str]) -> None:
+    demo = subprocess.run(argv, cwd=scratch, env=env, capture_output=True, text=True, timeout=300)
+    assert demo.returncode == 0, f"stdout:\n{demo.stdout}\nstderr:\n{demo.stderr}"
+    # The chain ran: a secret redacted, a denied tool rejected, each plugin's verdict shown.
+    assert "0 of 6 fake secrets visible" in demo.stdout, demo.stdout
+    assert "rejected: tool `delete_everything` is denied by tool-policy" in demo.stdout, demo.stdout
+    assert "[audit-log pass, tool-policy reject]" in demo.stdout, demo.stdout
+    assert "[redact rewrite, audit-log pass]" in demo.stdout, demo.stdout
 
 
 def test_the_wheel_holds_the_binary_and_the_shipped_plugins(wheel: Path) -> None:
@@ -96,16 +111,7 @@ def test_the_wheel_holds_the_binary_and_the_shipped_plugins(wheel: Path) -> None
 def test_the_installed_demo_runs_through_the_plugins_the_wheel_installed(venv: Path, scratch: Path) -> None:
     plugins = sorted(p.name for p in (venv / "share" / "interpose" / "plugins").iterdir())
     assert plugins == SHIPPED_PLUGINS
-    demo = subprocess.run(
-        [str(venv / "bin" / "interpose"), "demo"],
-        cwd=scratch,
-        env=clean_env(scratch),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert demo.returncode == 0, f"stdout:\n{demo.stdout}\nstderr:\n{demo.stderr}"
-    assert_demo_ran_the_chain(demo.stdout)
+    run_demo([str(venv / "bin" / "interpose"), "demo"], scratch, clean_env(scratch))
 
 
 def test_an_installed_plugin_redacts_a_real_servers_tool_result(venv: Path) -> None:
@@ -123,18 +129,18 @@ def test_an_installed_plugin_redacts_a_real_servers_tool_result(venv: Path) -> N
 
 
 def test_uvx_runs_the_demo_from_the_wheel_offline(wheel: Path, scratch: Path) -> None:
-    assert UV.is_file(), f"{UV} is missing: scripts/build-wheel.sh installs it"
-    env = clean_env(scratch)
-    # A cache of its own, so uv installs from the wheel rather than reusing anything.
-    env["UV_CACHE_DIR"] = str(scratch / "uv-cache")
-    env["UV_PYTHON_DOWNLOADS"] = "never"
-    demo = subprocess.run(
-        [str(UV), "tool", "run", "--offline", "--from", str(wheel), "interpose", "demo"],
-        cwd=scratch,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    run_demo([str(UV), "tool", "run", "--offline", "--from", str(wheel), "interpose", "demo"], scratch, uv_env(scratch))
+
+
+def test_uv_tool_install_links_a_binary_that_finds_its_plugins(wheel: Path, scratch: Path) -> None:
+    env = uv_env(scratch)
+    installed = subprocess.run(
+        [str(UV), "tool", "install", "--offline", str(wheel)], env=env, capture_output=True, text=True
     )
-    assert demo.returncode == 0, f"stdout:\n{demo.stdout}\nstderr:\n{demo.stderr}"
-    assert_demo_ran_the_chain(demo.stdout)
+    assert installed.returncode == 0, installed.stderr
+    on_path = scratch / "uv-bin" / "interpose"
+    assert on_path.is_symlink(), "uv links the tool's binary into its bin directory"
+    # docs/install.md tells users to find the plugins here.
+    plugins = scratch / "uv-tools" / "interpose" / "share" / "interpose" / "plugins"
+    assert sorted(p.name for p in plugins.iterdir()) == SHIPPED_PLUGINS
+    run_demo([str(on_path), "demo"], scratch, env)

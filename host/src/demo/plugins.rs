@@ -60,7 +60,8 @@ pub async fn load(
         anyhow::ensure!(
             plugin.path.exists(),
             "the demo plugin {} is not built: run ./scripts/demo.sh (or scripts/build-plugins.sh), \
-             or `interpose demo --no-plugins`",
+             set INTERPOSE_PLUGIN_DIR to the directory holding the demo's plugins, \
+             or run `interpose demo --no-plugins`",
             plugin.path.display()
         );
     }
