@@ -22,7 +22,11 @@ extra=()
 while [ "$#" -gt 0 ]; do
     case "$1" in
         --release) profile=(--release --strip) ;;
-        --out) out="$(mkdir -p "$2" && cd "$2" && pwd)"; shift ;;
+        --out)
+            [ "$#" -ge 2 ] || { echo "build-wheel: --out needs a directory" >&2; exit 2; }
+            out="$(mkdir -p "$2" && cd "$2" && pwd)"
+            shift
+            ;;
         *) extra+=("$1") ;;
     esac
     shift

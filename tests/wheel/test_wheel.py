@@ -105,6 +105,7 @@ def test_the_wheel_holds_the_binary_and_the_shipped_plugins(wheel: Path) -> None
         f"{data}/scripts/interpose",
     ]
     assert "Name: interpose\n" in metadata and f"Version: {version}\n" in metadata, metadata
+    assert '"command": "uvx", "args": ["interpose", "run", "--"' in metadata, "the PyPI page shows the mcpServers entry"
     assert "Requires-Dist" not in metadata, "the wheel installs offline only without dependencies"
 
 
