@@ -28,6 +28,9 @@ step "end-to-end tests (pytest)"
 export INTERPOSE_BIN="$PWD/target/debug/interpose"
 .venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider
 
+step "the Python wheel (tests/wheel: scripts/build-wheel.sh, pip install into a fresh venv, demo, a plugin, uvx)"
+.venv/bin/python -m pytest tests/wheel -q -p no:cacheprovider
+
 step "Python plugin SDK and plugins (pytest; builds the scaffold template into a component)"
 .venv/bin/python -m pytest -q -p no:cacheprovider sdk/python/tests plugins/*-py/tests
 

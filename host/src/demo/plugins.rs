@@ -18,18 +18,36 @@ const DEMO_CONFIG: &str = include_str!("plugins.toml");
 /// `scripts/build-plugins.sh` puts them, next to the binary's own target directory.
 const BUILT_PLUGINS: &str = "wasm/wasm32-wasip2/release";
 
+/// Where an installed binary finds them: the Python wheel ships them as data files,
+/// which land under the environment's root, beside its `bin/`.
+const INSTALLED_PLUGINS: &str = "share/interpose/plugins";
+
 /// The directory holding the demo's `.wasm` plugins.
 pub fn plugin_dir() -> anyhow::Result<PathBuf> {
     if let Some(dir) = std::env::var_os("INTERPOSE_PLUGIN_DIR") {
         return Ok(PathBuf::from(dir));
     }
     let exe = std::env::current_exe().context("cannot find the interpose binary's path")?;
+    // pipx and `uv tool install` put a link to the venv's binary on PATH: follow it
+    // to the venv, where the plugins are.
+    let exe = std::fs::canonicalize(&exe).unwrap_or(exe);
+    plugin_dir_for(&exe)
+}
+
+/// The plugin directory of the binary at `exe`: the installed layout when it is
+/// there, else the build tree's.
+fn plugin_dir_for(exe: &Path) -> anyhow::Result<PathBuf> {
+    // <prefix>/bin/interpose -> <prefix>/share/...;
     // target/{debug,release}/interpose -> target/wasm/...
-    let target = exe
+    let root = exe
         .parent()
         .and_then(Path::parent)
         .context("the binary has no parent directory")?;
-    Ok(target.join(BUILT_PLUGINS))
+    let installed = root.join(INSTALLED_PLUGINS);
+    if installed.is_dir() {
+        return Ok(installed);
+    }
+    Ok(root.join(BUILT_PLUGINS))
 }
 
 /// Loads the demo chain from `dir`, reporting each plugin's verdict into `steps`.
@@ -42,7 +60,8 @@ pub async fn load(
         anyhow::ensure!(
             plugin.path.exists(),
             "the demo plugin {} is not built: run ./scripts/demo.sh (or scripts/build-plugins.sh), \
-             or `interpose demo --no-plugins`",
+             set INTERPOSE_PLUGIN_DIR to the directory holding the demo's plugins, \
+             or run `interpose demo --no-plugins`",
             plugin.path.display()
         );
     }
@@ -68,4 +87,28 @@ pub async fn load(
         steps.lock().unwrap_or_else(|e| e.into_inner()).push(step);
     });
     Ok(chain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_installed_binary_finds_the_plugins_its_wheel_installed() {
+        let prefix = tempfile::tempdir().expect("temp dir");
+        let installed = prefix.path().join("share/interpose/plugins");
+        std::fs::create_dir_all(&installed).expect("create share/interpose/plugins");
+        let exe = prefix.path().join("bin/interpose");
+        assert_eq!(plugin_dir_for(&exe).expect("a plugin dir"), installed);
+    }
+
+    #[test]
+    fn a_built_binary_finds_the_plugins_in_its_target_directory() {
+        let checkout = tempfile::tempdir().expect("temp dir");
+        let exe = checkout.path().join("target/debug/interpose");
+        assert_eq!(
+            plugin_dir_for(&exe).expect("a plugin dir"),
+            checkout.path().join("target/wasm/wasm32-wasip2/release")
+        );
+    }
 }
