@@ -4,8 +4,8 @@
 
 pub mod backend;
 pub mod client;
-mod plugins;
-mod trace;
+pub(crate) mod plugins;
+pub(crate) mod trace;
 
 use std::sync::Arc;
 use std::time::Duration;
