@@ -297,3 +297,63 @@ async fn redact_part(
     }
     part
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+
+    fn captured(id: u32) -> Captured {
+        Captured {
+            time: SystemTime::now(),
+            session: "s".into(),
+            server: "b".into(),
+            direction: Direction::ToServer,
+            kind: Kind::Request,
+            method: "tools/call".into(),
+            id: Some(raw(id.to_string())),
+            payload: None,
+            error: None,
+            verdict: Verdict::Pass,
+            withheld: None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn lines_are_appended_in_order_to_an_owner_only_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rec.jsonl");
+        for run in 0..2 {
+            let writer = Writer::start(&path, None, Handle::current()).unwrap();
+            let sink = writer.sink();
+            for id in 0..3 {
+                sink.push(captured(run * 10 + id));
+            }
+            tokio::task::spawn_blocking(move || writer.finish())
+                .await
+                .unwrap();
+        }
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let ids: Vec<String> = text
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["id"].to_string())
+            .collect();
+        assert_eq!(ids, ["0", "1", "2", "10", "11", "12"]);
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_instead_of_waiting() {
+        let (queue, _receiver) = sync_channel(2);
+        let sink = Sink {
+            queue,
+            dropped: Arc::new(AtomicU64::new(0)),
+        };
+        for id in 0..5 {
+            sink.push(captured(id));
+        }
+        assert_eq!(sink.dropped.load(Ordering::Relaxed), 3);
+    }
+}
