@@ -303,6 +303,7 @@ mod tests {
     use std::time::SystemTime;
 
     use super::*;
+    use crate::session::intercept::VerdictFuture;
 
     fn captured(id: u32) -> Captured {
         Captured {
@@ -342,6 +343,41 @@ mod tests {
             .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["id"].to_string())
             .collect();
         assert_eq!(ids, ["0", "1", "2", "10", "11", "12"]);
+    }
+
+    /// Rewrites notifications, cannot check responses, passes the rest.
+    struct Redactor;
+
+    impl Interceptor for Redactor {
+        fn intercept<'a>(&'a self, msg: Intercepted<'a>) -> VerdictFuture<'a> {
+            VerdictFuture::ready(match msg.kind {
+                Kind::Notification => Verdict::Rewrite(raw(r#"{"clean":true}"#)),
+                Kind::Response => Verdict::Reject(ErrorObject::new(-1, "cannot check")),
+                _ => Verdict::Pass,
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn redaction_records_rewrites_and_withholds_what_it_cannot_check() {
+        let mut notification = captured(0);
+        notification.kind = Kind::Notification;
+        notification.payload = Some(raw(r#"{"secret":"sk-1"}"#));
+        redact(&Redactor, &mut notification).await;
+        assert_eq!(notification.payload.unwrap().get(), r#"{"clean":true}"#);
+        assert_eq!(notification.withheld, None);
+
+        // A request the chain answered: the request passes, its answer is withheld.
+        let mut answered = captured(1);
+        answered.payload = Some(raw(r#"{"name":"x"}"#));
+        answered.verdict = Verdict::Respond(raw(r#"{"secret":"sk-1"}"#));
+        redact(&Redactor, &mut answered).await;
+        assert_eq!(answered.payload.unwrap().get(), r#"{"name":"x"}"#);
+        assert!(matches!(&answered.verdict, Verdict::Respond(p) if p.get() == r#""[withheld]""#));
+        assert_eq!(
+            answered.withheld.as_deref(),
+            Some("--record-redact: the response was rejected: cannot check")
+        );
     }
 
     #[test]
