@@ -272,26 +272,26 @@ impl Parts {
 /// Why a recording's line could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("line {line}: not a recording line: {source}")]
+    #[error("line {line}: not a recording line: {cause}")]
     Json {
         line: usize,
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
     #[error("line {line}: format version {found}; this interpose reads version {FORMAT_VERSION}")]
     Version { line: usize, found: u32 },
-    #[error("line {line}: `message` is not a JSON-RPC message: {source}")]
+    #[error("line {line}: `message` is not a JSON-RPC message: {cause}")]
     Message {
         line: usize,
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
 }
 
 impl Line {
     /// Reads line number `number` (from 1) of a recording.
     pub fn parse(text: &str, number: usize) -> Result<Line, ReadError> {
-        let line: Line = serde_json::from_str(text).map_err(|source| ReadError::Json {
+        let line: Line = serde_json::from_str(text).map_err(|cause| ReadError::Json {
             line: number,
-            source,
+            cause,
         })?;
         if line.v != FORMAT_VERSION {
             return Err(ReadError::Version {
@@ -304,9 +304,9 @@ impl Line {
 
     /// The payload and error of the message as received.
     pub fn received(&self, number: usize) -> Result<Parts, ReadError> {
-        serde_json::from_str(self.message.get()).map_err(|source| ReadError::Message {
+        serde_json::from_str(self.message.get()).map_err(|cause| ReadError::Message {
             line: number,
-            source,
+            cause,
         })
     }
 }

@@ -16,8 +16,6 @@ use crate::session::intercept::{
 use format::Captured;
 use writer::{Sink, Writer};
 
-pub use writer::QUEUE_CAPACITY;
-
 /// Wraps the real interceptor and copies every message it judged, with the verdict,
 /// to the recording's queue. It decides nothing.
 struct Recorder {

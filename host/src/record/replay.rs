@@ -65,7 +65,8 @@ pub async fn replay(options: &ReplayOptions) -> anyhow::Result<()> {
         if text.trim().is_empty() {
             continue;
         }
-        let line = Line::parse(&text, number)?;
+        let named = || options.recording.display().to_string();
+        let line = Line::parse(&text, number).with_context(named)?;
         let outcome = replay_line(
             &tracer,
             &line,
@@ -74,7 +75,8 @@ pub async fn replay(options: &ReplayOptions) -> anyhow::Result<()> {
             wants_request,
             options.quiet,
         )
-        .await?;
+        .await
+        .with_context(named)?;
         outcomes.push(outcome);
     }
     let elapsed = started.elapsed();

@@ -8,8 +8,9 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::value::RawValue;
@@ -21,6 +22,9 @@ use crate::wire::jsonrpc::{ErrorObject, Kind, raw};
 
 /// Messages queued for the writer at most; past that, lines are dropped.
 pub const QUEUE_CAPACITY: usize = 16 * 1024;
+
+/// How often the writer takes what is queued and writes it.
+pub const DRAIN_INTERVAL: Duration = Duration::from_millis(20);
 
 enum Queued {
     Line(Box<Captured>),
@@ -131,23 +135,29 @@ struct WriterState {
 
 impl WriterState {
     fn run(mut self, receiver: Receiver<Queued>) {
-        // Block for one, take all that is waiting, then flush: one write per burst.
-        while let Ok(first) = receiver.recv() {
-            let mut next = Some(first);
-            while let Some(queued) = next {
-                let Queued::Line(captured) = queued else {
-                    self.flush();
-                    return;
+        // Polled, not waited on: a writer blocked in `recv` would have to be woken by
+        // the relay for every message, a system call on the message path.
+        loop {
+            loop {
+                let captured = match receiver.try_recv() {
+                    Ok(Queued::Line(captured)) => captured,
+                    Err(TryRecvError::Empty) => break,
+                    Ok(Queued::Finish) | Err(TryRecvError::Disconnected) => {
+                        self.flush();
+                        return;
+                    }
                 };
                 if let Err(e) = self.write(*captured) {
-                    tracing::error!(file = %self.path.display(), "cannot write the recording, recording stops: {e}");
+                    tracing::error!(
+                        file = %self.path.display(),
+                        "cannot write the recording, recording stops: {e}"
+                    );
                     return;
                 }
-                next = receiver.try_recv().ok();
             }
             self.flush();
+            std::thread::sleep(DRAIN_INTERVAL);
         }
-        self.flush();
     }
 
     fn write(&mut self, mut captured: Captured) -> std::io::Result<()> {
