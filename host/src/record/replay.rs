@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::format::{Line, LineDirection, VerdictName};
 use crate::demo::plugins::trace_steps;
 use crate::demo::trace::Tracer;
-use crate::session::intercept::{Intercepted, Interceptor, Verdict};
+use crate::session::intercept::{Direction, Intercepted, Interceptor, Verdict};
 use crate::wire::jsonrpc::Kind;
 
 /// What `interpose replay` was asked to do.
@@ -152,13 +152,6 @@ fn request_key(
     ))
 }
 
-fn reversed(direction: LineDirection) -> LineDirection {
-    match direction {
-        LineDirection::ToServer => LineDirection::ToClient,
-        LineDirection::ToClient => LineDirection::ToServer,
-    }
-}
-
 /// Replays one line and returns its outcome, as the golden file holds it.
 async fn replay_line(
     tracer: &Tracer,
@@ -169,6 +162,7 @@ async fn replay_line(
     quiet: bool,
 ) -> anyhow::Result<Value> {
     let kind = Kind::from(line.kind);
+    let direction = Direction::from(line.direction);
     let parts = line.received(number)?;
     let mut outcome = json!({
         "line": number,
@@ -177,10 +171,10 @@ async fn replay_line(
         "direction": line.direction,
         "kind": line.kind,
         "method": line.method,
-        "id": line.id.as_deref().map(|id| serde_json::from_str::<Value>(id.get()).unwrap_or(Value::Null)),
+        "id": line.id,
     });
     let answering = match kind {
-        Kind::Response | Kind::Error => request_key(line, reversed(line.direction))
+        Kind::Response | Kind::Error => request_key(line, direction.reversed().into())
             .and_then(|key| requests.waiting.remove(&key)),
         _ => None,
     };
@@ -190,7 +184,7 @@ async fn replay_line(
             println!(
                 "{:>9}  {:<3} {:<13} {:<32} {:>4} {:>9}  not reached: the chain answered its request",
                 "",
-                crate::session::intercept::Direction::from(line.direction).arrow(),
+                direction.arrow(),
                 kind.as_str(),
                 line.method,
                 line.id.as_deref().map_or("", RawValue::get),
@@ -200,7 +194,7 @@ async fn replay_line(
         return Ok(outcome);
     }
     let msg = Intercepted {
-        direction: line.direction.into(),
+        direction,
         kind,
         method: &line.method,
         id: line.id.as_deref(),
@@ -223,7 +217,6 @@ async fn replay_line(
             (None, None) => Value::Null,
         }
     };
-    let mut forwarded = msg.payload.map(ToOwned::to_owned);
     match &verdict {
         Verdict::Pass => {}
         Verdict::Rewrite(payload) | Verdict::Respond(payload) => {
@@ -238,7 +231,6 @@ async fn replay_line(
                 }
             }
             outcome["payload"] = after;
-            forwarded = Some(payload.clone());
         }
         Verdict::Reject(error) => outcome["error"] = json!(error),
     }
@@ -246,7 +238,12 @@ async fn replay_line(
         && let Some(key) = request_key(line, line.direction)
     {
         let answered_by_chain = matches!(verdict, Verdict::Respond(_) | Verdict::Reject(_));
-        let params = forwarded.filter(|_| wants_request && !answered_by_chain);
+        // What the chain forwarded is what a response's plugins would see as the request.
+        let params = match &verdict {
+            _ if !wants_request || answered_by_chain => None,
+            Verdict::Rewrite(params) => Some(params.clone()),
+            _ => msg.payload.map(ToOwned::to_owned),
+        };
         requests.waiting.insert(
             key,
             Waiting {
