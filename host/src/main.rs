@@ -301,7 +301,8 @@ fn main() -> ExitCode {
         Command::Plugin(command) => return exit_code(plugin_command(command)),
         command => command,
     };
-    // The scripted demo and `check` print their own result; logs only say problems.
+    // The scripted demo, `check` and `replay` print their own result; logs only say
+    // problems.
     let quiet = matches!(&command, Command::Demo(args) if !args.serve)
         || matches!(&command, Command::Check(_) | Command::Replay(_));
     init_logging(cli.verbose, quiet, cli.log_format);
