@@ -9,10 +9,13 @@
 #   benches/run.sh plugins [ARGS]
 #                               stdio, plus interpose with the demo's plugins
 #                               (audit-log, tool-policy, redact) as another target
+#   benches/run.sh record [ARGS]
+#                               stdio, plus interpose recording every message
+#                               (--record to a scratch file) as another target
 set -euo pipefail
 
 mode=stdio
-if [[ "${1:-}" == stdio || "${1:-}" == http || "${1:-}" == all || "${1:-}" == plugins ]]; then
+if [[ "${1:-}" == stdio || "${1:-}" == http || "${1:-}" == all || "${1:-}" == plugins || "${1:-}" == record ]]; then
     mode="$1"
     shift
 fi
@@ -29,8 +32,8 @@ skip_fastmcp=false
 for arg in "$@"; do
     [[ "$arg" == --skip-fastmcp ]] && skip_fastmcp=true
 done
-# The plugin run compares interpose with and without plugins only.
-[[ "$mode" == plugins ]] && skip_fastmcp=true
+# The plugin and record runs compare interpose with and without them only.
+[[ "$mode" == plugins || "$mode" == record ]] && skip_fastmcp=true
 # Its own venv: FastMCP needs mcp>=2.3, which must not meet the project's other Python tools.
 # Checked by import, so a half-finished install is completed rather than trusted.
 if [[ "$skip_fastmcp" == false ]] && ! .venv-fastmcp/bin/python -c 'import fastmcp' 2>/dev/null; then
@@ -51,6 +54,14 @@ case "$mode" in
         cp "$root/benches/demo-chain.toml" "$config"
         exec "$bin/proxy-bench" --skip-fastmcp \
             --extra "interpose+plugins=$bin/interpose run --config $config -- {backend}" "$@"
+        ;;
+    record)
+        # The recording grows by two lines per call (about 2.5 KiB with the 1 KiB
+        # argument); it is thrown away afterwards.
+        recording_dir="$(mktemp -d)"
+        trap 'rm -rf "$recording_dir"' EXIT
+        "$bin/proxy-bench" --skip-fastmcp \
+            --extra "interpose+record=$bin/interpose run --record $recording_dir/bench.jsonl -- {backend}" "$@"
         ;;
     http) exec "$bin/http-bench" "$@" ;;
     all)

@@ -18,6 +18,7 @@ pub mod demo;
 pub mod downstream;
 pub mod log_output;
 pub mod plugin;
+pub mod record;
 pub mod run;
 pub mod servers;
 pub mod session;

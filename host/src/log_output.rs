@@ -242,6 +242,19 @@ impl FormatTime for Timestamps {
     }
 }
 
+/// `time` in RFC 3339, UTC, with microseconds (`2026-12-05T11:03:59.123456Z`), as log
+/// lines and recordings write it.
+pub fn utc_micros(time: SystemTime) -> String {
+    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let mut text = [0u8; 27];
+    text[..19].copy_from_slice(&date_time_text(since_epoch.as_secs()));
+    text[19] = b'.';
+    write_digits(&mut text[20..26], since_epoch.subsec_micros());
+    text[26] = b'Z';
+    // Only ASCII digits and separators were written.
+    String::from_utf8_lossy(&text).into_owned()
+}
+
 /// `YYYY-MM-DDTHH:MM:SS` for a time `seconds` after the Unix epoch, in UTC (dates from
 /// days with Howard Hinnant's `civil_from_days`, which is exact for every Gregorian date).
 fn date_time_text(seconds: u64) -> [u8; 19] {
@@ -634,6 +647,10 @@ mod tests {
         assert!(ours[20..26].bytes().all(|b| b.is_ascii_digit()), "{ours}");
         // Dates the clock does not show today, against known calendar dates.
         assert_eq!(&date_time_text(0), b"1970-01-01T00:00:00");
+        assert_eq!(
+            utc_micros(UNIX_EPOCH + Duration::from_micros(951_782_400_000_042)),
+            "2000-02-29T00:00:00.000042Z"
+        );
         assert_eq!(&date_time_text(951_782_400), b"2000-02-29T00:00:00");
         assert_eq!(&date_time_text(4_107_542_399), b"2100-02-28T23:59:59");
         assert_eq!(&date_time_text(1_798_761_599), b"2026-12-31T23:59:59");

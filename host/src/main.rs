@@ -46,6 +46,68 @@ enum Command {
     ///
     /// Example: interpose check --config interpose.toml --servers servers.json
     Check(CheckArgs),
+    /// Run a recording (`interpose run --record`) through plugins with no client and no
+    /// server: print each message's verdicts and what each rewrite changed, and compare
+    /// them with a golden file (--expect), exiting non-zero on a difference.
+    ///
+    /// Example: interpose replay session.jsonl --plugin redact.wasm --expect golden.jsonl
+    Replay(ReplayArgs),
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// The recording, as `interpose run --record` writes it (see docs/record.md).
+    #[arg(value_name = "FILE.jsonl")]
+    recording: std::path::PathBuf,
+    #[command(flatten)]
+    plugins: PluginArgs,
+    /// Compare the verdicts and rewritten payloads with this golden file; any
+    /// difference is printed and makes the exit status non-zero.
+    #[arg(long, value_name = "GOLDEN.jsonl")]
+    expect: Option<std::path::PathBuf>,
+    /// Write the golden file (--expect) from this replay instead of comparing.
+    #[arg(long, requires = "expect")]
+    update: bool,
+    /// Print only differences and the summary, not the table of messages.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Largest message the plugins are set up for, as `interpose run` takes it.
+    #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES, value_name = "BYTES")]
+    max_message_bytes: usize,
+}
+
+/// `interpose run --record`: what to record, and how.
+#[derive(Args)]
+struct RecordArgs {
+    /// Append every message crossing the proxy, both ways, with its verdict, to this
+    /// JSONL file (created readable by its owner only). It holds raw traffic: see
+    /// docs/record.md.
+    #[arg(long, value_name = "FILE.jsonl")]
+    record: Option<std::path::PathBuf>,
+    /// A plugin run over what --record writes (e.g. redact.wasm): its rewrites are what
+    /// gets recorded. It never changes the traffic itself.
+    #[arg(long, value_name = "PLUGIN.wasm", requires = "record")]
+    record_redact: Option<std::path::PathBuf>,
+}
+
+impl RecordArgs {
+    /// Serves as `options` say, recording when --record asks.
+    async fn run(self, mut options: RunOptions) -> anyhow::Result<()> {
+        let Some(path) = self.record else {
+            return run(options).await;
+        };
+        let recording = interpose::record::Recording::start(
+            &path,
+            self.record_redact.as_deref(),
+            options.max_message_bytes,
+            options.interceptor.clone(),
+        )
+        .await?;
+        options.interceptor = recording.interceptor();
+        let result = run(options).await;
+        recording.finish().await;
+        result
+    }
 }
 
 #[derive(Args)]
@@ -118,6 +180,8 @@ struct RunArgs {
     name: Option<String>,
     #[command(flatten)]
     plugins: PluginArgs,
+    #[command(flatten)]
+    record: RecordArgs,
     /// The servers to serve, from an `mcpServers` file as Claude Desktop, Cursor, VS
     /// Code or FastMCP write it (instead of a BACKEND). See docs/config.md ("Servers").
     #[arg(long, value_name = "FILE.json")]
@@ -246,9 +310,10 @@ fn main() -> ExitCode {
         Command::Plugin(command) => return exit_code(plugin_command(command)),
         command => command,
     };
-    // The scripted demo and `check` print their own result; logs only say problems.
+    // The scripted demo, `check` and `replay` print their own result; logs only say
+    // problems.
     let quiet = matches!(&command, Command::Demo(args) if !args.serve)
-        || matches!(&command, Command::Check(_));
+        || matches!(&command, Command::Check(_) | Command::Replay(_));
     init_logging(cli.verbose, quiet, cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -281,6 +346,7 @@ async fn execute(command: Command) -> ExitCode {
         Command::Demo(args) => interpose::demo::run_scripted(!args.no_plugins).await,
         Command::Plugin(command) => plugin_command(command),
         Command::Check(args) => check(args).await,
+        Command::Replay(args) => replay(args).await,
     };
     exit_code(result)
 }
@@ -382,14 +448,15 @@ async fn run_proxy(args: RunArgs) -> anyhow::Result<()> {
             timeout: server.timeout,
         })
         .collect();
-    run(RunOptions {
-        backends,
-        listen: args.transport.listen()?,
-        max_message_bytes: args.max_message_bytes,
-        interceptor,
-        gateway,
-    })
-    .await
+    args.record
+        .run(RunOptions {
+            backends,
+            listen: args.transport.listen()?,
+            max_message_bytes: args.max_message_bytes,
+            interceptor,
+            gateway,
+        })
+        .await
 }
 
 /// How the gateway shows its servers: `[gateway]` of `--config`, then `--prefix`.
@@ -427,6 +494,20 @@ async fn check(args: CheckArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `interpose replay`: a recording through the plugins of the command line.
+async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    interpose::record::replay::replay(&interpose::record::replay::ReplayOptions {
+        recording: args.recording,
+        plugins: args.plugins.plugin,
+        config: args.plugins.config,
+        expect: args.expect,
+        update: args.update,
+        quiet: args.quiet,
+        max_message_bytes: args.max_message_bytes,
+    })
+    .await
+}
+
 /// `interpose run -- BACKEND...`: the backend the command line names.
 async fn run_backend(args: RunArgs) -> anyhow::Result<()> {
     if args.backend.is_empty() {
@@ -440,14 +521,15 @@ async fn run_backend(args: RunArgs) -> anyhow::Result<()> {
     let gateway = gateway_options(&args)?;
     let backend = args.transport.upstream(args.backend, args.env)?;
     let name = args.name.unwrap_or_else(|| backend.name());
-    run(RunOptions {
-        backends: vec![BackendSettings::new(name, backend)],
-        listen,
-        max_message_bytes: args.max_message_bytes,
-        interceptor,
-        gateway,
-    })
-    .await
+    args.record
+        .run(RunOptions {
+            backends: vec![BackendSettings::new(name, backend)],
+            listen,
+            max_message_bytes: args.max_message_bytes,
+            interceptor,
+            gateway,
+        })
+        .await
 }
 
 async fn serve_demo(listen: &str) -> anyhow::Result<()> {

@@ -6,8 +6,8 @@ pub mod backend;
 pub mod client;
 mod gateway;
 mod notes;
-mod plugins;
-mod trace;
+pub(crate) mod plugins;
+pub(crate) mod trace;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -66,6 +66,12 @@ pub async fn load(
         );
     }
     let chain = load_chain(config.plugins, DEFAULT_MAX_MESSAGE_BYTES).await?;
+    trace_steps(&chain, steps);
+    Ok(chain)
+}
+
+/// Reports each plugin's verdict into `steps`, as the trace shows it.
+pub fn trace_steps(chain: &InterceptorChain, steps: Arc<Mutex<Vec<TracedStep>>>) {
     chain.observe_steps(move |step| {
         let outcome = match step.outcome {
             Outcome::Pass => "pass",
@@ -86,7 +92,6 @@ pub async fn load(
         };
         steps.lock().unwrap_or_else(|e| e.into_inner()).push(step);
     });
-    Ok(chain)
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Prints each message crossing the proxy, for the demo.
+//! Prints each message crossing the proxy, for the demo and `interpose replay`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -67,6 +67,15 @@ impl Interceptor for Tracer {
 
     fn observe(&self, msg: &Intercepted<'_>, verdict: &Verdict) {
         self.inner.observe(msg, verdict);
+        self.row(msg, verdict, true);
+    }
+}
+
+impl Tracer {
+    /// Counts `msg` and, with `print`, prints its row of the table. Returns what each
+    /// plugin did with it (`NAME VERDICT`, in walk order; then those for a chain's
+    /// answer, walking back, as `answer: NAME VERDICT`).
+    pub fn row(&self, msg: &Intercepted<'_>, verdict: &Verdict, print: bool) -> Vec<String> {
         let size = msg.payload.map_or(0, |p| p.get().len());
         self.messages.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(size, Ordering::Relaxed);
@@ -89,25 +98,33 @@ impl Interceptor for Tracer {
         let steps = std::mem::take(&mut *self.steps.lock().unwrap_or_else(|e| e.into_inner()));
         let (on_answer, on_message): (Vec<_>, Vec<_>) =
             steps.into_iter().partition(|step| step.on_chain_answer);
-        let list = |steps: Vec<TracedStep>| {
-            let lines: Vec<String> = steps.into_iter().map(|step| step.line).collect();
-            lines.join(", ")
+        let lines = |steps: Vec<TracedStep>| -> Vec<String> {
+            steps.into_iter().map(|step| step.line).collect()
         };
-        let mut plugins = String::new();
-        if !on_message.is_empty() {
-            plugins = format!("  [{}]", list(on_message));
+        let (on_message, on_answer) = (lines(on_message), lines(on_answer));
+        if print {
+            let mut plugins = String::new();
+            if !on_message.is_empty() {
+                plugins = format!("  [{}]", on_message.join(", "));
+            }
+            if !on_answer.is_empty() {
+                plugins.push_str(&format!(
+                    ", its answer back through [{}]",
+                    on_answer.join(", ")
+                ));
+            }
+            println!(
+                "{:>6.1} ms  {:<3} {:<13} {:<32} {:>4} {:>7} B  {verdict}{plugins}",
+                self.started.elapsed().as_secs_f64() * 1000.0,
+                msg.direction.arrow(),
+                kind,
+                msg.method,
+                msg.id.map_or("", |id| id.get()),
+                size,
+            );
         }
-        if !on_answer.is_empty() {
-            plugins.push_str(&format!(", its answer back through [{}]", list(on_answer)));
-        }
-        println!(
-            "{:>6.1} ms  {:<3} {:<13} {:<32} {:>4} {:>7} B  {verdict}{plugins}",
-            self.started.elapsed().as_secs_f64() * 1000.0,
-            msg.direction.arrow(),
-            kind,
-            msg.method,
-            msg.id.map_or("", |id| id.get()),
-            size,
-        );
+        let mut steps = on_message;
+        steps.extend(on_answer.into_iter().map(|line| format!("answer: {line}")));
+        steps
     }
 }

@@ -9,6 +9,7 @@ mod http_2026;
 mod http_failure;
 mod http_faults;
 mod http_pairs;
+mod http_record;
 mod http_resume;
 mod http_rmcp;
 mod http_security;
