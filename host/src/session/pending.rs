@@ -29,8 +29,12 @@ pub struct Pending {
     /// The id the sender used, restored on the response.
     pub original_id: RawId,
     pub method: String,
-    /// The request's `params`, kept only when an interceptor wants it for the response.
+    /// The request's `params` as the global plugin chain passed them on (the
+    /// client's names), kept only when that chain wants them for the response.
     pub params: Option<Box<RawValue>>,
+    /// The `params` as the server's own chain passed them on (the server's names),
+    /// kept only when that chain wants them; `params` stand in when absent.
+    pub own_params: Option<Box<RawValue>>,
     /// `_meta.progressToken` of the request, as JSON text.
     pub progress_token: Option<Box<str>>,
     pub started: Instant,
@@ -39,6 +43,23 @@ pub struct Pending {
     /// When the server it went to has a request timeout: its place in the relay's
     /// deadlines, to forget it once answered.
     pub deadline: Option<tokio_util::time::delay_queue::Key>,
+}
+
+impl Pending {
+    /// A request from `origin`, starting now, with nothing kept of it yet.
+    pub fn new(origin: Peer, original_id: RawId, method: String) -> Self {
+        Pending {
+            origin,
+            original_id,
+            method,
+            params: None,
+            own_params: None,
+            progress_token: None,
+            started: Instant::now(),
+            part_of: None,
+            deadline: None,
+        }
+    }
 }
 
 /// The requests in flight from one side to the other.
@@ -129,16 +150,7 @@ mod tests {
     }
 
     fn from(origin: Peer, id: &str) -> Pending {
-        Pending {
-            origin,
-            original_id: raw(id),
-            method: "tools/call".into(),
-            params: None,
-            progress_token: None,
-            started: Instant::now(),
-            part_of: None,
-            deadline: None,
-        }
+        Pending::new(origin, raw(id), "tools/call".into())
     }
 
     #[test]

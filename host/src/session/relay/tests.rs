@@ -190,6 +190,7 @@ fn backend(name: &str, link: Link) -> BackendLink {
         name: name.into(),
         link,
         timeout: None,
+        chain: None,
     }
 }
 
