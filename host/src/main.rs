@@ -398,12 +398,12 @@ async fn check(args: CheckArgs) -> anyhow::Result<()> {
     } else {
         interpose::servers::enabled(servers)?
     };
-    let server_plugins: usize = enabled.iter().map(|s| s.plugins.len()).sum();
+    let own_count: usize = enabled.iter().map(|s| s.plugins.len()).sum();
     // Loaded as `interpose run` loads them, each chain on its own pools.
     interpose::plugin::load_chains(global, server_plugins(&enabled), args.max_message_bytes)
         .await?;
     println!(
-        "ok: {global_count} plugin(s), {} server(s) with {server_plugins} plugin(s) of their own",
+        "ok: {global_count} plugin(s), {} server(s) with {own_count} plugin(s) of their own",
         enabled.len()
     );
     Ok(())
