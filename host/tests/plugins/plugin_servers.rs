@@ -59,19 +59,20 @@ fn start_gateway(dir: &tempfile::TempDir) -> Proxy {
         NO_BACKEND,
         3,
     );
+    assert_eq!(handshake(&mut proxy)["name"], "interpose");
+    proxy
+}
+
+/// Initializes a session; returns the `serverInfo` the client got.
+fn handshake(proxy: &mut Proxy) -> Value {
     let answer = proxy.request(
         1,
         "initialize",
         json!({"protocolVersion": "2025-06-18", "capabilities": {},
                "clientInfo": {"name": "interpose-tests", "version": "1.0.0"}}),
     );
-    assert_eq!(
-        result(&answer)["serverInfo"]["name"],
-        "interpose",
-        "{answer}"
-    );
     proxy.notify("notifications/initialized", json!({}));
-    proxy
+    result(&answer)["serverInfo"].clone()
 }
 
 /// The audit-log lines about request `id` (in the order logged), each as
@@ -240,4 +241,56 @@ fn check_loads_each_servers_chain_and_names_the_server_of_a_bad_plugin() {
         "{out}"
     );
     assert!(out.contains("no rules today"), "{out}");
+}
+
+/// One server with plugins of its own is today's proxy: no prefixes, its plugins keep
+/// their names, and they run after the global ones (and before them on the way back).
+#[test]
+fn a_lone_servers_plugins_run_after_the_global_ones_under_their_own_names() {
+    let dir = scratch();
+    let config = config_file(
+        dir.path(),
+        &format!(
+            r#"
+            [[plugins]]
+            path = "{audit}"
+
+            [servers.solo]
+            command = "{python}"
+            args = ["{script}"]
+            [[servers.solo.plugins]]
+            path = "{audit}"
+            name = "solo-audit"
+            "#,
+            audit = fixture("audit-log").display(),
+            python = python().display(),
+            script = repo().join("tests/servers/full_server.py").display(),
+        ),
+    );
+    let mut proxy = Proxy::start_loaded(
+        &[
+            "--log-format".as_ref(),
+            "json".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ],
+        NO_BACKEND,
+        2,
+    );
+    assert_eq!(handshake(&mut proxy)["name"], "interpose-full-server");
+    let answer = proxy.call_tool(2, "add", json!({"a": 2, "b": 2}));
+    assert_eq!(result(&answer)["structuredContent"]["sum"], 4, "{answer}");
+    assert_eq!(
+        walk(&audit_of(&proxy, 2, 4)),
+        [
+            "audit-log: to-server request add @solo",
+            "solo-audit: to-server request add @solo",
+            "solo-audit: to-client response add @solo",
+            "audit-log: to-client response add @solo",
+        ],
+        "log:\n{}",
+        proxy.log()
+    );
+    let (status, log) = proxy.finish();
+    assert!(status.success(), "exit {status}; log:\n{log}");
 }
