@@ -1,5 +1,6 @@
 //! The session relay: one client session on one side, one backend session on the other,
-//! and every message between them carried across in order, through the interceptor.
+//! and every message between them carried across in order, through the plugin chains:
+//! the global one and, in a gateway, each server's own (`Chain` says in which order).
 //!
 //! It owns the id remapping (see [`super::pending`]), answers what it must answer itself
 //! (malformed input, requests whose backend went away), rewrites the `requestId` of

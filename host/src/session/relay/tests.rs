@@ -1386,6 +1386,21 @@ async fn a_fan_out_passes_the_global_chain_once_and_each_servers_on_its_part() {
         ]
     );
 
+    // What the gateway answers itself passes the global chain both ways, as the
+    // gateway's.
+    client
+        .send_value(request(json!(9), "ping", json!({})))
+        .await;
+    let (pong, _) = client.recv().await;
+    assert_eq!(pong, answer(&json!(9), json!({})));
+    assert_eq!(
+        take_seen(&seen),
+        [
+            "global: to-server request ping @gateway",
+            "global: to-client response ping @gateway",
+        ]
+    );
+
     // What the client announces passes the global chain once, then each server's.
     client
         .send_value(notification("notifications/roots/list_changed", json!({})))
