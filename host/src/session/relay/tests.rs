@@ -1386,6 +1386,33 @@ async fn a_fan_out_passes_the_global_chain_once_and_each_servers_on_its_part() {
         ]
     );
 
+    // A server's chain that answers its part for it leaves that server out of the
+    // fan-out; the client still gets one merged answer.
+    client
+        .send_value(request(json!(10), "tools/list", json!({"name": "secret"})))
+        .await;
+    let (part, _) = second.recv().await;
+    second
+        .send_value(answer(
+            &part["id"],
+            json!({"tools": [{"name": "read", "inputSchema": {}}]}),
+        ))
+        .await;
+    let (merged, _) = client.recv().await;
+    assert_eq!(merged["id"], 10);
+    assert_eq!(
+        merged["result"]["tools"],
+        json!([{"name": "second_read", "inputSchema": {}}])
+    );
+    assert_eq!(
+        take_seen(&seen),
+        [
+            "global: to-server request tools/list @gateway secret",
+            "first: to-server request tools/list @first secret",
+            "global: to-client response tools/list @gateway secret",
+        ]
+    );
+
     // What the gateway answers itself passes the global chain both ways, as the
     // gateway's.
     client
