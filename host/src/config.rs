@@ -198,6 +198,11 @@ pub struct PluginConfig {
     /// plugin may read. No other variable is visible.
     #[serde(default)]
     pub env: Vec<String>,
+    /// In a gateway, the server whose own chain holds this plugin: its name comes
+    /// before the plugin's in logs, statistics and errors (`SERVER/NAME`), since the
+    /// same plugin often serves several servers. Set by the host, not configurable.
+    #[serde(skip)]
+    pub server: Option<String>,
 }
 
 /// What happens to a message when a plugin fails on it (traps, runs past its deadline
@@ -376,6 +381,7 @@ impl PluginConfig {
             sha256: None,
             dirs: Vec::new(),
             env: Vec::new(),
+            server: None,
         }
     }
 
@@ -386,13 +392,24 @@ impl PluginConfig {
 
     /// The name to show before the manifest is known: the file's stem.
     pub fn display_name(&self) -> String {
-        if let Some(name) = &self.name {
-            return name.clone();
+        let name = match &self.name {
+            Some(name) => name.clone(),
+            None => self
+                .path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| self.path.display().to_string()),
+        };
+        self.qualified(&name)
+    }
+
+    /// `name` as logs and errors show it: after its server's name, for a plugin of a
+    /// server's own chain in a gateway.
+    pub fn qualified(&self, name: &str) -> String {
+        match &self.server {
+            Some(server) => format!("{server}/{name}"),
+            None => name.to_owned(),
         }
-        self.path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| self.path.display().to_string())
     }
 
     /// Checks the values serde cannot; returns the problem as the user should read it.

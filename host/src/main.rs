@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -417,35 +417,19 @@ async fn run_proxy(args: RunArgs) -> anyhow::Result<()> {
     }
     let servers = interpose::servers::enabled(servers)?;
     let gateway = gateway_options(&args)?;
-    let interceptor = match &servers[..] {
-        [server] if !server.plugins.is_empty() => {
-            // The server's own plugins run after the global ones.
-            let mut plugins = interpose::config::plugin_list(
-                args.plugins.config.as_deref(),
-                &args.plugins.plugin,
-            )?;
-            plugins.extend(server.plugins.iter().cloned());
-            interpose::plugin::load_chain(plugins, args.max_message_bytes).await?
-        }
-        [_] => args.plugins.interceptor(args.max_message_bytes).await?,
-        several => {
-            if let Some(server) = several.iter().find(|s| !s.plugins.is_empty()) {
-                bail!(
-                    "server `{}` has plugins of its own: with several servers, only the \
-                     global plugins run yet (per-server chains come with the gateway, issue \
-                     #13); move them to [[plugins]]",
-                    server.name
-                );
-            }
-            args.plugins.interceptor(args.max_message_bytes).await?
-        }
-    };
+    let global =
+        interpose::config::plugin_list(args.plugins.config.as_deref(), &args.plugins.plugin)?;
+    let chains =
+        interpose::plugin::load_chains(global, server_plugins(&servers), args.max_message_bytes)
+            .await?;
     let backends = servers
         .into_iter()
-        .map(|server| BackendSettings {
+        .zip(chains.servers)
+        .map(|(server, chain)| BackendSettings {
             name: server.name,
             upstream: server.upstream,
             timeout: server.timeout,
+            chain,
         })
         .collect();
     args.record
@@ -453,7 +437,7 @@ async fn run_proxy(args: RunArgs) -> anyhow::Result<()> {
             backends,
             listen: args.transport.listen()?,
             max_message_bytes: args.max_message_bytes,
-            interceptor,
+            interceptor: chains.global,
             gateway,
         })
         .await
@@ -468,27 +452,46 @@ fn gateway_options(args: &RunArgs) -> anyhow::Result<GatewayOptions> {
     Ok(file.options(args.prefix))
 }
 
+/// Each server's own plugins, for its chain. In a gateway they are named after their
+/// server (`SERVER/NAME`), as the same plugin often serves several servers; a lone
+/// server's keep their names, as in the one-backend proxy.
+fn server_plugins(
+    servers: &[interpose::servers::ServerSpec],
+) -> Vec<(String, Vec<interpose::config::PluginConfig>)> {
+    let gateway = servers.len() > 1;
+    servers
+        .iter()
+        .map(|server| {
+            let plugins = server
+                .plugins
+                .iter()
+                .map(|plugin| interpose::config::PluginConfig {
+                    server: gateway.then(|| server.name.clone()),
+                    ..plugin.clone()
+                })
+                .collect();
+            (server.name.clone(), plugins)
+        })
+        .collect()
+}
+
 /// `interpose check`: everything `interpose run` would load, loaded, nothing served.
 async fn check(args: CheckArgs) -> anyhow::Result<()> {
     let config = args.plugins.config.as_deref();
     let global = interpose::config::plugin_list(config, &args.plugins.plugin)?;
     let global_count = global.len();
-    interpose::plugin::load_chain(global, args.max_message_bytes).await?;
     let servers = interpose::servers::load(config, args.servers.as_deref())?;
-    let mut server_plugins = 0;
     let enabled = if servers.is_empty() {
         Vec::new()
     } else {
         interpose::servers::enabled(servers)?
     };
-    for server in &enabled {
-        server_plugins += server.plugins.len();
-        interpose::plugin::load_chain(server.plugins.clone(), args.max_message_bytes)
-            .await
-            .with_context(|| format!("server `{}`", server.name))?;
-    }
+    let own_count: usize = enabled.iter().map(|s| s.plugins.len()).sum();
+    // Loaded as `interpose run` loads them, each chain on its own pools.
+    interpose::plugin::load_chains(global, server_plugins(&enabled), args.max_message_bytes)
+        .await?;
     println!(
-        "ok: {global_count} plugin(s), {} server(s) with {server_plugins} plugin(s) of their own",
+        "ok: {global_count} plugin(s), {} server(s) with {own_count} plugin(s) of their own",
         enabled.len()
     );
     Ok(())

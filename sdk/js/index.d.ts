@@ -64,7 +64,9 @@ export declare class Message {
   readonly subject: string | undefined;
   /** The downstream (client) session. */
   readonly session: string;
-  /** The backend server's name. */
+  /** The name of the server the message belongs to (the one a request goes to or a
+   * message comes from); in a gateway, `gateway` in the global chain for what
+   * concerns every server (a fan-out such as `tools/list`). */
   readonly server: string;
   readonly isRequest: boolean;
   readonly isResponse: boolean;

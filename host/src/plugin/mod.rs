@@ -50,6 +50,7 @@ pub use stats::Outcome;
 pub use version::{LoadError, LoadProblem, PluginVersion};
 
 use crate::config::PluginConfig;
+use crate::session::intercept::{PassAll, SharedInterceptor};
 
 /// Why the plugin chain could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +59,9 @@ pub enum ChainError {
     Runtime(#[from] RuntimeError),
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// A plugin of a server's own chain.
+    #[error("server `{server}`: {source}")]
+    Server { server: String, source: LoadError },
 }
 
 /// Builds the chain for `plugins` (in order) on a new runtime with default options,
@@ -71,6 +75,56 @@ pub async fn load_chain(
     let chain = InterceptorChain::load(runtime, plugins, max_message_bytes).await?;
     chain.watch(POLL_INTERVAL);
     Ok(chain)
+}
+
+/// The chains of a gateway: the global one, between the client and the gateway, and
+/// each server's own, between the gateway and that server.
+pub struct Chains {
+    pub global: SharedInterceptor,
+    /// In the order the servers were given; `None` for a server without plugins.
+    pub servers: Vec<Option<SharedInterceptor>>,
+}
+
+/// Builds the global chain and each server's own (`servers`: its name and plugins,
+/// in order) on one runtime, each plugin with its own pools as in one chain, and
+/// starts watching the plugin files. Without any plugin, no runtime is started: the
+/// global chain is [`PassAll`] and no server has a chain.
+pub async fn load_chains(
+    global: Vec<PluginConfig>,
+    servers: Vec<(String, Vec<PluginConfig>)>,
+    max_message_bytes: usize,
+) -> Result<Chains, ChainError> {
+    if global.is_empty() && servers.iter().all(|(_, plugins)| plugins.is_empty()) {
+        return Ok(Chains {
+            global: Arc::new(PassAll),
+            servers: servers.iter().map(|_| None).collect(),
+        });
+    }
+    let runtime = PluginRuntime::new(RuntimeOptions::default())?;
+    let load = |plugins| InterceptorChain::load(runtime.clone(), plugins, max_message_bytes);
+    let global: SharedInterceptor = if global.is_empty() {
+        Arc::new(PassAll)
+    } else {
+        let chain = load(global).await?;
+        chain.watch(POLL_INTERVAL);
+        chain
+    };
+    let mut chains = Vec::with_capacity(servers.len());
+    for (server, plugins) in servers {
+        if plugins.is_empty() {
+            chains.push(None);
+            continue;
+        }
+        let chain = load(plugins)
+            .await
+            .map_err(|source| ChainError::Server { server, source })?;
+        chain.watch(POLL_INTERVAL);
+        chains.push(Some(chain as SharedInterceptor));
+    }
+    Ok(Chains {
+        global,
+        servers: chains,
+    })
 }
 
 /// Why `--config` / `--plugin` could not be turned into an interceptor.
@@ -89,10 +143,10 @@ pub async fn interceptor_from_args(
     config_file: Option<&std::path::Path>,
     cli_plugins: &[std::path::PathBuf],
     max_message_bytes: usize,
-) -> Result<crate::session::intercept::SharedInterceptor, SetupError> {
+) -> Result<SharedInterceptor, SetupError> {
     let plugins = crate::config::plugin_list(config_file, cli_plugins)?;
     if plugins.is_empty() {
-        return Ok(Arc::new(crate::session::intercept::PassAll));
+        return Ok(Arc::new(PassAll));
     }
     Ok(load_chain(plugins, max_message_bytes).await?)
 }

@@ -130,9 +130,9 @@ impl PluginVersion {
         };
         let (first, manifest) = factory.create().await.map_err(|e| fail(start_problem(e)))?;
         let name: Arc<str> = match &config.name {
-            Some(name) => name.as_str().into(),
+            Some(name) => config.qualified(name).into(),
             None if manifest.name.trim().is_empty() => return Err(fail(LoadProblem::NoName)),
-            None => manifest.name.as_str().into(),
+            None => config.qualified(&manifest.name).into(),
         };
         lineage.tag.set(&name);
         let pool = InstancePool::new(factory, first, config.pool_size);

@@ -27,7 +27,8 @@ use relay::{BackendLink, RelayConfig, RelayEnd, SessionRelay};
 const EXIT_WAIT: Duration = Duration::from_millis(200);
 
 /// How this proxy's sessions are opened: the backends, by name, the interceptor
-/// every message goes through, and the limits.
+/// every message goes through (the global chain; a backend may add its own), and the
+/// limits.
 #[derive(Clone)]
 pub struct SessionSettings {
     /// The backends in configuration order: one for `interpose run -- BACKEND`,
@@ -51,6 +52,9 @@ pub struct BackendSettings {
     /// How long it may take to answer a request; then the request fails and the
     /// backend is told to cancel it. `None`: as long as it likes.
     pub timeout: Option<Duration>,
+    /// Its own plugin chain, between the gateway and it (its own names); `None`: only
+    /// the global chain.
+    pub chain: Option<SharedInterceptor>,
 }
 
 impl BackendSettings {
@@ -60,6 +64,7 @@ impl BackendSettings {
             name: name.into(),
             upstream,
             timeout: None,
+            chain: None,
         }
     }
 }
@@ -96,6 +101,7 @@ impl SessionSettings {
                 name: backend.name.clone(),
                 link,
                 timeout: backend.timeout,
+                chain: backend.chain.clone(),
             });
             guards.push(guard);
         }

@@ -29,8 +29,12 @@ pub struct Pending {
     /// The id the sender used, restored on the response.
     pub original_id: RawId,
     pub method: String,
-    /// The request's `params`, kept only when an interceptor wants it for the response.
+    /// The request's `params` as the global plugin chain passed them on (the
+    /// client's names), kept only when that chain wants them for the response.
     pub params: Option<Box<RawValue>>,
+    /// The `params` as the server's own chain passed them on (the server's names),
+    /// kept only when that chain wants them; `params` stand in when absent.
+    pub own_params: Option<Box<RawValue>>,
     /// `_meta.progressToken` of the request, as JSON text.
     pub progress_token: Option<Box<str>>,
     pub started: Instant,
@@ -42,6 +46,24 @@ pub struct Pending {
     /// Its sender cancelled it: the receiver need not answer, so it is forgotten
     /// after a grace period instead of waiting for an answer that may never come.
     pub cancelled: bool,
+}
+
+impl Pending {
+    /// A request from `origin`, starting now, with nothing kept of it yet.
+    pub fn new(origin: Peer, original_id: RawId, method: String) -> Self {
+        Pending {
+            origin,
+            original_id,
+            method,
+            params: None,
+            own_params: None,
+            progress_token: None,
+            started: Instant::now(),
+            part_of: None,
+            deadline: None,
+            cancelled: false,
+        }
+    }
 }
 
 /// The requests in flight from one side to the other.
@@ -132,17 +154,7 @@ mod tests {
     }
 
     fn from(origin: Peer, id: &str) -> Pending {
-        Pending {
-            origin,
-            original_id: raw(id),
-            method: "tools/call".into(),
-            params: None,
-            progress_token: None,
-            started: Instant::now(),
-            part_of: None,
-            deadline: None,
-            cancelled: false,
-        }
+        Pending::new(origin, raw(id), "tools/call".into())
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The session relay: one client session on one side, one backend session on the other,
-//! and every message between them carried across in order, through the interceptor.
+//! and every message between them carried across in order, through the plugin chains:
+//! the global one and, in a gateway, each server's own (`Chain` says in which order).
 //!
 //! It owns the id remapping (see [`super::pending`]), answers what it must answer itself
 //! (malformed input, requests whose backend went away), rewrites the `requestId` of
@@ -8,7 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
@@ -16,7 +17,7 @@ use tokio_util::time::DelayQueue;
 
 use super::gateway::{Gateway, GatewayOptions, Merge, Part, Plan};
 use super::pending::{Peer, Pending, PendingTable};
-use crate::session::intercept::{Direction, Intercepted, SharedInterceptor, Verdict};
+use crate::session::intercept::{Direction, Intercepted, Interceptor, SharedInterceptor, Verdict};
 use crate::wire::framing::Frame;
 use crate::wire::jsonrpc::{
     self, BACKEND_UNAVAILABLE, ErrorObject, INTERNAL_ERROR, INVALID_REQUEST, Kind, Message, RawId,
@@ -48,8 +49,11 @@ pub struct RelayConfig {
     pub session: String,
     /// Unrelated clients share this session (requests without a session id).
     pub shared_session: bool,
-    /// The backend's name, shown to interceptors and in logs.
+    /// The backend's name, shown to interceptors and in logs; in a gateway, the name
+    /// the global chain is shown for what concerns every server.
     pub server: String,
+    /// The global chain: between the client and the gateway, it sees the client's
+    /// names.
     pub interceptor: SharedInterceptor,
     /// After the client leaves, how long the backend gets to finish and exit.
     pub shutdown_grace: Duration,
@@ -83,6 +87,32 @@ impl Peer {
             Peer::Backend(_) => "backend",
         }
     }
+}
+
+/// Which plugin chain judges a message. Between the client and the gateway is the
+/// global chain (the client's names); between the gateway and each server, that
+/// server's own chain, if it has one (the server's names). A message passes the
+/// chains between its sender and its receiver, in that order; an answer a chain
+/// makes goes back through the chains it passed.
+#[derive(Debug, Clone, Copy)]
+enum Chain {
+    /// The global chain; `owner` is the server the message belongs to, if one does.
+    Global { owner: Option<usize> },
+    /// The own chain of the backend at this place.
+    Server(usize),
+}
+
+/// A request judged and on its way: where to, with which params, and what its
+/// answer's chains will be shown of it.
+struct Routed {
+    to: Peer,
+    params: Option<Box<RawValue>>,
+    /// Whether `params` differ from what arrived (the HTTP headers then follow).
+    rewritten: bool,
+    /// The params as the global chain passed them on, when it wants them back.
+    kept: Option<Box<RawValue>>,
+    /// The params as the server's chain passed them on, when it wants them back.
+    own_kept: Option<Box<RawValue>>,
 }
 
 /// What the relay holds of one peer besides what it reads from it.
@@ -122,12 +152,15 @@ impl Side {
     }
 }
 
-/// A backend given to a session: its name, its link, and how long it may take to
-/// answer a request (none: as long as it likes).
+/// A backend given to a session: its name, its link, how long it may take to answer
+/// a request (none: as long as it likes), and its own plugin chain.
 pub struct BackendLink {
     pub name: String,
     pub link: Link,
     pub timeout: Option<Duration>,
+    /// Between the gateway and this server, it sees the server's own names; `None`
+    /// when the server has no plugins of its own (its messages then cost nothing more).
+    pub chain: Option<SharedInterceptor>,
 }
 
 /// One of the session's backends.
@@ -136,6 +169,10 @@ struct Backend {
     name: String,
     side: Side,
     timeout: Option<Duration>,
+    /// Its own plugin chain, if it has one.
+    chain: Option<SharedInterceptor>,
+    /// Whether its chain wants a request's params with the answer.
+    keep_request_params: bool,
     /// Its `x-mcp-header` declarations, from its `tools/list` results, to keep
     /// `Mcp-Param-*` headers true to a request a plugin rewrote.
     param_headers: mcp_http::ParamHeaders,
@@ -229,6 +266,7 @@ impl SessionRelay {
             name: config.server.clone(),
             link: backend,
             timeout: None,
+            chain: None,
         };
         Self::with_backends(config, client, vec![backend])
     }
@@ -249,6 +287,11 @@ impl SessionRelay {
                     name: backend.name,
                     side: Side::new(backend.link.outbound),
                     timeout: backend.timeout,
+                    keep_request_params: backend
+                        .chain
+                        .as_ref()
+                        .is_some_and(|chain| chain.wants_request_payload()),
+                    chain: backend.chain,
                     param_headers: mcp_http::ParamHeaders::new(),
                 }
             })
@@ -507,49 +550,22 @@ impl SessionRelay {
         params: Option<Box<RawValue>>,
         arrival: Arrival,
     ) {
-        let verdict = self
-            .judge(
-                from.direction(),
-                Kind::Request,
-                &method,
-                Some(&id),
-                params.as_deref(),
-                None,
-                None,
-            )
-            .await;
-        let (params, rewritten) = match verdict {
-            Verdict::Pass => (params, false),
-            Verdict::Rewrite(params) => (Some(params), true),
-            Verdict::Respond(result) => {
-                let answer = Message::Response { id, result };
-                return self.send(from, Outbound::new(answer)).await;
-            }
-            Verdict::Reject(error) => {
-                let answer = Message::error_response(id, &error);
-                return self.send(from, Outbound::new(answer)).await;
+        let routed = match from {
+            Peer::Client => self.judge_client_request(&id, &method, params).await,
+            Peer::Backend(index) => {
+                self.judge_backend_request(index, &id, &method, params)
+                    .await
             }
         };
-        let (to, params, rewritten) = match from {
-            Peer::Client if self.gateway.is_passthrough() => (Peer::Backend(0), params, rewritten),
-            Peer::Client => {
-                let live: Vec<bool> = self.backend_inbound.iter().map(Option::is_some).collect();
-                match self.gateway.plan(&method, params.as_deref(), &live) {
-                    // The name the server knows is not the one the client sent.
-                    Plan::One { backend, params } => (Peer::Backend(backend), params, true),
-                    Plan::Fanout { parts, merge } => {
-                        return self.fan_out(id, method, params, parts, merge).await;
-                    }
-                    Plan::Answer(answer) => {
-                        let answer = match answer {
-                            Ok(result) => Message::Response { id, result },
-                            Err(error) => Message::error_response(id, &error),
-                        };
-                        return self.send_client(Outbound::new(answer)).await;
-                    }
-                }
-            }
-            Peer::Backend(_) => (Peer::Client, params, rewritten),
+        let Some(Routed {
+            to,
+            params,
+            rewritten,
+            kept,
+            own_kept,
+        }) = routed
+        else {
+            return;
         };
         // The headers that describe a request must describe it as it goes on (rewritten
         // by a plugin, or named as its server knows it), or the backend would refuse
@@ -580,15 +596,10 @@ impl SessionRelay {
             ),
         };
         let pending = Pending {
-            origin: from,
-            original_id: id,
-            method: method.clone(),
-            params: self.keep_request_params.then(|| params.clone()).flatten(),
+            params: kept,
+            own_params: own_kept,
             progress_token,
-            started: Instant::now(),
-            part_of: None,
-            deadline: None,
-            cancelled: false,
+            ..Pending::new(from, id, method.clone())
         };
         let forwarded_id = self.side(to).awaiting.insert(pending);
         // `subscriptions/listen` is answered when it ends, not when its work is done:
@@ -611,33 +622,240 @@ impl SessionRelay {
         self.send(to, outbound).await;
     }
 
-    /// Sends each backend its part of a client request; the answers become one when
-    /// the last part is in (see [`SessionRelay::on_part`]).
+    /// A client's request through the global chain, then (routed to its server, under
+    /// the server's names) through that server's chain. Returns where it goes on,
+    /// unless a chain answered it, the gateway did, or it fanned out.
+    async fn judge_client_request(
+        &mut self,
+        id: &RawId,
+        method: &str,
+        params: Option<Box<RawValue>>,
+    ) -> Option<Routed> {
+        let passthrough = self.gateway.is_passthrough();
+        let live: Vec<bool> = if passthrough {
+            Vec::new()
+        } else {
+            self.backend_inbound.iter().map(Option::is_some).collect()
+        };
+        // The global chain is shown the server the request names as the client sent it.
+        let planned = (!passthrough).then(|| self.gateway.plan(method, params.as_deref(), &live));
+        let owner = match &planned {
+            None => Some(0),
+            Some(Plan::One { backend, .. }) => Some(*backend),
+            Some(_) => None,
+        };
+        let verdict = self
+            .judge(
+                Chain::Global { owner },
+                Direction::ToServer,
+                Kind::Request,
+                method,
+                Some(id),
+                params.as_deref(),
+                None,
+                None,
+            )
+            .await;
+        let (params, rewritten) = match verdict {
+            Verdict::Pass => (params, false),
+            Verdict::Rewrite(params) => (Some(params), true),
+            answered @ (Verdict::Respond(_) | Verdict::Reject(_)) => {
+                let answer = chain_answer(id.clone(), answered);
+                self.send_client(Outbound::new(answer)).await;
+                return None;
+            }
+        };
+        let (backend, own, kept) = match planned {
+            None => {
+                let kept = self.keep_request_params.then(|| params.clone()).flatten();
+                (0, params, kept)
+            }
+            Some(planned) => {
+                // A plugin may have renamed what the request acts on.
+                let plan = if rewritten {
+                    self.gateway.plan(method, params.as_deref(), &live)
+                } else {
+                    planned
+                };
+                let kept = self.keep_request_params.then_some(params).flatten();
+                match plan {
+                    Plan::One { backend, params } => (backend, params, kept),
+                    Plan::Fanout { parts, merge } => {
+                        self.fan_out(id.clone(), method.to_owned(), kept, parts, merge)
+                            .await;
+                        return None;
+                    }
+                    Plan::Answer(answer) => {
+                        let answer = match answer {
+                            Ok(result) => Message::Response {
+                                id: id.clone(),
+                                result,
+                            },
+                            Err(error) => Message::error_response(id.clone(), &error),
+                        };
+                        let pending = Pending {
+                            params: kept,
+                            ..Pending::new(Peer::Client, id.clone(), method.to_owned())
+                        };
+                        let (answer, _) = self
+                            .judge_answer(
+                                Chain::Global { owner: None },
+                                Direction::ToClient,
+                                answer,
+                                &pending,
+                            )
+                            .await;
+                        self.send_client(Outbound::new(answer)).await;
+                        return None;
+                    }
+                }
+            }
+        };
+        // In a gateway, the name the server knows is not the one the client sent.
+        let rewritten = rewritten || !passthrough;
+        let (own, rewritten) = if self.has_chain(backend) {
+            let verdict = self
+                .judge(
+                    Chain::Server(backend),
+                    Direction::ToServer,
+                    Kind::Request,
+                    method,
+                    Some(id),
+                    own.as_deref(),
+                    None,
+                    None,
+                )
+                .await;
+            match verdict {
+                Verdict::Pass => (own, rewritten),
+                Verdict::Rewrite(own) => (Some(own), true),
+                answered @ (Verdict::Respond(_) | Verdict::Reject(_)) => {
+                    // Back through the global chain, as any answer of this server.
+                    let answer = chain_answer(id.clone(), answered);
+                    let pending = Pending {
+                        params: kept,
+                        ..Pending::new(Peer::Client, id.clone(), method.to_owned())
+                    };
+                    self.deliver_answer(backend, answer, pending, None).await;
+                    return None;
+                }
+            }
+        } else {
+            (own, rewritten)
+        };
+        let own_kept = self.backends[backend]
+            .keep_request_params
+            .then(|| own.clone())
+            .flatten();
+        Some(Routed {
+            to: Peer::Backend(backend),
+            params: own,
+            rewritten,
+            kept,
+            own_kept,
+        })
+    }
+
+    /// A server's request (sampling, elicitation, roots) through the server's own chain,
+    /// then the global chain, towards the client. An answer the global chain makes
+    /// goes back through the server's chain, as the client's answer would.
+    async fn judge_backend_request(
+        &mut self,
+        index: usize,
+        id: &RawId,
+        method: &str,
+        mut params: Option<Box<RawValue>>,
+    ) -> Option<Routed> {
+        let from = Peer::Backend(index);
+        if self.has_chain(index) {
+            let verdict = self
+                .judge(
+                    Chain::Server(index),
+                    Direction::ToClient,
+                    Kind::Request,
+                    method,
+                    Some(id),
+                    params.as_deref(),
+                    None,
+                    None,
+                )
+                .await;
+            match verdict {
+                Verdict::Pass => {}
+                Verdict::Rewrite(rewritten) => params = Some(rewritten),
+                answered @ (Verdict::Respond(_) | Verdict::Reject(_)) => {
+                    let answer = chain_answer(id.clone(), answered);
+                    self.send(from, Outbound::new(answer)).await;
+                    return None;
+                }
+            }
+        }
+        let own_kept = self.backends[index]
+            .keep_request_params
+            .then(|| params.clone())
+            .flatten();
+        let verdict = self
+            .judge(
+                Chain::Global { owner: Some(index) },
+                Direction::ToClient,
+                Kind::Request,
+                method,
+                Some(id),
+                params.as_deref(),
+                None,
+                None,
+            )
+            .await;
+        let (params, rewritten) = match verdict {
+            Verdict::Pass => (params, false),
+            Verdict::Rewrite(params) => (Some(params), true),
+            answered @ (Verdict::Respond(_) | Verdict::Reject(_)) => {
+                let mut answer = chain_answer(id.clone(), answered);
+                if self.has_chain(index) {
+                    let pending = Pending {
+                        own_params: own_kept,
+                        ..Pending::new(from, id.clone(), method.to_owned())
+                    };
+                    (answer, _) = self
+                        .judge_answer(Chain::Server(index), Direction::ToServer, answer, &pending)
+                        .await;
+                }
+                self.send(from, Outbound::new(answer)).await;
+                return None;
+            }
+        };
+        let kept = self.keep_request_params.then(|| params.clone()).flatten();
+        Some(Routed {
+            to: Peer::Client,
+            params,
+            rewritten,
+            kept,
+            own_kept,
+        })
+    }
+
+    /// Sends each backend its part of a client request, through the backend's own
+    /// chain; the answers become one when the last part is in (see
+    /// [`SessionRelay::on_part`]). `kept`: the params the global chain wants back.
     async fn fan_out(
         &mut self,
         id: RawId,
         method: String,
-        params: Option<Box<RawValue>>,
+        kept: Option<Box<RawValue>>,
         parts: Vec<(usize, Option<Box<RawValue>>)>,
         merge: Merge,
     ) {
         self.next_fanout += 1;
         let fanout = self.next_fanout;
-        let started = Instant::now();
+        let request = Pending {
+            params: kept,
+            ..Pending::new(Peer::Client, id.clone(), method.clone())
+        };
+        let started = request.started;
         self.fanouts.insert(
             fanout,
             Fanout {
-                request: Pending {
-                    origin: Peer::Client,
-                    original_id: id,
-                    method: method.clone(),
-                    params: self.keep_request_params.then_some(params).flatten(),
-                    progress_token: None,
-                    started,
-                    part_of: None,
-                    deadline: None,
-                    cancelled: false,
-                },
+                request,
                 merge,
                 waiting: parts.len(),
                 parts: Vec::with_capacity(parts.len()),
@@ -647,17 +865,39 @@ impl SessionRelay {
         if parts.is_empty() {
             return self.finish_fanout(fanout).await;
         }
-        for (backend, params) in parts {
+        for (backend, mut params) in parts {
+            if self.has_chain(backend) {
+                let verdict = self
+                    .judge(
+                        Chain::Server(backend),
+                        Direction::ToServer,
+                        Kind::Request,
+                        &method,
+                        Some(&id),
+                        params.as_deref(),
+                        None,
+                        None,
+                    )
+                    .await;
+                match verdict {
+                    Verdict::Pass => {}
+                    Verdict::Rewrite(rewritten) => params = Some(rewritten),
+                    // The server's chain answered its part for it.
+                    answered @ (Verdict::Respond(_) | Verdict::Reject(_)) => {
+                        let part = part_of_answer(chain_answer(id.clone(), answered));
+                        self.on_part(fanout, backend, part).await;
+                        continue;
+                    }
+                }
+            }
             let part = Pending {
-                origin: Peer::Client,
-                original_id: self.fanouts[&fanout].request.original_id.clone(),
-                method: method.clone(),
-                params: None,
-                progress_token: None,
+                own_params: self.backends[backend]
+                    .keep_request_params
+                    .then(|| params.clone())
+                    .flatten(),
                 started,
                 part_of: Some(fanout),
-                deadline: None,
-                cancelled: false,
+                ..Pending::new(Peer::Client, id.clone(), method.clone())
             };
             let forwarded_id = self.backends[backend].side.awaiting.insert(part);
             // A slow server does not hold the others' handshake past its start time.
@@ -730,9 +970,19 @@ impl SessionRelay {
         let mut params = self.gateway.merge_acknowledged(&received);
         params["_meta"][jsonrpc::SUBSCRIPTION_ID] =
             serde_json::from_str(listen.get()).unwrap_or_default();
+        let method = jsonrpc::SUBSCRIPTIONS_ACKNOWLEDGED;
+        let params = serde_json::value::to_raw_value(&params).ok();
+        let from = Peer::Backend(received[0].0);
+        let global = Chain::Global { owner: None };
+        let verdict = self
+            .judge_notification(global, from, method, params.as_deref())
+            .await;
+        let Some(params) = notification_params(verdict, params, method) else {
+            return;
+        };
         let ack = Message::Notification {
-            method: jsonrpc::SUBSCRIPTIONS_ACKNOWLEDGED.to_owned(),
-            params: serde_json::value::to_raw_value(&params).ok(),
+            method: method.to_owned(),
+            params,
         };
         let outbound = Outbound {
             related: Some(listen),
@@ -789,7 +1039,12 @@ impl SessionRelay {
             Err(error) => Message::error_response(request.original_id.clone(), &error),
         };
         let (answer, _) = self
-            .judge_answer(Direction::ToClient, answer, &request)
+            .judge_answer(
+                Chain::Global { owner: None },
+                Direction::ToClient,
+                answer,
+                &request,
+            )
             .await;
         let outbound = Outbound {
             related: Some(request.original_id),
@@ -798,6 +1053,9 @@ impl SessionRelay {
         self.send_client(outbound).await;
     }
 
+    /// A server's notification passes its own chain, then (under the client's names)
+    /// the global chain; the client's passes the global chain, then each receiving
+    /// server's chain.
     async fn on_notification(
         &mut self,
         from: Peer,
@@ -805,16 +1063,39 @@ impl SessionRelay {
         params: Option<Box<RawValue>>,
         related: Option<RawId>,
     ) {
+        let (owner, params) = match from {
+            Peer::Backend(index) => {
+                let params = if self.has_chain(index) {
+                    let verdict = self
+                        .judge_notification(Chain::Server(index), from, &method, params.as_deref())
+                        .await;
+                    match notification_params(verdict, params, &method) {
+                        Some(params) => params,
+                        None => return,
+                    }
+                } else {
+                    params
+                };
+                (
+                    Some(index),
+                    self.gateway.expose_notification(index, &method, params),
+                )
+            }
+            Peer::Client if self.gateway.is_passthrough() => (Some(0), params),
+            Peer::Client if method == CANCELLED => {
+                (self.cancelled_owner(params.as_deref()), params)
+            }
+            Peer::Client => (None, params),
+        };
+        // Each server acknowledges its part of a fanned-out listen; the client (and
+        // the global chain) get one acknowledgement for all.
+        if let (Peer::Backend(index), jsonrpc::SUBSCRIPTIONS_ACKNOWLEDGED) = (from, method.as_str())
+            && let Some(fanout) = self.listen_fanout(index, params.as_deref())
+        {
+            return self.on_listen_ack(fanout, index, params).await;
+        }
         let verdict = self
-            .judge(
-                from.direction(),
-                Kind::Notification,
-                &method,
-                None,
-                params.as_deref(),
-                None,
-                None,
-            )
+            .judge_notification(Chain::Global { owner }, from, &method, params.as_deref())
             .await;
         let Some(params) = notification_params(verdict, params, &method) else {
             return;
@@ -835,15 +1116,8 @@ impl SessionRelay {
             };
             for (to, forwarded_id, remapped) in targets {
                 self.expect_no_answer(to, &forwarded_id);
-                let notification = Message::Notification {
-                    method: method.clone(),
-                    params: Some(remapped),
-                };
-                let outbound = Outbound {
-                    related: route.clone(),
-                    ..Outbound::new(notification)
-                };
-                self.send(to, outbound).await;
+                self.send_notification(to, method.clone(), Some(remapped), route.clone())
+                    .await;
             }
             return;
         }
@@ -858,21 +1132,12 @@ impl SessionRelay {
                 } else {
                     params.clone().flatten()
                 };
-                let notification = Message::Notification {
-                    method: method.clone(),
-                    params,
-                };
-                self.send(Peer::Backend(index), Outbound::new(notification))
+                self.send_notification(Peer::Backend(index), method.clone(), params, None)
                     .await;
             }
             return;
         };
-        if method == jsonrpc::SUBSCRIPTIONS_ACKNOWLEDGED
-            && let Some(fanout) = self.listen_fanout(index, params.as_deref())
-        {
-            return self.on_listen_ack(fanout, index, params).await;
-        }
-        let mut params = self.gateway.expose_notification(index, &method, params);
+        let mut params = params;
         let mut route = self.client_request_for(index, related.as_deref());
         if method == PROGRESS {
             let token = jsonrpc::notification_progress_token(params.as_deref());
@@ -892,6 +1157,77 @@ impl SessionRelay {
             ..Outbound::new(notification)
         };
         self.send_client(outbound).await;
+    }
+
+    /// Asks a chain about a notification from `from`.
+    async fn judge_notification(
+        &self,
+        chain: Chain,
+        from: Peer,
+        method: &str,
+        params: Option<&RawValue>,
+    ) -> Verdict {
+        self.judge(
+            chain,
+            from.direction(),
+            Kind::Notification,
+            method,
+            None,
+            params,
+            None,
+            None,
+        )
+        .await
+    }
+
+    /// Sends a notification on, to a backend through its own chain (which may drop it).
+    async fn send_notification(
+        &mut self,
+        to: Peer,
+        method: String,
+        params: Option<Box<RawValue>>,
+        related: Option<RawId>,
+    ) {
+        let params = match to {
+            Peer::Backend(index) if self.has_chain(index) => {
+                let verdict = self
+                    .judge_notification(
+                        Chain::Server(index),
+                        Peer::Client,
+                        &method,
+                        params.as_deref(),
+                    )
+                    .await;
+                match notification_params(verdict, params, &method) {
+                    Some(params) => params,
+                    None => return,
+                }
+            }
+            _ => params,
+        };
+        let outbound = Outbound {
+            related,
+            ..Outbound::new(Message::Notification { method, params })
+        };
+        self.send(to, outbound).await;
+    }
+
+    /// The one server a client's `notifications/cancelled` is for, if one is.
+    fn cancelled_owner(&self, params: Option<&RawValue>) -> Option<usize> {
+        let original = jsonrpc::cancelled_request_id(params)?;
+        let mut owners = self
+            .backends
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| {
+                b.side
+                    .awaiting
+                    .forwarded_id(Peer::Client, &original)
+                    .is_some()
+            })
+            .map(|(index, _)| index);
+        let owner = owners.next()?;
+        owners.next().is_none().then_some(owner)
     }
 
     /// `notifications/cancelled` from `from`, for each peer its request went to (one,
@@ -953,7 +1289,7 @@ impl SessionRelay {
     }
 
     /// An answer from a peer answers a request forwarded to it; it goes back to the
-    /// request's sender under the sender's id.
+    /// request's sender under the sender's id, through the chains between them.
     async fn on_answer(&mut self, from: Peer, answer: Message, head: Option<AnswerHead>) {
         let id = answer.id().expect("answers have ids");
         let taken = match from {
@@ -968,42 +1304,87 @@ impl SessionRelay {
             }
             return;
         };
-        if let (Peer::Backend(index), Some(fanout)) = (from, pending.part_of) {
-            let part = match answer {
-                Message::Response { result, .. } => serde_json::from_str(result.get())
-                    .map_err(|e| ErrorObject::new(INTERNAL_ERROR, e.to_string())),
-                Message::Error { error, .. } => Err(ErrorObject::from_raw(&error)
-                    .unwrap_or_else(|| ErrorObject::new(INTERNAL_ERROR, "unreadable error"))),
-                _ => unreachable!("only answers are taken"),
-            };
-            return self.on_part(fanout, index, part).await;
-        }
-        let answer = match (from, answer) {
-            (Peer::Backend(index), Message::Response { id, result }) => Message::Response {
-                id,
-                result: self.gateway.expose_result(index, &pending.method, result),
-            },
-            (_, answer) => answer,
-        };
         if let Peer::Backend(index) = from {
-            self.forget_progress(&pending);
-            tracing::trace!(method = %pending.method, elapsed = ?pending.started.elapsed(), "answered");
-            if let (Message::Response { result, .. }, "tools/list") =
-                (&answer, pending.method.as_str())
-            {
-                mcp_http::record_param_headers(&mut self.backends[index].param_headers, result);
-            }
-        }
-        let (answer, unchanged) = self.judge_answer(from.direction(), answer, &pending).await;
-        let to = pending.origin;
-        let outbound = Outbound {
-            // Tagged for the client's streams; a backend needs no tag.
-            related: (to == Peer::Client).then_some(pending.original_id),
+            let (answer, unchanged) = if self.has_chain(index) {
+                self.judge_answer(Chain::Server(index), Direction::ToClient, answer, &pending)
+                    .await
+            } else {
+                (answer, true)
+            };
             // How the backend sent the answer describes it only as it sent it.
+            let head = head.filter(|_| unchanged);
+            return self.deliver_answer(index, answer, pending, head).await;
+        }
+        let to = pending.origin;
+        let owner = match to {
+            Peer::Backend(index) => Some(index),
+            Peer::Client => None,
+        };
+        let (mut answer, mut unchanged) = self
+            .judge_answer(
+                Chain::Global { owner },
+                Direction::ToServer,
+                answer,
+                &pending,
+            )
+            .await;
+        if let Peer::Backend(index) = to
+            && self.has_chain(index)
+        {
+            let own_unchanged;
+            (answer, own_unchanged) = self
+                .judge_answer(Chain::Server(index), Direction::ToServer, answer, &pending)
+                .await;
+            unchanged &= own_unchanged;
+        }
+        let outbound = Outbound {
             head: head.filter(|_| unchanged),
             ..Outbound::new(answer)
         };
         self.send(to, outbound).await;
+    }
+
+    /// An answer for the client from backend `index` (or made by its chain), past that
+    /// chain: one part of a fan-out, or, under the client's names and through the
+    /// global chain, the answer to the client's request.
+    async fn deliver_answer(
+        &mut self,
+        index: usize,
+        answer: Message,
+        pending: Pending,
+        head: Option<AnswerHead>,
+    ) {
+        if let Some(fanout) = pending.part_of {
+            return self.on_part(fanout, index, part_of_answer(answer)).await;
+        }
+        let answer = match answer {
+            Message::Response { id, result } => Message::Response {
+                id,
+                result: self.gateway.expose_result(index, &pending.method, result),
+            },
+            answer => answer,
+        };
+        self.forget_progress(&pending);
+        tracing::trace!(method = %pending.method, elapsed = ?pending.started.elapsed(), "answered");
+        if let (Message::Response { result, .. }, "tools/list") = (&answer, pending.method.as_str())
+        {
+            mcp_http::record_param_headers(&mut self.backends[index].param_headers, result);
+        }
+        let (answer, unchanged) = self
+            .judge_answer(
+                Chain::Global { owner: Some(index) },
+                Direction::ToClient,
+                answer,
+                &pending,
+            )
+            .await;
+        let outbound = Outbound {
+            // Tagged for the client's streams.
+            related: Some(pending.original_id),
+            head: head.filter(|_| unchanged),
+            ..Outbound::new(answer)
+        };
+        self.send_client(outbound).await;
     }
 
     /// The client's id of the request that a message of backend `index` belongs to,
@@ -1042,11 +1423,26 @@ impl SessionRelay {
 
     // ---- verdicts ----
 
-    /// Asks the interceptor about one message; `answering` is, for an answer, the
-    /// request it answers.
+    /// Whether backend `index` has a plugin chain of its own.
+    fn has_chain(&self, index: usize) -> bool {
+        self.backends[index].chain.is_some()
+    }
+
+    /// The server the global chain is told a message belongs to: its owner's name,
+    /// else (what concerns every server) the gateway's.
+    fn global_server(&self, owner: Option<usize>) -> &str {
+        match owner {
+            Some(index) if !self.gateway.is_passthrough() => &self.backends[index].name,
+            _ => &self.config.server,
+        }
+    }
+
+    /// Asks a chain about one message; `answering` is, for an answer, the request it
+    /// answers.
     #[allow(clippy::too_many_arguments)]
     async fn judge(
         &self,
+        chain: Chain,
         direction: Direction,
         kind: Kind,
         method: &str,
@@ -1055,6 +1451,24 @@ impl SessionRelay {
         error: Option<&ErrorObject>,
         answering: Option<&Pending>,
     ) -> Verdict {
+        let (interceptor, server, request_payload): (&dyn Interceptor, _, _) = match chain {
+            Chain::Global { owner } => (
+                &*self.config.interceptor,
+                self.global_server(owner),
+                answering.and_then(|p| p.params.as_deref()),
+            ),
+            Chain::Server(index) => {
+                let backend = &self.backends[index];
+                let Some(own) = &backend.chain else {
+                    return Verdict::Pass;
+                };
+                (
+                    &**own,
+                    backend.name.as_str(),
+                    answering.and_then(|p| p.own_params.as_deref().or(p.params.as_deref())),
+                )
+            }
+        };
         let message = Intercepted {
             direction,
             kind,
@@ -1062,22 +1476,22 @@ impl SessionRelay {
             id,
             payload,
             error,
-            request_payload: answering.and_then(|p| p.params.as_deref()),
+            request_payload,
             elapsed: answering.map(|p| p.started.elapsed()),
             session: &self.config.session,
             shared_session: self.config.shared_session,
-            server: &self.config.server,
+            server,
         };
-        let interceptor = &self.config.interceptor;
         let verdict = interceptor.intercept(message).await;
         interceptor.observe(&message, &verdict);
         verdict
     }
 
-    /// Runs an answer (response or error) to `pending` through the interceptor and
-    /// returns it with the id its receiver knows, and whether it passed unchanged.
+    /// Runs an answer (response or error) to `pending` through a chain and returns it
+    /// with the id its receiver knows, and whether it passed unchanged.
     async fn judge_answer(
         &self,
+        chain: Chain,
         direction: Direction,
         answer: Message,
         pending: &Pending,
@@ -1090,6 +1504,7 @@ impl SessionRelay {
         };
         let verdict = self
             .judge(
+                chain,
                 direction,
                 kind,
                 &pending.method,
@@ -1307,6 +1722,26 @@ async fn recv_from_backends(
         std::task::Poll::Pending
     })
     .await
+}
+
+/// The answer a chain made to a request (its verdict `Respond` or `Reject`).
+fn chain_answer(id: RawId, verdict: Verdict) -> Message {
+    match verdict {
+        Verdict::Respond(result) => Message::Response { id, result },
+        Verdict::Reject(error) => Message::error_response(id, &error),
+        Verdict::Pass | Verdict::Rewrite(_) => unreachable!("only answers are made"),
+    }
+}
+
+/// A backend's answer to its part of a fan-out, as the merge takes it.
+fn part_of_answer(answer: Message) -> Result<serde_json::Value, ErrorObject> {
+    match answer {
+        Message::Response { result, .. } => serde_json::from_str(result.get())
+            .map_err(|e| ErrorObject::new(INTERNAL_ERROR, e.to_string())),
+        Message::Error { error, .. } => Err(ErrorObject::from_raw(&error)
+            .unwrap_or_else(|| ErrorObject::new(INTERNAL_ERROR, "unreadable error"))),
+        _ => unreachable!("only answers are parts"),
+    }
 }
 
 /// The params a notification goes on with, or `None` when the verdict drops it.

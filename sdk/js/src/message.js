@@ -142,7 +142,9 @@ export class Message {
     return value === UNFETCHED ? (this._session = this._borrowed("session").session()) : value;
   }
 
-  /** The backend server's name. */
+  /** The name of the server the message belongs to (the one a request goes to or a
+   * message comes from); in a gateway, `gateway` in the global chain for what
+   * concerns every server (a fan-out such as `tools/list`). */
   get server() {
     const value = this._server;
     return value === UNFETCHED ? (this._server = this._borrowed("server").server()) : value;

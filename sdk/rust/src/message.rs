@@ -290,7 +290,9 @@ impl<'a> Message<'a> {
         self.enveloped(&self.session).as_str()
     }
 
-    /// The name of the backend server.
+    /// The name of the server the message belongs to (the one a request goes to or
+    /// a message comes from); in a gateway, `gateway` in the global chain for what
+    /// concerns every server (a fan-out such as `tools/list`).
     pub fn server(&self) -> &str {
         self.enveloped(&self.server).as_str()
     }

@@ -190,6 +190,7 @@ fn backend(name: &str, link: Link) -> BackendLink {
         name: name.into(),
         link,
         timeout: None,
+        chain: None,
     }
 }
 
@@ -1232,5 +1233,333 @@ async fn a_listen_is_fanned_out_and_acknowledged_once_for_all_servers() {
     assert_eq!(end, answer(&json!(7), json!({})));
     client.send_value(marker()).await;
     assert_eq!(first.recv().await.0, marker(), "the first got nothing more");
+    relay.abort();
+}
+
+/// A chain that notes each message it is shown (`LABEL: direction kind method @server
+/// name`, the name being the `name` in the params, or in the answered request's) and
+/// refuses requests naming `refuse`.
+struct Recorder {
+    label: &'static str,
+    refuse: Option<&'static str>,
+    seen: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Recorder {
+    fn new(
+        label: &'static str,
+        refuse: Option<&'static str>,
+        seen: &Arc<std::sync::Mutex<Vec<String>>>,
+    ) -> Arc<Self> {
+        Arc::new(Recorder {
+            label,
+            refuse,
+            seen: seen.clone(),
+        })
+    }
+}
+
+impl Interceptor for Recorder {
+    fn intercept<'a>(&'a self, msg: Intercepted<'a>) -> VerdictFuture<'a> {
+        let name = [msg.payload, msg.request_payload]
+            .into_iter()
+            .flatten()
+            .find_map(|p| {
+                let params: Value = serde_json::from_str(p.get()).ok()?;
+                params["name"].as_str().map(str::to_owned)
+            });
+        let mut line = format!(
+            "{}: {} {} {} @{}",
+            self.label,
+            msg.direction.as_str(),
+            msg.kind.as_str(),
+            msg.method,
+            msg.server
+        );
+        if let Some(name) = &name {
+            line = format!("{line} {name}");
+        }
+        self.seen.lock().unwrap().push(line);
+        match (msg.kind, name, self.refuse) {
+            (Kind::Request, Some(name), Some(refused)) if name == refused => {
+                let error = ErrorObject::new(-32001, format!("{} refuses {name}", self.label));
+                VerdictFuture::ready(Verdict::Reject(error))
+            }
+            _ => VerdictFuture::ready(Verdict::Pass),
+        }
+    }
+
+    fn wants_request_payload(&self) -> bool {
+        true
+    }
+}
+
+/// A gateway of two whose global chain and first server's chain record what they see
+/// in `seen`; the first server's chain refuses requests naming `secret`, the global
+/// chain those naming `forbidden`.
+fn gateway_with_chains(
+    seen: &Arc<std::sync::Mutex<Vec<String>>>,
+) -> (Peer, Peer, Peer, tokio::task::JoinHandle<RelayEnd>) {
+    let (client_link, client) = link();
+    let (first_link, first) = link();
+    let (second_link, second) = link();
+    let config = RelayConfig {
+        interceptor: Recorder::new("global", Some("forbidden"), seen),
+        ..config("gateway")
+    };
+    let first_backend = BackendLink {
+        chain: Some(Recorder::new("first", Some("secret"), seen)),
+        ..backend("first", first_link)
+    };
+    let relay = SessionRelay::with_backends(
+        config,
+        client_link,
+        vec![first_backend, backend("second", second_link)],
+    );
+    (
+        client,
+        first,
+        second,
+        tokio::spawn(relay.run(std::future::pending())),
+    )
+}
+
+fn take_seen(seen: &Arc<std::sync::Mutex<Vec<String>>>) -> Vec<String> {
+    std::mem::take(&mut *seen.lock().unwrap())
+}
+
+/// The order of docs/plugins.md: a routed call passes the global chain (the client's
+/// names) then its server's (the server's names), and its answer the reverse; both
+/// are told the owning server. A server without a chain is passed by its messages.
+#[tokio::test]
+async fn a_routed_call_walks_the_global_chain_then_its_servers_and_back() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (mut client, mut first, mut second, relay) = gateway_with_chains(&seen);
+
+    client
+        .send_value(request(
+            json!(1),
+            "tools/call",
+            json!({"name": "first_read"}),
+        ))
+        .await;
+    let (forwarded, _) = first.recv().await;
+    assert_eq!(forwarded["params"], json!({"name": "read"}));
+    first
+        .send_value(answer(&forwarded["id"], json!({"content": []})))
+        .await;
+    let (answered, _) = client.recv().await;
+    assert_eq!(answered, answer(&json!(1), json!({"content": []})));
+    assert_eq!(
+        take_seen(&seen),
+        [
+            "global: to-server request tools/call @first first_read",
+            "first: to-server request tools/call @first read",
+            "first: to-client response tools/call @first read",
+            "global: to-client response tools/call @first first_read",
+        ]
+    );
+
+    client
+        .send_value(request(
+            json!(2),
+            "tools/call",
+            json!({"name": "second_read"}),
+        ))
+        .await;
+    let (forwarded, _) = second.recv().await;
+    second
+        .send_value(answer(&forwarded["id"], json!({"content": []})))
+        .await;
+    let (answered, _) = client.recv().await;
+    assert_eq!(answered["id"], 2);
+    assert_eq!(
+        take_seen(&seen),
+        [
+            "global: to-server request tools/call @second second_read",
+            "global: to-client response tools/call @second second_read",
+        ]
+    );
+    relay.abort();
+}
+
+/// A server's chain refusing a call answers it once, with the request's id; the
+/// refusal walks back through the global chain as that server's answer, and the
+/// server never hears of the call.
+#[tokio::test]
+async fn a_refusal_by_a_servers_chain_is_one_answer_seen_by_the_global_chain() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (mut client, mut first, _second, relay) = gateway_with_chains(&seen);
+
+    client
+        .send_value(request(
+            json!("r"),
+            "tools/call",
+            json!({"name": "first_secret"}),
+        ))
+        .await;
+    let (refused, route) = client.recv().await;
+    assert_eq!(refused["id"], "r");
+    assert_eq!(refused["error"]["code"], -32001, "{refused}");
+    assert_eq!(refused["error"]["message"], "first refuses secret");
+    assert_eq!(route.as_deref(), Some(r#""r""#));
+    assert_eq!(
+        take_seen(&seen),
+        [
+            "global: to-server request tools/call @first first_secret",
+            "first: to-server request tools/call @first secret",
+            "global: to-client error tools/call @first first_secret",
+        ]
+    );
+    // Messages are handled in order: once the client's next message has reached the
+    // server, a second answer would be waiting for the client already.
+    client.send_value(marker()).await;
+    let (next, _) = first.recv().await;
+    assert_eq!(next, marker(), "the server heard of the refused call");
+    assert!(
+        client.from_relay.try_recv().is_err(),
+        "a second answer reached the client"
+    );
+    relay.abort();
+}
+
+/// A fan-out passes the global chain once each way (told the gateway's name), and
+/// each server's chain on its own part; a server's notification and request pass its
+/// chain before the global one, and an answer the global chain makes to that request
+/// goes back through the server's chain.
+#[tokio::test]
+async fn a_fan_out_passes_the_global_chain_once_and_each_servers_on_its_part() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (mut client, mut first, mut second, relay) = gateway_with_chains(&seen);
+
+    client
+        .send_value(request(json!(1), "tools/list", json!({})))
+        .await;
+    for backend in [&mut first, &mut second] {
+        let (part, _) = backend.recv().await;
+        let tool = json!({"tools": [{"name": "read", "inputSchema": {}}]});
+        backend.send_value(answer(&part["id"], tool)).await;
+    }
+    let (merged, _) = client.recv().await;
+    assert_eq!(
+        merged["result"]["tools"][1]["name"], "second_read",
+        "{merged}"
+    );
+    assert_eq!(
+        take_seen(&seen),
+        [
+            "global: to-server request tools/list @gateway",
+            "first: to-server request tools/list @first",
+            "first: to-client response tools/list @first",
+            "global: to-client response tools/list @gateway",
+        ]
+    );
+
+    first
+        .send_value(notification(
+            "notifications/message",
+            json!({"level": "info"}),
+        ))
+        .await;
+    let (told, _) = client.recv().await;
+    assert_eq!(told["method"], "notifications/message");
+    first
+        .send_value(request(json!(7), "roots/list", json!({})))
+        .await;
+    let (asked, _) = client.recv().await;
+    assert_eq!(asked["method"], "roots/list");
+    client
+        .send_value(answer(&asked["id"], json!({"roots": []})))
+        .await;
+    let (answered, _) = first.recv().await;
+    assert_eq!(answered, answer(&json!(7), json!({"roots": []})));
+    assert_eq!(
+        take_seen(&seen),
+        [
+            "first: to-client notification notifications/message @first",
+            "global: to-client notification notifications/message @first",
+            "first: to-client request roots/list @first",
+            "global: to-client request roots/list @first",
+            "global: to-server response roots/list @first",
+            "first: to-server response roots/list @first",
+        ]
+    );
+
+    first
+        .send_value(request(
+            json!(8),
+            "elicitation/create",
+            json!({"name": "forbidden"}),
+        ))
+        .await;
+    let (refused, _) = first.recv().await;
+    assert_eq!(refused["id"], 8);
+    assert_eq!(refused["error"]["message"], "global refuses forbidden");
+    assert_eq!(
+        take_seen(&seen),
+        [
+            "first: to-client request elicitation/create @first forbidden",
+            "global: to-client request elicitation/create @first forbidden",
+            "first: to-server error elicitation/create @first forbidden",
+        ]
+    );
+
+    // A server's chain that answers its part for it leaves that server out of the
+    // fan-out; the client still gets one merged answer.
+    client
+        .send_value(request(json!(10), "tools/list", json!({"name": "secret"})))
+        .await;
+    let (part, _) = second.recv().await;
+    second
+        .send_value(answer(
+            &part["id"],
+            json!({"tools": [{"name": "read", "inputSchema": {}}]}),
+        ))
+        .await;
+    let (merged, _) = client.recv().await;
+    assert_eq!(merged["id"], 10);
+    assert_eq!(
+        merged["result"]["tools"],
+        json!([{"name": "second_read", "inputSchema": {}}])
+    );
+    assert_eq!(
+        take_seen(&seen),
+        [
+            "global: to-server request tools/list @gateway secret",
+            "first: to-server request tools/list @first secret",
+            "global: to-client response tools/list @gateway secret",
+        ]
+    );
+
+    // What the gateway answers itself passes the global chain both ways, as the
+    // gateway's.
+    client
+        .send_value(request(json!(9), "ping", json!({})))
+        .await;
+    let (pong, _) = client.recv().await;
+    assert_eq!(pong, answer(&json!(9), json!({})));
+    assert_eq!(
+        take_seen(&seen),
+        [
+            "global: to-server request ping @gateway",
+            "global: to-client response ping @gateway",
+        ]
+    );
+
+    // What the client announces passes the global chain once, then each server's.
+    client
+        .send_value(notification("notifications/roots/list_changed", json!({})))
+        .await;
+    for backend in [&mut first, &mut second] {
+        let (heard, _) = backend.recv().await;
+        assert_eq!(heard["method"], "notifications/roots/list_changed");
+    }
+    assert_eq!(
+        take_seen(&seen),
+        [
+            "global: to-server notification notifications/roots/list_changed @gateway",
+            "first: to-server notification notifications/roots/list_changed @first",
+        ]
+    );
     relay.abort();
 }
