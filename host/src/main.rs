@@ -374,6 +374,7 @@ async fn run_proxy(args: RunArgs) -> anyhow::Result<()> {
     run(RunOptions {
         backends,
         listen: args.transport.listen()?,
+        admin: args.transport.admin()?,
         max_message_bytes: args.max_message_bytes,
         interceptor,
     })
@@ -416,11 +417,13 @@ async fn run_backend(args: RunArgs) -> anyhow::Result<()> {
     }
     let interceptor = args.plugins.interceptor(args.max_message_bytes).await?;
     let listen = args.transport.listen()?;
+    let admin = args.transport.admin()?;
     let backend = args.transport.upstream(args.backend, args.env)?;
     let name = args.name.unwrap_or_else(|| backend.name());
     run(RunOptions {
         backends: vec![BackendSettings::new(name, backend)],
         listen,
+        admin,
         max_message_bytes: args.max_message_bytes,
         interceptor,
     })

@@ -39,6 +39,8 @@ pub struct Pending {
     /// When the server it went to has a request timeout: its place in the relay's
     /// deadlines, to forget it once answered.
     pub deadline: Option<tokio_util::time::delay_queue::Key>,
+    /// A client's request: its clock and tool for the server-side operation metric.
+    pub operation: Option<crate::telemetry::metrics::Operation>,
 }
 
 /// The requests in flight from one side to the other.
@@ -138,6 +140,7 @@ mod tests {
             started: Instant::now(),
             part_of: None,
             deadline: None,
+            operation: None,
         }
     }
 

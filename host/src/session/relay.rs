@@ -18,6 +18,7 @@ use super::gateway::{Gateway, Merge, Part, Plan};
 use super::names::PrefixMode;
 use super::pending::{Peer, Pending, PendingTable};
 use crate::session::intercept::{Direction, Intercepted, SharedInterceptor, Verdict};
+use crate::telemetry::metrics::{self, ErrorType, GaugeGuard, Name};
 use crate::wire::framing::Frame;
 use crate::wire::jsonrpc::{
     self, BACKEND_UNAVAILABLE, ErrorObject, INTERNAL_ERROR, INVALID_REQUEST, Kind, Message, RawId,
@@ -117,6 +118,10 @@ struct Backend {
     /// Its `x-mcp-header` declarations, from its `tools/list` results, to keep
     /// `Mcp-Param-*` headers true to a request a plugin rewrote.
     param_headers: mcp_http::ParamHeaders,
+    /// Its name as a metric label.
+    label: Name,
+    /// Counts it in `interpose_backend_up` while its connection is open.
+    up: Option<GaugeGuard>,
 }
 
 /// What a transport said about a message besides the message itself.
@@ -212,7 +217,10 @@ impl SessionRelay {
             .into_iter()
             .map(|backend| {
                 backend_inbound.push(Some(backend.link.inbound));
+                let label = Name::new(&backend.name);
                 Backend {
+                    up: Some(metrics::metrics().backend_connected(&label)),
+                    label,
                     name: backend.name,
                     side: Side::new(backend.link.outbound),
                     timeout: backend.timeout,
@@ -302,6 +310,7 @@ impl SessionRelay {
     async fn backend_gone(&mut self, index: usize, why: String) -> Option<String> {
         self.fail_in_flight(index, &why).await;
         self.backends[index].side.outbound = None;
+        self.backends[index].up = None;
         self.backend_inbound[index] = None;
         let last = self.backend_inbound.iter().all(Option::is_none);
         if !last && !self.gateway.is_passthrough() {
@@ -464,6 +473,9 @@ impl SessionRelay {
         params: Option<Box<RawValue>>,
         arrival: Arrival,
     ) {
+        // A client's request is timed from here: its plugins' time counts.
+        let operation = (from == Peer::Client)
+            .then(|| metrics::metrics().operation(&method, params.as_deref()));
         let verdict = self
             .judge(
                 from.direction(),
@@ -480,9 +492,17 @@ impl SessionRelay {
             Verdict::Rewrite(params) => (Some(params), true),
             Verdict::Respond(result) => {
                 let answer = Message::Response { id, result };
+                if let Some(operation) = &operation {
+                    let error = ErrorType::of_answer(&method, &answer);
+                    metrics::metrics().operation_done(operation, &method, error);
+                }
                 return self.send(from, Outbound::new(answer)).await;
             }
             Verdict::Reject(error) => {
+                if let Some(operation) = &operation {
+                    let error = Some(ErrorType::of_code(error.code));
+                    metrics::metrics().operation_done(operation, &method, error);
+                }
                 let answer = Message::error_response(id, &error);
                 return self.send(from, Outbound::new(answer)).await;
             }
@@ -495,13 +515,19 @@ impl SessionRelay {
                     // The name the server knows is not the one the client sent.
                     Plan::One { backend, params } => (Peer::Backend(backend), params, true),
                     Plan::Fanout { parts, merge } => {
-                        return self.fan_out(id, method, params, parts, merge).await;
+                        return self
+                            .fan_out(id, method, params, parts, merge, operation)
+                            .await;
                     }
                     Plan::Answer(answer) => {
                         let answer = match answer {
                             Ok(result) => Message::Response { id, result },
                             Err(error) => Message::error_response(id, &error),
                         };
+                        if let Some(operation) = &operation {
+                            let error = ErrorType::of_answer(&method, &answer);
+                            metrics::metrics().operation_done(operation, &method, error);
+                        }
                         return self.send_client(Outbound::new(answer)).await;
                     }
                 }
@@ -545,6 +571,7 @@ impl SessionRelay {
             started: Instant::now(),
             part_of: None,
             deadline: None,
+            operation,
         };
         let forwarded_id = self.side(to).awaiting.insert(pending);
         if let Peer::Backend(index) = to {
@@ -572,6 +599,7 @@ impl SessionRelay {
         params: Option<Box<RawValue>>,
         parts: Vec<(usize, Option<Box<RawValue>>)>,
         merge: Merge,
+        operation: Option<metrics::Operation>,
     ) {
         self.next_fanout += 1;
         let fanout = self.next_fanout;
@@ -588,6 +616,7 @@ impl SessionRelay {
                     started,
                     part_of: None,
                     deadline: None,
+                    operation,
                 },
                 merge,
                 waiting: parts.len(),
@@ -607,6 +636,7 @@ impl SessionRelay {
                 started,
                 part_of: Some(fanout),
                 deadline: None,
+                operation: None,
             };
             let forwarded_id = self.backends[backend].side.awaiting.insert(part);
             // A slow server does not hold the others' handshake past its start time.
@@ -660,6 +690,9 @@ impl SessionRelay {
                 self.gateway.server_name(collision.left_out),
                 self.gateway.server_name(collision.kept),
             );
+        }
+        if let (Ok(result), "tools/list") = (&merged, request.method.as_str()) {
+            metrics::metrics().learn_tools(result);
         }
         let answer = match merged {
             Ok(result) => Message::Response {
@@ -811,6 +844,16 @@ impl SessionRelay {
             tracing::warn!(session = %self.config.session, id = id.get(), "the {} answered a request that is not in flight; dropped", from.as_str());
             return;
         };
+        if let Peer::Backend(index) = from {
+            let error = ErrorType::of_answer(&pending.method, &answer);
+            let elapsed = pending.started.elapsed();
+            metrics::metrics().upstream_done(
+                &self.backends[index].label,
+                &pending.method,
+                elapsed,
+                error,
+            );
+        }
         if let (Peer::Backend(index), Some(fanout)) = (from, pending.part_of) {
             let part = match answer {
                 Message::Response { result, .. } => serde_json::from_str(result.get())
@@ -835,6 +878,7 @@ impl SessionRelay {
                 (&answer, pending.method.as_str())
             {
                 mcp_http::record_param_headers(&mut self.backends[index].param_headers, result);
+                metrics::metrics().learn_tools(result);
             }
         }
         let (answer, unchanged) = self.judge_answer(from.direction(), answer, &pending).await;
@@ -911,6 +955,7 @@ impl SessionRelay {
             shared_session: self.config.shared_session,
             server: &self.config.server,
         };
+        metrics::metrics().message(direction, kind, payload.map_or(0, |p| p.get().len()));
         let interceptor = &self.config.interceptor;
         let verdict = interceptor.intercept(message).await;
         interceptor.observe(&message, &verdict);
@@ -942,7 +987,7 @@ impl SessionRelay {
                 Some(pending),
             )
             .await;
-        match (verdict, answer) {
+        let judged = match (verdict, answer) {
             (Verdict::Pass, Message::Response { result, .. }) => {
                 (Message::Response { id, result }, true)
             }
@@ -953,7 +998,12 @@ impl SessionRelay {
             }
             (Verdict::Reject(error), _) => (Message::error_response(id, &error), false),
             (Verdict::Pass, _) => unreachable!("only answers are judged here"),
+        };
+        if let Some(operation) = &pending.operation {
+            let error = ErrorType::of_answer(&pending.method, &judged.0);
+            metrics::metrics().operation_done(operation, &pending.method, error);
         }
+        judged
     }
 
     // ---- sending and ending ----
@@ -985,6 +1035,14 @@ impl SessionRelay {
     /// A request forwarded to backend `index` will not be answered: the client's
     /// request fails with `error`, or, for one part of a fan-out, that part does.
     async fn fail_backend_request(&mut self, index: usize, pending: Pending, error: ErrorObject) {
+        let elapsed = pending.started.elapsed();
+        let error_type = Some(ErrorType::of_code(error.code));
+        metrics::metrics().upstream_done(
+            &self.backends[index].label,
+            &pending.method,
+            elapsed,
+            error_type,
+        );
         match pending.part_of {
             Some(fanout) => self.on_part(fanout, index, Err(error)).await,
             None => self.fail_request(pending, &error).await,
@@ -1005,6 +1063,10 @@ impl SessionRelay {
     /// the backend's answer it will not get.
     async fn fail_request(&mut self, pending: Pending, error: &ErrorObject) {
         self.forget_progress(&pending);
+        if let Some(operation) = &pending.operation {
+            let error_type = Some(ErrorType::of_code(error.code));
+            metrics::metrics().operation_done(operation, &pending.method, error_type);
+        }
         let id = pending.original_id;
         let outbound = Outbound {
             related: Some(id.clone()),

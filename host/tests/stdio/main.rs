@@ -9,5 +9,6 @@ mod support;
 
 mod backend_faults;
 mod demo;
+mod metrics;
 mod servers_config;
 mod stdio_rmcp;
