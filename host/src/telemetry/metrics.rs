@@ -153,27 +153,36 @@ impl EncodeLabelValue for ErrorType {
     }
 }
 
-/// Whether a `tools/call` result says `isError: true`. Parsed only when the text
-/// names the field: most results do not.
+/// Whether a `tools/call` result says `isError: true`. Most results say nothing or
+/// `false`: a scan of the text tells, and only a `true` is confirmed by parsing
+/// (it may belong to a nested object).
 fn is_tool_error(result: &RawValue) -> bool {
     #[derive(Deserialize)]
     struct ToolResult {
         #[serde(rename = "isError", default)]
         is_error: bool,
     }
-    memchr::memmem::find(result.get().as_bytes(), b"\"isError\"").is_some()
-        && serde_json::from_str::<ToolResult>(result.get()).is_ok_and(|r| r.is_error)
+    const KEY: &[u8] = b"\"isError\"";
+    let text = result.get().as_bytes();
+    let says_true = memchr::memmem::find_iter(text, KEY).any(|at| {
+        let after_key = text[at + KEY.len()..].trim_ascii_start();
+        after_key
+            .strip_prefix(b":")
+            .is_some_and(|value| value.trim_ascii_start().starts_with(b"true"))
+    });
+    says_true && serde_json::from_str::<ToolResult>(result.get()).is_ok_and(|r| r.is_error)
 }
 
-/// Where a client session came in.
+/// Where a client session came in. (The discriminants index the handles resolved
+/// ahead, as in the enums below.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
-    Stdio,
-    StreamableHttp,
+    Stdio = 0,
+    StreamableHttp = 1,
     /// The legacy HTTP+SSE transport.
-    Sse,
+    Sse = 2,
     /// Streamable HTTP requests sent without a session.
-    Sessionless,
+    Sessionless = 3,
 }
 
 impl Transport {
@@ -197,18 +206,18 @@ impl Transport {
 /// Why a plugin gave no verdict (`cause` of `interpose_plugin_failures_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureCause {
-    Deadline,
-    Memory,
+    Deadline = 0,
+    Memory = 1,
     /// A trap, a stack overflow included.
-    Trap,
+    Trap = 2,
     /// A verdict that was not valid JSON, or over the output limit.
-    BadOutput,
+    BadOutput = 3,
     /// No instance could be started for the call.
-    Instantiate,
+    Instantiate = 4,
     /// Not called: the message was over the plugin's input limit.
-    Oversized,
+    Oversized = 5,
     /// Not called: the session's breaker was open.
-    Paused,
+    Paused = 6,
 }
 
 impl FailureCause {
@@ -238,10 +247,10 @@ impl FailureCause {
 /// A plugin's verdict (`verdict` of `interpose_plugin_verdicts_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerdictLabel {
-    Pass,
-    Rewrite,
-    Respond,
-    Reject,
+    Pass = 0,
+    Rewrite = 1,
+    Respond = 2,
+    Reject = 3,
 }
 
 impl VerdictLabel {
@@ -659,11 +668,7 @@ impl Metrics {
 
     /// Counts a client session open until the returned guard is dropped.
     pub fn session_opened(&self, transport: Transport) -> GaugeGuard {
-        let index = Transport::ALL
-            .iter()
-            .position(|t| *t == transport)
-            .expect("every transport is listed");
-        GaugeGuard::up(self.sessions[index].clone())
+        GaugeGuard::up(self.sessions[transport as usize].clone())
     }
 
     /// Counts a connection to `server` open until the returned guard is dropped.
@@ -765,20 +770,12 @@ impl PluginMetrics {
     pub fn call(&self, kind: Kind, verdict: Option<VerdictLabel>, elapsed: Duration) {
         self.calls[kind_index(kind)].observe(elapsed.as_secs_f64());
         if let Some(verdict) = verdict {
-            self.verdicts[VerdictLabel::ALL
-                .iter()
-                .position(|v| *v == verdict)
-                .expect("every verdict is listed")]
-            .inc();
+            self.verdicts[verdict as usize].inc();
         }
     }
 
     pub fn failure(&self, cause: FailureCause) {
-        let index = FailureCause::ALL
-            .iter()
-            .position(|c| *c == cause)
-            .expect("every cause is listed");
-        self.failures[index].inc();
+        self.failures[cause as usize].inc();
     }
 
     pub fn breaker_opened(&self) {
@@ -849,6 +846,11 @@ mod tests {
             result: raw(r#"{"content":[],"isError":false}"#),
         };
         assert_eq!(ErrorType::of_answer("tools/call", &fine), None);
+        let nested = Message::Response {
+            id: raw("1"),
+            result: raw(r#"{"structuredContent":{"isError":true},"isError":false}"#),
+        };
+        assert_eq!(ErrorType::of_answer("tools/call", &nested), None);
         // Only a tool result's `isError` means a failed operation.
         assert_eq!(ErrorType::of_answer("prompts/get", &tool_error), None);
     }
@@ -901,6 +903,45 @@ mod tests {
             text.contains(r#"interpose_message_bytes_total{direction="to-server"} 10"#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn handles_are_resolved_in_discriminant_order() {
+        assert!(
+            Transport::ALL
+                .iter()
+                .enumerate()
+                .all(|(i, t)| *t as usize == i)
+        );
+        assert!(
+            FailureCause::ALL
+                .iter()
+                .enumerate()
+                .all(|(i, c)| *c as usize == i)
+        );
+        assert!(
+            VerdictLabel::ALL
+                .iter()
+                .enumerate()
+                .all(|(i, v)| *v as usize == i)
+        );
+        let metrics = Metrics::new();
+        let plugin = metrics.plugin("p");
+        plugin.call(
+            Kind::Response,
+            Some(VerdictLabel::Respond),
+            Duration::from_micros(3),
+        );
+        plugin.failure(FailureCause::BadOutput);
+        let text = metrics.encode();
+        for line in [
+            r#"interpose_plugin_verdicts_total{plugin="p",verdict="respond"} 1"#,
+            r#"interpose_plugin_verdicts_total{plugin="p",verdict="pass"} 0"#,
+            r#"interpose_plugin_failures_total{plugin="p",cause="bad_output"} 1"#,
+            r#"interpose_plugin_call_duration_seconds_count{plugin="p",hook="response"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} in:\n{text}");
+        }
     }
 
     #[test]
