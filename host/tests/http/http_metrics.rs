@@ -1,4 +1,5 @@
-//! `/metrics` on the HTTP listener: behind the `/mcp` token, and free of session ids.
+//! `/metrics` on the HTTP listener and on the admin listener beside it: behind the
+//! `/mcp` token, and free of session ids.
 
 use std::process::Command;
 
@@ -16,10 +17,19 @@ async fn metrics_on_the_http_listener_take_the_token_and_name_no_session() {
     let mut command = Command::new(interpose_bin());
     command
         .args(["run", "--listen", &format!("http://{addr}")])
-        .args(["--auth-token-env", TOKEN_VAR, "--name", "full", "--"])
+        .args(["--auth-token-env", TOKEN_VAR, "--name", "full"])
+        .args(["--admin", "127.0.0.1:0", "--"])
         .args(full_server())
         .env(TOKEN_VAR, TOKEN);
-    let _proxy = Proc::start("interpose", command, "listening on");
+    // The admin listener binds first; the HTTP listener's line comes after.
+    let proxy = Proc::start("interpose", command, "(Streamable HTTP)");
+    let output = proxy.output();
+    let admin = output
+        .split("admin listening on http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no admin address in:\n{output}"))
+        .to_owned();
     let base = format!("http://{addr}");
     let client = reqwest::Client::new();
 
@@ -56,6 +66,21 @@ async fn metrics_on_the_http_listener_take_the_token_and_name_no_session() {
         "a session label in the scrape:\n{text}"
     );
     let samples = prometheus_samples(&text);
+    // The admin listener serves the same registry, behind the same token.
+    assert_eq!(http_get(&admin, "/metrics", None).0, 401);
+    assert_eq!(http_get(&admin, "/readyz", None).0, 200);
+    let (status, admin_text) = http_get(&admin, "/metrics", Some(TOKEN));
+    assert_eq!(status, 200);
+    let admin_samples = prometheus_samples(&admin_text);
+    let requests = |samples| {
+        sample_value(
+            samples,
+            "interpose_messages_total",
+            &[("direction", "to-server"), ("kind", "request")],
+        )
+    };
+    assert_eq!(requests(&samples), Some(2.0));
+    assert_eq!(requests(&admin_samples), Some(2.0));
     let open = sample_value(
         &samples,
         "interpose_sessions_open",
