@@ -500,8 +500,7 @@ impl Interceptor for InterceptorChain {
 impl PluginCensus for InterceptorChain {
     fn census(&self, count: &mut dyn FnMut(&str, usize)) {
         for slot in &self.slots {
-            let version = slot.peek();
-            count(&version.name, version.live_instances());
+            count(slot.stats.metrics_name(), slot.peek().live_instances());
         }
     }
 }

@@ -28,6 +28,9 @@ pub struct Stats {
     paused: AtomicU64,
     /// Times a session's breaker opened (a failed trial included).
     breaker_opened: AtomicU64,
+    /// The plugin's name in the metrics: the name it was first loaded with, kept
+    /// across reloads so that its series go on.
+    metrics_name: Box<str>,
     metrics: PluginMetrics,
 }
 
@@ -56,6 +59,7 @@ impl Stats {
             oversized: zero(),
             paused: zero(),
             breaker_opened: zero(),
+            metrics_name: plugin.into(),
             metrics: crate::telemetry::metrics().plugin(plugin),
         }
     }
@@ -118,6 +122,10 @@ impl Stats {
     /// Counts a new version of the plugin loaded.
     pub fn reloaded(&self) {
         self.metrics.reloaded();
+    }
+
+    pub fn metrics_name(&self) -> &str {
+        &self.metrics_name
     }
 
     pub fn calls(&self) -> u64 {

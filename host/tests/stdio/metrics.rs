@@ -31,21 +31,6 @@ name = "looper"
 timeout_ms = 100
 "#;
 
-/// The admin listener's address, from the line the proxy prints on stderr.
-fn admin_addr(proxy: &Proxy) -> String {
-    assert!(
-        proxy.wait_for_log("admin listening on http://", support::PATIENCE),
-        "no admin address on stderr; log:\n{}",
-        proxy.log()
-    );
-    let log = proxy.log();
-    let rest = &log[log.find("admin listening on http://").expect("seen") + 26..];
-    rest.split_whitespace()
-        .next()
-        .expect("an address")
-        .to_owned()
-}
-
 fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
     sample_value(samples, name, labels).unwrap_or_else(|| {
         let near: Vec<&Sample> = samples.iter().filter(|s| s.name == name).collect();
@@ -66,7 +51,7 @@ fn a_scrape_counts_what_a_session_through_plugins_did() {
         "full",
     ];
     let mut proxy = Proxy::start_loaded(&args, &http_support::full_server(), 3).holding(dir);
-    let admin = admin_addr(&proxy);
+    let admin = proxy.admin_addr();
     assert_eq!(http_get(&admin, "/healthz", None).0, 200);
 
     let init = proxy.request(
