@@ -492,17 +492,11 @@ impl SessionRelay {
             Verdict::Rewrite(params) => (Some(params), true),
             Verdict::Respond(result) => {
                 let answer = Message::Response { id, result };
-                if let Some(operation) = &operation {
-                    let error = ErrorType::of_answer(&method, &answer);
-                    metrics::metrics().operation_done(operation, &method, error);
-                }
+                metrics::metrics().operation_answered(operation.as_ref(), &method, &answer);
                 return self.send(from, Outbound::new(answer)).await;
             }
             Verdict::Reject(error) => {
-                if let Some(operation) = &operation {
-                    let error = Some(ErrorType::of_code(error.code));
-                    metrics::metrics().operation_done(operation, &method, error);
-                }
+                metrics::metrics().operation_failed(operation.as_ref(), &method, error.code);
                 let answer = Message::error_response(id, &error);
                 return self.send(from, Outbound::new(answer)).await;
             }
@@ -524,10 +518,8 @@ impl SessionRelay {
                             Ok(result) => Message::Response { id, result },
                             Err(error) => Message::error_response(id, &error),
                         };
-                        if let Some(operation) = &operation {
-                            let error = ErrorType::of_answer(&method, &answer);
-                            metrics::metrics().operation_done(operation, &method, error);
-                        }
+                        let metrics = metrics::metrics();
+                        metrics.operation_answered(operation.as_ref(), &method, &answer);
                         return self.send_client(Outbound::new(answer)).await;
                     }
                 }
@@ -999,10 +991,8 @@ impl SessionRelay {
             (Verdict::Reject(error), _) => (Message::error_response(id, &error), false),
             (Verdict::Pass, _) => unreachable!("only answers are judged here"),
         };
-        if let Some(operation) = &pending.operation {
-            let error = ErrorType::of_answer(&pending.method, &judged.0);
-            metrics::metrics().operation_done(operation, &pending.method, error);
-        }
+        let operation = pending.operation.as_ref();
+        metrics::metrics().operation_answered(operation, &pending.method, &judged.0);
         judged
     }
 
@@ -1063,10 +1053,8 @@ impl SessionRelay {
     /// the backend's answer it will not get.
     async fn fail_request(&mut self, pending: Pending, error: &ErrorObject) {
         self.forget_progress(&pending);
-        if let Some(operation) = &pending.operation {
-            let error_type = Some(ErrorType::of_code(error.code));
-            metrics::metrics().operation_done(operation, &pending.method, error_type);
-        }
+        let operation = pending.operation.as_ref();
+        metrics::metrics().operation_failed(operation, &pending.method, error.code);
         let id = pending.original_id;
         let outbound = Outbound {
             related: Some(id.clone()),

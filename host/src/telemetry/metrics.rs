@@ -634,6 +634,27 @@ impl Metrics {
         }
     }
 
+    /// A client's request to `method` got `answer` (from a server, a plugin, or the
+    /// proxy). `None`: not a client's request, nothing to count.
+    pub fn operation_answered(
+        &self,
+        operation: Option<&Operation>,
+        method: &str,
+        answer: &Message,
+    ) {
+        if let Some(operation) = operation {
+            self.operation_done(operation, method, ErrorType::of_answer(method, answer));
+        }
+    }
+
+    /// A client's request to `method` failed with an error of `code` that the relay
+    /// or a plugin made.
+    pub fn operation_failed(&self, operation: Option<&Operation>, method: &str, code: i64) {
+        if let Some(operation) = operation {
+            self.operation_done(operation, method, Some(ErrorType::of_code(code)));
+        }
+    }
+
     /// A client's request was answered (by a server, a plugin, or the proxy).
     pub fn operation_done(&self, operation: &Operation, method: &str, error: Option<ErrorType>) {
         let labels = ServerOperation {
