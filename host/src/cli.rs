@@ -11,6 +11,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
 use crate::downstream::http_server::{AccessPolicy, HttpServerConfig};
+use crate::telemetry::admin::AdminConfig;
 use crate::upstream::child::CommandSpec;
 use crate::upstream::{HttpTransport, UpstreamSpec, header_pair, insert_bearer, secret_from_env};
 
@@ -32,9 +33,15 @@ pub struct TransportArgs {
     /// at /mcp and legacy SSE at /sse.
     #[arg(long, default_value = "stdio", value_name = "stdio|http://HOST:PORT")]
     pub listen: String,
-    /// Listen on an address other than loopback (use with --auth-token-env).
+    /// Listen on an address other than loopback (use with --auth-token-env); applies
+    /// to --admin too.
     #[arg(long)]
     pub allow_remote: bool,
+    /// Serve /metrics, /healthz and /readyz on this address too (e.g. 127.0.0.1:9090;
+    /// port 0 picks one, printed on stderr): the way to reach them in stdio mode.
+    /// /metrics takes the --auth-token-env token when one is set.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_admin_addr)]
+    pub admin: Option<SocketAddr>,
     /// An Origin allowed besides loopback ones, e.g. https://app.example (repeatable;
     /// `*` allows any). Requests from other origins get 403.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
@@ -100,7 +107,22 @@ impl TransportArgs {
             Listen::Http(config) => config,
         };
         config.allow_remote = self.allow_remote;
-        config.access = AccessPolicy {
+        config.access = self.access_policy()?;
+        config.max_sessions = self.max_sessions.max(1);
+        config.session_idle_timeout = Duration::from_secs(self.session_idle_timeout.max(1));
+        config.pass_client_authorization = self.pass_client_authorization;
+        config.header_read_timeout = Duration::from_secs(self.header_read_timeout.max(1));
+        config.body_read_timeout = Duration::from_secs(self.body_read_timeout.max(1));
+        config.body_budget_bytes = self.body_budget_mib.max(1).saturating_mul(1024 * 1024);
+        config.max_connections = self.max_connections.max(1);
+        config.replay_budget_bytes = self.replay_budget_mib.max(1).saturating_mul(1024 * 1024);
+        config.slow_reader_timeout = Duration::from_secs(self.slow_reader_timeout.max(1));
+        Ok(Listen::Http(config))
+    }
+
+    /// Who may use the HTTP listener and the admin listener's `/metrics`.
+    fn access_policy(&self) -> anyhow::Result<AccessPolicy> {
+        Ok(AccessPolicy {
             allowed_origins: self
                 .allow_origin
                 .iter()
@@ -112,17 +134,19 @@ impl TransportArgs {
                 .as_deref()
                 .map(|name| secret_from_env(name).context("--auth-token-env"))
                 .transpose()?,
+        })
+    }
+
+    /// The admin listener the flags ask for, if any.
+    pub fn admin(&self) -> anyhow::Result<Option<AdminConfig>> {
+        let Some(addr) = self.admin else {
+            return Ok(None);
         };
-        config.max_sessions = self.max_sessions.max(1);
-        config.session_idle_timeout = Duration::from_secs(self.session_idle_timeout.max(1));
-        config.pass_client_authorization = self.pass_client_authorization;
-        config.header_read_timeout = Duration::from_secs(self.header_read_timeout.max(1));
-        config.body_read_timeout = Duration::from_secs(self.body_read_timeout.max(1));
-        config.body_budget_bytes = self.body_budget_mib.max(1).saturating_mul(1024 * 1024);
-        config.max_connections = self.max_connections.max(1);
-        config.replay_budget_bytes = self.replay_budget_mib.max(1).saturating_mul(1024 * 1024);
-        config.slow_reader_timeout = Duration::from_secs(self.slow_reader_timeout.max(1));
-        Ok(Listen::Http(config))
+        Ok(Some(AdminConfig {
+            addr,
+            allow_remote: self.allow_remote,
+            access: self.access_policy()?,
+        }))
     }
 
     /// The backend the command line names: a URL, or a command with its arguments.
@@ -179,6 +203,13 @@ impl From<UpstreamKind> for HttpTransport {
     }
 }
 
+/// `--admin`: `HOST:PORT`, an IP address and a port.
+fn parse_admin_addr(text: &str) -> Result<SocketAddr, String> {
+    text.parse().map_err(|_| {
+        format!("expected HOST:PORT with an IP address, e.g. 127.0.0.1:9090, got `{text}`")
+    })
+}
+
 /// `stdio`, or `http://HOST:PORT` (optionally ending in `/mcp`) with default settings.
 pub fn parse_listen(text: &str) -> anyhow::Result<Listen> {
     if text == "stdio" {
@@ -219,6 +250,7 @@ mod tests {
         TransportArgs {
             listen: "stdio".into(),
             allow_remote: false,
+            admin: None,
             allow_origin: vec![],
             auth_token_env: None,
             max_sessions: 64,
@@ -234,6 +266,23 @@ mod tests {
             header: vec![],
             bearer_token_env: None,
         }
+    }
+
+    #[test]
+    fn admin_takes_an_ip_address_and_port() {
+        assert_eq!(
+            parse_admin_addr("127.0.0.1:9090"),
+            Ok("127.0.0.1:9090".parse().unwrap())
+        );
+        assert!(parse_admin_addr("localhost:9090").is_err());
+        assert!(parse_admin_addr("127.0.0.1").is_err());
+        let mut a = args();
+        assert!(a.admin().unwrap().is_none());
+        a.admin = Some("127.0.0.1:0".parse().unwrap());
+        a.allow_remote = true;
+        let admin = a.admin().unwrap().expect("asked for");
+        assert!(admin.allow_remote);
+        assert!(admin.access.token.is_none());
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! so that what the proxy does not know passes through byte for byte.
 //!
 //! Layers, each using only those below it: `run`/`demo`/`cli` > `plugin` > `session` >
-//! `downstream`, `upstream` > `wire`.
+//! `downstream`, `upstream` > `wire`; `telemetry` counts for all of them.
 
 pub mod cli;
 pub mod config;
@@ -22,5 +22,6 @@ pub mod record;
 pub mod run;
 pub mod servers;
 pub mod session;
+pub mod telemetry;
 pub mod upstream;
 pub mod wire;

@@ -436,6 +436,7 @@ async fn run_proxy(args: RunArgs) -> anyhow::Result<()> {
         .run(RunOptions {
             backends,
             listen: args.transport.listen()?,
+            admin: args.transport.admin()?,
             max_message_bytes: args.max_message_bytes,
             interceptor: chains.global,
             gateway,
@@ -522,12 +523,14 @@ async fn run_backend(args: RunArgs) -> anyhow::Result<()> {
     let interceptor = args.plugins.interceptor(args.max_message_bytes).await?;
     let listen = args.transport.listen()?;
     let gateway = gateway_options(&args)?;
+    let admin = args.transport.admin()?;
     let backend = args.transport.upstream(args.backend, args.env)?;
     let name = args.name.unwrap_or_else(|| backend.name());
     args.record
         .run(RunOptions {
             backends: vec![BackendSettings::new(name, backend)],
             listen,
+            admin,
             max_message_bytes: args.max_message_bytes,
             interceptor,
             gateway,

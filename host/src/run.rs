@@ -13,6 +13,8 @@ use crate::session::gateway::GatewayOptions;
 use crate::session::intercept::SharedInterceptor;
 use crate::session::relay::RelayEnd;
 use crate::session::{BackendSettings, SessionSettings};
+use crate::telemetry::admin::{AdminConfig, AdminServer, Readiness};
+use crate::telemetry::metrics::Transport;
 use crate::wire::link::ConnectContext;
 
 /// How long a stdio backend gets to exit on its own once its stdin is closed. Shorter
@@ -25,6 +27,8 @@ pub struct RunOptions {
     pub backends: Vec<BackendSettings>,
     /// Where clients connect.
     pub listen: Listen,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served besides, if anywhere.
+    pub admin: Option<AdminConfig>,
     pub max_message_bytes: usize,
     pub interceptor: SharedInterceptor,
     pub gateway: GatewayOptions,
@@ -39,17 +43,28 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         backend_shutdown_grace: BACKEND_SHUTDOWN_GRACE,
         gateway: options.gateway,
     };
+    // The plugins are loaded by now; the backends start with the first session.
+    let readiness = Readiness::default();
+    if let Some(admin) = options.admin {
+        AdminServer::start(admin, readiness.clone()).await?;
+    }
     match options.listen {
-        Listen::Stdio => run_stdio(&settings).await,
-        Listen::Http(config) => serve_http(config, settings).await,
+        Listen::Stdio => run_stdio(&settings, &readiness).await,
+        Listen::Http(config) => {
+            // Each HTTP session starts its own backends: ready to open them.
+            readiness.set_ready();
+            serve_http(config, settings).await
+        }
     }
 }
 
 /// Relays between this process's stdio and the backend until one side ends.
 /// Returns an error (and so a non-zero exit) when the backend ended first.
-async fn run_stdio(settings: &SessionSettings) -> anyhow::Result<()> {
+async fn run_stdio(settings: &SessionSettings, readiness: &Readiness) -> anyhow::Result<()> {
     let client = stdio::client_link(settings.max_message_bytes);
     let session = settings.open(client, "stdio", false, &ConnectContext::default())?;
+    let _open = crate::telemetry::metrics().session_opened(Transport::Stdio);
+    readiness.set_ready();
     match session.run(shutdown_signal()).await {
         RelayEnd::ClientClosed | RelayEnd::Shutdown => Ok(()),
         RelayEnd::BackendClosed(why) => {

@@ -12,7 +12,7 @@
 //! whose breaker is open) gets its `unchecked_policy`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
@@ -26,6 +26,7 @@ use super::stats::Outcome;
 use super::version::{LoadError, PluginVersion};
 use crate::config::{FailurePolicy, PluginConfig};
 use crate::session::intercept::{Intercepted, Interceptor, Verdict, VerdictFuture};
+use crate::telemetry::metrics::PluginCensus;
 use crate::wire::jsonrpc::{ErrorObject, Kind, PLUGIN_ERROR};
 
 /// Wasm plugins in order, implementing [`Interceptor`].
@@ -34,8 +35,6 @@ pub struct InterceptorChain {
     pub(super) slots: Vec<PluginSlot>,
     wants_request: AtomicBool,
     step_observer: OnceLock<StepObserver>,
-    /// Whether calls are timed: the statistics that show it are logged at debug level.
-    timed: bool,
 }
 
 /// What one plugin did with one message.
@@ -70,10 +69,12 @@ impl InterceptorChain {
             slots,
             wants_request: AtomicBool::new(false),
             step_observer: OnceLock::new(),
-            timed: tracing::enabled!(target: "interpose::plugin", tracing::Level::DEBUG),
         };
         chain.update_wants_request();
-        Ok(Arc::new(chain))
+        let chain = Arc::new(chain);
+        let census: Weak<dyn PluginCensus> = Arc::downgrade(&chain) as _;
+        crate::telemetry::metrics().count_instances_of(census);
+        Ok(chain)
     }
 
     /// The names of the plugins, in chain order.
@@ -242,17 +243,18 @@ impl InterceptorChain {
                 "plugin breaker half-open: its cooldown is over, one message of this session is tried"
             ),
         }
-        // Timing costs two clock reads per call; it is only ever shown at debug level.
-        let started = self.timed.then(Instant::now);
+        // Two clock reads per call, for `interpose_plugin_call_duration_seconds`.
+        let started = Instant::now();
         let result = version.call(view).await;
-        let elapsed = started.map_or(Duration::ZERO, |started| started.elapsed());
+        let elapsed = started.elapsed();
         let verdict = match result {
             Ok(Verdict::Respond(payload)) if state.kind != Kind::Request => {
                 Verdict::Rewrite(payload)
             }
             Ok(verdict) => verdict,
             Err(failure) => {
-                self.record(slot, version, Outcome::Failure, elapsed);
+                self.record(slot, version, Outcome::Failure, state.kind, elapsed);
+                slot.stats.failure(&failure);
                 self.report(
                     &version.name,
                     Outcome::Failure,
@@ -276,7 +278,7 @@ impl InterceptorChain {
             Verdict::Respond(_) => (Outcome::Respond, None),
             Verdict::Reject(error) => (Outcome::Reject, Some(error.message.as_str())),
         };
-        self.record(slot, version, outcome, elapsed);
+        self.record(slot, version, outcome, state.kind, elapsed);
         self.report(&version.name, outcome, detail, state);
         verdict
     }
@@ -286,9 +288,10 @@ impl InterceptorChain {
         slot: &PluginSlot,
         version: &PluginVersion,
         outcome: Outcome,
-        elapsed: std::time::Duration,
+        kind: Kind,
+        elapsed: Duration,
     ) {
-        if slot.stats.record(outcome, elapsed) {
+        if slot.stats.record(outcome, kind, elapsed) {
             slot.stats.log(&version.name);
         }
     }
@@ -361,6 +364,7 @@ impl InterceptorChain {
         let policy = slot.config.unchecked_policy;
         let oversized = matches!(failure, Failure::InputTooLarge { .. });
         slot.stats.not_called(oversized);
+        slot.stats.failure(&failure);
         self.report(name, Outcome::Failure, Some(&failure.to_string()), state);
         // An open breaker was logged once, when it opened; each oversized message is
         // logged, as the client's doing.
@@ -490,6 +494,14 @@ impl Interceptor for InterceptorChain {
 
     fn wants_request_payload(&self) -> bool {
         self.wants_request.load(Ordering::Relaxed)
+    }
+}
+
+impl PluginCensus for InterceptorChain {
+    fn census(&self, count: &mut dyn FnMut(&str, usize)) {
+        for slot in &self.slots {
+            count(slot.stats.metrics_name(), slot.peek().live_instances());
+        }
     }
 }
 

@@ -94,6 +94,7 @@ async fn reload_slot(chain: &InterceptorChain, index: usize) {
     match slot.reload(&chain.runtime).await {
         Ok(Some(new)) => {
             chain.update_wants_request();
+            slot.stats.reloaded();
             tracing::info!(
                 target: "interpose::plugin",
                 plugin = &*new.name,

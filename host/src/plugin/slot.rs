@@ -45,8 +45,8 @@ impl PluginSlot {
         Ok(PluginSlot {
             config,
             lineage,
+            stats: Stats::new(&version.name),
             current: ArcSwap::new(version),
-            stats: Stats::default(),
         })
     }
 

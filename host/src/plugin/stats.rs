@@ -1,14 +1,19 @@
 //! Per-plugin counts of calls and verdicts, time spent in the guest, messages the
 //! plugin was not called for and breakers opened, logged at debug level every
-//! [`LOG_EVERY`] calls and when the chain is dropped.
+//! [`LOG_EVERY`] calls and when the chain is dropped, and counted in the process's
+//! metrics.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::limits::Failure;
+use crate::telemetry::metrics::{FailureCause, PluginMetrics, VerdictLabel};
+use crate::wire::jsonrpc::Kind;
+
 /// Calls between two debug lines.
 pub const LOG_EVERY: u64 = 1000;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Stats {
     calls: AtomicU64,
     passes: AtomicU64,
@@ -23,6 +28,10 @@ pub struct Stats {
     paused: AtomicU64,
     /// Times a session's breaker opened (a failed trial included).
     breaker_opened: AtomicU64,
+    /// The plugin's name in the metrics: the name it was first loaded with, kept
+    /// across reloads so that its series go on.
+    metrics_name: Box<str>,
+    metrics: PluginMetrics,
 }
 
 /// Which way a call ended, for counting.
@@ -36,8 +45,35 @@ pub enum Outcome {
 }
 
 impl Stats {
-    /// Counts one call; returns true when a summary is due.
-    pub fn record(&self, outcome: Outcome, elapsed: Duration) -> bool {
+    /// Statistics of the plugin called `plugin` (its name in the metrics).
+    pub fn new(plugin: &str) -> Self {
+        let zero = AtomicU64::default;
+        Stats {
+            calls: zero(),
+            passes: zero(),
+            rewrites: zero(),
+            responds: zero(),
+            rejects: zero(),
+            failures: zero(),
+            nanos: zero(),
+            oversized: zero(),
+            paused: zero(),
+            breaker_opened: zero(),
+            metrics_name: plugin.into(),
+            metrics: crate::telemetry::metrics().plugin(plugin),
+        }
+    }
+
+    /// Counts one call for a message of `kind`; returns true when a summary is due.
+    pub fn record(&self, outcome: Outcome, kind: Kind, elapsed: Duration) -> bool {
+        let verdict = match outcome {
+            Outcome::Pass => Some(VerdictLabel::Pass),
+            Outcome::Rewrite => Some(VerdictLabel::Rewrite),
+            Outcome::Respond => Some(VerdictLabel::Respond),
+            Outcome::Reject => Some(VerdictLabel::Reject),
+            Outcome::Failure => None,
+        };
+        self.metrics.call(kind, verdict, elapsed);
         let counter = match outcome {
             Outcome::Pass => &self.passes,
             Outcome::Rewrite => &self.rewrites,
@@ -54,6 +90,20 @@ impl Stats {
         calls.is_multiple_of(LOG_EVERY)
     }
 
+    /// Counts why a call gave no verdict, or why the plugin was not called.
+    pub fn failure(&self, failure: &Failure) {
+        let cause = match failure {
+            Failure::Deadline(_) => FailureCause::Deadline,
+            Failure::Memory(_) => FailureCause::Memory,
+            Failure::StackOverflow | Failure::Trap(_) => FailureCause::Trap,
+            Failure::InvalidJson(_) | Failure::TooLarge { .. } => FailureCause::BadOutput,
+            Failure::Instantiate(_) => FailureCause::Instantiate,
+            Failure::InputTooLarge { .. } => FailureCause::Oversized,
+            Failure::Paused => FailureCause::Paused,
+        };
+        self.metrics.failure(cause);
+    }
+
     /// Counts a message the plugin was not called for.
     pub fn not_called(&self, oversized: bool) {
         let counter = if oversized {
@@ -66,6 +116,16 @@ impl Stats {
 
     pub fn breaker_opened(&self) {
         self.breaker_opened.fetch_add(1, Ordering::Relaxed);
+        self.metrics.breaker_opened();
+    }
+
+    /// Counts a new version of the plugin loaded.
+    pub fn reloaded(&self) {
+        self.metrics.reloaded();
+    }
+
+    pub fn metrics_name(&self) -> &str {
+        &self.metrics_name
     }
 
     pub fn calls(&self) -> u64 {

@@ -46,6 +46,8 @@ pub struct Pending {
     /// Its sender cancelled it: the receiver need not answer, so it is forgotten
     /// after a grace period instead of waiting for an answer that may never come.
     pub cancelled: bool,
+    /// A client's request: its clock and tool for the server-side operation metric.
+    pub operation: Option<crate::telemetry::metrics::Operation>,
 }
 
 impl Pending {
@@ -62,6 +64,7 @@ impl Pending {
             part_of: None,
             deadline: None,
             cancelled: false,
+            operation: None,
         }
     }
 }

@@ -18,6 +18,7 @@ use tokio_util::time::DelayQueue;
 use super::gateway::{Gateway, GatewayOptions, Merge, Part, Plan};
 use super::pending::{Peer, Pending, PendingTable};
 use crate::session::intercept::{Direction, Intercepted, Interceptor, SharedInterceptor, Verdict};
+use crate::telemetry::metrics::{self, ErrorType, GaugeGuard, Name};
 use crate::wire::framing::Frame;
 use crate::wire::jsonrpc::{
     self, BACKEND_UNAVAILABLE, ErrorObject, INTERNAL_ERROR, INVALID_REQUEST, Kind, Message, RawId,
@@ -113,6 +114,8 @@ struct Routed {
     kept: Option<Box<RawValue>>,
     /// The params as the server's chain passed them on, when it wants them back.
     own_kept: Option<Box<RawValue>>,
+    /// A client's request: its clock and tool for the operation metric.
+    operation: Option<metrics::Operation>,
 }
 
 /// What the relay holds of one peer besides what it reads from it.
@@ -167,6 +170,10 @@ pub struct BackendLink {
 struct Backend {
     /// Its name, in errors and logs.
     name: String,
+    /// Its name as a metric label.
+    label: Name,
+    /// Counts it in `interpose_backend_up` while its connection is open.
+    up: Option<GaugeGuard>,
     side: Side,
     timeout: Option<Duration>,
     /// Its own plugin chain, if it has one.
@@ -283,7 +290,10 @@ impl SessionRelay {
             .into_iter()
             .map(|backend| {
                 backend_inbound.push(Some(backend.link.inbound));
+                let label = Name::new(&backend.name);
                 Backend {
+                    up: Some(metrics::metrics().backend_connected(&label)),
+                    label,
                     name: backend.name,
                     side: Side::new(backend.link.outbound),
                     timeout: backend.timeout,
@@ -378,6 +388,7 @@ impl SessionRelay {
     async fn backend_gone(&mut self, index: usize, why: String) -> Option<String> {
         self.fail_in_flight(index, &why).await;
         self.backends[index].side.outbound = None;
+        self.backends[index].up = None;
         self.backend_inbound[index] = None;
         let last = self.backend_inbound.iter().all(Option::is_none);
         if !last && !self.gateway.is_passthrough() {
@@ -529,6 +540,14 @@ impl SessionRelay {
     }
 
     async fn on_message(&mut self, from: Peer, message: Message, arrival: Arrival) {
+        let (kind, payload) = match &message {
+            Message::Request { params, .. } => (Kind::Request, params.as_deref()),
+            Message::Notification { params, .. } => (Kind::Notification, params.as_deref()),
+            Message::Response { result, .. } => (Kind::Response, Some(&**result)),
+            Message::Error { .. } => (Kind::Error, None),
+        };
+        let bytes = payload.map_or(0, |p| p.get().len());
+        metrics::metrics().message(from.direction(), kind, bytes);
         match message {
             Message::Request { id, method, params } => {
                 self.on_request(from, id, method, params, arrival).await
@@ -563,6 +582,7 @@ impl SessionRelay {
             rewritten,
             kept,
             own_kept,
+            operation,
         }) = routed
         else {
             return;
@@ -599,6 +619,7 @@ impl SessionRelay {
             params: kept,
             own_params: own_kept,
             progress_token,
+            operation,
             ..Pending::new(from, id, method.clone())
         };
         let forwarded_id = self.side(to).awaiting.insert(pending);
@@ -631,6 +652,8 @@ impl SessionRelay {
         method: &str,
         params: Option<Box<RawValue>>,
     ) -> Option<Routed> {
+        // Timed from here: its plugins' time counts.
+        let operation = Some(metrics::metrics().operation(method, params.as_deref()));
         let passthrough = self.gateway.is_passthrough();
         let live: Vec<bool> = if passthrough {
             Vec::new()
@@ -661,6 +684,7 @@ impl SessionRelay {
             Verdict::Rewrite(params) => (Some(params), true),
             answered @ (Verdict::Respond(_) | Verdict::Reject(_)) => {
                 let answer = chain_answer(id.clone(), answered);
+                metrics::metrics().operation_answered(operation.as_ref(), method, &answer);
                 self.send_client(Outbound::new(answer)).await;
                 return None;
             }
@@ -681,7 +705,8 @@ impl SessionRelay {
                 match plan {
                     Plan::One { backend, params } => (backend, params, kept),
                     Plan::Fanout { parts, merge } => {
-                        self.fan_out(id.clone(), method.to_owned(), kept, parts, merge)
+                        let method = method.to_owned();
+                        self.fan_out(id.clone(), method, kept, parts, merge, operation)
                             .await;
                         return None;
                     }
@@ -695,6 +720,7 @@ impl SessionRelay {
                         };
                         let pending = Pending {
                             params: kept,
+                            operation,
                             ..Pending::new(Peer::Client, id.clone(), method.to_owned())
                         };
                         let (answer, _) = self
@@ -734,6 +760,7 @@ impl SessionRelay {
                     let answer = chain_answer(id.clone(), answered);
                     let pending = Pending {
                         params: kept,
+                        operation,
                         ..Pending::new(Peer::Client, id.clone(), method.to_owned())
                     };
                     self.deliver_answer(backend, answer, pending, None).await;
@@ -753,6 +780,7 @@ impl SessionRelay {
             rewritten,
             kept,
             own_kept,
+            operation,
         })
     }
 
@@ -831,6 +859,7 @@ impl SessionRelay {
             rewritten,
             kept,
             own_kept,
+            operation: None,
         })
     }
 
@@ -844,11 +873,13 @@ impl SessionRelay {
         kept: Option<Box<RawValue>>,
         parts: Vec<(usize, Option<Box<RawValue>>)>,
         merge: Merge,
+        operation: Option<metrics::Operation>,
     ) {
         self.next_fanout += 1;
         let fanout = self.next_fanout;
         let request = Pending {
             params: kept,
+            operation,
             ..Pending::new(Peer::Client, id.clone(), method.clone())
         };
         let started = request.started;
@@ -1030,6 +1061,9 @@ impl SessionRelay {
                     self.gateway.server_name(collision.kept),
                 );
             }
+        }
+        if let (Ok(result), "tools/list") = (&merged, request.method.as_str()) {
+            metrics::metrics().learn_tools(result);
         }
         let answer = match merged {
             Ok(result) => Message::Response {
@@ -1305,6 +1339,10 @@ impl SessionRelay {
             return;
         };
         if let Peer::Backend(index) = from {
+            let error = ErrorType::of_answer(&pending.method, &answer);
+            let elapsed = pending.started.elapsed();
+            let label = &self.backends[index].label;
+            metrics::metrics().upstream_done(label, &pending.method, elapsed, error);
             let (answer, unchanged) = if self.has_chain(index) {
                 self.judge_answer(Chain::Server(index), Direction::ToClient, answer, &pending)
                     .await
@@ -1369,6 +1407,7 @@ impl SessionRelay {
         if let (Message::Response { result, .. }, "tools/list") = (&answer, pending.method.as_str())
         {
             mcp_http::record_param_headers(&mut self.backends[index].param_headers, result);
+            metrics::metrics().learn_tools(result);
         }
         let (answer, unchanged) = self
             .judge_answer(
@@ -1514,7 +1553,7 @@ impl SessionRelay {
                 Some(pending),
             )
             .await;
-        match (verdict, answer) {
+        let judged = match (verdict, answer) {
             (Verdict::Pass, Message::Response { result, .. }) => {
                 (Message::Response { id, result }, true)
             }
@@ -1525,7 +1564,13 @@ impl SessionRelay {
             }
             (Verdict::Reject(error), _) => (Message::error_response(id, &error), false),
             (Verdict::Pass, _) => unreachable!("only answers are judged here"),
+        };
+        // Past the global chain towards the client: the client's operation is done.
+        if let (Chain::Global { .. }, Direction::ToClient) = (chain, direction) {
+            let operation = pending.operation.as_ref();
+            metrics::metrics().operation_answered(operation, &pending.method, &judged.0);
         }
+        judged
     }
 
     // ---- sending and ending ----
@@ -1557,6 +1602,10 @@ impl SessionRelay {
     /// A request forwarded to backend `index` will not be answered: the client's
     /// request fails with `error`, or, for one part of a fan-out, that part does.
     async fn fail_backend_request(&mut self, index: usize, pending: Pending, error: ErrorObject) {
+        let elapsed = pending.started.elapsed();
+        let error_type = Some(ErrorType::of_code(error.code));
+        let label = &self.backends[index].label;
+        metrics::metrics().upstream_done(label, &pending.method, elapsed, error_type);
         match pending.part_of {
             Some(fanout) => self.on_part(fanout, index, Err(error)).await,
             None => self.fail_request(pending, &error).await,
@@ -1577,6 +1626,8 @@ impl SessionRelay {
     /// the backend's answer it will not get.
     async fn fail_request(&mut self, pending: Pending, error: &ErrorObject) {
         self.forget_progress(&pending);
+        let operation = pending.operation.as_ref();
+        metrics::metrics().operation_failed(operation, &pending.method, error.code);
         let id = pending.original_id;
         let outbound = Outbound {
             related: Some(id.clone()),

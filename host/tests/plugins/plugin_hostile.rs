@@ -8,6 +8,7 @@
 //! `membomb`, ...) and passes other tools, so other traffic shows the plugin and the
 //! proxy still serve.
 
+use crate::http_support::{http_get, prometheus_samples, sample_value};
 use crate::support;
 
 use std::time::Duration;
@@ -181,7 +182,13 @@ fn repeated_failures_open_the_sessions_breaker_which_rearms_after_its_cooldown()
             COOLDOWN.as_millis()
         ),
     );
-    let mut proxy = Proxy::start(&["--config".as_ref(), config.as_os_str()]).holding(dir);
+    let args = [
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--admin".as_ref(),
+        "127.0.0.1:0".as_ref(),
+    ];
+    let mut proxy = Proxy::start(&args).holding(dir);
     for id in 1..=5 {
         let answer = proxy.call_tool(id, "trap", json!({}));
         let message = error(&answer)["message"].as_str().unwrap().to_owned();
@@ -241,6 +248,23 @@ fn repeated_failures_open_the_sessions_breaker_which_rearms_after_its_cooldown()
             proxy.log()
         );
     }
+
+    // The metrics tell the same story: opened, then opened again; six traps, three
+    // messages not called for; the two calls after it closed passed.
+    let (status, text) = http_get(&proxy.admin_addr(), "/metrics", None);
+    assert_eq!(status, 200, "{text}");
+    let samples = prometheus_samples(&text);
+    let trap = |name, labels: &[(&str, &str)]| {
+        let mut all = vec![("plugin", "fixture-trap")];
+        all.extend_from_slice(labels);
+        sample_value(&samples, name, &all)
+    };
+    assert_eq!(trap("interpose_plugin_breaker_opens_total", &[]), Some(2.0));
+    let failures = "interpose_plugin_failures_total";
+    assert_eq!(trap(failures, &[("cause", "trap")]), Some(6.0));
+    assert_eq!(trap(failures, &[("cause", "paused")]), Some(3.0));
+    let verdicts = "interpose_plugin_verdicts_total";
+    assert_eq!(trap(verdicts, &[("verdict", "pass")]), Some(2.0));
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! the session; a version that fails to load (pin mismatch, not a component) leaves
 //! the old one serving.
 
+use crate::http_support::{http_get, prometheus_samples, sample_value};
 use crate::support;
 
 use std::path::Path;
@@ -38,7 +39,13 @@ fn start(dir: tempfile::TempDir, extra: &str) -> Proxy {
         dir.path(),
         &format!("[[plugins]]\npath = \"plugin.wasm\"\n{extra}\n{rules}\n"),
     );
-    Proxy::start(&["--config".as_ref(), config.as_os_str()]).holding(dir)
+    let args = [
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--admin".as_ref(),
+        "127.0.0.1:0".as_ref(),
+    ];
+    Proxy::start(&args).holding(dir)
 }
 
 #[test]
@@ -61,6 +68,15 @@ fn replaced_plugin_serves_new_messages_in_the_same_session() {
         proxy.log()
     );
     assert!(answered_by_plugin(&mut proxy, 2), "the new version answers");
+    // In the metrics, the plugin keeps the name it was first loaded with.
+    let (_, text) = http_get(&proxy.admin_addr(), "/metrics", None);
+    let samples = prometheus_samples(&text);
+    let plugin = ("plugin", "fixture-pass");
+    let reloads = sample_value(&samples, "interpose_plugin_reloads_total", &[plugin]);
+    assert_eq!(reloads, Some(1.0), "{text}");
+    let responds = [plugin, ("verdict", "respond")];
+    let responds = sample_value(&samples, "interpose_plugin_verdicts_total", &responds);
+    assert_eq!(responds, Some(1.0), "{text}");
     // Same session, same backend process: it still remembers earlier traffic.
     proxy.notify("notifications/after-reload", json!({}));
     let seen = proxy.request(3, "debug/seen", json!({}));

@@ -9,6 +9,7 @@ mod support;
 
 mod backend_faults;
 mod demo;
+mod metrics;
 mod record;
 mod servers_config;
 mod stdio_rmcp;

@@ -454,6 +454,23 @@ impl Proxy {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// The address of the admin listener (`--admin`), from the line the proxy prints
+    /// on stderr.
+    pub fn admin_addr(&self) -> String {
+        const LISTENING: &str = "admin listening on http://";
+        assert!(
+            self.wait_for_log(LISTENING, PATIENCE),
+            "no admin address on stderr; log:\n{}",
+            self.log()
+        );
+        let log = self.log();
+        let (_, rest) = log.split_once(LISTENING).expect("seen");
+        rest.split_whitespace()
+            .next()
+            .expect("an address")
+            .to_owned()
+    }
+
     /// Waits until the log contains `needle`.
     pub fn wait_for_log(&self, needle: &str, wait: Duration) -> bool {
         let deadline = Instant::now() + wait;

@@ -24,7 +24,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-pub use access::AccessPolicy;
+pub use access::{AccessPolicy, enforce as enforce_access};
 
 use crate::downstream::OpenSession;
 use crate::wire::jsonrpc::{self, BACKEND_UNAVAILABLE, ErrorObject, Message};
@@ -265,6 +265,11 @@ fn router(state: Arc<ServerState>) -> Router {
         )
         .route(SSE_PATH, get(legacy::open))
         .route(legacy::MESSAGES_PATH, post(legacy::post))
+        // Behind the same checks as `/mcp`: the counts describe the traffic.
+        .route(
+            crate::telemetry::METRICS_PATH,
+            get(crate::telemetry::serve_metrics),
+        )
         .layer(axum::middleware::from_fn_with_state(
             policy,
             access::enforce,

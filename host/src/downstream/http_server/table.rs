@@ -12,6 +12,7 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 
 use super::ServerState;
 use super::session::{Session, SessionKind};
+use crate::telemetry::metrics::Transport;
 use crate::wire::link::{ConnectContext, Link};
 
 /// Messages the relay may queue for a session's streams: few, so that when the session
@@ -126,10 +127,17 @@ impl SessionTable {
         }
         self.running.fetch_add(1, Ordering::AcqRel);
         tracing::info!(session = %session.label, "session opened");
+        let transport = match kind {
+            SessionKind::Stateless => Transport::Sessionless,
+            SessionKind::Streamable => Transport::StreamableHttp,
+            SessionKind::LegacySse => Transport::Sse,
+        };
+        let open = crate::telemetry::metrics().session_opened(transport);
         let state = state.clone();
         let ended = session.clone();
         tokio::spawn(async move {
             let backend_ended = running.await;
+            drop(open);
             // The backend is reaped (or beyond reach of signals): its slot is free.
             drop(slot);
             let table = &state.sessions;

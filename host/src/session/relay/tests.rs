@@ -1563,3 +1563,60 @@ async fn a_fan_out_passes_the_global_chain_once_and_each_servers_on_its_part() {
     );
     relay.abort();
 }
+
+/// The process's metrics text: the registry is shared by every test, so each test
+/// that reads it names a server of its own.
+fn scrape() -> String {
+    crate::telemetry::metrics().encode()
+}
+
+#[tokio::test]
+async fn upstream_operations_and_the_backends_connection_are_counted_per_server() {
+    const SERVER: &str = "relay-metrics-test";
+    let (client_link, mut client) = link();
+    let (backend_link, mut server) = link();
+    let relay = SessionRelay::with_backends(
+        config("relay"),
+        client_link,
+        vec![backend(SERVER, backend_link)],
+    );
+    let relay = tokio::spawn(relay.run(std::future::pending()));
+    let up = format!(r#"interpose_backend_up{{server="{SERVER}"}}"#);
+    assert!(scrape().contains(&format!("{up} 1")), "{}", scrape());
+
+    client
+        .send_value(request(json!(1), "tools/call", json!({"name": "x"})))
+        .await;
+    let (call, _) = server.recv().await;
+    let invalid =
+        json!({"jsonrpc": "2.0", "id": call["id"], "error": {"code": -32602, "message": "bad"}});
+    server.send_value(invalid).await;
+    assert_eq!(client.recv().await.0["error"]["code"], -32602);
+    client
+        .send_value(request(json!(2), "ping", json!({})))
+        .await;
+    let (ping, _) = server.recv().await;
+    server.send_value(answer(&ping["id"], json!({}))).await;
+    assert_eq!(client.recv().await.0["result"], json!({}));
+    // One more in flight when the backend goes: it fails with -32000.
+    client
+        .send_value(request(json!(3), "resources/read", json!({"uri": "a://b"})))
+        .await;
+    server.recv().await;
+    drop(server);
+    assert_eq!(client.recv().await.0["error"]["code"], BACKEND_UNAVAILABLE);
+    assert!(matches!(ended(relay).await, RelayEnd::BackendClosed(_)));
+
+    let text = scrape();
+    let count = |labels: &str| {
+        format!("mcp_client_operation_duration_seconds_count{{server=\"{SERVER}\",{labels}}} 1")
+    };
+    for line in [
+        count(r#"mcp_method_name="tools/call",error_type="-32602""#),
+        count(r#"mcp_method_name="ping""#),
+        count(r#"mcp_method_name="resources/read",error_type="-32000""#),
+        format!("{up} 0"),
+    ] {
+        assert!(text.contains(&line), "{line} in:\n{text}");
+    }
+}
