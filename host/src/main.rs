@@ -1,6 +1,7 @@
 //! The `interpose` command line.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
@@ -10,6 +11,7 @@ use interpose::cli::{Listen, TransportArgs, parse_listen};
 use interpose::log_output::{BatchedLog, Fields, Timestamps, flush_stderr};
 use interpose::run::{RunOptions, run};
 use interpose::session::BackendSettings;
+use interpose::session::lifecycle::RestartPolicy;
 use interpose::wire::framing::DEFAULT_MAX_MESSAGE_BYTES;
 
 mod plugin_dev;
@@ -117,6 +119,14 @@ struct RunArgs {
     name: Option<String>,
     #[command(flatten)]
     plugins: PluginArgs,
+    /// Seconds a server's `initialize` may take before clients are answered without
+    /// it (it joins when it answers); a server's `start_timeout_ms` overrides it.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS", value_parser = parse_seconds)]
+    start_timeout: f64,
+    /// Start a backend that dies again, after 0.5 s, then 1 s, 2 s, ... up to 30 s:
+    /// `never` or `on-failure`; a server's `restart` overrides it.
+    #[arg(long, default_value = "never", value_name = "POLICY", value_parser = parse_restart)]
+    restart: RestartPolicy,
     /// The servers to serve, from an `mcpServers` file as Claude Desktop, Cursor, VS
     /// Code or FastMCP write it (instead of a BACKEND). See docs/config.md ("Servers").
     #[arg(long, value_name = "FILE.json")]
@@ -182,6 +192,21 @@ fn parse_env(text: &str) -> Result<(String, String), String> {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
         _ => Err(format!("expected KEY=VALUE, got `{text}`")),
     }
+}
+
+/// A positive number of seconds (fractions allowed), at most a day.
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds <= 86_400.0 => Ok(seconds),
+        _ => Err(format!(
+            "expected a number of seconds above 0, at most 86400, got `{text}`"
+        )),
+    }
+}
+
+fn parse_restart(text: &str) -> Result<RestartPolicy, String> {
+    RestartPolicy::parse(text)
+        .ok_or_else(|| format!("expected `never` or `on-failure`, got `{text}`"))
 }
 
 /// Logs to stderr in batches (see `log_output`).
@@ -363,12 +388,15 @@ async fn run_proxy(args: RunArgs) -> anyhow::Result<()> {
             args.plugins.interceptor(args.max_message_bytes).await?
         }
     };
+    let start_timeout = Duration::from_secs_f64(args.start_timeout);
     let backends = servers
         .into_iter()
         .map(|server| BackendSettings {
             name: server.name,
             upstream: server.upstream,
             timeout: server.timeout,
+            start_timeout: server.start_timeout.unwrap_or(start_timeout),
+            restart: server.restart.unwrap_or(args.restart),
         })
         .collect();
     run(RunOptions {
@@ -419,7 +447,11 @@ async fn run_backend(args: RunArgs) -> anyhow::Result<()> {
     let backend = args.transport.upstream(args.backend, args.env)?;
     let name = args.name.unwrap_or_else(|| backend.name());
     run(RunOptions {
-        backends: vec![BackendSettings::new(name, backend)],
+        backends: vec![BackendSettings {
+            start_timeout: Duration::from_secs_f64(args.start_timeout),
+            restart: args.restart,
+            ..BackendSettings::new(name, backend)
+        }],
         listen,
         max_message_bytes: args.max_message_bytes,
         interceptor,

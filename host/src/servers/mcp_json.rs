@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 
 use super::{Bearer, Entry, EnvLookup, ServerSpec, Transport, check_name, unless_disabled};
 use crate::config::ConfigError;
+use crate::session::lifecycle::RestartPolicy;
 use crate::upstream::{HttpTransport, UpstreamSpec};
 
 /// Reads and checks an `mcpServers` file; relative `cwd`s are relative to its directory.
@@ -155,6 +156,30 @@ fn server(
             }
         },
     };
+    // interpose's own keys, which clients skip as unknown.
+    let start_timeout = match keys.get("start_timeout_ms") {
+        None => None,
+        Some(value) => match value.as_u64() {
+            Some(ms) if ms > 0 => Some(Duration::from_millis(ms)),
+            _ => {
+                return Err(format!(
+                    "`start_timeout_ms` must be a whole number of milliseconds, at least 1, found {}",
+                    shown(value)
+                ));
+            }
+        },
+    };
+    let restart = match text("restart")? {
+        None => None,
+        Some(named) => Some(RestartPolicy::parse(named).ok_or_else(|| {
+            format!("`restart` must be \"never\" or \"on-failure\", got \"{named}\"")
+        })?),
+    };
+    let lazy = match keys.get("lazy") {
+        None => false,
+        Some(Value::Bool(lazy)) => *lazy,
+        Some(other) => return Err(wrong("lazy", "a boolean", other)),
+    };
     let auth = text("auth")?;
     if auth == Some("oauth") {
         return Err(
@@ -217,8 +242,11 @@ fn server(
     };
     Ok(Some(ServerSpec {
         name: name.to_owned(),
+        lazy: super::lazy_command(lazy, matches!(upstream, UpstreamSpec::Command(_)))?,
         upstream,
         timeout,
+        start_timeout,
+        restart,
         enabled,
         plugins: Vec::new(),
         origin: origin.to_owned(),
@@ -310,6 +338,9 @@ const KNOWN_KEYS: &[&str] = &[
     "disabled",
     "timeout",
     "auth",
+    "start_timeout_ms",
+    "restart",
+    "lazy",
 ];
 
 /// The transport names clients write: VS Code and Claude Code `stdio`, `http`, `sse`;

@@ -5,6 +5,7 @@
 
 pub mod gateway;
 pub mod intercept;
+pub mod lifecycle;
 pub mod lists;
 pub mod names;
 pub mod pending;
@@ -17,13 +18,11 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use crate::downstream::OpenSession;
-use crate::upstream::{UpstreamGuard, UpstreamSpec};
+use crate::upstream::UpstreamSpec;
 use crate::wire::link::{ConnectContext, Link};
 use intercept::SharedInterceptor;
-use relay::{BackendLink, RelayConfig, RelayEnd, SessionRelay};
-
-/// Once the relay has ended, how long an exiting backend has before SIGTERM.
-const EXIT_WAIT: Duration = Duration::from_millis(200);
+use lifecycle::{Connector, Lifecycle, RestartPolicy};
+use relay::{BackendLink, BackendStart, RelayConfig, RelayEnd, SessionRelay};
 
 /// How this proxy's sessions are opened: the backends, by name, the interceptor
 /// every message goes through, and the limits.
@@ -48,23 +47,29 @@ pub struct BackendSettings {
     /// How long it may take to answer a request; then the request fails and the
     /// backend is told to cancel it. `None`: as long as it likes.
     pub timeout: Option<Duration>,
+    /// How long its `initialize` may take before the client is answered without it.
+    pub start_timeout: Duration,
+    /// Whether it is started again when it dies.
+    pub restart: RestartPolicy,
 }
 
 impl BackendSettings {
-    /// A backend that may take its time.
+    /// A backend that may take its time, with the default start timeout, not
+    /// restarted.
     pub fn new(name: impl Into<String>, upstream: UpstreamSpec) -> Self {
         BackendSettings {
             name: name.into(),
             upstream,
             timeout: None,
+            start_timeout: lifecycle::DEFAULT_START_TIMEOUT,
+            restart: RestartPolicy::Never,
         }
     }
 }
 
-/// A session opened and not yet run: its relay and what closes its backends.
+/// A session opened and not yet run: its relay, which also closes its backends.
 pub struct Session {
     relay: SessionRelay,
-    backends: Vec<UpstreamGuard>,
 }
 
 /// What plugins and logs call the session's server: the backend's name, or the
@@ -82,19 +87,37 @@ impl SessionSettings {
         shared: bool,
         context: &ConnectContext,
     ) -> anyhow::Result<Session> {
+        let several = self.backends.len() > 1;
         let mut links = Vec::with_capacity(self.backends.len());
-        let mut guards = Vec::with_capacity(self.backends.len());
         for backend in &self.backends {
-            let (link, guard) = backend
-                .upstream
-                .connect(self.max_message_bytes, context)
-                .with_context(|| format!("starting server `{}`", backend.name))?;
+            let connect: Connector = {
+                let upstream = backend.upstream.clone();
+                let (max_message_bytes, context) = (self.max_message_bytes, context.clone());
+                std::sync::Arc::new(move || upstream.connect(max_message_bytes, &context))
+            };
+            let lifecycle = Lifecycle {
+                start_timeout: backend.start_timeout,
+                restart: backend.restart,
+                connect: Some(connect.clone()),
+            };
+            let start = match connect() {
+                Ok((link, guard)) => BackendStart::Open(link, guard),
+                // One server is the session: it cannot serve without it, unless it
+                // comes back.
+                Err(e) if !several && !lifecycle.restarts() => {
+                    return Err(e).with_context(|| format!("starting server `{}`", backend.name));
+                }
+                Err(e) => {
+                    tracing::error!(server = %backend.name, "server `{}` could not start: {e:#}", backend.name);
+                    BackendStart::Failed(format!("could not start: {e:#}"))
+                }
+            };
             links.push(BackendLink {
                 name: backend.name.clone(),
-                link,
+                start,
                 timeout: backend.timeout,
+                lifecycle,
             });
-            guards.push(guard);
         }
         let server = match &self.backends[..] {
             [backend] => backend.name.clone(),
@@ -109,18 +132,14 @@ impl SessionSettings {
         };
         Ok(Session {
             relay: SessionRelay::with_backends(config, client, links),
-            backends: guards,
         })
     }
 }
 
 impl Session {
-    /// Relays until one side ends or `shutdown` completes, then closes the backend.
+    /// Relays until one side ends or `shutdown` completes, then closes the backends.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> RelayEnd {
-        let end = self.relay.run(shutdown).await;
-        let stopping = self.backends.into_iter().map(|b| b.shutdown(EXIT_WAIT));
-        futures::future::join_all(stopping).await;
-        end
+        self.relay.run(shutdown).await
     }
 }
 

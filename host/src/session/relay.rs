@@ -15,9 +15,11 @@ use tokio::sync::mpsc;
 use tokio_util::time::DelayQueue;
 
 use super::gateway::{Gateway, Merge, Part, Plan};
+use super::lifecycle::{Backoff, Lifecycle, State};
 use super::names::PrefixMode;
 use super::pending::{Peer, Pending, PendingTable};
 use crate::session::intercept::{Direction, Intercepted, SharedInterceptor, Verdict};
+use crate::upstream::UpstreamGuard;
 use crate::wire::framing::Frame;
 use crate::wire::jsonrpc::{
     self, BACKEND_UNAVAILABLE, ErrorObject, INTERNAL_ERROR, INVALID_REQUEST, Kind, Message, RawId,
@@ -34,9 +36,13 @@ const LIST_CHANGED: &[&str] = &[
     "notifications/resources/list_changed",
 ];
 
-/// How long a gateway's `initialize` (or `server/discover`) waits for a server before it
-/// answers the client without it.
-const START_TIMEOUT: Duration = Duration::from_secs(10);
+const INITIALIZE: &str = "initialize";
+const INITIALIZED: &str = "notifications/initialized";
+const SET_LEVEL: &str = "logging/setLevel";
+
+/// Once the relay has ended (or a backend has died), how long an exiting backend has
+/// before SIGTERM.
+pub(super) const EXIT_WAIT: Duration = Duration::from_millis(200);
 
 /// How long to wait for the client to read what is left once the relay ends.
 const CLIENT_FLUSH_LIMIT: Duration = Duration::from_secs(5);
@@ -100,12 +106,36 @@ impl Side {
     }
 }
 
-/// A backend given to a session: its name, its link, and how long it may take to
-/// answer a request (none: as long as it likes).
+/// A backend given to a session: its name, its connection, how long it may take to
+/// answer a request (none: as long as it likes), and how it is (re)started.
 pub struct BackendLink {
     pub name: String,
-    pub link: Link,
+    pub start: BackendStart,
     pub timeout: Option<Duration>,
+    pub lifecycle: Lifecycle,
+}
+
+impl BackendLink {
+    /// A backend connected by `link`, that may take its time and is not restarted.
+    pub fn new(name: impl Into<String>, link: Link) -> Self {
+        BackendLink {
+            name: name.into(),
+            start: BackendStart::Open(link, UpstreamGuard::Nothing),
+            timeout: None,
+            lifecycle: Lifecycle::default(),
+        }
+    }
+}
+
+/// How a backend begins its session.
+pub enum BackendStart {
+    /// Connected: its link, and what stops it once the session ends.
+    Open(Link, UpstreamGuard),
+    /// It could not be connected: why (it is down from the start; restarted if its
+    /// policy says so).
+    Failed(String),
+    /// Started on the first request routed to it (lazy start).
+    OnFirstUse,
 }
 
 /// One of the session's backends.
@@ -117,6 +147,22 @@ struct Backend {
     /// Its `x-mcp-header` declarations, from its `tools/list` results, to keep
     /// `Mcp-Param-*` headers true to a request a plugin rewrote.
     param_headers: mcp_http::ParamHeaders,
+    lifecycle: Lifecycle,
+    state: State,
+    /// What stops its current connection (its process, for a command).
+    guard: Option<UpstreamGuard>,
+    backoff: Backoff,
+    /// Bumped with each connection, so a timer set for an earlier one is ignored.
+    generation: u64,
+    /// While it starts: what goes to it once it is up (the handshake's end, and what
+    /// was routed to it meanwhile), in order.
+    queued: Vec<Outbound>,
+    /// The id of the `initialize` it has not answered yet, when that answer no
+    /// longer answers anyone (the relay's own, or a client's it answered late).
+    handshake: Option<RawId>,
+    /// The protocol version it settled on with the client; a restarted backend must
+    /// settle on the same.
+    protocol_version: Option<String>,
 }
 
 /// What a transport said about a message besides the message itself.
@@ -177,6 +223,28 @@ pub struct SessionRelay {
     /// Requests to backends with a timeout: which backend, the id it knows, and the
     /// time it had.
     deadlines: DelayQueue<(usize, RawId, Duration)>,
+    /// Backend lifecycle timers: which backend, its generation when set, and what for.
+    timers: DelayQueue<(usize, u64, Timer)>,
+    /// The client's `initialize` params as the backends got them, replayed to a
+    /// backend that starts later (restarted, lazy).
+    client_initialize: Option<Box<RawValue>>,
+    /// Whether the client has sent `notifications/initialized`.
+    client_initialized: bool,
+    /// The params of the client's last `logging/setLevel`, replayed too.
+    log_level: Option<Box<RawValue>>,
+    /// Numbers the relay's own requests to backends.
+    next_own_request: u64,
+    /// Set when the last backend is gone for good: why. The session then ends.
+    over: Option<String>,
+}
+
+/// What a lifecycle timer is for.
+#[derive(Debug, Clone, Copy)]
+enum Timer {
+    /// The backend's `initialize` has had its start timeout.
+    StartTimeout,
+    /// Time to start the backend again.
+    Restart,
 }
 
 /// A client request fanned out to several backends.
@@ -192,11 +260,7 @@ struct Fanout {
 impl SessionRelay {
     /// A session with one backend, named `config.server`, that may take its time.
     pub fn new(config: RelayConfig, client: Link, backend: Link) -> Self {
-        let backend = BackendLink {
-            name: config.server.clone(),
-            link: backend,
-            timeout: None,
-        };
+        let backend = BackendLink::new(config.server.clone(), backend);
         Self::with_backends(config, client, vec![backend])
     }
 
@@ -208,19 +272,45 @@ impl SessionRelay {
             PrefixMode::default(),
         );
         let mut backend_inbound = Vec::with_capacity(backends.len());
+        let mut failed = Vec::new();
         let backends = backends
             .into_iter()
-            .map(|backend| {
-                backend_inbound.push(Some(backend.link.inbound));
+            .enumerate()
+            .map(|(index, backend)| {
+                let (inbound, outbound, guard, state) = match backend.start {
+                    BackendStart::Open(link, guard) => (
+                        Some(link.inbound),
+                        Some(link.outbound),
+                        Some(guard),
+                        State::Connected,
+                    ),
+                    BackendStart::OnFirstUse => (None, None, None, State::Idle),
+                    BackendStart::Failed(why) => {
+                        failed.push((index, why));
+                        (None, None, None, State::Connected)
+                    }
+                };
+                backend_inbound.push(inbound);
                 Backend {
                     name: backend.name,
-                    side: Side::new(backend.link.outbound),
+                    side: Side {
+                        outbound,
+                        awaiting: PendingTable::default(),
+                    },
                     timeout: backend.timeout,
                     param_headers: mcp_http::ParamHeaders::new(),
+                    lifecycle: backend.lifecycle,
+                    state,
+                    guard,
+                    backoff: Backoff::default(),
+                    generation: 0,
+                    queued: Vec::new(),
+                    handshake: None,
+                    protocol_version: None,
                 }
             })
             .collect();
-        SessionRelay {
+        let mut relay = SessionRelay {
             keep_request_params: config.interceptor.wants_request_payload(),
             config,
             client: Side::new(client.outbound),
@@ -234,7 +324,17 @@ impl SessionRelay {
             fanouts: HashMap::new(),
             next_fanout: 0,
             deadlines: DelayQueue::new(),
+            timers: DelayQueue::new(),
+            client_initialize: None,
+            client_initialized: false,
+            log_level: None,
+            next_own_request: 0,
+            over: None,
+        };
+        for (index, why) in failed {
+            relay.went_down(index, why, true);
         }
+        relay
     }
 
     /// Relays until the client leaves, every backend has gone, or `shutdown`
@@ -268,16 +368,10 @@ impl SessionRelay {
                 (backend, inbound) = recv_from_backends(&mut self.backend_inbound, &mut self.backend_turn, Some(to_client)) => {
                     match inbound.map(Arrival::of) {
                         Some(Ok((frame, arrival))) => self.on_frame(Peer::Backend(backend), frame, arrival).await,
-                        Some(Err(why)) => {
-                            if let Some(why) = self.backend_gone(backend, why).await {
-                                break RelayEnd::BackendClosed(why);
-                            }
-                        }
+                        Some(Err(why)) => self.backend_gone(backend, why).await,
                         None => {
                             let why = "the backend connection closed".to_owned();
-                            if let Some(why) = self.backend_gone(backend, why).await {
-                                break RelayEnd::BackendClosed(why);
-                            }
+                            self.backend_gone(backend, why).await;
                         }
                     }
                 }
@@ -285,7 +379,14 @@ impl SessionRelay {
                     let (backend, id, timeout) = expired.into_inner();
                     self.timed_out(backend, id, timeout).await;
                 }
+                Some(expired) = std::future::poll_fn(|cx| self.timers.poll_expired(cx)), if !self.timers.is_empty() => {
+                    let (backend, generation, timer) = expired.into_inner();
+                    self.on_timer(backend, generation, timer).await;
+                }
                 () = &mut shutdown => break RelayEnd::Shutdown,
+            }
+            if let Some(why) = self.over.take() {
+                break RelayEnd::BackendClosed(why);
             }
         };
         match &end {
@@ -293,29 +394,258 @@ impl SessionRelay {
             RelayEnd::ClientClosed => self.let_backends_finish("the client left").await,
             RelayEnd::Shutdown => self.let_backends_finish("the proxy is shutting down").await,
         }
+        let guards: Vec<UpstreamGuard> = self
+            .backends
+            .iter_mut()
+            .filter_map(|b| b.guard.take())
+            .collect();
         self.close_client().await;
+        futures::future::join_all(guards.into_iter().map(|g| g.shutdown(EXIT_WAIT))).await;
         end
     }
 
-    /// Backend `index` closed its output: what it was asked fails now. Returns why,
-    /// when it was the last one open (the session then ends).
-    async fn backend_gone(&mut self, index: usize, why: String) -> Option<String> {
+    /// Backend `index` closed its output: what it was asked fails now, and it is
+    /// started again if its policy says so.
+    async fn backend_gone(&mut self, index: usize, why: String) {
         self.fail_in_flight(index, &why).await;
-        self.backends[index].side.outbound = None;
-        self.backend_inbound[index] = None;
-        let last = self.backend_inbound.iter().all(Option::is_none);
-        if !last && !self.gateway.is_passthrough() {
+        self.went_down(index, why, true);
+        if self.over.is_none() && !self.gateway.is_passthrough() {
             // Its tools, prompts and resources have left the lists: the client is told.
-            tracing::warn!(session = %self.config.session, server = %self.backends[index].name, "server gone: {why}");
-            for method in LIST_CHANGED {
-                let changed = Message::Notification {
-                    method: (*method).to_owned(),
-                    params: None,
-                };
-                self.send_client(Outbound::new(changed)).await;
+            self.announce_lists_changed().await;
+        }
+    }
+
+    /// Backend `index` is down (its requests in flight already failed): its
+    /// connection is closed and, if it may be (`may_restart`) and its policy says so,
+    /// a restart is set for after its backoff delay. When no backend is left, or will
+    /// come back, the session is over.
+    fn went_down(&mut self, index: usize, why: String, may_restart: bool) {
+        let session = &self.config.session;
+        let backend = &mut self.backends[index];
+        backend.side.outbound = None;
+        backend.queued.clear();
+        backend.handshake = None;
+        self.backend_inbound[index] = None;
+        if let Some(guard) = backend.guard.take() {
+            // Reaps the process (and what it left behind) without holding the relay.
+            tokio::spawn(guard.shutdown(EXIT_WAIT));
+        }
+        // metrics: backend down
+        let up_since = match backend.state {
+            State::Up(since) => Some(since),
+            _ => None,
+        };
+        let restart = (may_restart && backend.lifecycle.restarts()).then(|| {
+            let (attempt, delay) = backend.backoff.next(up_since);
+            self.timers
+                .insert((index, backend.generation, Timer::Restart), delay);
+            tracing::warn!(%session, server = %backend.name, attempt, ?delay, "server down: {why}; restart {attempt} in {delay:?}");
+            attempt
+        });
+        if restart.is_none() {
+            tracing::warn!(%session, server = %backend.name, "server down: {why}");
+        }
+        backend.state = State::Down { why, restart };
+        let any_left = self
+            .backends
+            .iter()
+            .any(|b| !matches!(b.state, State::Down { restart: None, .. }));
+        if !any_left {
+            self.over = Some(match &self.backends[index].state {
+                State::Down { why, .. } => why.clone(),
+                _ => unreachable!("set above"),
+            });
+        }
+    }
+
+    /// Tells the client that its lists changed: a server's names left or joined them.
+    async fn announce_lists_changed(&self) {
+        for method in LIST_CHANGED {
+            let changed = Message::Notification {
+                method: (*method).to_owned(),
+                params: None,
+            };
+            self.send_client(Outbound::new(changed)).await;
+        }
+    }
+
+    /// A lifecycle timer of backend `index` is due; one set for an earlier connection
+    /// is ignored.
+    async fn on_timer(&mut self, index: usize, generation: u64, timer: Timer) {
+        if self.backends[index].generation != generation {
+            return;
+        }
+        match timer {
+            Timer::Restart => {
+                if let State::Down {
+                    restart: Some(attempt),
+                    ..
+                } = self.backends[index].state
+                {
+                    let backend = &self.backends[index];
+                    tracing::info!(session = %self.config.session, server = %backend.name, attempt, "restarting server `{}` (attempt {attempt})", backend.name);
+                    // metrics: backend restart
+                    self.start(index, false).await;
+                }
+            }
+            Timer::StartTimeout => self.start_overdue(index).await,
+        }
+    }
+
+    /// Connects backend `index` again (a restart, or a lazy start when `queue`:
+    /// requests routed to it meanwhile wait for it) and replays the client's
+    /// handshake to it.
+    async fn start(&mut self, index: usize, queue: bool) {
+        let Some(connect) = self.backends[index].lifecycle.connect.clone() else {
+            return;
+        };
+        let (link, guard) = match connect() {
+            Ok(connected) => connected,
+            Err(e) => return self.went_down(index, format!("could not start: {e:#}"), true),
+        };
+        let backend = &mut self.backends[index];
+        backend.generation += 1;
+        backend.side.outbound = Some(link.outbound);
+        backend.guard = Some(guard);
+        self.backend_inbound[index] = Some(link.inbound);
+        let Some(params) = self.client_initialize.clone() else {
+            // No handshake to replay (the client has not made one, or its protocol has
+            // none): it takes requests as they come.
+            backend.state = State::Connected;
+            return self.came_up(index).await;
+        };
+        let id = self.own_request_id();
+        let backend = &mut self.backends[index];
+        backend.handshake = Some(id.clone());
+        backend.state = State::Starting {
+            since: Instant::now(),
+            overdue: false,
+            queue,
+        };
+        // What the client said after its handshake follows once it is up.
+        if self.client_initialized {
+            backend.queued.push(Outbound::new(Message::Notification {
+                method: INITIALIZED.into(),
+                params: None,
+            }));
+        }
+        if let Some(level) = self.log_level.clone() {
+            let request = Message::Request {
+                id: self.own_request_id(),
+                method: SET_LEVEL.into(),
+                params: Some(level),
+            };
+            self.backends[index].queued.push(Outbound::new(request));
+        }
+        let backend = &mut self.backends[index];
+        self.timers.insert(
+            (index, backend.generation, Timer::StartTimeout),
+            backend.lifecycle.start_timeout,
+        );
+        let initialize = Message::Request {
+            id,
+            method: INITIALIZE.into(),
+            params: Some(params),
+        };
+        self.send_now(index, Outbound::new(initialize)).await;
+    }
+
+    /// An id for a request the relay itself sends a backend; never one a pending
+    /// table gives out (those are numbers), so its answer is told apart.
+    fn own_request_id(&mut self) -> RawId {
+        self.next_own_request += 1;
+        jsonrpc::raw(format!(r#""interpose-{}""#, self.next_own_request))
+    }
+
+    /// Backend `index` has not answered its `initialize` within its start timeout: it
+    /// still joins when it answers, but what waits for it fails now, and what is
+    /// routed to it fails at once.
+    async fn start_overdue(&mut self, index: usize) {
+        let backend = &mut self.backends[index];
+        let State::Starting { overdue, queue, .. } = &mut backend.state else {
+            return;
+        };
+        *overdue = true;
+        *queue = false;
+        tracing::warn!(session = %self.config.session, server = %backend.name, "server `{}` did not answer `initialize` within {:?}", backend.name, backend.lifecycle.start_timeout);
+        let message = backend
+            .state
+            .unavailable(&backend.name, backend.lifecycle.start_timeout);
+        let waiting: Vec<RawId> = backend
+            .queued
+            .iter()
+            .filter_map(|out| match &out.message {
+                Message::Request { id, .. } => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
+        backend
+            .queued
+            .retain(|out| !matches!(out.message, Message::Request { .. }));
+        for id in waiting {
+            if let Some(pending) = self.take_from_backend(index, &id) {
+                let error = self.unavailable_error(index, message.clone(), &pending.method);
+                self.fail_backend_request(index, pending, error).await;
             }
         }
-        last.then_some(why)
+    }
+
+    /// The error a request to backend `index` gets when it cannot go there.
+    fn unavailable_error(&self, index: usize, message: String, method: &str) -> ErrorObject {
+        ErrorObject::new(BACKEND_UNAVAILABLE, message).with_data(serde_json::json!({
+            "server": self.backends[index].name,
+            "method": method,
+        }))
+    }
+
+    /// Backend `index` answered the `initialize` that no request waits for (the
+    /// relay's replay, or the client's that it answered late): it joins, unless it
+    /// refused or settled on another protocol version than before.
+    async fn on_handshake_answer(&mut self, index: usize, answer: Message) {
+        let backend = &mut self.backends[index];
+        backend.handshake = None;
+        let version = match &answer {
+            Message::Response { result, .. } => {
+                serde_json::from_str::<serde_json::Value>(result.get())
+                    .ok()
+                    .and_then(|r| r["protocolVersion"].as_str().map(str::to_owned))
+            }
+            _ => None,
+        };
+        let refused = match (&answer, &version, &backend.protocol_version) {
+            (Message::Error { error, .. }, _, _) => Some(format!(
+                "it refused `initialize`: {}",
+                ErrorObject::from_raw(error)
+                    .map(|e| e.message)
+                    .unwrap_or_else(|| error.get().to_owned())
+            )),
+            (_, Some(now), Some(before)) if now != before => Some(format!(
+                "it settled on protocol version {now}, not {before} as before"
+            )),
+            _ => None,
+        };
+        if let Some(why) = refused {
+            let why = format!("server `{}` gave up on: {why}", backend.name);
+            tracing::error!(session = %self.config.session, "{why}");
+            self.fail_in_flight(index, &why).await;
+            return self.went_down(index, why, false);
+        }
+        backend.protocol_version = version;
+        backend.state = State::Up(Instant::now());
+        let queued = std::mem::take(&mut backend.queued);
+        for outbound in queued {
+            self.send_now(index, outbound).await;
+        }
+        self.came_up(index).await;
+    }
+
+    /// Backend `index` is up again (or joined late): its names come back into the
+    /// lists, and the client is told to list again.
+    async fn came_up(&mut self, index: usize) {
+        // metrics: backend up
+        let backend = &self.backends[index];
+        tracing::info!(session = %self.config.session, server = %backend.name, "server `{}` is up", backend.name);
+        self.announce_lists_changed().await;
     }
 
     /// Starts the clock on a request forwarded to backend `index`, if it has a timeout.
@@ -366,8 +696,14 @@ impl SessionRelay {
             backend.name, pending.method
         );
         tracing::warn!(session = %self.config.session, "{problem}");
-        // `initialize` must not be cancelled (MCP lifecycle); a late answer is dropped.
-        if pending.method != "initialize" {
+        // `initialize` must not be cancelled (MCP lifecycle): the server joins when it
+        // answers.
+        if pending.method == INITIALIZE {
+            self.backends[index].handshake = Some(id.clone());
+            if let State::Starting { overdue, .. } = &mut self.backends[index].state {
+                *overdue = true;
+            }
+        } else {
             let reason = serde_json::to_string(&problem).expect("a string serializes");
             let cancel = Message::Notification {
                 method: CANCELLED.into(),
@@ -487,13 +823,33 @@ impl SessionRelay {
                 return self.send(from, Outbound::new(answer)).await;
             }
         };
+        if from == Peer::Client {
+            self.remember_handshake(&method, params.as_deref());
+        }
         let (to, params, rewritten) = match from {
-            Peer::Client if self.gateway.is_passthrough() => (Peer::Backend(0), params, rewritten),
+            Peer::Client if self.gateway.is_passthrough() => {
+                if !self.backends[0].state.takes_requests() {
+                    return self.refuse(0, id, &method).await;
+                }
+                (Peer::Backend(0), params, rewritten)
+            }
             Peer::Client => {
-                let live: Vec<bool> = self.backend_inbound.iter().map(Option::is_some).collect();
+                let live: Vec<bool> = self
+                    .backends
+                    .iter()
+                    .map(|b| b.state.takes_requests())
+                    .collect();
                 match self.gateway.plan(&method, params.as_deref(), &live) {
                     // The name the server knows is not the one the client sent.
-                    Plan::One { backend, params } => (Peer::Backend(backend), params, true),
+                    Plan::One { backend, params } => {
+                        if matches!(self.backends[backend].state, State::Idle) {
+                            self.start(backend, true).await;
+                        }
+                        (Peer::Backend(backend), params, true)
+                    }
+                    Plan::Unavailable { backend } => {
+                        return self.refuse(backend, id, &method).await;
+                    }
                     Plan::Fanout { parts, merge } => {
                         return self.fan_out(id, method, params, parts, merge).await;
                     }
@@ -563,6 +919,57 @@ impl SessionRelay {
         self.send(to, outbound).await;
     }
 
+    /// A backend's result as the client sees it ([`Gateway::expose_result`]). The
+    /// answer to a client's `initialize` sent straight through (one backend) marks
+    /// the backend up; with restarts on, its lists say they can change (they do, when
+    /// it dies and comes back).
+    fn backend_result(
+        &mut self,
+        index: usize,
+        method: &str,
+        result: Box<RawValue>,
+    ) -> Box<RawValue> {
+        if method != INITIALIZE {
+            return self.gateway.expose_result(index, method, result);
+        }
+        let Ok(mut value) = serde_json::from_str::<serde_json::Value>(result.get()) else {
+            return result;
+        };
+        let backend = &mut self.backends[index];
+        backend.state = State::Up(Instant::now());
+        backend.protocol_version = value["protocolVersion"].as_str().map(str::to_owned);
+        if !backend.lifecycle.restarts() {
+            return result;
+        }
+        if let Some(capabilities) = value["capabilities"].as_object_mut() {
+            super::gateway::announce_list_changed(capabilities);
+        }
+        serde_json::value::to_raw_value(&value).unwrap_or(result)
+    }
+
+    /// What of the client's handshake a backend that starts later is told again.
+    fn remember_handshake(&mut self, method: &str, params: Option<&RawValue>) {
+        match method {
+            INITIALIZE => self.client_initialize = params.map(ToOwned::to_owned),
+            SET_LEVEL => self.log_level = params.map(ToOwned::to_owned),
+            _ => {}
+        }
+    }
+
+    /// Answers the client's request `id` at once: backend `index` cannot take it now.
+    async fn refuse(&mut self, index: usize, id: RawId, method: &str) {
+        let backend = &self.backends[index];
+        let message = backend
+            .state
+            .unavailable(&backend.name, backend.lifecycle.start_timeout);
+        let error = self.unavailable_error(index, message, method);
+        let outbound = Outbound {
+            related: Some(id.clone()),
+            ..Outbound::new(Message::error_response(id, &error))
+        };
+        self.send_client(outbound).await;
+    }
+
     /// Sends each backend its part of a client request; the answers become one when
     /// the last part is in (see [`SessionRelay::on_part`]).
     async fn fan_out(
@@ -608,10 +1015,14 @@ impl SessionRelay {
                 part_of: Some(fanout),
                 deadline: None,
             };
+            if matches!(self.backends[backend].state, State::Idle) {
+                self.start(backend, true).await;
+            }
             let forwarded_id = self.backends[backend].side.awaiting.insert(part);
             // A slow server does not hold the others' handshake past its start time.
+            let start_timeout = self.backends[backend].lifecycle.start_timeout;
             let most =
-                (merge == Merge::Initialize || merge == Merge::Discover).then_some(START_TIMEOUT);
+                (merge == Merge::Initialize || merge == Merge::Discover).then_some(start_timeout);
             self.start_deadline_within(backend, &forwarded_id, most);
             let request = Message::Request {
                 id: forwarded_id,
@@ -620,6 +1031,13 @@ impl SessionRelay {
             };
             self.send(Peer::Backend(backend), Outbound::new(request))
                 .await;
+            if merge == Merge::Initialize {
+                self.backends[backend].state = State::Starting {
+                    since: started,
+                    overdue: false,
+                    queue: false,
+                };
+            }
         }
     }
 
@@ -633,6 +1051,18 @@ impl SessionRelay {
         let Some(entry) = self.fanouts.get_mut(&fanout) else {
             return;
         };
+        let own = &mut self.backends[backend];
+        match (entry.merge, &part) {
+            (Merge::Initialize, Ok(result)) => {
+                // In time: it is up, in the version it settled on.
+                own.state = State::Up(Instant::now());
+                own.protocol_version = result["protocolVersion"].as_str().map(str::to_owned);
+            }
+            // It refused this handshake (not late: a late one's answer is awaited): it
+            // may take another.
+            (Merge::Initialize, Err(_)) if own.handshake.is_none() => own.state = State::Connected,
+            _ => {}
+        }
         entry.parts.push((backend, part));
         entry.waiting -= 1;
         if entry.waiting == 0 {
@@ -727,6 +1157,7 @@ impl SessionRelay {
             return;
         }
         let Peer::Backend(index) = from else {
+            self.client_initialized |= method == INITIALIZED;
             // Every backend hears what the client announces (`initialized`, changed
             // roots); the last one gets the params themselves.
             let last = self.backends.len() - 1;
@@ -808,6 +1239,15 @@ impl SessionRelay {
             Peer::Client => self.client.awaiting.take(id),
         };
         let Some(pending) = taken else {
+            if let Peer::Backend(index) = from {
+                if self.backends[index].handshake.as_deref().map(RawValue::get) == Some(id.get()) {
+                    return self.on_handshake_answer(index, answer).await;
+                }
+                if id.get().starts_with("\"interpose-") {
+                    // The answer to the relay's own request (a replayed `logging/setLevel`).
+                    return tracing::debug!(session = %self.config.session, id = id.get(), "answer to the relay's own request");
+                }
+            }
             tracing::warn!(session = %self.config.session, id = id.get(), "the {} answered a request that is not in flight; dropped", from.as_str());
             return;
         };
@@ -824,7 +1264,7 @@ impl SessionRelay {
         let answer = match (from, answer) {
             (Peer::Backend(index), Message::Response { id, result }) => Message::Response {
                 id,
-                result: self.gateway.expose_result(index, &pending.method, result),
+                result: self.backend_result(index, &pending.method, result),
             },
             (_, answer) => answer,
         };
@@ -958,12 +1398,24 @@ impl SessionRelay {
 
     // ---- sending and ending ----
 
-    /// Sends to a peer. A request a backend can no longer take is answered with an
-    /// error.
+    /// Sends to a peer: to a backend that is starting, once it is up. A request a
+    /// backend can no longer take is answered with an error.
     async fn send(&mut self, to: Peer, outbound: Outbound) {
         let Peer::Backend(index) = to else {
             return self.send_client(outbound).await;
         };
+        let backend = &mut self.backends[index];
+        match backend.state {
+            State::Starting { .. } => return backend.queued.push(outbound),
+            // Not started: what it would hear now, it hears in its handshake.
+            State::Idle => return,
+            _ => {}
+        }
+        self.send_now(index, outbound).await;
+    }
+
+    /// Sends to backend `index` now, whatever its state.
+    async fn send_now(&mut self, index: usize, outbound: Outbound) {
         let sent = match &self.backends[index].side.outbound {
             Some(tx) => tx.send(outbound).await.map_err(|e| e.0.message),
             None => Err(outbound.message),
@@ -1015,17 +1467,30 @@ impl SessionRelay {
 
     /// Backend `index` is gone: every request still waiting for it gets an error now.
     async fn fail_in_flight(&mut self, index: usize, why: &str) {
-        let awaiting = &mut self.backends[index].side.awaiting;
-        tracing::error!(session = %self.config.session, in_flight = awaiting.len(), "{why}");
-        for pending in awaiting.drain() {
+        let backend = &mut self.backends[index];
+        let name = backend.name.clone();
+        let awaiting = backend.side.awaiting.drain();
+        tracing::error!(session = %self.config.session, server = %name, in_flight = awaiting.len(), "{why}");
+        // One backend's errors speak of it as the client knows it; a gateway's name
+        // the server.
+        let gateway = !self.gateway.is_passthrough();
+        let why = match gateway {
+            false => why.to_owned(),
+            true => format!("server `{name}`: {why}"),
+        };
+        for pending in awaiting {
             if let Some(key) = &pending.deadline {
                 self.deadlines.try_remove(key);
+            }
+            let mut data = serde_json::json!({ "method": pending.method });
+            if gateway {
+                data["server"] = name.clone().into();
             }
             let error = ErrorObject::new(
                 BACKEND_UNAVAILABLE,
                 format!("{why} before answering `{}`", pending.method),
             )
-            .with_data(serde_json::json!({ "method": pending.method }));
+            .with_data(data);
             self.fail_backend_request(index, pending, error).await;
         }
         self.gateway.forget(index);

@@ -186,11 +186,7 @@ fn gateway_of_two() -> (Peer, Peer, Peer, tokio::task::JoinHandle<RelayEnd>) {
 
 /// A backend of a gateway that may take its time.
 fn backend(name: &str, link: Link) -> BackendLink {
-    BackendLink {
-        name: name.into(),
-        link,
-        timeout: None,
-    }
+    BackendLink::new(name, link)
 }
 
 fn config(server: &str) -> RelayConfig {
@@ -1081,7 +1077,9 @@ async fn a_request_the_server_does_not_answer_in_time_fails_and_is_cancelled() {
 
 /// A server that does not answer the gateway's `initialize` in time is left out of
 /// the client's handshake instead of holding it (and is not sent a cancellation:
-/// `initialize` must not be cancelled).
+/// `initialize` must not be cancelled); calls to it fail naming it and why; when it
+/// answers at last it joins: it hears what the client announced meanwhile, and the
+/// client hears that the lists changed.
 #[tokio::test(start_paused = true)]
 async fn a_slow_server_does_not_hold_the_gateways_handshake() {
     let (mut client, mut first, mut second, relay) = gateway_of_two();
@@ -1111,8 +1109,138 @@ async fn a_slow_server_does_not_hold_the_gateways_handshake() {
         merged["result"]["capabilities"]["tools"]["listChanged"],
         true
     );
-    client.send_value(marker()).await;
+    client
+        .send_value(notification("notifications/initialized", json!({})))
+        .await;
+    let (initialized, _) = first.recv().await;
+    assert_eq!(initialized["method"], "notifications/initialized");
+
+    // Its names are not known yet; once known (a list it answered), a call to one of
+    // them fails at once, naming it and why.
+    let names = json!({"tools": [{"name": "wait", "inputSchema": {}}]});
+    client
+        .send_value(request(
+            json!(2),
+            "tools/call",
+            json!({"name": "second_wait"}),
+        ))
+        .await;
+    let (unknown, _) = client.recv().await;
+    assert_eq!(unknown["id"], 2);
+    assert!(unknown["error"].is_object(), "{unknown}");
+
+    // It answers at last: it joins, and hears `initialized` (and nothing before it:
+    // no cancellation of `initialize`).
+    second
+        .send_value(answer(
+            &to_second["id"],
+            json!({"protocolVersion": "2025-11-25", "capabilities": {"tools": {}},
+                   "serverInfo": {"name": "second"}}),
+        ))
+        .await;
     let (next, _) = second.recv().await;
-    assert_eq!(next, marker(), "no cancellation of `initialize` was sent");
+    assert_eq!(next["method"], "notifications/initialized", "{next}");
+    for list in ["tools", "prompts", "resources"] {
+        let (changed, _) = client.recv().await;
+        assert_eq!(
+            changed["method"],
+            format!("notifications/{list}/list_changed")
+        );
+    }
+    client
+        .send_value(request(json!(3), "tools/list", json!({})))
+        .await;
+    let (to_first, _) = first.recv().await;
+    let (to_second, _) = second.recv().await;
+    first
+        .send_value(answer(&to_first["id"], json!({"tools": []})))
+        .await;
+    second.send_value(answer(&to_second["id"], names)).await;
+    let (listed, _) = client.recv().await;
+    assert_eq!(
+        listed["result"]["tools"][0]["name"], "second_wait",
+        "{listed}"
+    );
+    client
+        .send_value(request(
+            json!(4),
+            "tools/call",
+            json!({"name": "second_wait"}),
+        ))
+        .await;
+    let (call, _) = second.recv().await;
+    assert_eq!(call["params"]["name"], "wait");
+    relay.abort();
+}
+
+/// While a server has not answered its `initialize` past its start timeout, a call
+/// to a name it offered fails at once with an error naming it and saying why.
+#[tokio::test(start_paused = true)]
+async fn a_call_to_a_server_that_did_not_start_in_time_says_so() {
+    let (client_link, mut client) = link();
+    let (first_link, mut first) = link();
+    let (second_link, mut second) = link();
+    let short = |link| BackendLink {
+        lifecycle: Lifecycle {
+            start_timeout: Duration::from_secs(2),
+            ..Lifecycle::default()
+        },
+        ..backend("second", link)
+    };
+    let relay = SessionRelay::with_backends(
+        config("gateway"),
+        client_link,
+        vec![backend("first", first_link), short(second_link)],
+    );
+    let relay = tokio::spawn(relay.run(std::future::pending()));
+    // The second's names are known from a list before the handshake (a 2026-07-28
+    // client needs none; here it only fills the names).
+    client
+        .send_value(request(json!(1), "tools/list", json!({})))
+        .await;
+    let (to_first, _) = first.recv().await;
+    let (to_second, _) = second.recv().await;
+    first
+        .send_value(answer(&to_first["id"], json!({"tools": []})))
+        .await;
+    second
+        .send_value(answer(
+            &to_second["id"],
+            json!({"tools": [{"name": "wait", "inputSchema": {}}]}),
+        ))
+        .await;
+    let (listed, _) = client.recv().await;
+    assert_eq!(listed["result"]["tools"][0]["name"], "second_wait");
+
+    let init = json!({"protocolVersion": "2025-11-25", "capabilities": {},
+                      "clientInfo": {"name": "c", "version": "1"}});
+    client
+        .send_value(request(json!(2), "initialize", init))
+        .await;
+    let (to_first, _) = first.recv().await;
+    let (_, _) = second.recv().await;
+    first
+        .send_value(answer(
+            &to_first["id"],
+            json!({"protocolVersion": "2025-11-25", "capabilities": {}}),
+        ))
+        .await;
+    let (merged, _) = client.recv().await;
+    assert_eq!(merged["id"], 2);
+    client
+        .send_value(request(
+            json!(3),
+            "tools/call",
+            json!({"name": "second_wait"}),
+        ))
+        .await;
+    let (refused, _) = client.recv().await;
+    assert_eq!(refused["id"], 3);
+    assert_eq!(refused["error"]["code"], -32000);
+    assert_eq!(
+        refused["error"]["message"], "server `second` did not start within 2s",
+        "{refused}"
+    );
+    assert_eq!(refused["error"]["data"]["server"], "second");
     relay.abort();
 }
