@@ -407,9 +407,12 @@ impl SessionRelay {
     /// Backend `index` closed its output: what it was asked fails now, and it is
     /// started again if its policy says so.
     async fn backend_gone(&mut self, index: usize, why: String) {
+        // Only one that served had names in the lists (one that dies while starting
+        // again had none).
+        let served = matches!(self.backends[index].state, State::Up(_) | State::Connected);
         self.fail_in_flight(index, &why).await;
         self.went_down(index, why, true);
-        if self.over.is_none() && !self.gateway.is_passthrough() {
+        if served && self.over.is_none() && !self.gateway.is_passthrough() {
             // Its tools, prompts and resources have left the lists: the client is told.
             self.announce_lists_changed().await;
         }
@@ -512,7 +515,7 @@ impl SessionRelay {
             // No handshake to replay (the client has not made one, or its protocol has
             // none): it takes requests as they come.
             backend.state = State::Connected;
-            return self.came_up(index).await;
+            return self.came_up(index, !queue).await;
         };
         let id = self.own_request_id();
         let backend = &mut self.backends[index];
@@ -625,27 +628,31 @@ impl SessionRelay {
             _ => None,
         };
         if let Some(why) = refused {
-            let why = format!("server `{}` gave up on: {why}", backend.name);
-            tracing::error!(session = %self.config.session, "{why}");
+            let why = format!("given up: {why}");
+            tracing::error!(session = %self.config.session, server = %backend.name, "server `{}` {why}", backend.name);
             self.fail_in_flight(index, &why).await;
             return self.went_down(index, why, false);
         }
+        // A lazy start in time: the client has listed its names already.
+        let lazy = matches!(backend.state, State::Starting { queue: true, .. });
         backend.protocol_version = version;
         backend.state = State::Up(Instant::now());
         let queued = std::mem::take(&mut backend.queued);
         for outbound in queued {
             self.send_now(index, outbound).await;
         }
-        self.came_up(index).await;
+        self.came_up(index, !lazy).await;
     }
 
-    /// Backend `index` is up again (or joined late): its names come back into the
-    /// lists, and the client is told to list again.
-    async fn came_up(&mut self, index: usize) {
+    /// Backend `index` is up (again, late, or lazily): with `announce`, its names come
+    /// back into the lists, and the client is told to list again.
+    async fn came_up(&mut self, index: usize, announce: bool) {
         // metrics: backend up
         let backend = &self.backends[index];
         tracing::info!(session = %self.config.session, server = %backend.name, "server `{}` is up", backend.name);
-        self.announce_lists_changed().await;
+        if announce {
+            self.announce_lists_changed().await;
+        }
     }
 
     /// Starts the clock on a request forwarded to backend `index`, if it has a timeout.
@@ -844,6 +851,9 @@ impl SessionRelay {
                     Plan::One { backend, params } => {
                         if matches!(self.backends[backend].state, State::Idle) {
                             self.start(backend, true).await;
+                            if !self.backends[backend].state.takes_requests() {
+                                return self.refuse(backend, id, &method).await;
+                            }
                         }
                         (Peer::Backend(backend), params, true)
                     }

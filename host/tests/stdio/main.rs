@@ -9,5 +9,6 @@ mod support;
 
 mod backend_faults;
 mod demo;
+mod resilience;
 mod servers_config;
 mod stdio_rmcp;

@@ -1244,3 +1244,167 @@ async fn a_call_to_a_server_that_did_not_start_in_time_says_so() {
     assert_eq!(refused["error"]["data"]["server"], "second");
     relay.abort();
 }
+
+/// Links handed out one by one, each time the relay connects the backend again, and
+/// how many were asked for.
+fn connector(links: Vec<Link>) -> (super::super::lifecycle::Connector, Arc<AtomicUsize>) {
+    let links = std::sync::Mutex::new(std::collections::VecDeque::from(links));
+    let asked = Arc::new(AtomicUsize::new(0));
+    let count = asked.clone();
+    let connect = move || {
+        count.fetch_add(1, Ordering::SeqCst);
+        let link = links.lock().unwrap().pop_front();
+        link.map(|link| (link, UpstreamGuard::Nothing))
+            .ok_or_else(|| anyhow::anyhow!("no more test links"))
+    };
+    (Arc::new(connect), asked)
+}
+
+async fn expect_lists_changed(client: &mut Peer) {
+    for list in ["tools", "prompts", "resources"] {
+        let (changed, _) = client.recv().await;
+        assert_eq!(
+            changed["method"],
+            format!("notifications/{list}/list_changed")
+        );
+    }
+}
+
+/// A server with `restart = "on-failure"` that dies: the calls to it fail at once
+/// while it is down; after its backoff it is connected again and given the client's
+/// `initialize`, then `initialized` and the client's last `logging/setLevel`, and the
+/// client hears the lists changed; calls reach it again. When it comes back in
+/// another protocol version, it is given up on.
+#[tokio::test(start_paused = true)]
+async fn a_server_that_dies_is_restarted_with_the_clients_handshake_replayed() {
+    let (client_link, mut client) = link();
+    let (first_link, mut first) = link();
+    let (second_link, second) = link();
+    let (again_link, mut again) = link();
+    let (third_link, mut third) = link();
+    let (connect, connects) = connector(vec![again_link, third_link]);
+    let restarting = BackendLink {
+        lifecycle: Lifecycle {
+            restart: super::super::lifecycle::RestartPolicy::OnFailure,
+            connect: Some(connect),
+            ..Lifecycle::default()
+        },
+        ..backend("second", second_link)
+    };
+    let relay = SessionRelay::with_backends(
+        config("gateway"),
+        client_link,
+        vec![backend("first", first_link), restarting],
+    );
+    let relay = tokio::spawn(relay.run(std::future::pending()));
+    let mut second = second;
+
+    let init = json!({"protocolVersion": "2025-11-25", "capabilities": {},
+                      "clientInfo": {"name": "c", "version": "1"}});
+    let init_result = json!({"protocolVersion": "2025-11-25", "capabilities": {"tools": {}}});
+    client
+        .send_value(request(json!(1), "initialize", init.clone()))
+        .await;
+    for backend in [&mut first, &mut second] {
+        let (asked, _) = backend.recv().await;
+        backend
+            .send_value(answer(&asked["id"], init_result.clone()))
+            .await;
+    }
+    let (merged, _) = client.recv().await;
+    assert_eq!(merged["id"], 1);
+    client
+        .send_value(notification("notifications/initialized", json!({})))
+        .await;
+    let level = json!({"level": "debug"});
+    client
+        .send_value(request(json!(2), "logging/setLevel", level.clone()))
+        .await;
+    for backend in [&mut first, &mut second] {
+        let (initialized, _) = backend.recv().await;
+        assert_eq!(initialized["method"], "notifications/initialized");
+        let (set, _) = backend.recv().await;
+        backend.send_value(answer(&set["id"], json!({}))).await;
+    }
+    let (set, _) = client.recv().await;
+    assert_eq!(set, answer(&json!(2), json!({})));
+
+    // It dies; a call to it in the meantime fails at once, saying a restart is due.
+    drop(second);
+    expect_lists_changed(&mut client).await;
+    client
+        .send_value(request(
+            json!(3),
+            "tools/call",
+            json!({"name": "second_echo"}),
+        ))
+        .await;
+    let (refused, _) = client.recv().await;
+    assert_eq!(refused["id"], 3);
+    assert_eq!(
+        refused["error"]["message"],
+        "server `second` is not available: the backend connection closed; restart 1 is pending",
+        "{refused}"
+    );
+
+    // The paused clock runs to the restart: the handshake is replayed in order.
+    let (replayed, _) = again.recv().await;
+    assert_eq!(connects.load(Ordering::SeqCst), 1);
+    assert_eq!(replayed["method"], "initialize");
+    assert_eq!(replayed["params"], init);
+    again
+        .send_value(answer(&replayed["id"], init_result.clone()))
+        .await;
+    let (initialized, _) = again.recv().await;
+    assert_eq!(initialized["method"], "notifications/initialized");
+    let (set, _) = again.recv().await;
+    assert_eq!(set["method"], "logging/setLevel");
+    assert_eq!(set["params"], level);
+    again.send_value(answer(&set["id"], json!({}))).await;
+    expect_lists_changed(&mut client).await;
+
+    client
+        .send_value(request(
+            json!(4),
+            "tools/call",
+            json!({"name": "second_echo"}),
+        ))
+        .await;
+    let (call, _) = again.recv().await;
+    assert_eq!(call["params"]["name"], "echo");
+    again
+        .send_value(answer(&call["id"], json!({"content": []})))
+        .await;
+    let (answered, _) = client.recv().await;
+    assert_eq!(answered, answer(&json!(4), json!({"content": []})));
+
+    // It dies again and comes back speaking another version: it is given up on.
+    drop(again);
+    expect_lists_changed(&mut client).await;
+    let (replayed, _) = third.recv().await;
+    third
+        .send_value(answer(
+            &replayed["id"],
+            json!({"protocolVersion": "2024-11-05", "capabilities": {}}),
+        ))
+        .await;
+    third.assert_closed().await;
+    client
+        .send_value(request(
+            json!(5),
+            "tools/call",
+            json!({"name": "second_echo"}),
+        ))
+        .await;
+    let (refused, _) = client.recv().await;
+    assert_eq!(refused["id"], 5, "no list_changed for a server given up on");
+    assert_eq!(
+        refused["error"]["message"],
+        "server `second` is not available: given up: it settled on protocol version \
+         2024-11-05, not 2025-11-25 as before",
+        "{refused}"
+    );
+    assert_eq!(connects.load(Ordering::SeqCst), 2);
+    assert!(!relay.is_finished(), "the first still serves");
+    relay.abort();
+}
