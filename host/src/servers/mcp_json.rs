@@ -633,6 +633,49 @@ mod tests {
     }
 
     #[test]
+    fn interpose_lifecycle_keys_are_read_where_clients_skip_them() {
+        let text = r#"{"mcpServers": {
+            "files": {"command": "npx", "start_timeout_ms": 2500, "restart": "on-failure", "lazy": true},
+            "web": {"url": "http://h/mcp"}
+        }}"#;
+        let servers = parse(text, Path::new("servers.json"), &env_of(&[])).unwrap();
+        assert_eq!(servers[0].start_timeout, Some(Duration::from_millis(2500)));
+        assert_eq!(servers[0].restart, Some(RestartPolicy::OnFailure));
+        assert!(servers[0].lazy);
+        assert_eq!(
+            (
+                servers[1].start_timeout,
+                servers[1].restart,
+                servers[1].lazy
+            ),
+            (None, None, false)
+        );
+        for (text, error) in [
+            (
+                r#"{"mcpServers": {"files": {"command": "npx", "start_timeout_ms": "2s"}}}"#,
+                "servers.json: server `files`: `start_timeout_ms` must be a whole number of \
+                 milliseconds, at least 1, found a string",
+            ),
+            (
+                r#"{"mcpServers": {"files": {"command": "npx", "restart": "always"}}}"#,
+                "servers.json: server `files`: `restart` must be \"never\" or \"on-failure\", \
+                 got \"always\"",
+            ),
+            (
+                r#"{"mcpServers": {"files": {"command": "npx", "lazy": "yes"}}}"#,
+                "servers.json: server `files`: `lazy` must be a boolean, found a string",
+            ),
+            (
+                r#"{"mcpServers": {"web": {"url": "http://h/mcp", "lazy": true}}}"#,
+                "servers.json: server `web`: `lazy` applies to a `command` server, not to a \
+                 `url` one",
+            ),
+        ] {
+            assert_eq!(parse_err(text), error);
+        }
+    }
+
+    #[test]
     fn claude_desktop_file_loads() {
         let servers = parse_sample("claude_desktop_config.json", &[]);
         assert_eq!(names(&servers), ["filesystem", "github", "linear"]);

@@ -470,12 +470,47 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn toml_lifecycle_keys_are_read_and_left_unset_by_default() {
+        let (_dir, loaded) = load_files(
+            "[servers.files]\ncommand = \"npx\"\nstart_timeout_ms = 2500\n\
+             restart = \"on-failure\"\nlazy = true\n[servers.web]\nurl = \"http://h/mcp\"\n",
+            None,
+            &[],
+        );
+        let servers = loaded.unwrap();
+        assert_eq!(servers[0].start_timeout, Some(Duration::from_millis(2500)));
+        assert_eq!(servers[0].restart, Some(RestartPolicy::OnFailure));
+        assert!(servers[0].lazy);
+        assert_eq!(
+            (
+                servers[1].start_timeout,
+                servers[1].restart,
+                servers[1].lazy
+            ),
+            (None, None, false)
+        );
+    }
+
+    #[test]
     fn toml_errors_name_the_server() {
         assert_eq!(
             toml_err("[servers.files]\ncommand = \"npx\"\ntimeout = 5\n"),
             "DIR/interpose.toml:3:1: unknown field `timeout`, expected one of `command`, `args`, \
              `env`, `cwd`, `url`, `transport`, `headers`, `bearer_token_env`, `timeout_ms`, \
-             `enabled`, `plugins`"
+             `start_timeout_ms`, `restart`, `lazy`, `enabled`, `plugins`"
+        );
+        assert_eq!(
+            toml_err("[servers.files]\ncommand = \"npx\"\nstart_timeout_ms = 0\n"),
+            "DIR/interpose.toml: server `files`: `start_timeout_ms` must be at least 1"
+        );
+        assert_eq!(
+            toml_err("[servers.files]\ncommand = \"npx\"\nrestart = \"always\"\n"),
+            "DIR/interpose.toml:3:11: unknown variant `always`, expected `never` or `on-failure`"
+        );
+        assert_eq!(
+            toml_err("[servers.web]\nurl = \"http://h/mcp\"\nlazy = true\n"),
+            "DIR/interpose.toml: server `web`: `lazy` applies to a `command` server, not to a \
+             `url` one"
         );
         assert_eq!(
             toml_err("[servers.files]\ncommand = \"npx\"\nargs = \"-y\"\n"),
