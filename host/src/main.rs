@@ -392,11 +392,11 @@ async fn run_proxy(args: RunArgs) -> anyhow::Result<()> {
     let backends = servers
         .into_iter()
         .map(|server| BackendSettings {
-            name: server.name,
-            upstream: server.upstream,
             timeout: server.timeout,
             start_timeout: server.start_timeout.unwrap_or(start_timeout),
             restart: server.restart.unwrap_or(args.restart),
+            lazy: server.lazy,
+            ..BackendSettings::new(server.name, server.upstream)
         })
         .collect();
     run(RunOptions {

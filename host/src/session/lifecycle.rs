@@ -6,9 +6,12 @@
 //!
 //! Documented in `docs/config.md` ("Servers": `start_timeout_ms`, `restart`, `lazy`).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
+use super::lists::ListKind;
 use crate::upstream::UpstreamGuard;
 use crate::wire::link::Link;
 
@@ -54,6 +57,9 @@ pub struct Lifecycle {
     /// How to connect again (a restart, a lazy start); `None`: it cannot be, so it
     /// is never restarted.
     pub connect: Option<Connector>,
+    /// For a server started lazily: what its live instances answered, shared by
+    /// every session, to answer for it while it is not started.
+    pub catalog: Option<Arc<Catalog>>,
 }
 
 impl Default for Lifecycle {
@@ -62,7 +68,58 @@ impl Default for Lifecycle {
             start_timeout: DEFAULT_START_TIMEOUT,
             restart: RestartPolicy::Never,
             connect: None,
+            catalog: None,
         }
+    }
+}
+
+/// What any live instance of one server last answered to `initialize` and to the
+/// first page of each list: a session that has not started the server (a lazy start)
+/// answers from it. Shared by all sessions.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    seen: Mutex<Seen>,
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    initialize: Option<Value>,
+    /// First pages, by list.
+    lists: Vec<(ListKind, Value)>,
+}
+
+impl Catalog {
+    fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
+        // What is kept is replaced whole: a panic elsewhere cannot leave it torn.
+        self.seen.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a session can do without starting the server: its `initialize`
+    /// result is known.
+    pub fn is_filled(&self) -> bool {
+        self.seen().initialize.is_some()
+    }
+
+    pub fn initialize(&self) -> Option<Value> {
+        self.seen().initialize.clone()
+    }
+
+    pub fn first_page(&self, kind: ListKind) -> Option<Value> {
+        let seen = self.seen();
+        seen.lists
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, v)| v.clone())
+    }
+
+    pub fn record_initialize(&self, result: &Value) {
+        self.seen().initialize = Some(result.clone());
+    }
+
+    pub fn record_first_page(&self, kind: ListKind, result: &Value) {
+        let mut seen = self.seen();
+        seen.lists.retain(|(k, _)| *k != kind);
+        seen.lists.push((kind, result.clone()));
     }
 }
 

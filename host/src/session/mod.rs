@@ -11,6 +11,7 @@ pub mod names;
 pub mod pending;
 pub mod relay;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -21,7 +22,7 @@ use crate::downstream::OpenSession;
 use crate::upstream::UpstreamSpec;
 use crate::wire::link::{ConnectContext, Link};
 use intercept::SharedInterceptor;
-use lifecycle::{Connector, Lifecycle, RestartPolicy};
+use lifecycle::{Catalog, Connector, Lifecycle, RestartPolicy};
 use relay::{BackendLink, BackendStart, RelayConfig, RelayEnd, SessionRelay};
 
 /// How this proxy's sessions are opened: the backends, by name, the interceptor
@@ -51,6 +52,11 @@ pub struct BackendSettings {
     pub start_timeout: Duration,
     /// Whether it is started again when it dies.
     pub restart: RestartPolicy,
+    /// In a gateway: started on the first request routed to it, once a session has
+    /// filled its catalog.
+    pub lazy: bool,
+    /// What its live instances answered, for sessions that have not started it.
+    pub catalog: Arc<Catalog>,
 }
 
 impl BackendSettings {
@@ -63,6 +69,8 @@ impl BackendSettings {
             timeout: None,
             start_timeout: lifecycle::DEFAULT_START_TIMEOUT,
             restart: RestartPolicy::Never,
+            lazy: false,
+            catalog: Arc::default(),
         }
     }
 }
@@ -93,13 +101,26 @@ impl SessionSettings {
             let connect: Connector = {
                 let upstream = backend.upstream.clone();
                 let (max_message_bytes, context) = (self.max_message_bytes, context.clone());
-                std::sync::Arc::new(move || upstream.connect(max_message_bytes, &context))
+                Arc::new(move || upstream.connect(max_message_bytes, &context))
             };
+            // A lazy server alone is the session: it starts with it.
+            let lazy = backend.lazy && several;
             let lifecycle = Lifecycle {
                 start_timeout: backend.start_timeout,
                 restart: backend.restart,
                 connect: Some(connect.clone()),
+                catalog: lazy.then(|| backend.catalog.clone()),
             };
+            // The first session starts it anyway, to fill the catalog.
+            if lazy && backend.catalog.is_filled() {
+                links.push(BackendLink {
+                    name: backend.name.clone(),
+                    start: BackendStart::OnFirstUse,
+                    timeout: backend.timeout,
+                    lifecycle,
+                });
+                continue;
+            }
             let start = match connect() {
                 Ok((link, guard)) => BackendStart::Open(link, guard),
                 // One server is the session: it cannot serve without it, unless it

@@ -252,6 +252,8 @@ struct Fanout {
     /// The client's request, as the merged answer goes back to it.
     request: Pending,
     merge: Merge,
+    /// A list request without a cursor: each part is a server's first page.
+    first_pages: bool,
     /// Parts not answered yet.
     waiting: usize,
     parts: Vec<Part>,
@@ -993,6 +995,11 @@ impl SessionRelay {
         self.next_fanout += 1;
         let fanout = self.next_fanout;
         let started = Instant::now();
+        let first_pages = matches!(merge, Merge::List(_))
+            && params
+                .as_deref()
+                .and_then(|p| serde_json::from_str::<serde_json::Value>(p.get()).ok())
+                .is_none_or(|p| p.get("cursor").is_none());
         self.fanouts.insert(
             fanout,
             Fanout {
@@ -1007,6 +1014,7 @@ impl SessionRelay {
                     deadline: None,
                 },
                 merge,
+                first_pages,
                 waiting: parts.len(),
                 parts: Vec::with_capacity(parts.len()),
             },
@@ -1014,7 +1022,13 @@ impl SessionRelay {
         if parts.is_empty() {
             return self.finish_fanout(fanout).await;
         }
+        // Parts a server not started yet answers from its catalog, once all are out.
+        let mut from_catalog = Vec::new();
         for (backend, params) in parts {
+            if let Some(answer) = self.catalog_answer(backend, merge, first_pages) {
+                from_catalog.push((backend, answer));
+                continue;
+            }
             let part = Pending {
                 origin: Peer::Client,
                 original_id: self.fanouts[&fanout].request.original_id.clone(),
@@ -1049,6 +1063,31 @@ impl SessionRelay {
                 };
             }
         }
+        for (backend, answer) in from_catalog {
+            self.on_part(fanout, backend, Ok(answer)).await;
+        }
+    }
+
+    /// For a lazy server not started yet: its part of a fan-out as its catalog has
+    /// it. `None`: it must start to answer (it is then started).
+    fn catalog_answer(
+        &self,
+        backend: usize,
+        merge: Merge,
+        first_page: bool,
+    ) -> Option<serde_json::Value> {
+        let backend = &self.backends[backend];
+        if !matches!(backend.state, State::Idle) {
+            return None;
+        }
+        let catalog = backend.lifecycle.catalog.as_ref()?;
+        match merge {
+            Merge::Initialize => catalog.initialize(),
+            Merge::List(kind) if first_page => catalog.first_page(kind),
+            // The level is replayed when it starts.
+            Merge::Empty => Some(serde_json::json!({})),
+            Merge::List(_) | Merge::Discover => None,
+        }
     }
 
     /// One backend's answer (or failure) for its part of fan-out `fanout`.
@@ -1062,8 +1101,19 @@ impl SessionRelay {
             return;
         };
         let own = &mut self.backends[backend];
+        if let (Some(catalog), Ok(result), false) = (
+            &own.lifecycle.catalog,
+            &part,
+            matches!(own.state, State::Idle),
+        ) {
+            match entry.merge {
+                Merge::Initialize => catalog.record_initialize(result),
+                Merge::List(kind) if entry.first_pages => catalog.record_first_page(kind, result),
+                _ => {}
+            }
+        }
         match (entry.merge, &part) {
-            (Merge::Initialize, Ok(result)) => {
+            (Merge::Initialize, Ok(result)) if !matches!(own.state, State::Idle) => {
                 // In time: it is up, in the version it settled on.
                 own.state = State::Up(Instant::now());
                 own.protocol_version = result["protocolVersion"].as_str().map(str::to_owned);
