@@ -141,11 +141,7 @@ pub enum State {
     /// Its `initialize` is out and not answered. `overdue` once it has taken longer than
     /// its start timeout (it still joins when it answers); `queue`: requests routed to
     /// it wait for it (a lazy start), instead of failing at once.
-    Starting {
-        since: Instant,
-        overdue: bool,
-        queue: bool,
-    },
+    Starting { overdue: bool, queue: bool },
     /// Up since then.
     Up(Instant),
     /// Gone: why, and the attempt of the restart waiting for its time, if one is.
