@@ -1408,3 +1408,112 @@ async fn a_server_that_dies_is_restarted_with_the_clients_handshake_replayed() {
     assert!(!relay.is_finished(), "the first still serves");
     relay.abort();
 }
+
+/// A lazy server whose catalog is filled is not started with the session: the
+/// client's `initialize` and first list pages are answered from the catalog; the
+/// first call routed to it starts it and waits for its handshake. One that does not
+/// answer within its start timeout fails the waiting call, naming it; when it answers
+/// late, it joins and takes calls.
+#[tokio::test(start_paused = true)]
+async fn a_lazy_server_answers_from_its_catalog_until_a_call_starts_it() {
+    let (client_link, mut client) = link();
+    let (first_link, mut first) = link();
+    let (lazy_link, mut lazy) = link();
+    let (connect, connects) = connector(vec![lazy_link]);
+    let catalog = Arc::new(super::super::lifecycle::Catalog::default());
+    catalog.record_initialize(&json!({"protocolVersion": "2025-11-25",
+        "capabilities": {"tools": {}}, "instructions": "Sleeps a lot."}));
+    catalog.record_first_page(
+        super::super::lists::ListKind::Tools,
+        &json!({"tools": [{"name": "nap", "inputSchema": {}}]}),
+    );
+    let sleepy = BackendLink {
+        name: "sleepy".into(),
+        start: BackendStart::OnFirstUse,
+        timeout: None,
+        lifecycle: Lifecycle {
+            start_timeout: Duration::from_secs(2),
+            connect: Some(connect),
+            catalog: Some(catalog),
+            ..Lifecycle::default()
+        },
+    };
+    let relay = SessionRelay::with_backends(
+        config("gateway"),
+        client_link,
+        vec![backend("first", first_link), sleepy],
+    );
+    let relay = tokio::spawn(relay.run(std::future::pending()));
+
+    let init = json!({"protocolVersion": "2025-11-25", "capabilities": {},
+                      "clientInfo": {"name": "c", "version": "1"}});
+    client
+        .send_value(request(json!(1), "initialize", init.clone()))
+        .await;
+    let (asked, _) = first.recv().await;
+    first
+        .send_value(answer(
+            &asked["id"],
+            json!({"protocolVersion": "2025-11-25", "capabilities": {}}),
+        ))
+        .await;
+    let (merged, _) = client.recv().await;
+    assert_eq!(merged["result"]["instructions"], "sleepy: Sleeps a lot.");
+    client
+        .send_value(notification("notifications/initialized", json!({})))
+        .await;
+    let (initialized, _) = first.recv().await;
+    assert_eq!(initialized["method"], "notifications/initialized");
+    client
+        .send_value(request(json!(2), "tools/list", json!({})))
+        .await;
+    let (asked, _) = first.recv().await;
+    first
+        .send_value(answer(&asked["id"], json!({"tools": []})))
+        .await;
+    let (listed, _) = client.recv().await;
+    assert_eq!(
+        listed["result"]["tools"][0]["name"], "sleepy_nap",
+        "{listed}"
+    );
+    assert_eq!(connects.load(Ordering::SeqCst), 0, "not started yet");
+
+    // The first call starts it; it does not answer its `initialize` in time.
+    client
+        .send_value(request(
+            json!(3),
+            "tools/call",
+            json!({"name": "sleepy_nap"}),
+        ))
+        .await;
+    let (replayed, _) = lazy.recv().await;
+    assert_eq!(connects.load(Ordering::SeqCst), 1);
+    assert_eq!(replayed["method"], "initialize");
+    assert_eq!(replayed["params"], init);
+    let (failed, _) = client.recv().await;
+    assert_eq!(failed["id"], 3);
+    assert_eq!(
+        failed["error"]["message"], "server `sleepy` did not start within 2s",
+        "{failed}"
+    );
+
+    // It answers late: it joins (`initialized` first), and the next call reaches it.
+    lazy.send_value(answer(
+        &replayed["id"],
+        json!({"protocolVersion": "2025-11-25", "capabilities": {"tools": {}}}),
+    ))
+    .await;
+    let (initialized, _) = lazy.recv().await;
+    assert_eq!(initialized["method"], "notifications/initialized");
+    expect_lists_changed(&mut client).await;
+    client
+        .send_value(request(
+            json!(4),
+            "tools/call",
+            json!({"name": "sleepy_nap"}),
+        ))
+        .await;
+    let (call, _) = lazy.recv().await;
+    assert_eq!(call["params"]["name"], "nap", "{call}");
+    relay.abort();
+}
