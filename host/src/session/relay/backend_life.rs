@@ -102,7 +102,8 @@ impl SessionRelay {
     /// handshake to it.
     pub(super) async fn start(&mut self, index: usize, queue: bool) {
         let Some(connect) = self.backends[index].lifecycle.connect.clone() else {
-            return;
+            // Whatever waits for it must not wait forever.
+            return self.went_down(index, "it cannot be started again".into(), false);
         };
         let (link, guard) = match connect() {
             Ok(connected) => connected,
@@ -116,6 +117,7 @@ impl SessionRelay {
         let Some(params) = self.client_initialize.clone() else {
             // No handshake to replay (the client has not made one, or its protocol has
             // none): it takes requests as they come.
+            // metrics: backend up
             backend.state = State::Connected;
             return self.came_up(index, !queue).await;
         };
@@ -252,7 +254,6 @@ impl SessionRelay {
     /// Backend `index` is up (again, late, or lazily): with `announce`, its names come
     /// back into the lists, and the client is told to list again.
     pub(super) async fn came_up(&mut self, index: usize, announce: bool) {
-        // metrics: backend up
         let backend = &self.backends[index];
         tracing::info!(session = %self.config.session, server = %backend.name, "server `{}` is up", backend.name);
         if announce {
