@@ -28,10 +28,16 @@ fn faulty_entry(args: &[&str]) -> Value {
 
 /// `interpose run --servers FILE` for `servers` (the `mcpServers` object).
 fn gateway(dir: tempfile::TempDir, servers: Value) -> Proxy {
+    gateway_with(dir, servers, &[])
+}
+
+/// The same, with `flags` before `--servers`.
+fn gateway_with(dir: tempfile::TempDir, servers: Value, flags: &[&str]) -> Proxy {
     let file = dir.path().join("servers.json");
     std::fs::write(&file, json!({ "mcpServers": servers }).to_string()).unwrap();
-    Proxy::start_with_backend(&["--servers".as_ref(), file.as_os_str()], NO_BACKEND, &[])
-        .holding(dir)
+    let mut args: Vec<&std::ffi::OsStr> = flags.iter().map(|f| f.as_ref()).collect();
+    args.extend(["--servers".as_ref(), file.as_os_str()]);
+    Proxy::start_with_backend(&args, NO_BACKEND, &[]).holding(dir)
 }
 
 fn initialize(proxy: &mut Proxy) -> Value {
@@ -86,15 +92,18 @@ fn is_tools_changed(message: &Value) -> bool {
 #[test]
 fn a_server_that_hangs_or_cannot_start_is_left_out_and_named_in_errors() {
     let dir = scratch();
+    // `hung` has a start timeout of its own; `stuck` has the flag's.
     let mut hung = faulty_entry(&["--hang-initialize"]);
     hung["start_timeout_ms"] = json!(1500);
-    let mut proxy = gateway(
+    let mut proxy = gateway_with(
         dir,
         json!({
             "good": faulty_entry(&[]),
             "hung": hung,
+            "stuck": faulty_entry(&["--hang-initialize"]),
             "missing": {"command": "/nonexistent/interpose-no-such-server"},
         }),
+        &["--start-timeout", "2.5"],
     );
 
     let asked = Instant::now();
@@ -105,10 +114,10 @@ fn a_server_that_hangs_or_cannot_start_is_left_out_and_named_in_errors() {
         "interpose",
         "{answer}"
     );
-    // It waited for the hung server's start timeout, and no longer than the default
-    // (the hung server never answers at all).
+    // It waited for the longest start timeout, and no longer than the default (the
+    // hung servers never answer at all).
     assert!(
-        waited >= Duration::from_millis(1400),
+        waited >= Duration::from_millis(2400),
         "answered after {waited:?}"
     );
     assert!(
@@ -134,6 +143,8 @@ fn a_server_that_hangs_or_cannot_start_is_left_out_and_named_in_errors() {
     assert_eq!(error(&hung)["code"], -32000, "{hung}");
     assert_eq!(message(&hung), "server `hung` did not start within 1.5s");
     assert_eq!(error(&hung)["data"]["server"], "hung");
+    let stuck = proxy.call_tool(6, "stuck_echo", json!({}));
+    assert_eq!(message(&stuck), "server `stuck` did not start within 2.5s");
 
     let missing = proxy.call_tool(5, "missing_echo", json!({}));
     assert!(
