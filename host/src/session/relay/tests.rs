@@ -1517,3 +1517,72 @@ async fn a_lazy_server_answers_from_its_catalog_until_a_call_starts_it() {
     assert_eq!(call["params"]["name"], "nap", "{call}");
     relay.abort();
 }
+
+/// One backend with restarts on: its `initialize` answer says its lists can change,
+/// the session outlives it, requests while it is down fail at once naming it, and once
+/// it is back (the client's handshake replayed) the client hears its lists changed.
+#[tokio::test(start_paused = true)]
+async fn one_backend_with_restarts_outlives_its_backend() {
+    let (client_link, mut client) = link();
+    let (backend_link, backend_peer) = link();
+    let (again_link, mut again) = link();
+    let (connect, _) = connector(vec![again_link]);
+    let only = BackendLink {
+        lifecycle: Lifecycle {
+            restart: super::super::lifecycle::RestartPolicy::OnFailure,
+            connect: Some(connect),
+            ..Lifecycle::default()
+        },
+        ..backend("only", backend_link)
+    };
+    let relay = SessionRelay::with_backends(config("only"), client_link, vec![only]);
+    let relay = tokio::spawn(relay.run(std::future::pending()));
+    let mut backend = backend_peer;
+
+    let init = json!({"protocolVersion": "2025-11-25", "capabilities": {},
+                      "clientInfo": {"name": "c", "version": "1"}});
+    client
+        .send_value(request(json!(1), "initialize", init.clone()))
+        .await;
+    let (asked, _) = backend.recv().await;
+    let result = json!({"protocolVersion": "2025-11-25",
+                        "capabilities": {"tools": {}, "logging": {}},
+                        "serverInfo": {"name": "only"}});
+    backend
+        .send_value(answer(&asked["id"], result.clone()))
+        .await;
+    let (answered, _) = client.recv().await;
+    assert_eq!(
+        answered["result"]["capabilities"],
+        json!({"tools": {"listChanged": true}, "logging": {}})
+    );
+    assert_eq!(answered["result"]["serverInfo"]["name"], "only");
+
+    // It closes its output; once the relay has seen it go, it closes its input.
+    drop(backend.to_relay);
+    assert!(
+        backend.from_relay.recv().await.is_none(),
+        "nothing more goes to it"
+    );
+    client
+        .send_value(request(json!(2), "tools/call", json!({"name": "x"})))
+        .await;
+    let (refused, _) = client.recv().await;
+    assert_eq!(refused["id"], 2);
+    assert_eq!(
+        refused["error"]["message"],
+        "server `only` is not available: the backend connection closed; restart 1 is pending"
+    );
+    assert!(!relay.is_finished(), "the session goes on");
+
+    let (replayed, _) = again.recv().await;
+    assert_eq!(replayed["params"], init);
+    again.send_value(answer(&replayed["id"], result)).await;
+    expect_lists_changed(&mut client).await;
+    client
+        .send_value(request(json!(3), "tools/call", json!({"name": "x"})))
+        .await;
+    let (call, _) = again.recv().await;
+    assert_eq!(call["params"]["name"], "x", "its names as they are: {call}");
+    relay.abort();
+}
