@@ -112,12 +112,40 @@ pub struct ServerConfig {
     /// Deadline for one request to this server, in milliseconds.
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// How long its `initialize` may take before clients are answered without it, in
+    /// milliseconds (default: `--start-timeout`, else 10 s).
+    #[serde(default)]
+    pub start_timeout_ms: Option<u64>,
+    /// Whether it is started again when it dies (default: `--restart`, else never).
+    #[serde(default)]
+    pub restart: Option<ServerRestart>,
+    /// Start it on the first request routed to it rather than with each session (a
+    /// command, in a gateway).
+    #[serde(default)]
+    pub lazy: bool,
     /// `false` keeps the server configured but not served.
     #[serde(default = "enabled_by_default")]
     pub enabled: bool,
     /// Plugins for this server alone, in the shape of the global `[[plugins]]`.
     #[serde(default)]
     pub plugins: Vec<PluginConfig>,
+}
+
+/// `restart` of a `[servers.NAME]` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerRestart {
+    Never,
+    OnFailure,
+}
+
+impl From<ServerRestart> for crate::session::lifecycle::RestartPolicy {
+    fn from(restart: ServerRestart) -> Self {
+        match restart {
+            ServerRestart::Never => Self::Never,
+            ServerRestart::OnFailure => Self::OnFailure,
+        }
+    }
 }
 
 /// The HTTP transport of a `[servers.NAME]` URL.

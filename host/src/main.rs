@@ -1,6 +1,7 @@
 //! The `interpose` command line.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
@@ -11,6 +12,7 @@ use interpose::log_output::{BatchedLog, Fields, Timestamps, flush_stderr};
 use interpose::run::{RunOptions, run};
 use interpose::session::BackendSettings;
 use interpose::session::gateway::GatewayOptions;
+use interpose::session::lifecycle::RestartPolicy;
 use interpose::wire::framing::DEFAULT_MAX_MESSAGE_BYTES;
 
 mod plugin_dev;
@@ -182,6 +184,14 @@ struct RunArgs {
     plugins: PluginArgs,
     #[command(flatten)]
     record: RecordArgs,
+    /// Seconds a server's `initialize` may take before clients are answered without
+    /// it (it joins when it answers); a server's `start_timeout_ms` overrides it.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS", value_parser = parse_seconds)]
+    start_timeout: f64,
+    /// Start a backend that dies again, after 0.5 s, then 1 s, 2 s, ... up to 30 s:
+    /// `never` or `on-failure`; a server's `restart` overrides it.
+    #[arg(long, default_value = "never", value_name = "POLICY", value_parser = parse_restart)]
+    restart: RestartPolicy,
     /// The servers to serve, from an `mcpServers` file as Claude Desktop, Cursor, VS
     /// Code or FastMCP write it (instead of a BACKEND). See docs/config.md ("Servers").
     #[arg(long, value_name = "FILE.json")]
@@ -255,6 +265,21 @@ fn parse_env(text: &str) -> Result<(String, String), String> {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
         _ => Err(format!("expected KEY=VALUE, got `{text}`")),
     }
+}
+
+/// A positive number of seconds (fractions allowed), at most a day.
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds <= 86_400.0 => Ok(seconds),
+        _ => Err(format!(
+            "expected a number of seconds above 0, at most 86400, got `{text}`"
+        )),
+    }
+}
+
+fn parse_restart(text: &str) -> Result<RestartPolicy, String> {
+    RestartPolicy::parse(text)
+        .ok_or_else(|| format!("expected `never` or `on-failure`, got `{text}`"))
 }
 
 /// Logs to stderr in batches (see `log_output`).
@@ -422,14 +447,17 @@ async fn run_proxy(args: RunArgs) -> anyhow::Result<()> {
     let chains =
         interpose::plugin::load_chains(global, server_plugins(&servers), args.max_message_bytes)
             .await?;
+    let start_timeout = Duration::from_secs_f64(args.start_timeout);
     let backends = servers
         .into_iter()
         .zip(chains.servers)
         .map(|(server, chain)| BackendSettings {
-            name: server.name,
-            upstream: server.upstream,
             timeout: server.timeout,
+            start_timeout: server.start_timeout.unwrap_or(start_timeout),
+            restart: server.restart.unwrap_or(args.restart),
+            lazy: server.lazy,
             chain,
+            ..BackendSettings::new(server.name, server.upstream)
         })
         .collect();
     args.record
@@ -528,7 +556,11 @@ async fn run_backend(args: RunArgs) -> anyhow::Result<()> {
     let name = args.name.unwrap_or_else(|| backend.name());
     args.record
         .run(RunOptions {
-            backends: vec![BackendSettings::new(name, backend)],
+            backends: vec![BackendSettings {
+                start_timeout: Duration::from_secs_f64(args.start_timeout),
+                restart: args.restart,
+                ..BackendSettings::new(name, backend)
+            }],
             listen,
             admin,
             max_message_bytes: args.max_message_bytes,

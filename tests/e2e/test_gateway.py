@@ -78,6 +78,42 @@ async def test_a_server_that_dies_takes_only_its_own_names(gateway: list[str]) -
         assert tools and all(t.startswith("everything_") for t in tools), tools
 
 
+async def test_a_server_that_dies_comes_back_with_restart_on_failure(
+    proxy_bin: Path, tmp_path: Path
+) -> None:
+    servers = {
+        "mcpServers": {
+            "full": {"command": sys.executable, "args": [str(FULL_SERVER)], "restart": "on-failure"},
+            "everything": {"command": "node", "args": [str(EVERYTHING_ENTRY), "stdio"]},
+        }
+    }
+    path = tmp_path / "servers.json"
+    path.write_text(json.dumps(servers))
+
+    def tools_changed(n: Any) -> bool:
+        return isinstance(getattr(n, "root", n), types.ToolListChangedNotification)
+
+    async with open_session([str(proxy_bin), "run", "--servers", str(path)]) as (session, rec):
+        await session.list_tools()
+        with pytest.raises(Exception) as crashed:
+            await session.call_tool("full_crash", {})
+        assert "server `full`" in str(crashed.value), crashed.value
+        # The client hears the lists changed as it leaves, and again as it comes back
+        # (after 0.5 s); server-everything announces changes of its own too, so the
+        # client lists again on each until `full` is back.
+        seen = 0
+        tools: list[str] = []
+        with anyio.fail_after(30):
+            while "full_echo" not in tools:
+                while len([n for n in rec.notifications if tools_changed(n)]) <= seen:
+                    await rec.changed.wait()
+                seen += 1
+                tools = [t.name for t in (await session.list_tools()).tools]
+        assert "everything_echo" in tools, tools
+        result = await session.call_tool("full_echo", {"text": "back again"})
+        assert result.content[0].text == "back again"
+
+
 def test_the_inspector_cli_calls_each_server_through_the_gateway(gateway: list[str]) -> None:
     from test_inspector_cli import inspector
 

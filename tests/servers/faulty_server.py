@@ -21,6 +21,9 @@ tool is one misbehaviour, chosen per call by the tool's name (arguments in brack
                     `status` (default 7) without answering
 
 `--fault NAME` applies misbehaviour NAME to every tools/call whatever the tool.
+`--started FILE` appends a line ("started PID") to FILE as the process starts, so a test
+can count starts; `--exit-at-start STATUS` then exits at once with STATUS;
+`--hang-initialize` never answers `initialize` (nor anything after it).
 
 `--http PORT` serves Streamable HTTP on 127.0.0.1:PORT/mcp instead (prints READY);
 there the tools are answers no client should get: `html` (an HTML page with status
@@ -137,7 +140,7 @@ def call(msg_id, name, args):
               "error": {"code": -32602, "message": "unknown tool " + str(name)}})
 
 
-def serve_stdio(fault):
+def serve_stdio(fault, hang_initialize=False):
     for raw in sys.stdin.buffer:
         raw = raw.strip()
         if not raw:
@@ -147,6 +150,8 @@ def serve_stdio(fault):
         if method is None or msg_id is None:
             continue  # answers and notifications
         params = msg.get("params") or {}
+        if hang_initialize:
+            continue
         if method == "initialize":
             send({"jsonrpc": "2.0", "id": msg_id, "result": initialize_result(params)})
         elif method == "tools/list":
@@ -225,11 +230,16 @@ def serve_http(port):
 
 def main():
     args = sys.argv[1:]
+    if "--started" in args:
+        with open(args[args.index("--started") + 1], "a") as marker:
+            marker.write(f"started {os.getpid()}\n")
+    if "--exit-at-start" in args:
+        sys.exit(int(args[args.index("--exit-at-start") + 1]))
     if "--http" in args:
         serve_http(int(args[args.index("--http") + 1]))
     else:
         fault = args[args.index("--fault") + 1] if "--fault" in args else None
-        serve_stdio(fault)
+        serve_stdio(fault, hang_initialize="--hang-initialize" in args)
 
 
 if __name__ == "__main__":

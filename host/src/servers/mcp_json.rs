@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 
 use super::{Bearer, Entry, EnvLookup, ServerSpec, Transport, check_name, unless_disabled};
 use crate::config::ConfigError;
+use crate::session::lifecycle::RestartPolicy;
 use crate::upstream::{HttpTransport, UpstreamSpec};
 
 /// Reads and checks an `mcpServers` file; relative `cwd`s are relative to its directory.
@@ -155,6 +156,30 @@ fn server(
             }
         },
     };
+    // interpose's own keys, which clients skip as unknown.
+    let start_timeout = match keys.get("start_timeout_ms") {
+        None => None,
+        Some(value) => match value.as_u64() {
+            Some(ms) if ms > 0 => Some(Duration::from_millis(ms)),
+            _ => {
+                return Err(format!(
+                    "`start_timeout_ms` must be a whole number of milliseconds, at least 1, found {}",
+                    shown(value)
+                ));
+            }
+        },
+    };
+    let restart = match text("restart")? {
+        None => None,
+        Some(named) => Some(RestartPolicy::parse(named).ok_or_else(|| {
+            format!("`restart` must be \"never\" or \"on-failure\", got \"{named}\"")
+        })?),
+    };
+    let lazy = match keys.get("lazy") {
+        None => false,
+        Some(Value::Bool(lazy)) => *lazy,
+        Some(other) => return Err(wrong("lazy", "a boolean", other)),
+    };
     let auth = text("auth")?;
     if auth == Some("oauth") {
         return Err(
@@ -217,8 +242,11 @@ fn server(
     };
     Ok(Some(ServerSpec {
         name: name.to_owned(),
+        lazy: super::lazy_command(lazy, matches!(upstream, UpstreamSpec::Command(_)))?,
         upstream,
         timeout,
+        start_timeout,
+        restart,
         enabled,
         plugins: Vec::new(),
         origin: origin.to_owned(),
@@ -310,6 +338,9 @@ const KNOWN_KEYS: &[&str] = &[
     "disabled",
     "timeout",
     "auth",
+    "start_timeout_ms",
+    "restart",
+    "lazy",
 ];
 
 /// The transport names clients write: VS Code and Claude Code `stdio`, `http`, `sse`;
@@ -598,6 +629,49 @@ mod tests {
         match parse(text, Path::new("servers.json"), &env_of(&[])) {
             Ok(servers) => panic!("expected an error, got {:?}", names(&servers)),
             Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn interpose_lifecycle_keys_are_read_where_clients_skip_them() {
+        let text = r#"{"mcpServers": {
+            "files": {"command": "npx", "start_timeout_ms": 2500, "restart": "on-failure", "lazy": true},
+            "web": {"url": "http://h/mcp"}
+        }}"#;
+        let servers = parse(text, Path::new("servers.json"), &env_of(&[])).unwrap();
+        assert_eq!(servers[0].start_timeout, Some(Duration::from_millis(2500)));
+        assert_eq!(servers[0].restart, Some(RestartPolicy::OnFailure));
+        assert!(servers[0].lazy);
+        assert_eq!(
+            (
+                servers[1].start_timeout,
+                servers[1].restart,
+                servers[1].lazy
+            ),
+            (None, None, false)
+        );
+        for (text, error) in [
+            (
+                r#"{"mcpServers": {"files": {"command": "npx", "start_timeout_ms": "2s"}}}"#,
+                "servers.json: server `files`: `start_timeout_ms` must be a whole number of \
+                 milliseconds, at least 1, found a string",
+            ),
+            (
+                r#"{"mcpServers": {"files": {"command": "npx", "restart": "always"}}}"#,
+                "servers.json: server `files`: `restart` must be \"never\" or \"on-failure\", \
+                 got \"always\"",
+            ),
+            (
+                r#"{"mcpServers": {"files": {"command": "npx", "lazy": "yes"}}}"#,
+                "servers.json: server `files`: `lazy` must be a boolean, found a string",
+            ),
+            (
+                r#"{"mcpServers": {"web": {"url": "http://h/mcp", "lazy": true}}}"#,
+                "servers.json: server `web`: `lazy` applies to a `command` server, not to a \
+                 `url` one",
+            ),
+        ] {
+            assert_eq!(parse_err(text), error);
         }
     }
 

@@ -15,6 +15,7 @@ use http::HeaderMap;
 use url::Url;
 
 use crate::config::{Config, ConfigError, PluginConfig, ServerConfig, ServerTransport};
+use crate::session::lifecycle::RestartPolicy;
 use crate::upstream::child::CommandSpec;
 use crate::upstream::{HttpTransport, UpstreamSpec, header_pair, insert_bearer, secret_in};
 
@@ -36,6 +37,12 @@ pub struct ServerSpec {
     /// Deadline for one request to the server (not applied before the gateway's
     /// per-server timeouts land).
     pub timeout: Option<Duration>,
+    /// How long its `initialize` may take; `None`: the default for all servers.
+    pub start_timeout: Option<Duration>,
+    /// Whether it is started again when it dies; `None`: the default for all.
+    pub restart: Option<RestartPolicy>,
+    /// Started on the first request routed to it (a command, in a gateway).
+    pub lazy: bool,
     /// A disabled server stays configured but is not served.
     pub enabled: bool,
     /// Plugins for this server alone, checked, paths resolved.
@@ -172,6 +179,10 @@ fn from_toml(
     if config.timeout_ms == Some(0) {
         return Err(invalid("`timeout_ms` must be at least 1".into()));
     }
+    if config.start_timeout_ms == Some(0) {
+        return Err(invalid("`start_timeout_ms` must be at least 1".into()));
+    }
+    let lazy = lazy_command(config.lazy, config.command.is_some()).map_err(invalid)?;
     let entry = Entry {
         command: config.command,
         args: config.args,
@@ -199,10 +210,22 @@ fn from_toml(
         name,
         upstream,
         timeout: config.timeout_ms.map(Duration::from_millis),
+        start_timeout: config.start_timeout_ms.map(Duration::from_millis),
+        restart: config.restart.map(Into::into),
+        lazy,
         enabled: config.enabled,
         plugins: config.plugins,
         origin: origin.to_owned(),
     }))
+}
+
+/// `lazy`, checked: only a command can be started lazily (a remote server costs
+/// nothing while idle).
+fn lazy_command(lazy: bool, is_command: bool) -> Result<bool, String> {
+    match (lazy, is_command) {
+        (true, false) => Err("`lazy` applies to a `command` server, not to a `url` one".into()),
+        (lazy, _) => Ok(lazy),
+    }
 }
 
 /// A server's backend; `None` when it cannot be resolved (an unset variable, say) but
@@ -447,12 +470,47 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn toml_lifecycle_keys_are_read_and_left_unset_by_default() {
+        let (_dir, loaded) = load_files(
+            "[servers.files]\ncommand = \"npx\"\nstart_timeout_ms = 2500\n\
+             restart = \"on-failure\"\nlazy = true\n[servers.web]\nurl = \"http://h/mcp\"\n",
+            None,
+            &[],
+        );
+        let servers = loaded.unwrap();
+        assert_eq!(servers[0].start_timeout, Some(Duration::from_millis(2500)));
+        assert_eq!(servers[0].restart, Some(RestartPolicy::OnFailure));
+        assert!(servers[0].lazy);
+        assert_eq!(
+            (
+                servers[1].start_timeout,
+                servers[1].restart,
+                servers[1].lazy
+            ),
+            (None, None, false)
+        );
+    }
+
+    #[test]
     fn toml_errors_name_the_server() {
         assert_eq!(
             toml_err("[servers.files]\ncommand = \"npx\"\ntimeout = 5\n"),
             "DIR/interpose.toml:3:1: unknown field `timeout`, expected one of `command`, `args`, \
              `env`, `cwd`, `url`, `transport`, `headers`, `bearer_token_env`, `timeout_ms`, \
-             `enabled`, `plugins`"
+             `start_timeout_ms`, `restart`, `lazy`, `enabled`, `plugins`"
+        );
+        assert_eq!(
+            toml_err("[servers.files]\ncommand = \"npx\"\nstart_timeout_ms = 0\n"),
+            "DIR/interpose.toml: server `files`: `start_timeout_ms` must be at least 1"
+        );
+        assert_eq!(
+            toml_err("[servers.files]\ncommand = \"npx\"\nrestart = \"always\"\n"),
+            "DIR/interpose.toml:3:11: unknown variant `always`, expected `never` or `on-failure`"
+        );
+        assert_eq!(
+            toml_err("[servers.web]\nurl = \"http://h/mcp\"\nlazy = true\n"),
+            "DIR/interpose.toml: server `web`: `lazy` applies to a `command` server, not to a \
+             `url` one"
         );
         assert_eq!(
             toml_err("[servers.files]\ncommand = \"npx\"\nargs = \"-y\"\n"),
@@ -544,6 +602,9 @@ pub(crate) mod tests {
                 cwd: None,
             }),
             timeout: None,
+            start_timeout: None,
+            restart: None,
+            lazy: false,
             enabled,
             plugins: Vec::new(),
             origin: PathBuf::from("servers.json"),

@@ -28,6 +28,8 @@ pub enum Plan {
     },
     /// Answered by the gateway itself.
     Answer(Result<Box<RawValue>, ErrorObject>),
+    /// For a backend that cannot take requests now: the relay says why.
+    Unavailable { backend: usize },
 }
 
 /// How the answers of a fan-out become one.
@@ -269,10 +271,9 @@ impl Gateway {
                     params: Some(to_raw(&params)),
                 }
             }
-            Some(origin) => Plan::Answer(Err(ErrorObject::new(
-                crate::wire::jsonrpc::BACKEND_UNAVAILABLE,
-                format!("server `{}` is not available", self.servers[origin.server]),
-            ))),
+            Some(origin) => Plan::Unavailable {
+                backend: origin.server,
+            },
             None => Plan::Answer(Err(ErrorObject::new(
                 INVALID_PARAMS,
                 format!("no server offers `{exposed}`"),
@@ -432,11 +433,7 @@ impl Gateway {
                 }
             }
         }
-        for list in ["tools", "prompts", "resources"] {
-            if let Some(entry) = capabilities.get_mut(list).and_then(Value::as_object_mut) {
-                entry.insert("listChanged".into(), true.into());
-            }
-        }
+        announce_list_changed(&mut capabilities);
         Value::Object(capabilities)
     }
 
@@ -528,6 +525,15 @@ impl Gateway {
 
     pub fn server_name(&self, server: usize) -> &str {
         &self.servers[server]
+    }
+}
+
+/// Sets `listChanged` on every list in `capabilities`, for servers that come and go.
+pub fn announce_list_changed(capabilities: &mut Map<String, Value>) {
+    for list in ["tools", "prompts", "resources"] {
+        if let Some(entry) = capabilities.get_mut(list).and_then(Value::as_object_mut) {
+            entry.insert("listChanged".into(), true.into());
+        }
     }
 }
 
@@ -629,10 +635,10 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        match g.plan("tools/call", Some(&call), &[true, false]) {
-            Plan::Answer(Err(e)) => assert!(e.message.contains("`web` is not available"), "{e:?}"),
-            other => panic!("{other:?}"),
-        }
+        assert!(matches!(
+            g.plan("tools/call", Some(&call), &[true, false]),
+            Plan::Unavailable { backend: 1 }
+        ));
         let unknown = raw(json!({"name": "nothing"}));
         assert!(matches!(
             g.plan("tools/call", Some(&unknown), &[true, true]),

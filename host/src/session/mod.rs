@@ -5,11 +5,13 @@
 
 pub mod gateway;
 pub mod intercept;
+pub mod lifecycle;
 pub mod lists;
 pub mod names;
 pub mod pending;
 pub mod relay;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -17,14 +19,12 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use crate::downstream::OpenSession;
-use crate::upstream::{UpstreamGuard, UpstreamSpec};
+use crate::upstream::UpstreamSpec;
 use crate::wire::link::{ConnectContext, Link};
 use gateway::GatewayOptions;
 use intercept::SharedInterceptor;
-use relay::{BackendLink, RelayConfig, RelayEnd, SessionRelay};
-
-/// Once the relay has ended, how long an exiting backend has before SIGTERM.
-const EXIT_WAIT: Duration = Duration::from_millis(200);
+use lifecycle::{Catalog, Connector, Lifecycle, RestartPolicy};
+use relay::{BackendLink, BackendStart, RelayConfig, RelayEnd, SessionRelay};
 
 /// How this proxy's sessions are opened: the backends, by name, the interceptor
 /// every message goes through (the global chain; a backend may add its own), and the
@@ -55,24 +55,37 @@ pub struct BackendSettings {
     /// Its own plugin chain, between the gateway and it (its own names); `None`: only
     /// the global chain.
     pub chain: Option<SharedInterceptor>,
+    /// How long its `initialize` may take before the client is answered without it.
+    pub start_timeout: Duration,
+    /// Whether it is started again when it dies.
+    pub restart: RestartPolicy,
+    /// In a gateway: started on the first request routed to it, once a session has
+    /// filled its catalog.
+    pub lazy: bool,
+    /// What its live instances answered, for sessions that have not started it.
+    pub catalog: Arc<Catalog>,
 }
 
 impl BackendSettings {
-    /// A backend that may take its time.
+    /// A backend that may take its time, with the default start timeout, not
+    /// restarted.
     pub fn new(name: impl Into<String>, upstream: UpstreamSpec) -> Self {
         BackendSettings {
             name: name.into(),
             upstream,
             timeout: None,
             chain: None,
+            start_timeout: lifecycle::DEFAULT_START_TIMEOUT,
+            restart: RestartPolicy::Never,
+            lazy: false,
+            catalog: Arc::default(),
         }
     }
 }
 
-/// A session opened and not yet run: its relay and what closes its backends.
+/// A session opened and not yet run: its relay, which also closes its backends.
 pub struct Session {
     relay: SessionRelay,
-    backends: Vec<UpstreamGuard>,
 }
 
 /// What plugins and logs call the session's server: the backend's name, or the
@@ -90,20 +103,52 @@ impl SessionSettings {
         shared: bool,
         context: &ConnectContext,
     ) -> anyhow::Result<Session> {
+        let several = self.backends.len() > 1;
         let mut links = Vec::with_capacity(self.backends.len());
-        let mut guards = Vec::with_capacity(self.backends.len());
         for backend in &self.backends {
-            let (link, guard) = backend
-                .upstream
-                .connect(self.max_message_bytes, context)
-                .with_context(|| format!("starting server `{}`", backend.name))?;
+            let connect: Connector = {
+                let upstream = backend.upstream.clone();
+                let (max_message_bytes, context) = (self.max_message_bytes, context.clone());
+                Arc::new(move || upstream.connect(max_message_bytes, &context))
+            };
+            // A lazy server alone is the session: it starts with it.
+            let lazy = backend.lazy && several;
+            let lifecycle = Lifecycle {
+                start_timeout: backend.start_timeout,
+                restart: backend.restart,
+                connect: Some(connect.clone()),
+                catalog: lazy.then(|| backend.catalog.clone()),
+            };
+            // The first session starts it anyway, to fill the catalog.
+            if lazy && backend.catalog.is_filled() {
+                links.push(BackendLink {
+                    name: backend.name.clone(),
+                    start: BackendStart::OnFirstUse,
+                    timeout: backend.timeout,
+                    chain: backend.chain.clone(),
+                    lifecycle,
+                });
+                continue;
+            }
+            let start = match connect() {
+                Ok((link, guard)) => BackendStart::Open(link, guard),
+                // One server is the session: it cannot serve without it, unless it
+                // comes back.
+                Err(e) if !several && !lifecycle.restarts() => {
+                    return Err(e).with_context(|| format!("starting server `{}`", backend.name));
+                }
+                Err(e) => {
+                    tracing::error!(server = %backend.name, "server `{}` could not start: {e:#}", backend.name);
+                    BackendStart::Failed(format!("could not start: {e:#}"))
+                }
+            };
             links.push(BackendLink {
                 name: backend.name.clone(),
-                link,
+                start,
                 timeout: backend.timeout,
                 chain: backend.chain.clone(),
+                lifecycle,
             });
-            guards.push(guard);
         }
         let server = match &self.backends[..] {
             [backend] => backend.name.clone(),
@@ -119,18 +164,14 @@ impl SessionSettings {
         };
         Ok(Session {
             relay: SessionRelay::with_backends(config, client, links),
-            backends: guards,
         })
     }
 }
 
 impl Session {
-    /// Relays until one side ends or `shutdown` completes, then closes the backend.
+    /// Relays until one side ends or `shutdown` completes, then closes the backends.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> RelayEnd {
-        let end = self.relay.run(shutdown).await;
-        let stopping = self.backends.into_iter().map(|b| b.shutdown(EXIT_WAIT));
-        futures::future::join_all(stopping).await;
-        end
+        self.relay.run(shutdown).await
     }
 }
 

@@ -9,22 +9,25 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 use tokio_util::time::DelayQueue;
 
 use super::gateway::{Gateway, GatewayOptions, Merge, Part, Plan};
+use super::lifecycle::{Backoff, Lifecycle, State};
 use super::pending::{Peer, Pending, PendingTable};
 use crate::session::intercept::{Direction, Intercepted, Interceptor, SharedInterceptor, Verdict};
 use crate::telemetry::metrics::{self, ErrorType, GaugeGuard, Name};
+use crate::upstream::UpstreamGuard;
 use crate::wire::framing::Frame;
 use crate::wire::jsonrpc::{
     self, BACKEND_UNAVAILABLE, ErrorObject, INTERNAL_ERROR, INVALID_REQUEST, Kind, Message, RawId,
 };
 use crate::wire::link::{AnswerHead, Inbound, Link, Outbound, ProtocolHeaders};
 use crate::wire::mcp_http;
+use backend_life::Timer;
 
 const CANCELLED: &str = "notifications/cancelled";
 const PROGRESS: &str = "notifications/progress";
@@ -36,9 +39,13 @@ const LIST_CHANGED: &[&str] = &[
     "notifications/resources/list_changed",
 ];
 
-/// How long a gateway's `initialize` (or `server/discover`) waits for a server before it
-/// answers the client without it.
-const START_TIMEOUT: Duration = Duration::from_secs(10);
+const INITIALIZE: &str = "initialize";
+const INITIALIZED: &str = "notifications/initialized";
+const SET_LEVEL: &str = "logging/setLevel";
+
+/// Once the relay has ended (or a backend has died), how long an exiting backend has
+/// before SIGTERM.
+pub(super) const EXIT_WAIT: Duration = Duration::from_millis(200);
 
 /// How long to wait for the client to read what is left once the relay ends.
 const CLIENT_FLUSH_LIMIT: Duration = Duration::from_secs(5);
@@ -119,6 +126,7 @@ struct Routed {
 }
 
 /// What the relay holds of one peer besides what it reads from it.
+#[derive(Default)]
 struct Side {
     /// `None` once this peer's input is closed.
     outbound: Option<mpsc::Sender<Outbound>>,
@@ -138,8 +146,7 @@ impl Side {
     fn new(outbound: mpsc::Sender<Outbound>) -> Self {
         Side {
             outbound: Some(outbound),
-            awaiting: PendingTable::default(),
-            cancelled: VecDeque::new(),
+            ..Side::default()
         }
     }
 
@@ -155,15 +162,42 @@ impl Side {
     }
 }
 
-/// A backend given to a session: its name, its link, how long it may take to answer
-/// a request (none: as long as it likes), and its own plugin chain.
+/// A backend given to a session: its name, its connection, how long it may take to
+/// answer a request (none: as long as it likes), its own plugin chain, and how it is
+/// (re)started.
 pub struct BackendLink {
     pub name: String,
-    pub link: Link,
+    pub start: BackendStart,
     pub timeout: Option<Duration>,
     /// Between the gateway and this server, it sees the server's own names; `None`
     /// when the server has no plugins of its own (its messages then cost nothing more).
     pub chain: Option<SharedInterceptor>,
+    pub lifecycle: Lifecycle,
+}
+
+impl BackendLink {
+    /// A backend connected by `link`, that may take its time, has no chain of its own
+    /// and is not restarted.
+    pub fn new(name: impl Into<String>, link: Link) -> Self {
+        BackendLink {
+            name: name.into(),
+            start: BackendStart::Open(link, UpstreamGuard::Nothing),
+            timeout: None,
+            chain: None,
+            lifecycle: Lifecycle::default(),
+        }
+    }
+}
+
+/// How a backend begins its session.
+pub enum BackendStart {
+    /// Connected: its link, and what stops it once the session ends.
+    Open(Link, UpstreamGuard),
+    /// It could not be connected: why (it is down from the start; restarted if its
+    /// policy says so).
+    Failed(String),
+    /// Started on the first request routed to it (lazy start).
+    OnFirstUse,
 }
 
 /// One of the session's backends.
@@ -183,6 +217,22 @@ struct Backend {
     /// Its `x-mcp-header` declarations, from its `tools/list` results, to keep
     /// `Mcp-Param-*` headers true to a request a plugin rewrote.
     param_headers: mcp_http::ParamHeaders,
+    lifecycle: Lifecycle,
+    state: State,
+    /// What stops its current connection (its process, for a command).
+    guard: Option<UpstreamGuard>,
+    backoff: Backoff,
+    /// Bumped with each connection, so a timer set for an earlier one is ignored.
+    generation: u64,
+    /// While it starts: what goes to it once it is up (the handshake's end, and what
+    /// was routed to it meanwhile), in order.
+    queued: Vec<Outbound>,
+    /// The id of the `initialize` it has not answered yet, when that answer no
+    /// longer answers anyone (the relay's own, or a client's it answered late).
+    handshake: Option<RawId>,
+    /// The protocol version it settled on with the client; a restarted backend must
+    /// settle on the same.
+    protocol_version: Option<String>,
 }
 
 /// What a transport said about a message besides the message itself.
@@ -243,6 +293,19 @@ pub struct SessionRelay {
     /// Requests to backends with a timeout: which backend, the id it knows, and the
     /// time it had.
     deadlines: DelayQueue<(usize, RawId, Duration)>,
+    /// Backend lifecycle timers: which backend, its generation when set, and what for.
+    timers: DelayQueue<(usize, u64, Timer)>,
+    /// The client's `initialize` params as the backends got them, replayed to a
+    /// backend that starts later (restarted, lazy).
+    client_initialize: Option<Box<RawValue>>,
+    /// Whether the client has sent `notifications/initialized`.
+    client_initialized: bool,
+    /// The params of the client's last `logging/setLevel`, replayed too.
+    log_level: Option<Box<RawValue>>,
+    /// Numbers the relay's own requests to backends.
+    next_own_request: u64,
+    /// Set when the last backend is gone for good: why. The session then ends.
+    over: Option<String>,
 }
 
 /// A client request fanned out to several backends.
@@ -250,6 +313,8 @@ struct Fanout {
     /// The client's request, as the merged answer goes back to it.
     request: Pending,
     merge: Merge,
+    /// A list request without a cursor: each part is a server's first page.
+    first_pages: bool,
     /// Parts not answered yet.
     waiting: usize,
     parts: Vec<Part>,
@@ -269,12 +334,7 @@ struct ListenAcks {
 impl SessionRelay {
     /// A session with one backend, named `config.server`, that may take its time.
     pub fn new(config: RelayConfig, client: Link, backend: Link) -> Self {
-        let backend = BackendLink {
-            name: config.server.clone(),
-            link: backend,
-            timeout: None,
-            chain: None,
-        };
+        let backend = BackendLink::new(config.server.clone(), backend);
         Self::with_backends(config, client, vec![backend])
     }
 
@@ -286,16 +346,36 @@ impl SessionRelay {
             &config.gateway,
         );
         let mut backend_inbound = Vec::with_capacity(backends.len());
+        let mut failed = Vec::new();
         let backends = backends
             .into_iter()
-            .map(|backend| {
-                backend_inbound.push(Some(backend.link.inbound));
+            .enumerate()
+            .map(|(index, backend)| {
+                let (inbound, outbound, guard, state) = match backend.start {
+                    BackendStart::Open(link, guard) => (
+                        Some(link.inbound),
+                        Some(link.outbound),
+                        Some(guard),
+                        State::Connected,
+                    ),
+                    BackendStart::OnFirstUse => (None, None, None, State::Idle),
+                    BackendStart::Failed(why) => {
+                        failed.push((index, why));
+                        (None, None, None, State::Connected)
+                    }
+                };
+                backend_inbound.push(inbound);
                 let label = Name::new(&backend.name);
                 Backend {
-                    up: Some(metrics::metrics().backend_connected(&label)),
+                    up: outbound
+                        .is_some()
+                        .then(|| metrics::metrics().backend_connected(&label)),
                     label,
                     name: backend.name,
-                    side: Side::new(backend.link.outbound),
+                    side: Side {
+                        outbound,
+                        ..Side::default()
+                    },
                     timeout: backend.timeout,
                     keep_request_params: backend
                         .chain
@@ -303,10 +383,18 @@ impl SessionRelay {
                         .is_some_and(|chain| chain.wants_request_payload()),
                     chain: backend.chain,
                     param_headers: mcp_http::ParamHeaders::new(),
+                    lifecycle: backend.lifecycle,
+                    state,
+                    guard,
+                    backoff: Backoff::default(),
+                    generation: 0,
+                    queued: Vec::new(),
+                    handshake: None,
+                    protocol_version: None,
                 }
             })
             .collect();
-        SessionRelay {
+        let mut relay = SessionRelay {
             keep_request_params: config.interceptor.wants_request_payload(),
             config,
             client: Side::new(client.outbound),
@@ -320,7 +408,17 @@ impl SessionRelay {
             fanouts: HashMap::new(),
             next_fanout: 0,
             deadlines: DelayQueue::new(),
+            timers: DelayQueue::new(),
+            client_initialize: None,
+            client_initialized: false,
+            log_level: None,
+            next_own_request: 0,
+            over: None,
+        };
+        for (index, why) in failed {
+            relay.went_down(index, why, true);
         }
+        relay
     }
 
     /// Relays until the client leaves, every backend has gone, or `shutdown`
@@ -354,16 +452,10 @@ impl SessionRelay {
                 (backend, inbound) = recv_from_backends(&mut self.backend_inbound, &mut self.backend_turn, Some(to_client)) => {
                     match inbound.map(Arrival::of) {
                         Some(Ok((frame, arrival))) => self.on_frame(Peer::Backend(backend), frame, arrival).await,
-                        Some(Err(why)) => {
-                            if let Some(why) = self.backend_gone(backend, why).await {
-                                break RelayEnd::BackendClosed(why);
-                            }
-                        }
+                        Some(Err(why)) => self.backend_gone(backend, why).await,
                         None => {
                             let why = "the backend connection closed".to_owned();
-                            if let Some(why) = self.backend_gone(backend, why).await {
-                                break RelayEnd::BackendClosed(why);
-                            }
+                            self.backend_gone(backend, why).await;
                         }
                     }
                 }
@@ -371,7 +463,14 @@ impl SessionRelay {
                     let (backend, id, timeout) = expired.into_inner();
                     self.timed_out(backend, id, timeout).await;
                 }
+                Some(expired) = std::future::poll_fn(|cx| self.timers.poll_expired(cx)), if !self.timers.is_empty() => {
+                    let (backend, generation, timer) = expired.into_inner();
+                    self.on_timer(backend, generation, timer).await;
+                }
                 () = &mut shutdown => break RelayEnd::Shutdown,
+            }
+            if let Some(why) = self.over.take() {
+                break RelayEnd::BackendClosed(why);
             }
         };
         match &end {
@@ -379,30 +478,28 @@ impl SessionRelay {
             RelayEnd::ClientClosed => self.let_backends_finish("the client left").await,
             RelayEnd::Shutdown => self.let_backends_finish("the proxy is shutting down").await,
         }
+        let guards: Vec<UpstreamGuard> = self
+            .backends
+            .iter_mut()
+            .filter_map(|b| b.guard.take())
+            .collect();
         self.close_client().await;
+        futures::future::join_all(guards.into_iter().map(|g| g.shutdown(EXIT_WAIT))).await;
         end
     }
 
-    /// Backend `index` closed its output: what it was asked fails now. Returns why,
-    /// when it was the last one open (the session then ends).
-    async fn backend_gone(&mut self, index: usize, why: String) -> Option<String> {
+    /// Backend `index` closed its output: what it was asked fails now, and it is
+    /// started again if its policy says so.
+    async fn backend_gone(&mut self, index: usize, why: String) {
+        // Only one that served had names in the lists (one that dies while starting
+        // again had none).
+        let served = matches!(self.backends[index].state, State::Up(_) | State::Connected);
         self.fail_in_flight(index, &why).await;
-        self.backends[index].side.outbound = None;
-        self.backends[index].up = None;
-        self.backend_inbound[index] = None;
-        let last = self.backend_inbound.iter().all(Option::is_none);
-        if !last && !self.gateway.is_passthrough() {
+        self.went_down(index, why, true);
+        if served && self.over.is_none() && !self.gateway.is_passthrough() {
             // Its tools, prompts and resources have left the lists: the client is told.
-            tracing::warn!(session = %self.config.session, server = %self.backends[index].name, "server gone: {why}");
-            for method in LIST_CHANGED {
-                let changed = Message::Notification {
-                    method: (*method).to_owned(),
-                    params: None,
-                };
-                self.send_client(Outbound::new(changed)).await;
-            }
+            self.announce_lists_changed().await;
         }
-        last.then_some(why)
     }
 
     /// Starts the clock on a request forwarded to backend `index`, if it has a timeout.
@@ -463,8 +560,14 @@ impl SessionRelay {
             backend.name, pending.method
         );
         tracing::warn!(session = %self.config.session, "{problem}");
-        // `initialize` must not be cancelled (MCP lifecycle); a late answer is dropped.
-        if pending.method != "initialize" {
+        // `initialize` must not be cancelled (MCP lifecycle): the server joins when it
+        // answers.
+        if pending.method == INITIALIZE {
+            self.backends[index].handshake = Some(id.clone());
+            if let State::Starting { overdue, .. } = &mut self.backends[index].state {
+                *overdue = true;
+            }
+        } else {
             let reason = serde_json::to_string(&problem).expect("a string serializes");
             let cancel = Message::Notification {
                 method: CANCELLED.into(),
@@ -654,11 +757,13 @@ impl SessionRelay {
     ) -> Option<Routed> {
         // Timed from here: its plugins' time counts.
         let operation = Some(metrics::metrics().operation(method, params.as_deref()));
+        self.remember_handshake(method, params.as_deref());
         let passthrough = self.gateway.is_passthrough();
         let live: Vec<bool> = if passthrough {
             Vec::new()
         } else {
-            self.backend_inbound.iter().map(Option::is_some).collect()
+            let backends = self.backends.iter();
+            backends.map(|b| b.state.takes_requests()).collect()
         };
         // The global chain is shown the server the request names as the client sent it.
         let planned = (!passthrough).then(|| self.gateway.plan(method, params.as_deref(), &live));
@@ -691,6 +796,10 @@ impl SessionRelay {
         };
         let (backend, own, kept) = match planned {
             None => {
+                if !self.backends[0].state.takes_requests() {
+                    self.refuse(0, id.clone(), method, operation.as_ref()).await;
+                    return None;
+                }
                 let kept = self.keep_request_params.then(|| params.clone()).flatten();
                 (0, params, kept)
             }
@@ -703,7 +812,22 @@ impl SessionRelay {
                 };
                 let kept = self.keep_request_params.then_some(params).flatten();
                 match plan {
-                    Plan::One { backend, params } => (backend, params, kept),
+                    Plan::One { backend, params } => {
+                        if matches!(self.backends[backend].state, State::Idle) {
+                            self.start(backend, true).await;
+                        }
+                        if !self.backends[backend].state.takes_requests() {
+                            self.refuse(backend, id.clone(), method, operation.as_ref())
+                                .await;
+                            return None;
+                        }
+                        (backend, params, kept)
+                    }
+                    Plan::Unavailable { backend } => {
+                        self.refuse(backend, id.clone(), method, operation.as_ref())
+                            .await;
+                        return None;
+                    }
                     Plan::Fanout { parts, merge } => {
                         let method = method.to_owned();
                         self.fan_out(id.clone(), method, kept, parts, merge, operation)
@@ -883,11 +1007,19 @@ impl SessionRelay {
             ..Pending::new(Peer::Client, id.clone(), method.clone())
         };
         let started = request.started;
+        let first_pages = matches!(merge, Merge::List(_))
+            && parts.iter().all(|(_, params)| {
+                params
+                    .as_deref()
+                    .and_then(|p| serde_json::from_str::<serde_json::Value>(p.get()).ok())
+                    .is_none_or(|p| p.get("cursor").is_none())
+            });
         self.fanouts.insert(
             fanout,
             Fanout {
                 request,
                 merge,
+                first_pages,
                 waiting: parts.len(),
                 parts: Vec::with_capacity(parts.len()),
                 acks: (merge == Merge::Listen).then(ListenAcks::default),
@@ -896,7 +1028,13 @@ impl SessionRelay {
         if parts.is_empty() {
             return self.finish_fanout(fanout).await;
         }
+        // Parts a server not started yet answers from its catalog, once all are out.
+        let mut from_catalog = Vec::new();
         for (backend, mut params) in parts {
+            if let Some(answer) = self.catalog_answer(backend, merge, first_pages) {
+                from_catalog.push((backend, answer));
+                continue;
+            }
             if self.has_chain(backend) {
                 let verdict = self
                     .judge(
@@ -930,10 +1068,14 @@ impl SessionRelay {
                 part_of: Some(fanout),
                 ..Pending::new(Peer::Client, id.clone(), method.clone())
             };
+            if matches!(self.backends[backend].state, State::Idle) {
+                self.start(backend, true).await;
+            }
             let forwarded_id = self.backends[backend].side.awaiting.insert(part);
             // A slow server does not hold the others' handshake past its start time.
+            let start_timeout = self.backends[backend].lifecycle.start_timeout;
             let most =
-                (merge == Merge::Initialize || merge == Merge::Discover).then_some(START_TIMEOUT);
+                (merge == Merge::Initialize || merge == Merge::Discover).then_some(start_timeout);
             if merge != Merge::Listen {
                 // (A listen is answered when it ends: no timeout, as in `on_request`.)
                 self.start_deadline_within(backend, &forwarded_id, most);
@@ -945,6 +1087,15 @@ impl SessionRelay {
             };
             self.send(Peer::Backend(backend), Outbound::new(request))
                 .await;
+            if merge == Merge::Initialize {
+                self.backends[backend].state = State::Starting {
+                    overdue: false,
+                    queue: false,
+                };
+            }
+        }
+        for (backend, answer) in from_catalog {
+            self.on_part(fanout, backend, Ok(answer)).await;
         }
     }
 
@@ -958,6 +1109,28 @@ impl SessionRelay {
         let Some(entry) = self.fanouts.get_mut(&fanout) else {
             return;
         };
+        let own = &mut self.backends[backend];
+        if let (Some(catalog), Ok(result), false) = (
+            &own.lifecycle.catalog,
+            &part,
+            matches!(own.state, State::Idle),
+        ) {
+            match entry.merge {
+                Merge::Initialize => catalog.record_initialize(result),
+                Merge::List(kind) if entry.first_pages => catalog.record_first_page(kind, result),
+                _ => {}
+            }
+        }
+        match (entry.merge, &part) {
+            (Merge::Initialize, Ok(result)) if !matches!(own.state, State::Idle) => {
+                // In time: it is up, in the version it settled on.
+                own.mark_up(result["protocolVersion"].as_str());
+            }
+            // It refused this handshake (not late: a late one's answer is awaited): it
+            // may take another.
+            (Merge::Initialize, Err(_)) if own.handshake.is_none() => own.state = State::Connected,
+            _ => {}
+        }
         entry.parts.push((backend, part));
         entry.waiting -= 1;
         if let Some(acks) = &mut entry.acks {
@@ -1156,6 +1329,7 @@ impl SessionRelay {
             return;
         }
         let Peer::Backend(index) = from else {
+            self.client_initialized |= method == INITIALIZED;
             // Every backend hears what the client announces (`initialized`, changed
             // roots); the last one gets the params themselves.
             let last = self.backends.len() - 1;
@@ -1331,6 +1505,15 @@ impl SessionRelay {
             Peer::Client => self.client.awaiting.take(id),
         };
         let Some(pending) = taken else {
+            if let Peer::Backend(index) = from {
+                if self.backends[index].handshake.as_deref().map(RawValue::get) == Some(id.get()) {
+                    return self.on_handshake_answer(index, answer).await;
+                }
+                if id.get().starts_with("\"interpose-") {
+                    // The answer to the relay's own request (a replayed `logging/setLevel`).
+                    return tracing::debug!(session = %self.config.session, id = id.get(), "answer to the relay's own request");
+                }
+            }
             if self.side(from).was_cancelled(id) {
                 tracing::debug!(session = %self.config.session, id = id.get(), "the {} answered a cancelled request; dropped", from.as_str());
             } else {
@@ -1398,7 +1581,7 @@ impl SessionRelay {
         let answer = match answer {
             Message::Response { id, result } => Message::Response {
                 id,
-                result: self.gateway.expose_result(index, &pending.method, result),
+                result: self.backend_result(index, &pending.method, result),
             },
             answer => answer,
         };
@@ -1575,12 +1758,24 @@ impl SessionRelay {
 
     // ---- sending and ending ----
 
-    /// Sends to a peer. A request a backend can no longer take is answered with an
-    /// error.
+    /// Sends to a peer: to a backend that is starting, once it is up. A request a
+    /// backend can no longer take is answered with an error.
     async fn send(&mut self, to: Peer, outbound: Outbound) {
         let Peer::Backend(index) = to else {
             return self.send_client(outbound).await;
         };
+        let backend = &mut self.backends[index];
+        match backend.state {
+            State::Starting { .. } => return backend.queued.push(outbound),
+            // Not started: what it would hear now, it hears in its handshake.
+            State::Idle => return,
+            _ => {}
+        }
+        self.send_now(index, outbound).await;
+    }
+
+    /// Sends to backend `index` now, whatever its state.
+    async fn send_now(&mut self, index: usize, outbound: Outbound) {
         let sent = match &self.backends[index].side.outbound {
             Some(tx) => tx.send(outbound).await.map_err(|e| e.0.message),
             None => Err(outbound.message),
@@ -1638,17 +1833,30 @@ impl SessionRelay {
 
     /// Backend `index` is gone: every request still waiting for it gets an error now.
     async fn fail_in_flight(&mut self, index: usize, why: &str) {
-        let awaiting = &mut self.backends[index].side.awaiting;
-        tracing::error!(session = %self.config.session, in_flight = awaiting.len(), "{why}");
-        for pending in awaiting.drain() {
+        let backend = &mut self.backends[index];
+        let name = backend.name.clone();
+        let awaiting = backend.side.awaiting.drain();
+        tracing::error!(session = %self.config.session, server = %name, in_flight = awaiting.len(), "{why}");
+        // One backend's errors speak of it as the client knows it; a gateway's name
+        // the server.
+        let gateway = !self.gateway.is_passthrough();
+        let why = match gateway {
+            false => why.to_owned(),
+            true => format!("server `{name}`: {why}"),
+        };
+        for pending in awaiting {
             if let Some(key) = &pending.deadline {
                 self.deadlines.try_remove(key);
+            }
+            let mut data = serde_json::json!({ "method": pending.method });
+            if gateway {
+                data["server"] = name.clone().into();
             }
             let error = ErrorObject::new(
                 BACKEND_UNAVAILABLE,
                 format!("{why} before answering `{}`", pending.method),
             )
-            .with_data(serde_json::json!({ "method": pending.method }));
+            .with_data(data);
             self.fail_backend_request(index, pending, error).await;
         }
         self.gateway.forget(index);
@@ -1710,6 +1918,12 @@ impl SessionRelay {
 }
 
 impl Backend {
+    /// It answered its `initialize` in `protocol_version`: it is up.
+    fn mark_up(&mut self, protocol_version: Option<&str>) {
+        self.state = State::Up(Instant::now());
+        self.protocol_version = protocol_version.map(str::to_owned);
+    }
+
     /// Tells the backend that nobody waits for its requests in flight any more, so it
     /// can stop working on them. Best effort: a full queue towards the backend is not
     /// waited for, as the backend may itself be blocked writing to us.
@@ -1821,5 +2035,6 @@ fn too_long_error(len: usize, limit: usize) -> ErrorObject {
     .with_data(serde_json::json!({ "size": len, "limit": limit }))
 }
 
+mod backend_life;
 #[cfg(test)]
 mod tests;

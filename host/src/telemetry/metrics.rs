@@ -702,9 +702,9 @@ impl Metrics {
     }
 
     /// Counts a restart of `server` (called where a backend is started again).
-    pub fn backend_restarted(&self, server: &str) {
+    pub fn backend_restarted(&self, server: &Name) {
         self.backend_restarts
-            .get_or_create(&named("server", &Name::new(server)))
+            .get_or_create(&named("server", server))
             .inc();
     }
 

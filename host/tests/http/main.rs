@@ -8,6 +8,7 @@ mod http_support;
 mod http_2026;
 mod http_failure;
 mod http_faults;
+mod http_lazy;
 mod http_metrics;
 mod http_pairs;
 mod http_record;

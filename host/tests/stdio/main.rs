@@ -11,5 +11,6 @@ mod backend_faults;
 mod demo;
 mod metrics;
 mod record;
+mod resilience;
 mod servers_config;
 mod stdio_rmcp;

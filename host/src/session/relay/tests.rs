@@ -186,12 +186,7 @@ fn gateway_of_two() -> (Peer, Peer, Peer, tokio::task::JoinHandle<RelayEnd>) {
 
 /// A backend of a gateway that may take its time.
 fn backend(name: &str, link: Link) -> BackendLink {
-    BackendLink {
-        name: name.into(),
-        link,
-        timeout: None,
-        chain: None,
-    }
+    BackendLink::new(name, link)
 }
 
 fn config(server: &str) -> RelayConfig {
@@ -1108,7 +1103,9 @@ async fn a_request_the_server_does_not_answer_in_time_fails_and_is_cancelled() {
 
 /// A server that does not answer the gateway's `initialize` in time is left out of
 /// the client's handshake instead of holding it (and is not sent a cancellation:
-/// `initialize` must not be cancelled).
+/// `initialize` must not be cancelled); calls to it fail naming it and why; when it
+/// answers at last it joins: it hears what the client announced meanwhile, and the
+/// client hears that the lists changed.
 #[tokio::test(start_paused = true)]
 async fn a_slow_server_does_not_hold_the_gateways_handshake() {
     let (mut client, mut first, mut second, relay) = gateway_of_two();
@@ -1138,9 +1135,482 @@ async fn a_slow_server_does_not_hold_the_gateways_handshake() {
         merged["result"]["capabilities"]["tools"]["listChanged"],
         true
     );
-    client.send_value(marker()).await;
+    client
+        .send_value(notification("notifications/initialized", json!({})))
+        .await;
+    let (initialized, _) = first.recv().await;
+    assert_eq!(initialized["method"], "notifications/initialized");
+
+    // Its names are not known yet; once known (a list it answered), a call to one of
+    // them fails at once, naming it and why.
+    let names = json!({"tools": [{"name": "wait", "inputSchema": {}}]});
+    client
+        .send_value(request(
+            json!(2),
+            "tools/call",
+            json!({"name": "second_wait"}),
+        ))
+        .await;
+    let (unknown, _) = client.recv().await;
+    assert_eq!(unknown["id"], 2);
+    assert!(unknown["error"].is_object(), "{unknown}");
+
+    // It answers at last: it joins, and hears `initialized` (and nothing before it:
+    // no cancellation of `initialize`).
+    second
+        .send_value(answer(
+            &to_second["id"],
+            json!({"protocolVersion": "2025-11-25", "capabilities": {"tools": {}},
+                   "serverInfo": {"name": "second"}}),
+        ))
+        .await;
     let (next, _) = second.recv().await;
-    assert_eq!(next, marker(), "no cancellation of `initialize` was sent");
+    assert_eq!(next["method"], "notifications/initialized", "{next}");
+    for list in ["tools", "prompts", "resources"] {
+        let (changed, _) = client.recv().await;
+        assert_eq!(
+            changed["method"],
+            format!("notifications/{list}/list_changed")
+        );
+    }
+    client
+        .send_value(request(json!(3), "tools/list", json!({})))
+        .await;
+    let (to_first, _) = first.recv().await;
+    let (to_second, _) = second.recv().await;
+    first
+        .send_value(answer(&to_first["id"], json!({"tools": []})))
+        .await;
+    second.send_value(answer(&to_second["id"], names)).await;
+    let (listed, _) = client.recv().await;
+    assert_eq!(
+        listed["result"]["tools"][0]["name"], "second_wait",
+        "{listed}"
+    );
+    client
+        .send_value(request(
+            json!(4),
+            "tools/call",
+            json!({"name": "second_wait"}),
+        ))
+        .await;
+    let (call, _) = second.recv().await;
+    assert_eq!(call["params"]["name"], "wait");
+    relay.abort();
+}
+
+/// While a server has not answered its `initialize` past its start timeout, a call
+/// to a name it offered fails at once with an error naming it and saying why.
+#[tokio::test(start_paused = true)]
+async fn a_call_to_a_server_that_did_not_start_in_time_says_so() {
+    let (client_link, mut client) = link();
+    let (first_link, mut first) = link();
+    let (second_link, mut second) = link();
+    let short = |link| BackendLink {
+        lifecycle: Lifecycle {
+            start_timeout: Duration::from_secs(2),
+            ..Lifecycle::default()
+        },
+        ..backend("second", link)
+    };
+    let relay = SessionRelay::with_backends(
+        config("gateway"),
+        client_link,
+        vec![backend("first", first_link), short(second_link)],
+    );
+    let relay = tokio::spawn(relay.run(std::future::pending()));
+    // The second's names are known from a list before the handshake (a 2026-07-28
+    // client needs none; here it only fills the names).
+    client
+        .send_value(request(json!(1), "tools/list", json!({})))
+        .await;
+    let (to_first, _) = first.recv().await;
+    let (to_second, _) = second.recv().await;
+    first
+        .send_value(answer(&to_first["id"], json!({"tools": []})))
+        .await;
+    second
+        .send_value(answer(
+            &to_second["id"],
+            json!({"tools": [{"name": "wait", "inputSchema": {}}]}),
+        ))
+        .await;
+    let (listed, _) = client.recv().await;
+    assert_eq!(listed["result"]["tools"][0]["name"], "second_wait");
+
+    let init = json!({"protocolVersion": "2025-11-25", "capabilities": {},
+                      "clientInfo": {"name": "c", "version": "1"}});
+    client
+        .send_value(request(json!(2), "initialize", init))
+        .await;
+    let (to_first, _) = first.recv().await;
+    let (_, _) = second.recv().await;
+    first
+        .send_value(answer(
+            &to_first["id"],
+            json!({"protocolVersion": "2025-11-25", "capabilities": {}}),
+        ))
+        .await;
+    let (merged, _) = client.recv().await;
+    assert_eq!(merged["id"], 2);
+    client
+        .send_value(request(
+            json!(3),
+            "tools/call",
+            json!({"name": "second_wait"}),
+        ))
+        .await;
+    let (refused, _) = client.recv().await;
+    assert_eq!(refused["id"], 3);
+    assert_eq!(refused["error"]["code"], -32000);
+    assert_eq!(
+        refused["error"]["message"], "server `second` did not start within 2s",
+        "{refused}"
+    );
+    assert_eq!(refused["error"]["data"]["server"], "second");
+    relay.abort();
+}
+
+/// Links handed out one by one, each time the relay connects the backend again, and
+/// how many were asked for.
+fn connector(links: Vec<Link>) -> (super::super::lifecycle::Connector, Arc<AtomicUsize>) {
+    let links = std::sync::Mutex::new(std::collections::VecDeque::from(links));
+    let asked = Arc::new(AtomicUsize::new(0));
+    let count = asked.clone();
+    let connect = move || {
+        count.fetch_add(1, Ordering::SeqCst);
+        let link = links.lock().unwrap().pop_front();
+        link.map(|link| (link, UpstreamGuard::Nothing))
+            .ok_or_else(|| anyhow::anyhow!("no more test links"))
+    };
+    (Arc::new(connect), asked)
+}
+
+async fn expect_lists_changed(client: &mut Peer) {
+    for list in ["tools", "prompts", "resources"] {
+        let (changed, _) = client.recv().await;
+        assert_eq!(
+            changed["method"],
+            format!("notifications/{list}/list_changed")
+        );
+    }
+}
+
+/// A server with `restart = "on-failure"` that dies: the calls to it fail at once
+/// while it is down; after its backoff it is connected again and given the client's
+/// `initialize`, then `initialized` and the client's last `logging/setLevel`, and the
+/// client hears the lists changed; calls reach it again. When it comes back in
+/// another protocol version, it is given up on.
+#[tokio::test(start_paused = true)]
+async fn a_server_that_dies_is_restarted_with_the_clients_handshake_replayed() {
+    let (client_link, mut client) = link();
+    let (first_link, mut first) = link();
+    let (second_link, second) = link();
+    let (again_link, mut again) = link();
+    let (third_link, mut third) = link();
+    let (connect, connects) = connector(vec![again_link, third_link]);
+    let restarting = BackendLink {
+        lifecycle: Lifecycle {
+            restart: super::super::lifecycle::RestartPolicy::OnFailure,
+            connect: Some(connect),
+            ..Lifecycle::default()
+        },
+        ..backend("second", second_link)
+    };
+    let relay = SessionRelay::with_backends(
+        config("gateway"),
+        client_link,
+        vec![backend("first", first_link), restarting],
+    );
+    let relay = tokio::spawn(relay.run(std::future::pending()));
+    let mut second = second;
+
+    let init = json!({"protocolVersion": "2025-11-25", "capabilities": {},
+                      "clientInfo": {"name": "c", "version": "1"}});
+    let init_result = json!({"protocolVersion": "2025-11-25", "capabilities": {"tools": {}}});
+    client
+        .send_value(request(json!(1), "initialize", init.clone()))
+        .await;
+    for backend in [&mut first, &mut second] {
+        let (asked, _) = backend.recv().await;
+        backend
+            .send_value(answer(&asked["id"], init_result.clone()))
+            .await;
+    }
+    let (merged, _) = client.recv().await;
+    assert_eq!(merged["id"], 1);
+    client
+        .send_value(notification("notifications/initialized", json!({})))
+        .await;
+    let level = json!({"level": "debug"});
+    client
+        .send_value(request(json!(2), "logging/setLevel", level.clone()))
+        .await;
+    for backend in [&mut first, &mut second] {
+        let (initialized, _) = backend.recv().await;
+        assert_eq!(initialized["method"], "notifications/initialized");
+        let (set, _) = backend.recv().await;
+        backend.send_value(answer(&set["id"], json!({}))).await;
+    }
+    let (set, _) = client.recv().await;
+    assert_eq!(set, answer(&json!(2), json!({})));
+
+    // It dies; a call to it in the meantime fails at once, saying a restart is due.
+    drop(second);
+    expect_lists_changed(&mut client).await;
+    client
+        .send_value(request(
+            json!(3),
+            "tools/call",
+            json!({"name": "second_echo"}),
+        ))
+        .await;
+    let (refused, _) = client.recv().await;
+    assert_eq!(refused["id"], 3);
+    assert_eq!(
+        refused["error"]["message"],
+        "server `second` is not available: the backend connection closed; restart 1 is pending",
+        "{refused}"
+    );
+
+    // The paused clock runs to the restart: the handshake is replayed in order.
+    let (replayed, _) = again.recv().await;
+    assert_eq!(connects.load(Ordering::SeqCst), 1);
+    assert_eq!(replayed["method"], "initialize");
+    assert_eq!(replayed["params"], init);
+    again
+        .send_value(answer(&replayed["id"], init_result.clone()))
+        .await;
+    let (initialized, _) = again.recv().await;
+    assert_eq!(initialized["method"], "notifications/initialized");
+    let (set, _) = again.recv().await;
+    assert_eq!(set["method"], "logging/setLevel");
+    assert_eq!(set["params"], level);
+    again.send_value(answer(&set["id"], json!({}))).await;
+    expect_lists_changed(&mut client).await;
+
+    client
+        .send_value(request(
+            json!(4),
+            "tools/call",
+            json!({"name": "second_echo"}),
+        ))
+        .await;
+    let (call, _) = again.recv().await;
+    assert_eq!(call["params"]["name"], "echo");
+    again
+        .send_value(answer(&call["id"], json!({"content": []})))
+        .await;
+    let (answered, _) = client.recv().await;
+    assert_eq!(answered, answer(&json!(4), json!({"content": []})));
+
+    // It dies again and comes back speaking another version: it is given up on.
+    drop(again);
+    expect_lists_changed(&mut client).await;
+    let (replayed, _) = third.recv().await;
+    third
+        .send_value(answer(
+            &replayed["id"],
+            json!({"protocolVersion": "2024-11-05", "capabilities": {}}),
+        ))
+        .await;
+    third.assert_closed().await;
+    client
+        .send_value(request(
+            json!(5),
+            "tools/call",
+            json!({"name": "second_echo"}),
+        ))
+        .await;
+    let (refused, _) = client.recv().await;
+    assert_eq!(refused["id"], 5, "no list_changed for a server given up on");
+    assert_eq!(
+        refused["error"]["message"],
+        "server `second` is not available: given up: it settled on protocol version \
+         2024-11-05, not 2025-11-25 as before",
+        "{refused}"
+    );
+    assert_eq!(connects.load(Ordering::SeqCst), 2);
+    assert!(!relay.is_finished(), "the first still serves");
+    relay.abort();
+}
+
+/// A lazy server whose catalog is filled is not started with the session: the
+/// client's `initialize` and first list pages are answered from the catalog; the
+/// first call routed to it starts it and waits for its handshake. One that does not
+/// answer within its start timeout fails the waiting call, naming it; when it answers
+/// late, it joins and takes calls.
+#[tokio::test(start_paused = true)]
+async fn a_lazy_server_answers_from_its_catalog_until_a_call_starts_it() {
+    let (client_link, mut client) = link();
+    let (first_link, mut first) = link();
+    let (lazy_link, mut lazy) = link();
+    let (connect, connects) = connector(vec![lazy_link]);
+    let catalog = Arc::new(super::super::lifecycle::Catalog::default());
+    catalog.record_initialize(&json!({"protocolVersion": "2025-11-25",
+        "capabilities": {"tools": {}}, "instructions": "Sleeps a lot."}));
+    catalog.record_first_page(
+        super::super::lists::ListKind::Tools,
+        &json!({"tools": [{"name": "nap", "inputSchema": {}}]}),
+    );
+    let sleepy = BackendLink {
+        name: "sleepy".into(),
+        start: BackendStart::OnFirstUse,
+        timeout: None,
+        chain: None,
+        lifecycle: Lifecycle {
+            start_timeout: Duration::from_secs(2),
+            connect: Some(connect),
+            catalog: Some(catalog),
+            ..Lifecycle::default()
+        },
+    };
+    let relay = SessionRelay::with_backends(
+        config("gateway"),
+        client_link,
+        vec![backend("first", first_link), sleepy],
+    );
+    let relay = tokio::spawn(relay.run(std::future::pending()));
+
+    let init = json!({"protocolVersion": "2025-11-25", "capabilities": {},
+                      "clientInfo": {"name": "c", "version": "1"}});
+    client
+        .send_value(request(json!(1), "initialize", init.clone()))
+        .await;
+    let (asked, _) = first.recv().await;
+    first
+        .send_value(answer(
+            &asked["id"],
+            json!({"protocolVersion": "2025-11-25", "capabilities": {}}),
+        ))
+        .await;
+    let (merged, _) = client.recv().await;
+    assert_eq!(merged["result"]["instructions"], "sleepy: Sleeps a lot.");
+    client
+        .send_value(notification("notifications/initialized", json!({})))
+        .await;
+    let (initialized, _) = first.recv().await;
+    assert_eq!(initialized["method"], "notifications/initialized");
+    client
+        .send_value(request(json!(2), "tools/list", json!({})))
+        .await;
+    let (asked, _) = first.recv().await;
+    first
+        .send_value(answer(&asked["id"], json!({"tools": []})))
+        .await;
+    let (listed, _) = client.recv().await;
+    assert_eq!(
+        listed["result"]["tools"][0]["name"], "sleepy_nap",
+        "{listed}"
+    );
+    assert_eq!(connects.load(Ordering::SeqCst), 0, "not started yet");
+
+    // The first call starts it; it does not answer its `initialize` in time.
+    client
+        .send_value(request(
+            json!(3),
+            "tools/call",
+            json!({"name": "sleepy_nap"}),
+        ))
+        .await;
+    let (replayed, _) = lazy.recv().await;
+    assert_eq!(connects.load(Ordering::SeqCst), 1);
+    assert_eq!(replayed["method"], "initialize");
+    assert_eq!(replayed["params"], init);
+    let (failed, _) = client.recv().await;
+    assert_eq!(failed["id"], 3);
+    assert_eq!(
+        failed["error"]["message"], "server `sleepy` did not start within 2s",
+        "{failed}"
+    );
+
+    // It answers late: it joins (`initialized` first), and the next call reaches it.
+    lazy.send_value(answer(
+        &replayed["id"],
+        json!({"protocolVersion": "2025-11-25", "capabilities": {"tools": {}}}),
+    ))
+    .await;
+    let (initialized, _) = lazy.recv().await;
+    assert_eq!(initialized["method"], "notifications/initialized");
+    expect_lists_changed(&mut client).await;
+    client
+        .send_value(request(
+            json!(4),
+            "tools/call",
+            json!({"name": "sleepy_nap"}),
+        ))
+        .await;
+    let (call, _) = lazy.recv().await;
+    assert_eq!(call["params"]["name"], "nap", "{call}");
+    relay.abort();
+}
+
+/// One backend with restarts on: its `initialize` answer says its lists can change,
+/// the session outlives it, requests while it is down fail at once naming it, and once
+/// it is back (the client's handshake replayed) the client hears its lists changed.
+#[tokio::test(start_paused = true)]
+async fn one_backend_with_restarts_outlives_its_backend() {
+    let (client_link, mut client) = link();
+    let (backend_link, backend_peer) = link();
+    let (again_link, mut again) = link();
+    let (connect, _) = connector(vec![again_link]);
+    let only = BackendLink {
+        lifecycle: Lifecycle {
+            restart: super::super::lifecycle::RestartPolicy::OnFailure,
+            connect: Some(connect),
+            ..Lifecycle::default()
+        },
+        ..backend("only", backend_link)
+    };
+    let relay = SessionRelay::with_backends(config("only"), client_link, vec![only]);
+    let relay = tokio::spawn(relay.run(std::future::pending()));
+    let mut backend = backend_peer;
+
+    let init = json!({"protocolVersion": "2025-11-25", "capabilities": {},
+                      "clientInfo": {"name": "c", "version": "1"}});
+    client
+        .send_value(request(json!(1), "initialize", init.clone()))
+        .await;
+    let (asked, _) = backend.recv().await;
+    let result = json!({"protocolVersion": "2025-11-25",
+                        "capabilities": {"tools": {}, "logging": {}},
+                        "serverInfo": {"name": "only"}});
+    backend
+        .send_value(answer(&asked["id"], result.clone()))
+        .await;
+    let (answered, _) = client.recv().await;
+    assert_eq!(
+        answered["result"]["capabilities"],
+        json!({"tools": {"listChanged": true}, "logging": {}})
+    );
+    assert_eq!(answered["result"]["serverInfo"]["name"], "only");
+
+    // It closes its output; once the relay has seen it go, it closes its input.
+    drop(backend.to_relay);
+    assert!(
+        backend.from_relay.recv().await.is_none(),
+        "nothing more goes to it"
+    );
+    client
+        .send_value(request(json!(2), "tools/call", json!({"name": "x"})))
+        .await;
+    let (refused, _) = client.recv().await;
+    assert_eq!(refused["id"], 2);
+    assert_eq!(
+        refused["error"]["message"],
+        "server `only` is not available: the backend connection closed; restart 1 is pending"
+    );
+    assert!(!relay.is_finished(), "the session goes on");
+
+    let (replayed, _) = again.recv().await;
+    assert_eq!(replayed["params"], init);
+    again.send_value(answer(&replayed["id"], result)).await;
+    expect_lists_changed(&mut client).await;
+    client
+        .send_value(request(json!(3), "tools/call", json!({"name": "x"})))
+        .await;
+    let (call, _) = again.recv().await;
+    assert_eq!(call["params"]["name"], "x", "its names as they are: {call}");
     relay.abort();
 }
 
