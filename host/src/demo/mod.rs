@@ -19,6 +19,7 @@ use crate::downstream::stdio;
 use crate::run::shutdown_signal;
 use crate::session::gateway::GatewayOptions;
 use crate::session::intercept::{PassAll, SharedInterceptor};
+use crate::session::lifecycle::RestartPolicy;
 use crate::session::relay::RelayEnd;
 use crate::session::{BackendSettings, SessionSettings};
 use crate::upstream::{InProcessServer, UpstreamSpec};
@@ -90,7 +91,10 @@ pub async fn run_gateway() -> anyhow::Result<()> {
         name: "notes".into(),
         serve: serve_notes,
     };
-    settings.backends.push(BackendSettings::new("notes", notes));
+    settings.backends.push(BackendSettings {
+        restart: RestartPolicy::OnFailure,
+        ..BackendSettings::new("notes", notes)
+    });
     traced(settings, &tracer, gateway::run_script).await
 }
 

@@ -23,23 +23,34 @@ pub const CRASH_TOOL: &str = "crash";
 
 /// Serves the note store over `io` until the peer closes it or `crash` is called.
 /// A fresh store each time: what a restarted server forgot is part of the demo.
-pub async fn serve<T>(io: T) -> anyhow::Result<()>
+pub async fn serve<T>(mut io: T) -> anyhow::Result<()>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
+    // The server speaks through an inner pipe, so a crash closes `io` at once, as a
+    // process's exit closes its stdio (rmcp alone would take its time to wind down).
+    let (mut ours, theirs) = tokio::io::duplex(PIPE_BYTES);
     let crashed = Arc::new(Notify::new());
-    let running = NotesBackend::new(crashed.clone())
-        .serve(io)
-        .await
-        .context("notes backend: MCP initialization failed")?;
+    let server = async {
+        let running = NotesBackend::new(crashed.clone())
+            .serve(theirs)
+            .await
+            .context("notes backend: MCP initialization failed")?;
+        running
+            .waiting()
+            .await
+            .context("notes backend: session task failed")?;
+        anyhow::Ok(())
+    };
     tokio::select! {
-        ended = running.waiting() => {
-            ended.context("notes backend: session task failed")?;
-            Ok(())
-        }
+        ended = server => ended,
+        _ = tokio::io::copy_bidirectional(&mut io, &mut ours) => Ok(()),
         () = crashed.notified() => anyhow::bail!("the notes server crashed on purpose"),
     }
 }
+
+/// Bytes buffered in the inner pipe each way.
+const PIPE_BYTES: usize = 64 * 1024;
 
 #[derive(Debug)]
 struct NotesBackend {
@@ -94,8 +105,9 @@ impl NotesBackend {
     #[tool(description = "Makes the server exit without answering (for the demo).")]
     async fn crash(&self) -> CallToolResult {
         self.crashed.notify_one();
-        // Never answered: the server is gone before this returns.
-        std::future::pending().await
+        // The server is gone before this returns: nobody reads the answer.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        CallToolResult::error(vec![ContentBlock::text("crashed")])
     }
 }
 

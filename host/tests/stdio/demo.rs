@@ -60,3 +60,33 @@ fn demo_without_plugins_relays_everything_unchanged() {
     assert!(out.contains("6 of 6 fake secrets visible"), "{out}");
     assert!(out.contains("0 were changed, answered or dropped"), "{out}");
 }
+
+/// `interpose demo --gateway`: two built-in servers behind one endpoint, a call to
+/// each, one brought down mid-call (its call fails naming it, the other still
+/// answers), then restarted by the gateway and called again.
+#[test]
+fn gateway_demo_calls_each_server_and_one_comes_back_after_failing() {
+    let out = Command::new(INTERPOSE)
+        .args(["demo", "--gateway"])
+        .output()
+        .expect("run interpose demo --gateway");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for step in [
+        "ok     tools/call demo_echo         hello through the gateway",
+        "ok     tools/call notes_add_note    1 note(s) stored",
+        "ok     tools/call notes_crash       failed, as it should: Mcp error: -32000: server `notes`",
+        "ok     tools/call notes_list_notes  failed, as it should: Mcp error: -32000: server `notes` is not available",
+        "ok     tools/call demo_add          5",
+        "ok     notes comes back             listed again after",
+        "ok     tools/call notes_list_notes  no notes",
+    ] {
+        assert!(stdout.contains(step), "missing `{step}` in:\n{stdout}");
+    }
+    assert!(!stdout.contains("FAILED"), "{stdout}");
+    assert!(
+        stderr.contains("restart 1 in 500ms"),
+        "the restart is logged:\n{stderr}"
+    );
+}
