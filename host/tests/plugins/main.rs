@@ -17,4 +17,5 @@ mod plugin_hostile_guests;
 mod plugin_languages;
 mod plugin_reload;
 mod plugin_runtime;
+mod plugin_startup;
 mod plugins;

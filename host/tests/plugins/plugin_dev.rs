@@ -19,7 +19,7 @@ use std::time::Duration;
 use http_support::repo;
 use interpose::config::Sha256;
 use serde_json::json;
-use support::{INTERPOSE, Proxy, echoed_params, error, scratch};
+use support::{INTERPOSE, Proxy, compiled_entries, echoed_params, error, scratch};
 
 /// How long the proxy may take to compile a component before it serves (a Python
 /// or JavaScript component takes seconds to a minute on a loaded machine).
@@ -117,22 +117,11 @@ fn scaffold_and_build(parent: &Path, name: &str, lang: &str, cache: &Path) -> (P
     let log = String::from_utf8_lossy(&built.stderr);
     assert!(log.contains("compiled it for interpose in"), "{log}");
     assert_eq!(
-        cache_entries(cache),
+        compiled_entries(cache),
         [format!("{}.cwasm", Sha256::of(&wasm))],
         "the cache holds the compiled component, named by the file's digest"
     );
     (project, component)
-}
-
-/// The files in the compiled-plugin cache `cache` (of every engine).
-fn cache_entries(cache: &Path) -> Vec<String> {
-    let mut names = Vec::new();
-    for engine in std::fs::read_dir(cache.join("compiled")).expect("the cache has entries") {
-        for entry in std::fs::read_dir(engine.unwrap().path()).unwrap() {
-            names.push(entry.unwrap().file_name().to_string_lossy().into_owned());
-        }
-    }
-    names
 }
 
 /// The scaffolds of all three languages refuse `tools/call` by a configured rule
