@@ -98,8 +98,8 @@ pub struct Lineage {
 }
 
 impl PluginVersion {
-    /// Loads `wasm` as a new version: compile (or fetch from the cache), link, start
-    /// the first instance and read its manifest, then fill the pool.
+    /// Loads `wasm` as a new version: compile (or map from the cache), link, start
+    /// the first instance and read its manifest; the pool fills in the background.
     pub async fn load(
         runtime: &PluginRuntime,
         config: &PluginConfig,
@@ -139,13 +139,15 @@ impl PluginVersion {
         };
         lineage.tag.set(&name);
         let pool = InstancePool::new(factory, first, config.pool_size);
-        pool.fill().await.map_err(|e| fail(start_problem(e)))?;
+        // The rest of the pool is made in the background: the first instance serves
+        // the first calls, and start-up does not wait for instances it may not need
+        // yet (a call that finds none idle makes its own).
+        pool.refill();
         tracing::debug!(
             target: "interpose::plugin",
             plugin = &*name,
-            "ready in {:.1?}: code {compiled:.1?}, first instance {first_instance:.1?}, pool {:.1?}",
+            "ready in {:.1?}: code {compiled:.1?}, first instance {first_instance:.1?}",
             started.elapsed(),
-            started.elapsed() - compiled - first_instance
         );
         Ok(Arc::new(PluginVersion {
             name,
