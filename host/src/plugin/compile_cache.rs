@@ -19,6 +19,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -80,11 +81,19 @@ impl CompileCache {
     pub fn open(root: &Path, engine: &Engine) -> Option<Self> {
         let compiled = root.join("compiled");
         let dir = compiled.join(engine_key(engine));
-        if let Err(e) = std::fs::create_dir_all(&dir) {
+        let created = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir);
+        if let Err(e) = created {
             tracing::warn!(
                 "compiled-plugin cache disabled: cannot create {}: {e}",
                 dir.display()
             );
+            return None;
+        }
+        if let Err(why) = private(&dir) {
+            tracing::warn!("compiled-plugin cache disabled: {}: {why}", dir.display());
             return None;
         }
         tracing::debug!("compiled-plugin cache in {}", dir.display());
@@ -169,6 +178,26 @@ impl CompileCache {
     }
 }
 
+/// Whether only this process's user can put files in `dir` (and so entries there
+/// were written by interpose running as that user).
+fn private(dir: &Path) -> Result<(), String> {
+    let meta = std::fs::metadata(dir).map_err(|e| e.to_string())?;
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(format!(
+            "owned by uid {}, not by this user (uid {me})",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "other users may write there (mode {:o})",
+            meta.mode() & 0o777
+        ));
+    }
+    Ok(())
+}
+
 /// Maps an entry the cache wrote.
 #[allow(unsafe_code)]
 fn map_entry(engine: &Engine, entry: &Path) -> wasmtime::Result<Component> {
@@ -178,7 +207,8 @@ fn map_entry(engine: &Engine, entry: &Path) -> wasmtime::Result<Component> {
     // synced before an atomic rename; none is written in place. Wasmtime checks the
     // header (its version, the compiler's target and settings) and refuses an entry
     // made for another engine. The directory is the user's own (like the binary
-    // itself, whoever can write there can already run code as the user).
+    // itself, whoever can write there can already run code as the user), which
+    // `CompileCache::open` checks.
     unsafe { Component::deserialize_file(engine, entry) }
 }
 
@@ -312,6 +342,18 @@ mod tests {
         assert_eq!(origin, Origin::Compiled);
         let (_, origin) = load_or_compile(&engine, Some(&cache), "p", wasm, &sha).unwrap();
         assert_eq!(origin, Origin::Cached);
+    }
+
+    #[test]
+    fn a_directory_other_users_may_write_to_is_not_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let engine = new_engine();
+        let cache = CompileCache::open(root.path(), &engine).expect("cache");
+        std::fs::set_permissions(&cache.dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(CompileCache::open(root.path(), &engine).is_none());
+        std::fs::set_permissions(&cache.dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(CompileCache::open(root.path(), &engine).is_some());
     }
 
     #[test]
