@@ -254,14 +254,14 @@ pub fn load_or_compile(
         "compiled plugin {name} in {:.1?}",
         started.elapsed()
     );
-    if let Some(cache) = cache {
-        if let Err(e) = cache.store(&component, sha256) {
-            tracing::warn!(
-                plugin = name,
-                "cannot store the compiled plugin in {}: {e:#}",
-                cache.dir.display()
-            );
-        }
+    if let Some(cache) = cache
+        && let Err(e) = cache.store(&component, sha256)
+    {
+        tracing::warn!(
+            plugin = name,
+            "cannot store the compiled plugin in {}: {e:#}",
+            cache.dir.display()
+        );
     }
     Ok((component, Origin::Compiled))
 }
