@@ -143,8 +143,8 @@ impl PluginVersion {
         // the first calls, and start-up does not wait for instances it may not need
         // yet (a call that finds none idle makes its own).
         pool.refill();
+        // Not under the `interpose::plugin` target, which carries the plugins' own logs.
         tracing::debug!(
-            target: "interpose::plugin",
             plugin = &*name,
             "ready in {:.1?}: code {compiled:.1?}, first instance {first_instance:.1?}",
             started.elapsed(),
