@@ -39,7 +39,7 @@ use std::sync::Arc;
 
 pub use bindings::Manifest;
 pub use chain::{InterceptorChain, PluginStep, StepObserver, plugin_error};
-pub use compile_cache::{CACHE_DIR_ENV, MAX_CACHE_BYTES, Origin, default_cache_dir};
+pub use compile_cache::{CACHE_DIR_ENV, Origin, default_cache_dir};
 pub use engine::{EPOCH_TICK, PluginRuntime, RuntimeError, RuntimeOptions};
 pub use filter::{Filter, Interest};
 pub use health::{FAILURE_WINDOW, MAX_CONSECUTIVE_FAILURES, MAX_FAILURES_IN_WINDOW};

@@ -9,7 +9,8 @@
 //!   componentize-js with its bindings patched; see `sdk/js/README.md`).
 //!
 //! Python and JavaScript components go to `<project>/target/<dir name>.wasm`
-//! unless an output is given.
+//! unless an output is given. The component is then compiled into the proxy's
+//! compiled-plugin cache, so that `interpose run` starts without compiling it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
