@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::convert::Infallible;
 use std::path::Path;
-use std::time::Instant;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -403,16 +402,7 @@ pub fn remap(data: &[u8]) {
 }
 
 fn pending(original: &str) -> Pending {
-    Pending {
-        origin: Peer::Client,
-        original_id: raw(original),
-        method: "tools/call".into(),
-        params: None,
-        progress_token: None,
-        started: Instant::now(),
-        part_of: None,
-        deadline: None,
-    }
+    Pending::new(Peer::Client, raw(original), "tools/call".into())
 }
 
 /// `replace_member(params, "requestId", id)`: the id is set, every other member kept

@@ -12,8 +12,9 @@ use wasmtime::component::{Component, Linker, ResourceType};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings::PluginPre;
-use super::compile_cache;
+use super::compile_cache::{self, CompileCache, Origin};
 use super::host_api::{self, HostState};
+use crate::config::Sha256;
 
 /// How often the epoch advances: the granularity of call deadlines. Each tick wakes a
 /// thread, which on a small machine costs more than it seems (at 1 ms, the ticker and
@@ -45,27 +46,31 @@ pub struct RuntimeError(wasmtime::Error);
 pub struct PluginRuntime {
     engine: Engine,
     linker: Linker<HostState>,
+    cache: Option<CompileCache>,
     /// Stops the ticker thread when the runtime is dropped.
     _ticker: EpochTicker,
 }
 
 impl PluginRuntime {
     pub fn new(options: RuntimeOptions) -> Result<Arc<Self>, RuntimeError> {
-        let cache = options.cache_dir.and_then(compile_cache::open);
-        let engine = match Engine::new(&engine_config(cache.clone(), true)) {
+        let engine = match Engine::new(&engine_config(true)) {
             Ok(engine) => engine,
             Err(e) => {
                 // The pooling allocator reserves address space up front; some
                 // sandboxes refuse that. Instances then cost more to create.
                 tracing::warn!("pooling allocator unavailable ({e:#}); using on-demand allocation");
-                Engine::new(&engine_config(cache, false)).map_err(RuntimeError)?
+                Engine::new(&engine_config(false)).map_err(RuntimeError)?
             }
         };
+        let cache = options
+            .cache_dir
+            .and_then(|dir| CompileCache::open(&dir, &engine));
         let linker = host_api::base_linker(&engine).map_err(RuntimeError)?;
         let ticker = EpochTicker::start(engine.clone());
         Ok(Arc::new(PluginRuntime {
             engine,
             linker,
+            cache,
             _ticker: ticker,
         }))
     }
@@ -74,12 +79,32 @@ impl PluginRuntime {
         &self.engine
     }
 
-    /// Compiles (or loads from the cache) a component, off the async threads.
-    pub(super) async fn compile(&self, wasm: Arc<[u8]>) -> wasmtime::Result<Component> {
+    /// Maps the component for `wasm` (whose digest is `sha256`) from the cache, or
+    /// compiles it and stores it there. Blocking; `name` is for the logs.
+    pub fn load_or_compile(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        sha256: &Sha256,
+    ) -> wasmtime::Result<(Component, Origin)> {
+        compile_cache::load_or_compile(&self.engine, self.cache.as_ref(), name, wasm, sha256)
+    }
+
+    /// [`Self::load_or_compile`] off the async threads.
+    pub(super) async fn compile(
+        &self,
+        name: String,
+        wasm: Arc<[u8]>,
+        sha256: Sha256,
+    ) -> wasmtime::Result<Component> {
         let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || Component::new(&engine, &*wasm))
-            .await
-            .map_err(|e| wasmtime::Error::msg(format!("the compiler thread failed: {e}")))?
+        let cache = self.cache.clone();
+        tokio::task::spawn_blocking(move || {
+            compile_cache::load_or_compile(&engine, cache.as_ref(), &name, &wasm, &sha256)
+                .map(|(component, _)| component)
+        })
+        .await
+        .map_err(|e| wasmtime::Error::msg(format!("the compiler thread failed: {e}")))?
     }
 
     /// Links a component against WASI and the host interface. Imports neither
@@ -158,15 +183,14 @@ fn stub_import(
     }
 }
 
-fn engine_config(cache: Option<wasmtime::Cache>, pooling: bool) -> Config {
+fn engine_config(pooling: bool) -> Config {
     let mut config = Config::new();
     config
         .wasm_component_model(true)
         .epoch_interruption(true)
         // Adds 1-2 µs to every call_async and is not used (no component-model async).
         .concurrency_support(false)
-        .memory_init_cow(true)
-        .cache(cache);
+        .memory_init_cow(true);
     // Names guest functions in `perf report` (/tmp/perf-PID.map), for profiling.
     if std::env::var_os("INTERPOSE_PERF_MAP").is_some() {
         config.profiler(wasmtime::ProfilingStrategy::PerfMap);

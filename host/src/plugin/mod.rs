@@ -39,7 +39,7 @@ use std::sync::Arc;
 
 pub use bindings::Manifest;
 pub use chain::{InterceptorChain, PluginStep, StepObserver, plugin_error};
-pub use compile_cache::{CACHE_DIR_ENV, default_cache_dir};
+pub use compile_cache::{CACHE_DIR_ENV, Origin, default_cache_dir};
 pub use engine::{EPOCH_TICK, PluginRuntime, RuntimeError, RuntimeOptions};
 pub use filter::{Filter, Interest};
 pub use health::{FAILURE_WINDOW, MAX_CONSECUTIVE_FAILURES, MAX_FAILURES_IN_WINDOW};
@@ -61,7 +61,10 @@ pub enum ChainError {
     Load(#[from] LoadError),
     /// A plugin of a server's own chain.
     #[error("server `{server}`: {source}")]
-    Server { server: String, source: LoadError },
+    Server {
+        server: String,
+        source: Box<LoadError>,
+    },
 }
 
 /// Builds the chain for `plugins` (in order) on a new runtime with default options,
@@ -115,9 +118,10 @@ pub async fn load_chains(
             chains.push(None);
             continue;
         }
-        let chain = load(plugins)
-            .await
-            .map_err(|source| ChainError::Server { server, source })?;
+        let chain = load(plugins).await.map_err(|source| ChainError::Server {
+            server,
+            source: Box::new(source),
+        })?;
         chain.watch(POLL_INTERVAL);
         chains.push(Some(chain as SharedInterceptor));
     }
@@ -125,6 +129,27 @@ pub async fn load_chains(
         global,
         servers: chains,
     })
+}
+
+/// Puts the compiled form of the plugin file at `path` in the compiled-plugin cache,
+/// where `interpose run` and `interpose check` look for it (same engine settings,
+/// same file digest), so that their first start after a build maps it instead of
+/// compiling. Blocking (seconds for a Python or JavaScript component). `None` when
+/// the cache is off; otherwise whether the file was already there or compiled now.
+pub fn precompile(path: &std::path::Path) -> Result<Option<Origin>, ChainError> {
+    let options = RuntimeOptions::default();
+    if options.cache_dir.is_none() {
+        return Ok(None);
+    }
+    let config = PluginConfig::from_path(path);
+    let fail = |problem| LoadError::new(&config, problem);
+    let wasm = std::fs::read(path).map_err(|cause| fail(LoadProblem::Read(cause)))?;
+    let sha256 = crate::config::Sha256::of(&wasm);
+    let runtime = PluginRuntime::new(options)?;
+    let (_, origin) = runtime
+        .load_or_compile(&config.display_name(), &wasm, &sha256)
+        .map_err(|e| fail(LoadProblem::Compile(limits::first_line(&e))))?;
+    Ok(Some(origin))
 }
 
 /// Why `--config` / `--plugin` could not be turned into an interceptor.

@@ -206,7 +206,8 @@ impl Instance {
 ///
 /// In steady state a call takes an idle instance and gives it back, and nothing is
 /// instantiated. The pool instantiates in the background when the number of live
-/// instances falls below its ready size (one was thrown away after a trap), and
+/// instances is below its ready size (just after load, which makes only the first;
+/// or when one was thrown away after a trap), and
 /// grows by one when a call takes the last idle instance (so the next concurrent
 /// call finds one), up to a maximum. A call that finds none idle makes its own.
 pub struct InstancePool {
@@ -233,15 +234,6 @@ impl InstancePool {
             max: ready.max(parallelism),
             refilling: AtomicBool::new(false),
         })
-    }
-
-    /// Fills the pool to its ready size now (at load, before the version is used).
-    pub async fn fill(&self) -> Result<(), StartError> {
-        while self.live() < self.ready {
-            let (instance, _) = self.factory.create().await?;
-            self.lock().push(instance);
-        }
-        Ok(())
     }
 
     /// An instance to run one call: an idle one, or a fresh one when none is idle.

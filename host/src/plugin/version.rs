@@ -64,7 +64,7 @@ pub enum LoadProblem {
 }
 
 impl LoadError {
-    fn new(config: &PluginConfig, problem: LoadProblem) -> Self {
+    pub(super) fn new(config: &PluginConfig, problem: LoadProblem) -> Self {
         LoadError {
             name: config.display_name(),
             path: config.path.clone(),
@@ -98,8 +98,8 @@ pub struct Lineage {
 }
 
 impl PluginVersion {
-    /// Loads `wasm` as a new version: compile (or fetch from the cache), link, start
-    /// the first instance and read its manifest, then fill the pool.
+    /// Loads `wasm` as a new version: compile (or map from the cache), link, start
+    /// the first instance and read its manifest; the pool fills in the background.
     pub async fn load(
         runtime: &PluginRuntime,
         config: &PluginConfig,
@@ -108,8 +108,9 @@ impl PluginVersion {
         lineage: &Lineage,
     ) -> Result<Arc<Self>, LoadError> {
         let fail = |problem| LoadError::new(config, problem);
+        let started = std::time::Instant::now();
         let component = runtime
-            .compile(wasm)
+            .compile(config.display_name(), wasm, sha256)
             .await
             .map_err(|e| fail(LoadProblem::Compile(first_line(&e))))?;
         let pre = runtime
@@ -128,7 +129,9 @@ impl PluginVersion {
             init_config: config.init_json(),
             live: Default::default(),
         };
+        let compiled = started.elapsed();
         let (first, manifest) = factory.create().await.map_err(|e| fail(start_problem(e)))?;
+        let first_instance = started.elapsed() - compiled;
         let name: Arc<str> = match &config.name {
             Some(name) => config.qualified(name).into(),
             None if manifest.name.trim().is_empty() => return Err(fail(LoadProblem::NoName)),
@@ -136,7 +139,16 @@ impl PluginVersion {
         };
         lineage.tag.set(&name);
         let pool = InstancePool::new(factory, first, config.pool_size);
-        pool.fill().await.map_err(|e| fail(start_problem(e)))?;
+        // The rest of the pool is made in the background: the first instance serves
+        // the first calls, and start-up does not wait for instances it may not need
+        // yet (a call that finds none idle makes its own).
+        pool.refill();
+        // Not under the `interpose::plugin` target, which carries the plugins' own logs.
+        tracing::debug!(
+            plugin = &*name,
+            "ready in {:.1?}: code {compiled:.1?}, first instance {first_instance:.1?}",
+            started.elapsed(),
+        );
         Ok(Arc::new(PluginVersion {
             name,
             filter: Filter::new(&manifest.interests),

@@ -9,13 +9,15 @@
 //!   componentize-js with its bindings patched; see `sdk/js/README.md`).
 //!
 //! Python and JavaScript components go to `<project>/target/<dir name>.wasm`
-//! unless an output is given.
+//! unless an output is given. The component is then compiled into the proxy's
+//! compiled-plugin cache, so that `interpose run` starts without compiling it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use interpose::plugin::Origin;
 
 use super::sdk::Sdk;
 use super::toolchain::{self, COMPONENTIZE_PY_VERSION, RUST_TARGET};
@@ -66,7 +68,35 @@ pub fn build(options: &BuildOptions) -> Result<PathBuf> {
         bytes as f64 / (1024.0 * 1024.0),
         started.elapsed()
     );
+    precompile(&built)?;
     Ok(built)
+}
+
+/// Compiles the component into the compiled-plugin cache, as `interpose run` looks
+/// it up, so that the first start after the build maps it instead of compiling it
+/// (seconds for Python and JavaScript). A component that does not compile fails the
+/// build here rather than the first start.
+fn precompile(component: &Path) -> Result<()> {
+    let started = Instant::now();
+    let origin = interpose::plugin::precompile(component).with_context(|| {
+        format!(
+            "the build wrote {}, but interpose cannot load it",
+            component.display()
+        )
+    })?;
+    match origin {
+        Some(Origin::Compiled) => eprintln!(
+            "compiled it for interpose in {:.1?} (cached: `interpose run` starts without compiling)",
+            started.elapsed()
+        ),
+        Some(Origin::Cached) => eprintln!("already compiled for interpose (in the cache)"),
+        None => eprintln!(
+            "not compiled ahead: the compiled-plugin cache is off (${} is empty, or no home), so \
+             `interpose run` compiles it at every start",
+            interpose::plugin::CACHE_DIR_ENV
+        ),
+    }
+    Ok(())
 }
 
 /// The language of the project in `dir`, from the file that marks it.

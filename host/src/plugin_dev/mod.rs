@@ -59,8 +59,8 @@ impl Lang {
 /// `$XDG_CACHE_HOME/interpose-tools`, else `~/.cache/interpose-tools`.
 ///
 /// Not inside the compiled-plugin cache (`$INTERPOSE_CACHE_DIR`, `~/.cache/interpose`):
-/// wasmtime owns that directory and its cleaner deletes every file it does not
-/// recognise there.
+/// that one is disposable (it evicts its least recently used entries, and users
+/// clear it), while the toolchains take minutes to install again.
 pub fn tools_dir() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os(TOOLS_DIR_ENV).filter(|dir| !dir.is_empty()) {
         return Ok(std::path::absolute(PathBuf::from(dir))?);

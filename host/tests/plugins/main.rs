@@ -18,4 +18,5 @@ mod plugin_languages;
 mod plugin_reload;
 mod plugin_runtime;
 mod plugin_servers;
+mod plugin_startup;
 mod plugins;

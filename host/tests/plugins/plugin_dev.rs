@@ -1,7 +1,8 @@
 //! `interpose plugin new` and `interpose plugin build`, through the real binary and
 //! the real toolchains: for each language, the scaffolded plugin builds into a
 //! component that works in the proxy (between a raw JSON-RPC client and the echo
-//! backend), and its own test passes.
+//! backend), and its own test passes. The build leaves the compiled component in
+//! the compiled-plugin cache, where the proxy then finds it instead of compiling.
 //!
 //! The toolchains go to the checkout's `.cache/` (as with `scripts/build-*-plugin.sh`),
 //! so they are installed once per checkout; the Rust scaffold builds in
@@ -16,8 +17,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use http_support::repo;
+use interpose::config::Sha256;
 use serde_json::json;
-use support::{INTERPOSE, Proxy, echoed_params, error, scratch};
+use support::{INTERPOSE, Proxy, compiled_entries, echoed_params, error, scratch};
 
 /// How long the proxy may take to compile a component before it serves (a Python
 /// or JavaScript component takes seconds to a minute on a loaded machine).
@@ -27,10 +29,10 @@ fn tools_dir() -> PathBuf {
     repo().join(".cache")
 }
 
-/// `interpose ARGS` with the test's tools directory; fails the test, showing
-/// what it printed, unless it succeeds.
-fn interpose<S: AsRef<OsStr>>(args: &[S]) -> Output {
-    let output = interpose_unchecked(args, &tools_dir());
+/// `interpose ARGS` with the test's tools directory and the compiled-plugin cache
+/// `cache`; fails the test, showing what it printed, unless it succeeds.
+fn interpose<S: AsRef<OsStr>>(args: &[S], cache: &Path) -> Output {
+    let output = interpose_unchecked(args, &tools_dir(), cache);
     assert!(
         output.status.success(),
         "interpose {:?} failed ({}):\n{}",
@@ -41,10 +43,11 @@ fn interpose<S: AsRef<OsStr>>(args: &[S]) -> Output {
     output
 }
 
-fn interpose_unchecked<S: AsRef<OsStr>>(args: &[S], tools: &Path) -> Output {
+fn interpose_unchecked<S: AsRef<OsStr>>(args: &[S], tools: &Path, cache: &Path) -> Output {
     Command::new(INTERPOSE)
         .args(args)
         .env("INTERPOSE_TOOLS_DIR", tools)
+        .env("INTERPOSE_CACHE_DIR", cache)
         .env_remove("INTERPOSE_SDK_DIR")
         .env("CARGO_TARGET_DIR", repo().join("target/plugin-dev"))
         .stdin(Stdio::null())
@@ -74,16 +77,21 @@ fn run_in(dir: &Path, program: impl AsRef<OsStr>, args: &[&str]) -> String {
 
 /// `plugin new NAME --lang LANG` in `parent`, then `plugin build`; returns the
 /// project and the component.
-fn scaffold_and_build(parent: &Path, name: &str, lang: &str) -> (PathBuf, PathBuf) {
-    let created = interpose(&[
-        "plugin".as_ref(),
-        "new".as_ref(),
-        name.as_ref(),
-        "--lang".as_ref(),
-        lang.as_ref(),
-        "--dir".as_ref(),
-        parent.as_os_str(),
-    ]);
+/// Scaffolds and builds a plugin, with the compiled-plugin cache in `cache`, and
+/// checks that the build left the compiled component there.
+fn scaffold_and_build(parent: &Path, name: &str, lang: &str, cache: &Path) -> (PathBuf, PathBuf) {
+    let created = interpose(
+        &[
+            "plugin".as_ref(),
+            "new".as_ref(),
+            name.as_ref(),
+            "--lang".as_ref(),
+            lang.as_ref(),
+            "--dir".as_ref(),
+            parent.as_os_str(),
+        ],
+        cache,
+    );
     let project = parent.join(name);
     let stdout = String::from_utf8_lossy(&created.stdout);
     assert!(
@@ -91,24 +99,36 @@ fn scaffold_and_build(parent: &Path, name: &str, lang: &str) -> (PathBuf, PathBu
         "{stdout}"
     );
 
-    let built = interpose(&["plugin".as_ref(), "build".as_ref(), project.as_os_str()]);
+    let built = interpose(
+        &["plugin".as_ref(), "build".as_ref(), project.as_os_str()],
+        cache,
+    );
     let stdout = String::from_utf8_lossy(&built.stdout);
     let component = PathBuf::from(stdout.trim_end());
-    let header = std::fs::read(&component)
+    let wasm = std::fs::read(&component)
         .unwrap_or_else(|e| panic!("interpose printed {stdout:?}, not a component ({e})"));
     // The wasm magic, then the component-model layer (version 0x0d, layer 1).
     assert_eq!(
-        header[..8],
+        wasm[..8],
         *b"\0asm\x0d\x00\x01\x00",
         "{}",
         component.display()
+    );
+    let log = String::from_utf8_lossy(&built.stderr);
+    assert!(log.contains("compiled it for interpose in"), "{log}");
+    assert_eq!(
+        compiled_entries(cache),
+        [format!("{}.cwasm", Sha256::of(&wasm))],
+        "the cache holds the compiled component, named by the file's digest"
     );
     (project, component)
 }
 
 /// The scaffolds of all three languages refuse `tools/call` by a configured rule
 /// (`rm_repo` here) and pass the others: check both through the proxy.
-fn assert_refuses_rm_repo_in_the_proxy(component: &Path, config: &str) {
+/// The proxy runs with the compiled-plugin cache `cache` the build filled, and maps
+/// the component from it rather than compiling it.
+fn assert_refuses_rm_repo_in_the_proxy(component: &Path, config: &str, cache: &Path) {
     let dir = scratch();
     let config_file = dir.path().join("interpose.toml");
     std::fs::write(
@@ -119,11 +139,22 @@ fn assert_refuses_rm_repo_in_the_proxy(component: &Path, config: &str) {
         ),
     )
     .unwrap();
-    let mut proxy = Proxy::start(&["--config".as_ref(), config_file.as_os_str()]).holding(dir);
+    let cache = cache.to_str().expect("a UTF-8 scratch path");
+    let mut proxy = Proxy::start_with_env(
+        &["--config".as_ref(), config_file.as_os_str()],
+        &[("INTERPOSE_CACHE_DIR", cache)],
+    )
+    .holding(dir);
     assert!(
         proxy.wait_for_log("plugin loaded from", COMPILE_PATIENCE),
         "the plugin did not load; log:\n{}",
         proxy.log()
+    );
+    let log = proxy.log();
+    assert!(
+        log.contains("loaded the compiled plugin from the cache")
+            && !log.contains("compiling plugin"),
+        "the first start after the build compiled again; log:\n{log}"
     );
 
     let refused = proxy.call_tool(1, "rm_repo", json!({}));
@@ -141,13 +172,14 @@ fn assert_refuses_rm_repo_in_the_proxy(component: &Path, config: &str) {
 #[test]
 fn rust_scaffold_builds_works_in_the_proxy_and_passes_its_test() {
     let parent = scratch();
-    let (project, component) = scaffold_and_build(parent.path(), "demo-rust", "rust");
+    let cache = parent.path().join("cache");
+    let (project, component) = scaffold_and_build(parent.path(), "demo-rust", "rust", &cache);
     assert!(
         component.ends_with("wasm32-wasip2/release/demo_rust.wasm"),
         "{}",
         component.display()
     );
-    assert_refuses_rm_repo_in_the_proxy(&component, r#"prefix = "rm_""#);
+    assert_refuses_rm_repo_in_the_proxy(&component, r#"prefix = "rm_""#, &cache);
 
     let tested = run_in(&project, env!("CARGO"), &["test"]);
     assert!(tested.contains("test result: ok. 3 passed"), "{tested}");
@@ -156,9 +188,10 @@ fn rust_scaffold_builds_works_in_the_proxy_and_passes_its_test() {
 #[test]
 fn python_scaffold_builds_works_in_the_proxy_and_passes_its_test() {
     let parent = scratch();
-    let (project, component) = scaffold_and_build(parent.path(), "demo-python", "python");
+    let cache = parent.path().join("cache");
+    let (project, component) = scaffold_and_build(parent.path(), "demo-python", "python", &cache);
     assert_eq!(component, project.join("target/demo-python.wasm"));
-    assert_refuses_rm_repo_in_the_proxy(&component, r#"deny = ["rm_repo"]"#);
+    assert_refuses_rm_repo_in_the_proxy(&component, r#"deny = ["rm_repo"]"#, &cache);
 
     let python = repo().join(".venv/bin/python");
     assert!(
@@ -177,9 +210,10 @@ fn python_scaffold_builds_works_in_the_proxy_and_passes_its_test() {
 #[test]
 fn js_scaffold_builds_works_in_the_proxy_and_passes_its_test() {
     let parent = scratch();
-    let (project, component) = scaffold_and_build(parent.path(), "demo-js", "js");
+    let cache = parent.path().join("cache");
+    let (project, component) = scaffold_and_build(parent.path(), "demo-js", "js", &cache);
     assert_eq!(component, project.join("target/demo-js.wasm"));
-    assert_refuses_rm_repo_in_the_proxy(&component, r#"prefix = "rm_""#);
+    assert_refuses_rm_repo_in_the_proxy(&component, r#"prefix = "rm_""#, &cache);
 
     // Links the SDK the scaffold names (a file: dependency); downloads nothing.
     run_in(
@@ -218,6 +252,7 @@ fn new_refuses_to_write_into_a_non_empty_directory() {
             parent.path().as_os_str(),
         ],
         &parent.path().join("tools"),
+        &parent.path().join("cache"),
     );
     assert!(!output.status.success());
     assert_eq!(
@@ -248,6 +283,7 @@ fn build_refuses_a_directory_that_holds_no_plugin_project() {
             parent.path().as_os_str(),
         ],
         &parent.path().join("tools"),
+        &parent.path().join("cache"),
     );
     assert!(!output.status.success());
     assert_eq!(

@@ -159,6 +159,12 @@ async fn pool_reuses_instances_and_replaces_a_trapped_one() {
         .await
         .expect("loads");
     let version = chain.version(0).unwrap();
+    // The load made one instance; the pool makes the second in the background.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while version.idle_instances() < 2 {
+        assert!(Instant::now() < deadline, "the pool was not filled");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     assert_eq!((version.live_instances(), version.idle_instances()), (2, 2));
 
     let id = raw(json!(1));

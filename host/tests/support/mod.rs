@@ -45,6 +45,22 @@ pub fn cache_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("interpose-plugin-cache")
 }
 
+/// The file names in the compiled-plugin cache `cache` (of every engine): one
+/// `SHA256.cwasm` per compiled component.
+pub fn compiled_entries(cache: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    let Ok(engines) = std::fs::read_dir(cache.join("compiled")) else {
+        return names;
+    };
+    for engine in engines {
+        for entry in std::fs::read_dir(engine.unwrap().path()).unwrap() {
+            names.push(entry.unwrap().file_name().to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+    names
+}
+
 /// The built fixture or plugin `name` (e.g. `fixture-pass`), building all of them
 /// with `scripts/build-plugins.sh` the first time (once per test binary; a file lock
 /// keeps concurrent test binaries from building at once). `INTERPOSE_FIXTURE_DIR`
@@ -115,6 +131,7 @@ pub fn guest_plugin(name: &str) -> PathBuf {
             .arg(&out)
             .current_dir(&root)
             .env("INTERPOSE_BIN", INTERPOSE)
+            .env("INTERPOSE_CACHE_DIR", cache_dir())
             .stdout(Stdio::null())
             .status()
             .expect("run scripts/build-js-plugin.sh");
@@ -149,6 +166,8 @@ fn build_python_plugin(root: &Path, source: &Path, out: &Path) {
         .arg(out)
         .current_dir(root)
         .env("INTERPOSE_BIN", INTERPOSE)
+        // The build compiles the component into the cache the tests' proxies use.
+        .env("INTERPOSE_CACHE_DIR", cache_dir())
         .stdout(Stdio::null())
         .status()
         .expect("run scripts/build-python-plugin.sh");
@@ -560,6 +579,8 @@ pub fn interpose_to_exit<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (ExitStatus, 
     let out = Command::new(INTERPOSE)
         .args(args)
         .env_remove("RUST_LOG")
+        // `check` compiles plugins: into the tests' cache, not the user's.
+        .env("INTERPOSE_CACHE_DIR", cache_dir())
         .stdin(Stdio::null())
         .output()
         .expect("run interpose");
