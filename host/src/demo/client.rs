@@ -29,7 +29,7 @@ use rmcp::{
         ReadResourceRequestParams, ResourceContents, SetLevelRequestParams, SubscribeRequestParams,
     },
     object,
-    service::{NotificationContext, Peer},
+    service::{NotificationContext, Peer, RunningService},
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -126,15 +126,48 @@ impl ClientHandler for Recorder {
         self.logs.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Asks for the newest session-based protocol: the proxy relays an
-    /// `initialize` handshake.
     fn get_info(&self) -> ClientConfig {
-        ClientConfig::new(
-            ClientCapabilities::default(),
-            Implementation::new("interpose-demo-client", env!("CARGO_PKG_VERSION")),
-        )
-        .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE)
+        client_config()
     }
+}
+
+/// The demo client's: it asks for the newest session-based protocol, as the proxy
+/// relays an `initialize` handshake.
+pub(super) fn client_config() -> ClientConfig {
+    ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("interpose-demo-client", env!("CARGO_PKG_VERSION")),
+    )
+    .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE)
+}
+
+/// Opens a client session over `io` with `handler`: the running client, and the
+/// `initialize` step naming the server that answered.
+pub(super) async fn connect<H, T>(
+    handler: H,
+    io: T,
+) -> anyhow::Result<(RunningService<RoleClient, H>, StepOutcome)>
+where
+    H: ClientHandler,
+    T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let client = handler
+        .serve(io)
+        .await
+        .context("demo client: MCP initialization failed")?;
+    let server = client
+        .peer()
+        .peer_info()
+        .and_then(|info| info.server_info.clone())
+        .map_or_else(
+            || "unnamed server".to_owned(),
+            |server| format!("{} {}", server.name, server.version),
+        );
+    let initialize = StepOutcome {
+        name: "initialize".to_owned(),
+        outcome: Ok(server),
+    };
+    Ok((client, initialize))
 }
 
 /// Runs a short scripted MCP client session over `io` and returns a summary of what it did.
@@ -146,24 +179,9 @@ where
     T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let recorder = Recorder::default();
-    let client = recorder
-        .clone()
-        .serve(io)
-        .await
-        .context("demo client: MCP initialization failed")?;
+    let (client, initialize) = connect(recorder.clone(), io).await?;
     let peer = client.peer().clone();
-
-    let server = peer
-        .peer_info()
-        .and_then(|info| info.server_info.clone())
-        .map_or_else(
-            || "unnamed server".to_owned(),
-            |server| format!("{} {}", server.name, server.version),
-        );
-    let mut steps = vec![StepOutcome {
-        name: "initialize".to_owned(),
-        outcome: Ok(server),
-    }];
+    let mut steps = vec![initialize];
 
     steps.push(step("tools/list", list_tools(&peer)).await);
     steps.push(step("tools/call echo", echo(&peer)).await);

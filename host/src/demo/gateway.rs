@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion};
+use rmcp::model::ClientConfig;
 use rmcp::service::{NotificationContext, Peer};
-use rmcp::{ClientHandler, RoleClient, ServiceExt as _, object};
+use rmcp::{ClientHandler, RoleClient, object};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::client::{ScriptSummary, StepOutcome, call_ok, list_tools, step};
+use super::client::{ScriptSummary, call_ok, client_config, connect, list_tools, step};
 use super::notes::CRASH_TOOL;
 
 /// How long the script waits for the crashed server to be back.
@@ -31,11 +31,7 @@ impl ClientHandler for ListWatcher {
     }
 
     fn get_info(&self) -> ClientConfig {
-        ClientConfig::new(
-            ClientCapabilities::default(),
-            Implementation::new("interpose-demo-client", env!("CARGO_PKG_VERSION")),
-        )
-        .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE)
+        client_config()
     }
 }
 
@@ -45,23 +41,9 @@ where
     T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let watcher = ListWatcher::default();
-    let client = watcher
-        .clone()
-        .serve(io)
-        .await
-        .context("demo client: MCP initialization failed")?;
+    let (client, initialize) = connect(watcher.clone(), io).await?;
     let peer = client.peer().clone();
-    let server = peer
-        .peer_info()
-        .and_then(|info| info.server_info.clone())
-        .map_or_else(
-            || "unnamed server".to_owned(),
-            |server| format!("{} {}", server.name, server.version),
-        );
-    let mut steps = vec![StepOutcome {
-        name: "initialize".to_owned(),
-        outcome: Ok(server),
-    }];
+    let mut steps = vec![initialize];
 
     steps.push(step("tools/list", list_tools(&peer)).await);
     let echo = Some(object!({ "text": "hello through the gateway" }));

@@ -234,13 +234,7 @@ pub const MAX_PREFIX_LEN: usize = 32;
 pub fn tool_prefix(name: &str) -> String {
     let mut prefix: String = name
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
+        .map(|c| if fits_tool_name(c) { c } else { '-' })
         .collect();
     if prefix.is_empty() {
         prefix.push('s');
@@ -273,22 +267,18 @@ pub fn uri_prefix(name: &str) -> String {
 /// by its own name: the gateway keeps the mapping from the list. Two names that become
 /// one are a collision, reported as any other.
 fn tool_safe(mut name: String) -> String {
-    if name
-        .bytes()
-        .any(|b| !(b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
-    {
+    if !name.chars().all(fits_tool_name) {
         name = name
             .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
+            .map(|c| if fits_tool_name(c) { c } else { '_' })
             .collect();
     }
     name
+}
+
+/// Whether model APIs accept `c` in a tool name (`^[a-zA-Z0-9_-]{1,64}$`).
+fn fits_tool_name(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '-'
 }
 
 fn shorten(name: String) -> String {

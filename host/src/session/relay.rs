@@ -773,15 +773,12 @@ impl SessionRelay {
             Some(_) => None,
         };
         let verdict = self
-            .judge(
+            .judge_request(
                 Chain::Global { owner },
                 Direction::ToServer,
-                Kind::Request,
                 method,
-                Some(id),
+                id,
                 params.as_deref(),
-                None,
-                None,
             )
             .await;
         let (params, rewritten) = match verdict {
@@ -865,15 +862,12 @@ impl SessionRelay {
         let rewritten = rewritten || !passthrough;
         let (own, rewritten) = if self.has_chain(backend) {
             let verdict = self
-                .judge(
+                .judge_request(
                     Chain::Server(backend),
                     Direction::ToServer,
-                    Kind::Request,
                     method,
-                    Some(id),
+                    id,
                     own.as_deref(),
-                    None,
-                    None,
                 )
                 .await;
             match verdict {
@@ -921,15 +915,12 @@ impl SessionRelay {
         let from = Peer::Backend(index);
         if self.has_chain(index) {
             let verdict = self
-                .judge(
+                .judge_request(
                     Chain::Server(index),
                     Direction::ToClient,
-                    Kind::Request,
                     method,
-                    Some(id),
+                    id,
                     params.as_deref(),
-                    None,
-                    None,
                 )
                 .await;
             match verdict {
@@ -947,15 +938,12 @@ impl SessionRelay {
             .then(|| params.clone())
             .flatten();
         let verdict = self
-            .judge(
+            .judge_request(
                 Chain::Global { owner: Some(index) },
                 Direction::ToClient,
-                Kind::Request,
                 method,
-                Some(id),
+                id,
                 params.as_deref(),
-                None,
-                None,
             )
             .await;
         let (params, rewritten) = match verdict {
@@ -1037,15 +1025,12 @@ impl SessionRelay {
             }
             if self.has_chain(backend) {
                 let verdict = self
-                    .judge(
+                    .judge_request(
                         Chain::Server(backend),
                         Direction::ToServer,
-                        Kind::Request,
                         &method,
-                        Some(&id),
+                        &id,
                         params.as_deref(),
-                        None,
-                        None,
                     )
                     .await;
                 match verdict {
@@ -1365,6 +1350,20 @@ impl SessionRelay {
             ..Outbound::new(notification)
         };
         self.send_client(outbound).await;
+    }
+
+    /// Asks a chain about a request going `direction`.
+    async fn judge_request(
+        &self,
+        chain: Chain,
+        direction: Direction,
+        method: &str,
+        id: &RawValue,
+        params: Option<&RawValue>,
+    ) -> Verdict {
+        let kind = Kind::Request;
+        self.judge(chain, direction, kind, method, Some(id), params, None, None)
+            .await
     }
 
     /// Asks a chain about a notification from `from`.
