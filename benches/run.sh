@@ -9,10 +9,13 @@
 #   benches/run.sh plugins [ARGS]
 #                               stdio, plus interpose with the demo's plugins
 #                               (audit-log, tool-policy, redact) as another target
+#   benches/run.sh gateway [ARGS]
+#                               the gateway (several servers behind one endpoint)
+#                               against one backend and the servers alone: gateway-bench
 set -euo pipefail
 
 mode=stdio
-if [[ "${1:-}" == stdio || "${1:-}" == http || "${1:-}" == all || "${1:-}" == plugins ]]; then
+if [[ "${1:-}" == stdio || "${1:-}" == http || "${1:-}" == all || "${1:-}" == plugins || "${1:-}" == gateway ]]; then
     mode="$1"
     shift
 fi
@@ -29,8 +32,9 @@ skip_fastmcp=false
 for arg in "$@"; do
     [[ "$arg" == --skip-fastmcp ]] && skip_fastmcp=true
 done
-# The plugin run compares interpose with and without plugins only.
-[[ "$mode" == plugins ]] && skip_fastmcp=true
+# The plugin run compares interpose with and without plugins only; the gateway run,
+# interpose with itself and the servers alone.
+[[ "$mode" == plugins || "$mode" == gateway ]] && skip_fastmcp=true
 # Its own venv: FastMCP needs mcp>=2.3, which must not meet the project's other Python tools.
 # Checked by import, so a half-finished install is completed rather than trusted.
 if [[ "$skip_fastmcp" == false ]] && ! .venv-fastmcp/bin/python -c 'import fastmcp' 2>/dev/null; then
@@ -53,6 +57,7 @@ case "$mode" in
             --extra "interpose+plugins=$bin/interpose run --config $config -- {backend}" "$@"
         ;;
     http) exec "$bin/http-bench" "$@" ;;
+    gateway) exec "$bin/gateway-bench" "$@" ;;
     all)
         "$bin/proxy-bench" "$@"
         echo

@@ -79,7 +79,8 @@ impl Session {
     /// Starts the target without a word to it. Its stderr goes to a log file in the
     /// temp dir (named after this benchmark and the target), named in errors.
     pub fn spawn(target: &Target) -> anyhow::Result<Self> {
-        let log = std::env::temp_dir().join(format!("{}-{}.log", program_name(), target.name));
+        let file = format!("{}-{}.log", program_name(), target.name.replace(' ', "-"));
+        let log = std::env::temp_dir().join(file);
         let (program, args) = target.command.split_first().context("empty command")?;
         let mut child = Command::new(program)
             .args(args)

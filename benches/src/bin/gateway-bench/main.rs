@@ -379,6 +379,8 @@ fn write_servers<S: AsRef<str>>(
     backend: &OsString,
     args: &[String],
 ) -> anyhow::Result<PathBuf> {
+    // The gateway resolves a relative command against its own directory, not ours.
+    let backend = std::fs::canonicalize(backend)?;
     let backend = backend
         .to_str()
         .context("echo-backend's path is not UTF-8, which a JSON file cannot hold")?;
