@@ -69,7 +69,7 @@ struct Build {
     path: OsString,
 }
 
-/// The `tools/list` parts measure one page; servers are named in file order.
+/// The servers behind the gateway in the call and list parts (its echo is `a_echo`).
 const THREE_SERVERS: [&str; 3] = ["a", "b", "c"];
 
 fn main() -> anyhow::Result<()> {
