@@ -12,10 +12,13 @@
 #   benches/run.sh record [ARGS]
 #                               stdio, plus interpose recording every message
 #                               (--record to a scratch file) as another target
+#   benches/run.sh gateway [ARGS]
+#                               the gateway (several servers behind one endpoint)
+#                               against one backend and the servers alone: gateway-bench
 set -euo pipefail
 
 mode=stdio
-if [[ "${1:-}" == stdio || "${1:-}" == http || "${1:-}" == all || "${1:-}" == plugins || "${1:-}" == record ]]; then
+if [[ "${1:-}" =~ ^(stdio|http|all|plugins|record|gateway)$ ]]; then
     mode="$1"
     shift
 fi
@@ -32,8 +35,9 @@ skip_fastmcp=false
 for arg in "$@"; do
     [[ "$arg" == --skip-fastmcp ]] && skip_fastmcp=true
 done
-# The plugin and record runs compare interpose with and without them only.
-[[ "$mode" == plugins || "$mode" == record ]] && skip_fastmcp=true
+# The plugin and record runs compare interpose with and without them only; the
+# gateway run, interpose with itself and the servers alone.
+[[ "$mode" == plugins || "$mode" == record || "$mode" == gateway ]] && skip_fastmcp=true
 # Its own venv: FastMCP needs mcp>=2.3, which must not meet the project's other Python tools.
 # Checked by import, so a half-finished install is completed rather than trusted.
 if [[ "$skip_fastmcp" == false ]] && ! .venv-fastmcp/bin/python -c 'import fastmcp' 2>/dev/null; then
@@ -64,6 +68,7 @@ case "$mode" in
             --extra "interpose+record=$bin/interpose run --record $recording_dir/bench.jsonl -- {backend}" "$@"
         ;;
     http) exec "$bin/http-bench" "$@" ;;
+    gateway) exec "$bin/gateway-bench" "$@" ;;
     all)
         "$bin/proxy-bench" "$@"
         echo

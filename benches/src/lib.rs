@@ -1,8 +1,10 @@
-//! What `proxy-bench` and `http-bench` share: the options every run takes, the targets
-//! they start, the machine a run was measured on, and the statistics of a run.
+//! What the benchmarks share: the options every run takes, the targets they start,
+//! the stdio MCP session they time calls through, the machine a run was measured on,
+//! and the statistics of a run.
 
 pub mod machine;
 pub mod options;
+pub mod session;
 pub mod stats;
 
 use std::ffi::OsString;

@@ -42,14 +42,7 @@ pub struct Binaries {
 
 impl SharedOptions {
     pub fn binaries(&self) -> anyhow::Result<Binaries> {
-        let dir = match &self.bin_dir {
-            Some(dir) => dir.clone(),
-            None => std::env::current_exe()?
-                .parent()
-                .context("binary has no directory")?
-                .to_owned(),
-        };
-        Ok(Binaries { dir })
+        Binaries::in_dir(self.bin_dir.as_deref())
     }
 
     /// FastMCP's proxy running `script` (in `benches/`) with `args`, unless skipped.
@@ -107,16 +100,37 @@ impl SharedOptions {
         report: &R,
         markdown: impl Fn(&R) -> String,
     ) -> anyhow::Result<()> {
-        if self.json {
-            println!("{}", serde_json::to_string_pretty(report)?);
-        } else {
-            print!("{}", markdown(report));
-        }
-        Ok(())
+        print_report(self.json, report, markdown)
     }
 }
 
+/// Prints `report` as JSON if `json`, else as its Markdown tables.
+pub fn print_report<R: Serialize>(
+    json: bool,
+    report: &R,
+    markdown: impl Fn(&R) -> String,
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print!("{}", markdown(report));
+    }
+    Ok(())
+}
+
 impl Binaries {
+    /// The binaries in `dir`, or beside this binary.
+    pub fn in_dir(dir: Option<&Path>) -> anyhow::Result<Self> {
+        let dir = match dir {
+            Some(dir) => dir.to_owned(),
+            None => std::env::current_exe()?
+                .parent()
+                .context("binary has no directory")?
+                .to_owned(),
+        };
+        Ok(Binaries { dir })
+    }
+
     /// The path of binary `name`, which must exist.
     pub fn get(&self, name: &str) -> anyhow::Result<OsString> {
         let path = self.dir.join(name);

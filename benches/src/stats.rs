@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use serde::Serialize;
+
 /// Nearest-rank percentile of sorted samples.
 pub fn percentile(sorted: &[Duration], pct: f64) -> Duration {
     if sorted.is_empty() {
@@ -29,6 +31,28 @@ pub fn median_and_p99_us(samples: &mut [Duration]) -> (f64, f64) {
     )
 }
 
+/// A series of timings as the tables show it, in µs rounded to tenths.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Summary {
+    pub median_us: f64,
+    pub p99_us: f64,
+    /// The interquartile range, p75 − p25: how much the middle half of the samples
+    /// varies, which p99 alone does not tell.
+    pub spread_us: f64,
+}
+
+impl Summary {
+    pub fn of(samples: &mut [Duration]) -> Self {
+        let (median_us, p99_us) = median_and_p99_us(samples);
+        let quartile = |pct| micros(percentile(samples, pct));
+        Summary {
+            median_us,
+            p99_us,
+            spread_us: round1(quartile(75.0) - quartile(25.0)),
+        }
+    }
+}
+
 /// What a target adds over the direct target's (median, p99), both in µs.
 pub fn added_over(median_us: f64, p99_us: f64, direct: Option<(f64, f64)>) -> [Option<f64>; 2] {
     [
@@ -52,6 +76,19 @@ mod tests {
         let mut samples: Vec<_> = (1..=100).rev().map(Duration::from_micros).collect();
         assert_eq!(median_and_p99_us(&mut samples), (50.0, 99.0));
         assert_eq!(percentile(&[], 50.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_summary_has_the_median_p99_and_interquartile_range() {
+        let mut samples: Vec<_> = (1..=100).rev().map(Duration::from_micros).collect();
+        assert_eq!(
+            Summary::of(&mut samples),
+            Summary {
+                median_us: 50.0,
+                p99_us: 99.0,
+                spread_us: 50.0
+            }
+        );
     }
 
     #[test]

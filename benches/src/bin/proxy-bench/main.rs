@@ -3,7 +3,6 @@
 //! so that the machine's mood affects every target alike.
 
 mod report;
-mod session;
 
 use anyhow::ensure;
 use clap::Parser;
@@ -11,8 +10,8 @@ use clap::Parser;
 use interpose_bench::Target;
 use interpose_bench::machine::Conditions;
 use interpose_bench::options::SharedOptions;
+use interpose_bench::session::{self, Pipelined, Session};
 use report::{Report, TargetResult, criteria};
-use session::{Pipelined, Session};
 
 /// Measures what interpose adds to each MCP call, next to a do-nothing relay and
 /// FastMCP's proxy, and prints a Markdown table.
@@ -49,27 +48,18 @@ fn main() -> anyhow::Result<()> {
     let mut sessions = Vec::new();
     for target in &targets {
         eprintln!("proxy-bench: starting {}", target.name);
-        sessions.push(Session::start(target)?);
+        sessions.push(Session::start(target, "echo")?);
     }
     // Every call carries the same 1 KiB of printable text.
     let text: String = ('a'..='z').cycle().take(1024).collect();
 
     eprintln!("proxy-bench: {} warm-up calls per target", cli.warmup);
-    for _ in 0..cli.warmup {
-        for session in &mut sessions {
-            session.timed_echo(&text)?;
-        }
-    }
+    session::interleaved(&mut sessions, cli.warmup, |s| s.timed_echo(&text))?;
     eprintln!(
         "proxy-bench: {} measured calls per target, interleaved",
         cli.calls
     );
-    let mut latencies = vec![Vec::with_capacity(cli.calls); sessions.len()];
-    for _ in 0..cli.calls {
-        for (session, samples) in sessions.iter_mut().zip(&mut latencies) {
-            samples.push(session.timed_echo(&text)?);
-        }
-    }
+    let latencies = session::interleaved(&mut sessions, cli.calls, |s| s.timed_echo(&text))?;
     let mut rounds: Vec<Vec<Pipelined>> = vec![Vec::new(); sessions.len()];
     for round in 1..=cli.shared.rounds {
         eprintln!("proxy-bench: pipelined round {round}/{}", cli.shared.rounds);
@@ -151,15 +141,6 @@ fn targets(cli: &Cli) -> anyhow::Result<Vec<Target>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn request_line_is_one_json_object_with_the_text() {
-        let line = session::echo_request(7, "a\"b");
-        assert!(line.ends_with('\n') && !line.trim_end().contains('\n'));
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(v["id"], 7);
-        assert_eq!(v["params"]["arguments"]["text"], "a\"b");
-    }
 
     #[test]
     fn criteria_compare_added_latency_against_each_baseline() {

@@ -6,9 +6,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use interpose_bench::machine::Conditions;
+use interpose_bench::session::{Pipelined, STALL_TIMEOUT};
 use interpose_bench::stats::{added_over, median_and_p99_us, median_rate};
-
-use crate::session::{Pipelined, STALL_TIMEOUT};
 
 /// interpose's added latency may be at most this multiple of the floor relay's.
 const MAX_OVER_FLOOR: f64 = 2.0;

@@ -1,4 +1,5 @@
-//! One benchmark target: a child process spoken to as an MCP client over its stdio.
+//! One benchmark target: a child process spoken to as an MCP client over its stdio,
+//! with the timed calls proxy-bench and gateway-bench make through it.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -9,10 +10,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail, ensure};
-use interpose_bench::Target;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::{Value, json};
+
+use crate::Target;
 
 /// A pipelined run with no answer for this long is taken as stalled (deadlocked).
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,6 +42,8 @@ pub struct Session {
     line: String,
     next_id: u64,
     log: PathBuf,
+    /// The `echo` tool's name as this target lists it (`a_echo` behind a gateway).
+    tool: String,
 }
 
 /// The parts of an incoming message the driver looks at. Deserializing into this
@@ -51,17 +55,32 @@ struct Incoming {
     error: Option<Value>,
 }
 
-/// The `tools/call` line for `echo` with this id and argument text.
-pub fn echo_request(id: u64, text: &str) -> String {
-    let params = json!({ "name": "echo", "arguments": { "text": text } });
+/// The `tools/call` line for the echo tool named `tool`, with this id and argument text.
+pub fn echo_request(id: u64, tool: &str, text: &str) -> String {
+    let params = json!({ "name": tool, "arguments": { "text": text } });
     format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"tools/call\",\"params\":{params}}}\n")
 }
 
 impl Session {
-    /// Starts the target and performs `initialize` + `notifications/initialized`.
-    /// Its stderr goes to a log file in the temp dir, named in errors.
-    pub fn start(target: &Target) -> anyhow::Result<Self> {
-        let log = std::env::temp_dir().join(format!("proxy-bench-{}.log", target.name));
+    /// Starts the target, performs `initialize` + `notifications/initialized` and
+    /// checks that it lists the echo tool as `tool`.
+    pub fn start(target: &Target, tool: &str) -> anyhow::Result<Self> {
+        let mut session = Session::spawn(target)?;
+        session.handshake(tool).with_context(|| {
+            format!(
+                "{}: handshake failed; its stderr is in {}",
+                target.name,
+                session.log.display()
+            )
+        })?;
+        Ok(session)
+    }
+
+    /// Starts the target without a word to it. Its stderr goes to a log file in the
+    /// temp dir (named after this benchmark and the target), named in errors.
+    pub fn spawn(target: &Target) -> anyhow::Result<Self> {
+        let file = format!("{}-{}.log", program_name(), target.name.replace(' ', "-"));
+        let log = std::env::temp_dir().join(file);
         let (program, args) = target.command.split_first().context("empty command")?;
         let mut child = Command::new(program)
             .args(args)
@@ -72,7 +91,7 @@ impl Session {
             .with_context(|| format!("cannot start {}", program.to_string_lossy()))?;
         let to = child.stdin.take().map(BufWriter::new);
         let from = BufReader::new(child.stdout.take().context("child stdout")?);
-        let mut session = Session {
+        Ok(Session {
             name: target.name.clone(),
             child,
             to,
@@ -80,42 +99,74 @@ impl Session {
             line: String::new(),
             next_id: 0,
             log,
-        };
-        session.handshake().with_context(|| {
-            format!(
-                "{}: handshake failed; its stderr is in {}",
-                target.name,
-                session.log.display()
-            )
-        })?;
-        Ok(session)
+            tool: "echo".into(),
+        })
     }
 
-    fn handshake(&mut self) -> anyhow::Result<()> {
-        self.request(
-            "initialize",
-            json!({
-                "protocolVersion": "2025-06-18",
-                "capabilities": {},
-                "clientInfo": { "name": "proxy-bench", "version": env!("CARGO_PKG_VERSION") },
-            }),
-        )?;
-        self.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)?;
+    fn handshake(&mut self, tool: &str) -> anyhow::Result<()> {
+        self.initialize()?;
+        self.initialized()?;
         let tools = self.request("tools/list", json!({}))?;
         ensure!(
             tools["tools"]
                 .as_array()
-                .is_some_and(|t| t.iter().any(|t| t["name"] == "echo")),
-            "no `echo` tool in {tools}"
+                .is_some_and(|t| t.iter().any(|t| t["name"] == tool)),
+            "no `{tool}` tool in {tools}"
         );
+        self.tool = tool.to_owned();
         Ok(())
+    }
+
+    /// Sends `initialize` and returns its result.
+    pub fn initialize(&mut self) -> anyhow::Result<Value> {
+        let id = self.send_initialize()?;
+        self.result_of(id, "initialize")
+    }
+
+    /// Sends `initialize` without waiting; [`Session::result_of`] its id waits.
+    pub fn send_initialize(&mut self) -> anyhow::Result<u64> {
+        self.send_request(
+            "initialize",
+            json!({
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": { "name": program_name(), "version": env!("CARGO_PKG_VERSION") },
+            }),
+        )
+    }
+
+    /// Sends `notifications/initialized`, which ends the handshake.
+    pub fn initialized(&mut self) -> anyhow::Result<()> {
+        self.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+    }
+
+    /// The target's process id (the process started, not its children).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Where the target's stderr goes.
+    pub fn log(&self) -> &Path {
+        &self.log
     }
 
     /// Sends one request and waits for its result; for set-up, not for timing.
     pub fn request(&mut self, method: &str, params: Value) -> anyhow::Result<Value> {
+        let id = self.send_request(method, params)?;
+        self.result_of(id, method)
+    }
+
+    /// Sends one request and returns its id.
+    pub fn send_request(&mut self, method: &str, params: Value) -> anyhow::Result<u64> {
         let id = self.take_ids(1);
         let line = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
         self.send(&line.to_string())?;
+        Ok(id)
+    }
+
+    /// Waits for the answer to request `id` (of `method`, for the error), the next
+    /// one to come, and returns its result.
+    pub fn result_of(&mut self, id: u64, method: &str) -> anyhow::Result<Value> {
         loop {
             let mut reply: Value = serde_json::from_str(self.read_line()?)?;
             if reply.get("method").is_some() {
@@ -132,11 +183,25 @@ impl Session {
         }
     }
 
-    /// One `tools/call` of `echo`, timed from just before the write to just after
-    /// the answer is read.
+    /// One `tools/call` of the echo tool, timed from just before the write to just
+    /// after the answer is read.
     pub fn timed_echo(&mut self, text: &str) -> anyhow::Result<Duration> {
         let id = self.take_ids(1);
-        let line = echo_request(id, text);
+        let line = echo_request(id, &self.tool, text);
+        self.timed(id, &line)
+    }
+
+    /// One `tools/list` (first page), timed as [`Session::timed_echo`] is.
+    pub fn timed_list(&mut self) -> anyhow::Result<Duration> {
+        let id = self.take_ids(1);
+        let line = format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"tools/list\",\"params\":{{}}}}\n"
+        );
+        self.timed(id, &line)
+    }
+
+    /// Sends `line`, a request with id `id`, and times it to its answer.
+    fn timed(&mut self, id: u64, line: &str) -> anyhow::Result<Duration> {
         let start = Instant::now();
         let to = self.to.as_mut().context("stdin closed")?;
         to.write_all(line.as_bytes())?;
@@ -169,6 +234,7 @@ impl Session {
             from,
             line,
             log,
+            tool,
             ..
         } = self;
         let to = to.as_mut().context("stdin closed")?;
@@ -179,7 +245,7 @@ impl Session {
         thread::scope(|scope| {
             let writer = scope.spawn(move || -> std::io::Result<()> {
                 for id in first_id..first_id + count as u64 {
-                    to.write_all(echo_request(id, text).as_bytes())?;
+                    to.write_all(echo_request(id, tool, text).as_bytes())?;
                     // Each request leaves as its own write, as from a real client.
                     to.flush()?;
                 }
@@ -262,11 +328,50 @@ fn read_line<'a>(
     Ok(line)
 }
 
+/// Runs `measure` on every session in turn, `rounds` times, so that a noisy moment
+/// hits every session alike; returns each session's samples, in session order.
+pub fn interleaved(
+    sessions: &mut [Session],
+    rounds: usize,
+    mut measure: impl FnMut(&mut Session) -> anyhow::Result<Duration>,
+) -> anyhow::Result<Vec<Vec<Duration>>> {
+    let mut samples = vec![Vec::with_capacity(rounds); sessions.len()];
+    for _ in 0..rounds {
+        for (session, samples) in sessions.iter_mut().zip(&mut samples) {
+            samples.push(measure(session)?);
+        }
+    }
+    Ok(samples)
+}
+
+/// This benchmark's name (its binary's), for log files and `clientInfo`.
+fn program_name() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.file_stem()?.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "interpose-bench".into())
+}
+
 impl Drop for Session {
     /// Closes the target's stdin, as a client leaving would, and kills it if it
     /// has not exited within the grace period.
     fn drop(&mut self) {
         drop(self.to.take());
-        interpose_bench::stop(&mut self.child);
+        crate::stop(&mut self.child);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_line_is_one_json_object_with_the_tool_and_text() {
+        let line = echo_request(7, "a_echo", "a\"b");
+        assert!(line.ends_with('\n') && !line.trim_end().contains('\n'));
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["id"], 7);
+        assert_eq!(v["params"]["name"], "a_echo");
+        assert_eq!(v["params"]["arguments"]["text"], "a\"b");
     }
 }
