@@ -327,29 +327,38 @@ impl Gateway {
         collisions: &mut Vec<Collision>,
     ) -> Result<Box<RawValue>, ErrorObject> {
         parts.sort_by_key(|(server, _)| *server);
-        let answered: Vec<(usize, &Value)> = parts
-            .iter()
-            .filter_map(|(server, part)| part.as_ref().ok().map(|v| (*server, v)))
-            .collect();
-        if answered.is_empty() {
+        if parts.iter().all(|(_, part)| part.is_err()) {
             // Every server failed: the client gets the first server's error.
             return Err(parts
                 .into_iter()
                 .find_map(|(_, part)| part.err())
                 .unwrap_or_else(|| ErrorObject::new(METHOD_NOT_FOUND, "no server is available")));
         }
+        if let Merge::List(kind) = merge {
+            // The servers' items move into the merged list: no copy of their schemas.
+            let pages = parts
+                .into_iter()
+                .filter_map(|(server, part)| {
+                    Some(Page {
+                        server,
+                        result: part.ok()?,
+                    })
+                })
+                .collect();
+            return Ok(to_raw(&lists::merge(
+                kind,
+                pages,
+                &mut self.names,
+                collisions,
+            )));
+        }
+        let answered: Vec<(usize, &Value)> = parts
+            .iter()
+            .filter_map(|(server, part)| part.as_ref().ok().map(|v| (*server, v)))
+            .collect();
         Ok(match merge {
             Merge::Empty | Merge::Listen => jsonrpc::raw("{}"),
-            Merge::List(kind) => {
-                let pages: Vec<Page<'_>> = answered
-                    .iter()
-                    .map(|(server, result)| Page {
-                        server: *server,
-                        result,
-                    })
-                    .collect();
-                to_raw(&lists::merge(kind, &pages, &mut self.names, collisions))
-            }
+            Merge::List(_) => unreachable!("merged above"),
             Merge::Initialize => to_raw(&self.merge_initialize(&answered)),
             Merge::Discover => to_raw(&self.merge_discover(&answered)?),
         })

@@ -116,10 +116,10 @@ impl MergedCursor {
 }
 
 /// One server's answer to its part of a list.
-pub struct Page<'a> {
+pub struct Page {
     pub server: usize,
-    /// Its `result`.
-    pub result: &'a Value,
+    /// Its `result`, taken apart by the merge (its items move, not copied).
+    pub result: Value,
 }
 
 /// The merged list of `kind` from `pages` (in configuration order), its items'
@@ -129,18 +129,18 @@ pub struct Page<'a> {
 /// as the strictest of the servers': the least `ttlMs`, `private` over `public`.
 pub fn merge(
     kind: ListKind,
-    pages: &[Page<'_>],
+    pages: Vec<Page>,
     names: &mut Names,
     collisions: &mut Vec<Collision>,
 ) -> Value {
     let mut items = Vec::new();
     let mut next = Vec::new();
     let mut merged = Map::new();
-    for page in pages {
-        let listed: Vec<Value> = page.result[kind.items()]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+    for mut page in pages {
+        let listed = match page.result.get_mut(kind.items()).map(Value::take) {
+            Some(Value::Array(listed)) => listed,
+            _ => Vec::new(),
+        };
         let keys: Vec<String> = listed
             .iter()
             .map(|item| item[kind.key()].as_str().unwrap_or_default().to_owned())
@@ -159,7 +159,7 @@ pub fn merge(
         if let Some(cursor) = page.result["nextCursor"].as_str() {
             next.push((page.server, Some(cursor.to_owned())));
         }
-        merge_cache_hints(&mut merged, page.result);
+        merge_cache_hints(&mut merged, &page.result);
     }
     merged.insert(kind.items().to_owned(), Value::Array(items));
     if !next.is_empty() {
@@ -210,14 +210,14 @@ mod tests {
         let mut names = two_servers();
         let merged = merge(
             ListKind::Tools,
-            &[
+            vec![
                 Page {
                     server: 0,
-                    result: &files,
+                    result: files.clone(),
                 },
                 Page {
                     server: 1,
-                    result: &web,
+                    result: web.clone(),
                 },
             ],
             &mut names,
@@ -240,9 +240,9 @@ mod tests {
             json!({"resourceTemplates": [{"uriTemplate": "file:///{path}", "name": "file"}]});
         let merged = merge(
             ListKind::ResourceTemplates,
-            &[Page {
+            vec![Page {
                 server: 0,
-                result: &files,
+                result: files.clone(),
             }],
             &mut two_servers(),
             &mut Vec::new(),
@@ -263,14 +263,14 @@ mod tests {
         let web = json!({"tools": []});
         let merged = merge(
             ListKind::Tools,
-            &[
+            vec![
                 Page {
                     server: 0,
-                    result: &files,
+                    result: files.clone(),
                 },
                 Page {
                     server: 1,
-                    result: &web,
+                    result: web.clone(),
                 },
             ],
             &mut two_servers(),
@@ -286,9 +286,9 @@ mod tests {
         );
         let last = merge(
             ListKind::Tools,
-            &[Page {
+            vec![Page {
                 server: 0,
-                result: &json!({"tools": []}),
+                result: json!({"tools": []}),
             }],
             &mut two_servers(),
             &mut Vec::new(),
@@ -319,14 +319,14 @@ mod tests {
         let mut collisions = Vec::new();
         let merged = merge(
             ListKind::Prompts,
-            &[
+            vec![
                 Page {
                     server: 0,
-                    result: &a,
+                    result: a.clone(),
                 },
                 Page {
                     server: 1,
-                    result: &b,
+                    result: b.clone(),
                 },
             ],
             &mut names,
@@ -348,14 +348,14 @@ mod tests {
             json!({"tools": [], "resultType": "complete", "ttlMs": 5000, "cacheScope": "private"});
         let merged = merge(
             ListKind::Tools,
-            &[
+            vec![
                 Page {
                     server: 0,
-                    result: &a,
+                    result: a.clone(),
                 },
                 Page {
                     server: 1,
-                    result: &b,
+                    result: b.clone(),
                 },
             ],
             &mut two_servers(),
