@@ -10,8 +10,8 @@ use clap::{Args, ValueEnum};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
+use crate::downstream::admin::AdminConfig;
 use crate::downstream::http_server::{AccessPolicy, HttpServerConfig};
-use crate::telemetry::admin::AdminConfig;
 use crate::upstream::child::CommandSpec;
 use crate::upstream::{HttpTransport, UpstreamSpec, header_pair, insert_bearer, secret_from_env};
 

@@ -7,13 +7,13 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::cli::Listen;
+use crate::downstream::admin::{AdminConfig, AdminServer, Readiness};
 use crate::downstream::http_server::{HttpServer, HttpServerConfig};
 use crate::downstream::stdio;
 use crate::session::gateway::GatewayOptions;
 use crate::session::intercept::SharedInterceptor;
 use crate::session::relay::RelayEnd;
 use crate::session::{BackendSettings, SessionSettings};
-use crate::telemetry::admin::{AdminConfig, AdminServer, Readiness};
 use crate::telemetry::metrics::Transport;
 use crate::wire::link::ConnectContext;
 

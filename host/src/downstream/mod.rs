@@ -3,6 +3,7 @@
 //! session layer joins to a backend; the HTTP server asks for those sessions through
 //! [`OpenSession`], so nothing here depends on the layer above.
 
+pub mod admin;
 pub mod http_server;
 pub mod stdio;
 

@@ -24,7 +24,7 @@ use prometheus_client::registry::{Registry, Unit};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::session::intercept::Direction;
+use crate::wire::jsonrpc::Direction;
 use crate::wire::jsonrpc::{ErrorObject, Kind, Message};
 
 /// The `Content-Type` of a scrape: the Prometheus text format.

@@ -1,11 +1,10 @@
 //! What interpose tells its operators about itself: Prometheus metrics
 //! ([`metrics`]), served at `/metrics` on the HTTP listener and on the admin listener
-//! ([`admin`]), which also answers the health probes for stdio mode.
+//! ([`crate::downstream::admin`]), which also answers the health probes for stdio mode.
 //!
 //! Every layer counts into the one process-wide registry, so this module depends on
-//! nothing but the message types of `wire` and `session::intercept`.
+//! nothing but the message types of `wire`.
 
-pub mod admin;
 pub mod metrics;
 
 pub use metrics::metrics;

@@ -258,6 +258,40 @@ impl fmt::Display for Message {
 
 pub use interpose_core::Kind;
 
+/// Which way a message travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// From the client towards the backend.
+    ToServer,
+    /// From the backend towards the client.
+    ToClient,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::ToServer => "to-server",
+            Direction::ToClient => "to-client",
+        }
+    }
+
+    /// The other way: where an answer to a message going this way goes.
+    pub fn reversed(self) -> Self {
+        match self {
+            Direction::ToServer => Direction::ToClient,
+            Direction::ToClient => Direction::ToServer,
+        }
+    }
+
+    /// The arrow used in logs and in the demo's output.
+    pub fn arrow(self) -> &'static str {
+        match self {
+            Direction::ToServer => "->",
+            Direction::ToClient => "<-",
+        }
+    }
+}
+
 /// A JSON-RPC error object. `data` is raw JSON so it passes through unchanged.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorObject {

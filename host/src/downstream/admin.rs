@@ -14,8 +14,8 @@ use axum::routing::get;
 use http::StatusCode;
 use tokio::net::TcpListener;
 
-use super::{METRICS_PATH, serve_metrics};
-use crate::downstream::http_server::{AccessPolicy, HEALTH_PATH, READY_PATH, enforce_access};
+use super::http_server::{AccessPolicy, HEALTH_PATH, READY_PATH, enforce_access};
+use crate::telemetry::{METRICS_PATH, serve_metrics};
 
 /// Whether the proxy is ready: its plugins are loaded and its backends started.
 /// `/readyz` answers 503 until [`Readiness::set_ready`].
