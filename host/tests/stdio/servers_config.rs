@@ -15,17 +15,18 @@ const NO_BACKEND: &[&str] = &[];
 
 /// Initializes a session and checks that the full server answered it.
 fn handshake(proxy: &mut Proxy) {
+    handshake_with(proxy, "interpose-full-server");
+}
+
+/// Initializes a session and checks who answered it (`serverInfo.name`).
+fn handshake_with(proxy: &mut Proxy, server: &str) {
     let answer = proxy.request(
         1,
         "initialize",
         json!({"protocolVersion": "2025-06-18", "capabilities": {},
                "clientInfo": {"name": "interpose-tests", "version": "1.0.0"}}),
     );
-    assert_eq!(
-        result(&answer)["serverInfo"]["name"],
-        "interpose-full-server",
-        "{answer}"
-    );
+    assert_eq!(result(&answer)["serverInfo"]["name"], server, "{answer}");
     proxy.notify("notifications/initialized", json!({}));
 }
 
@@ -330,18 +331,7 @@ fn unprefixed_servers_keep_their_names_and_a_shared_name_is_logged() {
         config.as_os_str(),
     ];
     let mut proxy = Proxy::start_with_backend(&args, NO_BACKEND, &[]).holding(dir);
-    let answer = proxy.request(
-        1,
-        "initialize",
-        json!({"protocolVersion": "2025-06-18", "capabilities": {},
-               "clientInfo": {"name": "interpose-tests", "version": "1.0.0"}}),
-    );
-    assert_eq!(
-        result(&answer)["serverInfo"]["name"],
-        "acme-gateway",
-        "{answer}"
-    );
-    proxy.notify("notifications/initialized", json!({}));
+    handshake_with(&mut proxy, "acme-gateway");
 
     let answer = proxy.request(2, "tools/list", json!({}));
     let names: Vec<&str> = result(&answer)["tools"]
