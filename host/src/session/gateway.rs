@@ -53,7 +53,7 @@ pub enum Merge {
 const RESOURCE_SUBSCRIPTIONS: &str = "resourceSubscriptions";
 
 /// One backend's answer to its part of a fan-out.
-pub type Part = (usize, Result<Value, ErrorObject>);
+pub type Part = (usize, Result<Box<RawValue>, ErrorObject>);
 
 /// How the gateway shows itself and its servers' names to clients (`[gateway]` in
 /// `interpose.toml`, `--prefix`); the same for every session.
@@ -335,7 +335,7 @@ impl Gateway {
                 .unwrap_or_else(|| ErrorObject::new(METHOD_NOT_FOUND, "no server is available")));
         }
         if let Merge::List(kind) = merge {
-            // The servers' items move into the merged list: no copy of their schemas.
+            // Merged as the servers wrote them: their items are never built as trees.
             let pages = parts
                 .into_iter()
                 .filter_map(|(server, part)| {
@@ -345,17 +345,17 @@ impl Gateway {
                     })
                 })
                 .collect();
-            return Ok(to_raw(&lists::merge(
-                kind,
-                pages,
-                &mut self.names,
-                collisions,
-            )));
+            return Ok(lists::merge(kind, pages, &mut self.names, collisions));
         }
-        let answered: Vec<(usize, &Value)> = parts
+        // The other merges read a few members of small results.
+        let values: Vec<(usize, Value)> = parts
             .iter()
-            .filter_map(|(server, part)| part.as_ref().ok().map(|v| (*server, v)))
+            .filter_map(|(server, part)| {
+                let result = part.as_ref().ok()?;
+                Some((*server, serde_json::from_str(result.get()).ok()?))
+            })
             .collect();
+        let answered: Vec<(usize, &Value)> = values.iter().map(|(s, v)| (*s, v)).collect();
         Ok(match merge {
             Merge::Empty | Merge::Listen => jsonrpc::raw("{}"),
             Merge::List(_) => unreachable!("merged above"),
@@ -579,7 +579,7 @@ mod tests {
             server_info: json!({"name": "acme-gateway", "version": "7"}),
         };
         let mut g = Gateway::new(vec!["files".into(), "web".into()], &options);
-        let tools = |name: &str| Ok(json!({"tools": [{"name": name}]}));
+        let tools = |name: &str| Ok(raw(json!({"tools": [{"name": name}]})));
         let merged = g
             .merge(
                 Merge::List(ListKind::Tools),
@@ -604,7 +604,7 @@ mod tests {
         let merged = g
             .merge(
                 Merge::Initialize,
-                vec![(0, Ok(init.clone())), (1, Ok(init))],
+                vec![(0, Ok(raw(init.clone()))), (1, Ok(raw(init)))],
                 &mut Vec::new(),
             )
             .unwrap();
@@ -631,7 +631,7 @@ mod tests {
         let tools = json!({"tools": [{"name": "fetch"}]});
         g.merge(
             Merge::List(ListKind::Tools),
-            vec![(1, Ok(tools))],
+            vec![(1, Ok(raw(tools)))],
             &mut Vec::new(),
         )
         .unwrap();
@@ -694,7 +694,7 @@ mod tests {
         let merged = g
             .merge(
                 Merge::Initialize,
-                vec![(1, Ok(web)), (0, Ok(files))],
+                vec![(1, Ok(raw(web))), (0, Ok(raw(files)))],
                 &mut Vec::new(),
             )
             .unwrap();
@@ -715,7 +715,7 @@ mod tests {
         let merged = g
             .merge(
                 Merge::Discover,
-                vec![(0, Ok(files)), (1, Ok(web.clone()))],
+                vec![(0, Ok(raw(files))), (1, Ok(raw(web.clone())))],
                 &mut Vec::new(),
             )
             .unwrap();
@@ -730,7 +730,7 @@ mod tests {
         let old = json!({"supportedVersions": ["2025-06-18"], "capabilities": {}});
         let none = g.merge(
             Merge::Discover,
-            vec![(0, Ok(old)), (1, Ok(web))],
+            vec![(0, Ok(raw(old))), (1, Ok(raw(web)))],
             &mut Vec::new(),
         );
         assert!(
@@ -748,7 +748,7 @@ mod tests {
         let merged = g
             .merge(
                 Merge::List(ListKind::Tools),
-                vec![(0, Ok(files)), (1, Err(down.clone()))],
+                vec![(0, Ok(raw(files))), (1, Err(down.clone()))],
                 &mut Vec::new(),
             )
             .unwrap();

@@ -11,6 +11,8 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use indexmap::IndexMap;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::names::{Collision, NameKind, Names};
@@ -118,32 +120,46 @@ impl MergedCursor {
 /// One server's answer to its part of a list.
 pub struct Page {
     pub server: usize,
-    /// Its `result`, taken apart by the merge (its items move, not copied).
-    pub result: Value,
+    /// Its `result`, as the server wrote it.
+    pub result: Box<RawValue>,
 }
+
+/// An object's members as written: read without building their values.
+type Members = IndexMap<String, Box<RawValue>>;
 
 /// The merged list of `kind` from `pages` (in configuration order), its items'
 /// names exposed and learnt by `names`; items that collide with another server's are
 /// left out and reported in `collisions`. `nextCursor` is set while any server has
 /// more. Other result members (`_meta`, 2026-07-28 `ttlMs`/`cacheScope`) are merged
 /// as the strictest of the servers': the least `ttlMs`, `private` over `public`.
+///
+/// Items are taken apart only into their members: the name (or URI) is rewritten and
+/// every other member (a tool's schemas, most of a list) is copied as the text the
+/// server wrote, never parsed into a tree.
 pub fn merge(
     kind: ListKind,
     pages: Vec<Page>,
     names: &mut Names,
     collisions: &mut Vec<Collision>,
-) -> Value {
-    let mut items = Vec::new();
+) -> Box<RawValue> {
+    let mut items: Vec<Members> = Vec::new();
     let mut next = Vec::new();
     let mut merged = Map::new();
-    for mut page in pages {
-        let listed = match page.result.get_mut(kind.items()).map(Value::take) {
-            Some(Value::Array(listed)) => listed,
-            _ => Vec::new(),
+    for page in pages {
+        let Ok(mut members) = serde_json::from_str::<Members>(page.result.get()) else {
+            continue;
         };
+        let listed: Vec<Members> = members
+            .shift_remove(kind.items())
+            .and_then(|raw| serde_json::from_str(raw.get()).ok())
+            .unwrap_or_default();
         let keys: Vec<String> = listed
             .iter()
-            .map(|item| item[kind.key()].as_str().unwrap_or_default().to_owned())
+            .map(|item| {
+                item.get(kind.key())
+                    .and_then(|raw| serde_json::from_str(raw.get()).ok())
+                    .unwrap_or_default()
+            })
             .collect();
         let exposed = names.learn(
             kind.name_kind(),
@@ -153,20 +169,31 @@ pub fn merge(
         );
         for (mut item, exposed) in listed.into_iter().zip(exposed) {
             let Some(exposed) = exposed else { continue };
-            item[kind.key()] = Value::String(exposed);
+            item.insert(kind.key().to_owned(), to_raw(&exposed));
             items.push(item);
         }
-        if let Some(cursor) = page.result["nextCursor"].as_str() {
+        // What is left of the result is small: read as values.
+        let rest: Map<String, Value> = members
+            .into_iter()
+            .filter_map(|(key, raw)| Some((key, serde_json::from_str(raw.get()).ok()?)))
+            .collect();
+        let rest = Value::Object(rest);
+        if let Some(cursor) = rest["nextCursor"].as_str() {
             next.push((page.server, Some(cursor.to_owned())));
         }
-        merge_cache_hints(&mut merged, &page.result);
+        merge_cache_hints(&mut merged, &rest);
     }
-    merged.insert(kind.items().to_owned(), Value::Array(items));
+    let mut out: Members = merged.iter().map(|(k, v)| (k.clone(), to_raw(v))).collect();
+    out.insert(kind.items().to_owned(), to_raw(&items));
     if !next.is_empty() {
         let cursor = MergedCursor { pages: next }.encode();
-        merged.insert("nextCursor".to_owned(), Value::String(cursor));
+        out.insert("nextCursor".to_owned(), to_raw(&cursor));
     }
-    Value::Object(merged)
+    to_raw(&out)
+}
+
+fn to_raw(value: &impl serde::Serialize) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value).expect("JSON values and raw JSON serialize")
 }
 
 /// The strictest of the servers' 2026-07-28 cache hints, and the first `resultType`:
@@ -199,6 +226,17 @@ mod tests {
     use super::*;
     use crate::session::names::PrefixMode;
 
+    /// The merged list, read back as a value to compare.
+    fn merge(
+        kind: ListKind,
+        pages: Vec<Page>,
+        names: &mut Names,
+        collisions: &mut Vec<Collision>,
+    ) -> Value {
+        let merged = super::merge(kind, pages, names, collisions);
+        serde_json::from_str(merged.get()).expect("the merged list is JSON")
+    }
+
     fn two_servers() -> Names {
         Names::new(vec!["files".into(), "web".into()], PrefixMode::WhenSeveral)
     }
@@ -213,11 +251,11 @@ mod tests {
             vec![
                 Page {
                     server: 0,
-                    result: files.clone(),
+                    result: to_raw(&files),
                 },
                 Page {
                     server: 1,
-                    result: web.clone(),
+                    result: to_raw(&web),
                 },
             ],
             &mut names,
@@ -242,7 +280,7 @@ mod tests {
             ListKind::ResourceTemplates,
             vec![Page {
                 server: 0,
-                result: files.clone(),
+                result: to_raw(&files),
             }],
             &mut two_servers(),
             &mut Vec::new(),
@@ -266,11 +304,11 @@ mod tests {
             vec![
                 Page {
                     server: 0,
-                    result: files.clone(),
+                    result: to_raw(&files),
                 },
                 Page {
                     server: 1,
-                    result: web.clone(),
+                    result: to_raw(&web),
                 },
             ],
             &mut two_servers(),
@@ -288,7 +326,7 @@ mod tests {
             ListKind::Tools,
             vec![Page {
                 server: 0,
-                result: json!({"tools": []}),
+                result: to_raw(&json!({"tools": []})),
             }],
             &mut two_servers(),
             &mut Vec::new(),
@@ -322,11 +360,11 @@ mod tests {
             vec![
                 Page {
                     server: 0,
-                    result: a.clone(),
+                    result: to_raw(&a),
                 },
                 Page {
                     server: 1,
-                    result: b.clone(),
+                    result: to_raw(&b),
                 },
             ],
             &mut names,
@@ -351,11 +389,11 @@ mod tests {
             vec![
                 Page {
                     server: 0,
-                    result: a.clone(),
+                    result: to_raw(&a),
                 },
                 Page {
                     server: 1,
-                    result: b.clone(),
+                    result: to_raw(&b),
                 },
             ],
             &mut two_servers(),

@@ -1080,7 +1080,9 @@ impl SessionRelay {
             }
         }
         for (backend, answer) in from_catalog {
-            self.on_part(fanout, backend, Ok(answer)).await;
+            let answer = serde_json::value::to_raw_value(&answer)
+                .map_err(|e| ErrorObject::new(INTERNAL_ERROR, e.to_string()));
+            self.on_part(fanout, backend, answer).await;
         }
     }
 
@@ -1089,7 +1091,7 @@ impl SessionRelay {
         &mut self,
         fanout: u64,
         backend: usize,
-        part: Result<serde_json::Value, ErrorObject>,
+        part: Result<Box<RawValue>, ErrorObject>,
     ) {
         let Some(entry) = self.fanouts.get_mut(&fanout) else {
             return;
@@ -1100,16 +1102,19 @@ impl SessionRelay {
             &part,
             matches!(own.state, State::Idle),
         ) {
+            let value = || serde_json::from_str(result.get()).unwrap_or_default();
             match entry.merge {
-                Merge::Initialize => catalog.record_initialize(result),
-                Merge::List(kind) if entry.first_pages => catalog.record_first_page(kind, result),
+                Merge::Initialize => catalog.record_initialize(&value()),
+                Merge::List(kind) if entry.first_pages => {
+                    catalog.record_first_page(kind, &value());
+                }
                 _ => {}
             }
         }
         match (entry.merge, &part) {
             (Merge::Initialize, Ok(result)) if !matches!(own.state, State::Idle) => {
                 // In time: it is up, in the version it settled on.
-                own.mark_up(result["protocolVersion"].as_str());
+                own.mark_up(protocol_version(result).as_deref());
             }
             // It refused this handshake (not late: a late one's answer is awaited): it
             // may take another.
@@ -1998,14 +2003,25 @@ fn chain_answer(id: RawId, verdict: Verdict) -> Message {
 }
 
 /// A backend's answer to its part of a fan-out, as the merge takes it.
-fn part_of_answer(answer: Message) -> Result<serde_json::Value, ErrorObject> {
+fn part_of_answer(answer: Message) -> Result<Box<RawValue>, ErrorObject> {
     match answer {
-        Message::Response { result, .. } => serde_json::from_str(result.get())
-            .map_err(|e| ErrorObject::new(INTERNAL_ERROR, e.to_string())),
+        Message::Response { result, .. } => Ok(result),
         Message::Error { error, .. } => Err(ErrorObject::from_raw(&error)
             .unwrap_or_else(|| ErrorObject::new(INTERNAL_ERROR, "unreadable error"))),
         _ => unreachable!("only answers are parts"),
     }
+}
+
+/// The protocol version an `initialize` result settled on.
+fn protocol_version(result: &RawValue) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Settled {
+        #[serde(rename = "protocolVersion")]
+        protocol_version: Option<String>,
+    }
+    serde_json::from_str::<Settled>(result.get())
+        .ok()?
+        .protocol_version
 }
 
 /// The params a notification goes on with, or `None` when the verdict drops it.
