@@ -781,11 +781,9 @@ impl SessionRelay {
                 params.as_deref(),
             )
             .await;
-        let (params, rewritten) = match verdict {
-            Verdict::Pass => (params, false),
-            Verdict::Rewrite(params) => (Some(params), true),
-            answered @ (Verdict::Respond(_) | Verdict::Reject(_)) => {
-                let answer = chain_answer(id.clone(), answered);
+        let (params, rewritten) = match passed_on(verdict, id, params) {
+            Ok(passed) => passed,
+            Err(answer) => {
                 metrics::metrics().operation_answered(operation.as_ref(), method, &answer);
                 self.send_client(Outbound::new(answer)).await;
                 return None;
@@ -870,12 +868,10 @@ impl SessionRelay {
                     own.as_deref(),
                 )
                 .await;
-            match verdict {
-                Verdict::Pass => (own, rewritten),
-                Verdict::Rewrite(own) => (Some(own), true),
-                answered @ (Verdict::Respond(_) | Verdict::Reject(_)) => {
+            match passed_on(verdict, id, own) {
+                Ok((own, changed)) => (own, rewritten || changed),
+                Err(answer) => {
                     // Back through the global chain, as any answer of this server.
-                    let answer = chain_answer(id.clone(), answered);
                     let pending = Pending {
                         params: kept,
                         operation,
@@ -923,15 +919,13 @@ impl SessionRelay {
                     params.as_deref(),
                 )
                 .await;
-            match verdict {
-                Verdict::Pass => {}
-                Verdict::Rewrite(rewritten) => params = Some(rewritten),
-                answered @ (Verdict::Respond(_) | Verdict::Reject(_)) => {
-                    let answer = chain_answer(id.clone(), answered);
+            params = match passed_on(verdict, id, params) {
+                Ok((params, _)) => params,
+                Err(answer) => {
                     self.send(from, Outbound::new(answer)).await;
                     return None;
                 }
-            }
+            };
         }
         let own_kept = self.backends[index]
             .keep_request_params
@@ -946,11 +940,9 @@ impl SessionRelay {
                 params.as_deref(),
             )
             .await;
-        let (params, rewritten) = match verdict {
-            Verdict::Pass => (params, false),
-            Verdict::Rewrite(params) => (Some(params), true),
-            answered @ (Verdict::Respond(_) | Verdict::Reject(_)) => {
-                let mut answer = chain_answer(id.clone(), answered);
+        let (params, rewritten) = match passed_on(verdict, id, params) {
+            Ok(passed) => passed,
+            Err(mut answer) => {
                 if self.has_chain(index) {
                     let pending = Pending {
                         own_params: own_kept,
@@ -1033,16 +1025,14 @@ impl SessionRelay {
                         params.as_deref(),
                     )
                     .await;
-                match verdict {
-                    Verdict::Pass => {}
-                    Verdict::Rewrite(rewritten) => params = Some(rewritten),
+                params = match passed_on(verdict, &id, params) {
+                    Ok((params, _)) => params,
                     // The server's chain answered its part for it.
-                    answered @ (Verdict::Respond(_) | Verdict::Reject(_)) => {
-                        let part = part_of_answer(chain_answer(id.clone(), answered));
-                        self.on_part(fanout, backend, part).await;
+                    Err(answer) => {
+                        self.on_part(fanout, backend, part_of_answer(answer)).await;
                         continue;
                     }
-                }
+                };
             }
             let part = Pending {
                 own_params: self.backends[backend]
@@ -1993,12 +1983,21 @@ async fn recv_from_backends(
     .await
 }
 
-/// The answer a chain made to a request (its verdict `Respond` or `Reject`).
-fn chain_answer(id: RawId, verdict: Verdict) -> Message {
+/// A request past a chain: its params as the chain passes them on, and whether it
+/// changed them; or the answer the chain made instead (`Respond`, `Reject`) under `id`.
+fn passed_on(
+    verdict: Verdict,
+    id: &RawId,
+    params: Option<Box<RawValue>>,
+) -> Result<(Option<Box<RawValue>>, bool), Message> {
     match verdict {
-        Verdict::Respond(result) => Message::Response { id, result },
-        Verdict::Reject(error) => Message::error_response(id, &error),
-        Verdict::Pass | Verdict::Rewrite(_) => unreachable!("only answers are made"),
+        Verdict::Pass => Ok((params, false)),
+        Verdict::Rewrite(params) => Ok((Some(params), true)),
+        Verdict::Respond(result) => Err(Message::Response {
+            id: id.clone(),
+            result,
+        }),
+        Verdict::Reject(error) => Err(Message::error_response(id.clone(), &error)),
     }
 }
 
