@@ -184,6 +184,11 @@ struct RunArgs {
     plugins: PluginArgs,
     #[command(flatten)]
     record: RecordArgs,
+    /// Export OpenTelemetry traces to this OTLP/HTTP collector (a base URL, as
+    /// OTEL_EXPORTER_OTLP_ENDPOINT, which also turns traces on; spans go to
+    /// URL/v1/traces). See docs/operations.md.
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
     /// Seconds a server's `initialize` may take before clients are answered without
     /// it (it joins when it answers); a server's `start_timeout_ms` overrides it.
     #[arg(long, default_value_t = 10.0, value_name = "SECONDS", value_parser = parse_seconds)]
@@ -340,6 +345,19 @@ fn main() -> ExitCode {
     let quiet = matches!(&command, Command::Demo(args) if !args.serve)
         || matches!(&command, Command::Check(_) | Command::Replay(_));
     init_logging(cli.verbose, quiet, cli.log_format);
+    // Before the async runtime: the exporter's blocking HTTP client must not be made
+    // inside it. Dropped last, it exports the spans left.
+    let _traces = match &command {
+        Command::Run(args) => match interpose::telemetry::trace::init(args.otlp_endpoint.as_deref()) {
+            Ok(guard) => guard,
+            Err(e) => {
+                flush_stderr();
+                eprintln!("interpose: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -18,6 +18,7 @@ use crate::downstream::http_server::{HttpServer, HttpServerConfig};
 use crate::downstream::stdio;
 use crate::run::shutdown_signal;
 use crate::session::gateway::GatewayOptions;
+use crate::telemetry::metrics::Transport;
 use crate::session::intercept::{PassAll, SharedInterceptor};
 use crate::session::lifecycle::RestartPolicy;
 use crate::session::relay::RelayEnd;
@@ -115,7 +116,7 @@ where
         async { "the demo client finished".to_owned() },
     );
     Tracer::print_header();
-    let session = settings.open(client, "demo-session", false, &ConnectContext::default())?;
+    let session = settings.open(client, "demo-session", Transport::Stdio, &ConnectContext::default())?;
     let relay = tokio::spawn(session.run(std::future::pending()));
     let summary = script(client_end).await;
     let end = relay.await?;
@@ -136,7 +137,7 @@ pub async fn serve_stdio() -> anyhow::Result<()> {
     let session = demo_sessions(Arc::new(PassAll)).open(
         client,
         "stdio",
-        false,
+        Transport::Stdio,
         &ConnectContext::default(),
     )?;
     match session.run(shutdown_signal()).await {
