@@ -348,14 +348,16 @@ fn main() -> ExitCode {
     // Before the async runtime: the exporter's blocking HTTP client must not be made
     // inside it. Dropped last, it exports the spans left.
     let _traces = match &command {
-        Command::Run(args) => match interpose::telemetry::trace::init(args.otlp_endpoint.as_deref()) {
-            Ok(guard) => guard,
-            Err(e) => {
-                flush_stderr();
-                eprintln!("interpose: {e:#}");
-                return ExitCode::FAILURE;
+        Command::Run(args) => {
+            match interpose::telemetry::trace::init(args.otlp_endpoint.as_deref()) {
+                Ok(guard) => guard,
+                Err(e) => {
+                    flush_stderr();
+                    eprintln!("interpose: {e:#}");
+                    return ExitCode::FAILURE;
+                }
             }
-        },
+        }
         _ => None,
     };
     let runtime = match tokio::runtime::Runtime::new() {

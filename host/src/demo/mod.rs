@@ -18,11 +18,11 @@ use crate::downstream::http_server::{HttpServer, HttpServerConfig};
 use crate::downstream::stdio;
 use crate::run::shutdown_signal;
 use crate::session::gateway::GatewayOptions;
-use crate::telemetry::metrics::Transport;
 use crate::session::intercept::{PassAll, SharedInterceptor};
 use crate::session::lifecycle::RestartPolicy;
 use crate::session::relay::RelayEnd;
 use crate::session::{BackendSettings, SessionSettings};
+use crate::telemetry::metrics::Transport;
 use crate::upstream::{InProcessServer, UpstreamSpec};
 use crate::wire::framing::DEFAULT_MAX_MESSAGE_BYTES;
 use crate::wire::link::{ConnectContext, line_link};
@@ -116,7 +116,12 @@ where
         async { "the demo client finished".to_owned() },
     );
     Tracer::print_header();
-    let session = settings.open(client, "demo-session", Transport::Stdio, &ConnectContext::default())?;
+    let session = settings.open(
+        client,
+        "demo-session",
+        Transport::Stdio,
+        &ConnectContext::default(),
+    )?;
     let relay = tokio::spawn(session.run(std::future::pending()));
     let summary = script(client_end).await;
     let end = relay.await?;

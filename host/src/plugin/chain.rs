@@ -408,8 +408,14 @@ fn trace_call(
         return;
     };
     let (verdict, failure) = match outcome {
-        Ok(outcome) => (outcome.verdict().map_or("failure", VerdictLabel::as_str), None),
-        Err(failure) => ("failure", Some((cause(failure).as_str(), failure.to_string()))),
+        Ok(outcome) => (
+            outcome.verdict().map_or("failure", VerdictLabel::as_str),
+            None,
+        ),
+        Err(failure) => (
+            "failure",
+            Some((cause(failure).as_str(), failure.to_string())),
+        ),
     };
     let call = trace::PluginCall {
         plugin,

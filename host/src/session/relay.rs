@@ -747,7 +747,10 @@ impl SessionRelay {
                 self.client_request_for(index, arrival.related.as_deref()),
             ),
         };
-        let trace_parent = operation.as_ref().and_then(Operation::trace_parent).cloned();
+        let trace_parent = operation
+            .as_ref()
+            .and_then(Operation::trace_parent)
+            .cloned();
         let pending = Pending {
             params: kept,
             own_params: own_kept,
@@ -787,8 +790,16 @@ impl SessionRelay {
         params: Option<Box<RawValue>>,
     ) -> Option<Routed> {
         // Timed from here: its plugins' time counts.
-        let operation = Some(Operation::start(method, id, params.as_deref(), self.config.origin()));
-        let trace = operation.as_ref().and_then(Operation::trace_parent).cloned();
+        let operation = Some(Operation::start(
+            method,
+            id,
+            params.as_deref(),
+            self.config.origin(),
+        ));
+        let trace = operation
+            .as_ref()
+            .and_then(Operation::trace_parent)
+            .cloned();
         self.remember_handshake(method, params.as_deref());
         let passthrough = self.gateway.is_passthrough();
         let live: Vec<bool> = if passthrough {
@@ -1791,10 +1802,10 @@ impl SessionRelay {
             (Verdict::Pass, _) => unreachable!("only answers are judged here"),
         };
         // Past the global chain towards the client: the client's operation is done.
-        if let (Chain::Global { .. }, Direction::ToClient) = (chain, direction) {
-            if let Some(operation) = &pending.operation {
-                operation.answered(&pending.method, &judged.0);
-            }
+        if let (Chain::Global { .. }, Direction::ToClient) = (chain, direction)
+            && let Some(operation) = &pending.operation
+        {
+            operation.answered(&pending.method, &judged.0);
         }
         judged
     }

@@ -46,7 +46,12 @@ pub struct Origin<'a> {
 
 impl Operation {
     /// A client's request to `method` arrived.
-    pub fn start(method: &str, id: &RawValue, params: Option<&RawValue>, origin: Origin<'_>) -> Self {
+    pub fn start(
+        method: &str,
+        id: &RawValue,
+        params: Option<&RawValue>,
+        origin: Origin<'_>,
+    ) -> Self {
         let span = trace::tracer().map(|tracer| {
             trace::ServerSpan::start(tracer, method, id, params, origin.session, origin.transport)
         });

@@ -65,7 +65,8 @@ fn exporter_endpoint(endpoint: Option<&str>) -> anyhow::Result<Option<Option<Str
     {
         return Ok(None);
     }
-    let protocol = env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"));
+    let protocol =
+        env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"));
     if let Some(protocol) = protocol.filter(|p| p != "http/protobuf" && p != "http/json") {
         bail!(
             "OTLP protocol `{protocol}` is not supported: interpose exports traces over HTTP \
@@ -76,7 +77,10 @@ fn exporter_endpoint(endpoint: Option<&str>) -> anyhow::Result<Option<Option<Str
         Some(base) => {
             let url = url::Url::parse(base)
                 .with_context(|| format!("--otlp-endpoint `{base}` is not a URL"))?;
-            Ok(Some(Some(format!("{}/v1/traces", url.as_str().trim_end_matches('/')))))
+            Ok(Some(Some(format!(
+                "{}/v1/traces",
+                url.as_str().trim_end_matches('/')
+            ))))
         }
         None if env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some()
             || env("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() =>
@@ -213,7 +217,10 @@ fn record_end(span: &mut Span, method: &str, answer: Result<&Message, &ErrorObje
         Err(error) => Some(Cow::Borrowed(error)),
         Ok(Message::Error { error, .. }) => Some(match ErrorObject::from_raw(error) {
             Some(error) => Cow::Owned(error),
-            None => Cow::Owned(ErrorObject::new(0, "an error that is not a JSON-RPC error object")),
+            None => Cow::Owned(ErrorObject::new(
+                0,
+                "an error that is not a JSON-RPC error object",
+            )),
         }),
         Ok(Message::Response { result, .. }) => {
             if method == "tools/call" && super::metrics::is_tool_error(result) {
@@ -263,7 +270,10 @@ impl ServerSpan {
         let mut attributes = Vec::with_capacity(8);
         let name = described.name_and_attributes(method, &mut attributes);
         attributes.push(request_id(id));
-        attributes.push(KeyValue::new("network.transport", network_transport(transport)));
+        attributes.push(KeyValue::new(
+            "network.transport",
+            network_transport(transport),
+        ));
         if let Some(session) = session {
             attributes.push(KeyValue::new("mcp.session.id", session.to_owned()));
         }
@@ -458,7 +468,10 @@ mod tests {
     #[test]
     fn string_ids_are_recorded_without_quotes() {
         let id = RawValue::from_string(r#""req-7""#.into()).unwrap();
-        assert_eq!(request_id(&id), KeyValue::new("jsonrpc.request.id", "req-7"));
+        assert_eq!(
+            request_id(&id),
+            KeyValue::new("jsonrpc.request.id", "req-7")
+        );
         let id = RawValue::from_string("10".into()).unwrap();
         assert_eq!(request_id(&id), KeyValue::new("jsonrpc.request.id", "10"));
     }
