@@ -7,7 +7,12 @@ in `params._meta`.
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +25,7 @@ from conftest import FULL_SERVER, REPO  # noqa: E402
 from otlp_receiver import OtlpReceiver  # noqa: E402
 from rawclient import RawClient  # noqa: E402
 
-pytestmark = [pytest.mark.anyio, pytest.mark.proxy_only]
+pytestmark = [pytest.mark.proxy_only]
 
 WASM = REPO / "target" / "wasm" / "wasm32-wasip2" / "release"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -69,6 +74,7 @@ def children(spans: list[dict[str, Any]], parent: dict[str, Any]) -> list[dict[s
     return [s for s in spans if s["parent_span_id"] == parent["span_id"] and s["trace_id"] == parent["trace_id"]]
 
 
+@pytest.mark.anyio
 async def test_a_trace_runs_from_the_client_through_the_plugins_into_the_backend(
     proxy_bin: Path, tmp_path: Path, receiver: OtlpReceiver
 ) -> None:
@@ -148,6 +154,7 @@ async def test_a_trace_runs_from_the_client_through_the_plugins_into_the_backend
     assert failed["status"] == "ERROR"
 
 
+@pytest.mark.anyio
 async def test_a_gateway_list_is_one_server_span_with_a_client_span_per_server(
     proxy_bin: Path, tmp_path: Path, receiver: OtlpReceiver
 ) -> None:
@@ -179,3 +186,60 @@ async def test_a_gateway_list_is_one_server_span_with_a_client_span_per_server(
     (upstream,) = [s for s in children(spans, call) if s["kind"] == "CLIENT"]
     assert upstream["name"] == "tools/call echo"
     assert upstream["attributes"]["interpose.server.name"] == "two"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_over_http_a_span_names_the_session_as_the_logs_do_and_tcp(
+    proxy_bin: Path, receiver: OtlpReceiver
+) -> None:
+    port = free_port()
+    argv = [str(proxy_bin), "run", "--listen", f"http://127.0.0.1:{port}", "--", sys.executable, str(FULL_SERVER)]
+    proc = subprocess.Popen(
+        argv, env={**os.environ, **otlp_env(receiver)}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/mcp"
+        headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+        def post(message: dict[str, Any], headers: dict[str, str]) -> tuple[Any, str]:
+            request = urllib.request.Request(url, json.dumps(message).encode(), headers, method="POST")
+            with urllib.request.urlopen(request, timeout=20) as response:
+                return response.headers, response.read().decode()
+
+        initialize = {
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                       "clientInfo": {"name": "trace-test", "version": "0"}},
+        }
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                answer_headers, _ = post(initialize, headers)
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "interpose did not listen"
+                time.sleep(0.05)
+        session_id = answer_headers.get("Mcp-Session-Id")
+        assert session_id, "no session id"
+        session = {**headers, "Mcp-Session-Id": session_id, "MCP-Protocol-Version": "2025-11-25"}
+        post({"jsonrpc": "2.0", "method": "notifications/initialized"}, session)
+        _, called = post({
+            "jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"text": "over http"}, "_meta": {"traceparent": TRACEPARENT}},
+        }, session)
+        assert "over http" in called, called
+
+        spans = receiver.wait_for(lambda spans: any(s["name"] == "tools/call echo" for s in spans))
+        call = one(spans, "SERVER", "tools/call echo")
+        assert call["trace_id"] == TRACE_ID
+        assert call["attributes"]["network.transport"] == "tcp"
+        assert call["attributes"]["mcp.session.id"].startswith("http-")
+        assert session_id not in json.dumps(spans)  # the session's key stays out
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

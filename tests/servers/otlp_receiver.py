@@ -1,9 +1,9 @@
 """An OTLP/HTTP trace receiver for tests and benchmarks, built on the OpenTelemetry
 protocol's own definitions (`opentelemetry-proto`).
 
-It accepts `POST /v1/traces` in both OTLP/HTTP encodings (`application/x-protobuf`
-and `application/json`), as a collector does, and keeps every span as a plain dict:
-name, kind, ids in hex, attributes, status, times, and the resource's attributes.
+It accepts `POST /v1/traces` in OTLP/HTTP's binary encoding (`application/x-protobuf`,
+the default of the SDKs and of interpose) and keeps every span as a plain dict: name,
+kind, ids in hex, attributes, status, times, and the resource's attributes.
 
 In a test:
 
@@ -25,7 +25,6 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -77,13 +76,12 @@ class OtlpReceiver:
                     self.send_error(404)
                     return
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                content_type = self.headers.get("Content-Type", "")
+                if self.headers.get("Content-Type", "") != "application/x-protobuf":
+                    self.send_error(415, "only application/x-protobuf is read here")
+                    return
                 request = ExportTraceServiceRequest()
                 try:
-                    if content_type.startswith("application/json"):
-                        json_format.Parse(body, request)
-                    else:
-                        request.ParseFromString(body)
+                    request.ParseFromString(body)
                 except Exception as e:  # noqa: BLE001 - any undecodable body is a 400
                     self.send_error(400, f"cannot decode the export: {e}")
                     return

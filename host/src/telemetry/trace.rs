@@ -23,6 +23,7 @@ use opentelemetry::trace::{
     Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _, TracerProvider as _,
 };
 use opentelemetry::{Context, KeyValue};
+use opentelemetry_otlp::Protocol;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, Span};
@@ -56,10 +57,22 @@ impl Drop for TracingGuard {
     }
 }
 
+/// Where and how traces are exported.
+#[derive(Debug, PartialEq, Eq)]
+struct Export {
+    /// The full URL spans are posted to; `None`: the exporter reads the environment.
+    endpoint: Option<String>,
+    protocol: Protocol,
+}
+
 /// Where the OTLP settings say traces go: `endpoint` (`--otlp-endpoint`, a base URL
-/// as `OTEL_EXPORTER_OTLP_ENDPOINT` is) or the environment. `None`: tracing stays off.
-fn exporter_endpoint(endpoint: Option<&str>) -> anyhow::Result<Option<Option<String>>> {
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+/// as `OTEL_EXPORTER_OTLP_ENDPOINT` is) or the environment, read through `var`.
+/// `None`: tracing stays off.
+fn export_settings(
+    endpoint: Option<&str>,
+    var: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<Option<Export>> {
+    let env = |name: &str| var(name).filter(|v| !v.trim().is_empty());
     if env("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
         || env("OTEL_TRACES_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none"))
     {
@@ -67,39 +80,43 @@ fn exporter_endpoint(endpoint: Option<&str>) -> anyhow::Result<Option<Option<Str
     }
     let protocol =
         env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"));
-    if let Some(protocol) = protocol.filter(|p| p != "http/protobuf" && p != "http/json") {
-        bail!(
-            "OTLP protocol `{protocol}` is not supported: interpose exports traces over HTTP \
+    let protocol = match protocol.as_deref() {
+        None | Some("http/protobuf") => Protocol::HttpBinary,
+        Some("http/json") => Protocol::HttpJson,
+        Some(other) => bail!(
+            "OTLP protocol `{other}` is not supported: interpose exports traces over HTTP \
              (`http/protobuf` or `http/json`, the collector's port 4318)"
-        );
-    }
-    match endpoint {
+        ),
+    };
+    let endpoint = match endpoint {
         Some(base) => {
             let url = url::Url::parse(base)
-                .with_context(|| format!("--otlp-endpoint `{base}` is not a URL"))?;
-            Ok(Some(Some(format!(
-                "{}/v1/traces",
-                url.as_str().trim_end_matches('/')
-            ))))
+                .ok()
+                .filter(|url| matches!(url.scheme(), "http" | "https"))
+                .with_context(|| format!("--otlp-endpoint `{base}` is not an http(s) URL"))?;
+            Some(format!("{}/v1/traces", url.as_str().trim_end_matches('/')))
         }
+        // The exporter reads them itself (appending `/v1/traces` to the base).
         None if env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some()
             || env("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() =>
         {
-            // The exporter reads them itself (appending `/v1/traces` to the base).
-            Ok(Some(None))
+            None
         }
-        None => Ok(None),
-    }
+        None => return Ok(None),
+    };
+    Ok(Some(Export { endpoint, protocol }))
 }
 
 /// Turns tracing on if the settings ask for it. Keep the guard until the end.
 pub fn init(endpoint: Option<&str>) -> anyhow::Result<Option<TracingGuard>> {
     use opentelemetry_otlp::WithExportConfig as _;
-    let Some(endpoint) = exporter_endpoint(endpoint)? else {
+    let Some(export) = export_settings(endpoint, |name| std::env::var(name).ok())? else {
         return Ok(None);
     };
-    let mut exporter = opentelemetry_otlp::SpanExporter::builder().with_http();
-    if let Some(endpoint) = &endpoint {
+    let mut exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(export.protocol);
+    if let Some(endpoint) = &export.endpoint {
         exporter = exporter.with_endpoint(endpoint);
     }
     let exporter = exporter
@@ -122,7 +139,10 @@ pub fn init(endpoint: Option<&str>) -> anyhow::Result<Option<TracingGuard>> {
         bail!("tracing was set up twice");
     }
     tracing::info!(
-        endpoint = endpoint.as_deref().unwrap_or("from OTEL_EXPORTER_OTLP_*"),
+        endpoint = export
+            .endpoint
+            .as_deref()
+            .unwrap_or("from OTEL_EXPORTER_OTLP_*"),
         "traces are exported over OTLP"
     );
     Ok(Some(TracingGuard(provider)))
@@ -406,6 +426,8 @@ impl PluginCall<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+
     use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
 
     fn context() -> SpanContext {
@@ -416,6 +438,66 @@ mod tests {
             false,
             TraceState::from_key_value([("rojo", "00f067aa0ba902b7")]).unwrap(),
         )
+    }
+
+    fn endpoint(flag: Option<&str>, vars: &[(&str, &str)]) -> anyhow::Result<Option<Export>> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        export_settings(flag, |name| vars.get(name).cloned())
+    }
+
+    fn binary_to(endpoint: Option<&str>) -> Option<Export> {
+        Some(Export {
+            endpoint: endpoint.map(str::to_owned),
+            protocol: Protocol::HttpBinary,
+        })
+    }
+
+    #[test]
+    fn traces_are_on_only_when_an_endpoint_is_given_and_not_disabled() {
+        assert_eq!(endpoint(None, &[]).unwrap(), None);
+        let base = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318");
+        assert_eq!(endpoint(None, &[base]).unwrap(), binary_to(None));
+        let full = (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "http://c:4318/v1/traces",
+        );
+        assert_eq!(endpoint(None, &[full]).unwrap(), binary_to(None));
+        assert_eq!(
+            endpoint(Some("http://127.0.0.1:4318/"), &[]).unwrap(),
+            binary_to(Some("http://127.0.0.1:4318/v1/traces"))
+        );
+        assert_eq!(
+            endpoint(None, &[base, ("OTEL_SDK_DISABLED", "true")]).unwrap(),
+            None
+        );
+        assert_eq!(
+            endpoint(None, &[base, ("OTEL_TRACES_EXPORTER", "none")]).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn grpc_and_bad_urls_are_refused_with_what_to_do() {
+        let grpc = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ];
+        let error = endpoint(None, &grpc).unwrap_err().to_string();
+        assert!(
+            error.contains("`grpc` is not supported") && error.contains("4318"),
+            "{error}"
+        );
+        let error = endpoint(Some("collector:4318"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("is not an http(s) URL"), "{error}");
+        // JSON over HTTP is served.
+        let json = [("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")];
+        let export = endpoint(Some("http://c:4318"), &json).unwrap().unwrap();
+        assert_eq!(export.protocol, Protocol::HttpJson);
     }
 
     #[test]
