@@ -313,11 +313,8 @@ fn init_logging(verbose: u8, quiet: bool, format: LogFormat) {
     };
     let json = || {
         tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
+            .event_format(interpose::log_json::JsonLines)
             .with_env_filter(filter.clone())
-            .with_timer(Timestamps)
     };
     match (format, batched) {
         (LogFormat::Text, Ok(log)) => text().with_writer(log).init(),
