@@ -1719,14 +1719,6 @@ impl SessionRelay {
         answering: Option<&Pending>,
         trace: Option<&SpanContext>,
     ) -> Verdict {
-        let Asked {
-            direction,
-            kind,
-            method,
-            id,
-            payload,
-            error,
-        } = asked;
         let (interceptor, server, request_payload): (&dyn Interceptor, _, _) = match chain {
             Chain::Global { owner } => (
                 &*self.config.interceptor,
@@ -1746,12 +1738,12 @@ impl SessionRelay {
             }
         };
         let message = Intercepted {
-            direction,
-            kind,
-            method,
-            id,
-            payload,
-            error,
+            direction: asked.direction,
+            kind: asked.kind,
+            method: asked.method,
+            id: asked.id,
+            payload: asked.payload,
+            error: asked.error,
             request_payload,
             elapsed: answering.map(|p| p.started.elapsed()),
             session: &self.config.session,
