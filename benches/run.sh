@@ -12,13 +12,16 @@
 #   benches/run.sh record [ARGS]
 #                               stdio, plus interpose recording every message
 #                               (--record to a scratch file) as another target
+#   benches/run.sh trace [ARGS]
+#                               stdio, plus interpose exporting OpenTelemetry traces
+#                               to a local OTLP receiver as another target
 #   benches/run.sh gateway [ARGS]
 #                               the gateway (several servers behind one endpoint)
 #                               against one backend and the servers alone: gateway-bench
 set -euo pipefail
 
 mode=stdio
-if [[ "${1:-}" =~ ^(stdio|http|all|plugins|record|gateway)$ ]]; then
+if [[ "${1:-}" =~ ^(stdio|http|all|plugins|record|trace|gateway)$ ]]; then
     mode="$1"
     shift
 fi
@@ -37,7 +40,7 @@ for arg in "$@"; do
 done
 # The plugin and record runs compare interpose with and without them only; the
 # gateway run, interpose with itself and the servers alone.
-[[ "$mode" == plugins || "$mode" == record || "$mode" == gateway ]] && skip_fastmcp=true
+[[ "$mode" =~ ^(plugins|record|trace|gateway)$ ]] && skip_fastmcp=true
 # Its own venv: FastMCP needs mcp>=2.3, which must not meet the project's other Python tools.
 # Checked by import, so a half-finished install is completed rather than trusted.
 if [[ "$skip_fastmcp" == false ]] && ! .venv-fastmcp/bin/python -c 'import fastmcp' 2>/dev/null; then
@@ -66,6 +69,21 @@ case "$mode" in
         trap 'rm -rf "$recording_dir"' EXIT
         "$bin/proxy-bench" --skip-fastmcp \
             --extra "interpose+record=$bin/interpose run --record $recording_dir/bench.jsonl -- {backend}" "$@"
+        ;;
+    trace)
+        # A real OTLP receiver on this machine (the one the trace tests use), taking
+        # its share of the cores as a local collector would.
+        [[ -x .venv/bin/python ]] || scripts/setup-tests.sh >&2
+        receiver_log="$(mktemp)"
+        .venv/bin/python tests/servers/otlp_receiver.py >"$receiver_log" &
+        receiver=$!
+        trap 'kill $receiver 2>/dev/null; rm -f "$receiver_log"' EXIT
+        for _ in $(seq 100); do grep -q '^listening on ' "$receiver_log" && break; sleep 0.1; done
+        endpoint="$(sed -n 's/^listening on //p' "$receiver_log")"
+        [[ -n "$endpoint" ]] || { echo "run.sh: the OTLP receiver did not start" >&2; exit 1; }
+        "$bin/proxy-bench" --skip-fastmcp \
+            --extra "interpose+traces=$bin/interpose run --otlp-endpoint $endpoint -- {backend}" "$@"
+        echo "spans received: $(grep '^spans ' "$receiver_log" | tail -1 | cut -d' ' -f2)"
         ;;
     http) exec "$bin/http-bench" "$@" ;;
     gateway) exec "$bin/gateway-bench" "$@" ;;

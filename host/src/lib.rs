@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod downstream;
+pub mod log_json;
 pub mod log_output;
 pub mod plugin;
 pub mod record;

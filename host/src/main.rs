@@ -184,6 +184,11 @@ struct RunArgs {
     plugins: PluginArgs,
     #[command(flatten)]
     record: RecordArgs,
+    /// Export OpenTelemetry traces to this OTLP/HTTP collector (a base URL, as
+    /// OTEL_EXPORTER_OTLP_ENDPOINT, which also turns traces on; spans go to
+    /// URL/v1/traces). See docs/operations.md.
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
     /// Seconds a server's `initialize` may take before clients are answered without
     /// it (it joins when it answers); a server's `start_timeout_ms` overrides it.
     #[arg(long, default_value_t = 10.0, value_name = "SECONDS", value_parser = parse_seconds)]
@@ -308,11 +313,8 @@ fn init_logging(verbose: u8, quiet: bool, format: LogFormat) {
     };
     let json = || {
         tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
+            .event_format(interpose::log_json::JsonLines)
             .with_env_filter(filter.clone())
-            .with_timer(Timestamps)
     };
     match (format, batched) {
         (LogFormat::Text, Ok(log)) => text().with_writer(log).init(),
@@ -340,6 +342,21 @@ fn main() -> ExitCode {
     let quiet = matches!(&command, Command::Demo(args) if !args.serve)
         || matches!(&command, Command::Check(_) | Command::Replay(_));
     init_logging(cli.verbose, quiet, cli.log_format);
+    // Before the async runtime: the exporter's blocking HTTP client must not be made
+    // inside it. Dropped last, it exports the spans left.
+    let _traces = match &command {
+        Command::Run(args) => {
+            match interpose::telemetry::trace::init(args.otlp_endpoint.as_deref()) {
+                Ok(guard) => guard,
+                Err(e) => {
+                    flush_stderr();
+                    eprintln!("interpose: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        _ => None,
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {

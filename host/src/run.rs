@@ -62,7 +62,12 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
 /// Returns an error (and so a non-zero exit) when the backend ended first.
 async fn run_stdio(settings: &SessionSettings, readiness: &Readiness) -> anyhow::Result<()> {
     let client = stdio::client_link(settings.max_message_bytes);
-    let session = settings.open(client, "stdio", false, &ConnectContext::default())?;
+    let session = settings.open(
+        client,
+        "stdio",
+        Transport::Stdio,
+        &ConnectContext::default(),
+    )?;
     let _open = crate::telemetry::metrics().session_opened(Transport::Stdio);
     readiness.set_ready();
     match session.run(shutdown_signal()).await {

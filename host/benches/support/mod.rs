@@ -54,5 +54,6 @@ pub fn message<'a>(kind: Kind, payload: &'a RawValue, id: &'a RawValue) -> Inter
         session: "bench",
         shared_session: false,
         server: "bench",
+        trace: None,
     }
 }

@@ -22,6 +22,7 @@ use crate::session::intercept::{PassAll, SharedInterceptor};
 use crate::session::lifecycle::RestartPolicy;
 use crate::session::relay::RelayEnd;
 use crate::session::{BackendSettings, SessionSettings};
+use crate::telemetry::metrics::Transport;
 use crate::upstream::{InProcessServer, UpstreamSpec};
 use crate::wire::framing::DEFAULT_MAX_MESSAGE_BYTES;
 use crate::wire::link::{ConnectContext, line_link};
@@ -115,7 +116,12 @@ where
         async { "the demo client finished".to_owned() },
     );
     Tracer::print_header();
-    let session = settings.open(client, "demo-session", false, &ConnectContext::default())?;
+    let session = settings.open(
+        client,
+        "demo-session",
+        Transport::Stdio,
+        &ConnectContext::default(),
+    )?;
     let relay = tokio::spawn(session.run(std::future::pending()));
     let summary = script(client_end).await;
     let end = relay.await?;
@@ -136,7 +142,7 @@ pub async fn serve_stdio() -> anyhow::Result<()> {
     let session = demo_sessions(Arc::new(PassAll)).open(
         client,
         "stdio",
-        false,
+        Transport::Stdio,
         &ConnectContext::default(),
     )?;
     match session.run(shutdown_signal()).await {

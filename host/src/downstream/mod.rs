@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
+use crate::telemetry::metrics::Transport;
 use crate::wire::link::{ConnectContext, Link};
 
 /// What a transport serving many client sessions needs from the layer above: a way
@@ -18,13 +19,14 @@ use crate::wire::link::{ConnectContext, Link};
 pub trait OpenSession: Send + Sync {
     /// Opens a backend session joined to `client` and returns it to run: it relays
     /// until one side ends, then closes the backend, and resolves to why the backend
-    /// ended it, if it did. `label` names the session in logs and to plugins; `shared`
-    /// says unrelated clients send on it (requests without a session id).
+    /// ended it, if it did. `label` names the session in logs and to plugins;
+    /// `transport` is where the client came in (a sessionless one is shared by
+    /// unrelated clients: requests without a session id).
     fn open(
         &self,
         client: Link,
         label: &str,
-        shared: bool,
+        transport: Transport,
         context: &ConnectContext,
     ) -> anyhow::Result<BoxFuture<'static, Option<String>>>;
 

@@ -22,11 +22,12 @@ use super::health::{Admission, Transition};
 use super::limits::Failure;
 use super::message_view::MessageView;
 use super::slot::PluginSlot;
-use super::stats::Outcome;
+use super::stats::{Outcome, cause};
 use super::version::{LoadError, PluginVersion};
 use crate::config::{FailurePolicy, PluginConfig};
 use crate::session::intercept::{Intercepted, Interceptor, Verdict, VerdictFuture};
-use crate::telemetry::metrics::PluginCensus;
+use crate::telemetry::metrics::{PluginCensus, VerdictLabel};
+use crate::telemetry::trace;
 use crate::wire::jsonrpc::{ErrorObject, Kind, PLUGIN_ERROR};
 
 /// Wasm plugins in order, implementing [`Interceptor`].
@@ -255,6 +256,7 @@ impl InterceptorChain {
             Err(failure) => {
                 self.record(slot, version, Outcome::Failure, state.kind, elapsed);
                 slot.stats.failure(&failure);
+                trace_call(msg, &version.name, state.kind, Err(&failure), elapsed);
                 self.report(
                     &version.name,
                     Outcome::Failure,
@@ -280,6 +282,7 @@ impl InterceptorChain {
         };
         self.record(slot, version, outcome, state.kind, elapsed);
         self.report(&version.name, outcome, detail, state);
+        trace_call(msg, &version.name, state.kind, Ok(outcome), elapsed);
         verdict
     }
 
@@ -391,6 +394,38 @@ impl InterceptorChain {
         }
         outcome_of(policy, name, &failure)
     }
+}
+
+/// Records a plugin call as a span, when `msg`'s request is traced.
+fn trace_call(
+    msg: &Intercepted<'_>,
+    plugin: &str,
+    kind: Kind,
+    outcome: Result<Outcome, &Failure>,
+    elapsed: Duration,
+) {
+    let (Some(parent), Some(tracer)) = (msg.trace, trace::tracer()) else {
+        return;
+    };
+    let (verdict, failure) = match outcome {
+        Ok(outcome) => (
+            outcome.verdict().map_or("failure", VerdictLabel::as_str),
+            None,
+        ),
+        Err(failure) => (
+            "failure",
+            Some((cause(failure).as_str(), failure.to_string())),
+        ),
+    };
+    let call = trace::PluginCall {
+        plugin,
+        method: msg.method,
+        kind,
+        verdict,
+        failure,
+        elapsed,
+    };
+    call.record(tracer, parent);
 }
 
 /// What `policy` makes of a message `failure` happened to.

@@ -253,6 +253,7 @@ mod tests {
             session: "s-1",
             shared_session: false,
             server: "backend",
+            trace: None,
         };
         let view = MessageView::new(&msg).for_plugin(true);
         assert_eq!(view.method(), "tools/call");
@@ -298,6 +299,7 @@ mod tests {
             session: "s",
             shared_session: false,
             server: "b",
+            trace: None,
         };
         let mut view = MessageView::new(&answer);
         view.rejected(&ErrorObject::new(-32001, "withheld"));
@@ -330,6 +332,7 @@ mod tests {
             session: "s",
             shared_session: false,
             server: "b",
+            trace: None,
         };
         let mut view = MessageView::new(&request);
         assert_eq!(view.subject().as_deref(), Some("search"));

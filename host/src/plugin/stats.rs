@@ -44,6 +44,32 @@ pub enum Outcome {
     Failure,
 }
 
+impl Outcome {
+    /// The verdict given; `None` for a failure.
+    pub fn verdict(self) -> Option<VerdictLabel> {
+        match self {
+            Outcome::Pass => Some(VerdictLabel::Pass),
+            Outcome::Rewrite => Some(VerdictLabel::Rewrite),
+            Outcome::Respond => Some(VerdictLabel::Respond),
+            Outcome::Reject => Some(VerdictLabel::Reject),
+            Outcome::Failure => None,
+        }
+    }
+}
+
+/// Why `failure` happened, as metrics and traces name it.
+pub fn cause(failure: &Failure) -> FailureCause {
+    match failure {
+        Failure::Deadline(_) => FailureCause::Deadline,
+        Failure::Memory(_) => FailureCause::Memory,
+        Failure::StackOverflow | Failure::Trap(_) => FailureCause::Trap,
+        Failure::InvalidJson(_) | Failure::TooLarge { .. } => FailureCause::BadOutput,
+        Failure::Instantiate(_) => FailureCause::Instantiate,
+        Failure::InputTooLarge { .. } => FailureCause::Oversized,
+        Failure::Paused => FailureCause::Paused,
+    }
+}
+
 impl Stats {
     /// Statistics of the plugin called `plugin` (its name in the metrics).
     pub fn new(plugin: &str) -> Self {
@@ -66,14 +92,7 @@ impl Stats {
 
     /// Counts one call for a message of `kind`; returns true when a summary is due.
     pub fn record(&self, outcome: Outcome, kind: Kind, elapsed: Duration) -> bool {
-        let verdict = match outcome {
-            Outcome::Pass => Some(VerdictLabel::Pass),
-            Outcome::Rewrite => Some(VerdictLabel::Rewrite),
-            Outcome::Respond => Some(VerdictLabel::Respond),
-            Outcome::Reject => Some(VerdictLabel::Reject),
-            Outcome::Failure => None,
-        };
-        self.metrics.call(kind, verdict, elapsed);
+        self.metrics.call(kind, outcome.verdict(), elapsed);
         let counter = match outcome {
             Outcome::Pass => &self.passes,
             Outcome::Rewrite => &self.rewrites,
@@ -92,16 +111,7 @@ impl Stats {
 
     /// Counts why a call gave no verdict, or why the plugin was not called.
     pub fn failure(&self, failure: &Failure) {
-        let cause = match failure {
-            Failure::Deadline(_) => FailureCause::Deadline,
-            Failure::Memory(_) => FailureCause::Memory,
-            Failure::StackOverflow | Failure::Trap(_) => FailureCause::Trap,
-            Failure::InvalidJson(_) | Failure::TooLarge { .. } => FailureCause::BadOutput,
-            Failure::Instantiate(_) => FailureCause::Instantiate,
-            Failure::InputTooLarge { .. } => FailureCause::Oversized,
-            Failure::Paused => FailureCause::Paused,
-        };
-        self.metrics.failure(cause);
+        self.metrics.failure(cause(failure));
     }
 
     /// Counts a message the plugin was not called for.

@@ -205,6 +205,7 @@ async fn replay_line(
         session: &line.session,
         shared_session: false,
         server: &line.server,
+        trace: None,
     };
     let verdict = tracer.intercept(msg).await;
     let plugins = tracer.row(&msg, &verdict, !quiet);

@@ -283,6 +283,7 @@ async fn redact_part(
         session: &head.session,
         shared_session: false,
         server: &head.server,
+        trace: None,
     };
     let why = match chain.intercept(msg).await {
         Verdict::Pass => return part,

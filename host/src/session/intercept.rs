@@ -41,6 +41,9 @@ pub struct Intercepted<'a> {
     pub shared_session: bool,
     /// The name of the backend.
     pub server: &'a str,
+    /// When traces are exported: the span of the client request this message belongs
+    /// to, the parent of each plugin call's span.
+    pub trace: Option<&'a crate::telemetry::trace::SpanContext>,
 }
 
 /// What to do with a message: the host's one verdict type. A plugin's verdict (the
@@ -147,6 +150,7 @@ mod tests {
             session: "s",
             shared_session: false,
             server: "b",
+            trace: None,
         };
         let verdict = PassAll.intercept(msg);
         assert!(matches!(verdict, VerdictFuture::Ready(_)));

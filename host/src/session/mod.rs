@@ -19,6 +19,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use crate::downstream::OpenSession;
+use crate::telemetry::metrics::Transport;
 use crate::upstream::UpstreamSpec;
 use crate::wire::link::{ConnectContext, Link};
 use gateway::GatewayOptions;
@@ -100,7 +101,7 @@ impl SessionSettings {
         &self,
         client: Link,
         label: &str,
-        shared: bool,
+        transport: Transport,
         context: &ConnectContext,
     ) -> anyhow::Result<Session> {
         let several = self.backends.len() > 1;
@@ -156,7 +157,7 @@ impl SessionSettings {
         };
         let config = RelayConfig {
             session: label.to_owned(),
-            shared_session: shared,
+            transport,
             server,
             interceptor: self.interceptor.clone(),
             shutdown_grace: self.backend_shutdown_grace,
@@ -180,10 +181,10 @@ impl OpenSession for SessionSettings {
         &self,
         client: Link,
         label: &str,
-        shared: bool,
+        transport: Transport,
         context: &ConnectContext,
     ) -> anyhow::Result<BoxFuture<'static, Option<String>>> {
-        let session = SessionSettings::open(self, client, label, shared, context)?;
+        let session = SessionSettings::open(self, client, label, transport, context)?;
         Ok(async move {
             match session.run(std::future::pending()).await {
                 RelayEnd::BackendClosed(why) => Some(why),

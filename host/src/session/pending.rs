@@ -46,8 +46,10 @@ pub struct Pending {
     /// Its sender cancelled it: the receiver need not answer, so it is forgotten
     /// after a grace period instead of waiting for an answer that may never come.
     pub cancelled: bool,
-    /// A client's request: its clock and tool for the server-side operation metric.
-    pub operation: Option<crate::telemetry::metrics::Operation>,
+    /// A client's request: its server-side metric and span.
+    pub operation: Option<crate::telemetry::Operation>,
+    /// Its span as forwarded to a server, when traced.
+    pub upstream: Option<crate::telemetry::trace::ClientSpan>,
 }
 
 impl Pending {
@@ -65,6 +67,7 @@ impl Pending {
             deadline: None,
             cancelled: false,
             operation: None,
+            upstream: None,
         }
     }
 }

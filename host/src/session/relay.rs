@@ -19,7 +19,9 @@ use super::gateway::{Gateway, GatewayOptions, Merge, Part, Plan};
 use super::lifecycle::{Backoff, Lifecycle, State};
 use super::pending::{Peer, Pending, PendingTable};
 use crate::session::intercept::{Direction, Intercepted, Interceptor, SharedInterceptor, Verdict};
-use crate::telemetry::metrics::{self, ErrorType, GaugeGuard, Name};
+use crate::telemetry::metrics::{self, ErrorType, GaugeGuard, Name, Transport};
+use crate::telemetry::trace::{self, ClientSpan, SpanContext};
+use crate::telemetry::{Operation, Origin};
 use crate::upstream::UpstreamGuard;
 use crate::wire::framing::Frame;
 use crate::wire::jsonrpc::{
@@ -55,8 +57,9 @@ const CLIENT_FLUSH_LIMIT: Duration = Duration::from_secs(5);
 pub struct RelayConfig {
     /// The downstream session id, shown to interceptors and in logs.
     pub session: String,
-    /// Unrelated clients share this session (requests without a session id).
-    pub shared_session: bool,
+    /// Where the client came in; a sessionless client's session is shared by
+    /// unrelated clients (requests without a session id).
+    pub transport: Transport,
     /// The backend's name, shown to interceptors and in logs; in a gateway, the name
     /// the global chain is shown for what concerns every server.
     pub server: String,
@@ -67,6 +70,21 @@ pub struct RelayConfig {
     pub shutdown_grace: Duration,
     /// With several backends (or prefixes): how the gateway shows them.
     pub gateway: GatewayOptions,
+}
+
+impl RelayConfig {
+    /// Whether unrelated clients share this session (requests without a session id).
+    pub fn shares_session(&self) -> bool {
+        self.transport == Transport::Sessionless
+    }
+
+    /// Where this session's requests come from, for their spans.
+    fn origin(&self) -> Origin<'_> {
+        Origin {
+            session: (!self.shares_session()).then_some(self.session.as_str()),
+            transport: self.transport,
+        }
+    }
 }
 
 /// Why a relay ended.
@@ -110,6 +128,17 @@ enum Chain {
     Server(usize),
 }
 
+/// A message a chain is asked about, as it arrived (the relay adds what it knows of
+/// the session).
+struct Asked<'a> {
+    direction: Direction,
+    kind: Kind,
+    method: &'a str,
+    id: Option<&'a RawValue>,
+    payload: Option<&'a RawValue>,
+    error: Option<&'a ErrorObject>,
+}
+
 /// A request judged and on its way: where to, with which params, and what its
 /// answer's chains will be shown of it.
 struct Routed {
@@ -121,8 +150,8 @@ struct Routed {
     kept: Option<Box<RawValue>>,
     /// The params as the server's chain passed them on, when it wants them back.
     own_kept: Option<Box<RawValue>>,
-    /// A client's request: its clock and tool for the operation metric.
-    operation: Option<metrics::Operation>,
+    /// A client's request: its metric and span.
+    operation: Option<Operation>,
 }
 
 /// What the relay holds of one peer besides what it reads from it.
@@ -681,7 +710,7 @@ impl SessionRelay {
         };
         let Some(Routed {
             to,
-            params,
+            mut params,
             rewritten,
             kept,
             own_kept,
@@ -718,6 +747,10 @@ impl SessionRelay {
                 self.client_request_for(index, arrival.related.as_deref()),
             ),
         };
+        let trace_parent = operation
+            .as_ref()
+            .and_then(Operation::trace_parent)
+            .cloned();
         let pending = Pending {
             params: kept,
             own_params: own_kept,
@@ -726,12 +759,13 @@ impl SessionRelay {
             ..Pending::new(from, id, method.clone())
         };
         let forwarded_id = self.side(to).awaiting.insert(pending);
-        // `subscriptions/listen` is answered when it ends, not when its work is done:
-        // no request timeout applies to it.
-        if let Peer::Backend(index) = to
-            && method != LISTEN
-        {
-            self.start_deadline(index, &forwarded_id);
+        if let Peer::Backend(index) = to {
+            self.trace_upstream(index, &forwarded_id, &method, &mut params, trace_parent);
+            // `subscriptions/listen` is answered when it ends, not when its work is
+            // done: no request timeout applies to it.
+            if method != LISTEN {
+                self.start_deadline(index, &forwarded_id);
+            }
         }
         let request = Message::Request {
             id: forwarded_id,
@@ -756,7 +790,16 @@ impl SessionRelay {
         params: Option<Box<RawValue>>,
     ) -> Option<Routed> {
         // Timed from here: its plugins' time counts.
-        let operation = Some(metrics::metrics().operation(method, params.as_deref()));
+        let operation = Some(Operation::start(
+            method,
+            id,
+            params.as_deref(),
+            self.config.origin(),
+        ));
+        let trace = operation
+            .as_ref()
+            .and_then(Operation::trace_parent)
+            .cloned();
         self.remember_handshake(method, params.as_deref());
         let passthrough = self.gateway.is_passthrough();
         let live: Vec<bool> = if passthrough {
@@ -779,12 +822,15 @@ impl SessionRelay {
                 method,
                 id,
                 params.as_deref(),
+                trace.as_ref(),
             )
             .await;
         let (params, rewritten) = match passed_on(verdict, id, params) {
             Ok(passed) => passed,
             Err(answer) => {
-                metrics::metrics().operation_answered(operation.as_ref(), method, &answer);
+                if let Some(operation) = &operation {
+                    operation.answered(method, &answer);
+                }
                 self.send_client(Outbound::new(answer)).await;
                 return None;
             }
@@ -866,6 +912,7 @@ impl SessionRelay {
                     method,
                     id,
                     own.as_deref(),
+                    trace.as_ref(),
                 )
                 .await;
             match passed_on(verdict, id, own) {
@@ -917,6 +964,7 @@ impl SessionRelay {
                     method,
                     id,
                     params.as_deref(),
+                    None,
                 )
                 .await;
             params = match passed_on(verdict, id, params) {
@@ -938,6 +986,7 @@ impl SessionRelay {
                 method,
                 id,
                 params.as_deref(),
+                None,
             )
             .await;
         let (params, rewritten) = match passed_on(verdict, id, params) {
@@ -977,7 +1026,7 @@ impl SessionRelay {
         kept: Option<Box<RawValue>>,
         parts: Vec<(usize, Option<Box<RawValue>>)>,
         merge: Merge,
-        operation: Option<metrics::Operation>,
+        operation: Option<Operation>,
     ) {
         self.next_fanout += 1;
         let fanout = self.next_fanout;
@@ -1008,6 +1057,9 @@ impl SessionRelay {
         if parts.is_empty() {
             return self.finish_fanout(fanout).await;
         }
+        let fanned = self.fanouts.get(&fanout);
+        let operation = fanned.and_then(|f| f.request.operation.as_ref());
+        let trace = operation.and_then(Operation::trace_parent).cloned();
         // Parts a server not started yet answers from its catalog, once all are out.
         let mut from_catalog = Vec::new();
         for (backend, mut params) in parts {
@@ -1023,6 +1075,7 @@ impl SessionRelay {
                         &method,
                         &id,
                         params.as_deref(),
+                        trace.as_ref(),
                     )
                     .await;
                 params = match passed_on(verdict, &id, params) {
@@ -1047,6 +1100,7 @@ impl SessionRelay {
                 self.start(backend, true).await;
             }
             let forwarded_id = self.backends[backend].side.awaiting.insert(part);
+            self.trace_upstream(backend, &forwarded_id, &method, &mut params, trace.clone());
             // A slow server does not hold the others' handshake past its start time.
             let start_timeout = self.backends[backend].lifecycle.start_timeout;
             let most =
@@ -1347,7 +1401,8 @@ impl SessionRelay {
         self.send_client(outbound).await;
     }
 
-    /// Asks a chain about a request going `direction`.
+    /// Asks a chain about a request going `direction`; `trace`: the span its plugin
+    /// calls are children of, when traced.
     async fn judge_request(
         &self,
         chain: Chain,
@@ -1355,10 +1410,17 @@ impl SessionRelay {
         method: &str,
         id: &RawValue,
         params: Option<&RawValue>,
+        trace: Option<&SpanContext>,
     ) -> Verdict {
-        let kind = Kind::Request;
-        self.judge(chain, direction, kind, method, Some(id), params, None, None)
-            .await
+        let asked = Asked {
+            direction,
+            kind: Kind::Request,
+            method,
+            id: Some(id),
+            payload: params,
+            error: None,
+        };
+        self.judge(chain, asked, None, trace).await
     }
 
     /// Asks a chain about a notification from `from`.
@@ -1369,17 +1431,15 @@ impl SessionRelay {
         method: &str,
         params: Option<&RawValue>,
     ) -> Verdict {
-        self.judge(
-            chain,
-            from.direction(),
-            Kind::Notification,
+        let asked = Asked {
+            direction: from.direction(),
+            kind: Kind::Notification,
             method,
-            None,
-            params,
-            None,
-            None,
-        )
-        .await
+            id: None,
+            payload: params,
+            error: None,
+        };
+        self.judge(chain, asked, None, None).await
     }
 
     /// Sends a notification on, to a backend through its own chain (which may drop it).
@@ -1498,7 +1558,7 @@ impl SessionRelay {
             Peer::Backend(index) => self.take_from_backend(index, id),
             Peer::Client => self.client.awaiting.take(id),
         };
-        let Some(pending) = taken else {
+        let Some(mut pending) = taken else {
             if let Peer::Backend(index) = from {
                 if self.backends[index].handshake.as_deref().map(RawValue::get) == Some(id.get()) {
                     return self.on_handshake_answer(index, answer).await;
@@ -1516,10 +1576,7 @@ impl SessionRelay {
             return;
         };
         if let Peer::Backend(index) = from {
-            let error = ErrorType::of_answer(&pending.method, &answer);
-            let elapsed = pending.started.elapsed();
-            let label = &self.backends[index].label;
-            metrics::metrics().upstream_done(label, &pending.method, elapsed, error);
+            self.upstream_done(index, &mut pending, Ok(&answer));
             let (answer, unchanged) = if self.has_chain(index) {
                 self.judge_answer(Chain::Server(index), Direction::ToClient, answer, &pending)
                     .await
@@ -1654,18 +1711,13 @@ impl SessionRelay {
     }
 
     /// Asks a chain about one message; `answering` is, for an answer, the request it
-    /// answers.
-    #[allow(clippy::too_many_arguments)]
+    /// answers; `trace`, the span the chain's plugin calls are children of.
     async fn judge(
         &self,
         chain: Chain,
-        direction: Direction,
-        kind: Kind,
-        method: &str,
-        id: Option<&RawValue>,
-        payload: Option<&RawValue>,
-        error: Option<&ErrorObject>,
+        asked: Asked<'_>,
         answering: Option<&Pending>,
+        trace: Option<&SpanContext>,
     ) -> Verdict {
         let (interceptor, server, request_payload): (&dyn Interceptor, _, _) = match chain {
             Chain::Global { owner } => (
@@ -1686,17 +1738,18 @@ impl SessionRelay {
             }
         };
         let message = Intercepted {
-            direction,
-            kind,
-            method,
-            id,
-            payload,
-            error,
+            direction: asked.direction,
+            kind: asked.kind,
+            method: asked.method,
+            id: asked.id,
+            payload: asked.payload,
+            error: asked.error,
             request_payload,
             elapsed: answering.map(|p| p.started.elapsed()),
             session: &self.config.session,
-            shared_session: self.config.shared_session,
+            shared_session: self.config.shares_session(),
             server,
+            trace,
         };
         let verdict = interceptor.intercept(message).await;
         interceptor.observe(&message, &verdict);
@@ -1718,18 +1771,16 @@ impl SessionRelay {
             Message::Error { error, .. } => (Kind::Error, None, ErrorObject::from_raw(error)),
             _ => unreachable!("only answers are judged here"),
         };
-        let verdict = self
-            .judge(
-                chain,
-                direction,
-                kind,
-                &pending.method,
-                Some(&id),
-                payload,
-                error.as_ref(),
-                Some(pending),
-            )
-            .await;
+        let asked = Asked {
+            direction,
+            kind,
+            method: &pending.method,
+            id: Some(&id),
+            payload,
+            error: error.as_ref(),
+        };
+        let trace = pending.operation.as_ref().and_then(Operation::trace_parent);
+        let verdict = self.judge(chain, asked, Some(pending), trace).await;
         let judged = match (verdict, answer) {
             (Verdict::Pass, Message::Response { result, .. }) => {
                 (Message::Response { id, result }, true)
@@ -1743,9 +1794,10 @@ impl SessionRelay {
             (Verdict::Pass, _) => unreachable!("only answers are judged here"),
         };
         // Past the global chain towards the client: the client's operation is done.
-        if let (Chain::Global { .. }, Direction::ToClient) = (chain, direction) {
-            let operation = pending.operation.as_ref();
-            metrics::metrics().operation_answered(operation, &pending.method, &judged.0);
+        if let (Chain::Global { .. }, Direction::ToClient) = (chain, direction)
+            && let Some(operation) = &pending.operation
+        {
+            operation.answered(&pending.method, &judged.0);
         }
         judged
     }
@@ -1788,13 +1840,54 @@ impl SessionRelay {
         }
     }
 
+    /// Traces a request forwarded to backend `index` as a client span, a child of the
+    /// client request it serves, and writes the span's context into its `_meta`.
+    fn trace_upstream(
+        &mut self,
+        index: usize,
+        forwarded_id: &RawValue,
+        method: &str,
+        params: &mut Option<Box<RawValue>>,
+        parent: Option<SpanContext>,
+    ) {
+        let (Some(tracer), Some(parent)) = (trace::tracer(), parent) else {
+            return;
+        };
+        let backend = &mut self.backends[index];
+        let span = ClientSpan::start(tracer, &parent, &backend.name, method, forwarded_id, params);
+        if let Some(pending) = backend.side.awaiting.get_mut(forwarded_id) {
+            pending.upstream = Some(span);
+        }
+    }
+
+    /// Backend `index` answered `pending` with `answer`, or it failed without one.
+    fn upstream_done(
+        &self,
+        index: usize,
+        pending: &mut Pending,
+        answer: Result<&Message, &ErrorObject>,
+    ) {
+        let error = match answer {
+            Ok(answer) => ErrorType::of_answer(&pending.method, answer),
+            Err(error) => Some(ErrorType::of_code(error.code)),
+        };
+        let label = &self.backends[index].label;
+        let elapsed = pending.started.elapsed();
+        metrics::metrics().upstream_done(label, &pending.method, elapsed, error);
+        if let Some(span) = pending.upstream.take() {
+            span.end(&pending.method, answer);
+        }
+    }
+
     /// A request forwarded to backend `index` will not be answered: the client's
     /// request fails with `error`, or, for one part of a fan-out, that part does.
-    async fn fail_backend_request(&mut self, index: usize, pending: Pending, error: ErrorObject) {
-        let elapsed = pending.started.elapsed();
-        let error_type = Some(ErrorType::of_code(error.code));
-        let label = &self.backends[index].label;
-        metrics::metrics().upstream_done(label, &pending.method, elapsed, error_type);
+    async fn fail_backend_request(
+        &mut self,
+        index: usize,
+        mut pending: Pending,
+        error: ErrorObject,
+    ) {
+        self.upstream_done(index, &mut pending, Err(&error));
         match pending.part_of {
             Some(fanout) => self.on_part(fanout, index, Err(error)).await,
             None => self.fail_request(pending, &error).await,
@@ -1815,8 +1908,9 @@ impl SessionRelay {
     /// the backend's answer it will not get.
     async fn fail_request(&mut self, pending: Pending, error: &ErrorObject) {
         self.forget_progress(&pending);
-        let operation = pending.operation.as_ref();
-        metrics::metrics().operation_failed(operation, &pending.method, error.code);
+        if let Some(operation) = &pending.operation {
+            operation.failed(&pending.method, error);
+        }
         let id = pending.original_id;
         let outbound = Outbound {
             related: Some(id.clone()),

@@ -156,7 +156,7 @@ impl EncodeLabelValue for ErrorType {
 /// Whether a `tools/call` result says `isError: true`. Most results say nothing or
 /// `false`: a scan of the text tells, and only a `true` is confirmed by parsing
 /// (it may belong to a nested object).
-fn is_tool_error(result: &RawValue) -> bool {
+pub(crate) fn is_tool_error(result: &RawValue) -> bool {
     #[derive(Deserialize)]
     struct ToolResult {
         #[serde(rename = "isError", default)]
@@ -261,7 +261,7 @@ impl VerdictLabel {
         VerdictLabel::Reject,
     ];
 
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             VerdictLabel::Pass => "pass",
             VerdictLabel::Rewrite => "rewrite",
@@ -635,24 +635,15 @@ impl Metrics {
     }
 
     /// A client's request to `method` got `answer` (from a server, a plugin, or the
-    /// proxy). `None`: not a client's request, nothing to count.
-    pub fn operation_answered(
-        &self,
-        operation: Option<&Operation>,
-        method: &str,
-        answer: &Message,
-    ) {
-        if let Some(operation) = operation {
-            self.operation_done(operation, method, ErrorType::of_answer(method, answer));
-        }
+    /// proxy).
+    pub fn operation_answered(&self, operation: &Operation, method: &str, answer: &Message) {
+        self.operation_done(operation, method, ErrorType::of_answer(method, answer));
     }
 
     /// A client's request to `method` failed with an error of `code` that the relay
     /// or a plugin made.
-    pub fn operation_failed(&self, operation: Option<&Operation>, method: &str, code: i64) {
-        if let Some(operation) = operation {
-            self.operation_done(operation, method, Some(ErrorType::of_code(code)));
-        }
+    pub fn operation_failed(&self, operation: &Operation, method: &str, code: i64) {
+        self.operation_done(operation, method, Some(ErrorType::of_code(code)));
     }
 
     /// A client's request was answered (by a server, a plugin, or the proxy).

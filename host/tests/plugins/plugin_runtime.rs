@@ -48,6 +48,7 @@ fn request<'a>(method: &'a str, params: &'a RawValue, id: &'a RawValue) -> Inter
         session: "test",
         shared_session: false,
         server: "test",
+        trace: None,
     }
 }
 

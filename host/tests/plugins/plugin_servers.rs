@@ -88,7 +88,10 @@ fn audit_of(proxy: &Proxy, id: u64, count: usize) -> Vec<(String, Value)> {
                 let record: Value = serde_json::from_str(line["message"].as_str()?).ok()?;
                 (record["id"] == json!(id)).then(|| {
                     (
-                        line["plugin"].as_str().unwrap_or_default().to_owned(),
+                        line["interpose.plugin.name"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
                         record,
                     )
                 })

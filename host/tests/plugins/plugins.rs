@@ -226,7 +226,7 @@ fn json_logs_are_one_object_per_line_naming_the_plugin() {
                 .is_some_and(|m| m.contains(r#""kind":"response""#))
         })
         .expect("the audit line");
-    assert_eq!(audit["plugin"], "audit-log", "{audit}");
+    assert_eq!(audit["interpose.plugin.name"], "audit-log", "{audit}");
     let record: serde_json::Value =
         serde_json::from_str(audit["message"].as_str().unwrap()).expect("the plugin's JSON");
     assert_eq!(record["id"], 5);

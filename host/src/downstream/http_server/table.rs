@@ -117,21 +117,20 @@ impl SessionTable {
             outbound: to_client,
             writer: dispatcher,
         };
-        let shared = kind == SessionKind::Stateless;
+        let transport = match kind {
+            SessionKind::Stateless => Transport::Sessionless,
+            SessionKind::Streamable => Transport::StreamableHttp,
+            SessionKind::LegacySse => Transport::Sse,
+        };
         let running = state
             .backend
-            .open(client, &label, shared, context)
+            .open(client, &label, transport, context)
             .map_err(StartError::Backend)?;
         if kind != SessionKind::Stateless {
             self.lock().insert(session.id.clone(), session.clone());
         }
         self.running.fetch_add(1, Ordering::AcqRel);
         tracing::info!(session = %session.label, "session opened");
-        let transport = match kind {
-            SessionKind::Stateless => Transport::Sessionless,
-            SessionKind::Streamable => Transport::StreamableHttp,
-            SessionKind::LegacySse => Transport::Sse,
-        };
         let open = crate::telemetry::metrics().session_opened(transport);
         let state = state.clone();
         let ended = session.clone();

@@ -7,7 +7,7 @@ use serde_json::value::RawValue;
 
 use super::{EXIT_WAIT, INITIALIZE, INITIALIZED, LIST_CHANGED, SET_LEVEL, SessionRelay, State};
 use crate::session::gateway::Merge;
-use crate::telemetry::metrics;
+use crate::telemetry::{Operation, metrics};
 use crate::wire::jsonrpc::{self, BACKEND_UNAVAILABLE, ErrorObject, Message, RawId};
 use crate::wire::link::Outbound;
 
@@ -304,14 +304,16 @@ impl SessionRelay {
         index: usize,
         id: RawId,
         method: &str,
-        operation: Option<&metrics::Operation>,
+        operation: Option<&Operation>,
     ) {
         let backend = &self.backends[index];
         let message = backend
             .state
             .unavailable(&backend.name, backend.lifecycle.start_timeout);
         let error = self.unavailable_error(index, message, method);
-        metrics::metrics().operation_failed(operation, method, error.code);
+        if let Some(operation) = operation {
+            operation.failed(method, &error);
+        }
         let outbound = Outbound {
             related: Some(id.clone()),
             ..Outbound::new(Message::error_response(id, &error))

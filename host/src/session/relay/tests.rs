@@ -192,7 +192,7 @@ fn backend(name: &str, link: Link) -> BackendLink {
 fn config(server: &str) -> RelayConfig {
     RelayConfig {
         session: "test".into(),
-        shared_session: false,
+        transport: Transport::Stdio,
         server: server.into(),
         interceptor: Arc::new(PassAll),
         shutdown_grace: Duration::from_secs(5),
@@ -805,7 +805,7 @@ async fn observe_is_called_before_the_relay_acts_on_the_verdict() {
     });
     let config = RelayConfig {
         session: "test".into(),
-        shared_session: false,
+        transport: Transport::Stdio,
         server: "backend".into(),
         interceptor: observer.clone(),
         shutdown_grace: Duration::from_millis(100),
