@@ -2,6 +2,8 @@
 # Installs what the end-to-end tests (tests/e2e) need, on a fresh machine or again:
 #   - a Python venv at <repo>/.venv with tests/requirements.txt
 #   - the Node test servers into tests/node_modules (npm ci, from tests/package-lock.json)
+#   - an OCI registry (the Debian package `docker-registry`) for the plugin
+#     distribution tests, which start and stop their own instances
 # Idempotent: a step whose inputs did not change since it last succeeded is skipped.
 # Quiet: one line per step; a failing step prints its output and stops the script.
 # It does not build interpose; the tests take the binary from $INTERPOSE_BIN
@@ -57,6 +59,20 @@ else
     step "npm ci in tests/ (node $(node --version))"
     run npm ci --prefix tests --no-audit --no-fund --loglevel=error
     echo "$want" >"$stamp"
+fi
+
+# 4. An OCI registry (host/tests/plugins/plugin_oci.rs starts one per test)
+if command -v docker-registry >/dev/null; then
+    step "docker-registry installed"
+else
+    step "apt-get install docker-registry"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    # Package lists may be empty on a fresh machine.
+    if ! apt-cache policy docker-registry 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+        run $sudo apt-get update -q
+    fi
+    run $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-registry
 fi
 
 step "done; run the suite with: .venv/bin/pytest tests/e2e"

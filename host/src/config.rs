@@ -13,6 +13,9 @@ use serde::{Deserialize, Deserializer};
 use crate::session::gateway::GatewayOptions;
 use crate::session::names::PrefixMode;
 
+/// How a plugin `path` names a plugin in an OCI registry instead of a file.
+pub const OCI_SCHEME: &str = "oci://";
+
 /// The default deadline for one plugin call.
 pub const DEFAULT_TIMEOUT_MS: u64 = 50;
 /// The default memory cap of one plugin instance.
@@ -418,10 +421,15 @@ impl PluginConfig {
         serde_json::to_string(&self.config).unwrap_or_else(|_| "{}".to_owned())
     }
 
-    /// The name to show before the manifest is known: the file's stem.
+    /// The name to show before the manifest is known: the file's stem, or the last
+    /// part of a registry reference's name.
     pub fn display_name(&self) -> String {
-        let name = match &self.name {
-            Some(name) => name.clone(),
+        let referenced = self.reference().and_then(|r| {
+            let name = r.rsplit('/').next()?;
+            name.split(['@', ':']).next().map(str::to_owned)
+        });
+        let name = match self.name.clone().or(referenced) {
+            Some(name) => name,
             None => self
                 .path
                 .file_stem()
@@ -480,9 +488,17 @@ impl PluginConfig {
         Ok(())
     }
 
+    /// The registry reference `path` names (`oci://REGISTRY/NAME:TAG`), if it names
+    /// one rather than a file.
+    pub fn reference(&self) -> Option<&str> {
+        self.path.to_str().filter(|p| p.starts_with(OCI_SCHEME))
+    }
+
     /// Makes relative paths relative to `base` (the directory of the config file).
     fn resolve_paths(&mut self, base: &Path) {
-        self.path = base.join(&self.path);
+        if self.reference().is_none() {
+            self.path = base.join(&self.path);
+        }
         for dir in &mut self.dirs {
             dir.host = base.join(&dir.host);
         }

@@ -136,6 +136,34 @@ enum PluginCommand {
     /// package.json (JavaScript). The Python and JavaScript toolchains are installed into
     /// $INTERPOSE_TOOLS_DIR (default ~/.cache/interpose-tools) the first time.
     Build(BuildArgs),
+    /// Push a plugin to an OCI registry as a Wasm OCI artifact (one `application/wasm`
+    /// layer, as `wkg` and Spin push components); prints the manifest's digest.
+    ///
+    /// Example: interpose plugin push redact.wasm ghcr.io/acme/redact:1.0
+    Push(PushArgs),
+    /// Pull a plugin from an OCI registry into the local cache, checking every digest;
+    /// prints the reference pinned to its digest and the cached file. A tag is
+    /// resolved again each time this runs (a proxy uses what was pulled last).
+    ///
+    /// Example: interpose plugin pull ghcr.io/acme/redact:1.0
+    Pull(PullArgs),
+}
+
+#[derive(Args)]
+struct PushArgs {
+    /// The component to push.
+    #[arg(value_name = "FILE.wasm")]
+    file: std::path::PathBuf,
+    /// Where to: REGISTRY/NAME:TAG (`oci://` in front is accepted).
+    #[arg(value_name = "REF")]
+    reference: String,
+}
+
+#[derive(Args)]
+struct PullArgs {
+    /// What to pull: REGISTRY/NAME:TAG or REGISTRY/NAME@sha256:DIGEST.
+    #[arg(value_name = "REF")]
+    reference: String,
 }
 
 #[derive(Args)]
@@ -417,7 +445,34 @@ fn plugin_command(command: PluginCommand) -> anyhow::Result<()> {
             println!("{}", built.display());
             Ok(())
         }
+        PluginCommand::Push(args) => registry_command(async move {
+            use interpose::plugin::oci;
+            let reference = oci::PluginRef::parse(&args.reference)?;
+            let wasm = std::fs::read(&args.file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?;
+            let digest = oci::push(wasm, &reference).await?;
+            println!("{digest}");
+            Ok(())
+        }),
+        PluginCommand::Pull(args) => registry_command(async move {
+            use interpose::plugin::oci;
+            let reference = oci::PluginRef::parse(&args.reference)?;
+            let pulled = oci::pull(&oci::OciCache::open_default()?, &reference).await?;
+            println!("{}@{}", reference.name(), pulled.manifest);
+            println!("{}", pulled.path.display());
+            Ok(())
+        }),
     }
+}
+
+/// Runs a command that talks to a registry, on a runtime of its own.
+fn registry_command(
+    command: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(command)
 }
 
 fn new_plugin(args: NewArgs) -> anyhow::Result<()> {

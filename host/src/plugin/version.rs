@@ -12,6 +12,7 @@ use super::health::Breaker;
 use super::kv::KvStore;
 use super::limits::{Failure, Limits, first_line};
 use super::message_view::MessageView;
+use super::oci;
 use super::pool::{InstanceFactory, InstancePool, StartError};
 use super::sandbox::{Grants, PluginTag};
 use crate::config::{PluginConfig, Sha256};
@@ -46,6 +47,10 @@ pub struct LoadError {
 pub enum LoadProblem {
     #[error("cannot read the file: {0}")]
     Read(std::io::Error),
+    /// An `oci://` reference that could not be pulled, or whose cached bytes are not
+    /// what they were stored as.
+    #[error("{0}")]
+    Registry(String),
     #[error("the file has sha256 {actual}, but the configuration pins {expected}")]
     PinMismatch { expected: Sha256, actual: Sha256 },
     #[error("the file is not a usable WebAssembly component: {0}")]
@@ -75,9 +80,13 @@ impl LoadError {
 
 /// The file's bytes and their digest, checked against the pin.
 pub async fn read_checked(config: &PluginConfig) -> Result<(Arc<[u8]>, Sha256), LoadError> {
-    let bytes = tokio::fs::read(&config.path)
-        .await
-        .map_err(|cause| LoadError::new(config, LoadProblem::Read(cause)))?;
+    let bytes = match config.reference() {
+        Some(reference) => read_pulled(reference).await,
+        None => tokio::fs::read(&config.path)
+            .await
+            .map_err(LoadProblem::Read),
+    }
+    .map_err(|problem| LoadError::new(config, problem))?;
     let actual = Sha256::of(&bytes);
     if let Some(expected) = config.sha256
         && expected != actual
@@ -88,6 +97,19 @@ pub async fn read_checked(config: &PluginConfig) -> Result<(Arc<[u8]>, Sha256), 
         ));
     }
     Ok((bytes.into(), actual))
+}
+
+/// The bytes of a plugin named by registry reference: from the cache, pulled into it
+/// first if they are not there, and checked against the digest they are kept under.
+async fn read_pulled(reference: &str) -> Result<Vec<u8>, LoadProblem> {
+    let registry = |e: anyhow::Error| LoadProblem::Registry(format!("{e:#}"));
+    let reference = oci::PluginRef::parse(reference).map_err(registry)?;
+    let cached = oci::resolve(&reference).await.map_err(registry)?;
+    let bytes = tokio::fs::read(&cached.path)
+        .await
+        .map_err(LoadProblem::Read)?;
+    oci::verify_cached(&bytes, &cached.digest).map_err(registry)?;
+    Ok(bytes)
 }
 
 /// What a version shares with the versions before and after it.
