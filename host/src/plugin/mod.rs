@@ -33,6 +33,7 @@ mod reload;
 mod sandbox;
 mod slot;
 mod stats;
+pub mod trust;
 mod version;
 
 use std::sync::Arc;
