@@ -19,4 +19,5 @@ mod plugin_reload;
 mod plugin_runtime;
 mod plugin_servers;
 mod plugin_startup;
+mod plugin_trust;
 mod plugins;

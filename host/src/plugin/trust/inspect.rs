@@ -93,30 +93,38 @@ pub async fn inspect(path: &Path, keys: &[String]) -> anyhow::Result<Inspection>
     config.timeout_ms = 10_000;
     config.memory_mb = 512;
     config.pool_size = 1;
-    let bytes: Arc<[u8]> = bytes.into();
-    let component = runtime
-        .compile(config.display_name(), bytes.clone(), sha256)
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "{} is not a usable WebAssembly component: {e:#}",
-                path.display()
-            )
-        })?;
-    let wit_version = exported_version(runtime.engine(), &component);
-    let lineage = Lineage {
-        tag: PluginTag::new(&config.display_name()),
-        kv: Arc::new(KvStore::default()),
-        max_message_bytes: crate::wire::framing::DEFAULT_MAX_MESSAGE_BYTES,
+    let size = bytes.len() as u64;
+    // A file that does not compile is still reported on: its digest, declaration
+    // and signature say what it is and who made it.
+    let compiled = runtime
+        .compile(config.display_name(), bytes.into(), sha256)
+        .await;
+    let (wit_version, manifest) = match compiled {
+        Ok(component) => {
+            let lineage = Lineage {
+                tag: PluginTag::new(&config.display_name()),
+                kv: Arc::new(KvStore::default()),
+                max_message_bytes: crate::wire::framing::DEFAULT_MAX_MESSAGE_BYTES,
+            };
+            let started = std::time::Instant::now();
+            let manifest =
+                PluginVersion::start(&runtime, &config, &component, sha256, &lineage, started)
+                    .await
+                    .map(|version| manifest_report(&version.manifest))
+                    .map_err(|e| e.problem.to_string());
+            (exported_version(runtime.engine(), &component), manifest)
+        }
+        Err(e) => (
+            None,
+            Err(format!(
+                "the file is not a usable WebAssembly component: {}",
+                crate::plugin::limits::first_line(&e)
+            )),
+        ),
     };
-    let started = std::time::Instant::now();
-    let manifest = PluginVersion::start(&runtime, &config, &component, sha256, &lineage, started)
-        .await
-        .map(|version| manifest_report(&version.manifest))
-        .map_err(|e| e.problem.to_string());
     Ok(Inspection {
         path: path.to_owned(),
-        size: bytes.len() as u64,
+        size,
         sha256: sha256.to_string(),
         wit_version,
         manifest,
