@@ -11,7 +11,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use wasm_encoder::Encode;
-use wasmparser::{Parser, Payload};
+use wasmparser::{Chunk, Parser, Payload};
 
 use crate::config::{DirMode, PluginConfig};
 
@@ -157,40 +157,55 @@ enum TopLevel<'a> {
     Other { id: u8, data: &'a [u8] },
 }
 
-/// The sections of the outermost component (or module), in order.
+/// The sections of the outermost component (or module), in order. Nested modules
+/// and components (nearly all the bytes of a Python or JavaScript component) are
+/// taken whole, not parsed: this runs at every load.
 fn top_level_sections(wasm: &[u8]) -> Result<Vec<TopLevel<'_>>, DeclarationError> {
     let not_wasm = |e: wasmparser::BinaryReaderError| DeclarationError::NotWasm(e.to_string());
     let mut sections = Vec::new();
-    // Nested modules and components are reported whole by their section, then
-    // parsed payload by payload, up to their own `End`.
-    let mut depth = 0usize;
-    for payload in Parser::new(0).parse_all(wasm) {
-        let payload = payload.map_err(not_wasm)?;
-        if depth == 0 {
-            match &payload {
-                Payload::Version { range, .. } => {
-                    sections.push(TopLevel::Header(&wasm[range.clone()]))
-                }
-                Payload::CustomSection(custom) if custom.name() == SECTION_NAME => {
-                    sections.push(TopLevel::Declaration(custom.data()))
-                }
-                other => {
-                    if let Some((id, range)) = other.as_section() {
-                        sections.push(TopLevel::Other {
-                            id,
-                            data: &wasm[range],
-                        });
-                    }
+    let mut parser = Parser::new(0);
+    let mut at = 0;
+    loop {
+        let (consumed, payload) = match parser.parse(&wasm[at..], true).map_err(not_wasm)? {
+            Chunk::Parsed { consumed, payload } => (consumed, payload),
+            // Not with `eof = true`: the parser reports a truncated file as an error.
+            Chunk::NeedMoreData(_) => {
+                return Err(DeclarationError::NotWasm("truncated".into()));
+            }
+        };
+        at += consumed;
+        match &payload {
+            Payload::Version { range, .. } => sections.push(TopLevel::Header(&wasm[range.clone()])),
+            Payload::CustomSection(custom) if custom.name() == SECTION_NAME => {
+                sections.push(TopLevel::Declaration(custom.data()))
+            }
+            Payload::End(_) => return Ok(sections),
+            other => {
+                if let Some((id, range)) = other.as_section() {
+                    sections.push(TopLevel::Other {
+                        id,
+                        data: wasm.get(range).ok_or_else(|| {
+                            DeclarationError::NotWasm("a section runs past the end".into())
+                        })?,
+                    });
                 }
             }
         }
+        // The parser moved past these; its input must too.
         match payload {
-            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
-            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ModuleSection {
+                unchecked_range, ..
+            }
+            | Payload::ComponentSection {
+                unchecked_range, ..
+            } => at = unchecked_range.end,
+            Payload::CodeSectionStart { range, .. } => {
+                parser.skip_section();
+                at = range.end;
+            }
             _ => {}
         }
     }
-    Ok(sections)
 }
 
 /// What the configuration grants, as comparable with a declaration.
@@ -379,6 +394,30 @@ mod tests {
             embed(EMPTY_COMPONENT, &second).unwrap(),
             "the old section is gone"
         );
+    }
+
+    #[test]
+    fn nested_modules_are_kept_whole_and_their_custom_sections_are_not_the_components() {
+        let mut inner = wasm_encoder::Module::new();
+        inner.section(&wasm_encoder::CustomSection {
+            name: SECTION_NAME.into(),
+            data: br#"{"kv": true}"#.as_slice().into(),
+        });
+        let mut component = wasm_encoder::Component::new();
+        component.section(&wasm_encoder::ModuleSection(&inner));
+        let wasm = component.finish();
+        assert_eq!(
+            read_declared(&wasm).unwrap(),
+            None,
+            "the nested module's section is its own"
+        );
+        let declared = declared(serde_json::json!({"env": ["A"]}));
+        let embedded = embed(&wasm, &declared).unwrap();
+        assert_eq!(read_declared(&embedded).unwrap(), Some(declared));
+        assert_eq!(embedded[..wasm.len()], wasm[..], "the rest is unchanged");
+        wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+            .validate_all(&embedded)
+            .expect("still a valid component");
     }
 
     #[test]
