@@ -8,6 +8,7 @@ mod http_support;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod plugin_compat;
 mod plugin_config;
 mod plugin_dev;
 mod plugin_grants;
