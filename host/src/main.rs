@@ -179,7 +179,8 @@ struct KeygenArgs {
 struct SignArgs {
     /// The plugin component.
     file: std::path::PathBuf,
-    /// The secret key (from `interpose plugin keygen`, or `minisign -G -W`).
+    /// The secret key, from `interpose plugin keygen` (for a key made by the minisign
+    /// tool, sign with `minisign -S`: interpose accepts its signatures).
     #[arg(long, value_name = "SECRET")]
     key: std::path::PathBuf,
 }

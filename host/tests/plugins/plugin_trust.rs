@@ -263,14 +263,15 @@ fn a_plugin_granted_what_it_declares_loads_and_over_grants_are_warned_about() {
     let mut proxy = Proxy::start(&["--config".as_ref(), config.as_os_str()]).holding(dir);
     assert_eq!(count(&mut proxy, 1), 1);
     assert_eq!(count(&mut proxy, 2), 2, "the store it declared is there");
-    let log = proxy.log();
     assert!(
-        log.contains(
+        proxy.wait_for_log(
             "plugin `counter` is granted what it does not declare: directory `/data` (rw), \
              environment variable `HOME`, outbound HTTP `https://api.example.com/*`; remove \
-             these grants"
+             these grants",
+            Duration::from_secs(10)
         ),
-        "{log}"
+        "{}",
+        proxy.log()
     );
 }
 
@@ -410,12 +411,14 @@ fn a_signed_plugin_is_accepted_when_signatures_are_required() {
     let mut proxy = Proxy::start(&["--config".as_ref(), config.as_os_str()]).holding(dir);
     let answer = proxy.call_tool(1, "respond", json!({}));
     assert_eq!(result(&answer)["by"], "plugin");
+    // The log is read by another thread: wait for the line rather than race it.
+    let verified = format!(
+        "signature by trusted key {} verified for {}",
+        key_id(&public),
+        plugin.display()
+    );
     assert!(
-        proxy.log().contains(&format!(
-            "signature by trusted key {} verified for {}",
-            key_id(&public),
-            plugin.display()
-        )),
+        proxy.wait_for_log(&verified, Duration::from_secs(10)),
         "{}",
         proxy.log()
     );

@@ -49,7 +49,11 @@ pub struct Admission {
 pub fn admit(config: &PluginConfig, bytes: &[u8]) -> Result<Admission, TrustError> {
     let started = Instant::now();
     let signed_by = config.signature_policy().admit(&config.path, bytes)?;
-    let declared = capabilities::read_declared(bytes)?;
+    let declared = match capabilities::read_declared(bytes) {
+        // Not WebAssembly at all: compiling it says so, as it did before declarations.
+        Err(DeclarationError::NotWasm(_)) => None,
+        read => read?,
+    };
     if let Some(declared) = &declared {
         let comparison = capabilities::compare(declared, &Granted::of(config));
         if !comparison.missing.is_empty() {

@@ -1,8 +1,10 @@
 //! Plugin signatures in the minisign format (Ed25519 over a BLAKE2b hash of the
 //! file): `FILE.wasm.minisig` beside the component, made by `interpose plugin sign`
 //! or by the `minisign` tool itself, checked against the configuration's trusted
-//! public keys. Key files are minisign's too (`minisign -G -W` makes ones that work
-//! here).
+//! public keys. Public key files are minisign's: the tool's keys are trusted and its
+//! signatures accepted as they are (except legacy, not prehashed, ones);
+//! `interpose plugin sign` takes the unencrypted secret keys `interpose plugin
+//! keygen` writes.
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -191,8 +193,8 @@ pub fn sign(bytes: &[u8], secret: &str, file_name: &str) -> anyhow::Result<(Stri
         .and_then(SecretKeyBox::into_unencrypted_secret_key)
         .map_err(|e| {
             anyhow::anyhow!(
-                "not an unencrypted minisign secret key ({e}); `interpose plugin keygen` \
-                 makes one, or sign a password-protected key's way with `minisign -S`"
+                "not a secret key from `interpose plugin keygen` ({e}); sign with the \
+                 `minisign` tool (`minisign -S`) for its own keys"
             )
         })?;
     let trusted = format!(
