@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::session::gateway::GatewayOptions;
 use crate::session::names::PrefixMode;
@@ -46,6 +46,24 @@ pub struct Config {
     /// How several servers are shown behind one endpoint (`[gateway]`).
     #[serde(default)]
     pub gateway: GatewayConfig,
+    /// Signatures every plugin needs (`[trust]`); a plugin's own keys override it.
+    #[serde(default)]
+    pub trust: TrustConfig,
+}
+
+/// The `[trust]` table: the signature policy of every plugin (those of `[[plugins]]`,
+/// of each server's own chain and of `--plugin`), unless a plugin sets its own.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustConfig {
+    /// Refuse a plugin whose file is not signed (`FILE.wasm.minisig`, minisign) by
+    /// one of `trusted_keys`; checked at start and on every reload.
+    #[serde(default)]
+    pub require_signature: bool,
+    /// The public keys whose signatures are accepted: minisign public keys inline
+    /// (`RW...`) or paths of minisign `.pub` files.
+    #[serde(default)]
+    pub trusted_keys: Vec<String>,
 }
 
 /// The `[gateway]` table.
@@ -229,6 +247,22 @@ pub struct PluginConfig {
     /// plugin may read. No other variable is visible.
     #[serde(default)]
     pub env: Vec<String>,
+    /// Outbound HTTP URL prefixes the plugin may call (`https://api.example.com/*`).
+    /// Compared with what the plugin declares; no HTTP client is linked yet.
+    #[serde(default)]
+    pub http: Vec<String>,
+    /// Whether the plugin may use the key-value store. Unset, it may (as before
+    /// grants for it existed); `false` refuses a plugin that declares it uses the
+    /// store, and makes the store empty and read-only for one that does not declare.
+    #[serde(default)]
+    pub kv: Option<bool>,
+    /// Requires a signature by a trusted key for this plugin; defaults to
+    /// `[trust].require_signature`.
+    #[serde(default)]
+    pub require_signature: Option<bool>,
+    /// The keys accepted for this plugin, instead of `[trust].trusted_keys`.
+    #[serde(default)]
+    pub trusted_keys: Option<Vec<String>>,
     /// In a gateway, the server whose own chain holds this plugin: its name comes
     /// before the plugin's in logs, statistics and errors (`SERVER/NAME`), since the
     /// same plugin often serves several servers. Set by the host, not configurable.
@@ -285,7 +319,7 @@ impl DirGrant {
 }
 
 /// Access to a granted directory.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 pub enum DirMode {
     /// Read-only.
     #[default]
@@ -412,8 +446,28 @@ impl PluginConfig {
             sha256: None,
             dirs: Vec::new(),
             env: Vec::new(),
+            http: Vec::new(),
+            kv: None,
+            require_signature: None,
+            trusted_keys: None,
             server: None,
         }
+    }
+
+    /// Whether a signature is required, and by which keys.
+    pub fn signature_policy(&self) -> crate::plugin::trust::signature::SignaturePolicy {
+        crate::plugin::trust::signature::SignaturePolicy {
+            required: self.require_signature.unwrap_or(false),
+            trusted_keys: self.trusted_keys.clone().unwrap_or_default(),
+        }
+    }
+
+    /// Takes `[trust]`'s settings where this plugin sets none.
+    fn inherit_trust(&mut self, trust: &TrustConfig) {
+        self.require_signature
+            .get_or_insert(trust.require_signature);
+        self.trusted_keys
+            .get_or_insert_with(|| trust.trusted_keys.clone());
     }
 
     /// The `config` table as the JSON text `init` receives.
@@ -478,6 +532,10 @@ impl PluginConfig {
                 return Err(format!("`env` entry `{var}` is not a variable name"));
             }
         }
+        for url in &self.http {
+            crate::plugin::trust::capabilities::check_http_prefix(url)
+                .map_err(|e| format!("`http` entry {e}"))?;
+        }
         for dir in &self.dirs {
             if let Some(guest) = &dir.guest
                 && guest.is_empty()
@@ -502,6 +560,9 @@ impl PluginConfig {
         for dir in &mut self.dirs {
             dir.host = base.join(&dir.host);
         }
+        if let Some(keys) = &mut self.trusted_keys {
+            resolve_key_paths(keys, base);
+        }
     }
 }
 
@@ -523,6 +584,7 @@ impl Config {
             path: origin.to_owned(),
             message: one_line(&e, text),
         })?;
+        resolve_key_paths(&mut config.trust.trusted_keys, base);
         check_plugins(&mut config.plugins, base).map_err(|(index, plugin, message)| {
             ConfigError::Invalid {
                 path: origin.to_owned(),
@@ -543,6 +605,13 @@ impl Config {
                 *cwd = base.join(&*cwd);
             }
         }
+        let plugins = config
+            .servers
+            .values_mut()
+            .flat_map(|s| s.plugins.iter_mut());
+        for plugin in config.plugins.iter_mut().chain(plugins) {
+            plugin.inherit_trust(&config.trust);
+        }
         Ok(config)
     }
 }
@@ -560,6 +629,15 @@ fn check_plugins(
         plugin.resolve_paths(base);
     }
     Ok(())
+}
+
+/// Makes key file paths among `keys` relative to `base`; inline keys stay as they are.
+fn resolve_key_paths(keys: &mut [String], base: &Path) {
+    for key in keys {
+        if !crate::plugin::trust::signature::looks_inline(key.trim()) {
+            *key = base.join(&*key).to_string_lossy().into_owned();
+        }
+    }
 }
 
 /// A TOML error as one line, `LINE:COLUMN: message`, without the quoted source.
@@ -582,11 +660,18 @@ pub fn plugin_list(
     config_file: Option<&Path>,
     cli_plugins: &[PathBuf],
 ) -> Result<Vec<PluginConfig>, ConfigError> {
-    let mut plugins = match config_file {
-        Some(path) => Config::load(path)?.plugins,
-        None => Vec::new(),
+    let (mut plugins, trust) = match config_file {
+        Some(path) => {
+            let config = Config::load(path)?;
+            (config.plugins, config.trust)
+        }
+        None => (Vec::new(), TrustConfig::default()),
     };
-    plugins.extend(cli_plugins.iter().map(PluginConfig::from_path));
+    plugins.extend(cli_plugins.iter().map(|path| {
+        let mut plugin = PluginConfig::from_path(path);
+        plugin.inherit_trust(&trust);
+        plugin
+    }));
     Ok(plugins)
 }
 
@@ -660,7 +745,8 @@ mod tests {
             err,
             "interpose.toml:3:1: unknown field `timeout`, expected one of `path`, `name`, `config`, \
              `failure_policy`, `timeout_ms`, `memory_mb`, `max_output_bytes`, `max_input_bytes`, \
-             `unchecked_policy`, `breaker_cooldown_ms`, `pool_size`, `sha256`, `dirs`, `env`"
+             `unchecked_policy`, `breaker_cooldown_ms`, `pool_size`, `sha256`, `dirs`, `env`, `http`, \
+             `kv`, `require_signature`, `trusted_keys`"
         );
     }
 
@@ -687,7 +773,7 @@ mod tests {
         let err = parse("plugin = []\n").unwrap_err();
         assert_eq!(
             err,
-            "interpose.toml:1:1: unknown field `plugin`, expected one of `plugins`, `servers`, `gateway`"
+            "interpose.toml:1:1: unknown field `plugin`, expected one of `plugins`, `servers`, `gateway`, `trust`"
         );
     }
 

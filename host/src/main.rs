@@ -147,6 +147,24 @@ enum PluginCommand {
     ///
     /// Example: interpose plugin pull ghcr.io/acme/redact:1.0
     Pull(PullArgs),
+    /// Show what a plugin is and asks for: name, version, WIT version, interests,
+    /// declared capabilities, size, sha256, signature.
+    ///
+    /// Example: interpose plugin inspect redact.wasm --key acme.pub
+    Inspect(InspectArgs),
+    /// Make a minisign key pair for signing plugins: PREFIX.key (secret) and PREFIX.pub.
+    ///
+    /// Example: interpose plugin keygen acme
+    Keygen(KeygenArgs),
+    /// Sign a plugin: writes FILE.wasm.minisig (minisign format).
+    ///
+    /// Example: interpose plugin sign redact.wasm --key acme.key
+    Sign(SignArgs),
+    /// Check a plugin's signature (FILE.wasm.minisig) against trusted public keys, as
+    /// `require_signature` does at load; exits non-zero with the reason.
+    ///
+    /// Example: interpose plugin verify redact.wasm --key acme.pub
+    Verify(VerifyArgs),
 }
 
 #[derive(Args)]
@@ -164,6 +182,44 @@ struct PullArgs {
     /// What to pull: REGISTRY/NAME:TAG or REGISTRY/NAME@sha256:DIGEST.
     #[arg(value_name = "REF")]
     reference: String,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    /// The plugin component.
+    file: std::path::PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// A trusted public key to check the signature with: a minisign .pub file or the
+    /// key inline (repeatable).
+    #[arg(long = "key", value_name = "PUB")]
+    keys: Vec<String>,
+}
+
+#[derive(Args)]
+struct KeygenArgs {
+    /// Where to write the keys: PREFIX.key and PREFIX.pub.
+    prefix: std::path::PathBuf,
+}
+
+#[derive(Args)]
+struct SignArgs {
+    /// The plugin component.
+    file: std::path::PathBuf,
+    /// The secret key, from `interpose plugin keygen` (for a key made by the minisign
+    /// tool, sign with `minisign -S`: interpose accepts its signatures).
+    #[arg(long, value_name = "SECRET")]
+    key: std::path::PathBuf,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// The plugin component.
+    file: std::path::PathBuf,
+    /// A trusted public key: a minisign .pub file or the key inline (repeatable).
+    #[arg(long = "key", value_name = "PUB", required = true)]
+    keys: Vec<String>,
 }
 
 #[derive(Args)]
@@ -462,6 +518,12 @@ fn plugin_command(command: PluginCommand) -> anyhow::Result<()> {
             println!("{}", pulled.path.display());
             Ok(())
         }),
+        PluginCommand::Inspect(args) => {
+            plugin_dev::trust::inspect(&args.file, &args.keys, args.json)
+        }
+        PluginCommand::Keygen(args) => plugin_dev::trust::keygen(&args.prefix),
+        PluginCommand::Sign(args) => plugin_dev::trust::sign(&args.file, &args.key),
+        PluginCommand::Verify(args) => plugin_dev::trust::verify(&args.file, &args.keys),
     }
 }
 

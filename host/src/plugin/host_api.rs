@@ -24,11 +24,17 @@ pub struct HostState {
     lent: Option<MessageView>,
     pub(super) limiter: MemoryLimiter,
     tag: Arc<PluginTag>,
-    kv: Arc<KvStore>,
+    /// `None` when the configuration says `kv = false`.
+    kv: Option<Arc<KvStore>>,
 }
 
 impl HostState {
-    pub fn new(wasi: WasiCtx, memory_bytes: usize, tag: Arc<PluginTag>, kv: Arc<KvStore>) -> Self {
+    pub fn new(
+        wasi: WasiCtx,
+        memory_bytes: usize,
+        tag: Arc<PluginTag>,
+        kv: Option<Arc<KvStore>>,
+    ) -> Self {
         HostState {
             wasi,
             table: ResourceTable::new(),
@@ -72,21 +78,27 @@ impl bindings::Host for HostState {
     }
 
     fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
-        self.kv.get(&key)
+        self.kv.as_ref()?.get(&key)
     }
 
     fn kv_set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) {
+        let Some(kv) = &self.kv else {
+            tracing::warn!(target: "interpose::plugin", plugin = &*self.tag.get(), "kv-set ignored: the key-value store is not granted (`kv = false`)");
+            return;
+        };
         if key.len() > MAX_KV_KEY {
             tracing::warn!(target: "interpose::plugin", plugin = &*self.tag.get(), "kv-set ignored: a key of {} bytes is over {MAX_KV_KEY}", key.len());
             return;
         }
-        if let Err(e) = self.kv.set(&key, value, ttl_ms.map(Duration::from_millis)) {
+        if let Err(e) = kv.set(&key, value, ttl_ms.map(Duration::from_millis)) {
             tracing::warn!(target: "interpose::plugin", plugin = &*self.tag.get(), "kv-set ignored: {e}");
         }
     }
 
     fn kv_delete(&mut self, key: String) {
-        self.kv.delete(&key);
+        if let Some(kv) = &self.kv {
+            kv.delete(&key);
+        }
     }
 }
 

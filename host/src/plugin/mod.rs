@@ -34,6 +34,7 @@ mod reload;
 mod sandbox;
 mod slot;
 mod stats;
+pub mod trust;
 mod version;
 
 use std::sync::Arc;

@@ -90,7 +90,8 @@ pub struct InstanceFactory {
     pub pre: PluginPre<HostState>,
     pub grants: Grants,
     pub tag: Arc<PluginTag>,
-    pub kv: Arc<KvStore>,
+    /// `None` when the store is not granted (`kv = false`).
+    pub kv: Option<Arc<KvStore>>,
     pub limits: Limits,
     /// The `config` table as JSON, passed to `init`.
     pub init_config: String,

@@ -2,6 +2,8 @@
 //! changed and then stayed the same for one more poll is loaded as a new version off
 //! the message path. New messages use it; calls in flight finish on the old version.
 //! A new version that fails to load leaves the old one serving, and says why.
+//! The signature beside a file (`FILE.wasm.minisig`) is watched with it, so a file
+//! refused because its new signature was not there yet loads once it is.
 
 use std::path::Path;
 use std::sync::{Arc, Weak};
@@ -14,16 +16,30 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// What identifies a file's contents cheaply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
+struct FileStamp {
     modified: Option<SystemTime>,
     len: u64,
 }
 
-fn stamp(path: &Path) -> Option<Stamp> {
+fn file_stamp(path: &Path) -> Option<FileStamp> {
     let meta = std::fs::metadata(path).ok()?;
-    Some(Stamp {
+    Some(FileStamp {
         modified: meta.modified().ok(),
         len: meta.len(),
+    })
+}
+
+/// A plugin file's stamp and its signature's; `None` while the plugin file is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    file: FileStamp,
+    signature: Option<FileStamp>,
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    Some(Stamp {
+        file: file_stamp(path)?,
+        signature: file_stamp(&super::trust::signature::signature_path(path)),
     })
 }
 

@@ -66,6 +66,9 @@ pub enum LoadProblem {
     InitRefused(String),
     #[error("the plugin's manifest has an empty name; set `name` in the configuration")]
     NoName,
+    /// Its signature or its declared capabilities (see [`super::trust`]).
+    #[error(transparent)]
+    Trust(#[from] super::trust::TrustError),
 }
 
 impl LoadError {
@@ -78,7 +81,9 @@ impl LoadError {
     }
 }
 
-/// The file's bytes and their digest, checked against the pin.
+/// The file's bytes and their digest, checked against the pin, the signature policy
+/// and the grants ([`super::trust::admit`]). Read once: the bytes checked are the
+/// bytes compiled, and their digest keys the compiled-plugin cache.
 pub async fn read_checked(config: &PluginConfig) -> Result<(Arc<[u8]>, Sha256), LoadError> {
     let bytes = match config.reference() {
         Some(reference) => read_pulled(reference).await,
@@ -95,6 +100,16 @@ pub async fn read_checked(config: &PluginConfig) -> Result<(Arc<[u8]>, Sha256), 
             config,
             LoadProblem::PinMismatch { expected, actual },
         ));
+    }
+    let admission = super::trust::admit(config, &bytes)
+        .map_err(|cause| LoadError::new(config, LoadProblem::Trust(cause)))?;
+    if let Some(key_id) = admission.signed_by {
+        tracing::info!(
+            target: "interpose::plugin",
+            plugin = %config.display_name(),
+            "signature by trusted key {key_id} verified for {}",
+            config.path.display()
+        );
     }
     Ok((bytes.into(), actual))
 }
@@ -129,14 +144,27 @@ impl PluginVersion {
         sha256: Sha256,
         lineage: &Lineage,
     ) -> Result<Arc<Self>, LoadError> {
-        let fail = |problem| LoadError::new(config, problem);
         let started = std::time::Instant::now();
         let component = runtime
             .compile(config.display_name(), wasm, sha256)
             .await
-            .map_err(|e| fail(LoadProblem::Compile(first_line(&e))))?;
+            .map_err(|e| LoadError::new(config, LoadProblem::Compile(first_line(&e))))?;
+        Self::start(runtime, config, &component, sha256, lineage, started).await
+    }
+
+    /// The rest of [`Self::load`], from a compiled component: link, start the first
+    /// instance, read its manifest. `started` is when loading began, for the log.
+    pub(super) async fn start(
+        runtime: &PluginRuntime,
+        config: &PluginConfig,
+        component: &wasmtime::component::Component,
+        sha256: Sha256,
+        lineage: &Lineage,
+        started: std::time::Instant,
+    ) -> Result<Arc<Self>, LoadError> {
+        let fail = |problem| LoadError::new(config, problem);
         let pre = runtime
-            .link(&component)
+            .link(component)
             .map_err(|e| fail(LoadProblem::Link(first_line(&e))))?;
         let grants =
             Grants::from_config(config).map_err(|cause| fail(LoadProblem::Grant(cause)))?;
@@ -146,7 +174,8 @@ impl PluginVersion {
             pre,
             grants,
             tag: lineage.tag.clone(),
-            kv: lineage.kv.clone(),
+            // `kv = false`: no store (see `host_api`).
+            kv: (config.kv != Some(false)).then(|| lineage.kv.clone()),
             limits,
             init_config: config.init_json(),
             live: Default::default(),

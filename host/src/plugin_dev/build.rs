@@ -9,8 +9,10 @@
 //!   componentize-js with its bindings patched; see `sdk/js/README.md`).
 //!
 //! Python and JavaScript components go to `<project>/target/<dir name>.wasm`
-//! unless an output is given. The component is then compiled into the proxy's
-//! compiled-plugin cache, so that `interpose run` starts without compiling it.
+//! unless an output is given. The capabilities the project declares in
+//! `capabilities.toml` are then embedded in the component (its
+//! `interpose-capabilities` section), and the component is compiled into the
+//! proxy's compiled-plugin cache, so that `interpose run` starts without compiling it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,6 +20,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use interpose::plugin::Origin;
+use interpose::plugin::trust::capabilities::{self, Capabilities};
 
 use super::sdk::Sdk;
 use super::toolchain::{self, COMPONENTIZE_PY_VERSION, RUST_TARGET};
@@ -59,6 +62,7 @@ pub fn build(options: &BuildOptions) -> Result<PathBuf> {
         Lang::Python => build_python(&dir, output),
         Lang::Js => build_js(&dir, output, options.force),
     }?;
+    embed_capabilities(&dir, &built)?;
     let bytes = std::fs::metadata(&built)
         .with_context(|| format!("the build wrote no {}", built.display()))?
         .len();
@@ -96,6 +100,32 @@ fn precompile(component: &Path) -> Result<()> {
             interpose::plugin::CACHE_DIR_ENV
         ),
     }
+    Ok(())
+}
+
+/// The file of a plugin project that declares what the plugin needs.
+pub const CAPABILITIES_FILE: &str = "capabilities.toml";
+
+/// Embeds the project's `capabilities.toml`, when it has one, into the built
+/// component (replacing a declaration a previous build left). Written aside, then
+/// renamed over: cargo hard-links its output, which must not change under it.
+fn embed_capabilities(dir: &Path, built: &Path) -> Result<()> {
+    let file = dir.join(CAPABILITIES_FILE);
+    if !file.is_file() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let declared: Capabilities =
+        toml::from_str(&text).with_context(|| format!("{} is not valid", file.display()))?;
+    let wasm = std::fs::read(built).with_context(|| format!("cannot read {}", built.display()))?;
+    let with_section = capabilities::embed(&wasm, &declared)
+        .with_context(|| format!("{}: cannot embed {}", built.display(), file.display()))?;
+    write_through_partial(built, |partial| {
+        std::fs::write(partial, &with_section)
+            .with_context(|| format!("writing {}", partial.display()))
+    })?;
+    eprintln!("embedded the capabilities declared in {}", file.display());
     Ok(())
 }
 

@@ -13,6 +13,7 @@ mod sdk;
 #[cfg(test)]
 mod sdk_files;
 mod toolchain;
+pub mod trust;
 
 use std::fmt;
 use std::path::PathBuf;

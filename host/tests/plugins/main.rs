@@ -8,6 +8,7 @@ mod http_support;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod plugin_compat;
 mod plugin_config;
 mod plugin_dev;
 mod plugin_grants;
@@ -20,4 +21,5 @@ mod plugin_reload;
 mod plugin_runtime;
 mod plugin_servers;
 mod plugin_startup;
+mod plugin_trust;
 mod plugins;

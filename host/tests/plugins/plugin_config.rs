@@ -55,7 +55,7 @@ fn unknown_key_is_named() {
             "interpose: {file}:3:1: unknown field `timeout`, expected one of `path`, `name`, \
              `config`, `failure_policy`, `timeout_ms`, `memory_mb`, `max_output_bytes`, \
              `max_input_bytes`, `unchecked_policy`, `breaker_cooldown_ms`, `pool_size`, \
-             `sha256`, `dirs`, `env`"
+             `sha256`, `dirs`, `env`, `http`, `kv`, `require_signature`, `trusted_keys`"
         )
     );
 }

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use http_support::repo;
 use interpose::config::Sha256;
+use interpose::plugin::trust::capabilities;
 use serde_json::json;
 use support::{INTERPOSE, Proxy, compiled_entries, echoed_params, error, scratch};
 
@@ -77,6 +78,11 @@ fn run_in(dir: &Path, program: impl AsRef<OsStr>, args: &[&str]) -> String {
 
 /// `plugin new NAME --lang LANG` in `parent`, then `plugin build`; returns the
 /// project and the component.
+/// The environment variable the scaffolds declare (in `capabilities.toml`) and the
+/// proxy grants.
+const DECLARED_ENV: &str = "DEMO_PLUGIN_TOKEN";
+const CAPABILITIES: &str = "env = [\"DEMO_PLUGIN_TOKEN\"]\nkv = true\n";
+
 /// Scaffolds and builds a plugin, with the compiled-plugin cache in `cache`, and
 /// checks that the build left the compiled component there.
 fn scaffold_and_build(parent: &Path, name: &str, lang: &str, cache: &Path) -> (PathBuf, PathBuf) {
@@ -99,6 +105,8 @@ fn scaffold_and_build(parent: &Path, name: &str, lang: &str, cache: &Path) -> (P
         "{stdout}"
     );
 
+    // What the plugin declares it needs, which the build embeds (every language).
+    std::fs::write(project.join("capabilities.toml"), CAPABILITIES).unwrap();
     let built = interpose(
         &["plugin".as_ref(), "build".as_ref(), project.as_os_str()],
         cache,
@@ -113,6 +121,15 @@ fn scaffold_and_build(parent: &Path, name: &str, lang: &str, cache: &Path) -> (P
         *b"\0asm\x0d\x00\x01\x00",
         "{}",
         component.display()
+    );
+    let declared = capabilities::read_declared(&wasm).expect("a valid declaration");
+    assert_eq!(
+        declared,
+        Some(capabilities::Capabilities {
+            env: vec![DECLARED_ENV.into()],
+            kv: true,
+            ..Default::default()
+        })
     );
     let log = String::from_utf8_lossy(&built.stderr);
     assert!(log.contains("compiled it for interpose in"), "{log}");
@@ -134,7 +151,7 @@ fn assert_refuses_rm_repo_in_the_proxy(component: &Path, config: &str, cache: &P
     std::fs::write(
         &config_file,
         format!(
-            "[[plugins]]\npath = {:?}\n[plugins.config]\n{config}\n",
+            "[[plugins]]\npath = {:?}\nenv = [\"{DECLARED_ENV}\"]\n[plugins.config]\n{config}\n",
             component.display().to_string()
         ),
     )
