@@ -15,9 +15,9 @@ use std::ops::Range;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
-use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -163,9 +163,7 @@ pub fn merge(
         let rest: Map<String, Value> = page_items
             .rest
             .iter()
-            .filter_map(|(key, raw)| {
-                Some((key.to_string(), serde_json::from_str(raw.get()).ok()?))
-            })
+            .filter_map(|(key, raw)| Some((key.to_string(), serde_json::from_str(raw.get()).ok()?)))
             .collect();
         let rest = Value::Object(rest);
         if let Some(cursor) = rest["nextCursor"].as_str() {
@@ -609,7 +607,11 @@ mod tests {
                 (ListKind::Tools, "tools", "name"),
                 (ListKind::Prompts, "prompts", "name"),
                 (ListKind::Resources, "resources", "uri"),
-                (ListKind::ResourceTemplates, "resourceTemplates", "uriTemplate"),
+                (
+                    ListKind::ResourceTemplates,
+                    "resourceTemplates",
+                    "uriTemplate",
+                ),
             ] {
                 for fixture in FIXTURES {
                     let results: Vec<String> = fixture
@@ -620,8 +622,7 @@ mod tests {
                     let (mut names, mut oracle_names) =
                         (Names::new(servers(), mode), Names::new(servers(), mode));
                     let (mut collisions, mut oracle_collisions) = (Vec::new(), Vec::new());
-                    let merged =
-                        super::merge(kind, pages(&results), &mut names, &mut collisions);
+                    let merged = super::merge(kind, pages(&results), &mut names, &mut collisions);
                     let oracle = merge_by_members(
                         kind,
                         pages(&results),
