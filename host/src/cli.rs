@@ -3,6 +3,7 @@
 //! transports they configure, so `main.rs` only flattens them in.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -11,6 +12,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
 use crate::downstream::admin::AdminConfig;
+use crate::downstream::auth::{AuthConfig, ResourceServer};
 use crate::downstream::http_server::{AccessPolicy, HttpServerConfig};
 use crate::upstream::child::CommandSpec;
 use crate::upstream::{HttpTransport, UpstreamSpec, header_pair, insert_bearer, secret_from_env};
@@ -100,6 +102,32 @@ pub enum Listen {
 }
 
 impl TransportArgs {
+    /// The listener the flags describe, requiring OAuth access tokens when `auth`
+    /// (the config file's `[auth]`) is given.
+    pub fn listen_with_auth(&self, auth: Option<&AuthConfig>) -> anyhow::Result<Listen> {
+        let Some(auth) = auth else {
+            return self.listen();
+        };
+        let mut config = match self.listen()? {
+            Listen::Stdio => bail!(
+                "[auth] applies to an HTTP listener (--listen http://HOST:PORT); a stdio client is the user who started interpose"
+            ),
+            Listen::Http(config) => config,
+        };
+        if self.auth_token_env.is_some() {
+            bail!(
+                "[auth] and --auth-token-env are exclusive: clients present either OAuth access tokens or the one shared token"
+            );
+        }
+        if self.pass_client_authorization {
+            bail!(
+                "[auth] and --pass-client-authorization are exclusive: the client's access token is for interpose alone (its audience), never for a backend; give a backend its own credentials"
+            );
+        }
+        config.oauth = Some(Arc::new(ResourceServer::new(auth)?));
+        Ok(Listen::Http(config))
+    }
+
     /// The listener the flags describe.
     pub fn listen(&self) -> anyhow::Result<Listen> {
         let mut config = match parse_listen(&self.listen)? {
@@ -306,6 +334,34 @@ mod tests {
             a.upstream(vec!["http://x/mcp".into(), "extra".into()], vec![])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn auth_needs_an_http_listener_and_excludes_the_shared_token() {
+        let auth = AuthConfig {
+            issuer: "https://idp.example".into(),
+            resource: "http://127.0.0.1:8080/mcp".into(),
+            scopes: vec![],
+            scopes_supported: None,
+            leeway_s: 30,
+            jwks_uri: None,
+            fetch_timeout_ms: 1000,
+            jwks_min_refresh_ms: 1000,
+        };
+        let mut a = args();
+        let error = |a: &TransportArgs| a.listen_with_auth(Some(&auth)).err().unwrap().to_string();
+        assert!(error(&a).starts_with("[auth] applies to an HTTP listener"));
+        a.listen = "http://127.0.0.1:8080".into();
+        a.pass_client_authorization = true;
+        assert!(error(&a).starts_with("[auth] and --pass-client-authorization are exclusive"));
+        a.pass_client_authorization = false;
+        a.auth_token_env = Some("PATH".into());
+        assert!(error(&a).starts_with("[auth] and --auth-token-env are exclusive"));
+        a.auth_token_env = None;
+        match a.listen_with_auth(Some(&auth)).unwrap() {
+            Listen::Http(config) => assert!(config.oauth.is_some()),
+            Listen::Stdio => panic!("expected http"),
+        }
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub struct Config {
     /// How several servers are shown behind one endpoint (`[gateway]`).
     #[serde(default)]
     pub gateway: GatewayConfig,
+    /// Accept OAuth access tokens on the HTTP listener (`[auth]`, docs/auth.md).
+    #[serde(default)]
+    pub auth: Option<crate::downstream::auth::AuthConfig>,
 }
 
 /// The `[gateway]` table.
