@@ -112,6 +112,9 @@ pub struct ServerConfig {
     /// environment variable at start (like `--bearer-token-env`).
     #[serde(default)]
     pub bearer_token_env: Option<String>,
+    /// Get access tokens for `url` with OAuth client credentials (docs/auth.md).
+    #[serde(default)]
+    pub oauth: Option<crate::upstream::credentials::OAuthClientConfig>,
     /// Deadline for one request to this server, in milliseconds.
     #[serde(default)]
     pub timeout_ms: Option<u64>,
@@ -674,7 +677,7 @@ mod tests {
         let err = parse("plugin = []\n").unwrap_err();
         assert_eq!(
             err,
-            "interpose.toml:1:1: unknown field `plugin`, expected one of `plugins`, `servers`, `gateway`"
+            "interpose.toml:1:1: unknown field `plugin`, expected one of `plugins`, `servers`, `gateway`, `auth`"
         );
     }
 

@@ -75,13 +75,15 @@ class Idp:
 class Proxy:
     """`interpose run --listen http://127.0.0.1:PORT --config FILE -- BACKEND`."""
 
-    def __init__(self, proxy_bin: Path, tmp: Path, auth: str, backend: list[str], port: int | None = None):
+    def __init__(self, proxy_bin: Path, tmp: Path, auth: str, backend: list[str], port: int | None = None, name: str = "interpose"):
         self.port = port or free_port()
-        config = tmp / "interpose.toml"
+        config = tmp / f"{name}.toml"
         config.write_text(auth)
-        self.stderr = tmp / "interpose.stderr"
-        argv = [str(proxy_bin), "run", "--listen", f"http://127.0.0.1:{self.port}", "--config", str(config), "--", *backend]
-        env = {**os.environ, "RUST_LOG": "info"}
+        self.stderr = tmp / f"{name}.stderr"
+        argv = [str(proxy_bin), "run", "--listen", f"http://127.0.0.1:{self.port}", "--config", str(config)]
+        if backend:
+            argv += ["--", *backend]
+        env = {**os.environ, "RUST_LOG": "info", "IDP_CLIENT_SECRET": CLIENT[1]}
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.stderr.open("w"), env=env)
         deadline = time.monotonic() + DEADLINE
         while True:
@@ -331,3 +333,59 @@ def test_the_client_token_never_reaches_an_http_backend(proxy_bin: Path, tmp_pat
     finally:
         backend.terminate()
         backend.wait(timeout=DEADLINE)
+
+
+def front_config(idp: Idp, backend: Proxy, resource: str) -> str:
+    """A proxy without [auth] whose one server is `backend`, reached with OAuth client
+    credentials from `idp`, asking for a token for `resource`."""
+    return (
+        "[servers.protected]\n"
+        f'url = "{backend.resource}"\n'
+        f'oauth = {{ token_url = "http://127.0.0.1:{idp.port}/token", client_id = "{CLIENT[0]}", '
+        f'client_secret_env = "IDP_CLIENT_SECRET", scopes = ["mcp:tools", "mcp:read"], resource = "{resource}" }}\n'
+    )
+
+
+def test_a_backend_is_reached_with_client_credentials_refreshed_before_expiry(proxy_bin: Path, tmp_path: Path) -> None:
+    # Tokens live 2 s, the protected backend allows no leeway: the second call, 3 s
+    # after the first, works only with a token fetched again.
+    idp = Idp(tmp_path / "keys.json", ttl=2)
+    try:
+        port = free_port()
+        auth = auth_table(idp.issuer, f"http://127.0.0.1:{port}/mcp", leeway_s=0)
+        backend = Proxy(proxy_bin, tmp_path, auth, [sys.executable, str(FULL_SERVER)], port, name="backend")
+        front = Proxy(proxy_bin, tmp_path, front_config(idp, backend, backend.resource), [], name="front")
+        try:
+            session = open_session(front.url, "")
+            for n in range(2):
+                status, _, messages = call_echo(front.url, "", session, f"call {n}", id_=10 + n)
+                assert status == 200
+                assert [m["result"]["content"][0]["text"] for m in messages if m.get("id") == 10 + n] == [f"call {n}"], messages
+                time.sleep(3)
+            assert "refused" not in backend.log(), backend.log()
+        finally:
+            front.stop()
+            backend.stop()
+    finally:
+        idp.stop()
+
+
+def test_a_backend_refusing_the_credentials_is_reported_with_its_challenge(proxy_bin: Path, tmp_path: Path, idp: Idp) -> None:
+    port = free_port()
+    backend = Proxy(proxy_bin, tmp_path, auth_table(idp.issuer, f"http://127.0.0.1:{port}/mcp"), [sys.executable, str(FULL_SERVER)], port, name="backend")
+    # A token for another resource: the backend answers 401 invalid_token.
+    front = Proxy(proxy_bin, tmp_path, front_config(idp, backend, "http://127.0.0.1:1/mcp"), [], name="front")
+    try:
+        status, _, messages = post(front.url, INITIALIZE)
+        answers = [m for m in messages if m.get("id") == 1]
+        assert len(answers) == 1 and "error" in answers[0], messages
+        error = answers[0]["error"]
+        assert "refused interpose's credentials (HTTP 401)" in error["message"], error
+        assert backend.resource in error["message"], error
+        assert error["data"]["httpStatus"] == 401
+        assert 'error="invalid_token"' in error["data"]["wwwAuthenticate"], error
+        assert "resource_metadata=" in error["data"]["wwwAuthenticate"], error
+        assert "refused interpose's credentials" in front.log()
+    finally:
+        front.stop()
+        backend.stop()
