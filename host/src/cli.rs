@@ -15,6 +15,7 @@ use crate::downstream::admin::AdminConfig;
 use crate::downstream::auth::{AuthConfig, ResourceServer};
 use crate::downstream::http_server::{AccessPolicy, HttpServerConfig};
 use crate::upstream::child::CommandSpec;
+use crate::upstream::credentials::{ClientCredentials, OAuthClientConfig};
 use crate::upstream::{HttpTransport, UpstreamSpec, header_pair, insert_bearer, secret_from_env};
 
 /// Which HTTP transport a URL backend speaks.
@@ -93,6 +94,26 @@ pub struct TransportArgs {
     /// this environment variable.
     #[arg(long, value_name = "NAME")]
     pub bearer_token_env: Option<String>,
+    /// Get access tokens for an HTTP backend with OAuth client credentials from this
+    /// token endpoint (with --oauth-client-id and --oauth-client-secret-env).
+    #[arg(long, value_name = "URL", requires_all = ["oauth_client_id", "oauth_client_secret_env"])]
+    pub oauth_token_url: Option<String>,
+    /// The OAuth client id (see --oauth-token-url).
+    #[arg(long, value_name = "ID", requires = "oauth_token_url")]
+    pub oauth_client_id: Option<String>,
+    /// The environment variable holding the OAuth client secret (see --oauth-token-url).
+    #[arg(long, value_name = "NAME", requires = "oauth_token_url")]
+    pub oauth_client_secret_env: Option<String>,
+    /// A scope to ask the token endpoint for (repeatable).
+    #[arg(
+        long = "oauth-scope",
+        value_name = "SCOPE",
+        requires = "oauth_token_url"
+    )]
+    pub oauth_scope: Vec<String>,
+    /// The backend's resource URI (RFC 8707), the audience of its tokens.
+    #[arg(long, value_name = "URI", requires = "oauth_token_url")]
+    pub oauth_resource: Option<String>,
 }
 
 /// Where clients connect.
@@ -207,10 +228,41 @@ impl TransportArgs {
             headers.append(name.clone(), value.clone());
         }
         if let Some(name) = &self.bearer_token_env {
+            if self.oauth_token_url.is_some() {
+                bail!(
+                    "--bearer-token-env and --oauth-token-url are exclusive: both would set `Authorization`"
+                );
+            }
             let token = secret_from_env(name).context("--bearer-token-env")?;
             insert_bearer(&mut headers, &token)?;
         }
-        Ok(UpstreamSpec::http(url, self.upstream.into(), headers)?)
+        let spec = UpstreamSpec::http(url, self.upstream.into(), headers)?;
+        Ok(match self.oauth_client()? {
+            Some(credentials) => spec.with_credentials(Arc::new(credentials)),
+            None => spec,
+        })
+    }
+
+    /// The OAuth client credentials the `--oauth-*` flags describe, if any.
+    fn oauth_client(&self) -> anyhow::Result<Option<ClientCredentials>> {
+        let (Some(token_url), Some(client_id), Some(secret_env)) = (
+            &self.oauth_token_url,
+            &self.oauth_client_id,
+            &self.oauth_client_secret_env,
+        ) else {
+            return Ok(None);
+        };
+        let config = OAuthClientConfig {
+            token_url: token_url.clone(),
+            client_id: client_id.clone(),
+            client_secret_env: secret_env.clone(),
+            scopes: self.oauth_scope.clone(),
+            resource: self.oauth_resource.clone(),
+            audience: None,
+        };
+        ClientCredentials::new(&config, &|name| std::env::var(name).ok())
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("--oauth-*: {e}"))
     }
 
     /// Whether any flag that only applies to a backend given after `--` was set.
@@ -218,6 +270,7 @@ impl TransportArgs {
         self.upstream != UpstreamKind::Auto
             || !self.header.is_empty()
             || self.bearer_token_env.is_some()
+            || self.oauth_token_url.is_some()
     }
 }
 
@@ -293,6 +346,11 @@ mod tests {
             upstream: UpstreamKind::Auto,
             header: vec![],
             bearer_token_env: None,
+            oauth_token_url: None,
+            oauth_client_id: None,
+            oauth_client_secret_env: None,
+            oauth_scope: vec![],
+            oauth_resource: None,
         }
     }
 
@@ -362,6 +420,29 @@ mod tests {
             Listen::Http(config) => assert!(config.oauth.is_some()),
             Listen::Stdio => panic!("expected http"),
         }
+    }
+
+    #[test]
+    fn oauth_flags_and_a_bearer_token_are_exclusive() {
+        let mut a = args();
+        a.bearer_token_env = Some("PATH".into());
+        a.oauth_token_url = Some("http://127.0.0.1:1/token".into());
+        a.oauth_client_id = Some("c".into());
+        a.oauth_client_secret_env = Some("PATH".into());
+        let error = a
+            .upstream(vec!["http://127.0.0.1:1/mcp".into()], vec![])
+            .err()
+            .unwrap();
+        assert!(error.to_string().contains("are exclusive"), "{error}");
+        a.bearer_token_env = None;
+        match a
+            .upstream(vec!["http://127.0.0.1:1/mcp".into()], vec![])
+            .unwrap()
+        {
+            UpstreamSpec::StreamableHttp(config) => assert!(config.credentials.is_some()),
+            _ => panic!("expected Streamable HTTP"),
+        }
+        assert!(a.names_backend_settings());
     }
 
     #[test]

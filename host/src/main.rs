@@ -436,7 +436,7 @@ async fn run_proxy(args: RunArgs) -> anyhow::Result<()> {
     }
     if args.transport.names_backend_settings() || !args.env.is_empty() || args.name.is_some() {
         bail!(
-            "--upstream, --header, --bearer-token-env, --env and --name apply to a backend \
+            "--upstream, --header, --bearer-token-env, --oauth-*, --env and --name apply to a backend \
              given after `--`; a server takes its settings from its own entry"
         );
     }

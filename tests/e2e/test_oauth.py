@@ -389,3 +389,39 @@ def test_a_backend_refusing_the_credentials_is_reported_with_its_challenge(proxy
     finally:
         front.stop()
         backend.stop()
+
+
+def test_a_url_backend_after_the_double_dash_takes_oauth_flags(proxy_bin: Path, tmp_path: Path, idp: Idp) -> None:
+    port = free_port()
+    backend = Proxy(proxy_bin, tmp_path, auth_table(idp.issuer, f"http://127.0.0.1:{port}/mcp"), [sys.executable, str(FULL_SERVER)], port, name="backend")
+    flags = [
+        "--oauth-token-url", f"http://127.0.0.1:{idp.port}/token",
+        "--oauth-client-id", CLIENT[0],
+        "--oauth-client-secret-env", "IDP_CLIENT_SECRET",
+        "--oauth-scope", "mcp:tools",
+        "--oauth-resource", backend.resource,
+    ]
+    env = {**os.environ, "IDP_CLIENT_SECRET": CLIENT[1]}
+    argv = [str(proxy_bin), "run", *flags, "--", backend.resource]
+    front = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    try:
+        assert front.stdin is not None and front.stdout is not None
+
+        def exchange(message: dict[str, Any]) -> dict[str, Any] | None:
+            front.stdin.write(json.dumps(message) + "\n")
+            front.stdin.flush()
+            if "id" not in message:
+                return None
+            return json.loads(front.stdout.readline())
+
+        answer = exchange(INITIALIZE)
+        assert answer is not None and "result" in answer, answer
+        exchange({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "stdio to oauth"}}}
+        answer = exchange(call)
+        assert answer is not None and answer["id"] == 2, answer
+        assert answer["result"]["content"][0]["text"] == "stdio to oauth"
+    finally:
+        front.stdin.close()
+        front.wait(timeout=DEADLINE)
+        backend.stop()
