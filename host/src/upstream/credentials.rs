@@ -192,3 +192,97 @@ impl ClientCredentials {
 fn form_encode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A token endpoint on loopback that counts its calls and checks the client's
+    /// Basic credentials and the form; tokens live `lifetime_s`.
+    async fn token_endpoint(lifetime_s: u64) -> (String, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let app = axum::Router::new().route(
+            "/token",
+            axum::routing::post(move |headers: http::HeaderMap, body: String| {
+                let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                async move {
+                    // "c%3Aid" and "s%26cret", form-encoded, then Basic.
+                    assert_eq!(headers["authorization"], "Basic YyUzQWlkOnMlMjZjcmV0");
+                    assert_eq!(
+                        body,
+                        "grant_type=client_credentials&scope=a+b&resource=http%3A%2F%2Fbackend%2Fmcp"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    format!(r#"{{"access_token":"t{n}","token_type":"Bearer","expires_in":{lifetime_s}}}"#)
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{addr}/token"), calls)
+    }
+
+    fn credentials(token_url: String) -> ClientCredentials {
+        let config = OAuthClientConfig {
+            token_url,
+            client_id: "c:id".into(),
+            client_secret_env: "SECRET".into(),
+            scopes: vec!["a".into(), "b".into()],
+            resource: Some("http://backend/mcp".into()),
+            audience: None,
+        };
+        ClientCredentials::new(&config, &|_| Some("s&cret".into())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn one_token_request_serves_concurrent_callers_and_is_cached() {
+        let (url, calls) = token_endpoint(3600).await;
+        let credentials = Arc::new(credentials(url));
+        let callers: Vec<_> = (0..20)
+            .map(|_| {
+                let credentials = credentials.clone();
+                tokio::spawn(async move { credentials.authorization().await.unwrap() })
+            })
+            .collect();
+        for caller in callers {
+            assert_eq!(caller.await.unwrap(), "Bearer t1");
+        }
+        assert_eq!(credentials.authorization().await.unwrap(), "Bearer t1");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // Refused by the backend: forgotten, so the next request gets a new one.
+        credentials.forget().await;
+        assert_eq!(credentials.authorization().await.unwrap(), "Bearer t2");
+    }
+
+    #[tokio::test]
+    async fn a_token_is_fetched_again_before_it_expires() {
+        let (url, calls) = token_endpoint(1).await;
+        let credentials = credentials(url);
+        assert_eq!(credentials.authorization().await.unwrap(), "Bearer t1");
+        // 80% of one second.
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        assert_eq!(credentials.authorization().await.unwrap(), "Bearer t2");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_missing_secret_is_named() {
+        let config = OAuthClientConfig {
+            token_url: "http://idp/token".into(),
+            client_id: "c".into(),
+            client_secret_env: "NOPE".into(),
+            scopes: vec![],
+            resource: None,
+            audience: None,
+        };
+        assert_eq!(
+            ClientCredentials::new(&config, &|_| None).err().unwrap(),
+            "`oauth.client_secret_env`: the environment variable `NOPE` is not set or is empty"
+        );
+    }
+}
