@@ -148,8 +148,55 @@ pub struct ResourceServer {
     scopes: Vec<String>,
     leeway_s: u64,
     keys: KeyCache,
+    verified: VerifiedTokens,
     metadata_url: String,
     metadata: String,
+}
+
+/// How many verified tokens are remembered.
+const VERIFIED_TOKENS: usize = 4096;
+/// How long a verified token is remembered at most (also bounded by its expiry), so a
+/// key the issuer withdrew stops being honoured within this.
+const VERIFIED_FOR_S: u64 = 60;
+
+/// Tokens verified recently, with what they stand for: until they expire, and at most
+/// [`VERIFIED_FOR_S`] seconds; at most [`VERIFIED_TOKENS`] of them.
+#[derive(Default)]
+struct VerifiedTokens {
+    /// Token text to (principal, remembered until, as a Unix time).
+    entries: std::sync::Mutex<std::collections::HashMap<Box<str>, (Arc<Principal>, u64)>>,
+}
+
+impl VerifiedTokens {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<Box<str>, (Arc<Principal>, u64)>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, token: &str, now: u64) -> Option<Arc<Principal>> {
+        let mut entries = self.lock();
+        match entries.get(token) {
+            Some((principal, until)) if now < *until => Some(principal.clone()),
+            Some(_) => {
+                entries.remove(token);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn insert(&self, token: &str, principal: Arc<Principal>, now: u64, expires: u64) {
+        let mut entries = self.lock();
+        if entries.len() >= VERIFIED_TOKENS {
+            entries.retain(|_, (_, until)| now < *until);
+            if entries.len() >= VERIFIED_TOKENS {
+                entries.clear();
+            }
+        }
+        let until = expires.min(now + VERIFIED_FOR_S);
+        entries.insert(token.into(), (principal, until));
+    }
 }
 
 impl ResourceServer {
@@ -199,6 +246,7 @@ impl ResourceServer {
                 fetch_timeout,
                 Duration::from_millis(config.jwks_min_refresh_ms),
             ),
+            verified: VerifiedTokens::default(),
             issuer: config.issuer.clone(),
             resource: config.resource.clone(),
             scopes: config.scopes.clone(),
@@ -229,7 +277,7 @@ impl ResourceServer {
     }
 
     /// The principal a request's bearer token stands for, or why it is refused.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Principal>, AuthError> {
         let token = headers
             .get(AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
@@ -238,8 +286,27 @@ impl ResourceServer {
         self.check_token(token).await
     }
 
-    /// Checks one access token.
-    pub async fn check_token(&self, token: &str) -> Result<Principal, AuthError> {
+    /// Checks one access token. A client sends the same token with every request
+    /// until it expires, so a token verified once is remembered (see
+    /// [`VerifiedTokens`]): the signature, the costly part, is checked once per token.
+    pub async fn check_token(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
+        let now = jsonwebtoken::get_current_timestamp();
+        if let Some(principal) = self.verified.get(token, now) {
+            return Ok(principal);
+        }
+        let principal = Arc::new(self.verify(token).await?);
+        let expires = principal
+            .claims
+            .get("exp")
+            .and_then(Value::as_u64)
+            .unwrap_or(now)
+            .saturating_add(self.leeway_s);
+        self.verified.insert(token, principal.clone(), now, expires);
+        Ok(principal)
+    }
+
+    /// Checks one access token in full.
+    async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let invalid = |why: &str| AuthError::InvalidToken(why.to_owned());
         let header = decode_header(token).map_err(|_| invalid("not a JWT"))?;
         if header.alg.family() == AlgorithmFamily::Hmac {

@@ -110,3 +110,28 @@ fn bad_settings_are_named() {
         "[auth] `a b`: a scope cannot contain spaces or quotes"
     );
 }
+
+#[test]
+fn a_verified_token_is_remembered_until_it_expires_and_a_minute_at_most() {
+    let verified = VerifiedTokens::default();
+    let principal = Arc::new(Principal {
+        issuer: "i".into(),
+        subject: "s".into(),
+        scopes: vec![],
+        claims: Map::new(),
+    });
+    verified.insert("t1", principal.clone(), 1000, 1010);
+    assert_eq!(verified.get("t1", 1009).as_deref(), Some(&*principal));
+    assert!(verified.get("t1", 1010).is_none(), "expired");
+    assert!(
+        verified.get("t1", 1000).is_none(),
+        "an expired entry is dropped"
+    );
+    verified.insert("t2", principal.clone(), 1000, 5000);
+    assert!(verified.get("t2", 1059).is_some());
+    assert!(verified.get("t2", 1060).is_none(), "at most a minute");
+    for n in 0..VERIFIED_TOKENS + 1 {
+        verified.insert(&format!("n{n}"), principal.clone(), 1000, 2000);
+    }
+    assert!(verified.lock().len() <= VERIFIED_TOKENS);
+}

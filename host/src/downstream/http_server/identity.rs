@@ -28,7 +28,7 @@ pub async fn authenticate(
         return next.run(request).await;
     };
     let principal = match server.authenticate(request.headers()).await {
-        Ok(principal) => Arc::new(principal),
+        Ok(principal) => principal,
         Err(error) => {
             match &error {
                 AuthError::Unavailable(why) => tracing::warn!(
