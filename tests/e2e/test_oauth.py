@@ -221,6 +221,14 @@ def test_a_valid_token_calls_a_tool_end_to_end(proxy: Proxy, idp: Idp) -> None:
 
 def test_no_token_gets_401_with_where_to_get_one(proxy: Proxy) -> None:
     assert_refused(post(proxy.url, INITIALIZE), 401, None, proxy)
+    # The legacy SSE endpoint and the metrics are behind the same check; probes are not.
+    for path in ["/sse", "/metrics"]:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(proxy.url + path, timeout=DEADLINE)
+        assert refused.value.code == 401, path
+        assert refused.value.headers["www-authenticate"].startswith("Bearer resource_metadata="), path
+    with urllib.request.urlopen(proxy.url + "/readyz", timeout=DEADLINE) as response:
+        assert response.status == 200
 
 
 def test_bad_tokens_are_refused_with_the_right_status_and_challenge(proxy: Proxy, idp: Idp, tmp_path: Path) -> None:
