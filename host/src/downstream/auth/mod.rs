@@ -163,14 +163,14 @@ const VERIFIED_FOR_S: u64 = 60;
 /// [`VERIFIED_FOR_S`] seconds; at most [`VERIFIED_TOKENS`] of them.
 #[derive(Default)]
 struct VerifiedTokens {
-    /// Token text to (principal, remembered until, as a Unix time).
-    entries: std::sync::Mutex<std::collections::HashMap<Box<str>, (Arc<Principal>, u64)>>,
+    entries: std::sync::Mutex<VerifiedMap>,
 }
 
+/// Token text to (principal, remembered until, as a Unix time).
+type VerifiedMap = std::collections::HashMap<Box<str>, (Arc<Principal>, u64)>;
+
 impl VerifiedTokens {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<Box<str>, (Arc<Principal>, u64)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VerifiedMap> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
