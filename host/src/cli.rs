@@ -3,6 +3,7 @@
 //! transports they configure, so `main.rs` only flattens them in.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -11,8 +12,10 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
 use crate::downstream::admin::AdminConfig;
+use crate::downstream::auth::{AuthConfig, ResourceServer};
 use crate::downstream::http_server::{AccessPolicy, HttpServerConfig};
 use crate::upstream::child::CommandSpec;
+use crate::upstream::credentials::{ClientCredentials, OAuthClientConfig};
 use crate::upstream::{HttpTransport, UpstreamSpec, header_pair, insert_bearer, secret_from_env};
 
 /// Which HTTP transport a URL backend speaks.
@@ -91,6 +94,26 @@ pub struct TransportArgs {
     /// this environment variable.
     #[arg(long, value_name = "NAME")]
     pub bearer_token_env: Option<String>,
+    /// Get access tokens for an HTTP backend with OAuth client credentials from this
+    /// token endpoint (with --oauth-client-id and --oauth-client-secret-env).
+    #[arg(long, value_name = "URL", requires_all = ["oauth_client_id", "oauth_client_secret_env"])]
+    pub oauth_token_url: Option<String>,
+    /// The OAuth client id (see --oauth-token-url).
+    #[arg(long, value_name = "ID", requires = "oauth_token_url")]
+    pub oauth_client_id: Option<String>,
+    /// The environment variable holding the OAuth client secret (see --oauth-token-url).
+    #[arg(long, value_name = "NAME", requires = "oauth_token_url")]
+    pub oauth_client_secret_env: Option<String>,
+    /// A scope to ask the token endpoint for (repeatable).
+    #[arg(
+        long = "oauth-scope",
+        value_name = "SCOPE",
+        requires = "oauth_token_url"
+    )]
+    pub oauth_scope: Vec<String>,
+    /// The backend's resource URI (RFC 8707), the audience of its tokens.
+    #[arg(long, value_name = "URI", requires = "oauth_token_url")]
+    pub oauth_resource: Option<String>,
 }
 
 /// Where clients connect.
@@ -100,6 +123,32 @@ pub enum Listen {
 }
 
 impl TransportArgs {
+    /// The listener the flags describe, requiring OAuth access tokens when `auth`
+    /// (the config file's `[auth]`) is given.
+    pub fn listen_with_auth(&self, auth: Option<&AuthConfig>) -> anyhow::Result<Listen> {
+        let Some(auth) = auth else {
+            return self.listen();
+        };
+        let mut config = match self.listen()? {
+            Listen::Stdio => bail!(
+                "[auth] applies to an HTTP listener (--listen http://HOST:PORT); a stdio client is the user who started interpose"
+            ),
+            Listen::Http(config) => config,
+        };
+        if self.auth_token_env.is_some() {
+            bail!(
+                "[auth] and --auth-token-env are exclusive: clients present either OAuth access tokens or the one shared token"
+            );
+        }
+        if self.pass_client_authorization {
+            bail!(
+                "[auth] and --pass-client-authorization are exclusive: the client's access token is for interpose alone (its audience), never for a backend; give a backend its own credentials"
+            );
+        }
+        config.oauth = Some(Arc::new(ResourceServer::new(auth)?));
+        Ok(Listen::Http(config))
+    }
+
     /// The listener the flags describe.
     pub fn listen(&self) -> anyhow::Result<Listen> {
         let mut config = match parse_listen(&self.listen)? {
@@ -179,10 +228,41 @@ impl TransportArgs {
             headers.append(name.clone(), value.clone());
         }
         if let Some(name) = &self.bearer_token_env {
+            if self.oauth_token_url.is_some() {
+                bail!(
+                    "--bearer-token-env and --oauth-token-url are exclusive: both would set `Authorization`"
+                );
+            }
             let token = secret_from_env(name).context("--bearer-token-env")?;
             insert_bearer(&mut headers, &token)?;
         }
-        Ok(UpstreamSpec::http(url, self.upstream.into(), headers)?)
+        let spec = UpstreamSpec::http(url, self.upstream.into(), headers)?;
+        Ok(match self.oauth_client()? {
+            Some(credentials) => spec.with_credentials(Arc::new(credentials)),
+            None => spec,
+        })
+    }
+
+    /// The OAuth client credentials the `--oauth-*` flags describe, if any.
+    fn oauth_client(&self) -> anyhow::Result<Option<ClientCredentials>> {
+        let (Some(token_url), Some(client_id), Some(secret_env)) = (
+            &self.oauth_token_url,
+            &self.oauth_client_id,
+            &self.oauth_client_secret_env,
+        ) else {
+            return Ok(None);
+        };
+        let config = OAuthClientConfig {
+            token_url: token_url.clone(),
+            client_id: client_id.clone(),
+            client_secret_env: secret_env.clone(),
+            scopes: self.oauth_scope.clone(),
+            resource: self.oauth_resource.clone(),
+            audience: None,
+        };
+        ClientCredentials::new(&config, &|name| std::env::var(name).ok())
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("--oauth-*: {e}"))
     }
 
     /// Whether any flag that only applies to a backend given after `--` was set.
@@ -190,6 +270,7 @@ impl TransportArgs {
         self.upstream != UpstreamKind::Auto
             || !self.header.is_empty()
             || self.bearer_token_env.is_some()
+            || self.oauth_token_url.is_some()
     }
 }
 
@@ -265,6 +346,11 @@ mod tests {
             upstream: UpstreamKind::Auto,
             header: vec![],
             bearer_token_env: None,
+            oauth_token_url: None,
+            oauth_client_id: None,
+            oauth_client_secret_env: None,
+            oauth_scope: vec![],
+            oauth_resource: None,
         }
     }
 
@@ -306,6 +392,57 @@ mod tests {
             a.upstream(vec!["http://x/mcp".into(), "extra".into()], vec![])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn auth_needs_an_http_listener_and_excludes_the_shared_token() {
+        let auth = AuthConfig {
+            issuer: "https://idp.example".into(),
+            resource: "http://127.0.0.1:8080/mcp".into(),
+            scopes: vec![],
+            scopes_supported: None,
+            leeway_s: 30,
+            jwks_uri: None,
+            fetch_timeout_ms: 1000,
+            jwks_min_refresh_ms: 1000,
+        };
+        let mut a = args();
+        let error = |a: &TransportArgs| a.listen_with_auth(Some(&auth)).err().unwrap().to_string();
+        assert!(error(&a).starts_with("[auth] applies to an HTTP listener"));
+        a.listen = "http://127.0.0.1:8080".into();
+        a.pass_client_authorization = true;
+        assert!(error(&a).starts_with("[auth] and --pass-client-authorization are exclusive"));
+        a.pass_client_authorization = false;
+        a.auth_token_env = Some("PATH".into());
+        assert!(error(&a).starts_with("[auth] and --auth-token-env are exclusive"));
+        a.auth_token_env = None;
+        match a.listen_with_auth(Some(&auth)).unwrap() {
+            Listen::Http(config) => assert!(config.oauth.is_some()),
+            Listen::Stdio => panic!("expected http"),
+        }
+    }
+
+    #[test]
+    fn oauth_flags_and_a_bearer_token_are_exclusive() {
+        let mut a = args();
+        a.bearer_token_env = Some("PATH".into());
+        a.oauth_token_url = Some("http://127.0.0.1:1/token".into());
+        a.oauth_client_id = Some("c".into());
+        a.oauth_client_secret_env = Some("PATH".into());
+        let error = a
+            .upstream(vec!["http://127.0.0.1:1/mcp".into()], vec![])
+            .err()
+            .unwrap();
+        assert!(error.to_string().contains("are exclusive"), "{error}");
+        a.bearer_token_env = None;
+        match a
+            .upstream(vec!["http://127.0.0.1:1/mcp".into()], vec![])
+            .unwrap()
+        {
+            UpstreamSpec::StreamableHttp(config) => assert!(config.credentials.is_some()),
+            _ => panic!("expected Streamable HTTP"),
+        }
+        assert!(a.names_backend_settings());
     }
 
     #[test]

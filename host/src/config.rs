@@ -49,6 +49,9 @@ pub struct Config {
     /// Signatures every plugin needs (`[trust]`); a plugin's own keys override it.
     #[serde(default)]
     pub trust: TrustConfig,
+    /// Accept OAuth access tokens on the HTTP listener (`[auth]`, docs/auth.md).
+    #[serde(default)]
+    pub auth: Option<crate::downstream::auth::AuthConfig>,
 }
 
 /// The `[trust]` table: the signature policy of every plugin (those of `[[plugins]]`,
@@ -130,6 +133,9 @@ pub struct ServerConfig {
     /// environment variable at start (like `--bearer-token-env`).
     #[serde(default)]
     pub bearer_token_env: Option<String>,
+    /// Get access tokens for `url` with OAuth client credentials (docs/auth.md).
+    #[serde(default)]
+    pub oauth: Option<crate::upstream::credentials::OAuthClientConfig>,
     /// Deadline for one request to this server, in milliseconds.
     #[serde(default)]
     pub timeout_ms: Option<u64>,
@@ -773,7 +779,7 @@ mod tests {
         let err = parse("plugin = []\n").unwrap_err();
         assert_eq!(
             err,
-            "interpose.toml:1:1: unknown field `plugin`, expected one of `plugins`, `servers`, `gateway`, `trust`"
+            "interpose.toml:1:1: unknown field `plugin`, expected one of `plugins`, `servers`, `gateway`, `trust`, `auth`"
         );
     }
 

@@ -570,7 +570,7 @@ async fn run_proxy(args: RunArgs) -> anyhow::Result<()> {
     }
     if args.transport.names_backend_settings() || !args.env.is_empty() || args.name.is_some() {
         bail!(
-            "--upstream, --header, --bearer-token-env, --env and --name apply to a backend \
+            "--upstream, --header, --bearer-token-env, --oauth-*, --env and --name apply to a backend \
              given after `--`; a server takes its settings from its own entry"
         );
     }
@@ -582,6 +582,9 @@ async fn run_proxy(args: RunArgs) -> anyhow::Result<()> {
         interpose::plugin::load_chains(global, server_plugins(&servers), args.max_message_bytes)
             .await?;
     let start_timeout = Duration::from_secs_f64(args.start_timeout);
+    let listen = args
+        .transport
+        .listen_with_auth(file_auth(&args)?.as_ref())?;
     let backends = servers
         .into_iter()
         .zip(chains.servers)
@@ -597,7 +600,7 @@ async fn run_proxy(args: RunArgs) -> anyhow::Result<()> {
     args.record
         .run(RunOptions {
             backends,
-            listen: args.transport.listen()?,
+            listen,
             admin: args.transport.admin()?,
             max_message_bytes: args.max_message_bytes,
             interceptor: chains.global,
@@ -613,6 +616,14 @@ fn gateway_options(args: &RunArgs) -> anyhow::Result<GatewayOptions> {
         None => Default::default(),
     };
     Ok(file.options(args.prefix))
+}
+
+/// `[auth]` of `--config`: OAuth access tokens on the HTTP listener.
+fn file_auth(args: &RunArgs) -> anyhow::Result<Option<interpose::downstream::auth::AuthConfig>> {
+    Ok(match args.plugins.config.as_deref() {
+        Some(path) => interpose::config::Config::load(path)?.auth,
+        None => None,
+    })
 }
 
 /// Each server's own plugins, for its chain. In a gateway they are named after their
@@ -683,7 +694,9 @@ async fn run_backend(args: RunArgs) -> anyhow::Result<()> {
         );
     }
     let interceptor = args.plugins.interceptor(args.max_message_bytes).await?;
-    let listen = args.transport.listen()?;
+    let listen = args
+        .transport
+        .listen_with_auth(file_auth(&args)?.as_ref())?;
     let gateway = gateway_options(&args)?;
     let admin = args.transport.admin()?;
     let backend = args.transport.upstream(args.backend, args.env)?;

@@ -4,6 +4,7 @@
 //! [`OpenSession`], so nothing here depends on the layer above.
 
 pub mod admin;
+pub mod auth;
 pub mod http_server;
 pub mod stdio;
 

@@ -234,6 +234,7 @@ fn server(
                 .map(|headers| expand_pairs("headers", headers))
                 .transpose()?,
             bearer,
+            oauth: None,
         };
         entry.into_upstream(expander.env)
     };

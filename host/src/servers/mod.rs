@@ -9,6 +9,7 @@
 pub mod mcp_json;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderMap;
@@ -17,6 +18,7 @@ use url::Url;
 use crate::config::{Config, ConfigError, PluginConfig, ServerConfig, ServerTransport};
 use crate::session::lifecycle::RestartPolicy;
 use crate::upstream::child::CommandSpec;
+use crate::upstream::credentials::{ClientCredentials, OAuthClientConfig};
 use crate::upstream::{HttpTransport, UpstreamSpec, header_pair, insert_bearer, secret_in};
 
 /// The longest server name: with a separator and a tool name it must stay within the
@@ -200,6 +202,7 @@ fn from_toml(
         bearer: config
             .bearer_token_env
             .map(|var| ("bearer_token_env", Bearer::FromEnv(var))),
+        oauth: config.oauth,
     };
     let Some(upstream) = unless_disabled(entry.into_upstream(env), config.enabled, origin, &name)
         .map_err(invalid)?
@@ -274,6 +277,8 @@ struct Entry {
     headers: Option<Vec<(String, String)>>,
     /// The key that gave a bearer token, and the token.
     bearer: Option<(&'static str, Bearer)>,
+    /// OAuth client credentials for a `url` server.
+    oauth: Option<OAuthClientConfig>,
 }
 
 impl Entry {
@@ -289,7 +294,8 @@ impl Entry {
                     ));
                 }
                 let url_only = (self.headers.as_ref().map(|_| "headers"))
-                    .or(self.bearer.as_ref().map(|(key, _)| *key));
+                    .or(self.bearer.as_ref().map(|(key, _)| *key))
+                    .or(self.oauth.as_ref().map(|_| "oauth"));
                 if let Some(key) = url_only {
                     return Err(format!(
                         "`{key}` applies to a `url` server, not to a `command` one"
@@ -339,6 +345,12 @@ impl Entry {
                         header_pair(name, value).map_err(|e| format!("`headers`: {e}"))?;
                     headers.append(name, value);
                 }
+                if self.oauth.is_some() && self.bearer.is_some() {
+                    return Err(
+                        "`oauth` and a bearer token are exclusive: both would set `Authorization`"
+                            .into(),
+                    );
+                }
                 if let Some((key, bearer)) = self.bearer {
                     let token = match bearer {
                         Bearer::Token(token) => token,
@@ -348,7 +360,14 @@ impl Entry {
                     };
                     insert_bearer(&mut headers, &token).map_err(|e| format!("`{key}`: {e}"))?;
                 }
-                UpstreamSpec::http(parsed, transport, headers).map_err(|e| e.to_string())
+                let spec =
+                    UpstreamSpec::http(parsed, transport, headers).map_err(|e| e.to_string())?;
+                match self.oauth {
+                    Some(oauth) => {
+                        Ok(spec.with_credentials(Arc::new(ClientCredentials::new(&oauth, env)?)))
+                    }
+                    None => Ok(spec),
+                }
             }
         }
     }
@@ -492,11 +511,33 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn oauth_client_credentials_are_checked() {
+        let oauth = "oauth = { token_url = \"http://idp/token\", client_id = \"c\", client_secret_env = \"NO_SUCH\" }\n";
+        assert_eq!(
+            toml_err(&format!("[servers.web]\nurl = \"http://h/mcp\"\n{oauth}")),
+            "DIR/interpose.toml: server `web`: `oauth.client_secret_env`: the environment \
+             variable `NO_SUCH` is not set or is empty"
+        );
+        assert_eq!(
+            toml_err(&format!(
+                "[servers.web]\nurl = \"http://h/mcp\"\nbearer_token_env = \"T\"\n{oauth}"
+            )),
+            "DIR/interpose.toml: server `web`: `oauth` and a bearer token are exclusive: both \
+             would set `Authorization`"
+        );
+        assert_eq!(
+            toml_err(&format!("[servers.files]\ncommand = \"npx\"\n{oauth}")),
+            "DIR/interpose.toml: server `files`: `oauth` applies to a `url` server, not to a \
+             `command` one"
+        );
+    }
+
+    #[test]
     fn toml_errors_name_the_server() {
         assert_eq!(
             toml_err("[servers.files]\ncommand = \"npx\"\ntimeout = 5\n"),
             "DIR/interpose.toml:3:1: unknown field `timeout`, expected one of `command`, `args`, \
-             `env`, `cwd`, `url`, `transport`, `headers`, `bearer_token_env`, `timeout_ms`, \
+             `env`, `cwd`, `url`, `transport`, `headers`, `bearer_token_env`, `oauth`, `timeout_ms`, \
              `start_timeout_ms`, `restart`, `lazy`, `enabled`, `plugins`"
         );
         assert_eq!(

@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 use url::Url;
 
+use super::credentials::ClientCredentials;
 use crate::wire::framing::Frame;
 use crate::wire::jsonrpc::{
     self, BACKEND_UNAVAILABLE, ErrorObject, INTERNAL_ERROR, Message, Parsed, RawId,
@@ -57,6 +58,8 @@ pub struct HttpUpstreamConfig {
     /// Sent on every request: the operator's `--header`s and bearer token.
     pub headers: HeaderMap,
     pub client: reqwest::Client,
+    /// OAuth client credentials: an access token sent as `Authorization` (`oauth`).
+    pub credentials: Option<Arc<ClientCredentials>>,
 }
 
 /// Why an HTTP upstream could not be set up.
@@ -81,7 +84,30 @@ impl HttpUpstreamConfig {
             url,
             headers,
             client,
+            credentials: None,
         })
+    }
+
+    /// `request` with the backend's access token, when it takes OAuth client
+    /// credentials; without one (logged) when none can be had, so the backend's own
+    /// refusal reaches the client.
+    pub async fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self.access_token().await {
+            Ok(Some(value)) => request.header(AUTHORIZATION, value),
+            Ok(None) => request,
+            Err(why) => {
+                tracing::warn!("no access token for the backend at {}: {why}", self.url);
+                request
+            }
+        }
+    }
+
+    /// The `Authorization` value from the OAuth client credentials, if any.
+    pub async fn access_token(&self) -> Result<Option<HeaderValue>, String> {
+        match &self.credentials {
+            Some(credentials) => credentials.authorization().await.map(Some),
+            None => Ok(None),
+        }
     }
 
     /// This config for one session: with the client's own `Authorization` when the
@@ -96,6 +122,13 @@ impl HttpUpstreamConfig {
             None => self.clone(),
         }
     }
+}
+
+/// Why a POST did not reach the backend.
+enum PostError {
+    Send(reqwest::Error),
+    /// No access token could be had (OAuth client credentials).
+    Credentials(String),
 }
 
 /// Follows a few redirects, only within the backend's origin: the operator's headers
@@ -360,14 +393,22 @@ impl Shared {
         &self,
         message: &Message,
         client_headers: Option<&ProtocolHeaders>,
-    ) -> Result<reqwest::Response, reqwest::Error> {
-        self.config
+    ) -> Result<reqwest::Response, PostError> {
+        let mut request = self
+            .config
             .client
             .post(self.config.url.clone())
             .headers(self.headers_for(message, client_headers))
-            .body(message.to_json())
-            .send()
+            .body(message.to_json());
+        if let Some(token) = self
+            .config
+            .access_token()
             .await
+            .map_err(PostError::Credentials)?
+        {
+            request = request.header(AUTHORIZATION, token);
+        }
+        request.send().await.map_err(PostError::Send)
     }
 
     /// A request failed to reach the backend: when the backend cannot be reached at
@@ -413,7 +454,21 @@ impl Shared {
     ) {
         let response = match self.post(&message, client_headers.as_ref()).await {
             Ok(response) => response,
-            Err(e) => return self.send_failed(Some(&id), e).await,
+            Err(PostError::Send(e)) => return self.send_failed(Some(&id), e).await,
+            Err(PostError::Credentials(why)) => {
+                tracing::warn!(
+                    "no access token for the backend at {}: {why}",
+                    self.config.url
+                );
+                let error = ErrorObject::new(
+                    BACKEND_UNAVAILABLE,
+                    format!(
+                        "no access token for the backend at {}: {why}",
+                        self.config.url
+                    ),
+                );
+                return self.answer_error(&id, error).await;
+            }
         };
         let status = response.status();
         if initialize && status.is_success() {
@@ -545,11 +600,15 @@ impl Shared {
         if let Ok(value) = HeaderValue::from_str(last_event_id) {
             headers.insert(LAST_EVENT_ID, value);
         }
-        let response = self
+        let request = self
             .config
             .client
             .get(self.config.url.clone())
-            .headers(headers)
+            .headers(headers);
+        let response = self
+            .config
+            .authorize(request)
+            .await
             .send()
             .await
             .map_err(|e| error_chain(&e))?;
@@ -610,7 +669,14 @@ impl Shared {
     async fn post_one_way(&self, message: Message, client_headers: Option<ProtocolHeaders>) {
         let response = match self.post(&message, client_headers.as_ref()).await {
             Ok(response) => response,
-            Err(e) => return self.send_failed(None, e).await,
+            Err(PostError::Send(e)) => return self.send_failed(None, e).await,
+            Err(PostError::Credentials(why)) => {
+                return tracing::warn!(
+                    "cannot send a {} to {}: no access token: {why}",
+                    message.kind().as_str(),
+                    self.config.url
+                );
+            }
         };
         let status = response.status();
         if self.session_gone(status).await {
@@ -631,6 +697,9 @@ impl Shared {
     /// Answers request `id` after an HTTP error: with the backend's own JSON-RPC error
     /// when the body has one, otherwise with one that names the status.
     async fn http_error(&self, id: &RawId, status: StatusCode, response: reqwest::Response) {
+        if status == StatusCode::UNAUTHORIZED {
+            return self.unauthorized(id, &response).await;
+        }
         let content_type = content_type(&response).to_owned();
         let body = read_limited(response, ERROR_BODY_BYTES)
             .await
@@ -658,6 +727,35 @@ impl Shared {
         self.answer_error(id, error).await;
     }
 
+    /// The backend refused our credentials: the client gets an error that carries the
+    /// backend's challenge (`WWW-Authenticate`), and the cached token is dropped so the
+    /// next request gets a new one.
+    async fn unauthorized(&self, id: &RawId, response: &reqwest::Response) {
+        let challenge = response
+            .headers()
+            .get(http::header::WWW_AUTHENTICATE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let url = &self.config.url;
+        tracing::warn!(
+            "the backend at {url} refused interpose's credentials (HTTP 401): {challenge}"
+        );
+        if let Some(credentials) = &self.config.credentials {
+            credentials.forget().await;
+        }
+        let error = ErrorObject::new(
+            BACKEND_UNAVAILABLE,
+            format!("the backend at {url} refused interpose's credentials (HTTP 401): {challenge}"),
+        )
+        .with_data(serde_json::json!({
+            "httpStatus": 401,
+            "backend": url.as_str(),
+            "wwwAuthenticate": challenge,
+        }));
+        self.answer_error(id, error).await;
+    }
+
     /// The standalone GET stream: server messages that belong to no request.
     async fn listen(self: Arc<Self>) {
         let mut cursor = StreamCursor::default();
@@ -677,6 +775,7 @@ impl Shared {
                 .client
                 .get(self.config.url.clone())
                 .headers(headers);
+            let request = self.config.authorize(request).await;
             let events_before = cursor.events;
             match request.send().await {
                 Ok(response) if response.status() == StatusCode::METHOD_NOT_ALLOWED => {
@@ -726,7 +825,7 @@ impl Shared {
             .delete(self.config.url.clone())
             .headers(self.session_headers())
             .timeout(Duration::from_secs(2));
-        match request.send().await {
+        match self.config.authorize(request).await.send().await {
             Ok(response) => tracing::debug!("DELETE session: HTTP {}", response.status()),
             Err(e) => tracing::debug!("DELETE session failed: {}", error_chain(&e)),
         }

@@ -5,6 +5,7 @@
 //! exactly one.
 
 pub mod child;
+pub mod credentials;
 pub mod http_client;
 pub mod in_process;
 pub mod sse_client;
@@ -135,6 +136,21 @@ impl UpstreamSpec {
         } else {
             UpstreamSpec::StreamableHttp(config)
         })
+    }
+
+    /// The same HTTP backend, sent an access token from `credentials` with every
+    /// request. Other backends are returned unchanged.
+    pub fn with_credentials(self, credentials: Arc<credentials::ClientCredentials>) -> Self {
+        let with = |config: Arc<HttpUpstreamConfig>| {
+            let mut config = (*config).clone();
+            config.credentials = Some(credentials.clone());
+            Arc::new(config)
+        };
+        match self {
+            UpstreamSpec::StreamableHttp(config) => UpstreamSpec::StreamableHttp(with(config)),
+            UpstreamSpec::LegacySse(config) => UpstreamSpec::LegacySse(with(config)),
+            other => other,
+        }
     }
 
     /// A short name for logs and plugin messages.

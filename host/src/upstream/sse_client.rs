@@ -98,11 +98,14 @@ async fn read_stream(
 
 async fn open_stream(config: &HttpUpstreamConfig) -> Result<reqwest::Response, String> {
     let url = &config.url;
-    let response = config
+    let request = config
         .client
         .get(url.clone())
         .headers(config.headers.clone())
-        .header(ACCEPT, EVENT_STREAM)
+        .header(ACCEPT, EVENT_STREAM);
+    let response = config
+        .authorize(request)
+        .await
         .send()
         .await
         .map_err(|e| format!("cannot reach the backend at {url}: {}", error_chain(&e)))?;
@@ -161,14 +164,13 @@ async fn write_loop(
         let Some(Ok(endpoint)) = endpoint else {
             return;
         };
-        let response = config
+        let request = config
             .client
             .post(endpoint.clone())
             .headers(config.headers.clone())
             .header(CONTENT_TYPE, mcp_http::JSON)
-            .body(message.to_json())
-            .send()
-            .await;
+            .body(message.to_json());
+        let response = config.authorize(request).await.send().await;
         let problem = match response {
             Ok(response) if response.status().is_success() => continue,
             Ok(response) if response.status() == StatusCode::NOT_FOUND => {

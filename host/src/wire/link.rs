@@ -19,6 +19,9 @@ pub struct ConnectContext {
     /// The client's `Authorization` header, present only when the operator chose to
     /// pass it on to the backend.
     pub client_authorization: Option<http::HeaderValue>,
+    /// Who the client is, as its access token says (`[auth]`); none for stdio and for
+    /// listeners without `[auth]`. Kept for the session's whole life.
+    pub principal: Option<Arc<crate::downstream::auth::Principal>>,
 }
 
 /// How many messages may queue towards one peer before the sender waits.

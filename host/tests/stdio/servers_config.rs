@@ -290,8 +290,8 @@ fn servers_and_a_backend_do_not_mix() {
     assert!(!ok, "{stderr}");
     assert_eq!(
         stderr.trim_end(),
-        "interpose: --upstream, --header, --bearer-token-env, --env and --name apply to a \
-         backend given after `--`; a server takes its settings from its own entry"
+        "interpose: --upstream, --header, --bearer-token-env, --oauth-*, --env and --name \
+         apply to a backend given after `--`; a server takes its settings from its own entry"
     );
 
     let (ok, stderr) = run_to_exit(&[]);

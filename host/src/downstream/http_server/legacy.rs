@@ -5,32 +5,30 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use http::header::AUTHORIZATION;
 use serde::Deserialize;
 
-use super::ServerState;
 use super::body::PostBody;
 use super::reply::{empty, event_stream, rpc_error};
 use super::session::SessionKind;
 use super::streamable::parse_messages;
+use super::{ServerState, connect_context};
+use crate::downstream::auth::Principal;
 use crate::wire::jsonrpc::{BACKEND_UNAVAILABLE, INVALID_REQUEST};
-use crate::wire::link::ConnectContext;
 use crate::wire::mcp_http::sse_event;
 
 /// Where clients POST their messages.
 pub const MESSAGES_PATH: &str = "/messages";
 
-pub async fn open(State(state): State<Arc<ServerState>>, headers: http::HeaderMap) -> Response {
-    let context = ConnectContext {
-        client_authorization: state
-            .config
-            .pass_client_authorization
-            .then(|| headers.get(AUTHORIZATION).cloned())
-            .flatten(),
-    };
+pub async fn open(
+    State(state): State<Arc<ServerState>>,
+    headers: http::HeaderMap,
+    principal: Option<Extension<Arc<Principal>>>,
+) -> Response {
+    let context = connect_context(&state, &headers, principal.map(|p| p.0));
     let session = match state
         .sessions
         .start(&state, SessionKind::LegacySse, &context)

@@ -6,6 +6,7 @@
 mod access;
 mod body;
 mod events;
+mod identity;
 mod legacy;
 mod reply;
 mod session;
@@ -27,7 +28,9 @@ use tokio::sync::Semaphore;
 pub use access::{AccessPolicy, enforce as enforce_access};
 
 use crate::downstream::OpenSession;
+use crate::downstream::auth::{METADATA_PATH, Principal, ResourceServer};
 use crate::wire::jsonrpc::{self, BACKEND_UNAVAILABLE, ErrorObject, Message};
+use crate::wire::link::ConnectContext;
 use events::ReplayBudget;
 use session::SlowReaders;
 use table::SessionTable;
@@ -49,6 +52,8 @@ pub struct HttpServerConfig {
     /// listens on every interface hands the backend (and its credentials) to the network.
     pub allow_remote: bool,
     pub access: AccessPolicy,
+    /// Require OAuth access tokens (`[auth]`); exclusive with `access.token`.
+    pub oauth: Option<Arc<ResourceServer>>,
     /// Sessions served at once; more get 503.
     pub max_sessions: usize,
     /// A session nobody has used for this long is ended (and its backend stopped).
@@ -81,6 +86,7 @@ impl HttpServerConfig {
             addr,
             allow_remote: false,
             access: AccessPolicy::default(),
+            oauth: None,
             max_sessions: 64,
             session_idle_timeout: Duration::from_secs(30 * 60),
             pass_client_authorization: false,
@@ -136,7 +142,7 @@ impl HttpServer {
             if !config.allow_remote {
                 return Err(HttpServerError::NotLoopback(addr));
             }
-            if config.access.token.is_none() {
+            if config.access.token.is_none() && config.oauth.is_none() {
                 tracing::warn!(
                     "listening on {addr} without --auth-token-env: anyone who can reach this address can use the backend"
                 );
@@ -147,6 +153,9 @@ impl HttpServer {
             .map_err(|source| HttpServerError::Bind { addr, source })?;
         let mut config = config;
         config.access.loopback_only_host = addr.ip().is_loopback();
+        if let Some(oauth) = &config.oauth {
+            oauth.start();
+        }
         let state = Arc::new(ServerState {
             sessions: SessionTable::new(config.max_sessions),
             body_budget: Arc::new(Semaphore::new(
@@ -270,14 +279,45 @@ fn router(state: Arc<ServerState>) -> Router {
             crate::telemetry::METRICS_PATH,
             get(crate::telemetry::serve_metrics),
         )
+        // Runs after the Origin and Host checks (layers run outermost first).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            identity::authenticate,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             policy,
             access::enforce,
         ));
     // Probes carry no token and no Origin; they learn nothing but that we serve.
-    mcp.route(HEALTH_PATH, get(serving))
-        .route(READY_PATH, get(serving))
-        .with_state(state)
+    let mut router = mcp
+        .route(HEALTH_PATH, get(serving))
+        .route(READY_PATH, get(serving));
+    // Where clients learn how to get a token: open to all, as RFC 9728 intends.
+    if let Some(oauth) = &state.config.oauth {
+        router = router.route(METADATA_PATH, get(identity::metadata));
+        let own_path = oauth.metadata_path();
+        if own_path != METADATA_PATH {
+            router = router.route(&own_path, get(identity::metadata));
+        }
+    }
+    router.with_state(state)
+}
+
+/// What a session being opened knows of its client: its principal (`[auth]`), and its
+/// own `Authorization` when the operator passes it on.
+fn connect_context(
+    state: &ServerState,
+    headers: &http::HeaderMap,
+    principal: Option<Arc<Principal>>,
+) -> ConnectContext {
+    ConnectContext {
+        client_authorization: state
+            .config
+            .pass_client_authorization
+            .then(|| headers.get(http::header::AUTHORIZATION).cloned())
+            .flatten(),
+        principal,
+    }
 }
 
 /// Liveness: the process serves HTTP.

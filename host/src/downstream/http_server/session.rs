@@ -13,6 +13,7 @@ use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
 use super::events::{EventStream, EventStyle, LiveEvents, ReplayBudget, STANDALONE};
+use crate::downstream::auth::Principal;
 use crate::wire::framing::Frame;
 use crate::wire::jsonrpc::{self, Message, ParamsMeta, RawId};
 use crate::wire::link::{CHANNEL_CAPACITY, Inbound, Outbound, ProtocolHeaders};
@@ -59,6 +60,8 @@ pub struct Session {
     /// A name for logs and plugins.
     pub label: String,
     pub kind: SessionKind,
+    /// Who opened it (`[auth]`): only the same party may use it.
+    pub principal: Option<Arc<Principal>>,
     to_relay: mpsc::Sender<Inbound>,
     routes: Mutex<Routes>,
     last_active: Mutex<Instant>,
@@ -122,6 +125,7 @@ impl Session {
         label: String,
         kind: SessionKind,
         readers: SlowReaders,
+        principal: Option<Arc<Principal>>,
     ) -> (Arc<Session>, mpsc::Receiver<Inbound>) {
         let (to_relay, from_client) = mpsc::channel(CHANNEL_CAPACITY);
         let mut streams = HashMap::new();
@@ -137,6 +141,7 @@ impl Session {
             id,
             label,
             kind,
+            principal,
             to_relay,
             routes: Mutex::new(Routes {
                 streams,
@@ -650,8 +655,13 @@ mod tests {
 
     #[test]
     fn stateless_clients_reusing_a_progress_token_get_only_their_own_progress() {
-        let (session, _to_relay) =
-            Session::new("s".into(), "test".into(), SessionKind::Stateless, readers());
+        let (session, _to_relay) = Session::new(
+            "s".into(),
+            "test".into(),
+            SessionKind::Stateless,
+            readers(),
+            None,
+        );
         let mut streams = Vec::new();
         let mut backend_tokens = Vec::new();
         for _ in 0..2 {
@@ -687,6 +697,7 @@ mod tests {
             "test".into(),
             SessionKind::Streamable,
             readers(),
+            None,
         );
         let mut batch = [request("7", "{}"), request("7", "{}")];
         let open: Vec<OpenRequest> = batch

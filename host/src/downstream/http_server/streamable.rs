@@ -12,25 +12,26 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION};
+use http::header::ACCEPT;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::value::RawValue;
 
-use super::ServerState;
 use super::body::PostBody;
 use super::events::{event_id, parse_event_id};
 use super::reply::{Rejection, empty, event_stream, json, rpc_error};
 use super::session::{Listener, Session, SessionKind};
 use super::table::{SessionTable, StartError};
+use super::{ServerState, connect_context};
+use crate::downstream::auth::Principal;
 use crate::wire::framing::Frame;
 use crate::wire::jsonrpc::{
     BACKEND_UNAVAILABLE, ErrorObject, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, Message,
     PARSE_ERROR, RawId,
 };
-use crate::wire::link::ConnectContext;
 use crate::wire::link::ProtocolHeaders;
 use crate::wire::mcp_http::{
     self, EVENT_STREAM, LAST_EVENT_ID, MCP_METHOD, MCP_NAME, PROTOCOL_VERSION, SESSION_ID,
@@ -49,6 +50,7 @@ const SESSION_REQUIRED: i64 = -32000;
 pub async fn post(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
+    principal: Option<Extension<Arc<Principal>>>,
     PostBody(body, _held_until_handled): PostBody,
 ) -> Response {
     // Parsed first, so that every refusal names the request it refuses.
@@ -70,7 +72,7 @@ pub async fn post(
         },
         // A 2026-07-28 `initialize` is a removed method, not a handshake: no session.
         None if is_initialize(&messages) && !claims_stateless_era(&headers, &messages) => {
-            let context = connect_context(&state, &headers);
+            let context = connect_context(&state, &headers, principal.map(|p| p.0));
             match state
                 .sessions
                 .start(&state, SessionKind::Streamable, &context)
@@ -407,16 +409,6 @@ fn start_failed(error: &StartError, id: Option<RawId>) -> Response {
             BACKEND_UNAVAILABLE,
             error.to_string(),
         ),
-    }
-}
-
-fn connect_context(state: &ServerState, headers: &HeaderMap) -> ConnectContext {
-    ConnectContext {
-        client_authorization: state
-            .config
-            .pass_client_authorization
-            .then(|| headers.get(AUTHORIZATION).cloned())
-            .flatten(),
     }
 }
 

@@ -108,8 +108,13 @@ impl SessionTable {
             SessionKind::Streamable => format!("http-{n}"),
             SessionKind::LegacySse => format!("sse-{n}"),
         };
-        let (session, from_client) =
-            Session::new(new_session_id(), label.clone(), kind, state.readers.clone());
+        let (session, from_client) = Session::new(
+            new_session_id(),
+            label.clone(),
+            kind,
+            state.readers.clone(),
+            context.principal.clone(),
+        );
         let (to_client, from_relay) = mpsc::channel(TO_CLIENT_QUEUE);
         let dispatcher = tokio::spawn(session.clone().dispatch(from_relay));
         let client = Link {
@@ -130,7 +135,12 @@ impl SessionTable {
             self.lock().insert(session.id.clone(), session.clone());
         }
         self.running.fetch_add(1, Ordering::AcqRel);
-        tracing::info!(session = %session.label, "session opened");
+        match &context.principal {
+            Some(who) => {
+                tracing::info!(session = %session.label, subject = %who.subject, "session opened")
+            }
+            None => tracing::info!(session = %session.label, "session opened"),
+        }
         let open = crate::telemetry::metrics().session_opened(transport);
         let state = state.clone();
         let ended = session.clone();
