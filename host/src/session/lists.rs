@@ -159,6 +159,12 @@ pub fn merge(
             page_items.items.iter().map(|item| &*item.name),
             collisions,
         );
+        if kind == ListKind::Tools {
+            // Tool names label the operation metric: given from here, the merged
+            // list is not read again for them.
+            let tools = exposed.iter().flatten().map(String::as_str);
+            crate::telemetry::metrics().learn_tool_names(tools);
+        }
         // What is left of the result is small: read as values.
         let rest: Map<String, Value> = page_items
             .rest

@@ -1269,9 +1269,6 @@ impl SessionRelay {
                 );
             }
         }
-        if let (Ok(result), "tools/list") = (&merged, request.method.as_str()) {
-            metrics::metrics().learn_tools(result);
-        }
         let answer = match merged {
             Ok(result) => Message::Response {
                 id: request.original_id.clone(),

@@ -614,22 +614,28 @@ impl Metrics {
         let Ok(list) = serde_json::from_str::<ToolList>(result.get()) else {
             return;
         };
+        self.learn_tool_names(list.tools.iter().map(|t| &*t.name));
+    }
+
+    /// Remembers tool names a list gave, up to [`MAX_TOOL_NAMES`] (the gateway's
+    /// merge hands over the names it read, so the list is not read again).
+    pub fn learn_tool_names<'a>(&self, names: impl Iterator<Item = &'a str> + Clone) {
         {
             let listed = self.listed_tools.read().unwrap_or_else(|e| e.into_inner());
-            if list.tools.iter().all(|t| listed.contains(&*t.name)) {
+            if names.clone().all(|name| listed.contains(name)) {
                 return;
             }
         }
         let mut listed = self.listed_tools.write().unwrap_or_else(|e| e.into_inner());
-        for tool in list.tools {
+        for name in names {
             if listed.len() >= MAX_TOOL_NAMES {
                 tracing::debug!(
                     "more than {MAX_TOOL_NAMES} tool names listed: the rest are `{OTHER}` in metrics"
                 );
                 return;
             }
-            if !listed.contains(&*tool.name) {
-                listed.insert(Name::new(&tool.name));
+            if !listed.contains(name) {
+                listed.insert(Name::new(name));
             }
         }
     }
