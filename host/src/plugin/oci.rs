@@ -254,18 +254,10 @@ pub fn verify_cached(bytes: &[u8], digest: &str) -> anyhow::Result<()> {
 /// Pulls `reference` into `cache`, checking every digest. Returns where it is kept.
 pub async fn pull(cache: &OciCache, reference: &PluginRef) -> anyhow::Result<Cached> {
     let client = reference.client();
-    let image = tokio::time::timeout(
-        REGISTRY_TIMEOUT,
-        client.pull(&reference.0, &auth(), vec![LAYER_MEDIA_TYPE]),
-    )
-    .await
-    .map_err(|_| {
-        anyhow!(
-            "the registry did not answer within {} s",
-            REGISTRY_TIMEOUT.as_secs()
-        )
-    })?
-    .with_context(|| format!("cannot pull {reference}"))?;
+    let pulled = client.pull(&reference.0, &auth(), vec![LAYER_MEDIA_TYPE]);
+    let image = within_timeout(pulled)
+        .await?
+        .with_context(|| format!("cannot pull {reference}"))?;
     let manifest = image
         .manifest
         .as_ref()
@@ -384,15 +376,21 @@ pub async fn push(wasm: Vec<u8>, reference: &PluginRef) -> anyhow::Result<String
         // The digest of the manifest as the registry stores it.
         client.fetch_manifest_digest(&reference.0, &auth).await
     };
-    tokio::time::timeout(REGISTRY_TIMEOUT, pushed)
+    within_timeout(pushed)
+        .await?
+        .with_context(|| format!("cannot push to {reference}"))
+}
+
+/// What a registry exchange gave, unless it took longer than [`REGISTRY_TIMEOUT`].
+async fn within_timeout<T>(exchange: impl Future<Output = T>) -> anyhow::Result<T> {
+    tokio::time::timeout(REGISTRY_TIMEOUT, exchange)
         .await
         .map_err(|_| {
             anyhow!(
                 "the registry did not answer within {} s",
                 REGISTRY_TIMEOUT.as_secs()
             )
-        })?
-        .with_context(|| format!("cannot push to {reference}"))
+        })
 }
 
 /// The plugin a configuration names by `reference`, from the cache, pulled first if
