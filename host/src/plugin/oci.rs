@@ -254,7 +254,8 @@ pub fn verify_cached(bytes: &[u8], digest: &str) -> anyhow::Result<()> {
 /// Pulls `reference` into `cache`, checking every digest. Returns where it is kept.
 pub async fn pull(cache: &OciCache, reference: &PluginRef) -> anyhow::Result<Cached> {
     let client = reference.client();
-    let pulled = client.pull(&reference.0, &auth(), vec![LAYER_MEDIA_TYPE]);
+    let auth = auth();
+    let pulled = client.pull(&reference.0, &auth, vec![LAYER_MEDIA_TYPE]);
     let image = within_timeout(pulled)
         .await?
         .with_context(|| format!("cannot pull {reference}"))?;
