@@ -119,6 +119,45 @@ export function cacheable(resultText, maxBytes) {
   return result === null || typeof result !== "object" || result.isError !== true;
 }
 
+/**
+ * How long a result may stay cached, from what it says of itself (2026-07-28):
+ * `ttlMs` shortens the configured `ttlMs`, never lengthens it, and `0` keeps it
+ * out; `cacheScope: "private"` keeps it out too (it is meant for one client, and
+ * this plugin is not told who the client is, so it never shares such a result).
+ * `undefined`: not to be cached.
+ */
+export function lifetime(resultText, ttlMs) {
+  if (!resultText.includes('"ttlMs"') && !resultText.includes('"cacheScope"')) {
+    return ttlMs;
+  }
+  let result;
+  try {
+    result = JSON.parse(resultText);
+  } catch {
+    return undefined;
+  }
+  if (result === null || typeof result !== "object" || result.cacheScope === "private") {
+    return undefined;
+  }
+  const own = result.ttlMs;
+  if (own === undefined) {
+    return ttlMs;
+  }
+  if (!Number.isSafeInteger(own) || own <= 0) {
+    return undefined;
+  }
+  return Math.min(own, ttlMs);
+}
+
+/**
+ * Whether a call is the retry of an earlier one that asked the client for input
+ * (2026-07-28: it carries `inputResponses` or `requestState`): its answer depends
+ * on that input, so it is neither answered from the cache nor stored.
+ */
+export function isRetry(call) {
+  return call.inputResponses !== undefined || call.requestState !== undefined;
+}
+
 /** cyrb53: a fast 53-bit string hash, as 14 hex digits. Not for security: hits are checked against the identity. */
 export function hash(text) {
   let h1 = 0xdeadbeef;

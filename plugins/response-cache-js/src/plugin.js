@@ -1,11 +1,13 @@
 // interpose plugin: caches `tools/call` results in the host's key-value store
 // and answers repeated calls (same tool, same arguments) from it, without
 // reaching the backend. Tool errors (`isError: true`) and JSON-RPC errors are
-// never cached. See the README for the configuration.
+// never cached; a result's own `ttlMs` and `cacheScope` (2026-07-28) are
+// honoured, and retries carrying client input never touch the cache. See the
+// README for the configuration.
 
 import { createPlugin, kv, log, respond } from "interpose-plugin";
 
-import { cacheable, cacheKey, entry, lookup, parseConfig } from "./cache.js";
+import { cacheable, cacheKey, entry, isRetry, lifetime, lookup, parseConfig } from "./cache.js";
 
 const plugin = createPlugin({ name: "response-cache", version: "0.1.0" });
 
@@ -21,7 +23,7 @@ function keyFor(call, msg) {
 
 // A call: answer from the cache when its result is there.
 plugin.toolCall((call, msg) => {
-  if (!config.isCached(call.name)) {
+  if (!config.isCached(call.name) || isRetry(call)) {
     return undefined;
   }
   const { key, identity } = keyFor(call, msg);
@@ -40,14 +42,18 @@ plugin.onResponse(
   (msg) => {
     const call = msg.toolCall();
     const result = msg.payload;
-    if (call === undefined || result === undefined || !config.isCached(call.name)) {
+    if (call === undefined || result === undefined || !config.isCached(call.name) || isRetry(call)) {
       return undefined;
     }
     if (!cacheable(result, config.maxEntryBytes)) {
       return undefined;
     }
+    const ttlMs = lifetime(result, config.ttlMs);
+    if (ttlMs === undefined) {
+      return undefined;
+    }
     const { key, identity } = keyFor(call, msg);
-    kv.set(key, entry(identity, result), { ttlMs: config.ttlMs });
+    kv.set(key, entry(identity, result), { ttlMs });
     return undefined;
   },
   { withRequest: true },

@@ -143,3 +143,44 @@ test("long arguments are keyed by a sample and still never confused", () => {
   assert.equal(JSON.parse(plugin.intercept(call("t", long("y"))).val).content[0].text, "for y");
   assert.equal(plugin.intercept(call("t", long("x"))), pass(), "overwritten, not confused");
 });
+
+test("a result's own ttlMs shortens the configured one, never lengthens it; 0 keeps it out", () => {
+  plugin.load({ ttl_ms: 1000 });
+  plugin.intercept(result("short", {}, { ...ok("x"), ttlMs: 300 }));
+  plugin.intercept(result("long", {}, { ...ok("y"), ttlMs: 60_000 }));
+  plugin.intercept(result("never", {}, { ...ok("z"), ttlMs: 0 }));
+  assert.equal(plugin.intercept(call("never", {})), pass(), "ttlMs 0 is not cached");
+  advanceClock(299);
+  assert.equal(plugin.intercept(call("short", {})).tag, "respond");
+  advanceClock(1);
+  assert.equal(plugin.intercept(call("short", {})), pass(), "gone after the result's 300 ms");
+  advanceClock(699);
+  assert.equal(plugin.intercept(call("long", {})).tag, "respond");
+  advanceClock(1);
+  assert.equal(plugin.intercept(call("long", {})), pass(), "gone after the configured 1000 ms");
+});
+
+test("a private result is never cached; a public one is", () => {
+  plugin.load({ per_session: true });
+  plugin.intercept(result("mine", {}, { ...ok("secret"), cacheScope: "private" }));
+  plugin.intercept(result("ours", {}, { ...ok("shared"), cacheScope: "public" }));
+  assert.equal(plugin.intercept(call("mine", {})), pass());
+  assert.equal(plugin.intercept(call("ours", {})).tag, "respond");
+  assert.deepEqual(kvKeys().length, 1);
+});
+
+test("a retry carrying client input is neither answered from the cache nor stored", () => {
+  plugin.load({});
+  plugin.intercept(result("t", { a: 1 }, ok("first")));
+  for (const retry of [{ inputResponses: { elicit: { action: "accept" } } }, { requestState: "opaque" }]) {
+    const msg = request("tools/call", { name: "t", arguments: { a: 1 }, ...retry }, { server: "b1", session: "s1" });
+    assert.equal(plugin.intercept(msg), pass(), JSON.stringify(retry));
+    const answered = response("tools/call", ok("after input"), {
+      request: { name: "t", arguments: { a: 1 }, ...retry },
+      server: "b1",
+      session: "s1",
+    });
+    plugin.intercept(answered);
+  }
+  assert.deepEqual(plugin.intercept(call("t", { a: 1 })), respond(JSON.stringify(ok("first"))), "the plain call's entry stands");
+});
