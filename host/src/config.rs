@@ -460,14 +460,6 @@ impl PluginConfig {
         }
     }
 
-    /// Whether a signature is required, and by which keys.
-    pub fn signature_policy(&self) -> crate::plugin::trust::signature::SignaturePolicy {
-        crate::plugin::trust::signature::SignaturePolicy {
-            required: self.require_signature.unwrap_or(false),
-            trusted_keys: self.trusted_keys.clone().unwrap_or_default(),
-        }
-    }
-
     /// Takes `[trust]`'s settings where this plugin sets none.
     fn inherit_trust(&mut self, trust: &TrustConfig) {
         self.require_signature
@@ -539,8 +531,7 @@ impl PluginConfig {
             }
         }
         for url in &self.http {
-            crate::plugin::trust::capabilities::check_http_prefix(url)
-                .map_err(|e| format!("`http` entry {e}"))?;
+            check_http_prefix(url).map_err(|e| format!("`http` entry {e}"))?;
         }
         for dir in &self.dirs {
             if let Some(guest) = &dir.guest
@@ -640,10 +631,31 @@ fn check_plugins(
 /// Makes key file paths among `keys` relative to `base`; inline keys stay as they are.
 fn resolve_key_paths(keys: &mut [String], base: &Path) {
     for key in keys {
-        if !crate::plugin::trust::signature::looks_inline(key.trim()) {
+        if !looks_inline(key.trim()) {
             *key = base.join(&*key).to_string_lossy().into_owned();
         }
     }
+}
+
+/// Whether a `trusted_keys` entry is a key itself rather than a file's path: a
+/// minisign public key is 56 base64 characters starting with `RW`.
+pub fn looks_inline(spec: &str) -> bool {
+    spec.len() == 56
+        && spec.starts_with("RW")
+        && spec
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
+}
+
+/// An outbound HTTP grant or declaration: an `http` or `https` URL, optionally ending
+/// in `*` (a prefix either way).
+pub fn check_http_prefix(prefix: &str) -> Result<(), String> {
+    let url = url::Url::parse(prefix.trim_end_matches('*'))
+        .map_err(|e| format!("`{prefix}` is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("`{prefix}` is not an http:// or https:// URL"));
+    }
+    Ok(())
 }
 
 /// A TOML error as one line, `LINE:COLUMN: message`, without the quoted source.

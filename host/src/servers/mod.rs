@@ -25,9 +25,7 @@ use crate::upstream::{HttpTransport, UpstreamSpec, header_pair, insert_bearer, s
 /// 64 characters that model APIs accept for a tool name.
 pub const MAX_NAME_CHARS: usize = 32;
 
-/// Reads an environment variable: the process's own in `interpose run`, a fixed table
-/// in tests.
-pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub use crate::upstream::EnvLookup;
 
 /// One server, wherever it was configured.
 #[derive(Clone)]

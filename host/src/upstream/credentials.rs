@@ -10,10 +10,9 @@ use http::HeaderValue;
 use serde::Deserialize;
 use url::Url;
 
-use super::secret_in;
-use crate::downstream::auth::read_json;
-use crate::servers::EnvLookup;
-use crate::upstream::http_client::error_chain;
+use super::error_text::error_chain;
+use super::fetch::read_json;
+use super::{EnvLookup, secret_in};
 
 /// How long a token request may take.
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(10);

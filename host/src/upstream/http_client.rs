@@ -26,6 +26,7 @@ use tokio::task::{AbortHandle, JoinSet};
 use url::Url;
 
 use super::credentials::ClientCredentials;
+use super::error_text::error_chain;
 use crate::wire::framing::Frame;
 use crate::wire::jsonrpc::{
     self, BACKEND_UNAVAILABLE, ErrorObject, INTERNAL_ERROR, Message, Parsed, RawId,
@@ -926,21 +927,6 @@ async fn read_limited(response: reqwest::Response, limit: usize) -> Result<Vec<u
         body.extend_from_slice(&chunk);
     }
     Ok(body)
-}
-
-/// An error with its causes ("error sending request: connection refused").
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -6,9 +6,15 @@
 
 pub mod child;
 pub mod credentials;
+pub mod error_text;
+pub mod fetch;
 pub mod http_client;
 pub mod in_process;
 pub mod sse_client;
+
+/// Reads an environment variable: the process's own in `interpose run`, a fixed table
+/// in tests.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 use std::sync::Arc;
 use std::time::Duration;

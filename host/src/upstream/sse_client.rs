@@ -11,7 +11,8 @@ use http::header::{ACCEPT, CONTENT_TYPE};
 use tokio::sync::{mpsc, watch};
 use url::Url;
 
-use super::http_client::{HttpUpstreamConfig, error_chain};
+use super::error_text::error_chain;
+use super::http_client::HttpUpstreamConfig;
 use crate::wire::framing::Frame;
 use crate::wire::jsonrpc::{BACKEND_UNAVAILABLE, ErrorObject, Message};
 use crate::wire::link::{CHANNEL_CAPACITY, Inbound, Link, Outbound};

@@ -9,6 +9,9 @@ use tokio::io::{AsyncBufRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use serde::Serialize;
+use serde_json::{Map, Value};
+
 use super::framing::{Frame, LineReader};
 use super::jsonrpc::{Message, RawId};
 
@@ -21,7 +24,28 @@ pub struct ConnectContext {
     pub client_authorization: Option<http::HeaderValue>,
     /// Who the client is, as its access token says (`[auth]`); none for stdio and for
     /// listeners without `[auth]`. Kept for the session's whole life.
-    pub principal: Option<Arc<crate::downstream::auth::Principal>>,
+    pub principal: Option<Arc<Principal>>,
+}
+
+/// Who made a request, as its access token says (the front door checked it): kept
+/// with the session, to be lent to plugins.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Principal {
+    /// `iss`.
+    pub issuer: String,
+    /// `sub`, or for a token without one, `client_id`.
+    pub subject: String,
+    /// The scopes granted (`scope`, space-separated, or `scp`).
+    pub scopes: Vec<String>,
+    /// Every claim of the token.
+    pub claims: Map<String, Value>,
+}
+
+impl Principal {
+    /// Whether both name the same party (a session stays with whoever opened it).
+    pub fn same_party(&self, other: &Principal) -> bool {
+        self.issuer == other.issuer && self.subject == other.subject
+    }
 }
 
 /// How many messages may queue towards one peer before the sender waits.

@@ -14,7 +14,7 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 use url::Url;
 
-use super::fetch::get_json;
+use crate::upstream::fetch::get_json;
 
 /// One verification key of the issuer.
 pub struct Key {

@@ -7,7 +7,6 @@
 //! backend. What a valid token says about its bearer becomes the session's
 //! [`Principal`].
 
-mod fetch;
 mod keys;
 
 use std::sync::Arc;
@@ -17,12 +16,13 @@ use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{AlgorithmFamily, Validation, decode, decode_header};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use url::Url;
 
-pub use fetch::{get_json, read_json};
 use keys::{KeyCache, KeyLookup};
+
+pub use crate::wire::link::Principal;
 
 /// The well-known path of the protected resource metadata (RFC 9728 section 3).
 pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
@@ -82,26 +82,6 @@ pub enum AuthConfigError {
     BadScope(String),
     #[error("[auth] could not build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
-}
-
-/// Who made a request, as the access token says: what plugins will be lent.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Principal {
-    /// `iss`.
-    pub issuer: String,
-    /// `sub`, or for a token without one, `client_id`.
-    pub subject: String,
-    /// The scopes granted (`scope`, space-separated, or `scp`).
-    pub scopes: Vec<String>,
-    /// Every claim of the token.
-    pub claims: Map<String, Value>,
-}
-
-impl Principal {
-    /// Whether both name the same party (a session stays with whoever opened it).
-    pub fn same_party(&self, other: &Principal) -> bool {
-        self.issuer == other.issuer && self.subject == other.subject
-    }
 }
 
 /// Why a request is not let in.

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use wasm_encoder::Encode;
 use wasmparser::{Chunk, Parser, Payload};
 
-use crate::config::{DirMode, PluginConfig};
+use crate::config::{DirMode, PluginConfig, check_http_prefix};
 
 /// The name of the custom section holding the declaration.
 pub const SECTION_NAME: &str = "interpose-capabilities";
@@ -83,17 +83,6 @@ impl Capabilities {
 pub fn check_env_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.contains('=') {
         return Err(format!("`{name}` is not an environment variable name"));
-    }
-    Ok(())
-}
-
-/// An outbound HTTP grant or declaration: an `http` or `https` URL, optionally ending
-/// in `*` (a prefix either way).
-pub fn check_http_prefix(prefix: &str) -> Result<(), String> {
-    let url = url::Url::parse(prefix.trim_end_matches('*'))
-        .map_err(|e| format!("`{prefix}` is not a URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(format!("`{prefix}` is not an http:// or https:// URL"));
     }
     Ok(())
 }

@@ -48,7 +48,7 @@ pub struct Admission {
 /// declaration gets its grants as before declarations existed.
 pub fn admit(config: &PluginConfig, bytes: &[u8]) -> Result<Admission, TrustError> {
     let started = Instant::now();
-    let signed_by = config.signature_policy().admit(&config.path, bytes)?;
+    let signed_by = signature::SignaturePolicy::of(config).admit(&config.path, bytes)?;
     let declared = match capabilities::read_declared(bytes) {
         // Not WebAssembly at all: compiling it says so, as it did before declarations.
         Err(DeclarationError::NotWasm(_)) => None,

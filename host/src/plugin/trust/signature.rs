@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use minisign::{KeyPair, PublicKey, PublicKeyBox, SecretKeyBox, SignatureBox};
 
+use crate::config::{PluginConfig, looks_inline};
+
 /// `FILE.wasm.minisig`: where the signature of `FILE.wasm` is looked for.
 pub fn signature_path(wasm: &Path) -> PathBuf {
     let mut path = wasm.as_os_str().to_owned();
@@ -69,16 +71,6 @@ impl TrustedKey {
     pub fn id(&self) -> String {
         key_id(self.key.keynum())
     }
-}
-
-/// Whether a `trusted_keys` entry is a key itself rather than a file's path: a
-/// minisign public key is 56 base64 characters starting with `RW`.
-pub fn looks_inline(spec: &str) -> bool {
-    spec.len() == 56
-        && spec.starts_with("RW")
-        && spec
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
 }
 
 /// The key of a minisign `.pub` file (an `untrusted comment:` line, then the key).
@@ -151,6 +143,14 @@ pub struct SignaturePolicy {
 }
 
 impl SignaturePolicy {
+    /// Whether `config`'s plugin needs a signature, and by which keys.
+    pub fn of(config: &PluginConfig) -> Self {
+        SignaturePolicy {
+            required: config.require_signature.unwrap_or(false),
+            trusted_keys: config.trusted_keys.clone().unwrap_or_default(),
+        }
+    }
+
     /// Checks `bytes`, read from `path`, when a signature is required: returns the ID
     /// of the trusted key that signed them, or why not. `None` when no signature is
     /// required (the file is not looked at).

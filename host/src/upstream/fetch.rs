@@ -1,11 +1,12 @@
 //! Small JSON documents fetched from an identity provider (its metadata, its keys, a
-//! token): bounded in time by the caller and in size here, so a slow or hostile server
-//! can neither hold a request nor fill the memory.
+//! token), for the front door's token checks and the backends' credentials alike:
+//! bounded in time by the caller and in size here, so a slow or hostile server can
+//! neither hold a request nor fill the memory.
 
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
 
-use crate::upstream::http_client::error_chain;
+use super::error_text::error_chain;
 
 /// The largest document accepted from an identity provider.
 pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
