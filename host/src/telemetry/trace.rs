@@ -18,6 +18,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, bail};
+use indexmap::IndexMap;
 pub use opentelemetry::trace::SpanContext;
 use opentelemetry::trace::{
     Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _, TracerProvider as _,
@@ -191,28 +192,44 @@ impl<'a> Described<'a> {
 
     /// The span's name and the attributes that say what the request acts on.
     fn name_and_attributes(&self, method: &str, attributes: &mut Vec<KeyValue>) -> String {
-        attributes.push(KeyValue::new("mcp.method.name", method.to_owned()));
-        let target = match (method, &self.name) {
-            ("tools/call", Some(tool)) => {
-                attributes.push(KeyValue::new("gen_ai.tool.name", tool.to_string()));
-                attributes.push(KeyValue::new("gen_ai.operation.name", "execute_tool"));
-                Some(tool)
-            }
-            ("prompts/get", Some(prompt)) => {
-                attributes.push(KeyValue::new("gen_ai.prompt.name", prompt.to_string()));
-                Some(prompt)
-            }
-            _ => None,
-        };
-        if let Some(uri) = &self.uri
-            && method.starts_with("resources/")
-        {
-            attributes.push(KeyValue::new("mcp.resource.uri", uri.to_string()));
+        name_and_attributes(
+            method,
+            self.name.as_deref(),
+            self.uri.as_deref(),
+            attributes,
+        )
+    }
+}
+
+/// The name of the span of a request to `method` acting on `name` or `uri`, and the
+/// attributes that say what it acts on.
+fn name_and_attributes(
+    method: &str,
+    name: Option<&str>,
+    uri: Option<&str>,
+    attributes: &mut Vec<KeyValue>,
+) -> String {
+    attributes.push(KeyValue::new("mcp.method.name", method.to_owned()));
+    let target = match (method, name) {
+        ("tools/call", Some(tool)) => {
+            attributes.push(KeyValue::new("gen_ai.tool.name", tool.to_string()));
+            attributes.push(KeyValue::new("gen_ai.operation.name", "execute_tool"));
+            Some(tool)
         }
-        match target {
-            Some(target) => format!("{method} {target}"),
-            None => method.to_owned(),
+        ("prompts/get", Some(prompt)) => {
+            attributes.push(KeyValue::new("gen_ai.prompt.name", prompt.to_string()));
+            Some(prompt)
         }
+        _ => None,
+    };
+    if let Some(uri) = uri
+        && method.starts_with("resources/")
+    {
+        attributes.push(KeyValue::new("mcp.resource.uri", uri.to_string()));
+    }
+    match target {
+        Some(target) => format!("{method} {target}"),
+        None => method.to_owned(),
     }
 }
 
@@ -337,8 +354,16 @@ impl ClientSpan {
         id: &RawValue,
         params: &mut Option<Box<RawValue>>,
     ) -> Self {
+        // Read once: for the span's name, then to carry the span's context.
+        let members = Members::of(params.as_deref());
+        let text = |key| members.as_ref().and_then(|m| m.text(key));
         let mut attributes = Vec::with_capacity(6);
-        let name = Described::of(params.as_deref()).name_and_attributes(method, &mut attributes);
+        let name = name_and_attributes(
+            method,
+            text("name").as_deref(),
+            text("uri").as_deref(),
+            &mut attributes,
+        );
         attributes.push(request_id(id));
         attributes.push(KeyValue::new("interpose.server.name", server.to_owned()));
         let parent = Context::new().with_remote_span_context(parent.clone());
@@ -347,7 +372,9 @@ impl ClientSpan {
             .with_kind(SpanKind::Client)
             .with_attributes(attributes)
             .start_with_context(tracer, &parent);
-        inject(span.span_context(), params);
+        if let Some(with_context) = members.and_then(|m| m.with_context(span.span_context())) {
+            *params = Some(with_context);
+        }
         ClientSpan(span)
     }
 
@@ -358,30 +385,44 @@ impl ClientSpan {
     }
 }
 
-/// Writes `context` into `params._meta` as `traceparent` (and `tracestate`), keeping
-/// everything else. Params that are not an object are left as they are.
-fn inject(context: &SpanContext, params: &mut Option<Box<RawValue>>) {
-    use opentelemetry::propagation::TextMapPropagator as _;
-    let mut carrier = std::collections::HashMap::new();
-    let cx = Context::new().with_remote_span_context(context.clone());
-    TraceContextPropagator::new().inject_context(&cx, &mut carrier);
-    let mut object = match params.as_deref() {
-        None => serde_json::Map::new(),
-        Some(raw) => match serde_json::from_str::<serde_json::Value>(raw.get()) {
-            Ok(serde_json::Value::Object(object)) => object,
-            _ => return,
-        },
-    };
-    let meta = object
-        .entry("_meta")
-        .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
-    let serde_json::Value::Object(meta) = meta else {
-        return;
-    };
-    for (key, value) in carrier {
-        meta.insert(key, serde_json::Value::String(value));
+/// A request's params as their members, in order, each value as it was written: what
+/// interpose adds to `_meta` leaves everything else as the sender wrote it.
+struct Members(IndexMap<String, Box<RawValue>>);
+
+impl Members {
+    /// The members of `params` (none: no members); `None` when they are not an object.
+    fn of(params: Option<&RawValue>) -> Option<Self> {
+        match params {
+            None => Some(Members(IndexMap::new())),
+            Some(raw) => serde_json::from_str(raw.get()).ok().map(Members),
+        }
     }
-    *params = serde_json::value::to_raw_value(&object).ok();
+
+    /// The string member `key`, if it is one.
+    fn text(&self, key: &str) -> Option<String> {
+        serde_json::from_str(self.0.get(key)?.get()).ok()
+    }
+
+    /// The params with `context` in `_meta` as `traceparent` (and `tracestate`), the
+    /// rest of `_meta` kept; `None` when `_meta` is not an object.
+    fn with_context(mut self, context: &SpanContext) -> Option<Box<RawValue>> {
+        use opentelemetry::propagation::TextMapPropagator as _;
+        let mut carrier = std::collections::HashMap::new();
+        let cx = Context::new().with_remote_span_context(context.clone());
+        TraceContextPropagator::new().inject_context(&cx, &mut carrier);
+        let mut meta: IndexMap<String, Box<RawValue>> = match self.0.get("_meta") {
+            None => IndexMap::new(),
+            Some(meta) => serde_json::from_str(meta.get()).ok()?,
+        };
+        for (key, value) in carrier {
+            meta.insert(key, serde_json::value::to_raw_value(&value).ok()?);
+        }
+        self.0.insert(
+            "_meta".to_owned(),
+            serde_json::value::to_raw_value(&meta).ok()?,
+        );
+        serde_json::value::to_raw_value(&self.0).ok()
+    }
 }
 
 /// One plugin call, recorded once it is over (a child of `parent`, kind
@@ -502,13 +543,15 @@ mod tests {
 
     #[test]
     fn context_is_written_into_meta_keeping_what_was_there() {
-        let mut params = Some(
+        let params = Some(
             serde_json::value::to_raw_value(&serde_json::json!({
                 "name": "echo", "_meta": {"progressToken": 7}
             }))
             .unwrap(),
         );
-        inject(&context(), &mut params);
+        let params = Members::of(params.as_deref())
+            .unwrap()
+            .with_context(&context());
         let params: serde_json::Value = serde_json::from_str(params.unwrap().get()).unwrap();
         assert_eq!(params["name"], "echo");
         assert_eq!(params["_meta"]["progressToken"], 7);
@@ -521,14 +564,38 @@ mod tests {
 
     #[test]
     fn absent_params_get_a_meta_and_non_objects_are_left_alone() {
-        let mut params = None;
-        inject(&context(), &mut params);
+        let params = Members::of(None).unwrap().with_context(&context());
         let params: serde_json::Value = serde_json::from_str(params.unwrap().get()).unwrap();
         assert!(params["_meta"]["traceparent"].is_string());
 
-        let mut list = Some(serde_json::value::to_raw_value(&serde_json::json!([1])).unwrap());
-        inject(&context(), &mut list);
-        assert_eq!(list.unwrap().get(), "[1]");
+        let list = RawValue::from_string("[1]".into()).unwrap();
+        assert!(
+            Members::of(Some(&list)).is_none(),
+            "not an object: left as it is"
+        );
+        let meta = RawValue::from_string(r#"{"_meta":[1]}"#.into()).unwrap();
+        let members = Members::of(Some(&meta)).unwrap();
+        assert!(
+            members.with_context(&context()).is_none(),
+            "a `_meta` that is not an object"
+        );
+    }
+
+    #[test]
+    fn what_interpose_does_not_touch_goes_on_as_written() {
+        let params = r#"{"z":1,"name":"echo","arguments":{"b": 2, "a": 1.50}}"#;
+        let params = RawValue::from_string(params.into()).unwrap();
+        let members = Members::of(Some(&params)).unwrap();
+        assert_eq!(members.text("name").as_deref(), Some("echo"));
+        assert_eq!(members.text("z"), None, "not a string");
+        let written = members.with_context(&context()).unwrap();
+        assert!(
+            written
+                .get()
+                .starts_with(r#"{"z":1,"name":"echo","arguments":{"b": 2, "a": 1.50},"_meta":{"#),
+            "{}",
+            written.get()
+        );
     }
 
     #[test]
