@@ -13,12 +13,15 @@ export class MemoryHost {
     this.logs = [];
     /** @type {Map<string, { value: Uint8Array, expiresAt: number | undefined }>} */
     this.entries = new Map();
-    /** Milliseconds added to `Date.now()`, so tests can let entries expire. */
-    this.clockOffset = 0;
+    /**
+     * The stand-in's clock in milliseconds. It stands still until a test moves
+     * it, so an entry's expiry never depends on how fast the test runs.
+     */
+    this.clock = 0;
   }
 
   now() {
-    return Date.now() + this.clockOffset;
+    return this.clock;
   }
 
   log(level, message) {

@@ -71,9 +71,9 @@ export function kvKeys() {
   return [...host.entries.keys()].filter((key) => host.kvGet(key) !== undefined);
 }
 
-/** Moves the stand-in's clock forward, so entries with a TTL can expire. */
+/** Moves the stand-in's clock forward, so entries with a TTL can expire; nothing else moves it. */
 export function advanceClock(ms) {
-  memory().clockOffset += ms;
+  memory().clock += ms;
 }
 
 /** Starts over with an empty log and store. */
