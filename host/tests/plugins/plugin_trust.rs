@@ -61,7 +61,7 @@ fn inspect_shows_a_shipped_plugin_as_text_and_as_json() {
     let text = interpose_ok(&["plugin".as_ref(), "inspect".as_ref(), plugin.as_os_str()]);
     let expected = format!(
         "file          {}\nname          tool-policy\nversion       0.1.0\n\
-         wit           interpose:plugin@0.1.0\ninterests     request tools/call; response tools/list\n\
+         wit           interpose:plugin@0.1.1\ninterests     request tools/call; response tools/list\n\
          wants request no\ncapabilities  none declared (gets what its configuration grants)\n\
          size          {} bytes\nsha256        {}\nsignature     unsigned\n",
         plugin.display(),
@@ -83,7 +83,7 @@ fn inspect_shows_a_shipped_plugin_as_text_and_as_json() {
             "path": plugin,
             "size": bytes.len(),
             "sha256": sha256_hex(&bytes),
-            "wit_version": "interpose:plugin@0.1.0",
+            "wit_version": "interpose:plugin@0.1.1",
             "manifest": {
                 "name": "tool-policy",
                 "version": "0.1.0",

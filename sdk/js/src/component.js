@@ -7,7 +7,7 @@
 // snapshots the initialized engine), so anything a plugin prepares at module
 // level, such as compiled regular expressions, costs nothing per instance.
 
-import { kvDelete, kvGet, kvSet, log } from "interpose:plugin/host@0.1.0";
+import { kvDelete, kvGet, kvSet, log } from "interpose:plugin/host@0.1.1";
 
 import { installHost } from "./host.js";
 import { endLoan, lentMessage } from "./message.js";
