@@ -137,7 +137,8 @@ enum PluginCommand {
     /// $INTERPOSE_TOOLS_DIR (default ~/.cache/interpose-tools) the first time.
     Build(BuildArgs),
     /// Push a plugin to an OCI registry as a Wasm OCI artifact (one `application/wasm`
-    /// layer, as `wkg` and Spin push components); prints the manifest's digest.
+    /// layer, as `wkg` and Spin push components); prints the manifest's digest. Its
+    /// signature, FILE.wasm.minisig, goes along in the manifest when it is there.
     ///
     /// Example: interpose plugin push redact.wasm ghcr.io/acme/redact:1.0
     Push(PushArgs),
@@ -186,7 +187,9 @@ struct PullArgs {
 
 #[derive(Args)]
 struct InspectArgs {
-    /// The plugin component.
+    /// The plugin component: a file, or `oci://REGISTRY/NAME:TAG` (from the cache,
+    /// pulled first if it is not there, with the signature that came with it).
+    #[arg(value_name = "FILE.wasm|oci://REF")]
     file: std::path::PathBuf,
     /// Print JSON instead of text.
     #[arg(long)]
@@ -506,7 +509,8 @@ fn plugin_command(command: PluginCommand) -> anyhow::Result<()> {
             let reference = oci::PluginRef::parse(&args.reference)?;
             let wasm = std::fs::read(&args.file)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?;
-            let digest = oci::push(wasm, &reference).await?;
+            let signature = plugin_dev::trust::signature_to_push(&args.file)?;
+            let digest = oci::push(wasm, signature, &reference).await?;
             println!("{digest}");
             Ok(())
         }),
@@ -516,6 +520,7 @@ fn plugin_command(command: PluginCommand) -> anyhow::Result<()> {
             let pulled = oci::pull(&oci::OciCache::open_default()?, &reference).await?;
             println!("{}@{}", reference.name(), pulled.manifest);
             println!("{}", pulled.path.display());
+            plugin_dev::trust::report_pulled_signature(&pulled.signature)?;
             Ok(())
         }),
         PluginCommand::Inspect(args) => {

@@ -29,12 +29,19 @@ use oci_client::{Client, Reference};
 use serde::Serialize;
 
 use super::compile_cache::default_cache_dir;
+use super::trust::signature::Signature;
 use crate::config::{OCI_SCHEME as SCHEME, Sha256};
 
 /// The layer that holds the component.
 pub const LAYER_MEDIA_TYPE: &str = "application/wasm";
 /// The artifact's config, as the Wasm OCI artifact layout defines it.
 pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
+/// The manifest annotation that carries the component's minisign signature, so a
+/// plugin and its signature travel as one artifact; the signature covers the layer's
+/// bytes, the exact bytes loaded. Its value is the `FILE.wasm.minisig` file in
+/// standard base64: the file has newlines and tabs, which oci-client's canonical JSON
+/// writes raw, and a registry rejects (`MANIFEST_INVALID`).
+pub const SIGNATURE_ANNOTATION: &str = "dev.interpose.plugin.minisign";
 /// Longest a registry may take over one pull or push.
 const REGISTRY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -135,11 +142,13 @@ pub struct OciCache {
 }
 
 /// A plugin found in the cache: where its bytes are, their digest (which they
-/// match), and the digest of the manifest they were pulled by.
+/// match), the digest of the manifest they were pulled by, and where the signature
+/// that came with that manifest is kept (no file there when it came unsigned).
 pub struct Cached {
     pub path: PathBuf,
     pub digest: String,
     pub manifest: String,
+    pub signature: PathBuf,
 }
 
 impl OciCache {
@@ -164,6 +173,15 @@ impl OciCache {
 
     fn manifest_entry(&self, digest: &str) -> anyhow::Result<PathBuf> {
         Ok(self.root.join("manifests/sha256").join(hex_of(digest)?))
+    }
+
+    /// A manifest's signature: two manifests may carry the same layer signed by
+    /// different keys.
+    fn signature_entry(&self, manifest: &str) -> anyhow::Result<PathBuf> {
+        Ok(self
+            .root
+            .join("manifests/sha256")
+            .join(format!("{}.minisig", hex_of(manifest)?)))
     }
 
     fn tag_entry(&self, reference: &PluginRef) -> PathBuf {
@@ -198,24 +216,32 @@ impl OciCache {
             return Ok(None);
         };
         let path = self.blob(&layer)?;
+        let signature = self.signature_entry(&manifest)?;
         Ok(path.is_file().then_some(Cached {
             path,
             digest: layer,
             manifest,
+            signature,
         }))
     }
 
     /// Stores a pulled plugin: its bytes under their digest, the manifest digest with
-    /// that layer, the tag with that manifest.
+    /// that layer and its signature, the tag with that manifest.
     fn store(
         &self,
         reference: &PluginRef,
         manifest: &str,
         layer: &str,
         bytes: &[u8],
+        signature: Option<&str>,
     ) -> anyhow::Result<Cached> {
         let path = self.blob(layer)?;
         write_atomically(&path, bytes)?;
+        let signature_path = self.signature_entry(manifest)?;
+        // The signature before the manifest entry that makes the pull visible.
+        if let Some(signature) = signature {
+            write_atomically(&signature_path, signature.as_bytes())?;
+        }
         write_atomically(&self.manifest_entry(manifest)?, layer.as_bytes())?;
         if reference.0.digest().is_none() {
             write_atomically(&self.tag_entry(reference), manifest.as_bytes())?;
@@ -224,6 +250,7 @@ impl OciCache {
             path,
             digest: layer.to_owned(),
             manifest: manifest.to_owned(),
+            signature: signature_path,
         })
     }
 }
@@ -294,7 +321,31 @@ pub async fn pull(cache: &OciCache, reference: &PluginRef) -> anyhow::Result<Cac
             descriptor.digest
         );
     }
-    cache.store(reference, &manifest_digest, &descriptor.digest, &layer.data)
+    let signature = manifest
+        .annotations
+        .as_ref()
+        .and_then(|annotations| annotations.get(SIGNATURE_ANNOTATION))
+        .map(|encoded| signature_of_annotation(encoded))
+        .transpose()
+        .with_context(|| format!("{reference}: its `{SIGNATURE_ANNOTATION}` annotation"))?;
+    cache.store(
+        reference,
+        &manifest_digest,
+        &descriptor.digest,
+        &layer.data,
+        signature.as_deref(),
+    )
+}
+
+/// The `.minisig` file text an annotation carries, checked to be one.
+fn signature_of_annotation(encoded: &str) -> anyhow::Result<String> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .context("not base64")?;
+    let text = String::from_utf8(bytes).context("not text")?;
+    Signature::parse(&text).map_err(|e| anyhow!("not a minisign signature: {e}"))?;
+    Ok(text)
 }
 
 /// What the artifact's config says of the component.
@@ -351,8 +402,13 @@ fn world_of(wasm: &[u8]) -> anyhow::Result<ComponentWorld> {
     Ok(world)
 }
 
-/// Pushes the component `wasm` as `reference`; returns the manifest's digest.
-pub async fn push(wasm: Vec<u8>, reference: &PluginRef) -> anyhow::Result<String> {
+/// Pushes the component `wasm` as `reference`, with its minisign `signature` (the
+/// text of a `.minisig` file) when there is one; returns the manifest's digest.
+pub async fn push(
+    wasm: Vec<u8>,
+    signature: Option<String>,
+    reference: &PluginRef,
+) -> anyhow::Result<String> {
     let layer_digest = digest_of(&wasm);
     let config = WasmConfig {
         created: crate::log_output::utc_micros(std::time::SystemTime::now()),
@@ -367,7 +423,12 @@ pub async fn push(wasm: Vec<u8>, reference: &PluginRef) -> anyhow::Result<String
         None,
     );
     let layers = vec![ImageLayer::new(wasm, LAYER_MEDIA_TYPE.to_owned(), None)];
-    let manifest = OciImageManifest::build(&layers, &config, None);
+    let annotations = signature.map(|text| {
+        use base64::Engine;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+        std::collections::BTreeMap::from([(SIGNATURE_ANNOTATION.to_owned(), encoded)])
+    });
+    let manifest = OciImageManifest::build(&layers, &config, annotations);
     let client = reference.client();
     let auth = auth();
     let pushed = async {

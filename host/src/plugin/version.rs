@@ -15,6 +15,7 @@ use super::message_view::MessageView;
 use super::oci;
 use super::pool::{InstanceFactory, InstancePool, StartError};
 use super::sandbox::{Grants, PluginTag};
+use super::trust::SignedSource;
 use crate::config::{PluginConfig, Sha256};
 use crate::session::intercept::Verdict;
 
@@ -85,10 +86,13 @@ impl LoadError {
 /// and the grants ([`super::trust::admit`]). Read once: the bytes checked are the
 /// bytes compiled, and their digest keys the compiled-plugin cache.
 pub async fn read_checked(config: &PluginConfig) -> Result<(Arc<[u8]>, Sha256), LoadError> {
-    let bytes = match config.reference() {
-        Some(reference) => read_pulled(reference).await,
+    let (bytes, pulled) = match config.reference() {
+        Some(reference) => read_pulled(reference)
+            .await
+            .map(|(bytes, cached)| (bytes, Some((reference, cached)))),
         None => tokio::fs::read(&config.path)
             .await
+            .map(|bytes| (bytes, None))
             .map_err(LoadProblem::Read),
     }
     .map_err(|problem| LoadError::new(config, problem))?;
@@ -101,7 +105,14 @@ pub async fn read_checked(config: &PluginConfig) -> Result<(Arc<[u8]>, Sha256), 
             LoadProblem::PinMismatch { expected, actual },
         ));
     }
-    let admission = super::trust::admit(config, &bytes)
+    let source = match &pulled {
+        Some((reference, cached)) => SignedSource::Pulled {
+            reference,
+            signature: &cached.signature,
+        },
+        None => SignedSource::File(&config.path),
+    };
+    let admission = super::trust::admit(config, source, &bytes)
         .map_err(|cause| LoadError::new(config, LoadProblem::Trust(cause)))?;
     if let Some(key_id) = admission.signed_by {
         tracing::info!(
@@ -115,8 +126,9 @@ pub async fn read_checked(config: &PluginConfig) -> Result<(Arc<[u8]>, Sha256), 
 }
 
 /// The bytes of a plugin named by registry reference: from the cache, pulled into it
-/// first if they are not there, and checked against the digest they are kept under.
-async fn read_pulled(reference: &str) -> Result<Vec<u8>, LoadProblem> {
+/// first if they are not there, and checked against the digest they are kept under;
+/// with where the cache keeps them and their signature.
+async fn read_pulled(reference: &str) -> Result<(Vec<u8>, oci::Cached), LoadProblem> {
     let registry = |e: anyhow::Error| LoadProblem::Registry(format!("{e:#}"));
     let reference = oci::PluginRef::parse(reference).map_err(registry)?;
     let cached = oci::resolve(&reference).await.map_err(registry)?;
@@ -124,7 +136,7 @@ async fn read_pulled(reference: &str) -> Result<Vec<u8>, LoadProblem> {
         .await
         .map_err(LoadProblem::Read)?;
     oci::verify_cached(&bytes, &cached.digest).map_err(registry)?;
-    Ok(bytes)
+    Ok((bytes, cached))
 }
 
 /// What a version shares with the versions before and after it.

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use interpose::config::OCI_SCHEME;
+use interpose::plugin::oci;
 use interpose::plugin::trust::{capabilities, inspect, signature};
 
 /// Prints what `inspect` finds, as text or JSON.
@@ -16,7 +18,21 @@ pub fn inspect(file: &Path, keys: &[String], json: bool) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let inspection = runtime.block_on(inspect::inspect(file, keys))?;
+    let inspection = runtime.block_on(async {
+        // A registry reference is inspected as the proxy would load it: from the
+        // cache (pulled first if need be), with the signature that came with it.
+        match file.to_str().filter(|f| f.starts_with(OCI_SCHEME)) {
+            Some(reference) => {
+                let cached = oci::resolve(&oci::PluginRef::parse(reference)?).await?;
+                let source = signature::SignedSource::Pulled {
+                    reference,
+                    signature: &cached.signature,
+                };
+                inspect::inspect(&cached.path, source, keys).await
+            }
+            None => inspect::inspect(file, signature::SignedSource::File(file), keys).await,
+        }
+    })?;
     if json {
         println!("{:#}", inspection.to_json());
     } else {
@@ -65,6 +81,34 @@ pub fn sign(file: &Path, secret_key: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The signature `interpose plugin push` sends with `file`: `FILE.wasm.minisig`, when
+/// it is there. One that does not parse stops the push rather than travel to a
+/// registry and fail every load. (Whether it matches the bytes takes the public key:
+/// the proxy checks that at load, `plugin verify` before.)
+pub fn signature_to_push(file: &Path) -> Result<Option<String>> {
+    let path = signature::signature_path(file);
+    let Some(parsed) = signature::Signature::read(&path)? else {
+        eprintln!("{}: unsigned (no {})", file.display(), path.display());
+        return Ok(None);
+    };
+    eprintln!(
+        "{}: pushing its signature by key {}",
+        file.display(),
+        parsed.key_id()
+    );
+    Ok(Some(std::fs::read_to_string(&path)?))
+}
+
+/// Says on stderr whether a pulled plugin came signed, and by which key: whether that
+/// key is trusted is the configuration's to say, at load.
+pub fn report_pulled_signature(path: &Path) -> Result<()> {
+    match signature::Signature::read(path)? {
+        Some(signature) => eprintln!("signed by key {}", signature.key_id()),
+        None => eprintln!("unsigned"),
+    }
+    Ok(())
+}
+
 /// Checks the signature of `file` against `keys` as the proxy does at load, and its
 /// declaration; fails with the reason. Prints how long the checks took.
 pub fn verify(file: &Path, keys: &[String]) -> Result<()> {
@@ -75,7 +119,7 @@ pub fn verify(file: &Path, keys: &[String]) -> Result<()> {
         trusted_keys: keys.to_vec(),
     };
     let key_id = policy
-        .admit(file, &bytes)
+        .admit(signature::SignedSource::File(file), &bytes)
         .with_context(|| format!("{}", file.display()))?
         .unwrap_or_default();
     let signature_time = started.elapsed();

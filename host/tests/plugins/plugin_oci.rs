@@ -100,8 +100,13 @@ fn plugin_command(cache: &Path, args: &[&str]) -> (bool, String, String) {
 
 /// A config answering `tools/call` of `echo` itself, from a plugin at `path`.
 fn answering_config(dir: &Path, path: &str) -> PathBuf {
+    answering_config_after(dir, "", path)
+}
+
+/// [`answering_config`] with `preamble` (top-level tables) before the plugin.
+fn answering_config_after(dir: &Path, preamble: &str, path: &str) -> PathBuf {
     let text = format!(
-        "[[plugins]]\npath = \"{path}\"\nconfig = {{ rules = [{{ method = \"tools/call\", tool = \"echo\", verdict = \"respond\", payload = {{ content = [], from = \"registry\" }} }}] }}\n"
+        "{preamble}[[plugins]]\npath = \"{path}\"\nconfig = {{ rules = [{{ method = \"tools/call\", tool = \"echo\", verdict = \"respond\", payload = {{ content = [], from = \"registry\" }} }}] }}\n"
     );
     let config = dir.join("interpose.toml");
     std::fs::write(&config, text).unwrap();
@@ -234,6 +239,103 @@ fn bytes_other_than_the_digests_say_are_refused_from_the_registry_and_from_the_c
                 .next()
                 .is_none()
     );
+}
+
+#[test]
+fn a_signature_travels_with_its_plugin_through_the_registry_and_is_checked_at_load() {
+    let dir = scratch();
+    let registry = Registry::start(dir.path());
+    let keys = dir.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    for name in ["acme", "other"] {
+        let (ok, _, err) =
+            plugin_command(dir.path(), &["keygen", keys.join(name).to_str().unwrap()]);
+        assert!(ok, "keygen failed: {err}");
+    }
+    // The same component three times: signed by the trusted key, by another, unsigned.
+    let pushed = |tag: &str, key: Option<&str>| {
+        let copy = dir.path().join(format!("{tag}.wasm"));
+        std::fs::copy(fixture("fixture-verdicts"), &copy).unwrap();
+        if let Some(key) = key {
+            let secret = keys.join(format!("{key}.key"));
+            let (ok, _, err) = plugin_command(
+                dir.path(),
+                &[
+                    "sign",
+                    copy.to_str().unwrap(),
+                    "--key",
+                    secret.to_str().unwrap(),
+                ],
+            );
+            assert!(ok, "sign failed: {err}");
+        }
+        let reference = format!("{}/plugins/signed:{tag}", registry.addr);
+        let (ok, _, err) =
+            plugin_command(dir.path(), &["push", copy.to_str().unwrap(), &reference]);
+        assert!(ok, "push failed: {err}");
+        (reference, err)
+    };
+    let (trusted, push_log) = pushed("acme", Some("acme"));
+    let (untrusted, _) = pushed("other", Some("other"));
+    let (unsigned, unsigned_log) = pushed("none", None);
+    assert!(
+        push_log.contains("pushing its signature by key"),
+        "{push_log}"
+    );
+    assert!(unsigned_log.contains("unsigned"), "{unsigned_log}");
+
+    // `pull` says which key signed what it pulled.
+    let (ok, _, err) = plugin_command(&dir.path().join("look"), &["pull", &trusted]);
+    assert!(ok, "pull failed: {err}");
+    let key_id = push_log.trim().rsplit(' ').next().unwrap();
+    assert_eq!(err.trim(), format!("signed by key {key_id}"));
+    // `inspect` takes the reference, and checks what came with it.
+    let public = keys.join("acme.pub");
+    let (ok, out, err) = plugin_command(
+        &dir.path().join("look"),
+        &[
+            "inspect",
+            &format!("oci://{trusted}"),
+            "--key",
+            public.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "inspect failed: {err}");
+    assert!(
+        out.contains(&format!(
+            "signature     signed by key {key_id}, trusted, valid"
+        )),
+        "{out}"
+    );
+
+    let preamble = format!(
+        "[trust]\nrequire_signature = true\ntrusted_keys = [\"{}\"]\n\n",
+        keys.join("acme.pub").display()
+    );
+    let cache = dir.path().join("proxy-cache");
+    let config = answering_config_after(dir.path(), &preamble, &format!("oci://{trusted}"));
+    let answer = call_through(&config, &cache).expect("a plugin signed by a trusted key loads");
+    assert_eq!(answer["from"], "registry");
+
+    let config = answering_config_after(dir.path(), &preamble, &format!("oci://{untrusted}"));
+    let log = call_through(&config, &cache).expect_err("another key's signature is refused");
+    assert!(
+        log.contains("which is not one of the trusted keys"),
+        "{log}"
+    );
+
+    let config = answering_config_after(dir.path(), &preamble, &format!("oci://{unsigned}"));
+    let log = call_through(&config, &cache).expect_err("an unsigned artifact is refused");
+    assert!(
+        log.contains(&format!("oci://{unsigned} was pushed without one")),
+        "{log}"
+    );
+
+    // The signature is cached with the plugin: an offline start verifies it again.
+    drop(registry);
+    let config = answering_config_after(dir.path(), &preamble, &format!("oci://{trusted}"));
+    let answer = call_through(&config, &cache).expect("an offline start of a signed plugin");
+    assert_eq!(answer["from"], "registry");
 }
 
 #[test]

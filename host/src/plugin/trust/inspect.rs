@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::capabilities::{self, Capabilities};
-use super::signature::{Signature, TrustedKey};
+use super::signature::{SignedSource, TrustedKey};
 use crate::config::{PluginConfig, Sha256};
 use crate::plugin::engine::{PluginRuntime, RuntimeOptions};
 use crate::plugin::kv::KvStore;
@@ -75,7 +75,11 @@ pub enum SignatureReport {
 
 /// Inspects the plugin at `path`, checking its signature against `keys` (inline
 /// keys or `.pub` paths).
-pub async fn inspect(path: &Path, keys: &[String]) -> anyhow::Result<Inspection> {
+pub async fn inspect(
+    path: &Path,
+    source: SignedSource<'_>,
+    keys: &[String],
+) -> anyhow::Result<Inspection> {
     let bytes = tokio::fs::read(path)
         .await
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
@@ -85,7 +89,7 @@ pub async fn inspect(path: &Path, keys: &[String]) -> anyhow::Result<Inspection>
         .collect::<Result<Vec<_>, _>>()?;
     let sha256 = Sha256::of(&bytes);
     let capabilities = capabilities::read_declared(&bytes).map_err(|e| e.to_string());
-    let signature = signature_report(path, &bytes, &keys);
+    let signature = signature_report(source, &bytes, &keys);
     let runtime = PluginRuntime::new(RuntimeOptions::default())?;
     let mut config = PluginConfig::from_path(path);
     // Generous limits: a Python or JavaScript runtime starts at tens of MiB, and
@@ -161,8 +165,12 @@ fn manifest_report(manifest: &crate::plugin::Manifest) -> ManifestReport {
     }
 }
 
-fn signature_report(path: &Path, bytes: &[u8], keys: &[TrustedKey]) -> SignatureReport {
-    let signature = match Signature::read_for(path) {
+fn signature_report(
+    source: SignedSource<'_>,
+    bytes: &[u8],
+    keys: &[TrustedKey],
+) -> SignatureReport {
+    let signature = match source.signature() {
         Ok(None) => return SignatureReport::Unsigned,
         Ok(Some(signature)) => signature,
         Err(e) => {

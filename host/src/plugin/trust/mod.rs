@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use capabilities::{Capabilities, DeclarationError, Granted};
 use signature::SignatureError;
+pub use signature::SignedSource;
 
 use crate::config::PluginConfig;
 
@@ -42,13 +43,17 @@ pub struct Admission {
     pub declared: Option<Capabilities>,
 }
 
-/// Checks `bytes`, the contents of `config.path` as read for loading: its signature
-/// when the configuration requires one, then its declared capabilities against the
-/// grants. Grants beyond the declaration are logged as warnings; a plugin without a
-/// declaration gets its grants as before declarations existed.
-pub fn admit(config: &PluginConfig, bytes: &[u8]) -> Result<Admission, TrustError> {
+/// Checks `bytes`, the plugin `config` names as read for loading from `source`: its
+/// signature when the configuration requires one, then its declared capabilities
+/// against the grants. Grants beyond the declaration are logged as warnings; a plugin
+/// without a declaration gets its grants as before declarations existed.
+pub fn admit(
+    config: &PluginConfig,
+    source: SignedSource<'_>,
+    bytes: &[u8],
+) -> Result<Admission, TrustError> {
     let started = Instant::now();
-    let signed_by = signature::SignaturePolicy::of(config).admit(&config.path, bytes)?;
+    let signed_by = signature::SignaturePolicy::of(config).admit(source, bytes)?;
     let declared = match capabilities::read_declared(bytes) {
         // Not WebAssembly at all: compiling it says so, as it did before declarations.
         Err(DeclarationError::NotWasm(_)) => None,

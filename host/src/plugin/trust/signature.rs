@@ -27,6 +27,11 @@ pub enum SignatureError {
     NoTrustedKeys,
     #[error("a signature is required and the plugin is unsigned: there is no {}", .0.display())]
     Unsigned(PathBuf),
+    #[error(
+        "a signature is required and {0} was pushed without one (`interpose plugin push` \
+         sends FILE.wasm.minisig along when it is beside FILE.wasm)"
+    )]
+    UnsignedArtifact(String),
     #[error("cannot read the signature {}: {cause}", path.display())]
     ReadSignature {
         path: PathBuf,
@@ -95,18 +100,27 @@ pub struct Signature {
 impl Signature {
     /// The signature of `wasm` beside it, `None` when there is none.
     pub fn read_for(wasm: &Path) -> Result<Option<Signature>, SignatureError> {
-        let path = signature_path(wasm);
+        Self::read(&signature_path(wasm))
+    }
+
+    /// The signature in the file `path`, `None` when there is no such file.
+    pub fn read(path: &Path) -> Result<Option<Signature>, SignatureError> {
+        let path = path.to_owned();
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(cause) => return Err(SignatureError::ReadSignature { path, cause }),
         };
-        SignatureBox::from_string(&text)
-            .map(|sig| Some(Signature { sig }))
-            .map_err(|e| SignatureError::Malformed {
-                path,
-                message: e.to_string(),
-            })
+        Self::parse(&text)
+            .map(Some)
+            .map_err(|message| SignatureError::Malformed { path, message })
+    }
+
+    /// A signature file's text, parsed.
+    pub fn parse(text: &str) -> Result<Signature, String> {
+        SignatureBox::from_string(text)
+            .map(|sig| Signature { sig })
+            .map_err(|e| e.to_string())
     }
 
     /// The ID of the key that made it.
@@ -151,10 +165,14 @@ impl SignaturePolicy {
         }
     }
 
-    /// Checks `bytes`, read from `path`, when a signature is required: returns the ID
-    /// of the trusted key that signed them, or why not. `None` when no signature is
-    /// required (the file is not looked at).
-    pub fn admit(&self, path: &Path, bytes: &[u8]) -> Result<Option<String>, SignatureError> {
+    /// Checks `bytes`, read from `source`, when a signature is required: returns the
+    /// ID of the trusted key that signed them, or why not. `None` when no signature is
+    /// required (the signature is not looked at).
+    pub fn admit(
+        &self,
+        source: SignedSource<'_>,
+        bytes: &[u8],
+    ) -> Result<Option<String>, SignatureError> {
         if !self.required {
             return Ok(None);
         }
@@ -166,9 +184,36 @@ impl SignaturePolicy {
             .iter()
             .map(|spec| TrustedKey::load(spec))
             .collect::<Result<Vec<_>, _>>()?;
-        let signature = Signature::read_for(path)?
-            .ok_or_else(|| SignatureError::Unsigned(signature_path(path)))?;
+        let signature = source.signature()?.ok_or_else(|| match source {
+            SignedSource::File(wasm) => SignatureError::Unsigned(signature_path(wasm)),
+            SignedSource::Pulled { reference, .. } => {
+                SignatureError::UnsignedArtifact(reference.to_owned())
+            }
+        })?;
         signature.verify(bytes, &keys).map(Some)
+    }
+}
+
+/// Where the bytes being admitted came from, and so where their signature is.
+#[derive(Clone, Copy)]
+pub enum SignedSource<'a> {
+    /// A plugin file: its signature is `FILE.wasm.minisig` beside it.
+    File(&'a Path),
+    /// A plugin pulled from a registry: its signature came with its manifest and is
+    /// kept in the cache, at `signature`.
+    Pulled {
+        reference: &'a str,
+        signature: &'a Path,
+    },
+}
+
+impl SignedSource<'_> {
+    /// The signature, `None` when there is none.
+    pub fn signature(&self) -> Result<Option<Signature>, SignatureError> {
+        match self {
+            SignedSource::File(wasm) => Signature::read_for(wasm),
+            SignedSource::Pulled { signature, .. } => Signature::read(signature),
+        }
     }
 }
 
@@ -239,17 +284,21 @@ mod tests {
             trusted_keys: vec![key.display().to_string()],
         };
         assert_eq!(
-            policy(&public).admit(&wasm, b"component bytes").unwrap(),
+            policy(&public)
+                .admit(SignedSource::File(&wasm), b"component bytes")
+                .unwrap(),
             Some(id.clone())
         );
         let err = policy(&public)
-            .admit(&wasm, b"component bytez")
+            .admit(SignedSource::File(&wasm), b"component bytez")
             .unwrap_err();
         assert_eq!(
             err.to_string(),
             format!("the signature by key {id} does not match the file (changed after signing?)")
         );
-        let err = policy(&other).admit(&wasm, b"component bytes").unwrap_err();
+        let err = policy(&other)
+            .admit(SignedSource::File(&wasm), b"component bytes")
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             format!("signed by key {id}, which is not one of the trusted keys")
@@ -265,7 +314,11 @@ mod tests {
             required: true,
             trusted_keys: vec![inline],
         };
-        assert!(inline.admit(&wasm, b"component bytes").is_ok());
+        assert!(
+            inline
+                .admit(SignedSource::File(&wasm), b"component bytes")
+                .is_ok()
+        );
     }
 
     #[test]
@@ -273,20 +326,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let wasm = dir.path().join("p.wasm");
         let (public, _) = pair(dir.path(), "k");
-        assert_eq!(SignaturePolicy::default().admit(&wasm, b"x").unwrap(), None);
+        assert_eq!(
+            SignaturePolicy::default()
+                .admit(SignedSource::File(&wasm), b"x")
+                .unwrap(),
+            None
+        );
         let keyless = SignaturePolicy {
             required: true,
             trusted_keys: vec![],
         };
         assert!(matches!(
-            keyless.admit(&wasm, b"x"),
+            keyless.admit(SignedSource::File(&wasm), b"x"),
             Err(SignatureError::NoTrustedKeys)
         ));
         let required = SignaturePolicy {
             required: true,
             trusted_keys: vec![public.display().to_string()],
         };
-        let err = required.admit(&wasm, b"x").unwrap_err().to_string();
+        let err = required
+            .admit(SignedSource::File(&wasm), b"x")
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             format!(
@@ -300,7 +361,7 @@ mod tests {
         };
         assert!(
             bad_key
-                .admit(&wasm, b"x")
+                .admit(SignedSource::File(&wasm), b"x")
                 .unwrap_err()
                 .to_string()
                 .starts_with("trusted key `no/such.pub`: cannot read the key file")
