@@ -484,6 +484,20 @@ mod tests {
     }
 
     #[test]
+    fn a_signature_annotation_is_a_base64_minisign_file() {
+        use base64::Engine;
+        let (_, secret, _) = crate::plugin::trust::signature::generate_keypair().unwrap();
+        let (text, _) = crate::plugin::trust::signature::sign(b"bytes", &secret, "p.wasm").unwrap();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&text);
+        assert_eq!(signature_of_annotation(&encoded).unwrap(), text);
+        let raw = format!("{:#}", signature_of_annotation(&text).unwrap_err());
+        assert!(raw.contains("not base64"), "{raw}");
+        let junk = base64::engine::general_purpose::STANDARD.encode("junk");
+        let junk = format!("{:#}", signature_of_annotation(&junk).unwrap_err());
+        assert!(junk.contains("not a minisign signature"), "{junk}");
+    }
+
+    #[test]
     fn the_cache_finds_what_it_stored_by_tag_and_by_digest() {
         let dir = tempfile::tempdir().unwrap();
         let cache = OciCache::at(dir.path().to_owned());
@@ -492,13 +506,24 @@ mod tests {
         let manifest = digest_of(b"manifest");
         let tagged = PluginRef::parse("oci://localhost:5000/p/x:1").unwrap();
         assert!(cache.find(&tagged).unwrap().is_none());
-        cache.store(&tagged, &manifest, &layer, bytes).unwrap();
+        cache
+            .store(&tagged, &manifest, &layer, bytes, Some("the signature"))
+            .unwrap();
         let found = cache.find(&tagged).unwrap().unwrap();
         assert_eq!(found.digest, layer);
         assert_eq!(std::fs::read(&found.path).unwrap(), bytes);
+        assert_eq!(
+            std::fs::read_to_string(&found.signature).unwrap(),
+            "the signature"
+        );
         let pinned = PluginRef::parse(&format!("oci://localhost:5000/p/x@{manifest}")).unwrap();
         assert_eq!(cache.find(&pinned).unwrap().unwrap().digest, layer);
         verify_cached(bytes, &layer).unwrap();
+        // The same layer under another manifest, unsigned: its own signature entry.
+        let unsigned = digest_of(b"another manifest");
+        let other = PluginRef::parse(&format!("oci://localhost:5000/p/x@{unsigned}")).unwrap();
+        cache.store(&other, &unsigned, &layer, bytes, None).unwrap();
+        assert!(!cache.find(&other).unwrap().unwrap().signature.exists());
         let error = verify_cached(b"changed", &layer).unwrap_err().to_string();
         assert!(error.contains("the cache was changed"), "{error}");
     }
