@@ -89,7 +89,7 @@ pub async fn read_checked(config: &PluginConfig) -> Result<(Arc<[u8]>, Sha256), 
     let (bytes, pulled) = match config.reference() {
         Some(reference) => read_pulled(reference)
             .await
-            .map(|(bytes, cached)| (bytes, Some((reference, cached)))),
+            .map(|(bytes, cached)| (bytes, Some(cached))),
         None => tokio::fs::read(&config.path)
             .await
             .map(|bytes| (bytes, None))
@@ -106,10 +106,7 @@ pub async fn read_checked(config: &PluginConfig) -> Result<(Arc<[u8]>, Sha256), 
         ));
     }
     let source = match &pulled {
-        Some((reference, cached)) => SignedSource::Pulled {
-            reference,
-            signature: &cached.signature,
-        },
+        Some(cached) => SignedSource::Pulled(&cached.signature),
         None => SignedSource::File(&config.path),
     };
     let admission = super::trust::admit(config, source, &bytes)

@@ -24,10 +24,7 @@ pub fn inspect(file: &Path, keys: &[String], json: bool) -> Result<()> {
         match file.to_str().filter(|f| f.starts_with(OCI_SCHEME)) {
             Some(reference) => {
                 let cached = oci::resolve(&oci::PluginRef::parse(reference)?).await?;
-                let source = signature::SignedSource::Pulled {
-                    reference,
-                    signature: &cached.signature,
-                };
+                let source = signature::SignedSource::Pulled(&cached.signature);
                 inspect::inspect(&cached.path, source, keys).await
             }
             None => inspect::inspect(file, signature::SignedSource::File(file), keys).await,

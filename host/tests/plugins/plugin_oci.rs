@@ -327,7 +327,9 @@ fn a_signature_travels_with_its_plugin_through_the_registry_and_is_checked_at_lo
     let config = answering_config_after(dir.path(), &preamble, &format!("oci://{unsigned}"));
     let log = call_through(&config, &cache).expect_err("an unsigned artifact is refused");
     assert!(
-        log.contains(&format!("oci://{unsigned} was pushed without one")),
+        log.contains(&format!(
+            "(oci://{unsigned}): a signature is required and the plugin was pushed to its registry without one"
+        )),
         "{log}"
     );
 
@@ -352,4 +354,36 @@ fn a_reference_without_a_registry_or_a_core_module_is_refused_with_what_to_do() 
     );
     assert!(!ok);
     assert!(err.contains("not a WebAssembly component"), "{err}");
+}
+
+/// The README's walk-through (`scripts/demo-registry.sh`) as a new user runs it:
+/// sign, inspect, push, pull, load by reference under `require_signature`, a call
+/// the pulled plugin denies, and an unsigned push refused.
+#[test]
+fn the_registry_walk_through_runs_as_the_readme_shows() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/demo-registry.sh");
+    let out = Command::new(&script)
+        .env("INTERPOSE_BIN", INTERPOSE)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run scripts/demo-registry.sh");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        ", trusted, valid",
+        ": pushing its signature by key ",
+        "(exit 0: the plugin loaded, its signature verified)",
+        r#"< {"jsonrpc":"2.0","id":2,"error":{"code":-32001,"message":"tool `demo_add` is denied by tool-policy"#,
+        "a signature is required and the plugin was pushed to its registry without one",
+        "(exit 1: refused)",
+    ] {
+        assert!(
+            text.contains(expected),
+            "`{expected}` is missing from:\n{text}"
+        );
+    }
 }

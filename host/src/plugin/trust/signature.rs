@@ -28,10 +28,10 @@ pub enum SignatureError {
     #[error("a signature is required and the plugin is unsigned: there is no {}", .0.display())]
     Unsigned(PathBuf),
     #[error(
-        "a signature is required and {0} was pushed without one (`interpose plugin push` \
-         sends FILE.wasm.minisig along when it is beside FILE.wasm)"
+        "a signature is required and the plugin was pushed to its registry without one \
+         (`interpose plugin push` sends FILE.wasm.minisig along when it is beside FILE.wasm)"
     )]
-    UnsignedArtifact(String),
+    UnsignedArtifact,
     #[error("cannot read the signature {}: {cause}", path.display())]
     ReadSignature {
         path: PathBuf,
@@ -186,9 +186,7 @@ impl SignaturePolicy {
             .collect::<Result<Vec<_>, _>>()?;
         let signature = source.signature()?.ok_or_else(|| match source {
             SignedSource::File(wasm) => SignatureError::Unsigned(signature_path(wasm)),
-            SignedSource::Pulled { reference, .. } => {
-                SignatureError::UnsignedArtifact(reference.to_owned())
-            }
+            SignedSource::Pulled { .. } => SignatureError::UnsignedArtifact,
         })?;
         signature.verify(bytes, &keys).map(Some)
     }
@@ -200,11 +198,8 @@ pub enum SignedSource<'a> {
     /// A plugin file: its signature is `FILE.wasm.minisig` beside it.
     File(&'a Path),
     /// A plugin pulled from a registry: its signature came with its manifest and is
-    /// kept in the cache, at `signature`.
-    Pulled {
-        reference: &'a str,
-        signature: &'a Path,
-    },
+    /// kept in the cache, at this path.
+    Pulled(&'a Path),
 }
 
 impl SignedSource<'_> {
@@ -212,7 +207,7 @@ impl SignedSource<'_> {
     pub fn signature(&self) -> Result<Option<Signature>, SignatureError> {
         match self {
             SignedSource::File(wasm) => Signature::read_for(wasm),
-            SignedSource::Pulled { signature, .. } => Signature::read(signature),
+            SignedSource::Pulled(signature) => Signature::read(signature),
         }
     }
 }
