@@ -9,6 +9,8 @@ and each sees in `tools/list` only the tools it may call.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,6 +57,11 @@ def proxy(request: pytest.FixtureRequest, proxy_bin: Path, tmp_path: Path, idp: 
         pytest.skip(f"{plugin} is not built (scripts/build-plugins.sh, build-python-plugin.sh, build-js-plugin.sh)")
     port = free_port()
     config = auth_table(idp.issuer, f"http://127.0.0.1:{port}/mcp") + POLICY.format(path=plugin)
+    # Loads the plugin once first, with time to spare: the first load of a Python or
+    # JavaScript component compiles it (cached after), slow on a loaded machine.
+    (tmp_path / "check.toml").write_text(config)
+    check = subprocess.run([str(proxy_bin), "check", "--config", str(tmp_path / "check.toml")], capture_output=True, text=True, timeout=600)
+    assert check.returncode == 0, check.stderr
     server = Proxy(proxy_bin, tmp_path, config, [sys.executable, str(FULL_SERVER)], port)
     yield server
     server.stop()
@@ -109,3 +116,20 @@ def test_each_party_lists_only_the_tools_it_may_call(proxy: Proxy, idp: Idp) -> 
     assert {"add", "echo"} <= admins, admins
     assert not {"add", "echo"} & others, others
     assert admins - others == {"add", "echo"}, "every other tool is listed for both"
+
+
+def test_the_policies_per_user_example_runs(proxy_bin: Path) -> None:
+    """examples/policy-per-user/run.sh, as a user runs it (docs/auth.md)."""
+    if not PLUGINS["rust"].is_file():
+        pytest.skip(f"{PLUGINS['rust']} is not built (scripts/build-plugins.sh tool-policy)")
+    env = {**os.environ, "INTERPOSE_BIN": str(proxy_bin), "IDP_PORT": str(free_port()), "PORT": str(free_port()), "PYTHON": sys.executable}
+    run = subprocess.run([str(REPO / "examples" / "policy-per-user" / "run.sh")], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == [
+        "interpose-test (mcp:tools mcp:admin) lists: echo, add",
+        'interpose-test calls add: ok: "{\\"operands\\": [2, 3], \\"sum\\": 5}"',
+        'interpose-test calls echo: ok: "hello"',
+        "interpose-other (mcp:tools) lists: neither add nor echo",
+        "interpose-other calls add: refused: tool `add` is denied by tool-policy: it requires scope `mcp:admin`",
+        "interpose-other calls echo: refused: tool `echo` is denied by tool-policy: it is reserved for subject `interpose-test`",
+    ], run.stdout
