@@ -323,10 +323,16 @@ mod tests {
         let (first, second) = (MessageView::new(&msg), MessageView::new(&msg));
         let lent = first.principal().expect("lent");
         assert!(std::ptr::eq(lent, &*session), "shared, not copied");
-        assert!(std::ptr::eq(lent.principal(), &*principal), "the session's own");
+        assert!(
+            std::ptr::eq(lent.principal(), &*principal),
+            "the session's own"
+        );
         assert_eq!(lent.principal().subject, "alice");
         let text = lent.claims_json();
-        assert_eq!(serde_json::from_str::<serde_json::Value>(text).ok(), Some(claims));
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(text).ok(),
+            Some(claims)
+        );
         let other_plugin = second.for_plugin(true);
         let again = other_plugin.principal().expect("lent").claims_json();
         assert!(std::ptr::eq(text, again), "serialised once for the session");

@@ -568,8 +568,7 @@ mod tests {
         ]}));
         let tools = [tool("echo"), tool("delete_repo"), tool("deploy")];
         let list_as = |subject: Option<(&str, &[&str])>| {
-            let message =
-                Message::response("tools/list", json!({ "tools": tools }).to_string());
+            let message = Message::response("tools/list", json!({ "tools": tools }).to_string());
             let message = match subject {
                 Some((subject, scopes)) => as_user(message, subject, scopes),
                 None => message,

@@ -231,9 +231,7 @@ impl Policy {
             return Access::Hidden;
         }
         if let Some(pattern) = self.deny.iter().find(|p| matches(p)) {
-            return Access::Denied(Denial::because(format!(
-                "matches deny pattern `{pattern}`"
-            )));
+            return Access::Denied(Denial::because(format!("matches deny pattern `{pattern}`")));
         }
         if !self.allow.is_empty() && !self.allow.iter().any(matches) {
             return Access::Denied(Denial::because("matches no allow pattern"));

@@ -619,7 +619,10 @@ mod tests {
         assert!(principal.has_scope("admin") && !principal.has_scope("root"));
         let claims: Value = principal.claims_as().unwrap();
         assert_eq!(claims["email"], "a@example.com");
-        assert_eq!(Principal::new("i", "s").claims_as::<Value>().unwrap(), json!({}));
+        assert_eq!(
+            Principal::new("i", "s").claims_as::<Value>().unwrap(),
+            json!({})
+        );
     }
 
     #[test]

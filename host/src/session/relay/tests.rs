@@ -848,12 +848,14 @@ async fn every_message_of_a_session_is_lent_the_sessions_one_principal() {
     let (client_link, mut client) = link();
     let (backend_link, mut backend) = link();
     let observer = Arc::new(ObservePrincipal::default());
-    let principal = Arc::new(SessionPrincipal::new(Arc::new(crate::wire::link::Principal {
-        issuer: "https://idp.test".into(),
-        subject: "alice".into(),
-        scopes: vec!["admin".into()],
-        claims: Default::default(),
-    })));
+    let principal = Arc::new(SessionPrincipal::new(Arc::new(
+        crate::wire::link::Principal {
+            issuer: "https://idp.test".into(),
+            subject: "alice".into(),
+            scopes: vec!["admin".into()],
+            claims: Default::default(),
+        },
+    )));
     let config = RelayConfig {
         interceptor: observer.clone(),
         principal: Some(principal.clone()),
@@ -871,7 +873,10 @@ async fn every_message_of_a_session_is_lent_the_sessions_one_principal() {
         .send_json(&format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{}}}}"#))
         .await;
     let answer = client.from_relay.recv().await.expect("answered");
-    assert_eq!(answer.message.to_json(), r#"{"jsonrpc":"2.0","id":1,"result":{}}"#);
+    assert_eq!(
+        answer.message.to_json(),
+        r#"{"jsonrpc":"2.0","id":1,"result":{}}"#
+    );
     relay.abort();
     let at = Some(Arc::as_ptr(&principal) as usize);
     let seen = observer.seen.lock().unwrap().clone();
