@@ -39,6 +39,7 @@ impl SessionPrincipal {
     /// The token's claims as a JSON object's text.
     pub fn claims_json(&self) -> &str {
         self.claims_json.get_or_init(|| {
+            // A map of JSON values always serialises; the fallback is never taken.
             serde_json::to_string(&self.principal.claims)
                 .unwrap_or_else(|_| "{}".to_owned())
                 .into_boxed_str()
