@@ -15,6 +15,15 @@ from interpose_plugin.schema import AnyValue, Bool, Field, MapOf, Opt, Seq, Str,
 #: The JSON-RPC error code of a call the policy denies.
 DENIED = -32001
 
+RULE = Struct(
+    "Rule",
+    [
+        Field("tools", Seq(Str())),
+        Field("scopes", Seq(Str()), default=list),
+        Field("subjects", Seq(Str()), default=list),
+    ],
+    deny_unknown=True,
+)
 CONFIG = Struct(
     "Config",
     [
@@ -25,6 +34,7 @@ CONFIG = Struct(
         Field("rename", MapOf(Str()), default=dict),
         Field("pin_arguments", MapOf(MapOf(AnyValue())), default=dict),
         Field("strip_arguments", MapOf(Seq(Str())), default=dict),
+        Field("require", Seq(RULE), default=list),
     ],
     deny_unknown=True,
 )
@@ -63,6 +73,41 @@ def glob_matches(pattern: str, name: str) -> bool:
 HIDDEN = "hidden"
 
 
+class Denial:
+    """Why a tool is denied: `why` ends the sentence "it ...", `required` is
+    what a `require` rule asks for that the principal lacks (or `None`)."""
+
+    __slots__ = ("why", "required")
+
+    def __init__(self, why: str, required=None) -> None:
+        self.why = why
+        self.required = required
+
+
+def listed(what: str, names) -> str:
+    """`scope `a`` or `scopes `a`, `b``."""
+    quoted = ", ".join(f"`{name}`" for name in names)
+    return f"{what}{'' if len(names) == 1 else 's'} {quoted}"
+
+
+def refuses(rule, principal):
+    """Why `principal` may not call what `rule` covers, or `None` when it may.
+    Says what the rule asks for, never what the token holds beyond it."""
+    if principal is None:
+        required = {}
+        if rule["scopes"]:
+            required["scopes"] = rule["scopes"]
+        if rule["subjects"]:
+            required["subjects"] = rule["subjects"]
+        return Denial("requires an authenticated principal", required)
+    if rule["subjects"] and principal.subject not in rule["subjects"]:
+        return Denial(f"is reserved for {listed('subject', rule['subjects'])}", {"subjects": rule["subjects"]})
+    missing = [scope for scope in rule["scopes"] if not principal.has_scope(scope)]
+    if missing:
+        return Denial(f"requires {listed('scope', missing)}", {"scopes": missing})
+    return None
+
+
 class Policy:
     def __init__(self, config) -> None:
         config = schema.parse_config(config, CONFIG)
@@ -76,7 +121,10 @@ class Policy:
                     f"to the backend tool `{backend}`"
                 )
             to_exposed[backend] = exposed
+        if any(not rule["tools"] for rule in config["require"]):
+            raise ConfigError("invalid config: a `require` rule names no tools")
         patterns = config["allow"] + config["deny"] + config["hide"]
+        patterns += [pattern for rule in config["require"] for pattern in rule["tools"]]
         if any(not p for p in patterns + list(config["pin_arguments"]) + list(config["strip_arguments"])):
             raise ConfigError("invalid config: an empty tool pattern")
         self.allow = config["allow"]
@@ -88,9 +136,10 @@ class Policy:
         # Maps are BTreeMaps in Rust: patterns and argument names apply sorted.
         self.pin = [(p, sorted(args.items())) for p, args in sorted(config["pin_arguments"].items())]
         self.strip = sorted(config["strip_arguments"].items())
+        self.require = config["require"]
 
     def is_noop(self) -> bool:
-        return not (self.allow or self.deny or self.hide or self.to_backend or self.pin or self.strip)
+        return not (self.allow or self.deny or self.hide or self.to_backend or self.pin or self.strip or self.require)
 
     def backend_name(self, exposed: str):
         """The backend tool a client's name refers to; `None` when the name is
@@ -106,8 +155,9 @@ class Policy:
             return self.to_exposed[backend]
         return None if backend in self.to_backend else backend
 
-    def access(self, exposed: str, backend: str):
-        """`None` (allowed), `HIDDEN`, or why the tool is denied."""
+    def access(self, exposed: str, backend: str, msg):
+        """`None` (allowed), `HIDDEN`, or a `Denial`. `msg.principal` is read
+        only when a `require` rule covers the tool."""
 
         def matches(pattern: str) -> bool:
             return glob_matches(pattern, exposed) or glob_matches(pattern, backend)
@@ -116,9 +166,14 @@ class Policy:
             return HIDDEN
         for pattern in self.deny:
             if matches(pattern):
-                return f"matches deny pattern `{pattern}`"
+                return Denial(f"matches deny pattern `{pattern}`")
         if self.allow and not any(map(matches, self.allow)):
-            return "matches no allow pattern"
+            return Denial("matches no allow pattern")
+        for rule in self.require:
+            if any(map(matches, rule["tools"])):
+                denial = refuses(rule, msg.principal)
+                if denial is not None:
+                    return denial
         return None
 
     def listed(self, access) -> bool:
@@ -223,7 +278,7 @@ class ToolPolicy(Plugin):
         # being copied into the plugin or parsed; checking the arguments is the
         # backend's job.
         exposed = msg.subject
-        if exposed is not None and self.passes_untouched(exposed):
+        if exposed is not None and self.passes_untouched(exposed, msg):
             return PASS
         try:
             # Strict parsing: a duplicate `name` is an error here rather than a
@@ -235,14 +290,17 @@ class ToolPolicy(Plugin):
         backend = policy.backend_name(exposed)
         if backend is None:
             return unknown_tool(exposed)
-        access = policy.access(exposed, backend)
+        access = policy.access(exposed, backend, msg)
         if access is HIDDEN:
             return unknown_tool(exposed)
         if access is not None:
+            data = {"plugin": "tool-policy", "tool": exposed}
+            if access.required is not None:
+                data["required"] = access.required
             return Reject(
                 DENIED,
-                f"tool `{exposed}` is denied by tool-policy: it {access}",
-                RawJson(schema.dumps({"plugin": "tool-policy", "tool": exposed})),
+                f"tool `{exposed}` is denied by tool-policy: it {access.why}",
+                RawJson(schema.dumps(data)),
             )
 
         stripped = policy.stripped(exposed, backend)
@@ -261,11 +319,11 @@ class ToolPolicy(Plugin):
         params["name"] = backend
         return Rewrite(write_tool_call(params)) if rewrite else PASS
 
-    def passes_untouched(self, exposed):
+    def passes_untouched(self, exposed, msg):
         policy = self.policy
         return (
             policy.backend_name(exposed) == exposed
-            and policy.access(exposed, exposed) is None
+            and policy.access(exposed, exposed, msg) is None
             and not policy.stripped(exposed, exposed)
             and not policy.pinned(exposed, exposed)
         )
@@ -282,7 +340,7 @@ class ToolPolicy(Plugin):
         for tool in result["tools"]:
             backend = tool["name"]
             exposed = policy.exposed_name(backend)
-            if exposed is None or not policy.listed(policy.access(exposed, backend)):
+            if exposed is None or not policy.listed(policy.access(exposed, backend, msg)):
                 changed = True
                 continue
             removed = False

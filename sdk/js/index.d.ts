@@ -13,6 +13,21 @@ export interface RpcError {
   data?: string;
 }
 
+/**
+ * Who the client session is authenticated as, as the access token the proxy's
+ * OAuth resource server (`[auth]`) validated says.
+ */
+export interface Principal {
+  /** `sub`, or for a token without one, `client_id`. */
+  readonly subject: string;
+  /** `iss`: the authorization server that issued the token. */
+  readonly issuer: string;
+  /** The scopes the token grants. */
+  readonly scopes: readonly string[];
+  /** Every claim of the token, parsed. */
+  readonly claims: { [key: string]: Json };
+}
+
 /** A JSON value. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -38,6 +53,13 @@ export declare class Message {
     subject?: string;
     session?: string;
     server?: string;
+    /** The session's principal; `claims` as an object or JSON text. */
+    principal?: {
+      subject: string;
+      issuer: string;
+      scopes?: readonly string[];
+      claims?: { [key: string]: Json } | string;
+    };
   });
   readonly direction: Direction;
   readonly kind: Kind;
@@ -68,6 +90,12 @@ export declare class Message {
    * message comes from); in a gateway, `gateway` in the global chain for what
    * concerns every server (a fan-out such as `tools/list`). */
   readonly server: string;
+  /**
+   * Who the client session is authenticated as, by the proxy's OAuth resource
+   * server (`[auth]`); undefined for stdio, the static bearer token and
+   * unauthenticated sessions.
+   */
+  readonly principal: Principal | undefined;
   readonly isRequest: boolean;
   readonly isResponse: boolean;
   readonly isError: boolean;

@@ -1,12 +1,19 @@
 // Types for interpose-plugin/testing: build messages and inspect the in-memory
 // host in unit tests under plain Node.
-import type { Direction, Message } from "./index.js";
+import type { Direction, Json, Message } from "./index.js";
 
 interface Fields {
   direction?: Direction;
   id?: string;
   session?: string;
   server?: string;
+  /** The session's principal; `claims` as an object or JSON text. */
+  principal?: {
+    subject: string;
+    issuer: string;
+    scopes?: readonly string[];
+    claims?: { [key: string]: Json } | string;
+  };
 }
 
 /** A request from the client; `params` is an object or JSON text. */

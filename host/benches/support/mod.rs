@@ -55,5 +55,6 @@ pub fn message<'a>(kind: Kind, payload: &'a RawValue, id: &'a RawValue) -> Inter
         shared_session: false,
         server: "bench",
         trace: None,
+        principal: None,
     }
 }

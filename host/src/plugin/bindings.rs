@@ -245,6 +245,21 @@ impl<T: LendsMessages + Send> wit_types::HostMessage for Lent<'_, T> {
         Ok(lent(self.0)?.subject().map(std::borrow::Cow::into_owned))
     }
 
+    fn principal(
+        &mut self,
+        _msg: Resource<LentMessage>,
+    ) -> wasmtime::Result<Option<wit_types::Principal>> {
+        Ok(lent(self.0)?.principal().map(|lent| {
+            let who = lent.principal();
+            wit_types::Principal {
+                subject: who.subject.clone(),
+                issuer: who.issuer.clone(),
+                scopes: who.scopes.clone(),
+                claims: lent.claims_json().to_owned(),
+            }
+        }))
+    }
+
     fn session(&mut self, _msg: Resource<LentMessage>) -> wasmtime::Result<String> {
         Ok(lent(self.0)?.session().to_owned())
     }

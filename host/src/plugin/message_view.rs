@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 
 use interpose_core::subject;
 
-use crate::session::intercept::{Direction, Intercepted};
+use crate::session::intercept::{Direction, Intercepted, SessionPrincipal};
 use crate::wire::jsonrpc::{ErrorObject, Kind};
 
 /// What stays the same along a walk.
@@ -30,6 +30,8 @@ struct Fixed {
     /// The subject of the message as it arrived (an answer's: of its request), read
     /// from the params once, however many plugins ask.
     subject: OnceLock<Option<String>>,
+    /// The session's, shared: lending it to a walk copies nothing.
+    principal: Option<Arc<SessionPrincipal>>,
 }
 
 /// The text parts of [`Fixed::text`], in order.
@@ -96,6 +98,7 @@ impl MessageView {
                     .elapsed
                     .map(|e| u64::try_from(e.as_micros()).unwrap_or(u64::MAX)),
                 subject: OnceLock::new(),
+                principal: msg.principal.cloned(),
             }),
             kind: msg.kind,
             payload: msg.payload.map(|p| Arc::from(p.get())),
@@ -224,6 +227,11 @@ impl MessageView {
     pub fn server(&self) -> &str {
         self.fixed.part(Part::Server)
     }
+
+    /// Who the client session is authenticated as, if anyone.
+    pub fn principal(&self) -> Option<&SessionPrincipal> {
+        self.fixed.principal.as_deref()
+    }
 }
 
 /// The type of the WIT `message` resource on the host side. It holds nothing: the
@@ -254,6 +262,7 @@ mod tests {
             shared_session: false,
             server: "backend",
             trace: None,
+            principal: None,
         };
         let view = MessageView::new(&msg).for_plugin(true);
         assert_eq!(view.method(), "tools/call");
@@ -282,6 +291,51 @@ mod tests {
             (None, None, None)
         );
         assert_eq!((view.method(), view.session()), ("tools/call", "s-1"));
+        assert!(view.principal().is_none(), "no principal was given");
+    }
+
+    #[test]
+    fn the_principal_is_the_sessions_own_and_its_claims_are_serialised_once() {
+        let claims = serde_json::json!({"sub": "alice", "scope": "admin", "n": 1});
+        let principal = Arc::new(crate::wire::link::Principal {
+            issuer: "https://idp.test".into(),
+            subject: "alice".into(),
+            scopes: vec!["admin".into()],
+            claims: claims.as_object().cloned().unwrap_or_default(),
+        });
+        let session = Arc::new(SessionPrincipal::new(principal.clone()));
+        let id = raw("1");
+        let msg = Intercepted {
+            direction: Direction::ToServer,
+            kind: Kind::Request,
+            method: "tools/call",
+            id: Some(&id),
+            payload: None,
+            error: None,
+            request_payload: None,
+            elapsed: None,
+            session: "s",
+            shared_session: false,
+            server: "b",
+            trace: None,
+            principal: Some(&session),
+        };
+        let (first, second) = (MessageView::new(&msg), MessageView::new(&msg));
+        let lent = first.principal().expect("lent");
+        assert!(std::ptr::eq(lent, &*session), "shared, not copied");
+        assert!(
+            std::ptr::eq(lent.principal(), &*principal),
+            "the session's own"
+        );
+        assert_eq!(lent.principal().subject, "alice");
+        let text = lent.claims_json();
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(text).ok(),
+            Some(claims)
+        );
+        let other_plugin = second.for_plugin(true);
+        let again = other_plugin.principal().expect("lent").claims_json();
+        assert!(std::ptr::eq(text, again), "serialised once for the session");
     }
 
     #[test]
@@ -300,6 +354,7 @@ mod tests {
             shared_session: false,
             server: "b",
             trace: None,
+            principal: None,
         };
         let mut view = MessageView::new(&answer);
         view.rejected(&ErrorObject::new(-32001, "withheld"));
@@ -333,6 +388,7 @@ mod tests {
             shared_session: false,
             server: "b",
             trace: None,
+            principal: None,
         };
         let mut view = MessageView::new(&request);
         assert_eq!(view.subject().as_deref(), Some("search"));

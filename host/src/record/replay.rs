@@ -206,6 +206,7 @@ async fn replay_line(
         shared_session: false,
         server: &line.server,
         trace: None,
+        principal: None,
     };
     let verdict = tracer.intercept(msg).await;
     let plugins = tracer.row(&msg, &verdict, !quiet);

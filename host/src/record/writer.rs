@@ -284,6 +284,7 @@ async fn redact_part(
         shared_session: false,
         server: &head.server,
         trace: None,
+        principal: None,
     };
     let why = match chain.intercept(msg).await {
         Verdict::Pass => return part,

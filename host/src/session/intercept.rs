@@ -4,15 +4,48 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use serde_json::value::RawValue;
 
 use crate::wire::jsonrpc::{ErrorObject, Kind};
+use crate::wire::link::Principal;
 
 pub use crate::wire::jsonrpc::Direction;
+
+/// The principal of a session, as interceptors get it: made once per session and
+/// shared by every message, its claims turned into JSON text only when a plugin
+/// first asks, and then once for the whole session.
+#[derive(Debug)]
+pub struct SessionPrincipal {
+    principal: Arc<Principal>,
+    claims_json: OnceLock<Box<str>>,
+}
+
+impl SessionPrincipal {
+    pub fn new(principal: Arc<Principal>) -> Self {
+        SessionPrincipal {
+            principal,
+            claims_json: OnceLock::new(),
+        }
+    }
+
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// The token's claims as a JSON object's text.
+    pub fn claims_json(&self) -> &str {
+        self.claims_json.get_or_init(|| {
+            // A map of JSON values always serialises; the fallback is never taken.
+            serde_json::to_string(&self.principal.claims)
+                .unwrap_or_else(|_| "{}".to_owned())
+                .into_boxed_str()
+        })
+    }
+}
 
 /// A message as an interceptor sees it.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +74,9 @@ pub struct Intercepted<'a> {
     pub shared_session: bool,
     /// The name of the backend.
     pub server: &'a str,
+    /// Who the client session is authenticated as (`[auth]`); none for stdio, the
+    /// static token, and sessions shared by unrelated clients.
+    pub principal: Option<&'a Arc<SessionPrincipal>>,
     /// When traces are exported: the span of the client request this message belongs
     /// to, the parent of each plugin call's span.
     pub trace: Option<&'a crate::telemetry::trace::SpanContext>,
@@ -151,6 +187,7 @@ mod tests {
             shared_session: false,
             server: "b",
             trace: None,
+            principal: None,
         };
         let verdict = PassAll.intercept(msg);
         assert!(matches!(verdict, VerdictFuture::Ready(_)));

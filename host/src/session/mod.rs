@@ -23,7 +23,7 @@ use crate::telemetry::metrics::Transport;
 use crate::upstream::UpstreamSpec;
 use crate::wire::link::{ConnectContext, Link};
 use gateway::GatewayOptions;
-use intercept::SharedInterceptor;
+use intercept::{SessionPrincipal, SharedInterceptor};
 use lifecycle::{Catalog, Connector, Lifecycle, RestartPolicy};
 use relay::{BackendLink, BackendStart, RelayConfig, RelayEnd, SessionRelay};
 
@@ -162,6 +162,10 @@ impl SessionSettings {
             interceptor: self.interceptor.clone(),
             shutdown_grace: self.backend_shutdown_grace,
             gateway: self.gateway.clone(),
+            principal: context
+                .principal
+                .clone()
+                .map(|p| Arc::new(SessionPrincipal::new(p))),
         };
         Ok(Session {
             relay: SessionRelay::with_backends(config, client, links),

@@ -18,7 +18,9 @@ use tokio_util::time::DelayQueue;
 use super::gateway::{Gateway, GatewayOptions, Merge, Part, Plan};
 use super::lifecycle::{Backoff, Lifecycle, State};
 use super::pending::{Peer, Pending, PendingTable};
-use crate::session::intercept::{Direction, Intercepted, Interceptor, SharedInterceptor, Verdict};
+use crate::session::intercept::{
+    Direction, Intercepted, Interceptor, SessionPrincipal, SharedInterceptor, Verdict,
+};
 use crate::telemetry::metrics::{self, ErrorType, GaugeGuard, Name, Transport};
 use crate::telemetry::trace::{self, ClientSpan, SpanContext};
 use crate::telemetry::{Operation, Origin};
@@ -70,6 +72,8 @@ pub struct RelayConfig {
     pub shutdown_grace: Duration,
     /// With several backends (or prefixes): how the gateway shows them.
     pub gateway: GatewayOptions,
+    /// Who the client is authenticated as (`[auth]`), lent to plugins.
+    pub principal: Option<Arc<SessionPrincipal>>,
 }
 
 impl RelayConfig {
@@ -1747,6 +1751,7 @@ impl SessionRelay {
             shared_session: self.config.shares_session(),
             server,
             trace,
+            principal: self.config.principal.as_ref(),
         };
         let verdict = interceptor.intercept(message).await;
         interceptor.observe(&message, &verdict);

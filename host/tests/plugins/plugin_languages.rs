@@ -409,6 +409,32 @@ fn tool_policy_showing_denied_tools_agrees_across_languages() {
     });
 }
 
+/// Over stdio a session has no principal: `require` rules deny what they cover, alike
+/// in every language (with a principal: `tests/e2e/test_policy_principal.py`).
+#[test]
+fn tool_policy_require_rules_without_a_principal_agree_across_languages() {
+    run(Group {
+        plugin: "tool-policy",
+        config: r#"require = [{ tools = ["repo_*"], scopes = ["admin"] }, { tools = ["shell"], subjects = ["alice"] }]"#,
+        tools: POLICY_TOOLS,
+        cases: vec![
+            case("tools/list: what a rule covers goes", "tools/list", "{}")
+                .expect(Expect::Result(json!({"tools": [
+                    {"name": "debug_dump", "description": "Dump state", "inputSchema": {"type": "object"}},
+                    {"name": "brave_web_search", "title": "Web search", "description": "Search the web", "inputSchema": {"type": "object", "properties": {"q": {"type": "string"}, "safe_search": {"type": "string", "enum": ["off", "strict"]}, "debug": {"type": "boolean"}}, "required": ["q", "safe_search"]}, "annotations": {"readOnlyHint": true}},
+                    {"name": "search", "description": "The backend's own search", "inputSchema": {"type": "object"}},
+                    {"name": "echo", "description": "Echo", "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}, "_meta": {"x": 1}}
+                ], "nextCursor": "page-2"}))),
+            case("a scope rule refuses a session without a principal", "tools/call", r#"{"name":"repo_delete","arguments":{}}"#)
+                .expect(Expect::Error(json!({"code": -32001, "message": "tool `repo_delete` is denied by tool-policy: it requires an authenticated principal", "data": {"plugin": "tool-policy", "required": {"scopes": ["admin"]}, "tool": "repo_delete"}}))),
+            case("a subject rule too", "tools/call", r#"{"name":"shell","arguments":{}}"#)
+                .expect(Expect::Error(json!({"code": -32001, "message": "tool `shell` is denied by tool-policy: it requires an authenticated principal", "data": {"plugin": "tool-policy", "required": {"subjects": ["alice"]}, "tool": "shell"}}))),
+            case("a tool no rule covers is forwarded as sent", "tools/call", r#"{"name": "echo", "arguments": {"text": "hi"}}"#)
+                .expect(Expect::Forwarded),
+        ],
+    });
+}
+
 #[test]
 fn tool_policy_without_configuration_changes_nothing() {
     run(Group {

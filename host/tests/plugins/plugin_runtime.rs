@@ -49,6 +49,7 @@ fn request<'a>(method: &'a str, params: &'a RawValue, id: &'a RawValue) -> Inter
         shared_session: false,
         server: "test",
         trace: None,
+        principal: None,
     }
 }
 

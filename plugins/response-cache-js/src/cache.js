@@ -53,8 +53,13 @@ export function globMatcher(globs) {
  * `identity` (the whole call, stored with the result and compared on a hit, so
  * two calls whose keys collide never share a result).
  */
-export function cacheKey(call, server, session) {
-  const identity = canonicalJson([server, session ?? null, call.name, call.arguments ?? {}]);
+export function cacheKey(call, server, session, principal) {
+  const parts = [server, session ?? null, call.name, call.arguments ?? {}];
+  // A private result's: for this principal only (issuer and subject name one party).
+  if (principal !== undefined) {
+    parts.push([principal.issuer, principal.subject]);
+  }
+  const identity = canonicalJson(parts);
   if (identity.length <= SHORT_IDENTITY) {
     return { key: `tools/call:${identity}`, identity };
   }
@@ -120,15 +125,14 @@ export function cacheable(resultText, maxBytes) {
 }
 
 /**
- * How long a result may stay cached, from what it says of itself (2026-07-28):
- * `ttlMs` shortens the configured `ttlMs`, never lengthens it, and `0` keeps it
- * out; `cacheScope: "private"` keeps it out too (it is meant for one client, and
- * this plugin is not told who the client is, so it never shares such a result).
- * `undefined`: not to be cached.
+ * How a result may be cached, from what it says of itself (2026-07-28):
+ * `{ ttlMs, private }`, or `undefined` when not at all. Its `ttlMs` shortens the
+ * configured `ttlMs`, never lengthens it, and `0` keeps it out; `cacheScope:
+ * "private"` means it is meant for one client: cached for its principal only.
  */
 export function lifetime(resultText, ttlMs) {
   if (!resultText.includes('"ttlMs"') && !resultText.includes('"cacheScope"')) {
-    return ttlMs;
+    return { ttlMs, private: false };
   }
   let result;
   try {
@@ -136,17 +140,18 @@ export function lifetime(resultText, ttlMs) {
   } catch {
     return undefined;
   }
-  if (result === null || typeof result !== "object" || result.cacheScope === "private") {
+  if (result === null || typeof result !== "object") {
     return undefined;
   }
+  const scope = { private: result.cacheScope === "private" };
   const own = result.ttlMs;
   if (own === undefined) {
-    return ttlMs;
+    return { ttlMs, ...scope };
   }
   if (!Number.isSafeInteger(own) || own <= 0) {
     return undefined;
   }
-  return Math.min(own, ttlMs);
+  return { ttlMs: Math.min(own, ttlMs), ...scope };
 }
 
 /**

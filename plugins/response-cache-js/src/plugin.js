@@ -2,8 +2,9 @@
 // and answers repeated calls (same tool, same arguments) from it, without
 // reaching the backend. Tool errors (`isError: true`) and JSON-RPC errors are
 // never cached; a result's own `ttlMs` and `cacheScope` (2026-07-28) are
-// honoured, and retries carrying client input never touch the cache. See the
-// README for the configuration.
+// honoured (a private result is cached for its principal alone), and retries
+// carrying client input never touch the cache. See the README for the
+// configuration.
 
 import { createPlugin, kv, log, respond } from "interpose-plugin";
 
@@ -17,17 +18,27 @@ plugin.init((value) => {
   config = parseConfig(value);
 });
 
-function keyFor(call, msg) {
-  return cacheKey(call, msg.server, config.perSession ? msg.session : undefined);
+/** The shared entry's key, or with `principal` that principal's own. */
+function keyFor(call, msg, principal) {
+  return cacheKey(call, msg.server, config.perSession ? msg.session : undefined, principal);
 }
 
-// A call: answer from the cache when its result is there.
+function cached(call, msg, principal) {
+  const { key, identity } = keyFor(call, msg, principal);
+  return lookup(kv.get(key), identity);
+}
+
+// A call: answer from the cache when its result is there: a shared one, else one
+// private to the session's principal.
 plugin.toolCall((call, msg) => {
   if (!config.isCached(call.name) || isRetry(call)) {
     return undefined;
   }
-  const { key, identity } = keyFor(call, msg);
-  const result = lookup(kv.get(key), identity);
+  let result = cached(call, msg, undefined);
+  if (result === undefined) {
+    const principal = msg.principal;
+    result = principal === undefined ? undefined : cached(call, msg, principal);
+  }
   if (result === undefined) {
     return undefined;
   }
@@ -48,12 +59,17 @@ plugin.onResponse(
     if (!cacheable(result, config.maxEntryBytes)) {
       return undefined;
     }
-    const ttlMs = lifetime(result, config.ttlMs);
-    if (ttlMs === undefined) {
+    const life = lifetime(result, config.ttlMs);
+    if (life === undefined) {
       return undefined;
     }
-    const { key, identity } = keyFor(call, msg);
-    kv.set(key, entry(identity, result), { ttlMs });
+    // Without a principal, a private result has no one to be kept for.
+    const principal = life.private ? msg.principal : undefined;
+    if (life.private && principal === undefined) {
+      return undefined;
+    }
+    const { key, identity } = keyFor(call, msg, principal);
+    kv.set(key, entry(identity, result), { ttlMs: life.ttlMs });
     return undefined;
   },
   { withRequest: true },

@@ -160,13 +160,36 @@ test("a result's own ttlMs shortens the configured one, never lengthens it; 0 ke
   assert.equal(plugin.intercept(call("long", {})), pass(), "gone after the configured 1000 ms");
 });
 
-test("a private result is never cached; a public one is", () => {
+test("without a principal a private result is never cached; a public one is", () => {
   plugin.load({ per_session: true });
   plugin.intercept(result("mine", {}, { ...ok("secret"), cacheScope: "private" }));
   plugin.intercept(result("ours", {}, { ...ok("shared"), cacheScope: "public" }));
   assert.equal(plugin.intercept(call("mine", {})), pass());
   assert.equal(plugin.intercept(call("ours", {})).tag, "respond");
   assert.deepEqual(kvKeys().length, 1);
+});
+
+const principal = (subject, issuer = "https://idp.test") => ({ principal: { subject, issuer, scopes: [], claims: {} } });
+const callAs = (name, who) => request("tools/call", { name, arguments: {} }, { server: "b1", session: "s1", ...who });
+
+test("a private result is cached for its principal alone, never shared", () => {
+  plugin.load({});
+  const alice = principal("alice");
+  plugin.intercept(result("mine", {}, { ...ok("alice's"), cacheScope: "private", ttlMs: 500 }, alice));
+  assert.deepEqual(plugin.intercept(callAs("mine", alice)), respond(JSON.stringify({ ...ok("alice's"), cacheScope: "private", ttlMs: 500 })));
+  assert.equal(plugin.intercept(callAs("mine", principal("bob"))), pass(), "another subject");
+  assert.equal(plugin.intercept(callAs("mine", principal("alice", "https://other.idp"))), pass(), "the same subject of another issuer");
+  assert.equal(plugin.intercept(call("mine", {})), pass(), "a session without a principal");
+  // Bob's own private answer is his, and Alice's stays hers.
+  plugin.intercept(result("mine", {}, { ...ok("bob's"), cacheScope: "private" }, principal("bob")));
+  assert.equal(JSON.parse(plugin.intercept(callAs("mine", principal("bob"))).val).content[0].text, "bob's");
+  assert.equal(JSON.parse(plugin.intercept(callAs("mine", alice)).val).content[0].text, "alice's");
+  advanceClock(500);
+  assert.equal(plugin.intercept(callAs("mine", alice)), pass(), "the result's own ttlMs holds");
+  // A public result stays shared by everyone, principal or not.
+  plugin.intercept(result("ours", {}, ok("shared"), alice));
+  assert.equal(plugin.intercept(callAs("ours", principal("bob"))).tag, "respond");
+  assert.equal(plugin.intercept(call("ours", {})).tag, "respond");
 });
 
 test("a retry carrying client input is neither answered from the cache nor stored", () => {

@@ -38,7 +38,7 @@ plugin.onResponse("tools/list", (msg) => {
   if (policy.isNoop() || msg.direction !== "to-client") {
     return undefined;
   }
-  return list(msg.payload ?? "");
+  return list(msg.payload ?? "", msg);
 });
 
 plugin.onRequest("tools/call", (msg) => {
@@ -50,16 +50,16 @@ plugin.onRequest("tools/call", (msg) => {
   // neither renames nor edits passes without its params being copied into the
   // engine or parsed; checking the arguments is the backend's job.
   const exposed = msg.subject;
-  if (exposed !== undefined && passesUntouched(exposed)) {
+  if (exposed !== undefined && passesUntouched(exposed, msg)) {
     return undefined;
   }
-  return call(msg.payload ?? "");
+  return call(msg.payload ?? "", msg);
 });
 
-function passesUntouched(exposed) {
+function passesUntouched(exposed, msg) {
   return (
     policy.backendName(exposed) === exposed &&
-    policy.access(exposed, exposed).kind === "allowed" &&
+    policy.access(exposed, exposed, msg).kind === "allowed" &&
     policy.stripped(exposed, exposed).length === 0 &&
     policy.pinned(exposed, exposed).length === 0
   );
@@ -148,7 +148,7 @@ function sortedRest(object, skip) {
 }
 
 /** A tools/call decided without the careful reader, or `undefined` to take the careful way. */
-function callFast(text) {
+function callFast(text, msg) {
   if (text.includes("\\u")) {
     return undefined;
   }
@@ -173,7 +173,7 @@ function callFast(text) {
   if (backend === undefined) {
     return unknownTool(exposed);
   }
-  const access = policy.access(exposed, backend);
+  const access = policy.access(exposed, backend, msg);
   if (access.kind !== "allowed") {
     return refusal(exposed, access);
   }
@@ -209,21 +209,22 @@ function refusal(exposed, access) {
   if (access.kind === "hidden") {
     return unknownTool(exposed);
   }
-  return reject(DENIED, `tool \`${exposed}\` is denied by tool-policy: it ${access.why}`, {
-    plugin: "tool-policy",
-    tool: exposed,
-  });
+  // Keys in serde_json's order (sorted), so the error is byte for byte the Rust plugin's.
+  const data = access.required === undefined
+    ? { plugin: "tool-policy", tool: exposed }
+    : { plugin: "tool-policy", required: access.required, tool: exposed };
+  return reject(DENIED, `tool \`${exposed}\` is denied by tool-policy: it ${access.why}`, data);
 }
 
-function call(text) {
-  const fast = callFast(text);
+function call(text, msg) {
+  const fast = callFast(text, msg);
   if (fast !== undefined) {
     return fast === PASS ? undefined : fast;
   }
-  return callCarefully(text);
+  return callCarefully(text, msg);
 }
 
-function callCarefully(text) {
+function callCarefully(text, msg) {
   let params;
   try {
     params = readToolCall(text);
@@ -238,7 +239,7 @@ function callCarefully(text) {
   if (backend === undefined) {
     return unknownTool(exposed);
   }
-  const access = policy.access(exposed, backend);
+  const access = policy.access(exposed, backend, msg);
   if (access.kind !== "allowed") {
     return refusal(exposed, access);
   }
@@ -328,7 +329,7 @@ function removeArgument(tool, name) {
 }
 
 /** A tools/list decided without the careful reader, or `undefined` to take the careful way. */
-function listFast(text) {
+function listFast(text, msg) {
   if (text.includes("\\u")) {
     return undefined;
   }
@@ -367,7 +368,7 @@ function listFast(text) {
   for (const tool of tools) {
     const backend = tool.name;
     const exposed = policy.exposedName(backend);
-    if (exposed === undefined || !policy.listed(policy.access(exposed, backend))) {
+    if (exposed === undefined || !policy.listed(policy.access(exposed, backend, msg))) {
       changed = true;
       continue;
     }
@@ -420,15 +421,15 @@ function removeNativeArgument(tool, name) {
   return found;
 }
 
-function list(text) {
-  const fast = listFast(text);
+function list(text, msg) {
+  const fast = listFast(text, msg);
   if (fast !== undefined) {
     return fast === PASS ? undefined : fast;
   }
-  return listCarefully(text);
+  return listCarefully(text, msg);
 }
 
-function listCarefully(text) {
+function listCarefully(text, msg) {
   let result;
   try {
     result = readToolList(text);
@@ -444,7 +445,7 @@ function listCarefully(text) {
   for (const tool of result.tools) {
     const backend = tool.name;
     const exposed = policy.exposedName(backend);
-    if (exposed === undefined || !policy.listed(policy.access(exposed, backend))) {
+    if (exposed === undefined || !policy.listed(policy.access(exposed, backend, msg))) {
       changed = true;
       continue;
     }

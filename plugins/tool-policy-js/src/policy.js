@@ -14,7 +14,8 @@ import {
   unexpected,
 } from "interpose-plugin/serde-json";
 
-const FIELDS = ["allow", "deny", "hide", "hide_denied", "rename", "pin_arguments", "strip_arguments"];
+const FIELDS = ["allow", "deny", "hide", "hide_denied", "rename", "pin_arguments", "strip_arguments", "require"];
+const RULE_FIELDS = ["tools", "scopes", "subjects"];
 
 /**
  * Reads the configuration text the way `parse_config::<Config>` does in Rust
@@ -46,6 +47,7 @@ function readConfig(text) {
     rename: new Map(),
     pin_arguments: new Map(),
     strip_arguments: new Map(),
+    require: [],
   };
   // serde also reads a struct from a sequence of its fields, in order.
   const entries = value instanceof Arr ? positionalEntries(text, value) : value.entries;
@@ -90,9 +92,69 @@ function readConfig(text) {
       case "strip_arguments":
         config.strip_arguments = map(text, entry.value, at, (v, vAt) => stringList(text, v, vAt));
         break;
+      case "require":
+        if (!(entry.value instanceof Arr)) {
+          throw invalidType(text, entry.value, at, "a sequence");
+        }
+        config.require = entry.value.map((rule, i) => readRule(text, rule, entry.value.spans[i]));
+        break;
     }
   }
   return config;
+}
+
+/** One `require` rule, as serde reads a `deny_unknown_fields` struct. */
+function readRule(text, value, at) {
+  if (!(value instanceof Obj)) {
+    throw invalidType(text, value, at, "struct Rule");
+  }
+  const rule = { tools: undefined, scopes: [], subjects: [] };
+  const seen = new Set();
+  for (const entry of value.entries) {
+    if (!RULE_FIELDS.includes(entry.key)) {
+      throw new SerdeError(text, `unknown field \`${entry.key}\`, expected one of ${RULE_FIELDS.map((f) => `\`${f}\``).join(", ")}`, afterKey(text, entry));
+    }
+    if (seen.has(entry.key)) {
+      throw new SerdeError(text, `duplicate field \`${entry.key}\``, afterKey(text, entry));
+    }
+    seen.add(entry.key);
+    rule[entry.key] = stringList(text, entry.value, [entry.valueStart, entry.valueEnd]);
+  }
+  if (rule.tools === undefined) {
+    // Reported once the map is closed: just past its `}`.
+    throw new SerdeError(text, "missing field `tools`", value.end + 1);
+  }
+  return rule;
+}
+
+/** `scope \`a\`` or `scopes \`a\`, \`b\``. */
+function listed(what, names) {
+  return `${what}${names.length === 1 ? "" : "s"} ${names.map((n) => `\`${n}\``).join(", ")}`;
+}
+
+/**
+ * Why `principal` may not call what `rule` covers, or `undefined` when it may.
+ * Says what the rule asks for, never what the token holds beyond it.
+ */
+function refuses(rule, principal) {
+  if (principal === undefined) {
+    const required = {};
+    if (rule.scopes.length > 0) {
+      required.scopes = rule.scopes;
+    }
+    if (rule.subjects.length > 0) {
+      required.subjects = rule.subjects;
+    }
+    return { kind: "denied", why: "requires an authenticated principal", required };
+  }
+  if (rule.subjects.length > 0 && !rule.subjects.includes(principal.subject)) {
+    return { kind: "denied", why: `is reserved for ${listed("subject", rule.subjects)}`, required: { subjects: rule.subjects } };
+  }
+  const missing = rule.scopes.filter((scope) => !principal.scopes.includes(scope));
+  if (missing.length > 0) {
+    return { kind: "denied", why: `requires ${listed("scope", missing)}`, required: { scopes: missing } };
+  }
+  return undefined;
 }
 
 /** The fields in order; more elements than fields are "trailing characters". */
@@ -158,6 +220,10 @@ export class Policy {
       ...config.pin_arguments.keys(),
       ...config.strip_arguments.keys(),
     ];
+    if (config.require.some((rule) => rule.tools.length === 0)) {
+      throw new Error("invalid config: a `require` rule names no tools");
+    }
+    patterns.push(...config.require.flatMap((rule) => rule.tools));
     if (patterns.some((pattern) => pattern === "")) {
       throw new Error("invalid config: an empty tool pattern");
     }
@@ -169,6 +235,7 @@ export class Policy {
     this.toExposed = toExposed;
     this.pin = config.pin_arguments;
     this.strip = config.strip_arguments;
+    this.require = config.require;
   }
 
   /** Whether the policy can change anything at all. */
@@ -179,7 +246,8 @@ export class Policy {
       this.hide.length === 0 &&
       this.toBackend.size === 0 &&
       this.pin.size === 0 &&
-      this.strip.size === 0
+      this.strip.size === 0 &&
+      this.require.length === 0
     );
   }
 
@@ -201,8 +269,11 @@ export class Policy {
     return this.toBackend.has(backend) ? undefined : backend;
   }
 
-  /** What the client may do with the tool `exposed` (backend name `backend`). */
-  access(exposed, backend) {
+  /**
+   * What the client may do with the tool `exposed` (backend name `backend`).
+   * `msg.principal` is read only when a `require` rule covers the tool.
+   */
+  access(exposed, backend, msg) {
     const hit = (pattern) => glob.matches(pattern, exposed) || glob.matches(pattern, backend);
     if (this.hide.some(hit)) {
       return HIDDEN;
@@ -213,6 +284,14 @@ export class Policy {
     }
     if (this.allow.length > 0 && !this.allow.some(hit)) {
       return { kind: "denied", why: "matches no allow pattern" };
+    }
+    for (const rule of this.require) {
+      if (rule.tools.some(hit)) {
+        const denial = refuses(rule, msg.principal);
+        if (denial !== undefined) {
+          return denial;
+        }
+      }
     }
     return ALLOWED;
   }

@@ -173,6 +173,71 @@ test("an unreadable list fails closed and other messages pass", () => {
   assert.equal(p.intercept(response("tools/call", '{"content": []}')), pass());
 });
 
+const asUser = (subject, scopes) => ({
+  principal: { subject, issuer: "https://idp.test", scopes, claims: { sub: subject, secret_claim: "never shown" } },
+});
+const callAs = (p, name, subject, scopes) =>
+  p.intercept(request("tools/call", JSON.stringify({ name, arguments: {} }), asUser(subject, scopes)));
+
+test("a scope rule allows only principals with every scope", () => {
+  const p = policy({ require: [{ tools: ["delete_*"], scopes: ["admin", "write"] }] });
+  assert.equal(callAs(p, "delete_repo", "alice", ["write", "admin"]), pass());
+  assert.equal(callAs(p, "list_repos", "bob", []), pass(), "no rule covers it");
+  let err = rejection(callAs(p, "delete_repo", "bob", ["write"]));
+  assert.equal(err.code, DENIED);
+  assert.equal(err.message, "tool `delete_repo` is denied by tool-policy: it requires scope `admin`");
+  assert.equal(err.data, '{"plugin":"tool-policy","required":{"scopes":["admin"]},"tool":"delete_repo"}');
+  err = rejection(callAs(p, "delete_repo", "bob", []));
+  assert.equal(err.message, "tool `delete_repo` is denied by tool-policy: it requires scopes `admin`, `write`");
+  assert.ok(!err.data.includes("never shown"));
+});
+
+test("a subject rule allows only those subjects and every matching rule must hold", () => {
+  const p = policy({
+    require: [
+      { tools: ["deploy"], subjects: ["alice", "carol"] },
+      { tools: ["*"], scopes: ["mcp:tools"] },
+    ],
+  });
+  assert.equal(callAs(p, "deploy", "alice", ["mcp:tools"]), pass());
+  let err = rejection(callAs(p, "deploy", "bob", ["mcp:tools"]));
+  assert.equal(err.message, "tool `deploy` is denied by tool-policy: it is reserved for subjects `alice`, `carol`");
+  assert.equal(err.data, '{"plugin":"tool-policy","required":{"subjects":["alice","carol"]},"tool":"deploy"}');
+  err = rejection(callAs(p, "deploy", "alice", []));
+  assert.equal(err.message, "tool `deploy` is denied by tool-policy: it requires scope `mcp:tools`");
+});
+
+test("a session without a principal is denied by require rules", () => {
+  const p = policy({ require: [{ tools: ["delete_*"], scopes: ["admin"] }] });
+  const err = rejection(call(p, { name: "delete_repo" }));
+  assert.equal(err.message, "tool `delete_repo` is denied by tool-policy: it requires an authenticated principal");
+  assert.equal(err.data, '{"plugin":"tool-policy","required":{"scopes":["admin"]},"tool":"delete_repo"}');
+  assert.equal(call(p, { name: "echo" }), pass());
+  const anyone = policy({ require: [{ tools: ["*"] }] });
+  assert.equal(callAs(anyone, "echo", "bob", []), pass());
+  assert.equal(
+    rejection(call(anyone, { name: "echo" })).message,
+    "tool `echo` is denied by tool-policy: it requires an authenticated principal",
+  );
+});
+
+test("the list shows each principal only the tools it may call", () => {
+  const p = policy({
+    require: [
+      { tools: ["delete_*"], scopes: ["admin"] },
+      { tools: ["deploy"], subjects: ["alice"] },
+    ],
+  });
+  const tools = [tool("echo"), tool("delete_repo"), tool("deploy")];
+  const listAs = (who) => p.intercept(response("tools/list", JSON.stringify({ tools }), who === undefined ? {} : asUser(...who)));
+  assert.equal(listAs(["alice", ["admin"]]), pass());
+  assert.deepEqual(listedNames(listAs(["bob", ["admin"]])), ["echo", "delete_repo"]);
+  assert.deepEqual(listedNames(listAs(["alice", []])), ["echo", "deploy"]);
+  assert.deepEqual(listedNames(listAs(undefined)), ["echo"]);
+  const shown = policy({ require: [{ tools: ["delete_*"], scopes: ["admin"] }], hide_denied: false });
+  assert.equal(list(shown, tools), pass());
+});
+
 test("config errors", () => {
   const err = (config) => {
     try {
@@ -186,8 +251,16 @@ test("config errors", () => {
   assert.equal(err({ deny: [""] }), "invalid config: an empty tool pattern");
   assert.equal(
     err({ denied: [] }),
-    "invalid config: unknown field `denied`, expected one of `allow`, `deny`, `hide`, `hide_denied`, `rename`, `pin_arguments`, `strip_arguments` at line 1 column 9",
+    "invalid config: unknown field `denied`, expected one of `allow`, `deny`, `hide`, `hide_denied`, `rename`, `pin_arguments`, `strip_arguments`, `require` at line 1 column 9",
   );
+  assert.equal(err({ require: [{ tools: [], scopes: ["a"] }] }), "invalid config: a `require` rule names no tools");
+  assert.equal(err({ require: [{ tools: [""] }] }), "invalid config: an empty tool pattern");
+  assert.equal(
+    err({ require: [{ tools: ["a"], scope: ["x"] }] }),
+    "invalid config: unknown field `scope`, expected one of `tools`, `scopes`, `subjects` at line 1 column 34",
+  );
+  assert.equal(err({ require: [{ scopes: ["x"] }] }), "invalid config: missing field `tools` at line 1 column 28");
+  assert.equal(err({ require: "x" }), 'invalid config: invalid type: string "x", expected a sequence at line 1 column 14');
   assert.equal(err({ pin_arguments: { a: 1 } }), "invalid config: invalid type: integer `1`, expected a map at line 1 column 23");
   assert.equal(err({ allow: "x" }), 'invalid config: invalid type: string "x", expected a sequence at line 1 column 12');
 });

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from interpose_plugin import InitError, Interest, Kind, Message, PASS, Reject, Rewrite, RpcError
+from interpose_plugin import InitError, Interest, Kind, Message, PASS, Principal, Reject, Rewrite, RpcError
 from interpose_plugin.testing import load_plugin
 
 PLUGIN = Path(__file__).resolve().parents[1]
@@ -170,6 +170,71 @@ def test_unreadable_list_fails_closed_and_other_messages_pass():
     assert policy.intercept(Message.response("tools/call", '{"content": []}')) == PASS
 
 
+def as_user(message, subject, scopes):
+    message.principal = Principal(subject, "https://idp.test", scopes, {"sub": subject, "secret_claim": "never shown"})
+    return message
+
+
+def call_as(policy, name, subject, scopes):
+    return policy.intercept(as_user(Message.request("tools/call", {"name": name, "arguments": {}}), subject, scopes))
+
+
+def test_a_scope_rule_allows_only_principals_with_every_scope():
+    policy = plugin({"require": [{"tools": ["delete_*"], "scopes": ["admin", "write"]}]})
+    assert call_as(policy, "delete_repo", "alice", ["write", "admin"]) == PASS
+    assert call_as(policy, "list_repos", "bob", []) == PASS, "no rule covers it"
+    err = rejection(call_as(policy, "delete_repo", "bob", ["write"]))
+    assert err.code == DENIED
+    assert err.message == "tool `delete_repo` is denied by tool-policy: it requires scope `admin`"
+    assert err.data == '{"plugin":"tool-policy","required":{"scopes":["admin"]},"tool":"delete_repo"}'
+    err = rejection(call_as(policy, "delete_repo", "bob", []))
+    assert err.message == "tool `delete_repo` is denied by tool-policy: it requires scopes `admin`, `write`"
+    assert "never shown" not in err.data
+
+
+def test_a_subject_rule_allows_only_those_subjects_and_every_matching_rule_must_hold():
+    policy = plugin(
+        {"require": [{"tools": ["deploy"], "subjects": ["alice", "carol"]}, {"tools": ["*"], "scopes": ["mcp:tools"]}]}
+    )
+    assert call_as(policy, "deploy", "alice", ["mcp:tools"]) == PASS
+    err = rejection(call_as(policy, "deploy", "bob", ["mcp:tools"]))
+    assert err.message == "tool `deploy` is denied by tool-policy: it is reserved for subjects `alice`, `carol`"
+    assert err.data == '{"plugin":"tool-policy","required":{"subjects":["alice","carol"]},"tool":"deploy"}'
+    err = rejection(call_as(policy, "deploy", "alice", []))
+    assert err.message == "tool `deploy` is denied by tool-policy: it requires scope `mcp:tools`"
+
+
+def test_a_session_without_a_principal_is_denied_by_require_rules():
+    policy = plugin({"require": [{"tools": ["delete_*"], "scopes": ["admin"]}]})
+    err = rejection(call(policy, {"name": "delete_repo"}))
+    assert err.message == "tool `delete_repo` is denied by tool-policy: it requires an authenticated principal"
+    assert err.data == '{"plugin":"tool-policy","required":{"scopes":["admin"]},"tool":"delete_repo"}'
+    assert call(policy, {"name": "echo"}) == PASS
+    anyone = plugin({"require": [{"tools": ["*"]}]})
+    assert call_as(anyone, "echo", "bob", []) == PASS
+    assert rejection(call(anyone, {"name": "echo"})).message == (
+        "tool `echo` is denied by tool-policy: it requires an authenticated principal"
+    )
+
+
+def test_the_list_shows_each_principal_only_the_tools_it_may_call():
+    policy = plugin(
+        {"require": [{"tools": ["delete_*"], "scopes": ["admin"]}, {"tools": ["deploy"], "subjects": ["alice"]}]}
+    )
+    tools = [tool("echo"), tool("delete_repo"), tool("deploy")]
+
+    def list_as(who):
+        message = Message.response("tools/list", {"tools": tools})
+        return policy.intercept(message if who is None else as_user(message, *who))
+
+    assert list_as(("alice", ["admin"])) == PASS
+    assert listed_names(list_as(("bob", ["admin"]))) == ["echo", "delete_repo"]
+    assert listed_names(list_as(("alice", []))) == ["echo", "deploy"]
+    assert listed_names(list_as(None)) == ["echo"]
+    shown = plugin({"require": [{"tools": ["delete_*"], "scopes": ["admin"]}], "hide_denied": False})
+    assert listing(shown, tools) == PASS
+
+
 @pytest.mark.parametrize(
     "config, message",
     [
@@ -179,8 +244,15 @@ def test_unreadable_list_fails_closed_and_other_messages_pass():
         (
             {"denied": []},
             "invalid config: unknown field `denied`, expected one of `allow`, `deny`, `hide`, `hide_denied`, "
-            "`rename`, `pin_arguments`, `strip_arguments` at line 1 column 9",
+            "`rename`, `pin_arguments`, `strip_arguments`, `require` at line 1 column 9",
         ),
+        ({"require": [{"tools": [], "scopes": ["a"]}]}, "invalid config: a `require` rule names no tools"),
+        ({"require": [{"tools": [""]}]}, "invalid config: an empty tool pattern"),
+        (
+            {"require": [{"tools": ["a"], "scope": ["x"]}]},
+            "invalid config: unknown field `scope`, expected one of `tools`, `scopes`, `subjects` at line 1 column 34",
+        ),
+        ({"require": [{"scopes": ["x"]}]}, "invalid config: missing field `tools` at line 1 column 28"),
         ({"pin_arguments": {"a": 1}}, "invalid config: invalid type: integer `1`, expected a map at line 1 column 23"),
     ],
 )

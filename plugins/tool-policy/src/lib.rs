@@ -11,7 +11,7 @@ use interpose_plugin::{
 };
 use serde_json::json;
 
-use crate::policy::{Access, Config, Policy};
+use crate::policy::{Access, Config, Denial, Policy};
 
 /// The JSON-RPC error code of a call the policy denies.
 pub const DENIED: i64 = -32001;
@@ -52,7 +52,7 @@ impl ToolPolicy {
         // and neither renames nor edits passes without its params being copied
         // into the plugin or parsed; checking the arguments is the backend's job.
         if let Some(exposed) = msg.subject()
-            && self.passes_untouched(exposed)
+            && self.passes_untouched(exposed, msg)
         {
             return Verdict::Pass;
         }
@@ -71,14 +71,18 @@ impl ToolPolicy {
         let Some(backend) = self.policy.backend_name(&exposed) else {
             return unknown_tool(&exposed);
         };
-        match self.policy.access(&exposed, backend) {
+        match self.policy.access(&exposed, backend, || msg.principal()) {
             Access::Allowed => {}
             Access::Hidden => return unknown_tool(&exposed),
-            Access::Denied(why) => {
+            Access::Denied(Denial { why, required }) => {
+                let mut data = json!({ "tool": exposed, "plugin": "tool-policy" });
+                if let Some(required) = required {
+                    data["required"] = required;
+                }
                 return Verdict::reject_with_data(
                     DENIED,
                     format!("tool `{exposed}` is denied by tool-policy: it {why}"),
-                    &json!({ "tool": exposed, "plugin": "tool-policy" }),
+                    &data,
                 );
             }
         }
@@ -126,7 +130,8 @@ impl ToolPolicy {
                 changed = true;
                 return false;
             };
-            if !self.policy.listed(&self.policy.access(exposed, &backend)) {
+            let access = self.policy.access(exposed, &backend, || msg.principal());
+            if !self.policy.listed(&access) {
                 changed = true;
                 return false;
             }
@@ -153,9 +158,12 @@ impl ToolPolicy {
 
     /// Whether a call to `exposed` passes as it is: allowed, not renamed, no
     /// arguments pinned or stripped.
-    fn passes_untouched(&self, exposed: &str) -> bool {
+    fn passes_untouched(&self, exposed: &str, msg: &Message) -> bool {
         self.policy.backend_name(exposed) == Some(exposed)
-            && matches!(self.policy.access(exposed, exposed), Access::Allowed)
+            && matches!(
+                self.policy.access(exposed, exposed, || msg.principal()),
+                Access::Allowed
+            )
             && self.policy.stripped(exposed, exposed).next().is_none()
             && self.policy.pinned(exposed, exposed).next().is_none()
     }
@@ -169,7 +177,7 @@ export_plugin!(ToolPolicy);
 
 #[cfg(test)]
 mod tests {
-    use interpose_plugin::Interest;
+    use interpose_plugin::{Interest, Principal};
     use serde_json::{Value, json};
 
     use super::*;
@@ -449,6 +457,141 @@ mod tests {
         );
     }
 
+    fn as_user(message: Message<'static>, subject: &str, scopes: &[&str]) -> Message<'static> {
+        let claims = json!({"sub": subject, "secret_claim": "never shown"}).to_string();
+        message.with_principal(
+            Principal::new("https://idp.test", subject)
+                .with_scopes(scopes.iter().copied())
+                .with_claims(claims),
+        )
+    }
+
+    fn call_as(plugin: &ToolPolicy, name: &str, subject: &str, scopes: &[&str]) -> Verdict {
+        let params = json!({"name": name, "arguments": {}}).to_string();
+        plugin.intercept(&as_user(
+            Message::request("tools/call", params),
+            subject,
+            scopes,
+        ))
+    }
+
+    #[test]
+    fn a_scope_rule_allows_only_principals_with_every_scope() {
+        let policy = plugin(json!({"require": [
+            {"tools": ["delete_*"], "scopes": ["admin", "write"]}
+        ]}));
+        assert_eq!(
+            call_as(&policy, "delete_repo", "alice", &["write", "admin"]),
+            Verdict::Pass
+        );
+        assert_eq!(
+            call_as(&policy, "list_repos", "bob", &[]),
+            Verdict::Pass,
+            "no rule covers it"
+        );
+        let err = rejection(call_as(&policy, "delete_repo", "bob", &["write"]));
+        assert_eq!(err.code, DENIED);
+        assert_eq!(
+            err.message,
+            "tool `delete_repo` is denied by tool-policy: it requires scope `admin`"
+        );
+        assert_eq!(
+            err.data.as_deref(),
+            Some(
+                r#"{"plugin":"tool-policy","required":{"scopes":["admin"]},"tool":"delete_repo"}"#
+            )
+        );
+        let err = rejection(call_as(&policy, "delete_repo", "bob", &[]));
+        assert_eq!(
+            err.message,
+            "tool `delete_repo` is denied by tool-policy: it requires scopes `admin`, `write`"
+        );
+        assert!(!err.data.unwrap_or_default().contains("never shown"));
+    }
+
+    #[test]
+    fn a_subject_rule_allows_only_those_subjects_and_every_matching_rule_must_hold() {
+        let policy = plugin(json!({"require": [
+            {"tools": ["deploy"], "subjects": ["alice", "carol"]},
+            {"tools": ["*"], "scopes": ["mcp:tools"]}
+        ]}));
+        assert_eq!(
+            call_as(&policy, "deploy", "alice", &["mcp:tools"]),
+            Verdict::Pass
+        );
+        let err = rejection(call_as(&policy, "deploy", "bob", &["mcp:tools"]));
+        assert_eq!(
+            err.message,
+            "tool `deploy` is denied by tool-policy: it is reserved for subjects `alice`, `carol`"
+        );
+        assert_eq!(
+            err.data.as_deref(),
+            Some(
+                r#"{"plugin":"tool-policy","required":{"subjects":["alice","carol"]},"tool":"deploy"}"#
+            )
+        );
+        let err = rejection(call_as(&policy, "deploy", "alice", &[]));
+        assert_eq!(
+            err.message,
+            "tool `deploy` is denied by tool-policy: it requires scope `mcp:tools`"
+        );
+    }
+
+    #[test]
+    fn a_session_without_a_principal_is_denied_by_require_rules() {
+        let policy = plugin(json!({"require": [{"tools": ["delete_*"], "scopes": ["admin"]}]}));
+        let err = rejection(call(&policy, json!({"name": "delete_repo"})));
+        assert_eq!(
+            err.message,
+            "tool `delete_repo` is denied by tool-policy: it requires an authenticated principal"
+        );
+        assert_eq!(
+            err.data.as_deref(),
+            Some(
+                r#"{"plugin":"tool-policy","required":{"scopes":["admin"]},"tool":"delete_repo"}"#
+            )
+        );
+        assert_eq!(call(&policy, json!({"name": "echo"})), Verdict::Pass);
+        let anyone = plugin(json!({"require": [{"tools": ["*"]}]}));
+        assert_eq!(call_as(&anyone, "echo", "bob", &[]), Verdict::Pass);
+        assert_eq!(
+            rejection(call(&anyone, json!({"name": "echo"}))).message,
+            "tool `echo` is denied by tool-policy: it requires an authenticated principal"
+        );
+    }
+
+    #[test]
+    fn the_list_shows_each_principal_only_the_tools_it_may_call() {
+        let policy = plugin(json!({"require": [
+            {"tools": ["delete_*"], "scopes": ["admin"]},
+            {"tools": ["deploy"], "subjects": ["alice"]}
+        ]}));
+        let tools = [tool("echo"), tool("delete_repo"), tool("deploy")];
+        let list_as = |subject: Option<(&str, &[&str])>| {
+            let message = Message::response("tools/list", json!({ "tools": tools }).to_string());
+            let message = match subject {
+                Some((subject, scopes)) => as_user(message, subject, scopes),
+                None => message,
+            };
+            policy.intercept(&message)
+        };
+        assert_eq!(list_as(Some(("alice", &["admin"]))), Verdict::Pass);
+        assert_eq!(
+            listed_names(&list_as(Some(("bob", &["admin"])))),
+            ["echo", "delete_repo"]
+        );
+        assert_eq!(
+            listed_names(&list_as(Some(("alice", &[])))),
+            ["echo", "deploy"]
+        );
+        assert_eq!(listed_names(&list_as(None)), ["echo"]);
+        let shown = plugin(json!({
+            "require": [{"tools": ["delete_*"], "scopes": ["admin"]}],
+            "hide_denied": false
+        }));
+        assert_eq!(list(&shown, &tools), Verdict::Pass);
+    }
+
     #[test]
     fn config_errors() {
         let err = |config: Value| ToolPolicy::init(&config.to_string()).err().unwrap();
@@ -464,6 +607,22 @@ mod tests {
         assert!(
             err(json!({"pin_arguments": {"a": 1}}))
                 .starts_with("invalid config: invalid type: integer `1`, expected a map")
+        );
+        assert_eq!(
+            err(json!({"require": [{"tools": [], "scopes": ["a"]}]})),
+            "invalid config: a `require` rule names no tools"
+        );
+        assert_eq!(
+            err(json!({"require": [{"tools": [""]}]})),
+            "invalid config: an empty tool pattern"
+        );
+        assert!(
+            err(json!({"require": [{"tools": ["a"], "scope": ["x"]}]}))
+                .starts_with("invalid config: unknown field `scope`, expected one of `tools`, `scopes`, `subjects`"),
+        );
+        assert!(
+            err(json!({"require": [{"scopes": ["x"]}]}))
+                .starts_with("invalid config: missing field `tools`"),
         );
     }
 }

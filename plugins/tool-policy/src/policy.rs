@@ -2,8 +2,9 @@
 
 use std::collections::BTreeMap;
 
+use interpose_plugin::Principal;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::glob;
 
@@ -34,6 +35,70 @@ pub struct Config {
     /// Tool glob -> argument names removed before forwarding.
     #[serde(default)]
     pub strip_arguments: BTreeMap<String, Vec<String>>,
+    /// Who may call which tools: every rule that matches a tool must hold for the
+    /// session's principal.
+    #[serde(default)]
+    pub require: Vec<Rule>,
+}
+
+/// Matching tools are allowed only to an authenticated principal (OAuth, `[auth]`)
+/// that has every one of `scopes` and, when `subjects` is not empty, is one of them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Tool globs.
+    pub tools: Vec<String>,
+    /// Scopes the principal must all have.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// When not empty, the subjects (`sub`) allowed.
+    #[serde(default)]
+    pub subjects: Vec<String>,
+}
+
+impl Rule {
+    /// Why `principal` may not call what this rule covers, or `None` when it may.
+    /// Says what the rule asks for, never what the token holds beyond it.
+    fn refuses(&self, principal: Option<&Principal>) -> Option<Denial> {
+        let Some(principal) = principal else {
+            let mut required = Map::new();
+            if !self.scopes.is_empty() {
+                required.insert("scopes".into(), json!(self.scopes));
+            }
+            if !self.subjects.is_empty() {
+                required.insert("subjects".into(), json!(self.subjects));
+            }
+            return Some(Denial {
+                why: "requires an authenticated principal".into(),
+                required: Some(Value::Object(required)),
+            });
+        };
+        if !self.subjects.is_empty() && !self.subjects.contains(&principal.subject) {
+            return Some(Denial {
+                why: format!("is reserved for {}", listed("subject", &self.subjects)),
+                required: Some(json!({ "subjects": self.subjects })),
+            });
+        }
+        let missing: Vec<&String> = self
+            .scopes
+            .iter()
+            .filter(|scope| !principal.has_scope(scope))
+            .collect();
+        if !missing.is_empty() {
+            return Some(Denial {
+                why: format!("requires {}", listed("scope", &missing)),
+                required: Some(json!({ "scopes": missing })),
+            });
+        }
+        None
+    }
+}
+
+/// `scope `a`` or `scopes `a`, `b``.
+fn listed<S: AsRef<str>>(what: &str, names: &[S]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{}`", n.as_ref())).collect();
+    let plural = if names.len() == 1 { "" } else { "s" };
+    format!("{what}{plural} {}", quoted.join(", "))
 }
 
 fn yes() -> bool {
@@ -46,8 +111,25 @@ pub enum Access {
     Allowed,
     /// Listed in `hide`: the tool does not exist for the client.
     Hidden,
-    /// Denied; the text says by which rule.
-    Denied(String),
+    Denied(Denial),
+}
+
+/// Why a tool is denied.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Denial {
+    /// By which rule, as the end of a sentence: "it {why}".
+    pub why: String,
+    /// For a `require` rule: what it requires that the principal lacks.
+    pub required: Option<Value>,
+}
+
+impl Denial {
+    fn because(why: impl Into<String>) -> Self {
+        Denial {
+            why: why.into(),
+            required: None,
+        }
+    }
 }
 
 /// The compiled policy.
@@ -63,6 +145,7 @@ pub struct Policy {
     to_exposed: BTreeMap<String, String>,
     pin: BTreeMap<String, Map<String, Value>>,
     strip: BTreeMap<String, Vec<String>>,
+    require: Vec<Rule>,
 }
 
 impl Policy {
@@ -78,10 +161,14 @@ impl Policy {
                 ));
             }
         }
+        if config.require.iter().any(|rule| rule.tools.is_empty()) {
+            return Err("invalid config: a `require` rule names no tools".into());
+        }
         let globs = config.allow.iter().chain(&config.deny).chain(&config.hide);
         if globs
             .chain(config.pin_arguments.keys())
             .chain(config.strip_arguments.keys())
+            .chain(config.require.iter().flat_map(|rule| &rule.tools))
             .any(String::is_empty)
         {
             return Err("invalid config: an empty tool pattern".into());
@@ -95,6 +182,7 @@ impl Policy {
             to_exposed,
             pin: config.pin_arguments,
             strip: config.strip_arguments,
+            require: config.require,
         })
     }
 
@@ -106,6 +194,7 @@ impl Policy {
             && self.to_backend.is_empty()
             && self.pin.is_empty()
             && self.strip.is_empty()
+            && self.require.is_empty()
     }
 
     /// The backend tool a client's name refers to; `None` when the name is
@@ -129,17 +218,34 @@ impl Policy {
     }
 
     /// What the client may do with the tool `exposed` (backend name `backend`).
-    pub fn access(&self, exposed: &str, backend: &str) -> Access {
+    /// `principal` is asked for only when a `require` rule covers the tool.
+    pub fn access<'p>(
+        &self,
+        exposed: &str,
+        backend: &str,
+        principal: impl FnOnce() -> Option<&'p Principal>,
+    ) -> Access {
         let matches =
             |pattern: &String| glob::matches(pattern, exposed) || glob::matches(pattern, backend);
         if self.hide.iter().any(matches) {
             return Access::Hidden;
         }
         if let Some(pattern) = self.deny.iter().find(|p| matches(p)) {
-            return Access::Denied(format!("matches deny pattern `{pattern}`"));
+            return Access::Denied(Denial::because(format!("matches deny pattern `{pattern}`")));
         }
         if !self.allow.is_empty() && !self.allow.iter().any(matches) {
-            return Access::Denied("matches no allow pattern".into());
+            return Access::Denied(Denial::because("matches no allow pattern"));
+        }
+        let mut rules = self
+            .require
+            .iter()
+            .filter(|rule| rule.tools.iter().any(matches))
+            .peekable();
+        if rules.peek().is_some() {
+            let principal = principal();
+            if let Some(denial) = rules.find_map(|rule| rule.refuses(principal)) {
+                return Access::Denied(denial);
+            }
         }
         Access::Allowed
     }

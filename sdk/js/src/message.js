@@ -31,8 +31,10 @@ const SUBJECT_MEMBER = {
 export class Message {
   /**
    * @param {object} fields plain values: direction, kind, method, id, payload,
-   *   error, requestPayload, elapsedUs, subject, session, server (all but kind
-   *   and method optional; subject is read from the params unless given).
+   *   error, requestPayload, elapsedUs, subject, session, server, principal (all
+   *   but kind and method optional; subject is read from the params unless
+   *   given; principal is `{ subject, issuer, scopes, claims }`, claims an
+   *   object or JSON text).
    */
   constructor(fields) {
     /** The lent WIT resource while the call lasts; undefined for plain messages. */
@@ -48,6 +50,7 @@ export class Message {
     this._subject = fields.subject ?? UNDERIVED;
     this._session = fields.session ?? "";
     this._server = fields.server ?? "";
+    this._principal = fields.principal == null ? undefined : normalizePrincipal(fields.principal);
     this._json = UNPARSED;
     this._requestJson = UNPARSED;
   }
@@ -150,6 +153,21 @@ export class Message {
     return value === UNFETCHED ? (this._server = this._borrowed("server").server()) : value;
   }
 
+  /**
+   * Who the client session is authenticated as, by the proxy's OAuth resource
+   * server (`[auth]`): `{ subject, issuer, scopes, claims }` (claims parsed);
+   * `undefined` for stdio, for the static bearer token and for unauthenticated
+   * sessions.
+   */
+  get principal() {
+    let value = this._principal;
+    if (value === UNFETCHED) {
+      value = this._borrowed("principal").principal();
+      value = this._principal = value === undefined ? undefined : normalizePrincipal(value);
+    }
+    return value;
+  }
+
   get isRequest() {
     return this._kind === "request";
   }
@@ -240,6 +258,7 @@ export function lentMessage(direction, kind, method, resource) {
   msg._subject = UNFETCHED;
   msg._session = UNFETCHED;
   msg._server = UNFETCHED;
+  msg._principal = UNFETCHED;
   msg._json = UNPARSED;
   msg._requestJson = UNPARSED;
   return msg;
@@ -332,6 +351,17 @@ function normalizeError(error) {
     message: error.message,
     data: error.data ?? undefined,
   };
+}
+
+/** A principal as plugins see it, from the WIT record (claims as JSON text) or a test's fields. */
+function normalizePrincipal(principal) {
+  const claims = principal.claims ?? {};
+  return Object.freeze({
+    subject: principal.subject,
+    issuer: principal.issuer,
+    scopes: Object.freeze([...(principal.scopes ?? [])]),
+    claims: typeof claims === "string" ? JSON.parse(claims) : claims,
+  });
 }
 
 /** Wraps plain message fields unless they are a Message already. */

@@ -52,6 +52,7 @@ class WitMessage {
       payloadSize: undefined,
       session: "s",
       server: "b",
+      principal: undefined,
       ...fields,
     };
     this.fetched = [];
@@ -193,6 +194,28 @@ test("the subject comes from the host once, or from a plain message's params", (
   assert.equal(plain('{"name":"a","uri":3}'), undefined, "as serde");
   assert.equal(plain('{"a":{"name":"x"},"b":["\\"name\\":"],"name":"ok"}'), "ok", "nested and quoted names do not count");
   assert.equal(plain("[1]"), undefined);
+});
+
+test("the principal comes from the host once with its claims parsed, or from a test message", () => {
+  const seen = [];
+  const glue = interceptorFor(
+    createPlugin({ name: "principals" }).onRequest((msg) => {
+      seen.push(msg.principal, msg.principal);
+    }),
+  );
+  const alice = { subject: "alice", issuer: "https://idp.test", scopes: ["admin"], claims: '{"sub":"alice","n":[1]}' };
+  const msg = witMessage({ principal: alice });
+  assert.deepEqual(msg.lendTo(glue), { tag: "pass" });
+  assert.deepEqual(msg.fetched, ["principal"]);
+  assert.equal(seen[0], seen[1], "read once");
+  assert.deepEqual(seen[0], { subject: "alice", issuer: "https://idp.test", scopes: ["admin"], claims: { sub: "alice", n: [1] } });
+  assert.ok(Object.isFrozen(seen[0]) && Object.isFrozen(seen[0].scopes));
+  const none = witMessage({});
+  none.lendTo(glue);
+  assert.equal(seen[2], undefined);
+  assert.equal(new Message({ kind: "request", method: "tools/call" }).principal, undefined);
+  const built = new Message({ kind: "request", method: "tools/call", principal: { subject: "bob", issuer: "i", claims: { a: 1 } } });
+  assert.deepEqual(built.principal, { subject: "bob", issuer: "i", scopes: [], claims: { a: 1 } });
 });
 
 test("a rewrite is checked against the payload only when the handler read it", () => {

@@ -23,7 +23,7 @@ whose handlers return verdicts::
 
 from . import mcp
 from .host import kv, log
-from .message import Direction, Kind, Message, RawJson, RpcError, to_json
+from .message import Direction, Kind, Message, Principal, RawJson, RpcError, to_json
 from .plugin import (
     ConfigError,
     InitError,
@@ -50,6 +50,7 @@ __all__ = [
     "Direction",
     "Kind",
     "Message",
+    "Principal",
     "RawJson",
     "RpcError",
     "to_json",

@@ -16,6 +16,7 @@ and forgets the host's. Copies are whole messages (`Message.__getstate__`).
 
 from __future__ import annotations
 
+import json
 import sys
 import weakref
 from typing import Any, Callable
@@ -27,7 +28,7 @@ from wit_world.imports import host as wit_host
 from wit_world.imports import types as wit
 
 from . import host, message
-from .message import _UNPARSED, Direction, Kind, Message, RpcError
+from .message import _UNPARSED, Direction, Kind, Message, Principal, RpcError
 from .plugin import _ALL_KINDS, InitError, LoadedPlugin, _settle, load
 from .verdict import Pass, Reject, Respond, Rewrite
 
@@ -60,7 +61,13 @@ def _read_error(lent: Any) -> Any:
     return None if error is None else RpcError(error.code, error.message, error.data)
 
 
+def _read_principal(lent: Any) -> Any:
+    who = lent.principal()
+    return None if who is None else Principal(who.subject, who.issuer, who.scopes, json.loads(who.claims))
+
+
 message._READERS["error"] = _read_error
+message._READERS["principal"] = _read_principal
 
 
 # componentize-py (0.25.1) lends a borrowed resource to Python as a new object

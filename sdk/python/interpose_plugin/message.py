@@ -5,9 +5,9 @@ from __future__ import annotations
 import enum
 import json
 import operator
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Iterable, Optional
 
-__all__ = ["Direction", "Kind", "Message", "RpcError", "RawJson", "to_json"]
+__all__ = ["Direction", "Kind", "Message", "Principal", "RpcError", "RawJson", "to_json"]
 
 
 class Direction(enum.Enum):
@@ -110,6 +110,43 @@ class RpcError:
         return f"RpcError({self.code}, {self.message!r}, data={self.data!r})"
 
 
+class Principal:
+    """Who the client session is authenticated as, as the access token the
+    proxy's OAuth resource server (`[auth]`) validated says: `subject` (`sub`,
+    or `client_id` for a token without one), `issuer` (`iss`), `scopes` (a
+    tuple of strings) and `claims` (every claim of the token, a parsed dict)."""
+
+    __slots__ = ("subject", "issuer", "scopes", "claims")
+
+    def __init__(
+        self,
+        subject: str,
+        issuer: str,
+        scopes: Iterable[str] = (),
+        claims: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        self.subject = subject
+        self.issuer = issuer
+        self.scopes = tuple(scopes)
+        self.claims = {} if claims is None else claims
+
+    def has_scope(self, scope: str) -> bool:
+        """Whether the token grants `scope`."""
+        return scope in self.scopes
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Principal) and (self.subject, self.issuer, self.scopes, self.claims) == (
+            other.subject,
+            other.issuer,
+            other.scopes,
+            other.claims,
+        )
+
+    def __repr__(self) -> str:
+        # The claims stay out of logs and test output.
+        return f"Principal({self.subject!r}, {self.issuer!r}, scopes={list(self.scopes)!r})"
+
+
 #: A message's parts: the first three come as arguments of `intercept`; the
 #: others (`_LENT_PARTS`) are read from the host's message by getters of the
 #: same names.
@@ -125,6 +162,7 @@ _PARTS = (
     "subject",
     "session",
     "server",
+    "principal",
 )
 _LENT_PARTS = _PARTS[3:]
 
@@ -167,6 +205,7 @@ class Message:
         server: str = "",
         elapsed_us: Optional[int] = None,
         subject: Optional[str] = None,
+        principal: Optional[Principal] = None,
     ) -> None:
         self.direction = direction
         self.kind = kind
@@ -192,6 +231,10 @@ class Message:
         self.subject = subject if subject is not None else _subject_of(kind, method, self.payload, self.request_payload)
         self.session = session
         self.server = server
+        #: Who the client session is authenticated as, by the proxy's OAuth
+        #: resource server (`[auth]`); `None` for stdio, for the static bearer
+        #: token and for unauthenticated sessions.
+        self.principal = principal
         self._parsed = _UNPARSED
         self._lent = None
 

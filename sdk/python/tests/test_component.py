@@ -17,6 +17,7 @@ from interpose_plugin import (
     Kind,
     Message,
     Plugin,
+    Principal,
     Reject,
     Rewrite,
     method,
@@ -37,6 +38,7 @@ def _fake_wit_modules():
     wit.Direction = enum.Enum("Direction", [("TO_SERVER", 0), ("TO_CLIENT", 1)])
     wit.Kind = enum.Enum("Kind", [("REQUEST", 0), ("RESPONSE", 1), ("ERROR", 2), ("NOTIFICATION", 3)])
     wit.RpcError = dataclasses.make_dataclass("RpcError", ["code", "message", "data"])
+    wit.Principal = dataclasses.make_dataclass("Principal", ["subject", "issuer", "scopes", "claims"])
     wit.Message = type("Message", (), {"__exit__": lambda self, *exc: None})
     wit.Verdict_Pass = dataclasses.make_dataclass("Verdict_Pass", [])
     wit.Verdict_Rewrite = dataclasses.make_dataclass("Verdict_Rewrite", ["value"])
@@ -118,6 +120,7 @@ class Lent:
             "payload_size": None,
             "session": "s",
             "server": "b",
+            "principal": None,
         }
         self.calls = []
         self.lent = True
@@ -229,8 +232,10 @@ def test_every_part_reads_converted_from_wit_types(glue):
     lent.values["request_payload"] = '{"q":1}'
     lent.values["elapsed_us"] = 1250
     lent.values["subject"] = "search"
+    lent.values["principal"] = wit.Principal("alice", "https://idp.test", ["admin"], '{"sub":"alice","n":[1]}')
     intercept(glue, Reader, lent)
     assert parts["elapsed_us"] == 1250 and parts["subject"] == "search"
+    assert parts["principal"] == Principal("alice", "https://idp.test", ["admin"], {"sub": "alice", "n": [1]})
     assert parts["payload"] is None and parts["request_payload"] == '{"q":1}'
     assert parts["direction"] is Direction.TO_CLIENT
     assert parts["kind"] is Kind.ERROR

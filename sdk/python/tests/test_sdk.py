@@ -1,6 +1,7 @@
 """The SDK under plain CPython: declaring plugins, the derived manifest,
 dispatch, verdicts, host stand-ins, typed views and serde-style reading."""
 
+import copy
 import json
 import types
 
@@ -16,6 +17,7 @@ from interpose_plugin import (
     Message,
     Pass,
     Plugin,
+    Principal,
     RawJson,
     Reject,
     Respond,
@@ -272,6 +274,19 @@ def test_schema_writes_like_serde_json():
 def test_answers_carry_their_wait_and_payload_size():
     answer = Message.response("tools/call", '{"t":"é"}', elapsed_us=1250)
     assert (answer.elapsed_us, answer.payload_size) == (1250, 10)
+
+
+def test_a_built_message_has_a_principal_only_when_given_one():
+    assert Message.request("tools/call", {"name": "x"}).principal is None
+    alice = Principal("alice", "https://idp.test", ["mcp:tools", "admin"], {"email": "a@example.com"})
+    msg = Message.request("tools/call", {"name": "x"}, principal=alice)
+    assert msg.principal is alice
+    assert (alice.subject, alice.issuer, alice.scopes) == ("alice", "https://idp.test", ("mcp:tools", "admin"))
+    assert alice.has_scope("admin") and not alice.has_scope("root")
+    assert alice.claims["email"] == "a@example.com"
+    assert Principal("s", "i").claims == {} and Principal("s", "i").scopes == ()
+    assert "a@example.com" not in repr(alice), "claims stay out of logs"
+    assert copy.copy(msg).principal == alice, "a copy keeps it"
 
 
 def test_the_subject_of_a_built_message_is_read_as_the_host_reads_it():

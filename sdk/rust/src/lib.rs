@@ -11,7 +11,7 @@ mod message;
 mod verdict;
 
 pub use manifest::{Interest, Manifest};
-pub use message::{Direction, Kind, Message, RpcError};
+pub use message::{Direction, Kind, Message, Principal, RpcError};
 pub use verdict::Verdict;
 
 use serde::de::DeserializeOwned;
@@ -126,8 +126,8 @@ pub mod __private {
         Guest, Interest as WitInterest, Manifest as WitManifest,
     };
     pub use bindings::interpose::plugin::types::{
-        Direction as WitDirection, Kind as WitKind, Message as WitMessage, RpcError as WitRpcError,
-        Verdict as WitVerdict,
+        Direction as WitDirection, Kind as WitKind, Message as WitMessage,
+        Principal as WitPrincipal, RpcError as WitRpcError, Verdict as WitVerdict,
     };
     pub use wit_bindgen;
 

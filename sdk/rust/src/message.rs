@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use crate::__private::{WitDirection, WitKind, WitMessage, WitRpcError};
+use crate::__private::{WitDirection, WitKind, WitMessage, WitPrincipal, WitRpcError};
 
 use crate::mcp::{
     CallToolResult, GetPromptResult, ReadResourceResult, ToolCallParams, ToolsListResult,
@@ -99,6 +99,65 @@ impl RpcError {
     }
 }
 
+/// Who the client session is authenticated as, as the access token the proxy's
+/// OAuth resource server (`[auth]`) validated says. See [`Message::principal`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// `sub`, or for a token without one, `client_id`.
+    pub subject: String,
+    /// `iss`: the authorization server that issued the token.
+    pub issuer: String,
+    /// The scopes the token grants.
+    pub scopes: Vec<String>,
+    /// Every claim of the token, as JSON text (an object); parse it with
+    /// [`Principal::claims_as`].
+    pub claims: String,
+}
+
+impl Principal {
+    /// A principal with no scopes and no claims (`{}`); handy in tests with
+    /// [`Principal::with_scopes`] and [`Message::with_principal`].
+    pub fn new(issuer: impl Into<String>, subject: impl Into<String>) -> Self {
+        Principal {
+            subject: subject.into(),
+            issuer: issuer.into(),
+            scopes: Vec::new(),
+            claims: "{}".to_owned(),
+        }
+    }
+
+    /// Sets the scopes.
+    pub fn with_scopes<S: Into<String>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the claims (JSON text of an object).
+    pub fn with_claims(mut self, claims: impl Into<String>) -> Self {
+        self.claims = claims.into();
+        self
+    }
+
+    /// Whether the token grants `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// Parses the claims (see [`Message::payload_as`]).
+    pub fn claims_as<T: DeserializeOwned>(&self) -> serde_json::Result<T> {
+        serde_json::from_str(&self.claims)
+    }
+
+    fn from_wit(principal: WitPrincipal) -> Self {
+        Principal {
+            subject: principal.subject,
+            issuer: principal.issuer,
+            scopes: principal.scopes,
+            claims: principal.claims,
+        }
+    }
+}
+
 /// One message on its way through the proxy.
 ///
 /// The direction, kind and method arrive with the call; every other part is
@@ -131,6 +190,7 @@ pub struct Message<'a> {
     server: OnceCell<String>,
     /// From the envelope of a lent message; a test's is measured on its payload.
     payload_size: OnceCell<u64>,
+    principal: OnceCell<Option<Principal>>,
 }
 
 impl<'a> Message<'a> {
@@ -156,6 +216,7 @@ impl<'a> Message<'a> {
             session: OnceCell::new(),
             server: OnceCell::new(),
             payload_size: OnceCell::new(),
+            principal: OnceCell::new(),
         }
     }
 
@@ -296,6 +357,14 @@ impl<'a> Message<'a> {
     pub fn server(&self) -> &str {
         self.enveloped(&self.server).as_str()
     }
+
+    /// Who the client session is authenticated as, by the proxy's OAuth resource
+    /// server (`[auth]`); `None` for stdio, for the static bearer token and for
+    /// unauthenticated sessions. Fetched from the host on first use.
+    pub fn principal(&self) -> Option<&Principal> {
+        self.part(&self.principal, |m| m.principal().map(Principal::from_wit))
+            .as_ref()
+    }
 }
 
 impl Message<'static> {
@@ -316,6 +385,7 @@ impl Message<'static> {
             session: OnceCell::from(String::new()),
             server: OnceCell::from(String::new()),
             payload_size: OnceCell::new(),
+            principal: OnceCell::from(None),
         }
     }
 
@@ -375,6 +445,12 @@ impl Message<'static> {
     /// Sets `server`.
     pub fn with_server(mut self, server: impl Into<String>) -> Self {
         self.server = OnceCell::from(server.into());
+        self
+    }
+
+    /// Sets `principal`: the message belongs to a session authenticated as it.
+    pub fn with_principal(mut self, principal: Principal) -> Self {
+        self.principal = OnceCell::from(Some(principal));
         self
     }
 }
@@ -524,6 +600,29 @@ mod tests {
         let read = Message::request("resources/read", r#"{"uri":"file:///a"}"#);
         assert_eq!(read.subject(), Some("file:///a"));
         assert_eq!(Message::request("tools/list", "{}").subject(), None);
+    }
+
+    #[test]
+    fn a_test_message_has_no_principal_unless_given_one() {
+        let call = Message::request("tools/call", r#"{"name":"echo"}"#);
+        assert_eq!(call.principal(), None);
+        let alice = Principal::new("https://idp.test", "alice")
+            .with_scopes(["mcp:tools", "admin"])
+            .with_claims(r#"{"sub":"alice","email":"a@example.com"}"#);
+        let call = call.with_principal(alice.clone());
+        let principal = call.principal().expect("given");
+        assert_eq!(principal, &alice);
+        assert_eq!(
+            (principal.subject.as_str(), principal.issuer.as_str()),
+            ("alice", "https://idp.test")
+        );
+        assert!(principal.has_scope("admin") && !principal.has_scope("root"));
+        let claims: Value = principal.claims_as().unwrap();
+        assert_eq!(claims["email"], "a@example.com");
+        assert_eq!(
+            Principal::new("i", "s").claims_as::<Value>().unwrap(),
+            json!({})
+        );
     }
 
     #[test]

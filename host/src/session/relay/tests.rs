@@ -197,6 +197,7 @@ fn config(server: &str) -> RelayConfig {
         interceptor: Arc::new(PassAll),
         shutdown_grace: Duration::from_secs(5),
         gateway: GatewayOptions::default(),
+        principal: None,
     }
 }
 
@@ -810,6 +811,7 @@ async fn observe_is_called_before_the_relay_acts_on_the_verdict() {
         interceptor: observer.clone(),
         shutdown_grace: Duration::from_millis(100),
         gateway: GatewayOptions::default(),
+        principal: None,
     };
     let relay = tokio::spawn(
         SessionRelay::new(config, client_link, backend_link).run(std::future::pending()),
@@ -825,6 +827,64 @@ async fn observe_is_called_before_the_relay_acts_on_the_verdict() {
     relay.abort();
     let seen = observer.seen.lock().unwrap().clone();
     assert_eq!(seen, [("notifications/initialized".to_owned(), false)]);
+}
+
+/// Notes the principal each message is lent with, by address.
+#[derive(Default)]
+struct ObservePrincipal {
+    seen: std::sync::Mutex<Vec<(String, Option<usize>)>>,
+}
+
+impl Interceptor for ObservePrincipal {
+    fn intercept<'a>(&'a self, msg: Intercepted<'a>) -> VerdictFuture<'a> {
+        let at = msg.principal.map(|p| Arc::as_ptr(p) as usize);
+        self.seen.lock().unwrap().push((msg.method.to_owned(), at));
+        PassAll.intercept(msg)
+    }
+}
+
+#[tokio::test]
+async fn every_message_of_a_session_is_lent_the_sessions_one_principal() {
+    let (client_link, mut client) = link();
+    let (backend_link, mut backend) = link();
+    let observer = Arc::new(ObservePrincipal::default());
+    let principal = Arc::new(SessionPrincipal::new(Arc::new(
+        crate::wire::link::Principal {
+            issuer: "https://idp.test".into(),
+            subject: "alice".into(),
+            scopes: vec!["admin".into()],
+            claims: Default::default(),
+        },
+    )));
+    let config = RelayConfig {
+        interceptor: observer.clone(),
+        principal: Some(principal.clone()),
+        ..config("backend")
+    };
+    let relay = tokio::spawn(
+        SessionRelay::new(config, client_link, backend_link).run(std::future::pending()),
+    );
+    client
+        .send_json(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}"#)
+        .await;
+    let forwarded = backend.from_relay.recv().await.expect("forwarded");
+    let id = forwarded.message.id().expect("a request").get().to_owned();
+    backend
+        .send_json(&format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{}}}}"#))
+        .await;
+    let answer = client.from_relay.recv().await.expect("answered");
+    assert_eq!(
+        answer.message.to_json(),
+        r#"{"jsonrpc":"2.0","id":1,"result":{}}"#
+    );
+    relay.abort();
+    let at = Some(Arc::as_ptr(&principal) as usize);
+    let seen = observer.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [("tools/call".to_owned(), at), ("tools/call".to_owned(), at)],
+        "the request and its answer, each with the session's principal"
+    );
 }
 
 #[test]

@@ -1,5 +1,5 @@
 // Module hooks for the component-glue test: resolve the WIT import
-// `interpose:plugin/host@0.1.0` (provided by componentize-js inside a
+// `interpose:plugin/host@0.1.1` (provided by componentize-js inside a
 // component) to a fake that records calls in `globalThis.witCalls`.
 const FAKE = `
 const calls = (globalThis.witCalls ??= []);
@@ -11,7 +11,7 @@ export function kvDelete(key) { calls.push(["kvDelete", key]); store.delete(key)
 `;
 
 export async function resolve(specifier, context, nextResolve) {
-  if (specifier === "interpose:plugin/host@0.1.0") {
+  if (specifier === "interpose:plugin/host@0.1.1") {
     return { url: `data:text/javascript,${encodeURIComponent(FAKE)}`, shortCircuit: true };
   }
   return nextResolve(specifier, context);
