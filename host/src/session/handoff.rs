@@ -160,6 +160,13 @@ impl Handoff {
         }
     }
 
+    pub fn is_ended_by_client(&self) -> bool {
+        self.lock()
+            .backends
+            .iter()
+            .any(|(_, s)| s.ended_by_client.load(Ordering::Acquire))
+    }
+
     /// What another replica needs, as it stands now.
     pub fn snapshot(&self) -> HandoffState {
         let recorded = self.lock();
@@ -203,7 +210,10 @@ mod tests {
         let resumed = Handoff::resume(serde_json::from_str(&text).unwrap());
         assert!(resumed.is_resumed());
         assert_eq!(resumed.initialize().unwrap().get(), r#"{"x":1}"#);
-        assert_eq!(resumed.resumed_version("one").as_deref(), Some("2025-06-18"));
+        assert_eq!(
+            resumed.resumed_version("one").as_deref(),
+            Some("2025-06-18")
+        );
         assert_eq!(resumed.resumed_version("lazy"), None);
         assert_eq!(resumed.backend("one").lock().id.as_ref().unwrap(), "abc");
         assert!(!resumed.backend("one").ends_with_link());

@@ -117,7 +117,8 @@ impl SessionSettings {
             };
             // Continuing a session another replica opened: a server it had not started
             // (lazy) starts on first use, with the client's handshake replayed.
-            if handoff.is_some_and(|h| h.is_resumed() && h.resumed_version(&backend.name).is_none()) {
+            if handoff.is_some_and(|h| h.is_resumed() && h.resumed_version(&backend.name).is_none())
+            {
                 links.push(BackendLink {
                     name: backend.name.clone(),
                     start: BackendStart::OnFirstUse,

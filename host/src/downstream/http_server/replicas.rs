@@ -70,7 +70,9 @@ pub enum IdKind<'a> {
 /// Why a sealed id was not accepted; the client is told only "not found".
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
-    #[error("it does not open with this replica's key (tampered with, forged, or sealed with another key)")]
+    #[error(
+        "it does not open with this replica's key (tampered with, forged, or sealed with another key)"
+    )]
     Unreadable,
     #[error("it was opened by another party ({0})")]
     OtherParty(String),
@@ -110,8 +112,8 @@ impl Replicas {
     /// Reads the key and the name from the environment as `[replicas]` says.
     pub fn from_config(config: &ReplicasConfig) -> Result<Self, ReplicasError> {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let key_text =
-            env(&config.key_env).ok_or_else(|| ReplicasError::MissingKey(config.key_env.clone()))?;
+        let key_text = env(&config.key_env)
+            .ok_or_else(|| ReplicasError::MissingKey(config.key_env.clone()))?;
         let name = match (&config.name, &config.name_env) {
             (Some(name), _) => name.clone(),
             (None, Some(var)) => env(var).ok_or_else(|| ReplicasError::MissingName(var.clone()))?,
@@ -271,8 +273,14 @@ mod tests {
         let last = tampered.len() - 5;
         tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
         let tampered = String::from_utf8(tampered).unwrap();
-        assert_eq!(a.open(&tampered, Some(&principal("alice"))).err(), Some(Refused::Unreadable));
-        assert_eq!(other_key.open(&id, Some(&principal("alice"))).err(), Some(Refused::Unreadable));
+        assert_eq!(
+            a.open(&tampered, Some(&principal("alice"))).err(),
+            Some(Refused::Unreadable)
+        );
+        assert_eq!(
+            other_key.open(&id, Some(&principal("alice"))).err(),
+            Some(Refused::Unreadable)
+        );
         assert_eq!(a.open("v1.", None).err(), Some(Refused::Unreadable));
         assert_eq!(a.open("v1.!!", None).err(), Some(Refused::Unreadable));
         assert!(matches!(
@@ -293,12 +301,17 @@ mod tests {
 
     #[test]
     fn bad_settings_say_what_is_wrong() {
-        let error = |name: &str, key: &str| Replicas::new(name.into(), key).err().unwrap().to_string();
+        let error =
+            |name: &str, key: &str| Replicas::new(name.into(), key).err().unwrap().to_string();
         assert_eq!(
             error("a:b", KEY_A),
             "[replicas] name `a:b`: use only letters, digits, `.`, `_` and `-` (it is part of session ids)"
         );
-        assert!(error("a", "c2hvcnQ=").ends_with("; it holds 5 bytes"), "{}", error("a", "c2hvcnQ="));
+        assert!(
+            error("a", "c2hvcnQ=").ends_with("; it holds 5 bytes"),
+            "{}",
+            error("a", "c2hvcnQ=")
+        );
         let config = ReplicasConfig {
             key_env: "INTERPOSE_TEST_UNSET_KEY".into(),
             name: Some("a".into()),

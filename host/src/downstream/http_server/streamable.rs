@@ -409,6 +409,7 @@ fn session_for(
         return Err(session_not_found());
     };
     match replicas.classify(id) {
+        IdKind::Portable if state.sessions.has_ended(id) => return Err(session_not_found()),
         IdKind::Portable => {}
         IdKind::Sticky(owner) if owner != replicas.name() => {
             tracing::warn!(

@@ -2,7 +2,7 @@
 //! session), finding them by id, and ending them (DELETE, idle expiry, shutdown, or the
 //! backend going away).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,6 +19,9 @@ use crate::wire::link::{ConnectContext, Link};
 /// Messages the relay may queue for a session's streams: few, so that when the session
 /// waits for a slow reader the relay soon waits too, instead of queueing answers.
 const TO_CLIENT_QUEUE: usize = 16;
+/// Sealed ids of ended sessions remembered; past this the memory starts again (a
+/// forgotten one, reopened, meets the backend's own 404 and ends at once).
+const ENDED_SEALED_KEPT: usize = 4096;
 
 /// Why a session could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +34,9 @@ pub enum StartError {
 
 pub struct SessionTable {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
+    /// Sealed ids of sessions that ended for good here (DELETE, or the backend ended
+    /// them), so that they are not continued again from their id alone.
+    ended_sealed: Mutex<HashSet<String>>,
     /// Held while a session from another replica is continued, so that concurrent
     /// requests naming it continue it once.
     resuming: Mutex<()>,
@@ -58,6 +64,7 @@ impl SessionTable {
         SessionTable {
             sessions: Mutex::default(),
             resuming: Mutex::default(),
+            ended_sealed: Mutex::default(),
             slots: Arc::new(Semaphore::new(max_sessions)),
             max_sessions,
             stateless: Mutex::default(),
@@ -230,6 +237,16 @@ impl SessionTable {
             drop(slot);
             let table = &state.sessions;
             table.forget(&ended);
+            // A sealed id would open again on this replica: once the client or the
+            // backend has ended its session, it is refused here instead (404).
+            let for_good = backend_ended.is_some()
+                || ended
+                    .handoff
+                    .as_ref()
+                    .is_some_and(|h| h.is_ended_by_client());
+            if let (true, Some(sealed)) = (for_good, ended.sealed_id()) {
+                table.remember_ended(sealed);
+            }
             match backend_ended {
                 Some(why) => tracing::warn!(session = %ended.label, "session ended: {why}"),
                 None => tracing::info!(session = %ended.label, "session closed"),
@@ -239,6 +256,22 @@ impl SessionTable {
             }
         });
         Ok(session)
+    }
+
+    fn remember_ended(&self, sealed_id: &str) {
+        let mut ended = self.ended_sealed.lock().unwrap_or_else(|e| e.into_inner());
+        if ended.len() >= ENDED_SEALED_KEPT {
+            ended.clear();
+        }
+        ended.insert(sealed_id.to_owned());
+    }
+
+    /// Whether a sealed id names a session that ended for good on this replica.
+    pub fn has_ended(&self, sealed_id: &str) -> bool {
+        self.ended_sealed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(sealed_id)
     }
 
     fn forget(&self, session: &Arc<Session>) {
