@@ -344,6 +344,31 @@ async fn a_stdio_backed_session_names_its_replica_and_stays_there() {
         only_answer(&messages, 2)["result"]["content"][0]["text"],
         "x"
     );
+
+    // A legacy SSE session is its stream: its sessionId names the replica too.
+    let stream = client
+        .get(format!("{a}/sse"))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .expect("GET /sse");
+    let mut events = SseReader::new(stream);
+    let (_, endpoint) =
+        tokio::time::timeout(std::time::Duration::from_secs(20), events.next_event())
+            .await
+            .expect("the endpoint event in time")
+            .expect("an endpoint event");
+    let (path, legacy_id) = endpoint
+        .split_once("?sessionId=")
+        .unwrap_or_else(|| panic!("an endpoint with a sessionId: {endpoint}"));
+    assert!(legacy_id.starts_with("a:"), "{endpoint}");
+    let misrouted = client
+        .post(format!("{b}{path}?sessionId={legacy_id}"))
+        .header("content-type", "application/json")
+        .body(echo.to_string());
+    let (status, _, body) = send_for_text(misrouted).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("session belongs to replica `a`"), "{body}");
 }
 
 /// 2026-07-28 requests carry no session: either replica answers any of them.

@@ -411,19 +411,7 @@ fn session_for(
     match replicas.classify(id) {
         IdKind::Portable if state.sessions.has_ended(id) => return Err(session_not_found()),
         IdKind::Portable => {}
-        IdKind::Sticky(owner) if owner != replicas.name() => {
-            tracing::warn!(
-                "a request names a session of replica `{owner}`; the load balancer must route by the replica name in the session id (docs/deploy.md)"
-            );
-            return Err(rpc_error(
-                StatusCode::NOT_FOUND,
-                None,
-                INVALID_REQUEST,
-                format!(
-                    "session belongs to replica `{owner}` (its backends run there); route requests to the replica named before '{STICKY_SEPARATOR}' in the session id, or start a new session with initialize"
-                ),
-            ));
-        }
+        IdKind::Sticky(owner) if owner != replicas.name() => return Err(session_elsewhere(owner)),
         IdKind::Sticky(_) | IdKind::Other => return Err(session_not_found()),
     }
     let handoff = replicas
@@ -437,6 +425,22 @@ fn session_for(
         .sessions
         .resume(state, id, handoff, &context)
         .map_err(|e| start_failed(&e, None))
+}
+
+/// A session id names another replica, where the session lives: only a load
+/// balancer that routes by that name can help, so the answer says so.
+pub(super) fn session_elsewhere(owner: &str) -> Response {
+    tracing::warn!(
+        "a request names a session of replica `{owner}`; the load balancer must route by the replica name in the session id (docs/deploy.md)"
+    );
+    rpc_error(
+        StatusCode::NOT_FOUND,
+        None,
+        INVALID_REQUEST,
+        format!(
+            "session belongs to replica `{owner}` (its backends run there); route requests to the replica named before '{STICKY_SEPARATOR}' in the session id, or start a new session with initialize"
+        ),
+    )
 }
 
 fn session_not_found() -> Response {
