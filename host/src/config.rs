@@ -811,7 +811,26 @@ mod tests {
         let err = parse("plugin = []\n").unwrap_err();
         assert_eq!(
             err,
-            "interpose.toml:1:1: unknown field `plugin`, expected one of `plugins`, `servers`, `gateway`, `trust`, `auth`"
+            "interpose.toml:1:1: unknown field `plugin`, expected one of `plugins`, `servers`, `gateway`, `trust`, `auth`, `replicas`"
+        );
+    }
+
+    #[test]
+    fn replicas_table_is_read_and_its_mistakes_named() {
+        let config: Config = toml::from_str(
+            "[replicas]\nkey_env = \"INTERPOSE_SESSION_KEY\"\nname_env = \"POD_NAME\"\n",
+        )
+        .unwrap();
+        let replicas = config.replicas.unwrap();
+        assert_eq!(replicas.key_env, "INTERPOSE_SESSION_KEY");
+        assert_eq!(replicas.name_env.as_deref(), Some("POD_NAME"));
+        assert_eq!(replicas.name, None);
+        let err = parse("[replicas]\nname = \"a\"\n").unwrap_err();
+        assert_eq!(err, "interpose.toml:1:1: missing field `key_env`");
+        let err = parse("[replicas]\nkey_env = \"K\"\nkey = \"x\"\n").unwrap_err();
+        assert!(
+            err.contains("unknown field `key`, expected one of `key_env`, `name`, `name_env`"),
+            "{err}"
         );
     }
 

@@ -411,3 +411,42 @@ async fn sessionless_requests_are_answered_by_either_replica() {
         );
     }
 }
+
+/// A replica without its key does not start: it could not continue anyone's session.
+#[test]
+fn a_replica_without_its_key_refuses_to_start() {
+    let config = replicas_config();
+    let output = Command::new(interpose_bin())
+        .args(["run", "--listen"])
+        .arg(format!("http://127.0.0.1:{}", free_port()))
+        .arg("--config")
+        .arg(&config)
+        .args(["--", "http://127.0.0.1:9/mcp"])
+        .env_remove("INTERPOSE_SESSION_KEY")
+        .env("INTERPOSE_REPLICA_NAME", "a")
+        .output()
+        .expect("run interpose");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "[replicas] key_env: the environment variable `INTERPOSE_SESSION_KEY` is not set or is empty"
+        ),
+        "{stderr}"
+    );
+    let output = Command::new(interpose_bin())
+        .args(["run", "--listen"])
+        .arg(format!("http://127.0.0.1:{}", free_port()))
+        .arg("--config")
+        .arg(&config)
+        .args(["--", "http://127.0.0.1:9/mcp"])
+        .env("INTERPOSE_SESSION_KEY", "c2hvcnQ=")
+        .env("INTERPOSE_REPLICA_NAME", "a")
+        .output()
+        .expect("run interpose");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("`INTERPOSE_SESSION_KEY` must hold 32 random bytes in base64"),
+        "{stderr}"
+    );
+}
