@@ -70,7 +70,7 @@ pub async fn post(
     let session = match headers.get(SESSION_ID) {
         Some(id) => match session_for(&state, id, &headers, principal.as_ref()) {
             Ok(session) => session,
-            Err(refusal) => return refusal,
+            Err(refusal) => return refusal.into_response(),
         },
         // A 2026-07-28 `initialize` is a removed method, not a handshake: no session.
         None if is_initialize(&messages) && !claims_stateless_era(&headers, &messages) => {
@@ -333,7 +333,7 @@ pub async fn get(
     };
     let session = match session_for(&state, id, &headers, principal.map(|p| p.0).as_ref()) {
         Ok(session) => session,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     session.touch();
     let resume = headers
@@ -376,7 +376,7 @@ pub async fn delete(
     // sessions end with it.
     let session = match session_for(&state, id, &headers, principal.map(|p| p.0).as_ref()) {
         Ok(session) => session,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     if let Some(handoff) = &session.handoff {
         handoff.end_by_client();
@@ -391,6 +391,27 @@ pub async fn delete(
     }
 }
 
+/// Why a request's session id names no session this replica can serve.
+enum NoSession {
+    /// Unknown, ended, or refused (tampered with, another key, another party): the
+    /// spec's 404, which tells the caller nothing more.
+    NotFound,
+    /// It lives on the replica of this name.
+    Elsewhere(String),
+    /// It could be continued here, but its backends could not be opened.
+    NotContinued(StartError),
+}
+
+impl IntoResponse for NoSession {
+    fn into_response(self) -> Response {
+        match self {
+            NoSession::NotFound => session_not_found(),
+            NoSession::Elsewhere(owner) => session_elsewhere(&owner),
+            NoSession::NotContinued(e) => start_failed(&e, None),
+        }
+    }
+}
+
 /// The live session `id` names: one of ours, or (`[replicas]`) one another replica
 /// opened whose sealed id opens with our key for this party, continued here. Any
 /// other id gets 404, as the spec says of unknown sessions; one that names another
@@ -400,31 +421,33 @@ fn session_for(
     id: &HeaderValue,
     headers: &HeaderMap,
     principal: Option<&Arc<Principal>>,
-) -> Result<Arc<Session>, Response> {
-    let id = id.to_str().map_err(|_| session_not_found())?;
+) -> Result<Arc<Session>, NoSession> {
+    let id = id.to_str().map_err(|_| NoSession::NotFound)?;
     if let Some(session) = state.sessions.get(id, SessionKind::Streamable) {
         return Ok(session);
     }
     let Some(replicas) = &state.config.replicas else {
-        return Err(session_not_found());
+        return Err(NoSession::NotFound);
     };
     match replicas.classify(id) {
-        IdKind::Portable if state.sessions.has_ended(id) => return Err(session_not_found()),
+        IdKind::Portable if state.sessions.has_ended(id) => return Err(NoSession::NotFound),
         IdKind::Portable => {}
-        IdKind::Sticky(owner) if owner != replicas.name() => return Err(session_elsewhere(owner)),
-        IdKind::Sticky(_) | IdKind::Other => return Err(session_not_found()),
+        IdKind::Sticky(owner) if owner != replicas.name() => {
+            return Err(NoSession::Elsewhere(owner.to_owned()));
+        }
+        IdKind::Sticky(_) | IdKind::Other => return Err(NoSession::NotFound),
     }
     let handoff = replicas
         .open(id, principal.map(Arc::as_ref))
         .map_err(|refused| {
             tracing::warn!("refused a session id from another replica: {refused}");
-            session_not_found()
+            NoSession::NotFound
         })?;
     let context = connect_context(state, headers, principal.cloned());
     state
         .sessions
         .resume(state, id, handoff, &context)
-        .map_err(|e| start_failed(&e, None))
+        .map_err(NoSession::NotContinued)
 }
 
 /// A session id names another replica, where the session lives: only a load
