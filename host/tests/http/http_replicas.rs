@@ -37,9 +37,10 @@ fn replica(name: &str, key: &str, config: Option<&Path>, backend: &[String]) -> 
     if let Some(config) = config {
         command.arg("--config").arg(config);
     }
+    if !backend.is_empty() {
+        command.arg("--").args(backend);
+    }
     command
-        .arg("--")
-        .args(backend)
         .env("INTERPOSE_SESSION_KEY", key)
         .env("INTERPOSE_REPLICA_NAME", name)
         .env("RUST_LOG", "interpose=info");
@@ -448,5 +449,47 @@ fn a_replica_without_its_key_refuses_to_start() {
     assert!(
         stderr.contains("`INTERPOSE_SESSION_KEY` must hold 32 random bytes in base64"),
         "{stderr}"
+    );
+}
+
+/// A gateway of two HTTP servers: the sealed id carries both backend sessions, and the
+/// other replica calls each server's tool and reads each one's resource by its
+/// prefixed name without listing first.
+#[tokio::test]
+async fn a_gateway_session_continues_across_replicas() {
+    let (_x, x) = python_http_backend(&[]);
+    let (_y, y) = python_http_backend(&[]);
+    let config = unique_temp_path("interpose-replicas-gateway").with_extension("toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[replicas]\nkey_env = \"INTERPOSE_SESSION_KEY\"\nname_env = \"INTERPOSE_REPLICA_NAME\"\n\n[servers.x]\nurl = \"{x}/mcp\"\n\n[servers.y]\nurl = \"{y}/mcp\"\n"
+        ),
+    )
+    .expect("write the config");
+    let (_a, a) = replica("a", KEY, Some(&config), &[]);
+    let (_b, b) = replica("b", KEY, Some(&config), &[]);
+    let client = reqwest::Client::new();
+    let session = open_session(&client, &a).await;
+    assert!(session.starts_with("v1."), "{session}");
+    for (id, server) in [(2u64, "x"), (3, "y")] {
+        let text = format!("via {server}");
+        let echo = request(
+            id,
+            "tools/call",
+            json!({"name": format!("{server}_echo"), "arguments": {"text": text}}),
+        );
+        let (status, messages) = call(&client, &b, &session, &echo).await;
+        assert_eq!(status, 200, "{messages:?}");
+        assert_eq!(
+            only_answer(&messages, id)["result"]["content"][0]["text"],
+            text
+        );
+    }
+    let read = request(4, "resources/read", json!({"uri": "y+test://static/2"}));
+    let (_, messages) = call(&client, &b, &session, &read).await;
+    assert_eq!(
+        only_answer(&messages, 4)["result"]["contents"][0]["text"],
+        "contents of test://static/2"
     );
 }

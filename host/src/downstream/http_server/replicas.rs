@@ -4,7 +4,7 @@
 //! one that cannot (a stdio backend) carries the name of its replica in clear, for the
 //! load balancer to route on.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
 use base64::Engine;
@@ -167,11 +167,8 @@ impl Replicas {
 
     /// A session id that carries `session`, bound to `principal`.
     pub fn seal(&self, principal: Option<&Principal>, session: HandoffState) -> String {
-        let issued = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
         let ticket = Ticket {
-            issued,
+            issued: now_secs(),
             party: Party::of(principal),
             session,
         };
@@ -187,8 +184,12 @@ impl Replicas {
     }
 
     /// The session a portable id carries, when it was sealed with our key for the
-    /// party `principal`.
-    pub fn open(&self, id: &str, principal: Option<&Principal>) -> Result<HandoffState, Refused> {
+    /// party `principal`, and how long ago it was sealed.
+    pub fn open(
+        &self,
+        id: &str,
+        principal: Option<&Principal>,
+    ) -> Result<(HandoffState, Duration), Refused> {
         let ticket = id
             .strip_prefix(PORTABLE_PREFIX)
             .and_then(|text| URL_SAFE_NO_PAD.decode(text).ok())
@@ -201,7 +202,8 @@ impl Replicas {
             };
             return Err(Refused::OtherParty(who));
         }
-        Ok(ticket.session)
+        let age = Duration::from_secs(now_secs().saturating_sub(ticket.issued));
+        Ok((ticket.session, age))
     }
 
     fn unseal(&self, mut bytes: Vec<u8>) -> Option<Ticket> {
@@ -216,6 +218,12 @@ impl Replicas {
             .ok()?;
         serde_json::from_slice(plain).ok()
     }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]
@@ -255,7 +263,8 @@ mod tests {
         assert!(id.starts_with("v1."));
         assert!(id.bytes().all(|c| c.is_ascii_graphic()), "{id}");
         assert_eq!(b.classify(&id), IdKind::Portable);
-        let opened = b.open(&id, Some(&alice)).unwrap();
+        let (opened, age) = b.open(&id, Some(&alice)).unwrap();
+        assert!(age < Duration::from_secs(60), "{age:?}");
         assert_eq!(opened.backends, state().backends);
         assert_eq!(
             opened.initialize.unwrap().get(),

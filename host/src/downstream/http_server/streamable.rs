@@ -437,7 +437,7 @@ fn session_for(
         }
         IdKind::Sticky(_) | IdKind::Other => return Err(NoSession::NotFound),
     }
-    let handoff = replicas
+    let (handoff, age) = replicas
         .open(id, principal.map(Arc::as_ref))
         .map_err(|refused| {
             tracing::warn!("refused a session id from another replica: {refused}");
@@ -446,7 +446,7 @@ fn session_for(
     let context = connect_context(state, headers, principal.cloned());
     state
         .sessions
-        .resume(state, id, handoff, &context)
+        .resume(state, id, handoff, age, &context)
         .map_err(NoSession::NotContinued)
 }
 

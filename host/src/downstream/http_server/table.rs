@@ -124,12 +124,13 @@ impl SessionTable {
     }
 
     /// Continues, under `id`, a session another replica opened (its handoff state
-    /// came sealed in `id`), or returns the one a concurrent request continued first.
+    /// came sealed in `id`, `sealed_ago`), or returns the one a concurrent request continued first.
     pub fn resume(
         &self,
         state: &Arc<ServerState>,
         id: &str,
         handoff: HandoffState,
+        sealed_ago: Duration,
         context: &ConnectContext,
     ) -> Result<Arc<Session>, StartError> {
         let _one_at_a_time = self.resuming.lock().unwrap_or_else(|e| e.into_inner());
@@ -147,7 +148,7 @@ impl SessionTable {
             Some(id.to_owned()),
             &context,
         )?;
-        tracing::info!(session = %session.label, "session continued from another replica");
+        tracing::info!(session = %session.label, "session continued from another replica (its id was sealed {}s ago)", sealed_ago.as_secs());
         Ok(session)
     }
 
