@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,7 +78,10 @@ def test_a_session_continues_on_another_replica_only_for_its_party(
             status, _, messages = call_echo(replica.url, other, session, "not mine")
             assert status == 404, messages
             assert "session not found" in messages[0]["error"]["message"], messages
-        assert "opened by another party" in b.log(), b.log()
+        deadline = time.monotonic() + DEADLINE
+        while "opened by another party" not in b.log():
+            assert time.monotonic() < deadline, b.log()
+            time.sleep(0.1)
 
         # Its own party continues it on B, then on A again, each call answered once.
         for id_, replica in enumerate((b, a, b), start=10):

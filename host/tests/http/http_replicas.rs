@@ -76,6 +76,17 @@ fn request(id: u64, method: &str, params: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
 }
 
+/// Waits (up to 20 s: info lines are written in batches) until `proc` has logged `text`.
+async fn logged(proc: &Proc, text: &str) {
+    for _ in 0..200 {
+        if proc.output().contains(text) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{} did not log {text:?}:\n{}", proc.name, proc.output());
+}
+
 /// The backend's record: one JSON line per HTTP request it received.
 fn backend_record(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
@@ -185,13 +196,7 @@ async fn an_http_backend_session_continues_across_replicas() {
     );
     // initialize, initialized, the call, the read, the prompt, three pages.
     assert_eq!(posts.len(), 8, "{posts:?}");
-    assert!(
-        b_proc
-            .output()
-            .contains("session continued from another replica"),
-        "{}",
-        b_proc.output()
-    );
+    logged(&b_proc, "session continued from another replica").await;
 
     // DELETE on B ends the backend session too.
     let delete = client
@@ -275,11 +280,11 @@ async fn tampered_and_foreign_session_ids_are_refused() {
         assert!(body.contains("session not found"), "{body}");
     }
     for proc in [&b_proc, &other_proc] {
-        assert!(
-            proc.output().contains("refused a session id from another replica: it does not open with this replica's key"),
-            "{}",
-            proc.output()
-        );
+        logged(
+            proc,
+            "refused a session id from another replica: it does not open with this replica's key",
+        )
+        .await;
     }
     // The genuine id still works on B.
     let (status, messages) = call(&client, &b, &session, &echo).await;
