@@ -124,7 +124,8 @@ impl SessionTable {
     }
 
     /// Continues, under `id`, a session another replica opened (its handoff state
-    /// came sealed in `id`, `sealed_ago`), or returns the one a concurrent request continued first.
+    /// came sealed in `id`, `sealed_ago`), or returns the one a concurrent request
+    /// continued first.
     pub fn resume(
         &self,
         state: &Arc<ServerState>,
