@@ -498,3 +498,43 @@ async fn a_gateway_session_continues_across_replicas() {
         "contents of test://static/2"
     );
 }
+
+/// Requests that reach a replica at once with an id it has not seen continue the
+/// session once: one rebuilt session serves them all, each answered once.
+#[tokio::test]
+async fn concurrent_first_requests_on_a_replica_continue_the_session_once() {
+    let (_backend, backend) = python_http_backend(&[]);
+    let config = replicas_config();
+    let upstream = vec![format!("{backend}/mcp")];
+    let (_a, a) = replica("a", KEY, Some(&config), &upstream);
+    let (b_proc, b) = replica("b", KEY, Some(&config), &upstream);
+    let client = reqwest::Client::new();
+    let session = open_session(&client, &a).await;
+    let calls = (0..8u64).map(|i| {
+        let (client, b, session) = (client.clone(), b.clone(), session.clone());
+        async move {
+            let id = 100 + i;
+            let text = format!("at once {i}");
+            let echo = request(
+                id,
+                "tools/call",
+                json!({"name": "echo", "arguments": {"text": text}}),
+            );
+            let (status, messages) = call(&client, &b, &session, &echo).await;
+            assert_eq!(status, 200, "{messages:?}");
+            assert_eq!(
+                only_answer(&messages, id)["result"]["content"][0]["text"],
+                text
+            );
+        }
+    });
+    futures::future::join_all(calls).await;
+    logged(&b_proc, "session continued from another replica").await;
+    // Lines are flushed within 50 ms: a second one would be there by now.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let continued = b_proc
+        .output()
+        .matches("session continued from another replica")
+        .count();
+    assert_eq!(continued, 1, "{}", b_proc.output());
+}
