@@ -117,6 +117,8 @@ pub struct TransportArgs {
 }
 
 /// Where clients connect.
+// Built once at start: boxing the HTTP settings would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Listen {
     Stdio,
     Http(HttpServerConfig),

@@ -52,6 +52,26 @@ pub struct Config {
     /// Accept OAuth access tokens on the HTTP listener (`[auth]`, docs/auth.md).
     #[serde(default)]
     pub auth: Option<crate::downstream::auth::AuthConfig>,
+    /// Several replicas behind one address (`[replicas]`, docs/deploy.md).
+    #[serde(default)]
+    pub replicas: Option<ReplicasConfig>,
+}
+
+/// The `[replicas]` table: sessions that continue on another replica, and ids that
+/// name the replica a session cannot leave.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicasConfig {
+    /// The environment variable holding the key every replica shares: 32 random
+    /// bytes, base64.
+    pub key_env: String,
+    /// This replica's name, in the ids of sessions that cannot move (stdio backends).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The environment variable holding this replica's name (a pod's name), when the
+    /// replicas share one config file.
+    #[serde(default)]
+    pub name_env: Option<String>,
 }
 
 /// The `[trust]` table: the signature policy of every plugin (those of `[[plugins]]`,
@@ -791,7 +811,26 @@ mod tests {
         let err = parse("plugin = []\n").unwrap_err();
         assert_eq!(
             err,
-            "interpose.toml:1:1: unknown field `plugin`, expected one of `plugins`, `servers`, `gateway`, `trust`, `auth`"
+            "interpose.toml:1:1: unknown field `plugin`, expected one of `plugins`, `servers`, `gateway`, `trust`, `auth`, `replicas`"
+        );
+    }
+
+    #[test]
+    fn replicas_table_is_read_and_its_mistakes_named() {
+        let config: Config = toml::from_str(
+            "[replicas]\nkey_env = \"INTERPOSE_SESSION_KEY\"\nname_env = \"POD_NAME\"\n",
+        )
+        .unwrap();
+        let replicas = config.replicas.unwrap();
+        assert_eq!(replicas.key_env, "INTERPOSE_SESSION_KEY");
+        assert_eq!(replicas.name_env.as_deref(), Some("POD_NAME"));
+        assert_eq!(replicas.name, None);
+        let err = parse("[replicas]\nname = \"a\"\n").unwrap_err();
+        assert_eq!(err, "interpose.toml:1:1: missing field `key_env`");
+        let err = parse("[replicas]\nkey_env = \"K\"\nkey = \"x\"\n").unwrap_err();
+        assert!(
+            err.contains("unknown field `key`, expected one of `key_env`, `name`, `name_env`"),
+            "{err}"
         );
     }
 

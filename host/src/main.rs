@@ -587,9 +587,7 @@ async fn run_proxy(args: RunArgs) -> anyhow::Result<()> {
         interpose::plugin::load_chains(global, server_plugins(&servers), args.max_message_bytes)
             .await?;
     let start_timeout = Duration::from_secs_f64(args.start_timeout);
-    let listen = args
-        .transport
-        .listen_with_auth(file_auth(&args)?.as_ref())?;
+    let listen = listen(&args)?;
     let backends = servers
         .into_iter()
         .zip(chains.servers)
@@ -624,11 +622,23 @@ fn gateway_options(args: &RunArgs) -> anyhow::Result<GatewayOptions> {
 }
 
 /// `[auth]` of `--config`: OAuth access tokens on the HTTP listener.
-fn file_auth(args: &RunArgs) -> anyhow::Result<Option<interpose::downstream::auth::AuthConfig>> {
-    Ok(match args.plugins.config.as_deref() {
-        Some(path) => interpose::config::Config::load(path)?.auth,
-        None => None,
-    })
+/// The listener the flags describe, with the config file's `[auth]` and `[replicas]`.
+fn listen(args: &RunArgs) -> anyhow::Result<interpose::cli::Listen> {
+    let file = match args.plugins.config.as_deref() {
+        Some(path) => interpose::config::Config::load(path)?,
+        None => interpose::config::Config::default(),
+    };
+    let mut listen = args.transport.listen_with_auth(file.auth.as_ref())?;
+    if let Some(replicas) = &file.replicas {
+        let interpose::cli::Listen::Http(config) = &mut listen else {
+            anyhow::bail!(
+                "[replicas] applies to an HTTP listener (--listen http://HOST:PORT): a stdio client has its own interpose"
+            );
+        };
+        let replicas = interpose::downstream::http_server::Replicas::from_config(replicas)?;
+        config.replicas = Some(std::sync::Arc::new(replicas));
+    }
+    Ok(listen)
 }
 
 /// Each server's own plugins, for its chain. In a gateway they are named after their
@@ -699,9 +709,7 @@ async fn run_backend(args: RunArgs) -> anyhow::Result<()> {
         );
     }
     let interceptor = args.plugins.interceptor(args.max_message_bytes).await?;
-    let listen = args
-        .transport
-        .listen_with_auth(file_auth(&args)?.as_ref())?;
+    let listen = listen(&args)?;
     let gateway = gateway_options(&args)?;
     let admin = args.transport.admin()?;
     let backend = args.transport.upstream(args.backend, args.env)?;

@@ -12,7 +12,8 @@ Usage: full_http_server.py --port PORT [--json-response] [--event-store] [--reco
                  (the client must resume to get the answer), waits 0.5 s, answers.
 --record-headers FILE  append one JSON line per HTTP request received:
                  {"method", "path", "authorization", "x-test", "mcp-protocol-version",
-                  "last-event-id", "mcp": {every other mcp-* header but mcp-session-id}}
+                  "last-event-id", "mcp-session-id",
+                  "mcp": {every other mcp-* header but mcp-session-id}}
                  so a test can see which headers reached the backend.
 --header-tool    also list the 2026-07-28 tool `regional`, whose `region` argument is
                  mirrored in the Mcp-Param-Region header (the SDK checks it).
@@ -60,6 +61,7 @@ class RecordHeaders:
                 "x-test": headers.get("x-test"),
                 "mcp-protocol-version": headers.get("mcp-protocol-version"),
                 "last-event-id": headers.get("last-event-id"),
+                "mcp-session-id": headers.get("mcp-session-id"),
                 "mcp": {k: v for k, v in headers.items() if k.startswith("mcp-") and k != "mcp-session-id"},
             }
             with open(self.path, "a") as f:

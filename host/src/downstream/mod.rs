@@ -40,4 +40,10 @@ pub trait OpenSession: Send + Sync {
 
     /// After a session ends, how long its backend gets to finish and exit.
     fn backend_shutdown_grace(&self) -> Duration;
+
+    /// Whether a session can continue on another replica: every backend is reached
+    /// over Streamable HTTP, so any replica can talk to the same backend sessions.
+    fn sessions_can_move(&self) -> bool {
+        false
+    }
 }

@@ -4,6 +4,7 @@
 //! is the one way a session is opened, for `interpose run`, the HTTP server and the demo.
 
 pub mod gateway;
+pub mod handoff;
 pub mod intercept;
 pub mod lifecycle;
 pub mod lists;
@@ -106,12 +107,32 @@ impl SessionSettings {
     ) -> anyhow::Result<Session> {
         let several = self.backends.len() > 1;
         let mut links = Vec::with_capacity(self.backends.len());
+        let handoff = context.handoff.as_ref();
         for backend in &self.backends {
             let connect: Connector = {
                 let upstream = backend.upstream.clone();
-                let (max_message_bytes, context) = (self.max_message_bytes, context.clone());
+                let (max_message_bytes, mut context) = (self.max_message_bytes, context.clone());
+                context.backend_session = handoff.map(|h| h.backend(&backend.name));
                 Arc::new(move || upstream.connect(max_message_bytes, &context))
             };
+            // Continuing a session another replica opened: a server it had not started
+            // (lazy) starts on first use, with the client's handshake replayed.
+            if handoff.is_some_and(|h| h.is_resumed() && h.resumed_version(&backend.name).is_none())
+            {
+                links.push(BackendLink {
+                    name: backend.name.clone(),
+                    start: BackendStart::OnFirstUse,
+                    timeout: backend.timeout,
+                    chain: backend.chain.clone(),
+                    lifecycle: Lifecycle {
+                        start_timeout: backend.start_timeout,
+                        restart: backend.restart,
+                        connect: Some(connect),
+                        catalog: None,
+                    },
+                });
+                continue;
+            }
             // A lazy server alone is the session: it starts with it.
             let lazy = backend.lazy && several;
             let lifecycle = Lifecycle {
@@ -167,9 +188,11 @@ impl SessionSettings {
                 .clone()
                 .map(|p| Arc::new(SessionPrincipal::new(p))),
         };
-        Ok(Session {
-            relay: SessionRelay::with_backends(config, client, links),
-        })
+        let mut relay = SessionRelay::with_backends(config, client, links);
+        if let Some(handoff) = handoff {
+            relay.attach_handoff(handoff.clone());
+        }
+        Ok(Session { relay })
     }
 }
 
@@ -210,5 +233,11 @@ impl OpenSession for SessionSettings {
 
     fn backend_shutdown_grace(&self) -> Duration {
         self.backend_shutdown_grace
+    }
+
+    fn sessions_can_move(&self) -> bool {
+        self.backends
+            .iter()
+            .all(|b| matches!(b.upstream, UpstreamSpec::StreamableHttp(_)))
     }
 }

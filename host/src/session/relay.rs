@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio_util::time::DelayQueue;
 
 use super::gateway::{Gateway, GatewayOptions, Merge, Part, Plan};
+use super::handoff::Handoff;
 use super::lifecycle::{Backoff, Lifecycle, State};
 use super::pending::{Peer, Pending, PendingTable};
 use crate::session::intercept::{
@@ -339,6 +340,8 @@ pub struct SessionRelay {
     next_own_request: u64,
     /// Set when the last backend is gone for good: why. The session then ends.
     over: Option<String>,
+    /// With `[replicas]`: where the client's handshake is recorded for another replica.
+    handoff: Option<Arc<Handoff>>,
 }
 
 /// A client request fanned out to several backends.
@@ -447,6 +450,7 @@ impl SessionRelay {
             log_level: None,
             next_own_request: 0,
             over: None,
+            handoff: None,
         };
         for (index, why) in failed {
             relay.went_down(index, why, true);

@@ -14,8 +14,8 @@
 //! answer to a sampling request the backend is waiting for).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -27,6 +27,7 @@ use url::Url;
 
 use super::credentials::ClientCredentials;
 use super::error_text::error_chain;
+use crate::session::handoff::{BackendSession, BackendSessionState};
 use crate::wire::framing::Frame;
 use crate::wire::jsonrpc::{
     self, BACKEND_UNAVAILABLE, ErrorObject, INTERNAL_ERROR, Message, Parsed, RawId,
@@ -149,7 +150,14 @@ fn same_origin_redirects() -> reqwest::redirect::Policy {
 }
 
 /// Opens a link to a Streamable HTTP backend. Nothing is sent until the relay sends.
-pub fn connect(config: Arc<HttpUpstreamConfig>, max_message_bytes: usize) -> Link {
+/// `session` is where the link records the backend session (for a handoff to another
+/// replica); when it holds a negotiated version already, the link continues that
+/// session instead of waiting for an `initialize`.
+pub fn connect(
+    config: Arc<HttpUpstreamConfig>,
+    max_message_bytes: usize,
+    session: Option<Arc<BackendSession>>,
+) -> Link {
     let (in_tx, inbound) = mpsc::channel(CHANNEL_CAPACITY);
     let (outbound, out_rx) = mpsc::channel(CHANNEL_CAPACITY);
     let shared = Arc::new(Shared {
@@ -157,7 +165,7 @@ pub fn connect(config: Arc<HttpUpstreamConfig>, max_message_bytes: usize) -> Lin
         max_message_bytes,
         in_tx,
         closed: AtomicBool::new(false),
-        session: Mutex::new(SessionState::default()),
+        session: session.unwrap_or_default(),
     });
     let writer = tokio::spawn(write_loop(shared, out_rx));
     Link {
@@ -167,25 +175,20 @@ pub fn connect(config: Arc<HttpUpstreamConfig>, max_message_bytes: usize) -> Lin
     }
 }
 
-#[derive(Default)]
-struct SessionState {
-    id: Option<HeaderValue>,
-    /// The version `initialize` settled on.
-    version: Option<String>,
-}
-
 struct Shared {
     config: Arc<HttpUpstreamConfig>,
     max_message_bytes: usize,
     in_tx: mpsc::Sender<Inbound>,
     closed: AtomicBool,
-    session: Mutex<SessionState>,
+    session: Arc<BackendSession>,
 }
 
 async fn write_loop(shared: Arc<Shared>, mut out_rx: mpsc::Receiver<Outbound>) {
     let mut requests: JoinSet<Box<str>> = JoinSet::new();
     let mut in_flight: HashMap<Box<str>, AbortHandle> = HashMap::new();
-    let mut listener: Option<tokio::task::JoinHandle<()>> = None;
+    // A continued session is past its handshake: its standalone stream opens now.
+    let continued = shared.lock_session().version.is_some() && shared.has_session();
+    let mut listener = continued.then(|| tokio::spawn(shared.clone().listen()));
     while let Some(Outbound {
         message, headers, ..
     }) = out_rx.recv().await
@@ -264,7 +267,10 @@ async fn write_loop(shared: Arc<Shared>, mut out_rx: mpsc::Receiver<Outbound>) {
     if let Some(listener) = listener {
         listener.abort();
     }
-    shared.delete_session().await;
+    // A session other replicas may continue ends only when its client ends it.
+    if shared.session.ends_with_link() {
+        shared.delete_session().await;
+    }
     shared
         .close("the session with the backend ended".to_owned())
         .await;
@@ -286,8 +292,8 @@ impl Shared {
         session.id.is_none() && session.version.is_none()
     }
 
-    fn lock_session(&self) -> std::sync::MutexGuard<'_, SessionState> {
-        self.session.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock_session(&self) -> std::sync::MutexGuard<'_, BackendSessionState> {
+        self.session.lock()
     }
 
     /// Reports the link as closed, once; the relay then fails what is in flight.

@@ -189,7 +189,11 @@ impl UpstreamSpec {
                 Ok((link, UpstreamGuard::Child(child)))
             }
             UpstreamSpec::StreamableHttp(config) => Ok((
-                http_client::connect(config.for_session(context), max_message_bytes),
+                http_client::connect(
+                    config.for_session(context),
+                    max_message_bytes,
+                    context.backend_session.clone(),
+                ),
                 UpstreamGuard::Nothing,
             )),
             UpstreamSpec::LegacySse(config) => Ok((

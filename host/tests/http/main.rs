@@ -12,6 +12,7 @@ mod http_lazy;
 mod http_metrics;
 mod http_pairs;
 mod http_record;
+mod http_replicas;
 mod http_resume;
 mod http_rmcp;
 mod http_security;

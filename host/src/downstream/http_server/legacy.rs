@@ -12,9 +12,10 @@ use http::StatusCode;
 use serde::Deserialize;
 
 use super::body::PostBody;
+use super::replicas::IdKind;
 use super::reply::{empty, event_stream, rpc_error};
 use super::session::SessionKind;
-use super::streamable::parse_messages;
+use super::streamable::{parse_messages, session_elsewhere};
 use super::{ServerState, connect_context};
 use crate::downstream::auth::Principal;
 use crate::wire::jsonrpc::{BACKEND_UNAVAILABLE, INVALID_REQUEST};
@@ -76,6 +77,12 @@ pub async fn post(
         );
     };
     let Some(session) = state.sessions.get(&session_id, SessionKind::LegacySse) else {
+        if let Some(replicas) = &state.config.replicas
+            && let IdKind::Sticky(owner) = replicas.classify(&session_id)
+            && owner != replicas.name()
+        {
+            return session_elsewhere(owner);
+        }
         return rpc_error(
             StatusCode::NOT_FOUND,
             None,

@@ -8,6 +8,7 @@ mod body;
 mod events;
 mod identity;
 mod legacy;
+mod replicas;
 mod reply;
 mod session;
 mod streamable;
@@ -26,6 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 pub use access::{AccessPolicy, enforce as enforce_access};
+pub use replicas::{Replicas, ReplicasError};
 
 use crate::downstream::OpenSession;
 use crate::downstream::auth::{METADATA_PATH, Principal, ResourceServer};
@@ -77,6 +79,9 @@ pub struct HttpServerConfig {
     /// How long a session waits for a client that does not read its events before it
     /// replaces the answers left unread with errors.
     pub slow_reader_timeout: Duration,
+    /// Several replicas behind one address (`[replicas]`): sessions that can move
+    /// carry their state in a sealed id; others name this replica in theirs.
+    pub replicas: Option<Arc<Replicas>>,
 }
 
 impl HttpServerConfig {
@@ -96,6 +101,7 @@ impl HttpServerConfig {
             max_connections: 512,
             replay_budget_bytes: 256 * 1024 * 1024,
             slow_reader_timeout: Duration::from_secs(60),
+            replicas: None,
         }
     }
 }
@@ -317,6 +323,7 @@ fn connect_context(
             .then(|| headers.get(http::header::AUTHORIZATION).cloned())
             .flatten(),
         principal,
+        ..ConnectContext::default()
     }
 }
 

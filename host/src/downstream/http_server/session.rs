@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use super::events::{EventStream, EventStyle, LiveEvents, ReplayBudget, STANDALONE};
 use crate::downstream::auth::Principal;
+use crate::session::handoff::Handoff;
 use crate::wire::framing::Frame;
 use crate::wire::jsonrpc::{self, Message, ParamsMeta, RawId};
 use crate::wire::link::{CHANNEL_CAPACITY, Inbound, Outbound, ProtocolHeaders};
@@ -62,6 +63,11 @@ pub struct Session {
     pub kind: SessionKind,
     /// Who opened it (`[auth]`): only the same party may use it.
     pub principal: Option<Arc<Principal>>,
+    /// With `[replicas]`, for a session that can move: what another replica needs.
+    pub handoff: Option<Arc<Handoff>>,
+    /// The id the client knows it by, when not `id`: a portable session's sealed id,
+    /// given once the handshake is answered.
+    sealed_id: OnceLock<String>,
     to_relay: mpsc::Sender<Inbound>,
     routes: Mutex<Routes>,
     last_active: Mutex<Instant>,
@@ -126,6 +132,7 @@ impl Session {
         kind: SessionKind,
         readers: SlowReaders,
         principal: Option<Arc<Principal>>,
+        handoff: Option<Arc<Handoff>>,
     ) -> (Arc<Session>, mpsc::Receiver<Inbound>) {
         let (to_relay, from_client) = mpsc::channel(CHANNEL_CAPACITY);
         let mut streams = HashMap::new();
@@ -142,6 +149,8 @@ impl Session {
             label,
             kind,
             principal,
+            handoff,
+            sealed_id: OnceLock::new(),
             to_relay,
             routes: Mutex::new(Routes {
                 streams,
@@ -156,6 +165,21 @@ impl Session {
             param_headers: Mutex::default(),
         });
         (session, from_client)
+    }
+
+    /// The id the client uses: the sealed one once given, else `id`.
+    pub fn client_id(&self) -> &str {
+        self.sealed_id.get().unwrap_or(&self.id)
+    }
+
+    /// The sealed id, when the session has one.
+    pub fn sealed_id(&self) -> Option<&str> {
+        self.sealed_id.get().map(String::as_str)
+    }
+
+    /// Gives the session its sealed id (once).
+    pub fn set_sealed_id(&self, id: String) {
+        self.sealed_id.set(id).ok();
     }
 
     fn routes(&self) -> std::sync::MutexGuard<'_, Routes> {
@@ -661,6 +685,7 @@ mod tests {
             SessionKind::Stateless,
             readers(),
             None,
+            None,
         );
         let mut streams = Vec::new();
         let mut backend_tokens = Vec::new();
@@ -697,6 +722,7 @@ mod tests {
             "test".into(),
             SessionKind::Streamable,
             readers(),
+            None,
             None,
         );
         let mut batch = [request("7", "{}"), request("7", "{}")];

@@ -22,6 +22,7 @@ use serde_json::value::RawValue;
 
 use super::body::PostBody;
 use super::events::{event_id, parse_event_id};
+use super::replicas::{IdKind, STICKY_SEPARATOR};
 use super::reply::{Rejection, empty, event_stream, json, rpc_error};
 use super::session::{Listener, Session, SessionKind};
 use super::table::{SessionTable, StartError};
@@ -64,15 +65,16 @@ pub async fn post(
         Ok(messages) => messages,
         Err(rejection) => return rejection.into_response(),
     };
+    let principal = principal.map(|p| p.0);
     let mut created = false;
     let session = match headers.get(SESSION_ID) {
-        Some(id) => match session_for(&state, id) {
-            Some(session) => session,
-            None => return session_not_found(),
+        Some(id) => match session_for(&state, id, &headers, principal.as_ref()) {
+            Ok(session) => session,
+            Err(refusal) => return refusal.into_response(),
         },
         // A 2026-07-28 `initialize` is a removed method, not a handshake: no session.
         None if is_initialize(&messages) && !claims_stateless_era(&headers, &messages) => {
-            let context = connect_context(&state, &headers, principal.map(|p| p.0));
+            let context = connect_context(&state, &headers, principal);
             match state
                 .sessions
                 .start(&state, SessionKind::Streamable, &context)
@@ -114,11 +116,12 @@ pub async fn post(
         .then(|| Arc::new(mcp_http::protocol_headers(&headers)));
     let opened_by = created.then_some(&state.sessions);
     let mut response = relay_post(&session, messages, protocol_headers, opened_by).await;
-    if created
-        && !session.is_ended()
-        && let Ok(value) = HeaderValue::from_str(&session.id)
-    {
-        response.headers_mut().insert(SESSION_ID, value);
+    if created && !session.is_ended() {
+        // The handshake is answered: what another replica needs is known now.
+        state.sessions.seal(&state, &session);
+        if let Ok(value) = HeaderValue::from_str(session.client_id()) {
+            response.headers_mut().insert(SESSION_ID, value);
+        }
     }
     response
 }
@@ -298,7 +301,11 @@ fn status_for_error(code: i64) -> StatusCode {
     }
 }
 
-pub async fn get(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Response {
+pub async fn get(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    principal: Option<Extension<Arc<Principal>>>,
+) -> Response {
     if let Err(rejection) = check_version_header(&headers) {
         return rejection.into_response();
     }
@@ -324,8 +331,9 @@ pub async fn get(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> R
             "GET needs the Mcp-Session-Id of a session",
         );
     };
-    let Some(session) = session_for(&state, id) else {
-        return session_not_found();
+    let session = match session_for(&state, id, &headers, principal.map(|p| p.0).as_ref()) {
+        Ok(session) => session,
+        Err(refusal) => return refusal.into_response(),
     };
     session.touch();
     let resume = headers
@@ -351,8 +359,12 @@ pub async fn get(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> R
     }
 }
 
-pub async fn delete(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Response {
-    let Some(id) = headers.get(SESSION_ID).and_then(|v| v.to_str().ok()) else {
+pub async fn delete(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    principal: Option<Extension<Arc<Principal>>>,
+) -> Response {
+    let Some(id) = headers.get(SESSION_ID) else {
         return rpc_error(
             StatusCode::BAD_REQUEST,
             None,
@@ -360,21 +372,98 @@ pub async fn delete(State(state): State<Arc<ServerState>>, headers: HeaderMap) -
             "DELETE needs the Mcp-Session-Id of the session to end",
         );
     };
-    let found = state.sessions.get(id, SessionKind::Streamable).is_some()
-        && state
-            .sessions
-            .end(id, "the client ended the session (DELETE)");
-    if found {
+    // A session opened on another replica is continued here to be ended: its backend
+    // sessions end with it.
+    let session = match session_for(&state, id, &headers, principal.map(|p| p.0).as_ref()) {
+        Ok(session) => session,
+        Err(refusal) => return refusal.into_response(),
+    };
+    if let Some(handoff) = &session.handoff {
+        handoff.end_by_client();
+    }
+    if state
+        .sessions
+        .end(&session.id, "the client ended the session (DELETE)")
+    {
         empty(StatusCode::OK)
     } else {
         session_not_found()
     }
 }
 
-fn session_for(state: &ServerState, id: &HeaderValue) -> Option<Arc<Session>> {
+/// Why a request's session id names no session this replica can serve.
+enum NoSession {
+    /// Unknown, ended, or refused (tampered with, another key, another party): the
+    /// spec's 404, which tells the caller nothing more.
+    NotFound,
+    /// It lives on the replica of this name.
+    Elsewhere(String),
+    /// It could be continued here, but its backends could not be opened.
+    NotContinued(StartError),
+}
+
+impl IntoResponse for NoSession {
+    fn into_response(self) -> Response {
+        match self {
+            NoSession::NotFound => session_not_found(),
+            NoSession::Elsewhere(owner) => session_elsewhere(&owner),
+            NoSession::NotContinued(e) => start_failed(&e, None),
+        }
+    }
+}
+
+/// The live session `id` names: one of ours, or (`[replicas]`) one another replica
+/// opened whose sealed id opens with our key for this party, continued here. Any
+/// other id gets 404, as the spec says of unknown sessions; one that names another
+/// replica says so, since only a load balancer that routes by it can help.
+fn session_for(
+    state: &Arc<ServerState>,
+    id: &HeaderValue,
+    headers: &HeaderMap,
+    principal: Option<&Arc<Principal>>,
+) -> Result<Arc<Session>, NoSession> {
+    let id = id.to_str().map_err(|_| NoSession::NotFound)?;
+    if let Some(session) = state.sessions.get(id, SessionKind::Streamable) {
+        return Ok(session);
+    }
+    let Some(replicas) = &state.config.replicas else {
+        return Err(NoSession::NotFound);
+    };
+    match replicas.classify(id) {
+        IdKind::Portable if state.sessions.has_ended(id) => return Err(NoSession::NotFound),
+        IdKind::Portable => {}
+        IdKind::Sticky(owner) if owner != replicas.name() => {
+            return Err(NoSession::Elsewhere(owner.to_owned()));
+        }
+        IdKind::Sticky(_) | IdKind::Other => return Err(NoSession::NotFound),
+    }
+    let (handoff, age) = replicas
+        .open(id, principal.map(Arc::as_ref))
+        .map_err(|refused| {
+            tracing::warn!("refused a session id from another replica: {refused}");
+            NoSession::NotFound
+        })?;
+    let context = connect_context(state, headers, principal.cloned());
     state
         .sessions
-        .get(id.to_str().ok()?, SessionKind::Streamable)
+        .resume(state, id, handoff, age, &context)
+        .map_err(NoSession::NotContinued)
+}
+
+/// A session id names another replica, where the session lives: only a load
+/// balancer that routes by that name can help, so the answer says so.
+pub(super) fn session_elsewhere(owner: &str) -> Response {
+    tracing::warn!(
+        "a request names a session of replica `{owner}`; the load balancer must route by the replica name in the session id (docs/deploy.md)"
+    );
+    rpc_error(
+        StatusCode::NOT_FOUND,
+        None,
+        INVALID_REQUEST,
+        format!(
+            "session belongs to replica `{owner}` (its backends run there); route requests to the replica named before '{STICKY_SEPARATOR}' in the session id, or start a new session with initialize"
+        ),
+    )
 }
 
 fn session_not_found() -> Response {

@@ -2,7 +2,7 @@
 //! session), finding them by id, and ending them (DELETE, idle expiry, shutdown, or the
 //! backend going away).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,12 +12,16 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 
 use super::ServerState;
 use super::session::{Session, SessionKind};
+use crate::session::handoff::{Handoff, HandoffState};
 use crate::telemetry::metrics::Transport;
 use crate::wire::link::{ConnectContext, Link};
 
 /// Messages the relay may queue for a session's streams: few, so that when the session
 /// waits for a slow reader the relay soon waits too, instead of queueing answers.
 const TO_CLIENT_QUEUE: usize = 16;
+/// Sealed ids of ended sessions remembered; past this the memory starts again (a
+/// forgotten one, reopened, meets the backend's own 404 and ends at once).
+const ENDED_SEALED_KEPT: usize = 4096;
 
 /// Why a session could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +34,12 @@ pub enum StartError {
 
 pub struct SessionTable {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
+    /// Sealed ids of sessions that ended for good here (DELETE, or the backend ended
+    /// them), so that they are not continued again from their id alone.
+    ended_sealed: Mutex<HashSet<String>>,
+    /// Held while a session from another replica is continued, so that concurrent
+    /// requests naming it continue it once.
+    resuming: Mutex<()>,
     /// One permit per session (stateless aside), taken before its backend starts and
     /// given back once the backend has been reaped, so the cap bounds live backends.
     slots: Arc<Semaphore>,
@@ -43,7 +53,7 @@ pub struct SessionTable {
 
 /// 128 bits from the operating system's CSPRNG (via the thread's ChaCha generator),
 /// as hex: unguessable, and only visible ASCII as the spec asks.
-fn new_session_id() -> String {
+pub fn new_session_id() -> String {
     let mut bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut bytes);
     hex::encode(bytes)
@@ -53,6 +63,8 @@ impl SessionTable {
     pub fn new(max_sessions: usize) -> Self {
         SessionTable {
             sessions: Mutex::default(),
+            resuming: Mutex::default(),
+            ended_sealed: Mutex::default(),
             slots: Arc::new(Semaphore::new(max_sessions)),
             max_sessions,
             stateless: Mutex::default(),
@@ -79,6 +91,7 @@ impl SessionTable {
         let removed = self.lock().remove(id);
         match removed {
             Some(session) => {
+                self.forget(&session);
                 session.end(why);
                 true
             }
@@ -86,11 +99,77 @@ impl SessionTable {
         }
     }
 
-    /// Creates a session with its own backend session and relay.
+    /// Creates a session with its own backend session and relay. With `[replicas]`,
+    /// a Streamable HTTP session whose backends can all be reached from any replica
+    /// records its handoff (its id is sealed once the handshake is answered, see
+    /// [`SessionTable::seal`]); any other gets an id that names this replica.
     pub fn start(
         &self,
         state: &Arc<ServerState>,
         kind: SessionKind,
+        context: &ConnectContext,
+    ) -> Result<Arc<Session>, StartError> {
+        let mut context = context.clone();
+        let mut id = new_session_id();
+        if let Some(replicas) = &state.config.replicas
+            && kind != SessionKind::Stateless
+        {
+            if kind == SessionKind::Streamable && state.backend.sessions_can_move() {
+                context.handoff = Some(Handoff::new());
+            } else {
+                id = replicas.sticky_id(&id);
+            }
+        }
+        self.open(state, kind, id, None, &context)
+    }
+
+    /// Continues, under `id`, a session another replica opened (its handoff state
+    /// came sealed in `id`, `sealed_ago`), or returns the one a concurrent request
+    /// continued first.
+    pub fn resume(
+        &self,
+        state: &Arc<ServerState>,
+        id: &str,
+        handoff: HandoffState,
+        sealed_ago: Duration,
+        context: &ConnectContext,
+    ) -> Result<Arc<Session>, StartError> {
+        let _one_at_a_time = self.resuming.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(session) = self.get(id, SessionKind::Streamable) {
+            return Ok(session);
+        }
+        let context = ConnectContext {
+            handoff: Some(Handoff::resume(handoff)),
+            ..context.clone()
+        };
+        let session = self.open(
+            state,
+            SessionKind::Streamable,
+            new_session_id(),
+            Some(id.to_owned()),
+            &context,
+        )?;
+        tracing::info!(session = %session.label, "session continued from another replica (its id was sealed {}s ago)", sealed_ago.as_secs());
+        Ok(session)
+    }
+
+    /// Gives a session that can move its sealed id, once its handshake is answered:
+    /// from then on, it is found by that id too.
+    pub fn seal(&self, state: &ServerState, session: &Arc<Session>) {
+        let (Some(replicas), Some(handoff)) = (&state.config.replicas, &session.handoff) else {
+            return;
+        };
+        let sealed = replicas.seal(session.principal.as_deref(), handoff.snapshot());
+        session.set_sealed_id(sealed.clone());
+        self.lock().insert(sealed, session.clone());
+    }
+
+    fn open(
+        &self,
+        state: &Arc<ServerState>,
+        kind: SessionKind,
+        id: String,
+        sealed_id: Option<String>,
         context: &ConnectContext,
     ) -> Result<Arc<Session>, StartError> {
         let slot = match kind {
@@ -105,16 +184,21 @@ impl SessionTable {
         let n = self.next_label.fetch_add(1, Ordering::Relaxed) + 1;
         let label = match kind {
             SessionKind::Stateless => format!("http-stateless-{n}"),
+            SessionKind::Streamable if sealed_id.is_some() => format!("http-continued-{n}"),
             SessionKind::Streamable => format!("http-{n}"),
             SessionKind::LegacySse => format!("sse-{n}"),
         };
         let (session, from_client) = Session::new(
-            new_session_id(),
+            id,
             label.clone(),
             kind,
             state.readers.clone(),
             context.principal.clone(),
+            context.handoff.clone(),
         );
+        if let Some(sealed) = sealed_id {
+            session.set_sealed_id(sealed);
+        }
         let (to_client, from_relay) = mpsc::channel(TO_CLIENT_QUEUE);
         let dispatcher = tokio::spawn(session.clone().dispatch(from_relay));
         let client = Link {
@@ -132,7 +216,11 @@ impl SessionTable {
             .open(client, &label, transport, context)
             .map_err(StartError::Backend)?;
         if kind != SessionKind::Stateless {
-            self.lock().insert(session.id.clone(), session.clone());
+            let mut sessions = self.lock();
+            sessions.insert(session.id.clone(), session.clone());
+            if let Some(sealed) = session.sealed_id() {
+                sessions.insert(sealed.to_owned(), session.clone());
+            }
         }
         self.running.fetch_add(1, Ordering::AcqRel);
         match &context.principal {
@@ -151,6 +239,16 @@ impl SessionTable {
             drop(slot);
             let table = &state.sessions;
             table.forget(&ended);
+            // A sealed id would open again on this replica: once the client or the
+            // backend has ended its session, it is refused here instead (404).
+            let for_good = backend_ended.is_some()
+                || ended
+                    .handoff
+                    .as_ref()
+                    .is_some_and(|h| h.is_ended_by_client());
+            if let (true, Some(sealed)) = (for_good, ended.sealed_id()) {
+                table.remember_ended(sealed);
+            }
             match backend_ended {
                 Some(why) => tracing::warn!(session = %ended.label, "session ended: {why}"),
                 None => tracing::info!(session = %ended.label, "session closed"),
@@ -162,13 +260,31 @@ impl SessionTable {
         Ok(session)
     }
 
+    fn remember_ended(&self, sealed_id: &str) {
+        let mut ended = self.ended_sealed.lock().unwrap_or_else(|e| e.into_inner());
+        if ended.len() >= ENDED_SEALED_KEPT {
+            ended.clear();
+        }
+        ended.insert(sealed_id.to_owned());
+    }
+
+    /// Whether a sealed id names a session that ended for good on this replica.
+    pub fn has_ended(&self, sealed_id: &str) -> bool {
+        self.ended_sealed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(sealed_id)
+    }
+
     fn forget(&self, session: &Arc<Session>) {
         let mut sessions = self.lock();
-        if sessions
-            .get(&session.id)
-            .is_some_and(|s| Arc::ptr_eq(s, session))
+        for id in [Some(session.id.as_str()), session.sealed_id()]
+            .into_iter()
+            .flatten()
         {
-            sessions.remove(&session.id);
+            if sessions.get(id).is_some_and(|s| Arc::ptr_eq(s, session)) {
+                sessions.remove(id);
+            }
         }
         drop(sessions);
         let mut stateless = self.stateless.lock().unwrap_or_else(|e| e.into_inner());

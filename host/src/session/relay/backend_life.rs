@@ -3,10 +3,13 @@
 //! time (a lazy start) with the client's handshake replayed, joins late, or is given
 //! up on; and while it cannot take requests, they are refused at once with why.
 
+use std::sync::Arc;
+
 use serde_json::value::RawValue;
 
 use super::{EXIT_WAIT, INITIALIZE, INITIALIZED, LIST_CHANGED, SET_LEVEL, SessionRelay, State};
 use crate::session::gateway::Merge;
+use crate::session::handoff::Handoff;
 use crate::telemetry::{Operation, metrics};
 use crate::wire::jsonrpc::{self, BACKEND_UNAVAILABLE, ErrorObject, Message, RawId};
 use crate::wire::link::Outbound;
@@ -289,10 +292,32 @@ impl SessionRelay {
         serde_json::value::to_raw_value(&value).unwrap_or(result)
     }
 
+    /// Records the client's handshake for another replica (`[replicas]`); a session
+    /// another replica opened continues where it was: past the handshake, with the
+    /// backends it had started up in the versions they settled on.
+    pub fn attach_handoff(&mut self, handoff: Arc<Handoff>) {
+        if handoff.is_resumed() {
+            self.client_initialize = handoff.initialize();
+            // A client sends `notifications/initialized` before anything else it sends.
+            self.client_initialized = true;
+            for backend in &mut self.backends {
+                if let Some(version) = handoff.resumed_version(&backend.name) {
+                    backend.mark_up(Some(&version));
+                }
+            }
+        }
+        self.handoff = Some(handoff);
+    }
+
     /// What of the client's handshake a backend that starts later is told again.
     pub(super) fn remember_handshake(&mut self, method: &str, params: Option<&RawValue>) {
         match method {
-            INITIALIZE => self.client_initialize = params.map(ToOwned::to_owned),
+            INITIALIZE => {
+                self.client_initialize = params.map(ToOwned::to_owned);
+                if let Some(handoff) = &self.handoff {
+                    handoff.record_initialize(params);
+                }
+            }
             SET_LEVEL => self.log_level = params.map(ToOwned::to_owned),
             _ => {}
         }

@@ -2150,3 +2150,63 @@ async fn upstream_operations_and_the_backends_connection_are_counted_per_server(
         assert!(text.contains(&line), "{line} in:\n{text}");
     }
 }
+
+/// A session continued on another replica (`[replicas]`): its backend is up already,
+/// so the client's calls go straight to it with no `initialize`; when it dies and is
+/// restarted, it is given the handshake the first replica recorded, and one that comes
+/// back in another version than the recorded one is given up on.
+#[tokio::test(start_paused = true)]
+async fn a_continued_session_calls_at_once_and_replays_the_recorded_handshake() {
+    use crate::session::handoff::{BackendState, Handoff, HandoffState};
+    let init = json!({"protocolVersion": "2025-06-18", "capabilities": {},
+                      "clientInfo": {"name": "moved", "version": "1"}});
+    let handoff = Handoff::resume(HandoffState {
+        initialize: Some(jsonrpc::raw(init.to_string())),
+        backends: vec![BackendState {
+            name: "one".into(),
+            session_id: Some("backend-session".into()),
+            version: Some("2025-06-18".into()),
+        }],
+    });
+    let (client_link, mut client) = link();
+    let (first_link, first) = link();
+    let (again_link, mut again) = link();
+    let (connect, _) = connector(vec![again_link]);
+    let restarting = BackendLink {
+        lifecycle: Lifecycle {
+            restart: super::super::lifecycle::RestartPolicy::OnFailure,
+            connect: Some(connect),
+            ..Lifecycle::default()
+        },
+        ..backend("one", first_link)
+    };
+    let mut relay = SessionRelay::with_backends(config("one"), client_link, vec![restarting]);
+    relay.attach_handoff(handoff);
+    let relay = tokio::spawn(relay.run(std::future::pending()));
+    let mut first = first;
+
+    client
+        .send_value(request(json!(7), "tools/call", json!({"name": "echo"})))
+        .await;
+    let (call, _) = first.recv().await;
+    assert_eq!(call["method"], "tools/call", "no handshake first: {call}");
+    first
+        .send_value(answer(&call["id"], json!({"content": []})))
+        .await;
+    let (answered, _) = client.recv().await;
+    assert_eq!(answered, answer(&json!(7), json!({"content": []})));
+
+    drop(first);
+    let (replayed, _) = again.recv().await;
+    assert_eq!(replayed["method"], "initialize");
+    assert_eq!(replayed["params"], init);
+    again
+        .send_value(answer(
+            &replayed["id"],
+            json!({"protocolVersion": "2025-11-25", "capabilities": {}}),
+        ))
+        .await;
+    again.assert_closed().await;
+    drop(client);
+    ended(relay).await;
+}
