@@ -117,12 +117,17 @@ def auth_table(issuer: str, resource: str, **extra: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
-def post(url: str, body: Any, token: str | None = None, session: str | None = None) -> tuple[int, dict[str, str], list[Any]]:
-    """POSTs one JSON-RPC message to /mcp; returns the status, the headers and the
-    JSON-RPC messages of the answer (a JSON body or the data of an SSE stream)."""
+def post(
+    url: str, body: Any, token: str | None = None, session: str | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], list[Any]]:
+    """POSTs one JSON-RPC message to /mcp, with `headers` besides the usual; returns
+    the status, the headers and the JSON-RPC messages of the answer (a JSON body or
+    the data of an SSE stream)."""
     request = urllib.request.Request(f"{url}/mcp", data=json.dumps(body).encode(), method="POST")
     request.add_header("Content-Type", "application/json")
     request.add_header("Accept", "application/json, text/event-stream")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     if session:

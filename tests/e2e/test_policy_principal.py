@@ -108,6 +108,38 @@ def test_the_same_call_is_answered_for_one_party_and_refused_for_the_other(proxy
     assert "interpose-other" not in json.dumps(refused), "the caller's own claims are not echoed"
 
 
+def ask_sessionless(proxy: Proxy, token: str, request_id: int, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """A 2026-07-28 `tools/call` with no session: its envelope in `_meta`, its
+    protocol headers, and the caller's token. Returns its one answer."""
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "sessionless", "version": "0"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    request = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": {"name": name, "arguments": arguments, "_meta": meta}}
+    headers = {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": name}
+    status, _, messages = post(proxy.url, request, token, headers=headers)
+    answers = [m for m in messages if m.get("id") == request_id]
+    assert status == 200 and len(answers) == 1, (status, messages)
+    return answers[0]
+
+
+def test_sessionless_requests_are_judged_by_their_own_sender(proxy: Proxy, idp: Idp) -> None:
+    """2026-07-28 clients without a session share one backend session: each request
+    is still judged by its own token's principal, interleaved."""
+    admin = idp.token(proxy.resource, scope="mcp:tools mcp:admin", client=CLIENT)
+    other = idp.token(proxy.resource, scope="mcp:tools", client=OTHER_CLIENT)
+    add = {"a": 2, "b": 3}
+    for round_ in range(2):
+        answer = ask_sessionless(proxy, admin, 100 + round_, "add", add)
+        assert answer["result"]["structuredContent"]["sum"] == 5, answer
+        refused = ask_sessionless(proxy, other, 200 + round_, "add", add)["error"]
+        assert refused["code"] == DENIED
+        assert refused["message"] == "tool `add` is denied by tool-policy: it requires scope `mcp:admin`"
+        refused = ask_sessionless(proxy, other, 300 + round_, "echo", {"text": "x"})["error"]
+        assert refused["message"] == "tool `echo` is denied by tool-policy: it is reserved for subject `interpose-test`"
+
+
 def test_each_party_lists_only_the_tools_it_may_call(proxy: Proxy, idp: Idp) -> None:
     admin = Party(proxy, idp, CLIENT, "mcp:tools mcp:admin")
     other = Party(proxy, idp, OTHER_CLIENT, "mcp:tools")

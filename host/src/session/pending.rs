@@ -7,10 +7,12 @@
 //! from several backends, whose ids may be equal: the sender is part of the key.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::value::RawValue;
 
+use super::intercept::SessionPrincipal;
 use crate::wire::jsonrpc::{RawId, raw};
 
 /// One side of a session: the client, or one of its backends (by its place in the
@@ -50,6 +52,9 @@ pub struct Pending {
     pub operation: Option<crate::telemetry::Operation>,
     /// Its span as forwarded to a server, when traced.
     pub upstream: Option<crate::telemetry::trace::ClientSpan>,
+    /// Who sent it, when that is the request's own rather than its session's (a
+    /// sessionless client's): plugins judging its answer are lent this one.
+    pub principal: Option<Arc<SessionPrincipal>>,
 }
 
 impl Pending {
@@ -68,6 +73,7 @@ impl Pending {
             cancelled: false,
             operation: None,
             upstream: None,
+            principal: None,
         }
     }
 }

@@ -30,7 +30,7 @@ use crate::wire::framing::Frame;
 use crate::wire::jsonrpc::{
     self, BACKEND_UNAVAILABLE, ErrorObject, INTERNAL_ERROR, INVALID_REQUEST, Kind, Message, RawId,
 };
-use crate::wire::link::{AnswerHead, Inbound, Link, Outbound, ProtocolHeaders};
+use crate::wire::link::{AnswerHead, Inbound, Link, Outbound, ProtocolHeaders, Sessionless};
 use crate::wire::mcp_http;
 use backend_life::Timer;
 
@@ -142,6 +142,9 @@ struct Asked<'a> {
     id: Option<&'a RawValue>,
     payload: Option<&'a RawValue>,
     error: Option<&'a ErrorObject>,
+    /// Its sender, when that is the request's own rather than the session's (see
+    /// [`Pending::principal`]).
+    principal: Option<&'a Arc<SessionPrincipal>>,
 }
 
 /// A request judged and on its way: where to, with which params, and what its
@@ -276,6 +279,8 @@ struct Arrival {
     related: Option<RawId>,
     /// A sessionless HTTP client's protocol headers, for its request.
     headers: Option<ProtocolHeaders>,
+    /// A sessionless HTTP client's principal, for its request.
+    principal: Option<Arc<SessionPrincipal>>,
     /// How an HTTP backend sent an answer.
     head: Option<AnswerHead>,
 }
@@ -286,16 +291,26 @@ impl Arrival {
             Inbound::Frame {
                 frame,
                 related,
-                headers,
+                sessionless,
                 head,
-            } => Ok((
-                frame,
-                Arrival {
-                    related,
-                    headers,
-                    head,
-                },
-            )),
+            } => {
+                let (headers, principal) = match sessionless {
+                    Some(Sessionless { headers, principal }) => (
+                        Some(headers),
+                        principal.map(|p| Arc::new(SessionPrincipal::new(p))),
+                    ),
+                    None => (None, None),
+                };
+                Ok((
+                    frame,
+                    Arrival {
+                        related,
+                        headers,
+                        principal,
+                        head,
+                    },
+                ))
+            }
             Inbound::Closed(why) => Err(why),
         }
     }
@@ -709,8 +724,12 @@ impl SessionRelay {
         params: Option<Box<RawValue>>,
         arrival: Arrival,
     ) {
+        let principal = arrival.principal;
         let routed = match from {
-            Peer::Client => self.judge_client_request(&id, &method, params).await,
+            Peer::Client => {
+                self.judge_client_request(&id, &method, params, principal.as_ref())
+                    .await
+            }
             Peer::Backend(index) => {
                 self.judge_backend_request(index, &id, &method, params)
                     .await
@@ -764,6 +783,7 @@ impl SessionRelay {
             own_params: own_kept,
             progress_token,
             operation,
+            principal,
             ..Pending::new(from, id, method.clone())
         };
         let forwarded_id = self.side(to).awaiting.insert(pending);
@@ -796,6 +816,7 @@ impl SessionRelay {
         id: &RawId,
         method: &str,
         params: Option<Box<RawValue>>,
+        principal: Option<&Arc<SessionPrincipal>>,
     ) -> Option<Routed> {
         // Timed from here: its plugins' time counts.
         let operation = Some(Operation::start(
@@ -830,6 +851,7 @@ impl SessionRelay {
                 method,
                 id,
                 params.as_deref(),
+                principal,
                 trace.as_ref(),
             )
             .await;
@@ -878,9 +900,13 @@ impl SessionRelay {
                         return None;
                     }
                     Plan::Fanout { parts, merge } => {
-                        let method = method.to_owned();
-                        self.fan_out(id.clone(), method, kept, parts, merge, operation)
-                            .await;
+                        let request = Pending {
+                            params: kept,
+                            operation,
+                            principal: principal.cloned(),
+                            ..Pending::new(Peer::Client, id.clone(), method.to_owned())
+                        };
+                        self.fan_out(request, parts, merge).await;
                         return None;
                     }
                     Plan::Answer(answer) => {
@@ -894,6 +920,7 @@ impl SessionRelay {
                         let pending = Pending {
                             params: kept,
                             operation,
+                            principal: principal.cloned(),
                             ..Pending::new(Peer::Client, id.clone(), method.to_owned())
                         };
                         let (answer, _) = self
@@ -920,6 +947,7 @@ impl SessionRelay {
                     method,
                     id,
                     own.as_deref(),
+                    principal,
                     trace.as_ref(),
                 )
                 .await;
@@ -930,6 +958,7 @@ impl SessionRelay {
                     let pending = Pending {
                         params: kept,
                         operation,
+                        principal: principal.cloned(),
                         ..Pending::new(Peer::Client, id.clone(), method.to_owned())
                     };
                     self.deliver_answer(backend, answer, pending, None).await;
@@ -973,6 +1002,7 @@ impl SessionRelay {
                     id,
                     params.as_deref(),
                     None,
+                    None,
                 )
                 .await;
             params = match passed_on(verdict, id, params) {
@@ -994,6 +1024,7 @@ impl SessionRelay {
                 method,
                 id,
                 params.as_deref(),
+                None,
                 None,
             )
             .await;
@@ -1024,25 +1055,19 @@ impl SessionRelay {
         })
     }
 
-    /// Sends each backend its part of a client request, through the backend's own
+    /// Sends each backend its part of a client `request`, through the backend's own
     /// chain; the answers become one when the last part is in (see
-    /// [`SessionRelay::on_part`]). `kept`: the params the global chain wants back.
+    /// [`SessionRelay::on_part`]).
     async fn fan_out(
         &mut self,
-        id: RawId,
-        method: String,
-        kept: Option<Box<RawValue>>,
+        request: Pending,
         parts: Vec<(usize, Option<Box<RawValue>>)>,
         merge: Merge,
-        operation: Option<Operation>,
     ) {
         self.next_fanout += 1;
         let fanout = self.next_fanout;
-        let request = Pending {
-            params: kept,
-            operation,
-            ..Pending::new(Peer::Client, id.clone(), method.clone())
-        };
+        let (id, method) = (request.original_id.clone(), request.method.clone());
+        let principal = request.principal.clone();
         let started = request.started;
         let first_pages = matches!(merge, Merge::List(_))
             && parts.iter().all(|(_, params)| {
@@ -1083,6 +1108,7 @@ impl SessionRelay {
                         &method,
                         &id,
                         params.as_deref(),
+                        principal.as_ref(),
                         trace.as_ref(),
                     )
                     .await;
@@ -1102,6 +1128,7 @@ impl SessionRelay {
                     .flatten(),
                 started,
                 part_of: Some(fanout),
+                principal: principal.clone(),
                 ..Pending::new(Peer::Client, id.clone(), method.clone())
             };
             if matches!(self.backends[backend].state, State::Idle) {
@@ -1415,6 +1442,7 @@ impl SessionRelay {
         method: &str,
         id: &RawValue,
         params: Option<&RawValue>,
+        principal: Option<&Arc<SessionPrincipal>>,
         trace: Option<&SpanContext>,
     ) -> Verdict {
         let asked = Asked {
@@ -1424,6 +1452,7 @@ impl SessionRelay {
             id: Some(id),
             payload: params,
             error: None,
+            principal,
         };
         self.judge(chain, asked, None, trace).await
     }
@@ -1443,6 +1472,7 @@ impl SessionRelay {
             id: None,
             payload: params,
             error: None,
+            principal: None,
         };
         self.judge(chain, asked, None, None).await
     }
@@ -1755,7 +1785,8 @@ impl SessionRelay {
             shared_session: self.config.shares_session(),
             server,
             trace,
-            principal: self.config.principal.as_ref(),
+            // A sessionless client's own, else the session's.
+            principal: asked.principal.or(self.config.principal.as_ref()),
         };
         let verdict = interceptor.intercept(message).await;
         interceptor.observe(&message, &verdict);
@@ -1784,6 +1815,7 @@ impl SessionRelay {
             id: Some(&id),
             payload,
             error: error.as_ref(),
+            principal: pending.principal.as_ref(),
         };
         let trace = pending.operation.as_ref().and_then(Operation::trace_parent);
         let verdict = self.judge(chain, asked, Some(pending), trace).await;

@@ -318,7 +318,7 @@ impl Shared {
         let inbound = Inbound::Frame {
             frame,
             related: related.cloned(),
-            headers: None,
+            sessionless: None,
             head,
         };
         self.in_tx.send(inbound).await.ok();

@@ -80,7 +80,7 @@ async fn read_stream(
                             let inbound = Inbound::Frame {
                                 frame,
                                 related: None,
-                                headers: None,
+                                sessionless: None,
                                 head: None,
                             };
                             if in_tx.send(inbound).await.is_err() {
@@ -194,7 +194,7 @@ async fn write_loop(
             let inbound = Inbound::Frame {
                 frame: Frame::Message(answer),
                 related: Some(id),
-                headers: None,
+                sessionless: None,
                 head: None,
             };
             in_tx.send(inbound).await.ok();

@@ -62,6 +62,18 @@ pub(crate) const CHANNEL_CAPACITY: usize = 1024;
 /// so an HTTP backend gets them unchanged (possibly none at all).
 pub type ProtocolHeaders = Arc<http::HeaderMap>;
 
+/// What a sessionless (2026-07-28) HTTP client's request brings besides itself.
+/// Such clients share one session, so what differs between them travels with each
+/// request instead of with the session.
+#[derive(Debug, Clone)]
+pub struct Sessionless {
+    /// Its protocol headers, exactly as sent (see [`ProtocolHeaders`]).
+    pub headers: ProtocolHeaders,
+    /// Who sent it, when the endpoint authenticates its clients (`[auth]`): plugins
+    /// are lent this request's principal, not the shared session's (which has none).
+    pub principal: Option<Arc<Principal>>,
+}
+
 /// How an HTTP backend answered one request: the status and whether the body was JSON
 /// (else an SSE stream), so a sessionless client can get the answer as the backend
 /// gave it.
@@ -79,8 +91,8 @@ pub enum Inbound {
         /// For transports that know it (an HTTP response stream): the id, in this
         /// link's id space, of the request this message belongs to.
         related: Option<RawId>,
-        /// The client's protocol headers, for a request from a sessionless HTTP client.
-        headers: Option<ProtocolHeaders>,
+        /// For a request from a sessionless HTTP client: its headers and principal.
+        sessionless: Option<Sessionless>,
         /// For an answer from an HTTP backend: how the backend sent it.
         head: Option<AnswerHead>,
     },
@@ -147,7 +159,7 @@ where
                             .send(Inbound::Frame {
                                 frame,
                                 related: None,
-                                headers: None,
+                                sessionless: None,
                                 head: None,
                             })
                             .await

@@ -17,7 +17,7 @@ use crate::downstream::auth::Principal;
 use crate::session::handoff::Handoff;
 use crate::wire::framing::Frame;
 use crate::wire::jsonrpc::{self, Message, ParamsMeta, RawId};
-use crate::wire::link::{CHANNEL_CAPACITY, Inbound, Outbound, ProtocolHeaders};
+use crate::wire::link::{CHANNEL_CAPACITY, Inbound, Outbound, Sessionless};
 use crate::wire::mcp_http;
 
 const PROGRESS: &str = "notifications/progress";
@@ -249,16 +249,17 @@ impl Session {
         }))
     }
 
-    /// Passes a client message into the relay.
+    /// Passes a client message into the relay; `sessionless`, what a sessionless
+    /// client's request brings besides itself.
     pub async fn send(
         &self,
         message: Message,
-        headers: Option<ProtocolHeaders>,
+        sessionless: Option<Sessionless>,
     ) -> Result<(), SessionGone> {
         let inbound = Inbound::Frame {
             frame: Frame::Message(message),
             related: None,
-            headers,
+            sessionless,
             head: None,
         };
         self.to_relay.send(inbound).await.map_err(|_| SessionGone)
@@ -515,7 +516,7 @@ impl Session {
             let inbound = Inbound::Frame {
                 frame: Frame::Message(message),
                 related: None,
-                headers: None,
+                sessionless: None,
                 head: None,
             };
             let to_relay = self.to_relay.clone();

@@ -33,7 +33,7 @@ use crate::wire::jsonrpc::{
     BACKEND_UNAVAILABLE, ErrorObject, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, Message,
     PARSE_ERROR, RawId,
 };
-use crate::wire::link::ProtocolHeaders;
+use crate::wire::link::Sessionless;
 use crate::wire::mcp_http::{
     self, EVENT_STREAM, LAST_EVENT_ID, MCP_METHOD, MCP_NAME, PROTOCOL_VERSION, SESSION_ID,
 };
@@ -74,7 +74,7 @@ pub async fn post(
         },
         // A 2026-07-28 `initialize` is a removed method, not a handshake: no session.
         None if is_initialize(&messages) && !claims_stateless_era(&headers, &messages) => {
-            let context = connect_context(&state, &headers, principal);
+            let context = connect_context(&state, &headers, principal.clone());
             match state
                 .sessions
                 .start(&state, SessionKind::Streamable, &context)
@@ -111,11 +111,14 @@ pub async fn post(
         }
     };
     session.touch();
-    // Sessionless requests reach an HTTP backend with the client's own protocol headers.
-    let protocol_headers = (session.kind == SessionKind::Stateless)
-        .then(|| Arc::new(mcp_http::protocol_headers(&headers)));
+    // Sessionless requests reach an HTTP backend with the client's own protocol
+    // headers, and its plugins with the client's own principal.
+    let sessionless = (session.kind == SessionKind::Stateless).then(|| Sessionless {
+        headers: Arc::new(mcp_http::protocol_headers(&headers)),
+        principal,
+    });
     let opened_by = created.then_some(&state.sessions);
-    let mut response = relay_post(&session, messages, protocol_headers, opened_by).await;
+    let mut response = relay_post(&session, messages, sessionless, opened_by).await;
     if created && !session.is_ended() {
         // The handshake is answered: what another replica needs is known now.
         state.sessions.seal(&state, &session);
@@ -130,7 +133,7 @@ pub async fn post(
 pub async fn relay_post(
     session: &Arc<Session>,
     mut messages: Vec<Message>,
-    headers: Option<ProtocolHeaders>,
+    sessionless: Option<Sessionless>,
     opened_by: Option<&SessionTable>,
 ) -> Response {
     let stateless = session.kind == SessionKind::Stateless;
@@ -168,7 +171,7 @@ pub async fn relay_post(
         }
     };
     for message in messages {
-        if session.send(message, headers.clone()).await.is_err() {
+        if session.send(message, sessionless.clone()).await.is_err() {
             return session_not_found();
         }
     }

@@ -42,7 +42,7 @@ impl Peer {
         let inbound = Inbound::Frame {
             frame,
             related,
-            headers: None,
+            sessionless: None,
             head: None,
         };
         self.to_relay.send(inbound).await.expect("relay running");
@@ -829,18 +829,94 @@ async fn observe_is_called_before_the_relay_acts_on_the_verdict() {
     assert_eq!(seen, [("notifications/initialized".to_owned(), false)]);
 }
 
-/// Notes the principal each message is lent with, by address.
+/// Notes the principal each message is lent with, by address, and its subject.
 #[derive(Default)]
 struct ObservePrincipal {
     seen: std::sync::Mutex<Vec<(String, Option<usize>)>>,
+    subjects: std::sync::Mutex<Vec<(Kind, Option<String>)>>,
 }
 
 impl Interceptor for ObservePrincipal {
     fn intercept<'a>(&'a self, msg: Intercepted<'a>) -> VerdictFuture<'a> {
         let at = msg.principal.map(|p| Arc::as_ptr(p) as usize);
         self.seen.lock().unwrap().push((msg.method.to_owned(), at));
+        let subject = msg.principal.map(|p| p.principal().subject.clone());
+        self.subjects.lock().unwrap().push((msg.kind, subject));
         PassAll.intercept(msg)
     }
+}
+
+fn principal_of(subject: &str) -> Arc<crate::wire::link::Principal> {
+    Arc::new(crate::wire::link::Principal {
+        issuer: "https://idp.test".into(),
+        subject: subject.into(),
+        scopes: Vec::new(),
+        claims: Default::default(),
+    })
+}
+
+/// Sessionless (2026-07-28) clients share one session with no principal of its own:
+/// each request is lent its own sender's, and so is its answer.
+#[tokio::test]
+async fn a_sessionless_request_and_its_answer_are_lent_the_requests_own_principal() {
+    let (client_link, client) = link();
+    let (backend_link, mut backend) = link();
+    let observer = Arc::new(ObservePrincipal::default());
+    let config = RelayConfig {
+        interceptor: observer.clone(),
+        ..config("backend")
+    };
+    let relay = tokio::spawn(
+        SessionRelay::new(config, client_link, backend_link).run(std::future::pending()),
+    );
+    let mut client = client;
+    for (id, sender) in [(1, Some("alice")), (2, Some("bob")), (3, None)] {
+        let request = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"x"}}}}"#
+        );
+        let Ok(Parsed::One(message)) = Message::parse(&request) else {
+            unreachable!("one message")
+        };
+        let sessionless = crate::wire::link::Sessionless {
+            headers: Arc::new(http::HeaderMap::new()),
+            principal: sender.map(principal_of),
+        };
+        let inbound = Inbound::Frame {
+            frame: Frame::Message(message),
+            related: None,
+            sessionless: Some(sessionless),
+            head: None,
+        };
+        client.to_relay.send(inbound).await.expect("relay running");
+    }
+    // Answered last to first.
+    let mut forwarded = Vec::new();
+    for _ in 0..3 {
+        let request = backend.from_relay.recv().await.expect("forwarded");
+        forwarded.push(request.message.id().expect("a request").get().to_owned());
+    }
+    for id in forwarded.iter().rev() {
+        backend
+            .send_json(&format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{}}}}"#))
+            .await;
+    }
+    for _ in 0..3 {
+        client.from_relay.recv().await.expect("answered");
+    }
+    relay.abort();
+    let subjects = observer.subjects.lock().unwrap().clone();
+    let of = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        subjects,
+        [
+            (Kind::Request, of("alice")),
+            (Kind::Request, of("bob")),
+            (Kind::Request, None),
+            (Kind::Response, None),
+            (Kind::Response, of("bob")),
+            (Kind::Response, of("alice")),
+        ]
+    );
 }
 
 #[tokio::test]
