@@ -1,20 +1,17 @@
-//! What a plugin instance's store holds, and the `host` interface of the WIT
-//! (`log`, `kv-*`) implemented over it.
+//! What a plugin instance's store holds, and the `host` (`log`, `kv-*`) and `store`
+//! interfaces of the WIT implemented over it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{self, Level};
-use super::kv::KvStore;
+use super::bindings::{self, Level, WitStoreError};
 use super::limits::MemoryLimiter;
 use super::message_view::MessageView;
 use super::sandbox::PluginTag;
-
-/// Longest key accepted by `kv-set`; longer ones are ignored with a warning.
-const MAX_KV_KEY: usize = 1024;
+use super::store::{MAX_KEY_BYTES, StateStore, StoreError, StoreFuture};
 
 /// The data of one instance's `Store`.
 pub struct HostState {
@@ -25,7 +22,10 @@ pub struct HostState {
     pub(super) limiter: MemoryLimiter,
     tag: Arc<PluginTag>,
     /// `None` when the configuration says `kv = false`.
-    kv: Option<Arc<KvStore>>,
+    store: Option<Arc<dyn StateStore>>,
+    /// When the call in progress (`init` or `intercept`) must end: store calls
+    /// end by then too.
+    deadline: Option<Instant>,
 }
 
 impl HostState {
@@ -33,7 +33,7 @@ impl HostState {
         wasi: WasiCtx,
         memory_bytes: usize,
         tag: Arc<PluginTag>,
-        kv: Option<Arc<KvStore>>,
+        store: Option<Arc<dyn StateStore>>,
     ) -> Self {
         HostState {
             wasi,
@@ -41,8 +41,19 @@ impl HostState {
             lent: None,
             limiter: MemoryLimiter::new(memory_bytes),
             tag,
-            kv,
+            store,
+            deadline: None,
         }
+    }
+
+    /// Starts the clock of a call that may take `timeout`.
+    pub(super) fn arm_deadline(&mut self, timeout: Duration) {
+        self.deadline = Instant::now().checked_add(timeout);
+    }
+
+    /// Logs a failed `kv-*` call, which the plugin cannot see.
+    fn kv_failed(&self, function: &str, error: &StoreError) {
+        tracing::warn!(target: "interpose::plugin", plugin = &*self.tag.get(), "{function} failed: {error}");
     }
 }
 
@@ -77,29 +88,129 @@ impl bindings::Host for HostState {
         }
     }
 
-    fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
-        self.kv.as_ref()?.get(&key)
-    }
-
-    fn kv_set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) {
-        let Some(kv) = &self.kv else {
-            tracing::warn!(target: "interpose::plugin", plugin = &*self.tag.get(), "kv-set ignored: the key-value store is not granted (`kv = false`)");
-            return;
-        };
-        if key.len() > MAX_KV_KEY {
-            tracing::warn!(target: "interpose::plugin", plugin = &*self.tag.get(), "kv-set ignored: a key of {} bytes is over {MAX_KV_KEY}", key.len());
-            return;
-        }
-        if let Err(e) = kv.set(&key, value, ttl_ms.map(Duration::from_millis)) {
-            tracing::warn!(target: "interpose::plugin", plugin = &*self.tag.get(), "kv-set ignored: {e}");
+    async fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
+        // Without a store (`kv = false`), reads find nothing, as they always did.
+        self.store.as_ref()?;
+        match on_store(self.store.as_deref(), self.deadline, &key, |store| {
+            store.get(&key)
+        })
+        .await
+        {
+            Ok(value) => value,
+            Err(e) => {
+                self.kv_failed("kv-get", &e);
+                None
+            }
         }
     }
 
-    fn kv_delete(&mut self, key: String) {
-        if let Some(kv) = &self.kv {
-            kv.delete(&key);
+    async fn kv_set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) {
+        let ttl = ttl_ms.map(Duration::from_millis);
+        if let Err(e) = on_store(self.store.as_deref(), self.deadline, &key, |store| {
+            store.set(&key, value, ttl)
+        })
+        .await
+        {
+            self.kv_failed("kv-set", &e);
         }
     }
+
+    async fn kv_delete(&mut self, key: String) {
+        if self.store.is_none() {
+            return;
+        }
+        if let Err(e) = on_store(self.store.as_deref(), self.deadline, &key, |store| {
+            store.delete(&key)
+        })
+        .await
+        {
+            self.kv_failed("kv-delete", &e);
+        }
+    }
+}
+
+impl bindings::StoreHost for HostState {
+    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, WitStoreError> {
+        Ok(
+            on_store(self.store.as_deref(), self.deadline, &key, |store| {
+                store.get(&key)
+            })
+            .await?,
+        )
+    }
+
+    async fn set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> Result<(), WitStoreError> {
+        let ttl = ttl_ms.map(Duration::from_millis);
+        Ok(
+            on_store(self.store.as_deref(), self.deadline, &key, |store| {
+                store.set(&key, value, ttl)
+            })
+            .await?,
+        )
+    }
+
+    async fn delete(&mut self, key: String) -> Result<(), WitStoreError> {
+        Ok(
+            on_store(self.store.as_deref(), self.deadline, &key, |store| {
+                store.delete(&key)
+            })
+            .await?,
+        )
+    }
+
+    async fn increment(
+        &mut self,
+        key: String,
+        delta: i64,
+        ttl_ms: Option<u64>,
+    ) -> Result<i64, WitStoreError> {
+        let ttl = ttl_ms.map(Duration::from_millis);
+        Ok(
+            on_store(self.store.as_deref(), self.deadline, &key, |store| {
+                store.increment(&key, delta, ttl)
+            })
+            .await?,
+        )
+    }
+}
+
+impl From<StoreError> for WitStoreError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(why) => WitStoreError::Unavailable(why),
+            StoreError::Timeout => WitStoreError::Timeout,
+            StoreError::TooLarge => WitStoreError::TooLarge,
+            StoreError::NotANumber => WitStoreError::NotANumber,
+            StoreError::Denied => WitStoreError::Denied,
+        }
+    }
+}
+
+/// Runs one store call, `call` on the plugin's `store`, within the store's timeout
+/// and what is left of the plugin's deadline. A function of the fields rather than
+/// a method: the future holds no reference to the (non-`Sync`) `HostState`.
+async fn on_store<'a, T>(
+    store: Option<&'a dyn StateStore>,
+    deadline: Option<Instant>,
+    key: &str,
+    call: impl FnOnce(&'a dyn StateStore) -> StoreFuture<'a, T>,
+) -> Result<T, StoreError> {
+    let store = store.ok_or(StoreError::Denied)?;
+    if key.len() > MAX_KEY_BYTES {
+        return Err(StoreError::TooLarge);
+    }
+    let Some(timeout) = store.timeout() else {
+        return call(store).await;
+    };
+    let left = deadline.map_or(timeout, |at| at.saturating_duration_since(Instant::now()));
+    tokio::time::timeout(timeout.min(left), call(store))
+        .await
+        .unwrap_or(Err(StoreError::Timeout))
 }
 
 /// A linker with WASI (nothing granted unless the store's context grants it) and the

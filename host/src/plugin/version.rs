@@ -9,7 +9,7 @@ use super::bindings::Manifest;
 use super::engine::PluginRuntime;
 use super::filter::Filter;
 use super::health::Breaker;
-use super::kv::KvStore;
+use super::store::StateStore;
 use super::limits::{Failure, Limits, first_line};
 use super::message_view::MessageView;
 use super::oci;
@@ -130,7 +130,7 @@ async fn read_pulled(reference: &str) -> Result<Vec<u8>, LoadProblem> {
 /// What a version shares with the versions before and after it.
 pub struct Lineage {
     pub tag: Arc<PluginTag>,
-    pub kv: Arc<KvStore>,
+    pub store: Arc<dyn StateStore>,
     pub max_message_bytes: usize,
 }
 
@@ -175,7 +175,7 @@ impl PluginVersion {
             grants,
             tag: lineage.tag.clone(),
             // `kv = false`: no store (see `host_api`).
-            kv: (config.kv != Some(false)).then(|| lineage.kv.clone()),
+            store: (config.kv != Some(false)).then(|| lineage.store.clone()),
             limits,
             init_config: config.init_json(),
             live: Default::default(),
