@@ -268,3 +268,43 @@ fn eventually(what: &str, mut done: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn python_and_javascript_plugins_count_and_see_store_errors() {
+    let dir = scratch();
+    let mut valkey = Valkey::start();
+    let plugin = |name: &str| {
+        let path = guest_plugin(name);
+        format!("[[plugins]]\npath = {path:?}\n{GUEST_LIMITS}\n\n")
+    };
+    let plugins = plugin("fixture-js-store") + &plugin("fixture-py-store");
+    let config = config(dir.path(), "guests", &valkey, &plugins);
+    let mut proxy = start(&config, 2);
+    let mut id = 0;
+    let mut answer = |tool: &str| {
+        id += 1;
+        let answer = proxy.call_tool(id, tool, json!({}));
+        result(&answer)["structuredContent"].clone()
+    };
+    assert_eq!(answer("incr_js"), json!({"count": 1, "last": "1"}));
+    assert_eq!(answer("incr_js"), json!({"count": 2, "last": "2"}));
+    assert_eq!(answer("incr_py"), json!({"count": 1, "last": "1"}));
+    assert_eq!(
+        valkey.get("interpose:fixture-js-store:n").as_deref(),
+        Some(&b"2"[..])
+    );
+    assert_eq!(
+        valkey.get("interpose:fixture-py-store:n").as_deref(),
+        Some(&b"1"[..])
+    );
+
+    valkey.kill();
+    for tool in ["incr_js", "incr_py"] {
+        let failed = answer(tool);
+        let kind = failed["error"].as_str().unwrap_or_default();
+        assert!(["unavailable", "timeout"].contains(&kind), "{tool}: {failed}");
+        if kind == "unavailable" {
+            assert!(failed["detail"].as_str().is_some_and(|d| !d.is_empty()), "{failed}");
+        }
+    }
+}
