@@ -682,7 +682,9 @@ fn one_line(e: &toml::de::Error, text: &str) -> String {
 }
 
 /// The `[store]` of the config file, or the default (in memory) without one.
-pub fn store_config(config_file: Option<&Path>) -> Result<crate::plugin::store::StoreConfig, ConfigError> {
+pub fn store_config(
+    config_file: Option<&Path>,
+) -> Result<crate::plugin::store::StoreConfig, ConfigError> {
     Ok(match config_file {
         Some(path) => Config::load(path)?.store,
         None => Default::default(),

@@ -11,10 +11,10 @@ use wasmtime::{Engine, Store};
 
 use super::bindings::{self, Manifest, Plugin, PluginPre};
 use super::host_api::HostState;
-use super::store::StateStore;
 use super::limits::{Failure, Limits, first_line};
 use super::message_view::MessageView;
 use super::sandbox::{Grants, PluginTag};
+use super::store::StateStore;
 use crate::session::intercept::Verdict;
 
 /// One ready instance.

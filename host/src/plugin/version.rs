@@ -9,12 +9,12 @@ use super::bindings::Manifest;
 use super::engine::PluginRuntime;
 use super::filter::Filter;
 use super::health::Breaker;
-use super::store::StateStore;
 use super::limits::{Failure, Limits, first_line};
 use super::message_view::MessageView;
 use super::oci;
 use super::pool::{InstanceFactory, InstancePool, StartError};
 use super::sandbox::{Grants, PluginTag};
+use super::store::StateStore;
 use crate::config::{PluginConfig, Sha256};
 use crate::session::intercept::Verdict;
 

@@ -20,7 +20,7 @@ mod plugin_oci;
 mod plugin_reload;
 mod plugin_runtime;
 mod plugin_servers;
-mod plugin_store;
 mod plugin_startup;
+mod plugin_store;
 mod plugin_trust;
 mod plugins;

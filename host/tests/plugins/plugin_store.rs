@@ -90,16 +90,26 @@ fn a_result_cached_by_one_replica_is_a_hit_on_the_other() {
     let mut b = start(&config, 1);
 
     let first = raw_result(&mut a, 1, "lookup", r#"{"q":"rust"}"#);
-    assert!(first.contains(r#""structuredContent":{"call":1}"#), "{first}");
+    assert!(
+        first.contains(r#""structuredContent":{"call":1}"#),
+        "{first}"
+    );
     // B's backend never saw the call: the answer, byte for byte, came from the
     // entry A stored in Valkey.
     let from_b = raw_result(&mut b, 1, "lookup", r#"{"q":"rust"}"#);
     assert_eq!(from_b, first);
-    assert_eq!(backend_calls(&mut b, 2), 1, "only this count reached B's backend");
+    assert_eq!(
+        backend_calls(&mut b, 2),
+        1,
+        "only this count reached B's backend"
+    );
 
     let keys = valkey.keys("*");
     assert_eq!(keys.len(), 1, "{keys:?}");
-    assert!(keys[0].starts_with("interpose:response-cache-js:"), "{keys:?}");
+    assert!(
+        keys[0].starts_with("interpose:response-cache-js:"),
+        "{keys:?}"
+    );
 }
 
 #[test]
@@ -162,7 +172,12 @@ fn answers(proxy: &mut Proxy, first_id: u64, count: u64) -> Vec<Value> {
 fn rate_limit_admits_exactly_max_calls_across_two_replicas() {
     let dir = scratch();
     let valkey = Valkey::start();
-    let config = config(dir.path(), "limited", &valkey, &rate_limit("reject", "all", 5));
+    let config = config(
+        dir.path(),
+        "limited",
+        &valkey,
+        &rate_limit("reject", "all", 5),
+    );
     let mut a = start(&config, 1);
     let mut b = start(&config, 1);
 
@@ -172,14 +187,20 @@ fn rate_limit_admits_exactly_max_calls_across_two_replicas() {
     let mut all = answers(&mut a, 1, 10);
     all.extend(answers(&mut b, 1, 10));
 
-    let admitted = all.iter().filter(|answer| answer.get("result").is_some()).count();
+    let admitted = all
+        .iter()
+        .filter(|answer| answer.get("result").is_some())
+        .count();
     assert_eq!(admitted, 5, "{all:#?}");
     for refused in all.iter().filter(|answer| answer.get("result").is_none()) {
         let error = &refused["error"];
         assert_eq!(error["code"], RATE_LIMITED, "{refused}");
         assert_eq!(error["data"]["limit"], 5, "{refused}");
         assert_eq!(error["data"]["per"], "all", "{refused}");
-        assert!(error["data"]["retryAfterMs"].as_u64().is_some(), "{refused}");
+        assert!(
+            error["data"]["retryAfterMs"].as_u64().is_some(),
+            "{refused}"
+        );
     }
     let counters = valkey.keys("interpose:rate-limit:*");
     assert_eq!(counters.len(), 1, "{counters:?}");
@@ -199,13 +220,27 @@ fn a_store_that_goes_away_costs_errors_not_requests_and_comes_back() {
         &(rate_limit("skip", "session", 1000) + &response_cache()),
     );
     // Fails closed: the same rate limit, refusing calls it cannot count.
-    let closed = config(dir.path(), "closed", &valkey, &rate_limit("reject", "session", 1000));
+    let closed = config(
+        dir.path(),
+        "closed",
+        &valkey,
+        &rate_limit("reject", "session", 1000),
+    );
     let mut open = start(&open, 2);
     let mut closed = start(&closed, 1);
 
     let first = raw_result(&mut open, 1, "lookup", r#"{"q":"before"}"#);
-    assert_eq!(raw_result(&mut open, 2, "lookup", r#"{"q":"before"}"#), first, "a hit");
-    assert!(closed.call_tool(1, "lookup", json!({})).get("result").is_some());
+    assert_eq!(
+        raw_result(&mut open, 2, "lookup", r#"{"q":"before"}"#),
+        first,
+        "a hit"
+    );
+    assert!(
+        closed
+            .call_tool(1, "lookup", json!({}))
+            .get("result")
+            .is_some()
+    );
 
     // Killed with calls in flight: those may have been counted or not, and each
     // is answered once all the same.
@@ -223,7 +258,9 @@ fn a_store_that_goes_away_costs_errors_not_requests_and_comes_back() {
     };
     let in_flight = answers(&mut closed, 10, 10);
     assert!(
-        in_flight.iter().all(|a| a.get("result").is_some() || refused(a)),
+        in_flight
+            .iter()
+            .all(|a| a.get("result").is_some() || refused(a)),
         "{in_flight:#?}"
     );
     for answer in answers(&mut closed, 20, 10) {
@@ -238,7 +275,11 @@ fn a_store_that_goes_away_costs_errors_not_requests_and_comes_back() {
     // store call), not stuck waiting for the store.
     let began = Instant::now();
     assert!(refused(&closed.call_tool(40, "lookup", json!({}))));
-    assert!(began.elapsed() < Duration::from_secs(2), "{:?}", began.elapsed());
+    assert!(
+        began.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        began.elapsed()
+    );
     // The cache missed while the store was down: the backend answered.
     let during = raw_result(&mut open, 30, "lookup", r#"{"q":"before"}"#);
     assert_ne!(during, first);
@@ -255,7 +296,10 @@ fn a_store_that_goes_away_costs_errors_not_requests_and_comes_back() {
     });
     eventually("the closed rate limit counts again", || {
         id += 1;
-        closed.call_tool(id, "lookup", json!({})).get("result").is_some()
+        closed
+            .call_tool(id, "lookup", json!({}))
+            .get("result")
+            .is_some()
     });
     assert!(!valkey.keys("interpose:rate-limit:*").is_empty());
 }
@@ -302,9 +346,15 @@ fn python_and_javascript_plugins_count_and_see_store_errors() {
     for tool in ["incr_js", "incr_py"] {
         let failed = answer(tool);
         let kind = failed["error"].as_str().unwrap_or_default();
-        assert!(["unavailable", "timeout"].contains(&kind), "{tool}: {failed}");
+        assert!(
+            ["unavailable", "timeout"].contains(&kind),
+            "{tool}: {failed}"
+        );
         if kind == "unavailable" {
-            assert!(failed["detail"].as_str().is_some_and(|d| !d.is_empty()), "{failed}");
+            assert!(
+                failed["detail"].as_str().is_some_and(|d| !d.is_empty()),
+                "{failed}"
+            );
         }
     }
 }

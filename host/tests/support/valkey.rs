@@ -148,7 +148,11 @@ fn read_reply(reader: &mut impl BufRead) -> Option<Reply> {
         }
         "*" => {
             let count: usize = rest.parse().ok()?;
-            Reply::Array((0..count).map(|_| read_reply(reader)).collect::<Option<_>>()?)
+            Reply::Array(
+                (0..count)
+                    .map(|_| read_reply(reader))
+                    .collect::<Option<_>>()?,
+            )
         }
         _ => return None,
     })

@@ -6,7 +6,9 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use interpose_plugin::host::{self, store};
-use interpose_plugin::{Kind, Manifest, Message, Plugin, Verdict, export_plugin, manifest, parse_config};
+use interpose_plugin::{
+    Kind, Manifest, Message, Plugin, Verdict, export_plugin, manifest, parse_config,
+};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -69,10 +71,12 @@ struct Limit {
 
 impl Limit {
     fn applies_to(&self, tool: &str) -> bool {
-        self.tools.iter().any(|pattern| match pattern.strip_suffix('*') {
-            Some(prefix) => tool.starts_with(prefix),
-            None => pattern == tool,
-        })
+        self.tools
+            .iter()
+            .any(|pattern| match pattern.strip_suffix('*') {
+                Some(prefix) => tool.starts_with(prefix),
+                None => pattern == tool,
+            })
     }
 }
 
@@ -210,9 +214,11 @@ mod tests {
     }
 
     fn call(plugin: &RateLimit, tool: &str, session: &str, now: u64) -> Verdict {
-        let msg = Message::request("tools/call", json!({"name": tool}).to_string())
-            .with_session(session);
-        plugin.admit(msg.subject().unwrap(), msg.session(), now).unwrap()
+        let msg =
+            Message::request("tools/call", json!({"name": tool}).to_string()).with_session(session);
+        plugin
+            .admit(msg.subject().unwrap(), msg.session(), now)
+            .unwrap()
     }
 
     fn rejection(verdict: Verdict) -> RpcError {
@@ -259,16 +265,34 @@ mod tests {
         for _ in 0..2 {
             assert_eq!(call(&per_session, "search_web", "a", t), Verdict::Pass);
         }
-        assert_eq!(call(&per_session, "search_web", "b", t), Verdict::Pass, "another session");
-        assert_eq!(call(&per_session, "search_docs", "a", t), Verdict::Pass, "another tool");
-        assert_eq!(call(&per_session, "fetch", "a", t), Verdict::Pass, "no limit applies");
-        assert_eq!(rejection(call(&per_session, "search_web", "a", t)).code, RATE_LIMITED);
+        assert_eq!(
+            call(&per_session, "search_web", "b", t),
+            Verdict::Pass,
+            "another session"
+        );
+        assert_eq!(
+            call(&per_session, "search_docs", "a", t),
+            Verdict::Pass,
+            "another tool"
+        );
+        assert_eq!(
+            call(&per_session, "fetch", "a", t),
+            Verdict::Pass,
+            "no limit applies"
+        );
+        assert_eq!(
+            rejection(call(&per_session, "search_web", "a", t)).code,
+            RATE_LIMITED
+        );
 
         testing::clear_kv();
         let all = search_limit("all");
         assert_eq!(call(&all, "search_web", "a", t), Verdict::Pass);
         assert_eq!(call(&all, "search_web", "b", t), Verdict::Pass);
-        assert_eq!(rejection(call(&all, "search_web", "c", t)).code, RATE_LIMITED);
+        assert_eq!(
+            rejection(call(&all, "search_web", "c", t)).code,
+            RATE_LIMITED
+        );
     }
 
     #[test]
@@ -280,7 +304,11 @@ mod tests {
         }
         assert_eq!(call(&limiter, "search", "b", 0), Verdict::Pass);
         let err = rejection(call(&limiter, "search", "a", 0));
-        assert!(err.message.ends_with("per principal; retry in 60000 ms"), "{}", err.message);
+        assert!(
+            err.message.ends_with("per principal; retry in 60000 ms"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
@@ -302,7 +330,10 @@ mod tests {
         testing::clear_kv();
         let limiter = search_limit("session");
         testing::fail_store(Some(store::StoreError::Timeout));
-        assert_eq!(limiter.admit("search", "a", 0), Err(store::StoreError::Timeout));
+        assert_eq!(
+            limiter.admit("search", "a", 0),
+            Err(store::StoreError::Timeout)
+        );
         testing::clear_kv();
     }
 
@@ -321,7 +352,9 @@ mod tests {
             err(json!({"limits": [{"tools": ["a"], "max": 1, "window_s": 0}]})),
             "invalid config: limit 1: `window_s` must be at least 1"
         );
-        assert!(err(json!({"limits": [{"tools": ["a"], "per": "user", "max": 1, "window_s": 1}]}))
-            .contains("unknown variant `user`"));
+        assert!(
+            err(json!({"limits": [{"tools": ["a"], "per": "user", "max": 1, "window_s": 1}]}))
+                .contains("unknown variant `user`")
+        );
     }
 }

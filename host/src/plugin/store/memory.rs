@@ -276,8 +276,13 @@ mod tests {
         let expiry = |kv: &KvStore| kv.lock().entries["n"].key.1;
         let first = expiry(&kv);
         assert!(first.is_some());
-        kv.increment("n", 1, Some(Duration::from_secs(600))).unwrap();
-        assert_eq!(expiry(&kv), first, "later increments leave the expiry alone");
+        kv.increment("n", 1, Some(Duration::from_secs(600)))
+            .unwrap();
+        assert_eq!(
+            expiry(&kv),
+            first,
+            "later increments leave the expiry alone"
+        );
     }
 
     #[test]
@@ -293,7 +298,8 @@ mod tests {
         kv.set("t", b"abc".to_vec(), None).unwrap();
         assert_eq!(kv.increment("t", 1, None), Err(IncrementError::NotANumber));
         assert_eq!(kv.get("t").as_deref(), Some(&b"abc"[..]), "left as it was");
-        kv.set("m", i64::MAX.to_string().into_bytes(), None).unwrap();
+        kv.set("m", i64::MAX.to_string().into_bytes(), None)
+            .unwrap();
         assert_eq!(kv.increment("m", 1, None), Err(IncrementError::NotANumber));
     }
 

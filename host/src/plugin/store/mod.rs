@@ -42,8 +42,12 @@ pub trait StateStore: Send + Sync {
     fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>>;
 
     /// Stores `value`, expiring after `ttl` when given.
-    fn set<'a>(&'a self, key: &'a str, value: Vec<u8>, ttl: Option<Duration>)
-    -> StoreFuture<'a, ()>;
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, ()>;
 
     fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()>;
 

@@ -151,7 +151,9 @@ impl super::StateStore for Namespace {
 
     fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let _removed: i64 = self.query(redis::cmd("DEL").arg(self.key(key)).clone()).await?;
+            let _removed: i64 = self
+                .query(redis::cmd("DEL").arg(self.key(key)).clone())
+                .await?;
             Ok(())
         })
     }
@@ -165,7 +167,9 @@ impl super::StateStore for Namespace {
         Box::pin(async move {
             let key = self.key(key);
             let Some(ttl) = ttl else {
-                return self.query(redis::cmd("INCRBY").arg(&key).arg(delta).clone()).await;
+                return self
+                    .query(redis::cmd("INCRBY").arg(&key).arg(delta).clone())
+                    .await;
             };
             // Creating the key with its expiry, only if absent, then adding, in one
             // transaction: no other client sees a counter without its expiry.
