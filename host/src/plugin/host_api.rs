@@ -51,9 +51,10 @@ impl HostState {
         self.deadline = Instant::now().checked_add(timeout);
     }
 
-    /// Logs a failed `kv-*` call, which the plugin cannot see.
-    fn kv_failed(&self, function: &str, error: &StoreError) {
-        tracing::warn!(target: "interpose::plugin", plugin = &*self.tag.get(), "{function} failed: {error}");
+    /// Logs a failed `kv-*` call, which the plugin cannot see: `outcome` says
+    /// what the plugin got instead (`kv-set ignored`).
+    fn kv_failed(&self, outcome: &str, error: &StoreError) {
+        tracing::warn!(target: "interpose::plugin", plugin = &*self.tag.get(), "{outcome}: {error}");
     }
 }
 
@@ -98,7 +99,7 @@ impl bindings::Host for HostState {
         {
             Ok(value) => value,
             Err(e) => {
-                self.kv_failed("kv-get", &e);
+                self.kv_failed("kv-get found nothing", &e);
                 None
             }
         }
@@ -111,7 +112,7 @@ impl bindings::Host for HostState {
         })
         .await
         {
-            self.kv_failed("kv-set", &e);
+            self.kv_failed("kv-set ignored", &e);
         }
     }
 
@@ -124,7 +125,7 @@ impl bindings::Host for HostState {
         })
         .await
         {
-            self.kv_failed("kv-delete", &e);
+            self.kv_failed("kv-delete ignored", &e);
         }
     }
 }
@@ -208,6 +209,10 @@ async fn on_store<'a, T>(
         return call(store).await;
     };
     let left = deadline.map_or(timeout, |at| at.saturating_duration_since(Instant::now()));
+    if left.is_zero() {
+        // The plugin's deadline has passed: its call is about to be stopped.
+        return Err(StoreError::Timeout);
+    }
     tokio::time::timeout(timeout.min(left), call(store))
         .await
         .unwrap_or(Err(StoreError::Timeout))
@@ -221,4 +226,91 @@ pub fn base_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostSta
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     bindings::add_to_linker(&mut linker)?;
     Ok(linker)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::store::KvStore;
+
+    /// A store that answers after `delay`, within a `timeout` of its own.
+    struct Slow {
+        delay: Duration,
+        timeout: Duration,
+    }
+
+    impl StateStore for Slow {
+        fn get<'a>(&'a self, _key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+            Box::pin(async move {
+                tokio::time::sleep(self.delay).await;
+                Ok(Some(b"late".to_vec()))
+            })
+        }
+        fn set<'a>(&'a self, _: &'a str, _: Vec<u8>, _: Option<Duration>) -> StoreFuture<'a, ()> {
+            unreachable!("not called")
+        }
+        fn delete<'a>(&'a self, _: &'a str) -> StoreFuture<'a, ()> {
+            unreachable!("not called")
+        }
+        fn increment<'a>(
+            &'a self,
+            _: &'a str,
+            _: i64,
+            _: Option<Duration>,
+        ) -> StoreFuture<'a, i64> {
+            unreachable!("not called")
+        }
+        fn timeout(&self) -> Option<Duration> {
+            Some(self.timeout)
+        }
+    }
+
+    fn slow(delay_ms: u64, timeout_ms: u64) -> Slow {
+        Slow {
+            delay: Duration::from_millis(delay_ms),
+            timeout: Duration::from_millis(timeout_ms),
+        }
+    }
+
+    async fn get(store: &Slow, deadline: Option<Instant>) -> Result<Option<Vec<u8>>, StoreError> {
+        on_store(Some(store), deadline, "k", |s| s.get("k")).await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_store_call_ends_at_the_store_timeout_or_the_plugin_deadline() {
+        assert_eq!(get(&slow(10, 100), None).await, Ok(Some(b"late".to_vec())));
+        let began = tokio::time::Instant::now();
+        assert_eq!(
+            get(&slow(10_000, 100), None).await,
+            Err(StoreError::Timeout)
+        );
+        assert_eq!(began.elapsed(), Duration::from_millis(100));
+        // The plugin's deadline, 30 ms away, comes first.
+        let began = tokio::time::Instant::now();
+        let deadline = Instant::now() + Duration::from_millis(30);
+        assert_eq!(
+            get(&slow(10_000, 100), Some(deadline)).await,
+            Err(StoreError::Timeout)
+        );
+        assert!(began.elapsed() <= Duration::from_millis(30));
+        // Past the deadline already: no call at all.
+        let past = Instant::now().checked_sub(Duration::from_millis(1));
+        assert_eq!(get(&slow(0, 100), past).await, Err(StoreError::Timeout));
+    }
+
+    #[tokio::test]
+    async fn no_store_is_denied_and_long_keys_are_too_large() {
+        let store = KvStore::default();
+        let long = "k".repeat(MAX_KEY_BYTES + 1);
+        assert_eq!(
+            on_store(None, None, "k", |s: &dyn StateStore| s.get("k")).await,
+            Err(StoreError::Denied)
+        );
+        assert_eq!(
+            on_store(Some(&store as &dyn StateStore), None, &long, |s| s
+                .get(&long))
+            .await,
+            Err(StoreError::TooLarge)
+        );
+    }
 }

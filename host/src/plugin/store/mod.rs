@@ -29,7 +29,7 @@ pub enum StoreError {
     TooLarge,
     #[error("the value is not a decimal 64-bit integer, or the sum overflows")]
     NotANumber,
-    #[error("the store is not granted to this plugin (`kv = false`)")]
+    #[error("the key-value store is not granted (`kv = false`)")]
     Denied,
 }
 
