@@ -46,6 +46,16 @@ impl HostState {
         }
     }
 
+    /// The plugin's store and the call's deadline, borrowed apart from the rest of
+    /// the state: a future holding them holds no reference to the (non-`Sync`)
+    /// `HostState`, and so can be sent between threads.
+    fn store_access(&self) -> StoreAccess<'_> {
+        StoreAccess {
+            store: self.store.as_deref(),
+            deadline: self.deadline,
+        }
+    }
+
     /// Starts the clock of a call that may take `timeout`.
     pub(super) fn arm_deadline(&mut self, timeout: Duration) {
         self.deadline = Instant::now().checked_add(timeout);
@@ -92,11 +102,7 @@ impl bindings::Host for HostState {
     async fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
         // Without a store (`kv = false`), reads find nothing, as they always did.
         self.store.as_ref()?;
-        match on_store(self.store.as_deref(), self.deadline, &key, |store| {
-            store.get(&key)
-        })
-        .await
-        {
+        match self.store_access().run(&key, |store| store.get(&key)).await {
             Ok(value) => value,
             Err(e) => {
                 self.kv_failed("kv-get found nothing", &e);
@@ -107,10 +113,10 @@ impl bindings::Host for HostState {
 
     async fn kv_set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) {
         let ttl = ttl_ms.map(Duration::from_millis);
-        if let Err(e) = on_store(self.store.as_deref(), self.deadline, &key, |store| {
-            store.set(&key, value, ttl)
-        })
-        .await
+        if let Err(e) = self
+            .store_access()
+            .run(&key, |store| store.set(&key, value, ttl))
+            .await
         {
             self.kv_failed("kv-set ignored", &e);
         }
@@ -120,10 +126,10 @@ impl bindings::Host for HostState {
         if self.store.is_none() {
             return;
         }
-        if let Err(e) = on_store(self.store.as_deref(), self.deadline, &key, |store| {
-            store.delete(&key)
-        })
-        .await
+        if let Err(e) = self
+            .store_access()
+            .run(&key, |store| store.delete(&key))
+            .await
         {
             self.kv_failed("kv-delete ignored", &e);
         }
@@ -132,12 +138,10 @@ impl bindings::Host for HostState {
 
 impl bindings::StoreHost for HostState {
     async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, WitStoreError> {
-        Ok(
-            on_store(self.store.as_deref(), self.deadline, &key, |store| {
-                store.get(&key)
-            })
-            .await?,
-        )
+        Ok(self
+            .store_access()
+            .run(&key, |store| store.get(&key))
+            .await?)
     }
 
     async fn set(
@@ -147,21 +151,17 @@ impl bindings::StoreHost for HostState {
         ttl_ms: Option<u64>,
     ) -> Result<(), WitStoreError> {
         let ttl = ttl_ms.map(Duration::from_millis);
-        Ok(
-            on_store(self.store.as_deref(), self.deadline, &key, |store| {
-                store.set(&key, value, ttl)
-            })
-            .await?,
-        )
+        Ok(self
+            .store_access()
+            .run(&key, |store| store.set(&key, value, ttl))
+            .await?)
     }
 
     async fn delete(&mut self, key: String) -> Result<(), WitStoreError> {
-        Ok(
-            on_store(self.store.as_deref(), self.deadline, &key, |store| {
-                store.delete(&key)
-            })
-            .await?,
-        )
+        Ok(self
+            .store_access()
+            .run(&key, |store| store.delete(&key))
+            .await?)
     }
 
     async fn increment(
@@ -171,12 +171,10 @@ impl bindings::StoreHost for HostState {
         ttl_ms: Option<u64>,
     ) -> Result<i64, WitStoreError> {
         let ttl = ttl_ms.map(Duration::from_millis);
-        Ok(
-            on_store(self.store.as_deref(), self.deadline, &key, |store| {
-                store.increment(&key, delta, ttl)
-            })
-            .await?,
-        )
+        Ok(self
+            .store_access()
+            .run(&key, |store| store.increment(&key, delta, ttl))
+            .await?)
     }
 }
 
@@ -192,30 +190,38 @@ impl From<StoreError> for WitStoreError {
     }
 }
 
-/// Runs one store call, `call` on the plugin's `store`, within the store's timeout
-/// and what is left of the plugin's deadline. A function of the fields rather than
-/// a method: the future holds no reference to the (non-`Sync`) `HostState`.
-async fn on_store<'a, T>(
+/// What one store call needs: see [`HostState::store_access`].
+struct StoreAccess<'a> {
     store: Option<&'a dyn StateStore>,
     deadline: Option<Instant>,
-    key: &str,
-    call: impl FnOnce(&'a dyn StateStore) -> StoreFuture<'a, T>,
-) -> Result<T, StoreError> {
-    let store = store.ok_or(StoreError::Denied)?;
-    if key.len() > MAX_KEY_BYTES {
-        return Err(StoreError::TooLarge);
+}
+
+impl<'a> StoreAccess<'a> {
+    /// Runs `call` on the plugin's store within the store's timeout and what is
+    /// left of the plugin's deadline.
+    async fn run<T>(
+        self,
+        key: &str,
+        call: impl FnOnce(&'a dyn StateStore) -> StoreFuture<'a, T>,
+    ) -> Result<T, StoreError> {
+        let store = self.store.ok_or(StoreError::Denied)?;
+        if key.len() > MAX_KEY_BYTES {
+            return Err(StoreError::TooLarge);
+        }
+        let Some(timeout) = store.timeout() else {
+            return call(store).await;
+        };
+        let left = self
+            .deadline
+            .map_or(timeout, |at| at.saturating_duration_since(Instant::now()));
+        if left.is_zero() {
+            // The plugin's deadline has passed: its call is about to be stopped.
+            return Err(StoreError::Timeout);
+        }
+        tokio::time::timeout(timeout.min(left), call(store))
+            .await
+            .unwrap_or(Err(StoreError::Timeout))
     }
-    let Some(timeout) = store.timeout() else {
-        return call(store).await;
-    };
-    let left = deadline.map_or(timeout, |at| at.saturating_duration_since(Instant::now()));
-    if left.is_zero() {
-        // The plugin's deadline has passed: its call is about to be stopped.
-        return Err(StoreError::Timeout);
-    }
-    tokio::time::timeout(timeout.min(left), call(store))
-        .await
-        .unwrap_or(Err(StoreError::Timeout))
 }
 
 /// A linker with WASI (nothing granted unless the store's context grants it) and the
@@ -273,7 +279,11 @@ mod tests {
     }
 
     async fn get(store: &Slow, deadline: Option<Instant>) -> Result<Option<Vec<u8>>, StoreError> {
-        on_store(Some(store), deadline, "k", |s| s.get("k")).await
+        let access = StoreAccess {
+            store: Some(store),
+            deadline,
+        };
+        access.run("k", |s| s.get("k")).await
     }
 
     #[tokio::test(start_paused = true)]
@@ -302,14 +312,17 @@ mod tests {
     async fn no_store_is_denied_and_long_keys_are_too_large() {
         let store = KvStore::default();
         let long = "k".repeat(MAX_KEY_BYTES + 1);
+        let none = StoreAccess {
+            store: None,
+            deadline: None,
+        };
+        assert_eq!(none.run("k", |s| s.get("k")).await, Err(StoreError::Denied));
+        let some = StoreAccess {
+            store: Some(&store),
+            deadline: None,
+        };
         assert_eq!(
-            on_store(None, None, "k", |s: &dyn StateStore| s.get("k")).await,
-            Err(StoreError::Denied)
-        );
-        assert_eq!(
-            on_store(Some(&store as &dyn StateStore), None, &long, |s| s
-                .get(&long))
-            .await,
+            some.run(&long, |s| s.get(&long)).await,
             Err(StoreError::TooLarge)
         );
     }
