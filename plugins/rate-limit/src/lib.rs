@@ -160,8 +160,8 @@ impl RateLimit {
             }
             let window = now / limit.window_ms;
             let left_ms = limit.window_ms - now % limit.window_ms;
-            // TODO(principal): key `per = "principal"` by the principal once the
-            // host lends it to plugins; until then by session.
+            // `principal` counts by session: the host does not lend plugins the
+            // principal yet (see the README).
             let caller = match limit.per {
                 Per::Principal | Per::Session => session,
                 Per::All => "",
