@@ -32,7 +32,7 @@ fn config(dir: &Path, name: &str, valkey: &Valkey, plugins: &str) -> (PathBuf, P
     std::fs::write(&catalog, "{}").expect("write the catalog");
     let path = dir.join(format!("{name}.toml"));
     let text = format!(
-        "[store]\nurl = \"{}\"\ntimeout_ms = 200\n\n{plugins}",
+        "[store]\nurl = \"{}\"\ntimeout_ms = 1000\n\n{plugins}",
         valkey.url()
     );
     std::fs::write(&path, text).expect("write config");
@@ -53,7 +53,7 @@ fn response_cache() -> String {
 fn rate_limit(policy: &str, per: &str, max: u64) -> String {
     let path = fixture("rate-limit");
     format!(
-        "[[plugins]]\npath = {path:?}\nname = \"rate-limit\"\nfailure_policy = \"{policy}\"\nunchecked_policy = \"{policy}\"\nbreaker_cooldown_ms = 100\n\
+        "[[plugins]]\npath = {path:?}\nname = \"rate-limit\"\ntimeout_ms = 5000\nfailure_policy = \"{policy}\"\nunchecked_policy = \"{policy}\"\nbreaker_cooldown_ms = 100\n\
          [[plugins.config.limits]]\ntools = [\"lookup*\"]\nper = \"{per}\"\nmax = {max}\nwindow_s = {LONG_WINDOW_S}\n\n"
     )
 }
@@ -119,7 +119,7 @@ fn each_plugin_has_its_own_keys() {
     let counter = |name: &str, tool: &str| {
         let path = fixture("fixture-kv");
         format!(
-            "[[plugins]]\npath = {path:?}\nname = \"{name}\"\n[plugins.config]\ntool = \"{tool}\"\nreset_tool = \"reset_{tool}\"\nkey = \"calls\"\n\n"
+            "[[plugins]]\npath = {path:?}\nname = \"{name}\"\ntimeout_ms = 5000\n[plugins.config]\ntool = \"{tool}\"\nreset_tool = \"reset_{tool}\"\nkey = \"calls\"\n\n"
         )
     };
     let plugins = counter("counter-a", "count_a") + &counter("counter-b", "count_b");
@@ -271,12 +271,12 @@ fn a_store_that_goes_away_costs_errors_not_requests_and_comes_back() {
         "forty calls took {:?} with the store down",
         began.elapsed()
     );
-    // One call, alone: within a second or so of the store timeout (200 ms per
-    // store call), not stuck waiting for the store.
+    // One call, alone: within the store timeout (1 s), with slack, not stuck
+    // waiting for the store.
     let began = Instant::now();
     assert!(refused(&closed.call_tool(40, "lookup", json!({}))));
     assert!(
-        began.elapsed() < Duration::from_secs(2),
+        began.elapsed() < Duration::from_secs(3),
         "{:?}",
         began.elapsed()
     );

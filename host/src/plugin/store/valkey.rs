@@ -50,10 +50,11 @@ impl Valkey {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(10))
             .set_max_delay(timeout);
-        let connections = (0..config.pool.max(1))
+        let connections: Vec<ConnectionManager> = (0..config.pool.max(1))
             .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), manager.clone()))
             .collect::<Result<_, _>>()
             .map_err(from_redis)?;
+        connect_ahead(&connections);
         Ok(Valkey {
             connections,
             next: AtomicUsize::new(0),
@@ -80,6 +81,22 @@ impl Valkey {
     fn connection(&self) -> ConnectionManager {
         let index = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
         self.connections[index].clone()
+    }
+}
+
+/// Starts connecting in the background, so that the first plugin call does not
+/// pay for it (within its deadline). A server that is down is only logged: calls
+/// see it as `unavailable` and the connections retry.
+fn connect_ahead(connections: &[ConnectionManager]) {
+    for connection in connections {
+        let mut connection = connection.clone();
+        tokio::spawn(async move {
+            let ping: redis::RedisResult<String> =
+                redis::cmd("PING").query_async(&mut connection).await;
+            if let Err(e) = ping {
+                tracing::warn!("the plugin store is not reachable yet: {e}");
+            }
+        });
     }
 }
 
