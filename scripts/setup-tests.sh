@@ -4,6 +4,9 @@
 #   - the Node test servers into tests/node_modules (npm ci, from tests/package-lock.json)
 #   - an OCI registry (the Debian package `docker-registry`) for the plugin
 #     distribution tests, which start and stop their own instances
+#   - a Valkey/Redis server (the Debian package `valkey-server`, or `redis-server`
+#     where Valkey is not packaged) for the plugin store tests, which start and
+#     stop their own instances
 # Idempotent: a step whose inputs did not change since it last succeeded is skipped.
 # Quiet: one line per step; a failing step prints its output and stops the script.
 # It does not build interpose; the tests take the binary from $INTERPOSE_BIN
@@ -73,6 +76,24 @@ else
         run $sudo apt-get update -q
     fi
     run $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-registry
+fi
+
+# 5. A Valkey or Redis server (host/tests/plugins/plugin_store.rs starts one per test)
+if command -v valkey-server >/dev/null || command -v redis-server >/dev/null; then
+    step "valkey-server or redis-server installed"
+else
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    if ! apt-cache policy valkey-server redis-server 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+        run $sudo apt-get update -q
+    fi
+    # Valkey where the release packages it (Debian 13), else Redis (Debian 12).
+    server=redis-server
+    if apt-cache policy valkey-server 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+        server=valkey-server
+    fi
+    step "apt-get install $server"
+    run $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$server"
 fi
 
 step "done; run the suite with: .venv/bin/pytest tests/e2e"

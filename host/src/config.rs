@@ -55,6 +55,9 @@ pub struct Config {
     /// Several replicas behind one address (`[replicas]`, docs/deploy.md).
     #[serde(default)]
     pub replicas: Option<ReplicasConfig>,
+    /// Where plugins keep their state (`[store]`): in memory, or in Valkey/Redis.
+    #[serde(default)]
+    pub store: crate::plugin::store::StoreConfig,
 }
 
 /// The `[replicas]` table: sessions that continue on another replica, and ids that
@@ -445,6 +448,8 @@ pub enum ConfigError {
     },
     #[error("{}: {message}", path.display())]
     Servers { path: PathBuf, message: String },
+    #[error("{}: [store]: {message}", path.display())]
+    Store { path: PathBuf, message: String },
     #[error("server `{name}` is defined twice: in {} and in {}", first.display(), second.display())]
     DuplicateServer {
         name: String,
@@ -602,6 +607,10 @@ impl Config {
             message: one_line(&e, text),
         })?;
         resolve_key_paths(&mut config.trust.trusted_keys, base);
+        config.store.check().map_err(|message| ConfigError::Store {
+            path: origin.to_owned(),
+            message,
+        })?;
         check_plugins(&mut config.plugins, base).map_err(|(index, plugin, message)| {
             ConfigError::Invalid {
                 path: origin.to_owned(),
@@ -690,6 +699,16 @@ fn one_line(e: &toml::de::Error, text: &str) -> String {
         }
         None => message.to_owned(),
     }
+}
+
+/// The `[store]` of the config file, or the default (in memory) without one.
+pub fn store_config(
+    config_file: Option<&Path>,
+) -> Result<crate::plugin::store::StoreConfig, ConfigError> {
+    Ok(match config_file {
+        Some(path) => Config::load(path)?.store,
+        None => Default::default(),
+    })
 }
 
 /// The plugins to run: those of the config file (if any) in its order, then those
@@ -811,7 +830,7 @@ mod tests {
         let err = parse("plugin = []\n").unwrap_err();
         assert_eq!(
             err,
-            "interpose.toml:1:1: unknown field `plugin`, expected one of `plugins`, `servers`, `gateway`, `trust`, `auth`, `replicas`"
+            "interpose.toml:1:1: unknown field `plugin`, expected one of `plugins`, `servers`, `gateway`, `trust`, `auth`, `replicas`, `store`"
         );
     }
 
@@ -831,6 +850,23 @@ mod tests {
         assert!(
             err.contains("unknown field `key`, expected one of `key_env`, `name`, `name_env`"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn store_table_is_read_and_checked() {
+        let config = Config::parse(
+            "[store]\nurl = \"redis://127.0.0.1:6379\"\ntimeout_ms = 20\n",
+            Path::new("interpose.toml"),
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(config.store.url.as_deref(), Some("redis://127.0.0.1:6379"));
+        assert_eq!((config.store.timeout_ms, config.store.pool), (20, 2));
+        assert_eq!(parse("").unwrap().store.url, None);
+        assert_eq!(
+            parse("[store]\npool = 0\n").unwrap_err(),
+            "interpose.toml: [store]: `pool` must be from 1 to 64"
         );
     }
 

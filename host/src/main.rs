@@ -581,11 +581,16 @@ async fn run_proxy(args: RunArgs) -> anyhow::Result<()> {
     }
     let servers = interpose::servers::enabled(servers)?;
     let gateway = gateway_options(&args)?;
-    let global =
-        interpose::config::plugin_list(args.plugins.config.as_deref(), &args.plugins.plugin)?;
-    let chains =
-        interpose::plugin::load_chains(global, server_plugins(&servers), args.max_message_bytes)
-            .await?;
+    let config = args.plugins.config.as_deref();
+    let global = interpose::config::plugin_list(config, &args.plugins.plugin)?;
+    let store = interpose::config::store_config(config)?;
+    let chains = interpose::plugin::load_chains(
+        global,
+        server_plugins(&servers),
+        args.max_message_bytes,
+        &store,
+    )
+    .await?;
     let start_timeout = Duration::from_secs_f64(args.start_timeout);
     let listen = listen(&args)?;
     let backends = servers
@@ -677,8 +682,14 @@ async fn check(args: CheckArgs) -> anyhow::Result<()> {
     };
     let own_count: usize = enabled.iter().map(|s| s.plugins.len()).sum();
     // Loaded as `interpose run` loads them, each chain on its own pools.
-    interpose::plugin::load_chains(global, server_plugins(&enabled), args.max_message_bytes)
-        .await?;
+    let store = interpose::config::store_config(config)?;
+    interpose::plugin::load_chains(
+        global,
+        server_plugins(&enabled),
+        args.max_message_bytes,
+        &store,
+    )
+    .await?;
     println!(
         "ok: {global_count} plugin(s), {} server(s) with {own_count} plugin(s) of their own",
         enabled.len()

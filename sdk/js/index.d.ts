@@ -289,6 +289,30 @@ export declare const kv: {
   delete(key: string): void;
 };
 
+/** A failed `store` call. */
+export declare class StoreError extends Error {
+  constructor(kind: StoreErrorKind, detail?: string);
+  readonly kind: StoreErrorKind;
+  /** For `unavailable`: why. */
+  readonly detail: string | undefined;
+}
+export type StoreErrorKind = "unavailable" | "timeout" | "too-large" | "not-a-number" | "denied";
+
+/**
+ * The plugin's key-value store (WIT 0.1.1): the entries of `kv`, with failures
+ * thrown as StoreError; shared by every replica with `[store] url`.
+ */
+export declare const store: {
+  get(key: string): string | undefined;
+  getBytes(key: string): Uint8Array | undefined;
+  getJSON<T = any>(key: string): T | undefined;
+  set(key: string, value: string | Uint8Array, options?: { ttlMs?: number }): void;
+  setJSON(key: string, value: unknown, options?: { ttlMs?: number }): void;
+  delete(key: string): void;
+  /** Adds `delta` (default 1) atomically; a new key expires after `ttlMs`, which later increments keep. */
+  increment(key: string, delta?: number, options?: { ttlMs?: number }): number;
+};
+
 /** An error refusing a configuration; its message starts with `invalid config: `. */
 export declare class ConfigError extends Error {
   constructor(detail: string);

@@ -35,5 +35,7 @@ export function takeLogs(): Array<["trace" | "debug" | "info" | "warn" | "error"
 export function kvKeys(): string[];
 /** Moves the in-memory host's clock forward, so entries with a TTL can expire. */
 export function advanceClock(ms: number): void;
+/** Makes every `store` call throw a StoreError of `kind` until called with `undefined`. */
+export function failStore(kind: import("./index.js").StoreErrorKind | undefined, detail?: string): void;
 /** Empties the log and the store. */
 export function resetHost(): void;

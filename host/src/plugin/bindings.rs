@@ -17,8 +17,16 @@ mod generated {
         world: "interceptor-plugin",
         exports: { default: async },
         // The message getters trap when called with no message lent (which only
-        // a broken guest could do).
-        imports: { "interpose:plugin/types": trappable },
+        // a broken guest could do). The store's functions, and the `kv-*` ones
+        // that go through it, are async: a Valkey round trip waits without
+        // holding a runtime thread.
+        imports: {
+            "interpose:plugin/types": trappable,
+            "interpose:plugin/store": async,
+            "interpose:plugin/host.kv-get": async,
+            "interpose:plugin/host.kv-set": async,
+            "interpose:plugin/host.kv-delete": async,
+        },
         with: { "interpose:plugin/types.message": crate::plugin::LentMessage },
     });
 }
@@ -27,6 +35,9 @@ pub(super) use generated::InterceptorPlugin as Plugin;
 pub(super) use generated::InterceptorPluginPre as PluginPre;
 use generated::exports::interpose::plugin::interceptor as wit;
 pub(super) use generated::interpose::plugin::host::{Host, Level};
+pub(super) use generated::interpose::plugin::store::{
+    Host as StoreHost, StoreError as WitStoreError,
+};
 use generated::interpose::plugin::types as wit_types;
 
 /// What a plugin declared about itself in `init`.
@@ -290,13 +301,14 @@ impl<T: 'static> wasmtime::component::HasData for LentOf<T> {
     type Data<'a> = Lent<'a, T>;
 }
 
-/// Adds the `types` and `host` interfaces to `linker`.
+/// Adds the `types`, `host` and `store` interfaces to `linker`.
 pub(super) fn add_to_linker<T>(linker: &mut wasmtime::component::Linker<T>) -> wasmtime::Result<()>
 where
-    T: LendsMessages + Host + Send + 'static,
+    T: LendsMessages + Host + StoreHost + Send + 'static,
 {
     wit_types::add_to_linker::<T, LentOf<T>>(linker, |state| Lent(state))?;
-    generated::interpose::plugin::host::add_to_linker::<T, HostOf<T>>(linker, |state| state)
+    generated::interpose::plugin::host::add_to_linker::<T, HostOf<T>>(linker, |state| state)?;
+    generated::interpose::plugin::store::add_to_linker::<T, HostOf<T>>(linker, |state| state)
 }
 
 #[cfg(test)]

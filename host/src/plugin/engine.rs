@@ -14,6 +14,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use super::bindings::PluginPre;
 use super::compile_cache::{self, CompileCache, Origin};
 use super::host_api::{self, HostState};
+use super::store::Stores;
 use crate::config::Sha256;
 
 /// How often the epoch advances: the granularity of call deadlines. Each tick wakes a
@@ -27,12 +28,15 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 pub struct RuntimeOptions {
     /// Where compiled plugins are cached; `None` compiles every time.
     pub cache_dir: Option<PathBuf>,
+    /// Where plugins keep their state.
+    pub stores: Stores,
 }
 
 impl Default for RuntimeOptions {
     fn default() -> Self {
         RuntimeOptions {
             cache_dir: compile_cache::default_cache_dir(),
+            stores: Stores::default(),
         }
     }
 }
@@ -47,6 +51,7 @@ pub struct PluginRuntime {
     engine: Engine,
     linker: Linker<HostState>,
     cache: Option<CompileCache>,
+    stores: Stores,
     /// Stops the ticker thread when the runtime is dropped.
     _ticker: EpochTicker,
 }
@@ -71,12 +76,18 @@ impl PluginRuntime {
             engine,
             linker,
             cache,
+            stores: options.stores,
             _ticker: ticker,
         }))
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Where the plugins of this runtime keep their state.
+    pub fn stores(&self) -> &Stores {
+        &self.stores
     }
 
     /// Maps the component for `wasm` (whose digest is `sha256`) from the cache, or

@@ -25,7 +25,6 @@ mod engine;
 mod filter;
 mod health;
 mod host_api;
-mod kv;
 mod limits;
 mod message_view;
 pub mod oci;
@@ -34,6 +33,7 @@ mod reload;
 mod sandbox;
 mod slot;
 mod stats;
+pub mod store;
 pub mod trust;
 mod version;
 
@@ -61,6 +61,8 @@ pub enum ChainError {
     Runtime(#[from] RuntimeError),
     #[error(transparent)]
     Load(#[from] LoadError),
+    #[error("cannot set up the plugin store: {0}")]
+    Store(#[from] store::StoreError),
     /// A plugin of a server's own chain.
     #[error("server `{server}`: {source}")]
     Server {
@@ -69,9 +71,9 @@ pub enum ChainError {
     },
 }
 
-/// Builds the chain for `plugins` (in order) on a new runtime with default options,
-/// and starts watching the plugin files for changes. This is what `interpose run`
-/// does; keep one chain per process (the runtime holds the process's engine).
+/// Builds the chain for `plugins` (in order) on a new runtime with default options
+/// (plugin state in memory), and starts watching the plugin files for changes.
+/// Keep one chain per process (the runtime holds the process's engine).
 pub async fn load_chain(
     plugins: Vec<PluginConfig>,
     max_message_bytes: usize,
@@ -91,13 +93,15 @@ pub struct Chains {
 }
 
 /// Builds the global chain and each server's own (`servers`: its name and plugins,
-/// in order) on one runtime, each plugin with its own pools as in one chain, and
-/// starts watching the plugin files. Without any plugin, no runtime is started: the
-/// global chain is [`PassAll`] and no server has a chain.
+/// in order) on one runtime, each plugin with its own pools as in one chain and its
+/// state where `store` says, and starts watching the plugin files. Without any
+/// plugin, no runtime is started: the global chain is [`PassAll`] and no server has
+/// a chain.
 pub async fn load_chains(
     global: Vec<PluginConfig>,
     servers: Vec<(String, Vec<PluginConfig>)>,
     max_message_bytes: usize,
+    store: &store::StoreConfig,
 ) -> Result<Chains, ChainError> {
     if global.is_empty() && servers.iter().all(|(_, plugins)| plugins.is_empty()) {
         return Ok(Chains {
@@ -105,7 +109,10 @@ pub async fn load_chains(
             servers: servers.iter().map(|_| None).collect(),
         });
     }
-    let runtime = PluginRuntime::new(RuntimeOptions::default())?;
+    let runtime = PluginRuntime::new(RuntimeOptions {
+        stores: store::Stores::new(store)?,
+        ..RuntimeOptions::default()
+    })?;
     let load = |plugins| InterceptorChain::load(runtime.clone(), plugins, max_message_bytes);
     let global: SharedInterceptor = if global.is_empty() {
         Arc::new(PassAll)
@@ -175,5 +182,15 @@ pub async fn interceptor_from_args(
     if plugins.is_empty() {
         return Ok(Arc::new(PassAll));
     }
-    Ok(load_chain(plugins, max_message_bytes).await?)
+    let store = crate::config::store_config(config_file)?;
+    let runtime = PluginRuntime::new(RuntimeOptions {
+        stores: store::Stores::new(&store).map_err(ChainError::from)?,
+        ..RuntimeOptions::default()
+    })
+    .map_err(ChainError::from)?;
+    let chain = InterceptorChain::load(runtime, plugins, max_message_bytes)
+        .await
+        .map_err(ChainError::from)?;
+    chain.watch(POLL_INTERVAL);
+    Ok(chain)
 }

@@ -11,10 +11,10 @@ use wasmtime::{Engine, Store};
 
 use super::bindings::{self, Manifest, Plugin, PluginPre};
 use super::host_api::HostState;
-use super::kv::KvStore;
 use super::limits::{Failure, Limits, first_line};
 use super::message_view::MessageView;
 use super::sandbox::{Grants, PluginTag};
+use super::store::StateStore;
 use crate::session::intercept::Verdict;
 
 /// One ready instance.
@@ -91,7 +91,7 @@ pub struct InstanceFactory {
     pub grants: Grants,
     pub tag: Arc<PluginTag>,
     /// `None` when the store is not granted (`kv = false`).
-    pub kv: Option<Arc<KvStore>>,
+    pub store: Option<Arc<dyn StateStore>>,
     pub limits: Limits,
     /// The `config` table as JSON, passed to `init`.
     pub init_config: String,
@@ -130,11 +130,12 @@ impl InstanceFactory {
             wasi,
             self.limits.memory_bytes,
             self.tag.clone(),
-            self.kv.clone(),
+            self.store.clone(),
         );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(Limits::deadline_ticks(self.limits.init_timeout()));
+        store.data_mut().arm_deadline(self.limits.init_timeout());
         let plugin = match self.pre.instantiate_async(&mut store).await {
             Ok(plugin) => plugin,
             Err(_) if store.data().limiter.was_hit() => {
@@ -189,6 +190,7 @@ impl Instance {
         // Re-armed for every call: the deadline counts from now, not from creation.
         self.store
             .set_epoch_deadline(Limits::deadline_ticks(limits.timeout));
+        self.store.data_mut().arm_deadline(limits.timeout);
         bindings::call_intercept(
             &self.plugin,
             &mut self.store,

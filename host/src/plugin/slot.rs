@@ -1,12 +1,11 @@
 //! One configured plugin: its settings, the version currently serving it (swapped on
-//! reload), and what outlives versions (its key-value store, log tag, statistics).
+//! reload), and what outlives versions (its store, log tag, statistics).
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
 use super::engine::PluginRuntime;
-use super::kv::KvStore;
 use super::sandbox::PluginTag;
 use super::stats::Stats;
 use super::version::{Lineage, LoadError, PluginVersion, read_checked};
@@ -28,7 +27,7 @@ impl PluginSlot {
     ) -> Result<Self, LoadError> {
         let lineage = Lineage {
             tag: PluginTag::new(&config.display_name()),
-            kv: Arc::new(KvStore::default()),
+            store: runtime.stores().open(&config.display_name()),
             max_message_bytes,
         };
         let (wasm, sha256) = read_checked(&config).await?;

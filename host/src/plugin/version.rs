@@ -9,12 +9,12 @@ use super::bindings::Manifest;
 use super::engine::PluginRuntime;
 use super::filter::Filter;
 use super::health::Breaker;
-use super::kv::KvStore;
 use super::limits::{Failure, Limits, first_line};
 use super::message_view::MessageView;
 use super::oci;
 use super::pool::{InstanceFactory, InstancePool, StartError};
 use super::sandbox::{Grants, PluginTag};
+use super::store::StateStore;
 use super::trust::SignedSource;
 use crate::config::{PluginConfig, Sha256};
 use crate::session::intercept::Verdict;
@@ -139,7 +139,7 @@ async fn read_pulled(reference: &str) -> Result<(Vec<u8>, oci::Cached), LoadProb
 /// What a version shares with the versions before and after it.
 pub struct Lineage {
     pub tag: Arc<PluginTag>,
-    pub kv: Arc<KvStore>,
+    pub store: Arc<dyn StateStore>,
     pub max_message_bytes: usize,
 }
 
@@ -184,7 +184,7 @@ impl PluginVersion {
             grants,
             tag: lineage.tag.clone(),
             // `kv = false`: no store (see `host_api`).
-            kv: (config.kv != Some(false)).then(|| lineage.kv.clone()),
+            store: (config.kv != Some(false)).then(|| lineage.store.clone()),
             limits,
             init_config: config.init_json(),
             live: Default::default(),

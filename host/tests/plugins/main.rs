@@ -21,5 +21,6 @@ mod plugin_reload;
 mod plugin_runtime;
 mod plugin_servers;
 mod plugin_startup;
+mod plugin_store;
 mod plugin_trust;
 mod plugins;

@@ -21,6 +21,7 @@ use support::{cache_dir, fixture, scratch};
 fn runtime() -> Arc<PluginRuntime> {
     PluginRuntime::new(RuntimeOptions {
         cache_dir: Some(cache_dir()),
+        ..RuntimeOptions::default()
     })
     .expect("runtime")
 }

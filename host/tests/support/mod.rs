@@ -16,6 +16,8 @@ use sha2::Digest;
 
 use crate::http_support::repo;
 
+pub mod valkey;
+
 pub const INTERPOSE: &str = env!("CARGO_BIN_EXE_interpose");
 
 /// How long any single expected message may take.

@@ -8,8 +8,9 @@
 // level, such as compiled regular expressions, costs nothing per instance.
 
 import { kvDelete, kvGet, kvSet, log } from "interpose:plugin/host@0.1.1";
+import * as witStore from "interpose:plugin/store@0.1.1";
 
-import { installHost } from "./host.js";
+import { installHost, StoreError } from "./host.js";
 import { endLoan, lentMessage } from "./message.js";
 
 installHost({
@@ -19,7 +20,29 @@ installHost({
     kvSet(key, value, ttlMs === undefined ? undefined : BigInt(ttlMs));
   },
   kvDelete,
+  storeGet: (key) => storeCall(() => witStore.get(key)),
+  storeSet: (key, value, ttlMs) => storeCall(() => witStore.set(key, value, ttlOf(ttlMs))),
+  storeDelete: (key) => storeCall(() => witStore.delete(key)),
+  storeIncrement: (key, delta, ttlMs) => storeCall(() => witStore.increment(key, BigInt(delta), ttlOf(ttlMs))),
 });
+
+function ttlOf(ttlMs) {
+  return ttlMs === undefined ? undefined : BigInt(ttlMs);
+}
+
+// A WIT `result` import throws its `err` case, wrapped (as jco's ComponentError,
+// the case in `payload`) or not; either way it becomes a StoreError.
+function storeCall(call) {
+  try {
+    return call();
+  } catch (error) {
+    const payload = error !== null && typeof error === "object" && "payload" in error ? error.payload : error;
+    if (payload !== null && typeof payload === "object" && typeof payload.tag === "string") {
+      throw new StoreError(payload.tag, payload.val);
+    }
+    throw error;
+  }
+}
 
 const WIT_PASS = { tag: "pass" };
 

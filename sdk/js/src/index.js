@@ -4,7 +4,7 @@
 export { createPlugin, Plugin } from "./plugin.js";
 export { Message } from "./message.js";
 export { ErrorCode, pass, rewrite, respond, reject, isVerdict } from "./verdict.js";
-export { log, kv } from "./host.js";
+export { log, kv, store, StoreError } from "./host.js";
 export { ConfigError, expectKeys, expectObject, typeName } from "./config.js";
 export * as mcp from "./mcp.js";
 export { canonicalJson } from "./mcp.js";

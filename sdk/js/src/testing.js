@@ -1,7 +1,7 @@
 // Test helpers: build messages, and inspect what a plugin logged and stored
 // in the in-memory host stand-in. For unit tests under plain Node.
 
-import { currentHost, installHost, MemoryHost } from "./host.js";
+import { currentHost, installHost, MemoryHost, StoreError } from "./host.js";
 import { Message } from "./message.js";
 
 function text(value) {
@@ -74,6 +74,15 @@ export function kvKeys() {
 /** Moves the stand-in's clock forward, so entries with a TTL can expire; nothing else moves it. */
 export function advanceClock(ms) {
   memory().clock += ms;
+}
+
+/**
+ * Makes every `store` call throw a StoreError of `kind` (with `detail`) until
+ * called with `undefined` (or `resetHost`): how a test sees what its plugin does
+ * when the store is down.
+ */
+export function failStore(kind, detail) {
+  memory().fault = kind === undefined ? undefined : new StoreError(kind, detail);
 }
 
 /** Starts over with an empty log and store. */

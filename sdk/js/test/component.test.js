@@ -8,7 +8,7 @@ import { test } from "node:test";
 register("./support/wit-host-hooks.mjs", import.meta.url);
 
 const { interceptorFor } = await import("interpose-plugin/component");
-const { Message, createPlugin, kv, log, reject, respond, rewrite } = await import("interpose-plugin");
+const { Message, StoreError, createPlugin, kv, log, reject, respond, rewrite, store } = await import("interpose-plugin");
 
 const plugin = createPlugin({ name: "glue", version: "0.2.0" });
 plugin.init((config) => {
@@ -266,4 +266,27 @@ test("handlers narrowed to methods run only for those, after init as without a h
   witMessage({ method: "resources/list" }).lendTo(glue);
   assert.equal(covering.intercept({ kind: "response", method: "prompts/get", payload: "{}" }).tag, "pass");
   assert.deepEqual(seen, ["resources/read", "request resources/list"]);
+});
+
+test("store calls reach the WIT store with BigInt numbers, and its errors become StoreErrors", () => {
+  globalThis.witCalls.length = 0;
+  assert.equal(store.increment("hits", 2, { ttlMs: 1000 }), 2);
+  store.set("k", "v");
+  assert.equal(store.get("k"), "v");
+  store.delete("k");
+  assert.deepEqual(globalThis.witCalls.slice(0, 2), [
+    ["store.increment", "hits", 2n, 1000n],
+    ["store.set", "k", new TextEncoder().encode("v"), undefined],
+  ]);
+  globalThis.witStoreFault = { tag: "unavailable", val: "connection refused" };
+  try {
+    assert.throws(
+      () => store.increment("hits"),
+      (e) => e instanceof StoreError && e.kind === "unavailable" && e.detail === "connection refused",
+    );
+    globalThis.witStoreFault = { tag: "timeout" };
+    assert.throws(() => store.get("hits"), (e) => e instanceof StoreError && e.kind === "timeout");
+  } finally {
+    globalThis.witStoreFault = undefined;
+  }
 });

@@ -12,10 +12,13 @@ import {
   reject,
   respond,
   rewrite,
+  store,
+  StoreError,
 } from "interpose-plugin";
 import {
   advanceClock,
   errorResponse,
+  failStore,
   kvKeys,
   notification,
   request,
@@ -205,6 +208,28 @@ test("log and kv use the in-memory host outside the component", () => {
   assert.equal(kv.get("a"), undefined);
   assert.throws(() => kv.set("x", 5), TypeError);
   assert.throws(() => kv.set("x", "v", { ttlMs: -1 }), TypeError);
+});
+
+test("store increments and throws StoreError in the in-memory host", () => {
+  assert.equal(store.increment("n", 1, { ttlMs: 100 }), 1);
+  assert.equal(store.increment("n", 4), 5);
+  assert.equal(store.get("n"), "5");
+  assert.equal(kv.get("n"), "5", "one store behind both");
+  advanceClock(100);
+  assert.equal(store.get("n"), undefined, "the first increment's TTL holds");
+  store.setJSON("j", { a: 1 });
+  assert.deepEqual(store.getJSON("j"), { a: 1 });
+  assert.throws(() => store.increment("j"), (e) => e instanceof StoreError && e.kind === "not-a-number");
+  failStore("unavailable", "connection refused");
+  assert.throws(
+    () => store.get("j"),
+    (e) => e instanceof StoreError && e.kind === "unavailable" && e.detail === "connection refused",
+  );
+  assert.deepEqual(kv.getJSON("j"), { a: 1 }, "kv never throws");
+  failStore(undefined);
+  store.delete("j");
+  assert.equal(store.get("j"), undefined);
+  assert.throws(() => store.increment("k", 0.5), TypeError);
 });
 
 test("mcp helpers", () => {

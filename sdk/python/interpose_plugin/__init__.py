@@ -22,7 +22,7 @@ whose handlers return verdicts::
 """
 
 from . import mcp
-from .host import kv, log
+from .host import StoreError, kv, log, store
 from .message import Direction, Kind, Message, Principal, RawJson, RpcError, to_json
 from .plugin import (
     ConfigError,
@@ -47,6 +47,8 @@ __all__ = [
     "mcp",
     "kv",
     "log",
+    "store",
+    "StoreError",
     "Direction",
     "Kind",
     "Message",

@@ -25,6 +25,7 @@ import wit_world
 from componentize_py_types import Err
 from wit_world.exports import interceptor as wit_interceptor
 from wit_world.imports import host as wit_host
+from wit_world.imports import store as wit_store
 from wit_world.imports import types as wit
 
 from . import host, message
@@ -87,7 +88,7 @@ message._READERS["principal"] = _read_principal
 #   that got the real `weakref.finalize` traps on the first call instead of
 #   leaking a registration per call.
 _RESOURCES = [
-    cls for module in (wit, wit_host, wit_interceptor) for cls in vars(module).values() if hasattr(cls, "__exit__")
+    cls for module in (wit, wit_host, wit_store, wit_interceptor) for cls in vars(module).values() if hasattr(cls, "__exit__")
 ]
 assert _RESOURCES == [wit.Message], f"the message is no longer the only resource: {_RESOURCES}"
 _FINALIZE = weakref.finalize
@@ -115,6 +116,40 @@ class _HostBackend:
     @staticmethod
     def kv_delete(key: str) -> None:
         wit_host.kv_delete(key)
+
+    @staticmethod
+    def store_get(key: str) -> Any:
+        return _store_call(wit_store.get, key)
+
+    @staticmethod
+    def store_set(key: str, value: bytes, ttl_ms: Any) -> None:
+        _store_call(wit_store.set, key, value, ttl_ms)
+
+    @staticmethod
+    def store_delete(key: str) -> None:
+        _store_call(wit_store.delete, key)
+
+    @staticmethod
+    def store_increment(key: str, delta: int, ttl_ms: Any) -> int:
+        return _store_call(wit_store.increment, key, delta, ttl_ms)
+
+
+# The WIT `store-error` cases, as `host.StoreError` kinds.
+_STORE_ERRORS = {
+    wit_store.StoreError_Unavailable: "unavailable",
+    wit_store.StoreError_Timeout: "timeout",
+    wit_store.StoreError_TooLarge: "too-large",
+    wit_store.StoreError_NotANumber: "not-a-number",
+    wit_store.StoreError_Denied: "denied",
+}
+
+
+def _store_call(function: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return function(*args)
+    except Err as err:
+        case = err.value
+        raise host.StoreError(_STORE_ERRORS[type(case)], getattr(case, "value", None)) from None
 
 
 host._install(_HostBackend())

@@ -15,12 +15,12 @@ import itertools
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Dict, List, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from . import host
 from .plugin import LoadedPlugin, load
 
-__all__ = ["load_plugin", "import_plugin", "take_logs", "reset", "kv_store"]
+__all__ = ["load_plugin", "import_plugin", "take_logs", "reset", "kv_store", "fail_store"]
 
 _counter = itertools.count()
 
@@ -66,6 +66,13 @@ def kv_store() -> Dict[str, bytes]:
     """The key-value store's live entries."""
     backend = host._native()
     return {key: value for key in list(backend.store) if (value := backend.kv_get(key)) is not None}
+
+
+def fail_store(kind: Optional[str], detail: Optional[str] = None) -> None:
+    """Makes every `store` call raise `StoreError(kind, detail)` until called
+    with `None` (or `reset()`): how a test sees what its plugin does when the
+    store is down."""
+    host._native().fault = None if kind is None else host.StoreError(kind, detail)
 
 
 def reset() -> None:

@@ -51,6 +51,32 @@ def _fake_wit_modules():
     host.log = lambda level, text: host.logs.append((level, text))
     host.kv_get = host.kv_set = host.kv_delete = None
 
+    componentize_types = types.ModuleType("componentize_py_types")
+    componentize_types.Err = type("Err", (Exception,), {"__init__": lambda self, value: setattr(self, "value", value)})
+
+    # The WIT `store`: `fault` (a `StoreError_*` case) makes every call raise it
+    # in `Err`, as componentize-py raises a result's error.
+    store = types.ModuleType("wit_world.imports.store")
+    store.StoreError_Unavailable = dataclasses.make_dataclass("StoreError_Unavailable", ["value"])
+    for case in ("Timeout", "TooLarge", "NotANumber", "Denied"):
+        setattr(store, f"StoreError_{case}", dataclasses.make_dataclass(f"StoreError_{case}", []))
+    store.fault = None
+    store.calls = []
+
+    def store_call(name, result):
+        def call(*args):
+            store.calls.append((name, *args))
+            if store.fault is not None:
+                raise componentize_types.Err(store.fault)
+            return result
+
+        return call
+
+    store.get = store_call("get", b"7")
+    store.set = store_call("set", None)
+    store.delete = store_call("delete", None)
+    store.increment = store_call("increment", 8)
+
     interceptor = types.ModuleType("wit_world.exports.interceptor")
     interceptor.Manifest = dataclasses.make_dataclass("Manifest", ["name", "version", "interests", "wants_request"])
     interceptor.Interest = dataclasses.make_dataclass("Interest", ["kinds", "methods"])
@@ -58,12 +84,10 @@ def _fake_wit_modules():
     exports.Interceptor = type("Interceptor", (), {})
     exports.interceptor = interceptor
     imports = types.ModuleType("wit_world.imports")
-    imports.types, imports.host = wit, host
+    imports.types, imports.host, imports.store = wit, host, store
     world = types.ModuleType("wit_world")
     world.exports, world.imports = exports, imports
 
-    componentize_types = types.ModuleType("componentize_py_types")
-    componentize_types.Err = type("Err", (Exception,), {})
     runtime = types.ModuleType("componentize_py_runtime")
     runtime.drop_resource = lambda index, handle: None
     return {
@@ -73,6 +97,7 @@ def _fake_wit_modules():
         "wit_world.imports": imports,
         "wit_world.imports.types": wit,
         "wit_world.imports.host": host,
+        "wit_world.imports.store": store,
         "componentize_py_types": componentize_types,
         "componentize_py_runtime": runtime,
     }
@@ -444,3 +469,27 @@ def test_init_returns_one_wit_interest_per_kind_the_handlers_take(glue):
         interceptor.Interest(kinds=[to_wit[Kind.REQUEST]], methods=["tools/call"]),
         interceptor.Interest(kinds=[to_wit[Kind.RESPONSE]], methods=["tools/list"]),
     ]
+
+
+def test_store_calls_reach_the_wit_store_and_its_errors_become_store_errors(glue):
+    from interpose_plugin import StoreError, store
+
+    wit_store = sys.modules["wit_world.imports.store"]
+    assert store.increment("n", 1, ttl_ms=60_000) == 8
+    store.set("k", "v")
+    assert store.get("k") == b"7"
+    store.delete("k")
+    assert wit_store.calls == [
+        ("increment", "n", 1, 60_000),
+        ("set", "k", b"v", None),
+        ("get", "k"),
+        ("delete", "k"),
+    ]
+    wit_store.fault = wit_store.StoreError_Unavailable("connection refused")
+    with pytest.raises(StoreError) as err:
+        store.increment("n")
+    assert (err.value.kind, err.value.detail) == ("unavailable", "connection refused")
+    wit_store.fault = wit_store.StoreError_NotANumber()
+    with pytest.raises(StoreError) as err:
+        store.get("n")
+    assert (err.value.kind, err.value.detail) == ("not-a-number", None)

@@ -24,9 +24,11 @@ from interpose_plugin import (
     Rewrite,
     RpcError,
     init,
+    StoreError,
     kv,
     log,
     method,
+    store,
     on_notification,
     on_request,
     on_response,
@@ -35,7 +37,7 @@ from interpose_plugin import (
 )
 from interpose_plugin import mcp, schema
 from interpose_plugin.plugin import load
-from interpose_plugin.testing import kv_store, reset, take_logs
+from interpose_plugin.testing import fail_store, kv_store, reset, take_logs
 
 
 @pytest.fixture(autouse=True)
@@ -211,6 +213,28 @@ def test_host_stand_ins_record_logs_and_keep_values():
     kv.set("gone", "x", ttl_ms=0)
     assert kv.get("gone") is None
     assert kv_store() == {"b": b"\x00\x01", "c": b'{"n":1}'}
+
+
+def test_store_stand_in_increments_and_raises_store_errors():
+    assert store.increment("n", ttl_ms=60_000) == 1
+    assert store.increment("n", 4) == 5
+    assert store.get("n") == b"5" and kv.get("n") == b"5", "one store behind both"
+    store.set("t", "text")
+    with pytest.raises(StoreError) as err:
+        store.increment("t")
+    assert err.value.kind == "not-a-number"
+    fail_store("unavailable", "connection refused")
+    with pytest.raises(StoreError) as err:
+        store.get("n")
+    assert (err.value.kind, err.value.detail, str(err.value)) == (
+        "unavailable",
+        "connection refused",
+        "unavailable: connection refused",
+    )
+    assert kv.get("n") == b"5", "kv never raises"
+    fail_store(None)
+    store.delete("n")
+    assert store.get("n") is None
 
 
 def test_typed_views_keep_unknown_fields():

@@ -6,7 +6,6 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -14,7 +13,6 @@ use super::capabilities::{self, Capabilities};
 use super::signature::{SignedSource, TrustedKey};
 use crate::config::{PluginConfig, Sha256};
 use crate::plugin::engine::{PluginRuntime, RuntimeOptions};
-use crate::plugin::kv::KvStore;
 use crate::plugin::sandbox::PluginTag;
 use crate::plugin::version::{Lineage, PluginVersion};
 
@@ -107,7 +105,7 @@ pub async fn inspect(
         Ok(component) => {
             let lineage = Lineage {
                 tag: PluginTag::new(&config.display_name()),
-                kv: Arc::new(KvStore::default()),
+                store: runtime.stores().open(&config.display_name()),
                 max_message_bytes: crate::wire::framing::DEFAULT_MAX_MESSAGE_BYTES,
             };
             let started = std::time::Instant::now();

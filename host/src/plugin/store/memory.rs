@@ -1,9 +1,11 @@
-//! The key-value store behind the `kv-*` host imports: one per plugin, shared by all
-//! its instances and versions, bounded in size, entries optionally expiring.
+//! The store in the proxy's memory, the default: one per plugin, shared by all its
+//! instances and versions, bounded in size, entries optionally expiring.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use super::{StateStore, StoreError, StoreFuture};
 
 /// Default bound on one plugin's store: keys and values, plus 64 bytes per entry.
 pub const DEFAULT_KV_CAPACITY: usize = 16 * 1024 * 1024;
@@ -46,6 +48,15 @@ pub struct TooLarge {
     pub capacity: usize,
 }
 
+/// Why an increment failed.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IncrementError {
+    #[error("the value is not a decimal 64-bit integer, or the sum overflows")]
+    NotANumber,
+    #[error(transparent)]
+    TooLarge(#[from] TooLarge),
+}
+
 impl Default for KvStore {
     fn default() -> Self {
         KvStore::new(DEFAULT_KV_CAPACITY)
@@ -72,6 +83,45 @@ impl KvStore {
 
     /// Stores `value`, evicting entries (soonest to expire first) to make room.
     pub fn set(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<(), TooLarge> {
+        let expires = ttl.and_then(|ttl| Instant::now().checked_add(ttl));
+        self.insert(&mut self.lock(), key, value, expires)
+    }
+
+    /// Adds `delta` to the decimal integer at `key` and returns the sum. A missing
+    /// (or expired) key counts as 0 and is created expiring after `ttl`; an existing
+    /// one keeps its expiry. One lock for the read and the write: atomic.
+    pub fn increment(
+        &self,
+        key: &str,
+        delta: i64,
+        ttl: Option<Duration>,
+    ) -> Result<i64, IncrementError> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let (current, expires) = match inner.entries.get(key) {
+            Some(entry) if !is_expired(&entry.key, now) => {
+                let text = std::str::from_utf8(&entry.value).ok();
+                let value = text.and_then(|t| t.parse::<i64>().ok());
+                (value.ok_or(IncrementError::NotANumber)?, entry.key.1)
+            }
+            _ => (0, ttl.and_then(|ttl| now.checked_add(ttl))),
+        };
+        let sum = current
+            .checked_add(delta)
+            .ok_or(IncrementError::NotANumber)?;
+        self.insert(&mut inner, key, sum.to_string().into_bytes(), expires)?;
+        Ok(sum)
+    }
+
+    /// Replaces the entry at `key`, evicting others (soonest to expire first) to
+    /// make room.
+    fn insert(
+        &self,
+        inner: &mut Inner,
+        key: &str,
+        value: Vec<u8>,
+        expires: Option<Instant>,
+    ) -> Result<(), TooLarge> {
         let size = cost(key, &value);
         if size > self.capacity {
             return Err(TooLarge {
@@ -79,9 +129,6 @@ impl KvStore {
                 capacity: self.capacity,
             });
         }
-        let now = Instant::now();
-        let expires = ttl.and_then(|ttl| now.checked_add(ttl));
-        let mut inner = self.lock();
         inner.remove(key);
         while inner.used + size > self.capacity {
             let Some((_, victim)) = inner.order.first().cloned() else {
@@ -125,6 +172,45 @@ impl Inner {
             self.order.remove(&(entry.key, key.to_owned()));
             self.used -= cost(key, &entry.value);
         }
+    }
+}
+
+/// Answers at once: the futures are ready when made.
+impl StateStore for KvStore {
+    fn get<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        Box::pin(std::future::ready(Ok(KvStore::get(self, key))))
+    }
+
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, ()> {
+        let stored = KvStore::set(self, key, value, ttl).map_err(|_| StoreError::TooLarge);
+        Box::pin(std::future::ready(stored))
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> StoreFuture<'a, ()> {
+        KvStore::delete(self, key);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn increment<'a>(
+        &'a self,
+        key: &'a str,
+        delta: i64,
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, i64> {
+        let sum = KvStore::increment(self, key, delta, ttl).map_err(|e| match e {
+            IncrementError::NotANumber => StoreError::NotANumber,
+            IncrementError::TooLarge(_) => StoreError::TooLarge,
+        });
+        Box::pin(std::future::ready(sum))
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        None
     }
 }
 
@@ -177,6 +263,63 @@ mod tests {
         kv.set("o", b"1".to_vec(), None).unwrap();
         assert_eq!(kv.get("p"), None, "then the oldest without a TTL");
         assert!(kv.get("n").is_some() && kv.get("m").is_some() && kv.get("o").is_some());
+    }
+
+    #[test]
+    fn increment_counts_from_zero_and_keeps_the_first_expiry() {
+        let kv = KvStore::default();
+        let minute = Some(Duration::from_secs(60));
+        assert_eq!(kv.increment("n", 1, minute), Ok(1));
+        assert_eq!(kv.increment("n", 5, None), Ok(6));
+        assert_eq!(kv.increment("n", -10, minute), Ok(-4));
+        assert_eq!(kv.get("n").as_deref(), Some(&b"-4"[..]));
+        let expiry = |kv: &KvStore| kv.lock().entries["n"].key.1;
+        let first = expiry(&kv);
+        assert!(first.is_some());
+        kv.increment("n", 1, Some(Duration::from_secs(600)))
+            .unwrap();
+        assert_eq!(
+            expiry(&kv),
+            first,
+            "later increments leave the expiry alone"
+        );
+    }
+
+    #[test]
+    fn increment_starts_again_after_the_window() {
+        let kv = KvStore::default();
+        assert_eq!(kv.increment("w", 3, Some(Duration::ZERO)), Ok(3));
+        assert_eq!(kv.increment("w", 1, Some(Duration::from_secs(60))), Ok(1));
+    }
+
+    #[test]
+    fn increment_refuses_text_and_overflow() {
+        let kv = KvStore::default();
+        kv.set("t", b"abc".to_vec(), None).unwrap();
+        assert_eq!(kv.increment("t", 1, None), Err(IncrementError::NotANumber));
+        assert_eq!(kv.get("t").as_deref(), Some(&b"abc"[..]), "left as it was");
+        kv.set("m", i64::MAX.to_string().into_bytes(), None)
+            .unwrap();
+        assert_eq!(kv.increment("m", 1, None), Err(IncrementError::NotANumber));
+    }
+
+    #[test]
+    fn concurrent_increments_lose_nothing() {
+        let kv = std::sync::Arc::new(KvStore::default());
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let kv = kv.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..250 {
+                        kv.increment("c", 1, None).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(kv.get("c").as_deref(), Some(&b"1000"[..]));
     }
 
     #[test]
