@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::{self, Level};
 use super::kv::KvStore;
 use super::limits::MemoryLimiter;
 use super::message_view::MessageView;
+use super::outbound_http::{HttpPolicy, OutboundHttp};
 use super::sandbox::PluginTag;
 
 /// Longest key accepted by `kv-set`; longer ones are ignored with a warning.
@@ -26,6 +28,8 @@ pub struct HostState {
     tag: Arc<PluginTag>,
     /// `None` when the configuration says `kv = false`.
     kv: Option<Arc<KvStore>>,
+    http_ctx: WasiHttpCtx,
+    http: OutboundHttp,
 }
 
 impl HostState {
@@ -34,14 +38,34 @@ impl HostState {
         memory_bytes: usize,
         tag: Arc<PluginTag>,
         kv: Option<Arc<KvStore>>,
+        http: Arc<HttpPolicy>,
     ) -> Self {
         HostState {
             wasi,
             table: ResourceTable::new(),
             lent: None,
             limiter: MemoryLimiter::new(memory_bytes),
+            http: OutboundHttp::new(http, tag.clone()),
+            http_ctx: WasiHttpCtx::new(),
             tag,
             kv,
+        }
+    }
+
+    /// Starts a call that must end within `timeout`: outbound HTTP requests made
+    /// during it end by then too (the epoch deadline stops guest code only).
+    pub fn start_call(&mut self, timeout: Duration) {
+        self.limiter.reset();
+        self.http.set_deadline(timeout);
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http_ctx,
+            table: &mut self.table,
+            hooks: &mut self.http,
         }
     }
 }
@@ -102,12 +126,14 @@ impl bindings::Host for HostState {
     }
 }
 
-/// A linker with WASI (nothing granted unless the store's context grants it) and the
-/// `types` and `host` interfaces. Imports a component has beyond these are added per component as
+/// A linker with WASI (nothing granted unless the store's context grants it),
+/// `wasi:http` (every request checked against the plugin's `http` grant, see
+/// [`super::outbound_http`]) and the `types` and `host` interfaces. Imports a component has beyond these are added per component as
 /// traps (see [`super::engine::PluginRuntime::link`]).
 pub fn base_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     bindings::add_to_linker(&mut linker)?;
     Ok(linker)
 }

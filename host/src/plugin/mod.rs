@@ -28,6 +28,7 @@ mod host_api;
 mod kv;
 mod limits;
 mod message_view;
+mod outbound_http;
 pub mod oci;
 mod pool;
 mod reload;
