@@ -203,6 +203,10 @@ impl Default for HttpPolicy {
     }
 }
 
+/// The most of a call's deadline kept back from its requests (see
+/// [`OutboundHttp::set_deadline`]).
+pub const MAX_DEADLINE_MARGIN: Duration = Duration::from_millis(100);
+
 /// The `wasi:http` hooks of one instance: its plugin's policy and the deadline of
 /// the call in progress.
 pub struct OutboundHttp {
@@ -220,9 +224,12 @@ impl OutboundHttp {
         }
     }
 
-    /// Requests made from now on must end within `timeout` (the call's deadline).
+    /// Requests made from now on must end within `timeout` (the call's deadline),
+    /// less a tenth of it (at most [`MAX_DEADLINE_MARGIN`]) so that the guest gets the
+    /// timeout error in time to answer with a fallback of its own.
     pub fn set_deadline(&mut self, timeout: Duration) {
-        self.deadline = Instant::now() + timeout;
+        let margin = (timeout / 10).min(MAX_DEADLINE_MARGIN);
+        self.deadline = Instant::now() + timeout - margin;
     }
 
     fn refuse(&self, url: &str, why: &str, code: HttpError) -> SendFuture {

@@ -15,6 +15,7 @@ mod plugin_grants;
 mod plugin_guard_and_cache;
 mod plugin_hostile;
 mod plugin_hostile_guests;
+mod plugin_http;
 mod plugin_languages;
 mod plugin_oci;
 mod plugin_reload;
