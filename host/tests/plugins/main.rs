@@ -17,6 +17,7 @@ mod plugin_hostile;
 mod plugin_hostile_guests;
 mod plugin_http;
 mod plugin_languages;
+mod plugin_moderation;
 mod plugin_oci;
 mod plugin_reload;
 mod plugin_runtime;

@@ -34,7 +34,10 @@ impl Target {
         // `start` returns on seeing the line, maybe before it is in `output`.
         for _ in 0..500 {
             let output = proc.output();
-            if let Some(line) = output.lines().find_map(|l| l.strip_prefix("listening on http://")) {
+            if let Some(line) = output
+                .lines()
+                .find_map(|l| l.strip_prefix("listening on http://"))
+            {
                 let addr = line.trim().to_owned();
                 return Target { proc, addr };
             }
@@ -50,7 +53,12 @@ impl Target {
     /// The paths requested so far.
     pub fn requested(&self) -> Vec<String> {
         let (status, body) = http_get(&self.addr, "/log", None);
-        assert_eq!(status, 200, "{body}; target output:\n{}", self.proc.output());
+        assert_eq!(
+            status,
+            200,
+            "{body}; target output:\n{}",
+            self.proc.output()
+        );
         body.lines().map(str::to_owned).collect()
     }
 }
@@ -88,10 +96,7 @@ fn refused(answer: &Value) -> String {
 
 /// A grant of the target's `/v1/` paths (timeouts generous for a loaded machine).
 fn granted(target: &Target) -> String {
-    format!(
-        "timeout_ms = 10000\nhttp = [\"{}\"]",
-        target.url("/v1/*")
-    )
+    format!("timeout_ms = 10000\nhttp = [\"{}\"]", target.url("/v1/*"))
 }
 
 #[test]
@@ -150,7 +155,9 @@ fn without_a_grant_every_request_is_denied() {
     assert_eq!(message, "HTTP request failed: HttpRequestDenied");
     assert!(target.requested().is_empty());
     assert!(
-        proxy.log().contains("outbound HTTP refused: the plugin has no `http` grant"),
+        proxy
+            .log()
+            .contains("outbound HTTP refused: the plugin has no `http` grant"),
         "{}",
         proxy.log()
     );
@@ -166,7 +173,11 @@ fn a_name_leading_to_a_private_address_is_refused_unless_the_address_is_listed()
         "fixture-http",
         &format!("timeout_ms = 10000\nhttp = [\"http://localhost:{port}/v1/*\"]"),
     );
-    let message = refused(&fetch(&mut proxy, 1, &format!("http://localhost:{port}/v1/hello")));
+    let message = refused(&fetch(
+        &mut proxy,
+        1,
+        &format!("http://localhost:{port}/v1/hello"),
+    ));
     assert_eq!(message, "HTTP request failed: DestinationIpProhibited");
     assert!(target.requested().is_empty());
 }

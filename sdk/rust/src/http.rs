@@ -24,8 +24,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
-    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions,
-    Scheme,
+    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
 };
 use wasip2::io::streams::StreamError;
 
@@ -76,7 +75,10 @@ impl From<ErrorCode> for Error {
     fn from(code: ErrorCode) -> Self {
         // `HttpRequestDenied`, `HttpResponseBodySize(Some(1024))`: the WIT case.
         let debug = format!("{code:?}");
-        let text = debug.strip_prefix("ErrorCode::").unwrap_or(&debug).to_owned();
+        let text = debug
+            .strip_prefix("ErrorCode::")
+            .unwrap_or(&debug)
+            .to_owned();
         Error {
             code: Some(code),
             text,
@@ -154,7 +156,9 @@ impl Request {
             other => Method::Other(other.to_owned()),
         };
         let invalid = |what: &str| Error::other(format!("invalid {what} in `{}`", self.url));
-        request.set_method(&method).map_err(|()| invalid("method"))?;
+        request
+            .set_method(&method)
+            .map_err(|()| invalid("method"))?;
         request
             .set_scheme(Some(&scheme))
             .map_err(|()| invalid("scheme"))?;
@@ -177,19 +181,18 @@ impl Request {
             options
         });
         let pending = outgoing_handler::handle(request, options)?;
-        write_body(&body, &self.body)?;
-        OutgoingBody::finish(body, None)?;
+        let written = write_body(&body, &self.body)
+            .and_then(|()| OutgoingBody::finish(body, None).map_err(Error::from));
         pending.subscribe().block();
+        // The response's error first: a refused request closes the body stream, and
+        // the refusal is what explains the failed write.
         let response = match pending.get() {
             Some(Ok(result)) => result?,
             Some(Err(())) | None => return Err(Error::other("the response was lost")),
         };
+        written?;
         let status = response.status();
-        let headers = response
-            .headers()
-            .entries()
-            .into_iter()
-            .collect();
+        let headers = response.headers().entries().into_iter().collect();
         let incoming = response
             .consume()
             .map_err(|()| Error::other("the response body was taken twice"))?;
@@ -224,7 +227,9 @@ fn write_body(body: &OutgoingBody, bytes: &[u8]) -> Result<(), Error> {
         .write()
         .map_err(|()| Error::other("the request body stream was taken twice"))?;
     for chunk in bytes.chunks(WRITE_CHUNK) {
-        stream.blocking_write_and_flush(chunk).map_err(stream_error)?;
+        stream
+            .blocking_write_and_flush(chunk)
+            .map_err(stream_error)?;
     }
     Ok(())
 }
