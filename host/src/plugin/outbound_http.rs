@@ -245,7 +245,8 @@ impl OutboundHttp {
 
 type ResponseBody = wasmtime_wasi_http::WasiBody;
 type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
-type SendFuture = Box<dyn Future<Output = Result<(http::Response<ResponseBody>, IoFuture), HttpError>> + Send>;
+type SendFuture =
+    Box<dyn Future<Output = Result<(http::Response<ResponseBody>, IoFuture), HttpError>> + Send>;
 
 impl WasiHttpHooks for OutboundHttp {
     fn send_request(
@@ -262,14 +263,26 @@ impl WasiHttpHooks for OutboundHttp {
             Err(_) => return self.refuse(&shown, "not a URL", HttpError::HttpRequestUriInvalid),
         };
         let Some(client) = self.policy.client.clone() else {
-            return self.refuse(&shown, "the plugin has no `http` grant", HttpError::HttpRequestDenied);
+            return self.refuse(
+                &shown,
+                "the plugin has no `http` grant",
+                HttpError::HttpRequestDenied,
+            );
         };
         if !self.policy.allow.permits(&url) {
-            return self.refuse(&shown, "not within the plugin's `http` grant", HttpError::HttpRequestDenied);
+            return self.refuse(
+                &shown,
+                "not within the plugin's `http` grant",
+                HttpError::HttpRequestDenied,
+            );
         }
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
-            return self.refuse(&shown, "the plugin's call deadline has passed", HttpError::ConnectionTimeout);
+            return self.refuse(
+                &shown,
+                "the plugin's call deadline has passed",
+                HttpError::ConnectionTimeout,
+            );
         }
         let deadline = tokio::time::Instant::from_std(self.deadline);
         let options = options.unwrap_or_default();
@@ -316,8 +329,7 @@ impl WasiHttpHooks for OutboundHttp {
                     left: max_bytes,
                     max_bytes,
                     deadline: Box::pin(tokio::time::sleep_until(deadline)),
-                    between_bytes: between_bytes
-                        .map(|t| (t, Box::pin(tokio::time::sleep(t)))),
+                    between_bytes: between_bytes.map(|t| (t, Box::pin(tokio::time::sleep(t)))),
                     tag,
                     url: url.to_string(),
                 }
@@ -401,9 +413,7 @@ impl Body for CappedBody {
                 }
                 this.left -= len;
                 if let Some((timeout, sleep)) = &mut this.between_bytes {
-                    sleep
-                        .as_mut()
-                        .reset(tokio::time::Instant::now() + *timeout);
+                    sleep.as_mut().reset(tokio::time::Instant::now() + *timeout);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
@@ -451,11 +461,20 @@ mod tests {
         assert!(permits(&list, "http://127.0.0.1:8080/v1/check"));
         assert!(!permits(&list, "http://api.example.com/x"), "scheme");
         assert!(!permits(&list, "https://api.example.com:8443/x"), "port");
-        assert!(!permits(&list, "https://api.example.com.evil.net/x"), "host");
+        assert!(
+            !permits(&list, "https://api.example.com.evil.net/x"),
+            "host"
+        );
         assert!(!permits(&list, "http://127.0.0.1:8081/v1/check"), "port");
         assert!(!permits(&list, "http://127.0.0.1:8080/v2/check"), "path");
-        assert!(!permits(&list, "http://127.0.0.1:8080/v1/../admin"), "dot segments");
-        assert!(!permits(&list, "http://localhost:8080/v1/check"), "a name is not its address");
+        assert!(
+            !permits(&list, "http://127.0.0.1:8080/v1/../admin"),
+            "dot segments"
+        );
+        assert!(
+            !permits(&list, "http://localhost:8080/v1/check"),
+            "a name is not its address"
+        );
     }
 
     #[test]
@@ -470,8 +489,17 @@ mod tests {
     #[test]
     fn non_public_addresses_are_recognised() {
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254",
-            "100.64.0.1", "0.0.0.0", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
         ] {
             assert!(is_non_public(ip.parse().unwrap()), "{ip}");
         }

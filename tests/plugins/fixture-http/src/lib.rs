@@ -8,7 +8,9 @@
 //! `{"on_error": "panic"}`, panics so that its failure policy applies.
 
 use interpose_plugin::mcp::CallToolResult;
-use interpose_plugin::{Kind, Manifest, Message, Plugin, Verdict, export_plugin, http, manifest, parse_config};
+use interpose_plugin::{
+    Kind, Manifest, Message, Plugin, Verdict, export_plugin, http, manifest, parse_config,
+};
 use serde::Deserialize;
 use serde_json::json;
 
