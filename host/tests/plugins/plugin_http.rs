@@ -10,11 +10,14 @@
 use crate::http_support::{Proc, http_get, python, repo};
 use crate::support;
 
+use std::ffi::OsStr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{PLUGIN_ERROR, Proxy, config_file, echoed_params, error, result, scratch};
+use support::{
+    PLUGIN_ERROR, Proxy, config_file, echo_backend, echoed_params, error, result, scratch,
+};
 
 /// The fixture's own rejection code, distinct from a plugin failure's.
 const FETCH_FAILED: i64 = -32050;
@@ -63,15 +66,21 @@ impl Target {
     }
 }
 
-/// A proxy running `plugin` with `settings` (TOML lines of its entry), and the
-/// scratch directory holding its config.
+/// A proxy running `plugin` with `settings` (TOML lines of its entry), once the
+/// plugin is loaded (a Python one is compiled at its first start).
 fn proxy(plugin: &str, settings: &str) -> Proxy {
     let dir = scratch();
     let config = config_file(
         dir.path(),
         &format!("[[plugins]]\npath = \"{{{plugin}}}\"\n{settings}\n"),
     );
-    Proxy::start(&["--config".as_ref(), config.as_os_str()]).holding(dir)
+    let backend = echo_backend();
+    Proxy::start_loaded(
+        &["--config".as_ref(), config.as_os_str()],
+        &[OsStr::new("python3"), backend.as_os_str()],
+        1,
+    )
+    .holding(dir)
 }
 
 /// The answer of a `fetch` of `url`.
@@ -115,6 +124,52 @@ fn a_granted_url_is_fetched_from_a_rust_plugin() {
     );
     assert_eq!(fetched(&echo), json!({"status": 200, "body": "ping"}));
     assert_eq!(target.requested(), ["/v1/hello", "/v1/echo"]);
+}
+
+/// A guest language's fixture fetches a granted URL, is denied one outside the
+/// grant, and is refused a name leading to loopback. `declared` is what the
+/// fixture's `capabilities.toml` declares (granted too, or it would not load).
+fn fetches_from(plugin: &str, declared: &str) {
+    let target = Target::start();
+    let port = target.addr.rsplit(':').next().unwrap();
+    let mut proxy = proxy(
+        plugin,
+        &format!(
+            "timeout_ms = 10000\nhttp = [\"{declared}\", \"{}\", \"http://localhost:{port}/v1/*\"]",
+            target.url("/v1/*")
+        ),
+    );
+    let hello = fetch(&mut proxy, 1, &target.url("/v1/hello"));
+    assert_eq!(
+        fetched(&hello),
+        json!({"status": 200, "body": "hello from the target"})
+    );
+    let echo = proxy.call_tool(
+        2,
+        "fetch",
+        json!({"url": target.url("/v1/echo"), "body": "ping"}),
+    );
+    assert_eq!(fetched(&echo), json!({"status": 200, "body": "ping"}));
+    let denied = refused(&fetch(&mut proxy, 3, &target.url("/other")));
+    assert_eq!(denied, "HTTP request failed: HttpRequestDenied");
+    let private = refused(&fetch(
+        &mut proxy,
+        4,
+        &format!("http://localhost:{port}/v1/hello"),
+    ));
+    assert_eq!(private, "HTTP request failed: DestinationIpProhibited");
+    assert_eq!(target.requested(), ["/v1/hello", "/v1/echo"]);
+}
+
+/// Ignored: the component componentize-py 0.25.1 builds against
+/// `interceptor-plugin-http` traps in its own runtime on the first `wasi:http` call
+/// (`OutgoingRequest(fields)`: "AttributeError: 'str' object has no attribute
+/// 'detach'", before any request reaches the host); plugins built against that world
+/// load and serve otherwise. Run with `--ignored` to check a fix.
+#[test]
+#[ignore = "componentize-py 0.25.1 traps on the first wasi:http call (see the comment)"]
+fn a_granted_url_is_fetched_from_a_python_plugin() {
+    fetches_from("fixture-py-http", "http://127.0.0.1:9/");
 }
 
 #[test]

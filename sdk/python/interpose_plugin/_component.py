@@ -24,9 +24,15 @@ import wit_world
 from componentize_py_types import Err
 from wit_world.exports import interceptor as wit_interceptor
 from wit_world.imports import host as wit_host
-from wit_world.imports import types as wit
 
-from . import host, message
+try:
+    from wit_world.imports import types as wit
+except ImportError:
+    # Built against `interceptor-plugin-http`, where `wasi:http/types` is a second
+    # `types`: componentize-py names both interfaces after their packages.
+    from wit_world.imports import interpose_plugin_types as wit
+
+from . import host, http, message
 from .message import _UNPARSED, Direction, Kind, Message, RpcError
 from .plugin import _ALL_KINDS, InitError, LoadedPlugin, _settle, load
 from .verdict import Pass, Reject, Respond, Rewrite
@@ -111,6 +117,7 @@ class _HostBackend:
 
 
 host._install(_HostBackend())
+http._install_wasi()
 
 
 def _verdict(verdict: Any) -> Any:
