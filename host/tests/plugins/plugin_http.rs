@@ -189,6 +189,14 @@ fn urls_outside_the_grant_are_denied_and_logged() {
         assert_eq!(message, "HTTP request failed: HttpRequestDenied", "{url}");
     }
     assert!(target.requested().is_empty());
+    // The log comes on stderr, read apart from the answers on stdout: the last
+    // refusal is waited for.
+    let last = outside.last().expect("URLs");
+    assert!(
+        proxy.wait_for_log(last, Duration::from_secs(30)),
+        "{}",
+        proxy.log()
+    );
     let log = proxy.log();
     let refusals: Vec<&str> = log
         .lines()
@@ -209,10 +217,12 @@ fn without_a_grant_every_request_is_denied() {
     let message = refused(&fetch(&mut proxy, 1, &target.url("/v1/hello")));
     assert_eq!(message, "HTTP request failed: HttpRequestDenied");
     assert!(target.requested().is_empty());
+    // The log comes on stderr, read apart from the answer on stdout: waited for.
     assert!(
-        proxy
-            .log()
-            .contains("outbound HTTP refused: the plugin has no `http` grant"),
+        proxy.wait_for_log(
+            "outbound HTTP refused: the plugin has no `http` grant",
+            Duration::from_secs(30)
+        ),
         "{}",
         proxy.log()
     );
