@@ -118,9 +118,8 @@ impl PluginRuntime {
         .map_err(|e| wasmtime::Error::msg(format!("the compiler thread failed: {e}")))?
     }
 
-    /// Links a component against WASI and the host interface. Imports neither
-    /// provides (e.g. `wasi:http`, which a JavaScript runtime imports but need not
-    /// use) become functions that trap when called.
+    /// Links a component against WASI (with `wasi:http`) and the host interface.
+    /// Imports neither provides become functions that trap when called.
     ///
     /// Not `Linker::define_unknown_imports_as_traps`: it defines stubs under the
     /// exact version a guest imports (`wasi:cli/stdout@0.2.6`), which shadows the
@@ -139,9 +138,17 @@ impl PluginRuntime {
 }
 
 /// Whether the base linker defines `import`: the WASI 0.2 interfaces wasmtime-wasi
-/// implements, and the plugin `host` interface.
+/// and wasmtime-wasi-http implement, and the plugin `host` interface.
 fn is_provided(import: &str) -> bool {
-    const WASI_P2: &[&str] = &["cli", "clocks", "filesystem", "io", "random", "sockets"];
+    const WASI_P2: &[&str] = &[
+        "cli",
+        "clocks",
+        "filesystem",
+        "http",
+        "io",
+        "random",
+        "sockets",
+    ];
     if import.starts_with("interpose:plugin/") {
         return true;
     }

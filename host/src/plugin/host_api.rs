@@ -6,10 +6,12 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::{self, Level, WitStoreError};
 use super::limits::MemoryLimiter;
 use super::message_view::MessageView;
+use super::outbound_http::{HttpPolicy, OutboundHttp};
 use super::sandbox::PluginTag;
 use super::store::{MAX_KEY_BYTES, StateStore, StoreError, StoreFuture};
 
@@ -26,6 +28,8 @@ pub struct HostState {
     /// When the call in progress (`init` or `intercept`) must end: store calls
     /// end by then too.
     deadline: Option<Instant>,
+    http_ctx: WasiHttpCtx,
+    http: OutboundHttp,
 }
 
 impl HostState {
@@ -34,12 +38,15 @@ impl HostState {
         memory_bytes: usize,
         tag: Arc<PluginTag>,
         store: Option<Arc<dyn StateStore>>,
+        http: Arc<HttpPolicy>,
     ) -> Self {
         HostState {
             wasi,
             table: ResourceTable::new(),
             lent: None,
             limiter: MemoryLimiter::new(memory_bytes),
+            http: OutboundHttp::new(http, tag.clone()),
+            http_ctx: WasiHttpCtx::new(),
             tag,
             store,
             deadline: None,
@@ -56,15 +63,29 @@ impl HostState {
         }
     }
 
-    /// Starts the clock of a call that may take `timeout`.
-    pub(super) fn arm_deadline(&mut self, timeout: Duration) {
+    /// Starts a call (`init` or `intercept`) that must end within `timeout`: its
+    /// memory count starts over, and its store calls and outbound HTTP requests end
+    /// by then too (the epoch deadline stops guest code only).
+    pub fn start_call(&mut self, timeout: Duration) {
+        self.limiter.reset();
         self.deadline = Instant::now().checked_add(timeout);
+        self.http.set_deadline(timeout);
     }
 
     /// Logs a failed `kv-*` call, which the plugin cannot see: `outcome` says
     /// what the plugin got instead (`kv-set ignored`).
     fn kv_failed(&self, outcome: &str, error: &StoreError) {
         tracing::warn!(target: "interpose::plugin", plugin = &*self.tag.get(), "{outcome}: {error}");
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http_ctx,
+            table: &mut self.table,
+            hooks: &mut self.http,
+        }
     }
 }
 
@@ -224,12 +245,14 @@ impl<'a> StoreAccess<'a> {
     }
 }
 
-/// A linker with WASI (nothing granted unless the store's context grants it) and the
-/// `types` and `host` interfaces. Imports a component has beyond these are added per component as
+/// A linker with WASI (nothing granted unless the store's context grants it),
+/// `wasi:http` (every request checked against the plugin's `http` grant, see
+/// [`super::outbound_http`]) and the `types` and `host` interfaces. Imports a component has beyond these are added per component as
 /// traps (see [`super::engine::PluginRuntime::link`]).
 pub fn base_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     bindings::add_to_linker(&mut linker)?;
     Ok(linker)
 }

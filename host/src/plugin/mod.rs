@@ -28,6 +28,7 @@ mod host_api;
 mod limits;
 mod message_view;
 pub mod oci;
+mod outbound_http;
 mod pool;
 mod reload;
 mod sandbox;

@@ -131,11 +131,12 @@ impl InstanceFactory {
             self.limits.memory_bytes,
             self.tag.clone(),
             self.store.clone(),
+            self.grants.http(),
         );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
+        store.data_mut().start_call(self.limits.init_timeout());
         store.set_epoch_deadline(Limits::deadline_ticks(self.limits.init_timeout()));
-        store.data_mut().arm_deadline(self.limits.init_timeout());
         let plugin = match self.pre.instantiate_async(&mut store).await {
             Ok(plugin) => plugin,
             Err(_) if store.data().limiter.was_hit() => {
@@ -186,11 +187,10 @@ impl Instance {
         message: MessageView,
         limits: &Limits,
     ) -> impl Future<Output = wasmtime::Result<Result<Verdict, Failure>>> + Send + '_ {
-        self.store.data_mut().limiter.reset();
+        self.store.data_mut().start_call(limits.timeout);
         // Re-armed for every call: the deadline counts from now, not from creation.
         self.store
             .set_epoch_deadline(Limits::deadline_ticks(limits.timeout));
-        self.store.data_mut().arm_deadline(limits.timeout);
         bindings::call_intercept(
             &self.plugin,
             &mut self.store,

@@ -12,6 +12,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
+use super::outbound_http::HttpPolicy;
 use crate::config::{DirGrant, DirMode, PluginConfig};
 
 /// The name a plugin's log lines carry. Shared by its instances; set from the
@@ -44,6 +45,8 @@ impl PluginTag {
 pub struct Grants {
     dirs: Vec<DirGrant>,
     env: Vec<(String, String)>,
+    /// Outbound HTTP (nothing granted: every request refused).
+    http: Arc<HttpPolicy>,
 }
 
 /// A grant that cannot be given.
@@ -54,12 +57,16 @@ pub enum GrantError {
         path: PathBuf,
         cause: std::io::Error,
     },
+    #[error("cannot grant outbound HTTP: {0}")]
+    Http(String),
 }
 
 impl Grants {
     /// Reads the granted environment variables now (a variable that is not set is
-    /// left out, with a warning) and checks the granted directories exist.
-    pub fn from_config(config: &PluginConfig) -> Result<Self, GrantError> {
+    /// left out, with a warning), checks the granted directories exist and parses the
+    /// `http` grant. A response body is capped like a message the plugin is called
+    /// with, at `max_input_bytes`: both end up in its memory.
+    pub fn from_config(config: &PluginConfig, max_input_bytes: usize) -> Result<Self, GrantError> {
         for dir in &config.dirs {
             check_dir(&dir.host)?;
         }
@@ -78,10 +85,16 @@ impl Grants {
                 }
             })
             .collect();
+        let http = HttpPolicy::new(&config.http, max_input_bytes).map_err(GrantError::Http)?;
         Ok(Grants {
             dirs: config.dirs.clone(),
             env,
+            http: Arc::new(http),
         })
+    }
+
+    pub fn http(&self) -> Arc<HttpPolicy> {
+        self.http.clone()
     }
 
     /// A fresh WASI context holding exactly these grants.

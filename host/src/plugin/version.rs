@@ -175,9 +175,9 @@ impl PluginVersion {
         let pre = runtime
             .link(component)
             .map_err(|e| fail(LoadProblem::Link(first_line(&e))))?;
-        let grants =
-            Grants::from_config(config).map_err(|cause| fail(LoadProblem::Grant(cause)))?;
         let limits = Limits::from_config(config, lineage.max_message_bytes);
+        let grants = Grants::from_config(config, limits.max_input_bytes)
+            .map_err(|cause| fail(LoadProblem::Grant(cause)))?;
         let factory = InstanceFactory {
             engine: runtime.engine().clone(),
             pre,

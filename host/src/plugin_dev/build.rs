@@ -4,7 +4,8 @@
 //! - Rust (`Cargo.toml`): `cargo build --release --target wasm32-wasip2`; the
 //!   component is cargo's `<lib name>.wasm` in the project's target directory.
 //! - Python (`plugin.py`): componentize-py against `wit/`, world
-//!   `interceptor-plugin`, with the SDK on the module path.
+//!   `interceptor-plugin` (`interceptor-plugin-http` when `capabilities.toml`
+//!   declares `http`, for the `wasi:http` bindings), with the SDK on the module path.
 //! - JavaScript (`package.json`): the SDK's `build/build.mjs` (esbuild, then
 //!   componentize-js with its bindings patched; see `sdk/js/README.md`).
 //!
@@ -103,6 +104,30 @@ fn precompile(component: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The world a Python plugin is built against: with `wasi:http` when the project
+/// declares outbound HTTP (componentize-py makes bindings for the world's imports
+/// only, and imports all of them, so plugins that do not call out do not get it).
+fn python_world(dir: &Path) -> Result<&'static str> {
+    let declared = read_declared(dir)?;
+    Ok(match declared {
+        Some(declared) if !declared.http.is_empty() => "interceptor-plugin-http",
+        _ => "interceptor-plugin",
+    })
+}
+
+/// The project's `capabilities.toml`, when it has one.
+fn read_declared(dir: &Path) -> Result<Option<Capabilities>> {
+    let file = dir.join(CAPABILITIES_FILE);
+    if !file.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    toml::from_str(&text)
+        .map(Some)
+        .with_context(|| format!("{} is not valid", file.display()))
+}
+
 /// The file of a plugin project that declares what the plugin needs.
 pub const CAPABILITIES_FILE: &str = "capabilities.toml";
 
@@ -110,14 +135,10 @@ pub const CAPABILITIES_FILE: &str = "capabilities.toml";
 /// component (replacing a declaration a previous build left). Written aside, then
 /// renamed over: cargo hard-links its output, which must not change under it.
 fn embed_capabilities(dir: &Path, built: &Path) -> Result<()> {
-    let file = dir.join(CAPABILITIES_FILE);
-    if !file.is_file() {
+    let Some(declared) = read_declared(dir)? else {
         return Ok(());
-    }
-    let text = std::fs::read_to_string(&file)
-        .with_context(|| format!("cannot read {}", file.display()))?;
-    let declared: Capabilities =
-        toml::from_str(&text).with_context(|| format!("{} is not valid", file.display()))?;
+    };
+    let file = dir.join(CAPABILITIES_FILE);
     let wasm = std::fs::read(built).with_context(|| format!("cannot read {}", built.display()))?;
     let with_section = capabilities::embed(&wasm, &declared)
         .with_context(|| format!("{}: cannot embed {}", built.display(), file.display()))?;
@@ -319,7 +340,7 @@ fn build_python(dir: &Path, out: Option<PathBuf>) -> Result<PathBuf> {
                 .arg("--quiet")
                 .arg("-d")
                 .arg(sdk.wit())
-                .args(["-w", "interceptor-plugin", "componentize", "interpose_app"])
+                .args(["-w", python_world(dir)?, "componentize", "interpose_app"])
                 .arg("-p")
                 .arg(work.path())
                 .arg("-p")

@@ -21,7 +21,7 @@ whose handlers return verdicts::
 `interpose_plugin.testing.load_plugin` runs the same code under CPython.
 """
 
-from . import mcp
+from . import http, mcp
 from .host import StoreError, kv, log, store
 from .message import Direction, Kind, Message, Principal, RawJson, RpcError, to_json
 from .plugin import (
@@ -44,6 +44,7 @@ from .verdict import PASS, Pass, Reject, Respond, Rewrite, Verdict
 __version__ = "0.1.0"
 
 __all__ = [
+    "http",
     "mcp",
     "kv",
     "log",

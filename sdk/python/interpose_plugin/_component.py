@@ -26,9 +26,15 @@ from componentize_py_types import Err
 from wit_world.exports import interceptor as wit_interceptor
 from wit_world.imports import host as wit_host
 from wit_world.imports import store as wit_store
-from wit_world.imports import types as wit
 
-from . import host, message
+try:
+    from wit_world.imports import types as wit
+except ImportError:
+    # Built against `interceptor-plugin-http`, where `wasi:http/types` is a second
+    # `types`: componentize-py names both interfaces after their packages.
+    from wit_world.imports import interpose_plugin_types as wit
+
+from . import host, http, message
 from .message import _UNPARSED, Direction, Kind, Message, Principal, RpcError
 from .plugin import _ALL_KINDS, InitError, LoadedPlugin, _settle, load
 from .verdict import Pass, Reject, Respond, Rewrite
@@ -153,6 +159,7 @@ def _store_call(function: Callable[..., Any], *args: Any) -> Any:
 
 
 host._install(_HostBackend())
+http._install_wasi()
 
 
 def _verdict(verdict: Any) -> Any:

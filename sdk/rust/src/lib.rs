@@ -5,6 +5,8 @@
 extern crate self as interpose_plugin;
 
 pub mod host;
+#[cfg(feature = "http")]
+pub mod http;
 mod manifest;
 pub mod mcp;
 mod message;

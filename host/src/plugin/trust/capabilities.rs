@@ -30,8 +30,8 @@ pub struct Capabilities {
     /// Environment variables the plugin reads.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<String>,
-    /// Outbound HTTP URL prefixes (`https://api.example.com/v1/`). Declared and
-    /// checked; plugins get no HTTP client yet.
+    /// Outbound HTTP URL prefixes (`https://api.example.com/v1/`), requested over
+    /// `wasi:http` (see `plugin::outbound_http`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub http: Vec<String>,
     /// Whether the plugin uses the key-value store (`kv-get`, `kv-set`, `kv-delete`).
