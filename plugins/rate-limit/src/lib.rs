@@ -40,8 +40,8 @@ struct LimitConfig {
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 enum Per {
-    /// Each authenticated user. Counted per session until the host lends plugins
-    /// the principal.
+    /// Each authenticated user (issuer and subject), across their sessions; a
+    /// session with no principal (stdio, no `[auth]`) counts on its own.
     Principal,
     /// Each client session.
     #[default]
@@ -103,7 +103,7 @@ impl Plugin for RateLimit {
         let Some(tool) = msg.subject() else {
             return Verdict::Pass;
         };
-        match self.admit(tool, msg.session(), now_ms()) {
+        match self.admit(tool, msg, now_ms()) {
             Ok(verdict) => verdict,
             Err(e) => {
                 // Trapping hands the call to the plugin's failure policy: `reject`
@@ -153,20 +153,27 @@ const KEY_GRACE_MS: u64 = 5_000;
 impl RateLimit {
     /// Counts the call against every limit for `tool`; the first limit over its
     /// maximum refuses it.
-    fn admit(&self, tool: &str, session: &str, now: u64) -> Result<Verdict, store::StoreError> {
+    fn admit(&self, tool: &str, msg: &Message, now: u64) -> Result<Verdict, store::StoreError> {
         for (index, limit) in self.limits.iter().enumerate() {
             if !limit.applies_to(tool) {
                 continue;
             }
             let window = now / limit.window_ms;
             let left_ms = limit.window_ms - now % limit.window_ms;
-            // `principal` counts by session: the host does not lend plugins the
-            // principal yet (see the README).
-            let caller = match limit.per {
-                Per::Principal | Per::Session => session,
-                Per::All => "",
+            // Lengths before the parts that come from outside, so no two callers or
+            // tools share a key.
+            let caller = match (limit.per, msg.principal()) {
+                (Per::Principal, Some(p)) => {
+                    format!("p{}:{}{}", p.issuer.len(), p.issuer, p.subject)
+                }
+                (Per::Principal | Per::Session, _) => format!("s:{}", msg.session()),
+                (Per::All, _) => String::new(),
             };
-            let key = format!("{index}:{}:{caller}:{tool}:{window}", limit.per.name());
+            let key = format!(
+                "{index}:{}:{window}:{}:{tool}:{caller}",
+                limit.per.name(),
+                tool.len()
+            );
             let ttl = Duration::from_millis(left_ms + KEY_GRACE_MS);
             let count = store::increment(&key, 1, Some(ttl))?;
             if u64::try_from(count).unwrap_or(0) > limit.max {
@@ -203,8 +210,8 @@ export_plugin!(RateLimit);
 
 #[cfg(test)]
 mod tests {
-    use interpose_plugin::RpcError;
     use interpose_plugin::host::testing;
+    use interpose_plugin::{Principal, RpcError};
     use serde_json::{Value, json};
 
     use super::*;
@@ -216,9 +223,21 @@ mod tests {
     fn call(plugin: &RateLimit, tool: &str, session: &str, now: u64) -> Verdict {
         let msg =
             Message::request("tools/call", json!({"name": tool}).to_string()).with_session(session);
-        plugin
-            .admit(msg.subject().unwrap(), msg.session(), now)
-            .unwrap()
+        plugin.admit(msg.subject().unwrap(), &msg, now).unwrap()
+    }
+
+    /// A call of `tool` in `session`, authenticated as `subject`.
+    fn call_as(plugin: &RateLimit, tool: &str, session: &str, subject: &str) -> Verdict {
+        let principal = Principal {
+            subject: subject.into(),
+            issuer: "https://idp.example".into(),
+            scopes: Vec::new(),
+            claims: "{}".into(),
+        };
+        let msg = Message::request("tools/call", json!({"name": tool}).to_string())
+            .with_session(session)
+            .with_principal(principal);
+        plugin.admit(msg.subject().unwrap(), &msg, 0).unwrap()
     }
 
     fn rejection(verdict: Verdict) -> RpcError {
@@ -296,18 +315,28 @@ mod tests {
     }
 
     #[test]
-    fn principal_limits_count_per_session_until_the_host_lends_principals() {
+    fn principal_limits_count_each_user_across_sessions() {
         testing::clear_kv();
         let limiter = search_limit("principal");
-        for _ in 0..2 {
-            assert_eq!(call(&limiter, "search", "a", 0), Verdict::Pass);
-        }
-        assert_eq!(call(&limiter, "search", "b", 0), Verdict::Pass);
-        let err = rejection(call(&limiter, "search", "a", 0));
+        // alice's two sessions share one counter; bob has his own.
+        assert_eq!(call_as(&limiter, "search", "a", "alice"), Verdict::Pass);
+        assert_eq!(call_as(&limiter, "search", "b", "alice"), Verdict::Pass);
+        assert_eq!(call_as(&limiter, "search", "c", "bob"), Verdict::Pass);
+        let err = rejection(call_as(&limiter, "search", "d", "alice"));
         assert!(
             err.message.ends_with("per principal; retry in 60000 ms"),
             "{}",
             err.message
+        );
+        assert_eq!(call_as(&limiter, "search", "c", "bob"), Verdict::Pass);
+        // Sessions without a principal count each on their own.
+        for _ in 0..2 {
+            assert_eq!(call(&limiter, "search", "x", 0), Verdict::Pass);
+        }
+        assert_eq!(call(&limiter, "search", "y", 0), Verdict::Pass);
+        assert_eq!(
+            rejection(call(&limiter, "search", "x", 0)).code,
+            RATE_LIMITED
         );
     }
 
@@ -330,8 +359,9 @@ mod tests {
         testing::clear_kv();
         let limiter = search_limit("session");
         testing::fail_store(Some(store::StoreError::Timeout));
+        let msg = Message::request("tools/call", r#"{"name":"search"}"#).with_session("a");
         assert_eq!(
-            limiter.admit("search", "a", 0),
+            limiter.admit("search", &msg, 0),
             Err(store::StoreError::Timeout)
         );
         testing::clear_kv();
