@@ -147,6 +147,28 @@ struct Asked<'a> {
     principal: Option<&'a Arc<SessionPrincipal>>,
 }
 
+impl<'a> Asked<'a> {
+    /// A request going `direction`; `principal`: its own sender's, when that is not
+    /// the session's.
+    fn request(
+        direction: Direction,
+        method: &'a str,
+        id: &'a RawValue,
+        params: Option<&'a RawValue>,
+        principal: Option<&'a Arc<SessionPrincipal>>,
+    ) -> Self {
+        Asked {
+            direction,
+            kind: Kind::Request,
+            method,
+            id: Some(id),
+            payload: params,
+            error: None,
+            principal,
+        }
+    }
+}
+
 /// A request judged and on its way: where to, with which params, and what its
 /// answer's chains will be shown of it.
 struct Routed {
@@ -845,13 +867,16 @@ impl SessionRelay {
             Some(_) => None,
         };
         let verdict = self
-            .judge_request(
+            .judge(
                 Chain::Global { owner },
-                Direction::ToServer,
-                method,
-                id,
-                params.as_deref(),
-                principal,
+                Asked::request(
+                    Direction::ToServer,
+                    method,
+                    id,
+                    params.as_deref(),
+                    principal,
+                ),
+                None,
                 trace.as_ref(),
             )
             .await;
@@ -941,13 +966,10 @@ impl SessionRelay {
         let rewritten = rewritten || !passthrough;
         let (own, rewritten) = if self.has_chain(backend) {
             let verdict = self
-                .judge_request(
+                .judge(
                     Chain::Server(backend),
-                    Direction::ToServer,
-                    method,
-                    id,
-                    own.as_deref(),
-                    principal,
+                    Asked::request(Direction::ToServer, method, id, own.as_deref(), principal),
+                    None,
                     trace.as_ref(),
                 )
                 .await;
@@ -995,12 +1017,9 @@ impl SessionRelay {
         let from = Peer::Backend(index);
         if self.has_chain(index) {
             let verdict = self
-                .judge_request(
+                .judge(
                     Chain::Server(index),
-                    Direction::ToClient,
-                    method,
-                    id,
-                    params.as_deref(),
+                    Asked::request(Direction::ToClient, method, id, params.as_deref(), None),
                     None,
                     None,
                 )
@@ -1018,12 +1037,9 @@ impl SessionRelay {
             .then(|| params.clone())
             .flatten();
         let verdict = self
-            .judge_request(
+            .judge(
                 Chain::Global { owner: Some(index) },
-                Direction::ToClient,
-                method,
-                id,
-                params.as_deref(),
+                Asked::request(Direction::ToClient, method, id, params.as_deref(), None),
                 None,
                 None,
             )
@@ -1102,13 +1118,16 @@ impl SessionRelay {
             }
             if self.has_chain(backend) {
                 let verdict = self
-                    .judge_request(
+                    .judge(
                         Chain::Server(backend),
-                        Direction::ToServer,
-                        &method,
-                        &id,
-                        params.as_deref(),
-                        principal.as_ref(),
+                        Asked::request(
+                            Direction::ToServer,
+                            &method,
+                            &id,
+                            params.as_deref(),
+                            principal.as_ref(),
+                        ),
+                        None,
                         trace.as_ref(),
                     )
                     .await;
@@ -1431,30 +1450,6 @@ impl SessionRelay {
             ..Outbound::new(notification)
         };
         self.send_client(outbound).await;
-    }
-
-    /// Asks a chain about a request going `direction`; `trace`: the span its plugin
-    /// calls are children of, when traced.
-    async fn judge_request(
-        &self,
-        chain: Chain,
-        direction: Direction,
-        method: &str,
-        id: &RawValue,
-        params: Option<&RawValue>,
-        principal: Option<&Arc<SessionPrincipal>>,
-        trace: Option<&SpanContext>,
-    ) -> Verdict {
-        let asked = Asked {
-            direction,
-            kind: Kind::Request,
-            method,
-            id: Some(id),
-            payload: params,
-            error: None,
-            principal,
-        };
-        self.judge(chain, asked, None, trace).await
     }
 
     /// Asks a chain about a notification from `from`.
