@@ -11,6 +11,9 @@ from interpose_plugin import http
 
 @pytest.fixture(autouse=True)
 def restore_handler():
+    # Before as well as after: importing the component glue (test_component.py, in
+    # the same process) installs the handler of a build without wasi:http.
+    http.set_native_handler(None)
     yield
     http.set_native_handler(None)
 
