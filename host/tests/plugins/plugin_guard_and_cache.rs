@@ -157,20 +157,6 @@ fn backend_calls(proxy: &mut Proxy, id: u64) -> u64 {
         .unwrap_or_else(|| panic!("no call count in {answer}"))
 }
 
-/// The answer's `result` as the proxy wrote it.
-fn raw_result(proxy: &mut Proxy, id: u64, tool: &str, arguments: &str) -> String {
-    let line = proxy.request_raw(
-        id,
-        &format!(
-            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{arguments}}}}}"#
-        ),
-    );
-    let value: Value = serde_json::from_str(&line).expect("JSON");
-    assert!(value.get("result").is_some(), "{line}");
-    let start = line.find(r#""result":"#).expect("a result") + r#""result":"#.len();
-    line[start..line.len() - 1].to_owned()
-}
-
 #[test]
 fn response_cache_answers_a_repeated_call_without_the_backend() {
     let dir = scratch();
@@ -182,30 +168,30 @@ fn response_cache_answers_a_repeated_call_without_the_backend() {
         json!({"results": {"flaky": flaky}}),
     );
 
-    let first = raw_result(&mut proxy, 1, "lookup", r#"{"q":"rust","page":1}"#);
+    let first = proxy.call_tool_raw_result(1, "lookup", r#"{"q":"rust","page":1}"#);
     assert!(
         first.contains(r#""structuredContent":{"call":1}"#),
         "{first}"
     );
     // The same call, its arguments in another order: answered from the cache, byte
     // for byte, without reaching the backend.
-    let again = raw_result(&mut proxy, 2, "lookup", r#"{"page":1,"q":"rust"}"#);
+    let again = proxy.call_tool_raw_result(2, "lookup", r#"{"page":1,"q":"rust"}"#);
     assert_eq!(again, first);
     assert_eq!(backend_calls(&mut proxy, 3), 2);
 
     // Different arguments, or another cached tool: a miss.
-    let other = raw_result(&mut proxy, 4, "lookup", r#"{"q":"rust","page":2}"#);
+    let other = proxy.call_tool_raw_result(4, "lookup", r#"{"q":"rust","page":2}"#);
     assert!(
         other.contains(r#""structuredContent":{"call":3}"#),
         "{other}"
     );
-    let other_tool = raw_result(&mut proxy, 5, "lookup_user", r#"{"q":"rust","page":1}"#);
+    let other_tool = proxy.call_tool_raw_result(5, "lookup_user", r#"{"q":"rust","page":1}"#);
     assert!(
         other_tool.contains(r#""structuredContent":{"call":4}"#),
         "{other_tool}"
     );
     assert_eq!(
-        raw_result(&mut proxy, 6, "lookup", r#"{"q":"rust","page":2}"#),
+        proxy.call_tool_raw_result(6, "lookup", r#"{"q":"rust","page":2}"#),
         other
     );
 
@@ -231,10 +217,10 @@ fn response_cache_entry_expires_after_its_ttl() {
     );
     // The entry is stored between the call and its answer.
     let called = Instant::now();
-    let first = raw_result(&mut proxy, 1, "lookup", r#"{"q":"x"}"#);
+    let first = proxy.call_tool_raw_result(1, "lookup", r#"{"q":"x"}"#);
     let answered = Instant::now();
     assert!(first.contains(r#""call":1"#), "{first}");
-    let again = raw_result(&mut proxy, 2, "lookup", r#"{"q":"x"}"#);
+    let again = proxy.call_tool_raw_result(2, "lookup", r#"{"q":"x"}"#);
     assert!(
         called.elapsed() < TTL,
         "the machine is too slow for this test's TTL"
@@ -242,8 +228,11 @@ fn response_cache_entry_expires_after_its_ttl() {
     assert_eq!(again, first, "answered from the cache within the TTL");
 
     std::thread::sleep(TTL.saturating_sub(answered.elapsed()) + Duration::from_millis(100));
-    let expired = raw_result(&mut proxy, 3, "lookup", r#"{"q":"x"}"#);
+    let expired = proxy.call_tool_raw_result(3, "lookup", r#"{"q":"x"}"#);
     assert!(expired.contains(r#""call":2"#), "{expired}");
     // The fresh result is cached in turn.
-    assert_eq!(raw_result(&mut proxy, 4, "lookup", r#"{"q":"x"}"#), expired);
+    assert_eq!(
+        proxy.call_tool_raw_result(4, "lookup", r#"{"q":"x"}"#),
+        expired
+    );
 }

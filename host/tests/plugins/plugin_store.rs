@@ -58,20 +58,6 @@ fn rate_limit(policy: &str, per: &str, max: u64) -> String {
     )
 }
 
-/// The answer's `result` as the proxy wrote it.
-fn raw_result(proxy: &mut Proxy, id: u64, tool: &str, arguments: &str) -> String {
-    let line = proxy.request_raw(
-        id,
-        &format!(
-            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{arguments}}}}}"#
-        ),
-    );
-    let value: Value = serde_json::from_str(&line).expect("JSON");
-    assert!(value.get("result").is_some(), "{line}");
-    let start = line.find(r#""result":"#).expect("a result") + r#""result":"#.len();
-    line[start..line.len() - 1].to_owned()
-}
-
 /// How many `tools/call` requests the proxy's backend has received, this one
 /// included (`count` is not cached).
 fn backend_calls(proxy: &mut Proxy, id: u64) -> u64 {
@@ -89,14 +75,14 @@ fn a_result_cached_by_one_replica_is_a_hit_on_the_other() {
     let mut a = start(&config, 1);
     let mut b = start(&config, 1);
 
-    let first = raw_result(&mut a, 1, "lookup", r#"{"q":"rust"}"#);
+    let first = a.call_tool_raw_result(1, "lookup", r#"{"q":"rust"}"#);
     assert!(
         first.contains(r#""structuredContent":{"call":1}"#),
         "{first}"
     );
     // B's backend never saw the call: the answer, byte for byte, came from the
     // entry A stored in Valkey.
-    let from_b = raw_result(&mut b, 1, "lookup", r#"{"q":"rust"}"#);
+    let from_b = b.call_tool_raw_result(1, "lookup", r#"{"q":"rust"}"#);
     assert_eq!(from_b, first);
     assert_eq!(
         backend_calls(&mut b, 2),
@@ -229,9 +215,9 @@ fn a_store_that_goes_away_costs_errors_not_requests_and_comes_back() {
     let mut open = start(&open, 2);
     let mut closed = start(&closed, 1);
 
-    let first = raw_result(&mut open, 1, "lookup", r#"{"q":"before"}"#);
+    let first = open.call_tool_raw_result(1, "lookup", r#"{"q":"before"}"#);
     assert_eq!(
-        raw_result(&mut open, 2, "lookup", r#"{"q":"before"}"#),
+        open.call_tool_raw_result(2, "lookup", r#"{"q":"before"}"#),
         first,
         "a hit"
     );
@@ -281,7 +267,7 @@ fn a_store_that_goes_away_costs_errors_not_requests_and_comes_back() {
         began.elapsed()
     );
     // The cache missed while the store was down: the backend answered.
-    let during = raw_result(&mut open, 30, "lookup", r#"{"q":"before"}"#);
+    let during = open.call_tool_raw_result(30, "lookup", r#"{"q":"before"}"#);
     assert_ne!(during, first);
     assert!(open.wait_for_log("cannot count the call to `lookup`", Duration::from_secs(5)));
 
@@ -291,8 +277,8 @@ fn a_store_that_goes_away_costs_errors_not_requests_and_comes_back() {
     let mut id = 100;
     eventually("the cache works again", || {
         id += 2;
-        let stored = raw_result(&mut open, id, "lookup", r#"{"q":"after"}"#);
-        raw_result(&mut open, id + 1, "lookup", r#"{"q":"after"}"#) == stored
+        let stored = open.call_tool_raw_result(id, "lookup", r#"{"q":"after"}"#);
+        open.call_tool_raw_result(id + 1, "lookup", r#"{"q":"after"}"#) == stored
     });
     eventually("the closed rate limit counts again", || {
         id += 1;

@@ -381,6 +381,21 @@ impl Proxy {
         stdin.flush().expect("flush");
     }
 
+    /// Calls `tool` with `arguments` (JSON text) and returns the answer's `result`
+    /// exactly as the proxy wrote it (a cache answers byte for byte).
+    pub fn call_tool_raw_result(&mut self, id: u64, tool: &str, arguments: &str) -> String {
+        let line = self.request_raw(
+            id,
+            &format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{arguments}}}}}"#
+            ),
+        );
+        let value: Value = serde_json::from_str(&line).expect("JSON");
+        assert!(value.get("result").is_some(), "{line}");
+        let start = line.find(r#""result":"#).expect("a result") + r#""result":"#.len();
+        line[start..line.len() - 1].to_owned()
+    }
+
     /// Sends the request `line` (with id `id`) and returns the answer's line exactly as
     /// the proxy wrote it; other messages are kept for later.
     pub fn request_raw(&mut self, id: u64, line: &str) -> String {
