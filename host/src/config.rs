@@ -57,7 +57,7 @@ pub struct Config {
     pub replicas: Option<ReplicasConfig>,
     /// Where plugins keep their state (`[store]`): in memory, or in Valkey/Redis.
     #[serde(default)]
-    pub store: crate::plugin::store::StoreConfig,
+    pub store: StoreConfig,
 }
 
 /// The `[replicas]` table: sessions that continue on another replica, and ids that
@@ -75,6 +75,80 @@ pub struct ReplicasConfig {
     /// replicas share one config file.
     #[serde(default)]
     pub name_env: Option<String>,
+}
+
+/// The `[store]` table of the configuration file.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `redis://HOST:PORT[/DB]` (or `rediss://`, `redis+unix://`): plugin state in
+    /// Valkey or Redis. Unset: in the proxy's memory.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The deadline of one store call, in milliseconds (Valkey only).
+    #[serde(default = "default_store_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Connections to Valkey, each multiplexing every call in flight on it.
+    #[serde(default = "default_store_pool")]
+    pub pool: usize,
+    /// The first part of every key in Valkey: `PREFIX:PLUGIN:KEY`.
+    #[serde(default = "default_store_prefix")]
+    pub prefix: String,
+    /// The bound on one plugin's store in memory, in bytes (memory only).
+    #[serde(default = "default_store_memory_bytes")]
+    pub memory_bytes: usize,
+}
+
+/// Most connections `pool` may ask for.
+pub const MAX_STORE_POOL: usize = 64;
+
+/// The bound on one plugin's store in memory (keys and values, plus 64 bytes per
+/// entry), unless `memory_bytes` says otherwise.
+pub const DEFAULT_STORE_MEMORY_BYTES: usize = 16 * 1024 * 1024;
+
+fn default_store_timeout_ms() -> u64 {
+    100
+}
+
+fn default_store_pool() -> usize {
+    2
+}
+
+fn default_store_prefix() -> String {
+    "interpose".into()
+}
+
+fn default_store_memory_bytes() -> usize {
+    DEFAULT_STORE_MEMORY_BYTES
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: None,
+            timeout_ms: default_store_timeout_ms(),
+            pool: default_store_pool(),
+            prefix: default_store_prefix(),
+            memory_bytes: default_store_memory_bytes(),
+        }
+    }
+}
+
+impl StoreConfig {
+    /// The checks serde cannot make; the message names the field.
+    pub fn check(&self) -> Result<(), String> {
+        if self.timeout_ms == 0 {
+            return Err("`timeout_ms` must be at least 1".into());
+        }
+        if !(1..=MAX_STORE_POOL).contains(&self.pool) {
+            return Err(format!("`pool` must be from 1 to {MAX_STORE_POOL}"));
+        }
+        if let Some(url) = &self.url {
+            redis::Client::open(url.as_str())
+                .map_err(|e| format!("`url` is not a Valkey/Redis URL: {e}"))?;
+        }
+        Ok(())
+    }
 }
 
 /// The `[trust]` table: the signature policy of every plugin (those of `[[plugins]]`,
@@ -702,9 +776,7 @@ fn one_line(e: &toml::de::Error, text: &str) -> String {
 }
 
 /// The `[store]` of the config file, or the default (in memory) without one.
-pub fn store_config(
-    config_file: Option<&Path>,
-) -> Result<crate::plugin::store::StoreConfig, ConfigError> {
+pub fn store_config(config_file: Option<&Path>) -> Result<StoreConfig, ConfigError> {
     Ok(match config_file {
         Some(path) => Config::load(path)?.store,
         None => Default::default(),
@@ -851,6 +923,22 @@ mod tests {
             err.contains("unknown field `key`, expected one of `key_env`, `name`, `name_env`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn store_config_defaults_and_checks() {
+        let config: StoreConfig = toml::from_str("").unwrap();
+        assert_eq!(config, StoreConfig::default());
+        assert_eq!((config.timeout_ms, config.pool), (100, 2));
+        let bad = |text: &str| {
+            let config: StoreConfig = toml::from_str(text).unwrap();
+            config.check().unwrap_err()
+        };
+        assert_eq!(bad("timeout_ms = 0"), "`timeout_ms` must be at least 1");
+        assert_eq!(bad("pool = 0"), "`pool` must be from 1 to 64");
+        assert!(bad("url = \"http://x\"").starts_with("`url` is not a Valkey/Redis URL"));
+        let ok: StoreConfig = toml::from_str("url = \"redis://127.0.0.1:6379\"").unwrap();
+        assert_eq!(ok.check(), Ok(()));
     }
 
     #[test]

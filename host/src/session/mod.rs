@@ -4,7 +4,6 @@
 //! is the one way a session is opened, for `interpose run`, the HTTP server and the demo.
 
 pub mod gateway;
-pub mod handoff;
 pub mod intercept;
 pub mod lifecycle;
 pub mod lists;

@@ -16,7 +16,6 @@ use tokio::sync::mpsc;
 use tokio_util::time::DelayQueue;
 
 use super::gateway::{Gateway, GatewayOptions, Merge, Part, Plan};
-use super::handoff::Handoff;
 use super::lifecycle::{Backoff, Lifecycle, State};
 use super::pending::{Peer, Pending, PendingTable};
 use crate::session::intercept::{
@@ -27,6 +26,7 @@ use crate::telemetry::trace::{self, ClientSpan, SpanContext};
 use crate::telemetry::{Operation, Origin};
 use crate::upstream::UpstreamGuard;
 use crate::wire::framing::Frame;
+use crate::wire::handoff::Handoff;
 use crate::wire::jsonrpc::{
     self, BACKEND_UNAVAILABLE, ErrorObject, INTERNAL_ERROR, INVALID_REQUEST, Kind, Message, RawId,
 };

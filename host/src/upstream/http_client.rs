@@ -27,8 +27,8 @@ use url::Url;
 
 use super::credentials::ClientCredentials;
 use super::error_text::error_chain;
-use crate::session::handoff::{BackendSession, BackendSessionState};
 use crate::wire::framing::Frame;
+use crate::wire::handoff::{BackendSession, BackendSessionState};
 use crate::wire::jsonrpc::{
     self, BACKEND_UNAVAILABLE, ErrorObject, INTERNAL_ERROR, Message, Parsed, RawId,
 };

@@ -27,10 +27,10 @@ pub struct ConnectContext {
     pub principal: Option<Arc<Principal>>,
     /// With `[replicas]`, for a session that may continue on another replica: what it
     /// records for the handoff, or (resumed) what another replica recorded.
-    pub handoff: Option<Arc<crate::session::handoff::Handoff>>,
+    pub handoff: Option<Arc<crate::wire::handoff::Handoff>>,
     /// For one HTTP backend of such a session: its backend session, to fill in or to
     /// continue.
-    pub backend_session: Option<Arc<crate::session::handoff::BackendSession>>,
+    pub backend_session: Option<Arc<crate::wire::handoff::BackendSession>>,
 }
 
 /// Who made a request, as its access token says (the front door checked it): kept

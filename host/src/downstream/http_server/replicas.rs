@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ReplicasConfig;
 use crate::downstream::auth::Principal;
-use crate::session::handoff::HandoffState;
+use crate::wire::handoff::HandoffState;
 
 /// What starts the id of a session that can move: the format's version.
 const PORTABLE_PREFIX: &str = "v1.";
@@ -229,7 +229,7 @@ fn now_secs() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::handoff::BackendState;
+    use crate::wire::handoff::BackendState;
 
     const KEY_A: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
     const KEY_B: &str = "HxobHBkYFxYVFBMSERAPDg0MCwoJCAcGBQQDAgEAAAE=";

@@ -14,8 +14,8 @@ use tokio::sync::mpsc;
 
 use super::events::{EventStream, EventStyle, LiveEvents, ReplayBudget, STANDALONE};
 use crate::downstream::auth::Principal;
-use crate::session::handoff::Handoff;
 use crate::wire::framing::Frame;
+use crate::wire::handoff::Handoff;
 use crate::wire::jsonrpc::{self, Message, ParamsMeta, RawId};
 use crate::wire::link::{CHANNEL_CAPACITY, Inbound, Outbound, Sessionless};
 use crate::wire::mcp_http;

@@ -12,8 +12,8 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 
 use super::ServerState;
 use super::session::{Session, SessionKind};
-use crate::session::handoff::{Handoff, HandoffState};
 use crate::telemetry::metrics::Transport;
+use crate::wire::handoff::{Handoff, HandoffState};
 use crate::wire::link::{ConnectContext, Link};
 
 /// Messages the relay may queue for a session's streams: few, so that when the session

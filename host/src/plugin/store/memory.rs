@@ -7,9 +7,6 @@ use std::time::{Duration, Instant};
 
 use super::{StateStore, StoreError, StoreFuture};
 
-/// Default bound on one plugin's store: keys and values, plus 64 bytes per entry.
-pub const DEFAULT_KV_CAPACITY: usize = 16 * 1024 * 1024;
-
 /// Bytes counted per entry on top of its key and value, so that many tiny entries
 /// are bounded too.
 const ENTRY_OVERHEAD: usize = 64;
@@ -59,7 +56,7 @@ pub enum IncrementError {
 
 impl Default for KvStore {
     fn default() -> Self {
-        KvStore::new(DEFAULT_KV_CAPACITY)
+        KvStore::new(crate::config::DEFAULT_STORE_MEMORY_BYTES)
     }
 }
 

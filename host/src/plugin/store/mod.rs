@@ -10,10 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use serde::Deserialize;
 
-pub use memory::{DEFAULT_KV_CAPACITY, KvStore};
+pub use memory::KvStore;
 pub use valkey::Valkey;
+
+use crate::config::DEFAULT_STORE_MEMORY_BYTES;
+pub use crate::config::StoreConfig;
 
 /// Longest key a plugin may use, in bytes.
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -64,76 +66,6 @@ pub trait StateStore: Send + Sync {
     fn timeout(&self) -> Option<Duration>;
 }
 
-/// The `[store]` table of the configuration file.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct StoreConfig {
-    /// `redis://HOST:PORT[/DB]` (or `rediss://`, `redis+unix://`): plugin state in
-    /// Valkey or Redis. Unset: in the proxy's memory.
-    #[serde(default)]
-    pub url: Option<String>,
-    /// The deadline of one store call, in milliseconds (Valkey only).
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-    /// Connections to Valkey, each multiplexing every call in flight on it.
-    #[serde(default = "default_pool")]
-    pub pool: usize,
-    /// The first part of every key in Valkey: `PREFIX:PLUGIN:KEY`.
-    #[serde(default = "default_prefix")]
-    pub prefix: String,
-    /// The bound on one plugin's store in memory, in bytes (memory only).
-    #[serde(default = "default_memory_bytes")]
-    pub memory_bytes: usize,
-}
-
-/// Most connections `pool` may ask for.
-pub const MAX_POOL: usize = 64;
-
-fn default_timeout_ms() -> u64 {
-    100
-}
-
-fn default_pool() -> usize {
-    2
-}
-
-fn default_prefix() -> String {
-    "interpose".into()
-}
-
-fn default_memory_bytes() -> usize {
-    DEFAULT_KV_CAPACITY
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        StoreConfig {
-            url: None,
-            timeout_ms: default_timeout_ms(),
-            pool: default_pool(),
-            prefix: default_prefix(),
-            memory_bytes: default_memory_bytes(),
-        }
-    }
-}
-
-impl StoreConfig {
-    /// The checks serde cannot make; the message names the field.
-    pub fn check(&self) -> Result<(), String> {
-        if self.timeout_ms == 0 {
-            return Err("`timeout_ms` must be at least 1".into());
-        }
-        if !(1..=MAX_POOL).contains(&self.pool) {
-            return Err(format!("`pool` must be from 1 to {MAX_POOL}"));
-        }
-        if let Some(url) = &self.url {
-            redis::Client::open(url.as_str())
-                .map_err(|e| format!("`url` is not a Valkey/Redis URL: {e}"))?;
-        }
-        Ok(())
-    }
-}
-
 /// Where the plugins of one process keep their state: opens each plugin's store.
 #[derive(Clone)]
 pub enum Stores {
@@ -146,7 +78,7 @@ pub enum Stores {
 impl Default for Stores {
     fn default() -> Self {
         Stores::Memory {
-            capacity: DEFAULT_KV_CAPACITY,
+            capacity: DEFAULT_STORE_MEMORY_BYTES,
         }
     }
 }
@@ -185,22 +117,6 @@ impl Stores {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn config_defaults_and_checks() {
-        let config: StoreConfig = toml::from_str("").unwrap();
-        assert_eq!(config, StoreConfig::default());
-        assert_eq!((config.timeout_ms, config.pool), (100, 2));
-        let bad = |text: &str| {
-            let config: StoreConfig = toml::from_str(text).unwrap();
-            config.check().unwrap_err()
-        };
-        assert_eq!(bad("timeout_ms = 0"), "`timeout_ms` must be at least 1");
-        assert_eq!(bad("pool = 0"), "`pool` must be from 1 to 64");
-        assert!(bad("url = \"http://x\"").starts_with("`url` is not a Valkey/Redis URL"));
-        let ok: StoreConfig = toml::from_str("url = \"redis://127.0.0.1:6379\"").unwrap();
-        assert_eq!(ok.check(), Ok(()));
-    }
 
     #[tokio::test]
     async fn each_plugin_has_its_own_memory_store() {

@@ -9,8 +9,8 @@ use serde_json::value::RawValue;
 
 use super::{EXIT_WAIT, INITIALIZE, INITIALIZED, LIST_CHANGED, SET_LEVEL, SessionRelay, State};
 use crate::session::gateway::Merge;
-use crate::session::handoff::Handoff;
 use crate::telemetry::{Operation, metrics};
+use crate::wire::handoff::Handoff;
 use crate::wire::jsonrpc::{self, BACKEND_UNAVAILABLE, ErrorObject, Message, RawId};
 use crate::wire::link::Outbound;
 

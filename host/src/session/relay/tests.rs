@@ -2233,7 +2233,7 @@ async fn upstream_operations_and_the_backends_connection_are_counted_per_server(
 /// back in another version than the recorded one is given up on.
 #[tokio::test(start_paused = true)]
 async fn a_continued_session_calls_at_once_and_replays_the_recorded_handshake() {
-    use crate::session::handoff::{BackendState, Handoff, HandoffState};
+    use crate::wire::handoff::{BackendState, Handoff, HandoffState};
     let init = json!({"protocolVersion": "2025-06-18", "capabilities": {},
                       "clientInfo": {"name": "moved", "version": "1"}});
     let handoff = Handoff::resume(HandoffState {
