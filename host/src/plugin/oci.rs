@@ -268,8 +268,9 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 }
 
 /// Checks that bytes read from the cache are what they are stored as.
-pub fn verify_cached(bytes: &[u8], digest: &str) -> anyhow::Result<()> {
-    let actual = digest_of(bytes);
+/// `actual` is their SHA-256, which the loader computes once for the pin and this.
+pub fn verify_cached(actual: Sha256, digest: &str) -> anyhow::Result<()> {
+    let actual = format!("sha256:{actual}");
     if actual != digest {
         bail!(
             "the cached plugin does not match its digest {digest} (it is {actual}): the cache was changed; pull it again"
@@ -518,13 +519,15 @@ mod tests {
         );
         let pinned = PluginRef::parse(&format!("oci://localhost:5000/p/x@{manifest}")).unwrap();
         assert_eq!(cache.find(&pinned).unwrap().unwrap().digest, layer);
-        verify_cached(bytes, &layer).unwrap();
+        verify_cached(Sha256::of(bytes), &layer).unwrap();
         // The same layer under another manifest, unsigned: its own signature entry.
         let unsigned = digest_of(b"another manifest");
         let other = PluginRef::parse(&format!("oci://localhost:5000/p/x@{unsigned}")).unwrap();
         cache.store(&other, &unsigned, &layer, bytes, None).unwrap();
         assert!(!cache.find(&other).unwrap().unwrap().signature.exists());
-        let error = verify_cached(b"changed", &layer).unwrap_err().to_string();
+        let error = verify_cached(Sha256::of(b"changed"), &layer)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("the cache was changed"), "{error}");
     }
 }

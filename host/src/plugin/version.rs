@@ -82,9 +82,10 @@ impl LoadError {
     }
 }
 
-/// The file's bytes and their digest, checked against the pin, the signature policy
-/// and the grants ([`super::trust::admit`]). Read once: the bytes checked are the
-/// bytes compiled, and their digest keys the compiled-plugin cache.
+/// The file's bytes and their digest, checked against the digest a pulled plugin is
+/// cached under, the pin, the signature policy and the grants
+/// ([`super::trust::admit`]). Read and hashed once: the bytes checked are the bytes
+/// compiled, and their digest keys the compiled-plugin cache.
 pub async fn read_checked(config: &PluginConfig) -> Result<(Arc<[u8]>, Sha256), LoadError> {
     let (bytes, pulled) = match config.reference() {
         Some(reference) => read_pulled(reference)
@@ -97,6 +98,10 @@ pub async fn read_checked(config: &PluginConfig) -> Result<(Arc<[u8]>, Sha256), 
     }
     .map_err(|problem| LoadError::new(config, problem))?;
     let actual = Sha256::of(&bytes);
+    if let Some(cached) = &pulled {
+        oci::verify_cached(actual, &cached.digest)
+            .map_err(|e| LoadError::new(config, LoadProblem::Registry(format!("{e:#}"))))?;
+    }
     if let Some(expected) = config.sha256
         && expected != actual
     {
@@ -122,9 +127,9 @@ pub async fn read_checked(config: &PluginConfig) -> Result<(Arc<[u8]>, Sha256), 
     Ok((bytes.into(), actual))
 }
 
-/// The bytes of a plugin named by registry reference: from the cache, pulled into it
-/// first if they are not there, and checked against the digest they are kept under;
-/// with where the cache keeps them and their signature.
+/// The bytes of a plugin named by registry reference, from the cache, pulled into it
+/// first if they are not there; with where the cache keeps them, their digest (which
+/// the caller checks them against) and their signature.
 async fn read_pulled(reference: &str) -> Result<(Vec<u8>, oci::Cached), LoadProblem> {
     let registry = |e: anyhow::Error| LoadProblem::Registry(format!("{e:#}"));
     let reference = oci::PluginRef::parse(reference).map_err(registry)?;
@@ -132,7 +137,6 @@ async fn read_pulled(reference: &str) -> Result<(Vec<u8>, oci::Cached), LoadProb
     let bytes = tokio::fs::read(&cached.path)
         .await
         .map_err(LoadProblem::Read)?;
-    oci::verify_cached(&bytes, &cached.digest).map_err(registry)?;
     Ok((bytes, cached))
 }
 
