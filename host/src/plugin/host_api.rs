@@ -68,8 +68,10 @@ impl HostState {
     /// by then too (the epoch deadline stops guest code only).
     pub fn start_call(&mut self, timeout: Duration) {
         self.limiter.reset();
-        self.deadline = Instant::now().checked_add(timeout);
-        self.http.set_deadline(timeout);
+        // One clock read per call: this runs before every plugin call.
+        let now = Instant::now();
+        self.deadline = now.checked_add(timeout);
+        self.http.set_deadline(now, timeout);
     }
 
     /// Logs a failed `kv-*` call, which the plugin cannot see: `outcome` says
@@ -247,8 +249,9 @@ impl<'a> StoreAccess<'a> {
 
 /// A linker with WASI (nothing granted unless the store's context grants it),
 /// `wasi:http` (every request checked against the plugin's `http` grant, see
-/// [`super::outbound_http`]) and the `types` and `host` interfaces. Imports a component has beyond these are added per component as
-/// traps (see [`super::engine::PluginRuntime::link`]).
+/// [`super::outbound_http`]) and the `types`, `host` and `store` interfaces. Imports
+/// a component has beyond these are added per component as traps (see
+/// [`super::engine::PluginRuntime::link`]).
 pub fn base_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;

@@ -224,12 +224,13 @@ impl OutboundHttp {
         }
     }
 
-    /// Requests made from now on must end within `timeout` (the call's deadline),
-    /// less a tenth of it (at most [`MAX_DEADLINE_MARGIN`]) so that the guest gets the
-    /// timeout error in time to answer with a fallback of its own.
-    pub fn set_deadline(&mut self, timeout: Duration) {
+    /// Requests made in the call that began at `started` must end within `timeout`
+    /// (the call's deadline), less a tenth of it (at most [`MAX_DEADLINE_MARGIN`]) so
+    /// that the guest gets the timeout error in time to answer with a fallback of its
+    /// own.
+    pub fn set_deadline(&mut self, started: Instant, timeout: Duration) {
         let margin = (timeout / 10).min(MAX_DEADLINE_MARGIN);
-        self.deadline = Instant::now() + timeout - margin;
+        self.deadline = started + timeout - margin;
     }
 
     fn refuse(&self, url: &str, why: &str, code: HttpError) -> SendFuture {
