@@ -322,10 +322,10 @@ impl InterceptorChain {
         // warning.
         let breaker = match transition {
             Some(Transition::Opened(reason)) => format!(
-                "plugin breaker OPEN after {reason} in this session: for {cooldown_ms} ms the plugin is not called for this session's messages, which get its unchecked_policy ({unchecked}); then one is tried again. Other sessions are not affected"
+                "plugin breaker OPEN after {reason} in this client session: for {cooldown_ms} ms the plugin is not called for this client session's messages, which get its unchecked_policy ({unchecked}); then one is tried again. Other sessions are not affected"
             ),
             Some(Transition::Reopened) => format!(
-                "plugin breaker OPEN again: the trial call failed; the plugin is not called for this session's messages for another {cooldown_ms} ms"
+                "plugin breaker OPEN again: the trial call failed; the plugin is not called for this client session's messages for another {cooldown_ms} ms"
             ),
             Some(Transition::Closed) | None => {
                 tracing::warn!(
@@ -596,7 +596,7 @@ mod tests {
         );
         assert_eq!(
             plugin_error("redact", &Failure::Paused).message,
-            "plugin `redact` was not called: paused for this session after repeated failures"
+            "plugin `redact` was not called: paused for this client session after repeated failures"
         );
     }
 }

@@ -131,7 +131,7 @@ pub enum Failure {
     Instantiate(String),
     /// The message is larger than the plugin's input limit; it was not called.
     InputTooLarge { len: usize, limit: usize },
-    /// The plugin failed too often in this session; it was not called.
+    /// The plugin failed too often in this client session; it was not called.
     Paused,
 }
 
@@ -177,7 +177,9 @@ impl fmt::Display for Failure {
                 f,
                 "a message of {len} bytes is over the input limit of {limit} bytes (`max_input_bytes`)"
             ),
-            Failure::Paused => f.write_str("paused for this session after repeated failures"),
+            Failure::Paused => {
+                f.write_str("paused for this client session after repeated failures")
+            }
         }
     }
 }

@@ -164,7 +164,7 @@ fn skip_policy_passes_the_message_and_the_next_plugin_still_works() {
 /// What a client gets for a message of a session whose breaker is open, under the
 /// default `unchecked_policy` (reject).
 const PAUSED: &str =
-    "plugin `fixture-trap` was not called: paused for this session after repeated failures";
+    "plugin `fixture-trap` was not called: paused for this client session after repeated failures";
 
 /// Sleeps until `wait` is surely over.
 fn sleep_past(wait: Duration) {
@@ -196,7 +196,7 @@ fn repeated_failures_open_the_sessions_breaker_which_rearms_after_its_cooldown()
     }
     assert!(
         proxy.wait_for_log(
-            "plugin breaker OPEN after 5 failures in a row in this session: for 3000 ms",
+            "plugin breaker OPEN after 5 failures in a row in this client session: for 3000 ms",
             Duration::from_secs(5)
         ),
         "{}",

@@ -240,14 +240,14 @@ fn repeated_python_failures_open_the_sessions_breaker() {
         assert!(message.contains("failed: trapped"), "{message}");
     }
     assert!(proxy.wait_for_log(
-        "plugin breaker OPEN after 5 failures in a row in this session",
+        "plugin breaker OPEN after 5 failures in a row in this client session",
         Duration::from_secs(5)
     ));
     for (id, tool) in [(6, "raise"), (7, "harmless")] {
         let answer = proxy.call_tool(id, tool, json!({}));
         assert_eq!(
             error(&answer)["message"],
-            "plugin `fixture-py-raise` was not called: paused for this session after repeated failures"
+            "plugin `fixture-py-raise` was not called: paused for this client session after repeated failures"
         );
     }
     // Messages it never asked for still flow, through the next plugin.
@@ -450,7 +450,7 @@ async fn oversized_calls_in_one_session_leave_tool_policy_serving_another() {
     let (_, body) = post(&base, Some(&attacker), text).await;
     assert_eq!(
         error(&answer_in(&body, 16))["message"],
-        "plugin `tool-policy` was not called: paused for this session after repeated failures"
+        "plugin `tool-policy` was not called: paused for this client session after repeated failures"
     );
     // ...the other is not.
     for _ in 0..3 {
