@@ -54,27 +54,10 @@ pub struct Config {
     pub auth: Option<crate::downstream::auth::AuthConfig>,
     /// Several replicas behind one address (`[replicas]`, docs/deploy.md).
     #[serde(default)]
-    pub replicas: Option<ReplicasConfig>,
+    pub replicas: Option<crate::downstream::http_server::ReplicasConfig>,
     /// Where plugins keep their state (`[store]`): in memory, or in Valkey/Redis.
     #[serde(default)]
     pub store: StoreConfig,
-}
-
-/// The `[replicas]` table: sessions that continue on another replica, and ids that
-/// name the replica a session cannot leave.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReplicasConfig {
-    /// The environment variable holding the key every replica shares: 32 random
-    /// bytes, base64.
-    pub key_env: String,
-    /// This replica's name, in the ids of sessions that cannot move (stdio backends).
-    #[serde(default)]
-    pub name: Option<String>,
-    /// The environment variable holding this replica's name (a pod's name), when the
-    /// replicas share one config file.
-    #[serde(default)]
-    pub name_env: Option<String>,
 }
 
 /// The `[store]` table of the configuration file.

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker, ResourceType};
@@ -14,14 +13,9 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use super::bindings::PluginPre;
 use super::compile_cache::{self, CompileCache, Origin};
 use super::host_api::{self, HostState};
+use super::limits::EPOCH_TICK;
 use super::store::Stores;
 use crate::config::Sha256;
-
-/// How often the epoch advances: the granularity of call deadlines. Each tick wakes a
-/// thread, which on a small machine costs more than it seems (at 1 ms, the ticker and
-/// the timer interrupts it causes were about 4 % of the proxy's CPU time with one
-/// plugin); 5 ms keeps a deadline within 5 ms of its `timeout_ms`.
-pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// How the runtime is set up.
 #[derive(Debug, Clone)]

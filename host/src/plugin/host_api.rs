@@ -12,8 +12,8 @@ use super::bindings::{self, Level, WitStoreError};
 use super::limits::MemoryLimiter;
 use super::message_view::MessageView;
 use super::outbound_http::{HttpPolicy, OutboundHttp};
-use super::sandbox::PluginTag;
 use super::store::{MAX_KEY_BYTES, StateStore, StoreError, StoreFuture};
+use super::tag::PluginTag;
 
 /// The data of one instance's `Store`.
 pub struct HostState {

@@ -31,7 +31,7 @@ use http_body_util::BodyExt;
 use url::{Host, Url};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiHttpHooks};
 
-use super::sandbox::PluginTag;
+use super::tag::PluginTag;
 
 /// One entry of an `http` grant, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]

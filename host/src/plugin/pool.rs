@@ -13,8 +13,9 @@ use super::bindings::{self, Manifest, Plugin, PluginPre};
 use super::host_api::HostState;
 use super::limits::{Failure, Limits, first_line};
 use super::message_view::MessageView;
-use super::sandbox::{Grants, PluginTag};
+use super::sandbox::Grants;
 use super::store::StateStore;
+use super::tag::PluginTag;
 use crate::session::intercept::Verdict;
 
 /// One ready instance.

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -13,32 +13,8 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
 use super::outbound_http::HttpPolicy;
+use super::tag::PluginTag;
 use crate::config::{DirGrant, DirMode, PluginConfig};
-
-/// The name a plugin's log lines carry. Shared by its instances; set from the
-/// manifest once the first instance has answered `init`.
-#[derive(Debug)]
-pub struct PluginTag(RwLock<Arc<str>>);
-
-impl PluginTag {
-    pub fn new(name: &str) -> Arc<Self> {
-        Arc::new(PluginTag(RwLock::new(name.into())))
-    }
-
-    pub fn get(&self) -> Arc<str> {
-        self.0
-            .read()
-            .map(|n| n.clone())
-            .unwrap_or_else(|e| e.into_inner().clone())
-    }
-
-    pub fn set(&self, name: &str) {
-        match self.0.write() {
-            Ok(mut n) => *n = name.into(),
-            Err(e) => *e.into_inner() = name.into(),
-        }
-    }
-}
 
 /// What a plugin is granted, resolved once when the plugin is loaded.
 #[derive(Debug, Clone, Default)]

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use super::engine::PluginRuntime;
-use super::sandbox::PluginTag;
 use super::stats::Stats;
+use super::tag::PluginTag;
 use super::version::{Lineage, LoadError, PluginVersion, read_checked};
 use crate::config::PluginConfig;
 

@@ -27,7 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 pub use access::{AccessPolicy, enforce as enforce_access};
-pub use replicas::{Replicas, ReplicasError};
+pub use replicas::{Replicas, ReplicasConfig, ReplicasError};
 
 use crate::downstream::OpenSession;
 use crate::downstream::auth::{METADATA_PATH, Principal, ResourceServer};

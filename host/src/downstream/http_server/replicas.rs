@@ -11,9 +11,25 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 
-use crate::config::ReplicasConfig;
 use crate::downstream::auth::Principal;
 use crate::wire::handoff::HandoffState;
+
+/// The `[replicas]` table: sessions that continue on another replica, and ids that
+/// name the replica a session cannot leave.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicasConfig {
+    /// The environment variable holding the key every replica shares: 32 random
+    /// bytes, base64.
+    pub key_env: String,
+    /// This replica's name, in the ids of sessions that cannot move (stdio backends).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The environment variable holding this replica's name (a pod's name), when the
+    /// replicas share one config file.
+    #[serde(default)]
+    pub name_env: Option<String>,
+}
 
 /// What starts the id of a session that can move: the format's version.
 const PORTABLE_PREFIX: &str = "v1.";

@@ -13,7 +13,7 @@ use super::capabilities::{self, Capabilities};
 use super::signature::{SignedSource, TrustedKey};
 use crate::config::{PluginConfig, Sha256};
 use crate::plugin::engine::{PluginRuntime, RuntimeOptions};
-use crate::plugin::sandbox::PluginTag;
+use crate::plugin::tag::PluginTag;
 use crate::plugin::version::{Lineage, PluginVersion};
 
 /// The package every plugin exports `interceptor` from.
