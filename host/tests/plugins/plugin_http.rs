@@ -174,6 +174,16 @@ fn a_python_plugin_failing_on_a_refusal_gets_its_failure_policy() {
 }
 
 #[test]
+fn a_granted_url_is_fetched_from_a_javascript_plugin() {
+    fetches_from("fixture-js-http", "http://127.0.0.1:9/");
+}
+
+#[test]
+fn a_javascript_plugin_failing_on_a_refusal_gets_its_failure_policy() {
+    refusal_gets_the_failure_policy("fixture-js-http", "http://127.0.0.1:9/");
+}
+
+#[test]
 fn urls_outside_the_grant_are_denied_and_logged() {
     let target = Target::start();
     let port = target.addr.rsplit(':').next().unwrap();
