@@ -149,6 +149,8 @@ function wasiRequest({ method, url, headers, body, timeoutMs }) {
   try {
     pending = handle(request, requestOptions(timeoutMs));
   } catch (error) {
+    // Dropped now rather than whenever the engine collects it.
+    outgoingBody[dispose]();
     throw failed(payloadOf(error));
   }
   let writeError;
