@@ -313,6 +313,56 @@ export declare const store: {
   increment(key: string, delta?: number, options?: { ttlMs?: number }): number;
 };
 
+/**
+ * A failed outbound HTTP request: `code` is the `wasi:http` error's name
+ * (`HttpRequestDenied`, `DestinationIpProhibited`, `HttpResponseBodySize`,
+ * `ConnectionTimeout`, ...), or undefined when the failure was found in the plugin.
+ */
+export declare class HttpError extends Error {
+  constructor(message: string, code?: string);
+  readonly code: string | undefined;
+}
+
+/** An HTTP response, its body read whole. */
+export declare class HttpResponse {
+  constructor(status: number, headers?: Array<[string, string]>, body?: Uint8Array);
+  readonly status: number;
+  /** Whether the status is 2xx. */
+  readonly ok: boolean;
+  /** The response's headers, in order, as `[name, value]`. */
+  readonly headers: Array<[string, string]>;
+  readonly body: Uint8Array;
+  /** The first value of the header `name` (any case). */
+  header(name: string): string | undefined;
+  /** The body as text (UTF-8, invalid bytes replaced). */
+  text(): string;
+  /** The body parsed as JSON. */
+  json<T = any>(): T;
+}
+
+export interface HttpInit {
+  /** Default GET, or POST when there is a body. */
+  method?: string;
+  headers?: { [name: string]: string } | Array<[string, string]>;
+  body?: string | Uint8Array;
+  /** A limit for connecting, for the response to start and between its bytes (each). */
+  timeoutMs?: number;
+}
+
+/**
+ * Outbound HTTP over `wasi:http`, synchronous (handlers are): declare `http` in the
+ * project's `capabilities.toml`; the proxy sends only what the user's `http` grant
+ * allows. Responses of any status are returned; failures throw an HttpError.
+ */
+export declare const http: {
+  fetch(url: string, init?: HttpInit): HttpResponse;
+  get(url: string, init?: Omit<HttpInit, "method" | "body">): HttpResponse;
+  /** POSTs `JSON.stringify(value)` with `content-type: application/json`. */
+  postJson(url: string, value: unknown, init?: Omit<HttpInit, "method" | "body">): HttpResponse;
+  HttpError: typeof HttpError;
+  Response: typeof HttpResponse;
+};
+
 /** An error refusing a configuration; its message starts with `invalid config: `. */
 export declare class ConfigError extends Error {
   constructor(detail: string);

@@ -39,3 +39,18 @@ export function advanceClock(ms: number): void;
 export function failStore(kind: import("./index.js").StoreErrorKind | undefined, detail?: string): void;
 /** Empties the log and the store. */
 export function resetHost(): void;
+/**
+ * Answers the plugin's `http` requests under Node: `fn` returns an `http.Response`
+ * or throws an HttpError; `undefined` restores the default, which throws.
+ */
+export function setHttpHandler(
+  fn:
+    | ((request: {
+        method: string;
+        url: string;
+        headers: Array<[string, string]>;
+        body: Uint8Array;
+        timeoutMs: number | undefined;
+      }) => import("./index.js").HttpResponse)
+    | undefined,
+): void;

@@ -7,7 +7,8 @@
 //!   `interceptor-plugin` (`interceptor-plugin-http` when `capabilities.toml`
 //!   declares `http`, for the `wasi:http` bindings), with the SDK on the module path.
 //! - JavaScript (`package.json`): the SDK's `build/build.mjs` (esbuild, then
-//!   componentize-js with its bindings patched; see `sdk/js/README.md`).
+//!   componentize-js with its bindings patched; see `sdk/js/README.md`), against the
+//!   same world as Python.
 //!
 //! Python and JavaScript components go to `<project>/target/<dir name>.wasm`
 //! unless an output is given. The capabilities the project declares in
@@ -104,10 +105,11 @@ fn precompile(component: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The world a Python plugin is built against: with `wasi:http` when the project
-/// declares outbound HTTP (componentize-py makes bindings for the world's imports
-/// only, and imports all of them, so plugins that do not call out do not get it).
-fn python_world(dir: &Path) -> Result<&'static str> {
+/// The world a Python or JavaScript plugin is built against: with `wasi:http` when
+/// the project declares outbound HTTP (componentize-py and componentize-js make
+/// bindings for the world's imports only, and componentize-py imports all of them,
+/// so plugins that do not call out do not get it).
+fn guest_world(dir: &Path) -> Result<&'static str> {
     let declared = read_declared(dir)?;
     Ok(match declared {
         Some(declared) if !declared.http.is_empty() => "interceptor-plugin-http",
@@ -340,7 +342,7 @@ fn build_python(dir: &Path, out: Option<PathBuf>) -> Result<PathBuf> {
                 .arg("--quiet")
                 .arg("-d")
                 .arg(sdk.wit())
-                .args(["-w", python_world(dir)?, "componentize", "interpose_app"])
+                .args(["-w", guest_world(dir)?, "componentize", "interpose_app"])
                 .arg("-p")
                 .arg(work.path())
                 .arg("-p")
@@ -377,6 +379,8 @@ fn build_js(dir: &Path, out: Option<PathBuf>, force: bool) -> Result<PathBuf> {
         .arg(&toolchain)
         .arg("--wit")
         .arg(sdk.wit())
+        .arg("--world")
+        .arg(guest_world(dir)?)
         .arg(dir)
         .arg(&out);
     run(&mut command, "the JavaScript build")

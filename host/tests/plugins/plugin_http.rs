@@ -5,7 +5,9 @@
 //! the plugin's failure policy applies when it fails on them.
 //!
 //! `fixture-http` makes the request a `fetch` tool call describes and answers with
-//! `{"status", "body"}`, or rejects with code -32050 and the `wasi:http` error.
+//! `{"status", "body"}`, or rejects with code -32050 and the `wasi:http` error;
+//! `fixture-py-http` and `fixture-js-http` do the same through the Python and
+//! JavaScript SDKs, so a granted URL and a refusal are checked from each language.
 
 use crate::http_support::{Proc, http_get, python, repo};
 use crate::support;
@@ -161,15 +163,24 @@ fn fetches_from(plugin: &str, declared: &str) {
     assert_eq!(target.requested(), ["/v1/hello", "/v1/echo"]);
 }
 
-/// Ignored: the component componentize-py 0.25.1 builds against
-/// `interceptor-plugin-http` traps in its own runtime on the first `wasi:http` call
-/// (`OutgoingRequest(fields)`: "AttributeError: 'str' object has no attribute
-/// 'detach'", before any request reaches the host); plugins built against that world
-/// load and serve otherwise. Run with `--ignored` to check a fix.
 #[test]
-#[ignore = "componentize-py 0.25.1 traps on the first wasi:http call (see the comment)"]
 fn a_granted_url_is_fetched_from_a_python_plugin() {
     fetches_from("fixture-py-http", "http://127.0.0.1:9/");
+}
+
+#[test]
+fn a_python_plugin_failing_on_a_refusal_gets_its_failure_policy() {
+    refusal_gets_the_failure_policy("fixture-py-http", "http://127.0.0.1:9/");
+}
+
+#[test]
+fn a_granted_url_is_fetched_from_a_javascript_plugin() {
+    fetches_from("fixture-js-http", "http://127.0.0.1:9/");
+}
+
+#[test]
+fn a_javascript_plugin_failing_on_a_refusal_gets_its_failure_policy() {
+    refusal_gets_the_failure_policy("fixture-js-http", "http://127.0.0.1:9/");
 }
 
 #[test]
@@ -313,28 +324,37 @@ fn a_slow_server_is_cut_off_before_the_plugin_deadline() {
 
 #[test]
 fn a_plugin_failing_on_a_refusal_gets_its_failure_policy() {
+    refusal_gets_the_failure_policy("fixture-http", "http://127.0.0.1:9/");
+    let (answer, _) = slow_call("/v1/slow", &format!("failure_policy = \"skip\"\n{PANIC}"));
+    assert_eq!(echoed_params(&answer)["name"], "fetch");
+}
+
+/// A fixture configured to fail (panic, raise, throw) on a failed request, refused a
+/// URL outside its grant: with `failure_policy = "reject"` the call gets the plugin
+/// error naming it, with `"skip"` the call passes to the server. `declared` is what
+/// the fixture declares (granted too).
+fn refusal_gets_the_failure_policy(plugin: &str, declared: &str) {
     let target = Target::start();
     let settings = |policy: &str| {
         format!(
-            "failure_policy = \"{policy}\"\ntimeout_ms = 10000\nhttp = [\"{}\"]\n{PANIC}",
+            "failure_policy = \"{policy}\"\ntimeout_ms = 10000\nhttp = [\"{declared}\", \"{}\"]\n{PANIC}",
             target.url("/v1/*")
         )
     };
-    let mut closed = proxy("fixture-http", &settings("reject"));
+    let mut closed = proxy(plugin, &settings("reject"));
     let answer = fetch(&mut closed, 1, &target.url("/other"));
     let err = error(&answer);
     assert_eq!(err["code"], PLUGIN_ERROR, "{answer}");
-    assert_eq!(err["data"]["plugin"], "fixture-http");
+    assert_eq!(err["data"]["plugin"], plugin);
 
-    let mut open = proxy("fixture-http", &settings("skip"));
+    let mut open = proxy(plugin, &settings("skip"));
     let answer = fetch(&mut open, 1, &target.url("/other"));
     assert_eq!(
         echoed_params(&answer)["arguments"],
         json!({"url": target.url("/other")}),
         "the message passed to the server"
     );
-    let (answer, _) = slow_call("/v1/slow", &format!("failure_policy = \"skip\"\n{PANIC}"));
-    assert_eq!(echoed_params(&answer)["name"], "fetch");
+    assert!(target.requested().is_empty());
 }
 
 /// The fixture's config to panic on a failed request.

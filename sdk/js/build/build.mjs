@@ -1,15 +1,18 @@
 // Builds a JavaScript plugin into a WebAssembly component (world
-// `interceptor-plugin` of wit/). Run by scripts/build-js-plugin.sh, which
-// installs the pinned toolchain first and passes its location.
+// `interceptor-plugin` of wit/, or `interceptor-plugin-http` for a plugin that
+// declares outbound HTTP). Run by `interpose plugin build`, which installs the
+// pinned toolchain first, passes its location and picks the world from the
+// project's `capabilities.toml` (as for Python).
 //
-//   node build.mjs --toolchain DIR --wit DIR PLUGIN_DIR OUT.wasm
+//   node build.mjs --toolchain DIR --wit DIR [--world NAME] PLUGIN_DIR OUT.wasm
 //
 // Steps: find the plugin's entry module; bundle it with the SDK and its own
 // dependencies into one ES module (esbuild), leaving the WIT imports
 // external; componentize it (componentize-js) with the `http` and
-// `fetch-event` features off, so the component imports no wasi:http. The
-// bundle's hash, the WIT and the toolchain version are remembered next to the
-// output; an unchanged plugin is not componentized again.
+// `fetch-event` features off, so the engine imports no wasi:http of its own
+// (the SDK's `http` module imports it in the world that has it). The bundle's
+// hash, the world, the WIT and the toolchain version are remembered next to
+// the output; an unchanged plugin is not componentized again.
 
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -24,9 +27,13 @@ const SDK_ENTRIES = {
   "interpose-plugin": join(SDK_DIR, "src/index.js"),
   "interpose-plugin/testing": join(SDK_DIR, "src/testing.js"),
   "interpose-plugin/component": join(SDK_DIR, "src/component.js"),
+  "interpose-plugin/component-http": join(SDK_DIR, "src/component-http.js"),
   "interpose-plugin/serde-json": join(SDK_DIR, "src/serde-json.js"),
 };
+// The worlds a plugin is built against: the second adds `wasi:http`, whose glue
+// (src/component-http.js) the bundle then imports.
 const WORLD = "interceptor-plugin";
+const HTTP_WORLD = "interceptor-plugin-http";
 const ENTRY_CANDIDATES = ["src/plugin.js", "plugin.js", "src/index.js", "index.js"];
 
 function fail(message) {
@@ -38,7 +45,7 @@ function parseArgs(argv) {
   const args = { positional: [] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    if (arg === "--toolchain" || arg === "--wit") {
+    if (arg === "--toolchain" || arg === "--wit" || arg === "--world") {
       args[arg.slice(2)] = argv[++i];
     } else if (arg === "--force") {
       args.force = true;
@@ -47,7 +54,11 @@ function parseArgs(argv) {
     }
   }
   if (!args.toolchain || !args.wit || args.positional.length !== 2) {
-    fail("usage: node build.mjs --toolchain DIR --wit DIR [--force] PLUGIN_DIR OUT.wasm");
+    fail("usage: node build.mjs --toolchain DIR --wit DIR [--world NAME] [--force] PLUGIN_DIR OUT.wasm");
+  }
+  args.world ??= WORLD;
+  if (args.world !== WORLD && args.world !== HTTP_WORLD) {
+    fail(`unknown world ${args.world} (${WORLD} or ${HTTP_WORLD})`);
   }
   return args;
 }
@@ -92,13 +103,15 @@ const sdkResolver = {
   },
 };
 
-async function bundle(esbuild, entry, workDir) {
+async function bundle(esbuild, entry, workDir, world) {
   const main = join(workDir, "component-entry.js");
   await writeFile(
     main,
     [
       `import plugin from ${JSON.stringify(entry)};`,
       `import { interceptorFor } from "interpose-plugin/component";`,
+      // After the glue above, whose stand-in for `http` it replaces.
+      ...(world === HTTP_WORLD ? [`import "interpose-plugin/component-http";`] : []),
       `if (plugin === undefined || typeof plugin.intercept !== "function" || typeof plugin.load !== "function") {`,
       `  throw new Error(${JSON.stringify(`${entry} must \`export default\` the plugin made by createPlugin()`)});`,
       `}`,
@@ -179,12 +192,13 @@ async function main() {
   const entry = await findEntry(pluginDir);
   const workDir = join(toolchain, "..", "..", "js-build", createHash("sha256").update(pluginDir).digest("hex").slice(0, 16));
   await mkdir(workDir, { recursive: true });
-  const bundled = await bundle(esbuild.default ?? esbuild, entry, workDir);
+  const bundled = await bundle(esbuild.default ?? esbuild, entry, workDir, args.world);
 
   const source = await readFile(bundled);
   const key = createHash("sha256")
     .update(source)
     .update(await witHash(witDir))
+    .update(`world ${args.world}`)
     .update(`componentize-js ${componentizeVersion}`)
     .update(await readFile(join(SDK_DIR, "build/build.mjs")))
     .update(await readFile(join(SDK_DIR, "build/bindings.mjs")))
@@ -202,8 +216,9 @@ async function main() {
     ({ component } = await componentize({
       sourcePath: bundled,
       witPath: witDir,
-      worldName: WORLD,
-      // `http` and `fetch-event` would make the component import wasi:http.
+      worldName: args.world,
+      // `http` and `fetch-event` would make the engine import wasi:http (for its
+      // Promise-returning `fetch`), in every plugin.
       disableFeatures: ["http", "fetch-event"],
       transformBindings,
     }));

@@ -11,6 +11,7 @@ import { kvDelete, kvGet, kvSet, log } from "interpose:plugin/host@0.1.1";
 import * as witStore from "interpose:plugin/store@0.1.1";
 
 import { installHost, StoreError } from "./host.js";
+import { HttpError, installHttp } from "./http.js";
 import { endLoan, lentMessage } from "./message.js";
 
 installHost({
@@ -24,6 +25,13 @@ installHost({
   storeSet: (key, value, ttlMs) => storeCall(() => witStore.set(key, value, ttlOf(ttlMs))),
   storeDelete: (key) => storeCall(() => witStore.delete(key)),
   storeIncrement: (key, delta, ttlMs) => storeCall(() => witStore.increment(key, BigInt(delta), ttlOf(ttlMs))),
+});
+
+// Replaced by ./component-http.js in a component built with `wasi:http`.
+installHttp(() => {
+  throw new HttpError(
+    "HTTP request failed: the plugin was built without wasi:http; declare `http` in its capabilities.toml and build it again",
+  );
 });
 
 function ttlOf(ttlMs) {

@@ -2,6 +2,7 @@
 // in the in-memory host stand-in. For unit tests under plain Node.
 
 import { currentHost, installHost, MemoryHost, StoreError } from "./host.js";
+import { installHttp } from "./http.js";
 import { Message } from "./message.js";
 
 function text(value) {
@@ -88,4 +89,14 @@ export function failStore(kind, detail) {
 /** Starts over with an empty log and store. */
 export function resetHost() {
   installHost(new MemoryHost());
+}
+
+/**
+ * Answers the plugin's `http` requests under Node: `fn({ method, url, headers,
+ * body, timeoutMs })` returns an `http.Response` or throws an `HttpError` (the
+ * proxy's refusals: `new HttpError("HTTP request failed: HttpRequestDenied",
+ * "HttpRequestDenied")`). `undefined` restores the default, which throws.
+ */
+export function setHttpHandler(fn) {
+  installHttp(fn);
 }

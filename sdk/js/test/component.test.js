@@ -8,7 +8,7 @@ import { test } from "node:test";
 register("./support/wit-host-hooks.mjs", import.meta.url);
 
 const { interceptorFor } = await import("interpose-plugin/component");
-const { Message, StoreError, createPlugin, kv, log, reject, respond, rewrite, store } = await import("interpose-plugin");
+const { Message, StoreError, createPlugin, http, kv, log, reject, respond, rewrite, store } = await import("interpose-plugin");
 
 const plugin = createPlugin({ name: "glue", version: "0.2.0" });
 plugin.init((config) => {
@@ -289,4 +289,12 @@ test("store calls reach the WIT store with BigInt numbers, and its errors become
   } finally {
     globalThis.witStoreFault = undefined;
   }
+});
+
+test("a component built without wasi:http says how to get it", () => {
+  assert.throws(() => http.get("https://api.example.com/"), {
+    name: "HttpError",
+    message:
+      "HTTP request failed: the plugin was built without wasi:http; declare `http` in its capabilities.toml and build it again",
+  });
 });

@@ -17,11 +17,13 @@ and forgets the host's. Copies are whole messages (`Message.__getstate__`).
 from __future__ import annotations
 
 import json
+import operator
 import sys
 import weakref
 from typing import Any, Callable
 
 import wit_world
+from componentize_py_runtime import drop_resource
 from componentize_py_types import Err
 from wit_world.exports import interceptor as wit_interceptor
 from wit_world.imports import host as wit_host
@@ -86,19 +88,24 @@ message._READERS["principal"] = _read_principal
 # world's only resource is the message, only ever lent to `intercept`, so it
 # is lent through one object and no finalizer, all in C:
 # - the runtime looks `weakref.finalize` up once, right after importing the
-#   app, and gets `"".format`, which ignores the four arguments
-#   (`Interceptor.init` puts the real one back before plugin code runs again);
+#   app, and gets `"{2}".format`, which keeps of its four arguments (the
+#   object, `drop_resource`, the type's drop function, the handle) only the
+#   drop function, as text (`Interceptor.init` puts the real one back before
+#   plugin code runs again);
 # - the class's `__new__` gives the one object;
 # - `finalizer` reads as the class, whose `detach` does nothing, and its
-#   setter, `hasattr`, takes the `""` and refuses a real finalizer: a runtime
+#   setter, `hasattr`, takes the text and refuses a real finalizer: a runtime
 #   that got the real `weakref.finalize` traps on the first call instead of
 #   leaking a registration per call.
+# Every other resource (`wasi:http`'s, `wasi:io`'s, in a plugin built with
+# outbound HTTP) makes its real finalizer from that text: see
+# `_finalized_from_drop_text`.
 _RESOURCES = [
     cls for module in (wit, wit_host, wit_store, wit_interceptor) for cls in vars(module).values() if hasattr(cls, "__exit__")
 ]
 assert _RESOURCES == [wit.Message], f"the message is no longer the only resource: {_RESOURCES}"
 _FINALIZE = weakref.finalize
-weakref.finalize = "".format
+weakref.finalize = "{2}".format
 wit.Message.finalizer = property(type, hasattr)
 wit.Message.detach = staticmethod(tuple)
 wit.Message.__new__ = staticmethod({wit.Message: object.__new__(wit.Message)}.get)
@@ -160,6 +167,35 @@ def _store_call(function: Callable[..., Any], *args: Any) -> Any:
 
 host._install(_HostBackend())
 http._install_wasi()
+
+
+def _finalized_from_drop_text(cls: type) -> None:
+    """Gives the resource class `cls` the finalizer componentize-py would have
+    made: the runtime hands it the text of the type's drop function (above), from
+    which the setter makes the real `weakref.finalize`, so that the resource is
+    dropped when collected or closed, and can be moved (the runtime and the
+    bindings' constructors `detach` it). A finalizer set by the bindings'
+    constructors (after `init`, with the real `weakref.finalize`) is kept as is."""
+
+    def set_finalizer(resource: Any, value: Any) -> None:
+        if type(value) is str:
+            value = _FINALIZE(resource, drop_resource, int(value), resource.handle)
+        resource._finalizer = value
+
+    cls.finalizer = property(operator.attrgetter("_finalizer"), set_finalizer)
+
+
+# The resources of the other imported interfaces: none in the plain world; in
+# the world with `wasi:http`, those the `http` helper uses (imported by now).
+_OTHER_RESOURCES = {
+    cls
+    for name, module in list(sys.modules.items())
+    if name.startswith("wit_world.imports.") and module not in (wit, wit_host, wit_store)
+    for cls in vars(module).values()
+    if isinstance(cls, type) and cls.__module__ == name and hasattr(cls, "__exit__")
+}
+for _cls in _OTHER_RESOURCES:
+    _finalized_from_drop_text(_cls)
 
 
 def _verdict(verdict: Any) -> Any:

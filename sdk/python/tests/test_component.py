@@ -88,8 +88,15 @@ def _fake_wit_modules():
     world = types.ModuleType("wit_world")
     world.exports, world.imports = exports, imports
 
+    # A resource of another interface, as in the world with `wasi:http`.
+    streams = types.ModuleType("wit_world.imports.streams")
+    streams.InputStream = type(
+        "InputStream", (), {"__module__": streams.__name__, "__exit__": lambda self, *exc: None}
+    )
+
     runtime = types.ModuleType("componentize_py_runtime")
-    runtime.drop_resource = lambda index, handle: None
+    runtime.dropped = []
+    runtime.drop_resource = lambda index, handle: runtime.dropped.append((index, handle))
     return {
         "wit_world": world,
         "wit_world.exports": exports,
@@ -98,6 +105,7 @@ def _fake_wit_modules():
         "wit_world.imports.types": wit,
         "wit_world.imports.host": host,
         "wit_world.imports.store": store,
+        "wit_world.imports.streams": streams,
         "componentize_py_types": componentize_types,
         "componentize_py_runtime": runtime,
     }
@@ -373,6 +381,37 @@ def test_the_runtime_lends_every_message_through_one_object_and_no_finalizer(glu
     with pytest.raises(TypeError):
         lent.finalizer = real
     real.detach()
+
+
+def test_other_resources_get_real_finalizers_from_what_the_runtime_hands_them(glue):
+    # What componentize-py does when a `wasi:http` call returns a resource, with
+    # the `weakref.finalize` it looked up once the app was imported.
+    streams = sys.modules["wit_world.imports.streams"]
+    runtime = sys.modules["componentize_py_runtime"]
+    finalize = weakref.finalize
+    glue.bind(PassEverything)().init("{}")
+
+    stream = streams.InputStream.__new__(streams.InputStream)
+    stream.handle = 5
+    stream.finalizer = finalize(stream, runtime.drop_resource, 12, 5)
+    # Moved to the host (an owned argument): detached, never dropped here.
+    assert stream.finalizer.detach() == (stream, runtime.drop_resource, (12, 5), {})
+    del stream
+    assert runtime.dropped == []
+
+    # Collected while the plugin owns it: dropped once.
+    stream = streams.InputStream.__new__(streams.InputStream)
+    stream.handle = 6
+    stream.finalizer = finalize(stream, runtime.drop_resource, 12, 6)
+    del stream
+    assert runtime.dropped == [(12, 6)]
+
+    # A bindings constructor sets a real finalizer itself (after `init`): kept.
+    made = streams.InputStream.__new__(streams.InputStream)
+    made.handle = 7
+    made.finalizer = weakref.finalize(made, runtime.drop_resource, 12, 7)
+    made.finalizer()
+    assert runtime.dropped == [(12, 6), (12, 7)]
 
 
 def test_handlers_of_every_method_answer_without_a_route(glue):
