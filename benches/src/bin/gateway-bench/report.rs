@@ -226,16 +226,17 @@ impl Report {
             self.lists.div_ceil(10),
             self.tools_per_server
         );
-        out.push_str("\nTimed to the answer read as a client reads it (the line checked as UTF-8 and scanned as JSON for its id), as every other part is; the verdict is on this.\n\n");
+        out.push_str("Timed to the answer read as a client reads it (the line checked as UTF-8 and scanned as JSON for its id), as every other part is; the verdict is on this.\n\n");
         series_table(&mut out, &self.merged_list, "µs", 1.0, None);
         out.push_str("\nThe same lists timed to the answer's last byte (its newline) read from the pipe, without the client's scan of the answer (three times as long through the gateway); for comparison only:\n\n");
         series_table(&mut out, &self.merged_list_last_byte, "µs", 1.0, None);
         if let Some(slowest) = slowest_server(&self.merged_list_last_byte) {
+            out.push('\n');
             for s in &self.merged_list_last_byte {
                 if !s.target.starts_with(SERVER) && slowest > 0.0 {
                     let _ = writeln!(
                         out,
-                        "\n{}: to the last byte, {:.2}x the slowest server's.",
+                        "- {}: to the last byte, {:.2}x the slowest server's.",
                         s.target,
                         s.summary.median_us / slowest
                     );
