@@ -33,6 +33,17 @@ pub enum Pipelined {
     },
 }
 
+/// How long one request took, both from just before it was written.
+#[derive(Clone, Copy, Debug)]
+pub struct Timed {
+    /// To its answer's last byte (the newline) read from the pipe: what the target
+    /// took, with no JSON read on the client's side.
+    pub last_byte: Duration,
+    /// To its answer read as a client reads it: the line checked as UTF-8 and scanned
+    /// as JSON for its id (the whole line: the id may come last).
+    pub read: Duration,
+}
+
 /// A started target that has completed the MCP handshake.
 pub struct Session {
     pub name: String,
@@ -40,6 +51,8 @@ pub struct Session {
     to: Option<BufWriter<ChildStdin>>,
     from: BufReader<ChildStdout>,
     line: String,
+    /// A timed answer's bytes, read before they are checked as UTF-8.
+    answer: Vec<u8>,
     next_id: u64,
     log: PathBuf,
     /// The `echo` tool's name as this target lists it (`a_echo` behind a gateway).
@@ -97,6 +110,7 @@ impl Session {
             to,
             from,
             line: String::new(),
+            answer: Vec::new(),
             next_id: 0,
             log,
             tool: "echo".into(),
@@ -184,15 +198,15 @@ impl Session {
     }
 
     /// One `tools/call` of the echo tool, timed from just before the write to just
-    /// after the answer is read.
+    /// after the answer is read ([`Timed::read`]).
     pub fn timed_echo(&mut self, text: &str) -> anyhow::Result<Duration> {
         let id = self.take_ids(1);
         let line = echo_request(id, &self.tool, text);
-        self.timed(id, &line)
+        Ok(self.timed(id, &line)?.read)
     }
 
-    /// One `tools/list` (first page), timed as [`Session::timed_echo`] is.
-    pub fn timed_list(&mut self) -> anyhow::Result<Duration> {
+    /// One `tools/list` (first page), timed both ways ([`Timed`]).
+    pub fn timed_list(&mut self) -> anyhow::Result<Timed> {
         let id = self.take_ids(1);
         let line = format!(
             "{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"tools/list\",\"params\":{{}}}}\n"
@@ -201,24 +215,33 @@ impl Session {
     }
 
     /// Sends `line`, a request with id `id`, and times it to its answer.
-    fn timed(&mut self, id: u64, line: &str) -> anyhow::Result<Duration> {
+    fn timed(&mut self, id: u64, line: &str) -> anyhow::Result<Timed> {
         let start = Instant::now();
         let to = self.to.as_mut().context("stdin closed")?;
         to.write_all(line.as_bytes())?;
         to.flush()?;
         loop {
-            let reply: Incoming = serde_json::from_str(self.read_line()?)?;
+            self.answer.clear();
+            if self.from.read_until(b'\n', &mut self.answer)? == 0 {
+                bail!(
+                    "{} closed its stdout; its stderr is in {}",
+                    self.name,
+                    self.log.display()
+                );
+            }
+            let last_byte = start.elapsed();
+            let reply: Incoming = serde_json::from_str(std::str::from_utf8(&self.answer)?)?;
             if reply.method.is_some() {
                 continue;
             }
-            let elapsed = start.elapsed();
+            let read = start.elapsed();
             ensure!(
                 reply.id == Some(Value::from(id)),
                 "{}: answer to another request",
                 self.name
             );
             ensure!(reply.error.is_none(), "{}: {:?}", self.name, reply.error);
-            return Ok(elapsed);
+            return Ok(Timed { last_byte, read });
         }
     }
 
@@ -330,11 +353,11 @@ fn read_line<'a>(
 
 /// Runs `measure` on every session in turn, `rounds` times, so that a noisy moment
 /// hits every session alike; returns each session's samples, in session order.
-pub fn interleaved(
+pub fn interleaved<T: Clone>(
     sessions: &mut [Session],
     rounds: usize,
-    mut measure: impl FnMut(&mut Session) -> anyhow::Result<Duration>,
-) -> anyhow::Result<Vec<Vec<Duration>>> {
+    mut measure: impl FnMut(&mut Session) -> anyhow::Result<T>,
+) -> anyhow::Result<Vec<Vec<T>>> {
     let mut samples = vec![Vec::with_capacity(rounds); sessions.len()];
     for _ in 0..rounds {
         for (session, samples) in sessions.iter_mut().zip(&mut samples) {

@@ -9,7 +9,7 @@
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-use super::lists::{self, ListKind, MergedCursor, Page};
+use super::lists::{self, ListKind, MergedCursor, MergedLists, Page};
 use super::names::{Collision, NameKind, Names, PrefixMode};
 use crate::wire::jsonrpc::{self, ErrorObject, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND};
 
@@ -77,6 +77,9 @@ impl Default for GatewayOptions {
 #[derive(Debug)]
 pub struct Gateway {
     names: Names,
+    /// The last merged list of each kind, written again while the servers' lists stay
+    /// the same.
+    lists: MergedLists,
     servers: Vec<String>,
     /// The gateway's own name and version, in its `initialize` result.
     server_info: Value,
@@ -91,6 +94,7 @@ impl Gateway {
         let passthrough = servers.len() == 1 && names.expose(NameKind::Tool, 0, "x") == "x";
         Gateway {
             names,
+            lists: MergedLists::default(),
             servers,
             server_info: options.server_info.clone(),
             passthrough,
@@ -345,7 +349,7 @@ impl Gateway {
                     })
                 })
                 .collect();
-            return Ok(lists::merge(kind, pages, &mut self.names, collisions));
+            return Ok(self.lists.merge(kind, pages, &mut self.names, collisions));
         }
         // The other merges read a few members of small results.
         let values: Vec<(usize, Value)> = parts

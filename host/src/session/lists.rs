@@ -20,6 +20,7 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use xxhash_rust::xxh3::xxh3_128;
 
 use super::names::{Collision, NameKind, Names};
 
@@ -185,6 +186,66 @@ pub fn merge(
         listed: &listed,
         next_cursor: next_cursor.as_deref(),
     })
+}
+
+/// The last merged list of each kind, written again when the same pages come back.
+/// A merge is a function of its pages and of the names table, so the same pages (by a
+/// 128-bit hash of each result's text) under the same [`Names::version`] make the same
+/// list, byte for byte, with the same collisions. Only a merge that left the table as
+/// it found it is kept (the first merge of new lists changes the table; merging the
+/// same lists again does not), so writing it again leaves the table as merging would.
+/// At most one per kind: another page of that kind replaces it.
+#[derive(Debug, Default)]
+pub struct MergedLists {
+    last: Vec<Memo>,
+}
+
+#[derive(Debug)]
+struct Memo {
+    kind: ListKind,
+    /// Each page's server and a hash of its result, in page order.
+    pages: Vec<(usize, u128)>,
+    names_version: u64,
+    merged: Box<RawValue>,
+    collisions: Vec<Collision>,
+}
+
+impl MergedLists {
+    /// [`merge`], or the list it wrote last time for the same pages.
+    pub fn merge(
+        &mut self,
+        kind: ListKind,
+        pages: Vec<Page>,
+        names: &mut Names,
+        collisions: &mut Vec<Collision>,
+    ) -> Box<RawValue> {
+        let hashes: Vec<(usize, u128)> = pages
+            .iter()
+            .map(|page| (page.server, xxh3_128(page.result.get().as_bytes())))
+            .collect();
+        let version = names.version();
+        let same = |memo: &&Memo| {
+            memo.kind == kind && memo.names_version == version && memo.pages == hashes
+        };
+        if let Some(memo) = self.last.iter().find(same) {
+            collisions.extend(memo.collisions.iter().cloned());
+            return memo.merged.clone();
+        }
+        let mut found = Vec::new();
+        let merged = merge(kind, pages, names, &mut found);
+        self.last.retain(|memo| memo.kind != kind);
+        if names.version() == version {
+            self.last.push(Memo {
+                kind,
+                pages: hashes,
+                names_version: version,
+                merged: merged.clone(),
+                collisions: found.clone(),
+            });
+        }
+        collisions.extend(found);
+        merged
+    }
 }
 
 /// A string as JSON text holds it: borrowed from that text unless it had escapes.
@@ -648,6 +709,65 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_list_merged_again_from_the_memo_is_what_merging_would_write() {
+        let servers = || vec!["files".to_owned(), "web".to_owned(), "my.db".to_owned()];
+        for mode in [PrefixMode::WhenSeveral, PrefixMode::Never] {
+            let (mut names, mut oracle_names) =
+                (Names::new(servers(), mode), Names::new(servers(), mode));
+            let mut lists = MergedLists::default();
+            // Each fixture three times (the third from the memo), a fixture with one
+            // server's part missing, and back: the lists, the collisions and the table
+            // stay what merging every time makes of them.
+            let mut sequence: Vec<Vec<&str>> = Vec::new();
+            for fixture in FIXTURES {
+                sequence.extend([fixture.to_vec(), fixture.to_vec(), fixture.to_vec()]);
+                sequence.push(fixture[1..].to_vec());
+                sequence.extend([fixture.to_vec(), fixture.to_vec(), fixture.to_vec()]);
+            }
+            for (step, results) in sequence.iter().enumerate() {
+                let (mut collisions, mut oracle_collisions) = (Vec::new(), Vec::new());
+                let merged =
+                    lists.merge(ListKind::Tools, pages(results), &mut names, &mut collisions);
+                let oracle = merge_by_members(
+                    ListKind::Tools,
+                    pages(results),
+                    &mut oracle_names,
+                    &mut oracle_collisions,
+                );
+                assert_eq!(
+                    merged.get(),
+                    oracle.get(),
+                    "{mode:?} step {step}: {results:?}"
+                );
+                assert_eq!(collisions, oracle_collisions, "{mode:?} step {step}");
+                let listed: Value = serde_json::from_str(merged.get()).unwrap();
+                for item in listed["tools"].as_array().unwrap() {
+                    let exposed = item["name"].as_str().unwrap();
+                    assert_eq!(
+                        names.resolve(NameKind::Tool, exposed),
+                        oracle_names.resolve(NameKind::Tool, exposed),
+                    );
+                }
+            }
+            // Merging a list twice left it in the memo; another kind has its own.
+            assert_eq!(lists.last.len(), 1);
+            lists.merge(
+                ListKind::Prompts,
+                pages(&[r#"{"prompts":[]}"#]),
+                &mut names,
+                &mut Vec::new(),
+            );
+            lists.merge(
+                ListKind::Prompts,
+                pages(&[r#"{"prompts":[]}"#]),
+                &mut names,
+                &mut Vec::new(),
+            );
+            assert_eq!(lists.last.len(), 2);
         }
     }
 

@@ -94,6 +94,9 @@ pub struct Names {
     servers: Vec<Prefixes>,
     prefixed: bool,
     exposed: HashMap<(NameKind, String), Origin>,
+    /// Counts the changes to `exposed`: two merges of the same lists under one version
+    /// write the same (see [`super::lists::MergedLists`]).
+    version: u64,
 }
 
 /// One server's prefixes: for tool and prompt names, and for URIs.
@@ -123,6 +126,7 @@ impl Names {
             servers,
             prefixed,
             exposed: HashMap::new(),
+            version: 0,
         }
     }
 
@@ -146,7 +150,8 @@ impl Names {
 
     /// Records what `server` listed and returns, for each of its names in order, the
     /// exposed name, or `None` when another server already holds it (reported in the
-    /// collisions). Called again for a server, it replaces what that server had.
+    /// collisions). Called again for a server, it replaces what that server had; the
+    /// [`Names::version`] moves only if that changed the table.
     pub fn learn<'a>(
         &mut self,
         kind: NameKind,
@@ -154,26 +159,36 @@ impl Names {
         names: impl IntoIterator<Item = &'a str>,
         collisions: &mut Vec<Collision>,
     ) -> Vec<Option<String>> {
-        self.exposed
-            .retain(|(k, _), origin| *k != kind || origin.server != server);
-        names
+        let before: HashMap<String, Origin> = self
+            .exposed
+            .extract_if(|(k, _), origin| *k == kind && origin.server == server)
+            .map(|((_, exposed), origin)| (exposed, origin))
+            .collect();
+        // Whether every name learnt is one the server had, with the same exposed name.
+        let mut same = true;
+        let mut learnt = 0;
+        let exposed = names
             .into_iter()
             .map(|name| {
                 let exposed = self.expose(kind, server, name);
-                let key = (kind, exposed.clone());
+                let key = (kind, exposed);
                 match self.exposed.get(&key) {
                     // The same server's earlier name in this list also counts: two
                     // names made tool-safe can meet.
                     Some(holder) if holder.server != server || holder.name != name => {
                         collisions.push(Collision {
                             kind,
-                            exposed,
+                            exposed: key.1,
                             kept: holder.server,
                             left_out: server,
                         });
                         None
                     }
-                    _ => {
+                    Some(_) => Some(key.1),
+                    None => {
+                        same &= before.get(&key.1).is_some_and(|had| had.name == name);
+                        learnt += 1;
+                        let exposed = key.1.clone();
                         let origin = Origin {
                             server,
                             name: name.to_owned(),
@@ -183,12 +198,25 @@ impl Names {
                     }
                 }
             })
-            .collect()
+            .collect();
+        if !same || learnt != before.len() {
+            self.version += 1;
+        }
+        exposed
+    }
+
+    /// Moves whenever what has been exposed changes.
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     /// Forgets what `server` offered (it went away).
     pub fn forget(&mut self, server: usize) {
+        let had = self.exposed.len();
         self.exposed.retain(|_, origin| origin.server != server);
+        if self.exposed.len() != had {
+            self.version += 1;
+        }
     }
 
     /// The server and its own name for a name a client used: from what was listed,
@@ -386,6 +414,44 @@ mod tests {
         assert_eq!(n.resolve(NameKind::Tool, "write").map(|o| o.server), None);
         n.forget(0);
         assert_eq!(n.resolve(NameKind::Tool, "search"), None);
+    }
+
+    #[test]
+    fn the_version_moves_only_when_what_is_exposed_changes() {
+        let mut n = names(&["one", "two"], PrefixMode::Never);
+        let mut collisions = Vec::new();
+        n.learn(NameKind::Tool, 0, ["search", "read"], &mut collisions);
+        n.learn(NameKind::Tool, 1, ["search", "write"], &mut collisions);
+        let learnt = n.version();
+        // The same lists again, duplicates and the collision included: no change.
+        n.learn(
+            NameKind::Tool,
+            0,
+            ["search", "read", "read"],
+            &mut collisions,
+        );
+        n.learn(NameKind::Tool, 1, ["search", "write"], &mut collisions);
+        n.learn(NameKind::Prompt, 1, [], &mut collisions);
+        n.forget(5);
+        assert_eq!(n.version(), learnt);
+        let changes: [&dyn Fn(&mut Names); 4] = [
+            &|n| drop(n.learn(NameKind::Tool, 1, [], &mut Vec::new())),
+            &|n| {
+                drop(n.learn(
+                    NameKind::Tool,
+                    1,
+                    ["search", "write", "new"],
+                    &mut Vec::new(),
+                ))
+            },
+            &|n| drop(n.learn(NameKind::Prompt, 1, ["write"], &mut Vec::new())),
+            &|n| n.forget(0),
+        ];
+        for change in changes {
+            let version = n.version();
+            change(&mut n);
+            assert!(n.version() > version);
+        }
     }
 
     #[test]

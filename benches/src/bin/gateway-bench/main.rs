@@ -5,6 +5,7 @@
 //! `initialize` and the gateway's own memory). Each is one interleaved series, so the
 //! machine's mood affects every target alike.
 
+mod cpu;
 mod memory;
 mod report;
 
@@ -19,9 +20,9 @@ use serde_json::{Value, json};
 use interpose_bench::Target;
 use interpose_bench::machine::Conditions;
 use interpose_bench::options::{Binaries, print_report};
-use interpose_bench::session::{self, Session};
+use interpose_bench::session::{self, Session, Timed};
 use memory::Resident;
-use report::{Memory, Report, Series, gateway, one_backend, server};
+use report::{ListCpu, Memory, Report, Series, gateway, one_backend, server};
 
 /// Measures interpose's gateway against its one-backend mode and the servers alone,
 /// and prints Markdown tables with the verdicts against issue #13's targets.
@@ -86,7 +87,11 @@ fn main() -> anyhow::Result<()> {
     let conditions = Conditions::start();
 
     let routed_call = routed_calls(&cli, &backend, &builds, files.path())?;
-    let merged_list = merged_lists(&cli, &backend, &builds, files.path())?;
+    let MergedLists {
+        read: merged_list,
+        last_byte: merged_list_last_byte,
+        cpu: merged_list_cpu,
+    } = merged_lists(&cli, &backend, &builds, files.path())?;
     let (start_up, gateway_memory) = start_ups(&cli, &backend, &builds, files.path())?;
 
     let names: Vec<&str> = builds.iter().map(|b| b.name.as_str()).collect();
@@ -107,6 +112,8 @@ fn main() -> anyhow::Result<()> {
         ),
         routed_call,
         merged_list,
+        merged_list_last_byte,
+        merged_list_cpu,
         start_up,
         gateway_memory,
     };
@@ -193,6 +200,16 @@ fn routed_calls(
     Ok(summaries(&targets, samples))
 }
 
+/// The list part's figures.
+struct MergedLists {
+    /// Each target's lists, timed to the answer read ([`Timed::read`]): the verdict's.
+    read: Vec<Series>,
+    /// The same lists, timed to the answer's last byte ([`Timed::last_byte`]).
+    last_byte: Vec<Series>,
+    /// Each gateway's own CPU time per merged list.
+    cpu: Vec<ListCpu>,
+}
+
 /// b. `tools/list` through a gateway of three echo-backends listing `--tools` tools
 /// each, against each of three such servers alone.
 fn merged_lists(
@@ -200,7 +217,7 @@ fn merged_lists(
     backend: &OsString,
     builds: &[Build],
     dir: &Path,
-) -> anyhow::Result<Vec<Series>> {
+) -> anyhow::Result<MergedLists> {
     let tools = usize::from(cli.tools);
     let args = ["--tools".to_owned(), tools.to_string()];
     let file = write_servers(dir, "list.json", &THREE_SERVERS, backend, &args)?;
@@ -227,8 +244,26 @@ fn merged_lists(
         "gateway-bench: {} lists of {tools} tools per server per target, interleaved",
         cli.lists
     );
+    // A gateway's CPU time is its own: between its lists it waits, unscheduled.
+    let cpu_before = sessions
+        .iter()
+        .map(|s| cpu::used(s.pid()))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let samples = session::interleaved(&mut sessions, cli.lists, Session::timed_list)?;
-    Ok(summaries(&targets, samples))
+    let mut cpu = Vec::new();
+    for ((session, before), (target, _)) in sessions.iter().zip(cpu_before).zip(&targets) {
+        let used = cpu::used(session.pid())? - before;
+        cpu.push(ListCpu::new(&target.name, used, cli.lists));
+    }
+    let times = |of: fn(&Timed) -> Duration| {
+        let samples = samples.iter().map(|s| s.iter().map(of).collect()).collect();
+        summaries(&targets, samples)
+    };
+    Ok(MergedLists {
+        read: times(|t| t.read),
+        last_byte: times(|t| t.last_byte),
+        cpu,
+    })
 }
 
 /// c. From spawning the gateway of `--start-servers` echo-backends to its

@@ -50,7 +50,11 @@ pub struct Report {
     pub starts: usize,
     pub start_servers: u8,
     pub routed_call: Vec<Series>,
+    /// Timed to the answer read, as a client reads it: the verdict's.
     pub merged_list: Vec<Series>,
+    /// The same lists timed to the answer's last byte, with no JSON read.
+    pub merged_list_last_byte: Vec<Series>,
+    pub merged_list_cpu: Vec<ListCpu>,
     pub start_up: Vec<Series>,
     pub gateway_memory: Vec<Memory>,
     pub criteria: Vec<Criterion>,
@@ -69,6 +73,23 @@ impl Series {
         Series {
             target: target.to_owned(),
             summary: Summary::of(samples),
+        }
+    }
+}
+
+/// A target's own CPU time (user and system, `/proc/PID/stat`) over the measured
+/// lists, per list; for the servers alone, the server's per list of its own.
+#[derive(Serialize)]
+pub struct ListCpu {
+    pub target: String,
+    pub per_list_us: f64,
+}
+
+impl ListCpu {
+    pub fn new(target: &str, used: Duration, lists: usize) -> Self {
+        ListCpu {
+            target: target.to_owned(),
+            per_list_us: (used.as_secs_f64() * 1e6 / lists as f64).round(),
         }
     }
 }
@@ -117,6 +138,15 @@ impl Criterion {
     }
 }
 
+/// The median of the slowest of the list part's servers alone.
+fn slowest_server(merged_list: &[Series]) -> Option<f64> {
+    merged_list
+        .iter()
+        .filter(|s| s.target.starts_with(SERVER))
+        .map(|s| s.summary.median_us)
+        .max_by(f64::total_cmp)
+}
+
 /// The targets each build is judged by, from the parts' series. A figure whose
 /// series is missing is left out.
 pub fn criteria(
@@ -132,11 +162,7 @@ pub fn criteria(
             .find(|s| s.target == target)
             .map(|s| s.summary.median_us)
     };
-    let slowest_server = merged_list
-        .iter()
-        .filter(|s| s.target.starts_with(SERVER))
-        .map(|s| s.summary.median_us)
-        .max_by(f64::total_cmp);
+    let slowest_server = slowest_server(merged_list);
     let servers_alone = median(start_up, SERVERS_ALONE);
     let mut out = Vec::new();
     for build in builds {
@@ -200,7 +226,27 @@ impl Report {
             self.lists.div_ceil(10),
             self.tools_per_server
         );
+        out.push_str("Timed to the answer read as a client reads it (the line checked as UTF-8 and scanned as JSON for its id), as every other part is; the verdict is on this.\n\n");
         series_table(&mut out, &self.merged_list, "µs", 1.0, None);
+        out.push_str("\nThe same lists timed to the answer's last byte (its newline) read from the pipe, without the client's scan of the answer (three times as long through the gateway); for comparison only:\n\n");
+        series_table(&mut out, &self.merged_list_last_byte, "µs", 1.0, None);
+        if let Some(slowest) = slowest_server(&self.merged_list_last_byte) {
+            out.push('\n');
+            for s in &self.merged_list_last_byte {
+                if !s.target.starts_with(SERVER) && slowest > 0.0 {
+                    let _ = writeln!(
+                        out,
+                        "- {}: to the last byte, {:.2}x the slowest server's.",
+                        s.target,
+                        s.summary.median_us / slowest
+                    );
+                }
+            }
+        }
+        out.push_str("\nEach target's own CPU time (user + system, `/proc/PID/stat`, the processes behind a gateway not included) over the measured lists, per list:\n\n| target | CPU µs per list |\n|---|---:|\n");
+        for c in &self.merged_list_cpu {
+            let _ = writeln!(out, "| {} | {:.0} |", c.target, c.per_list_us);
+        }
         let _ = writeln!(
             out,
             "\n**Start with {} stdio servers**: {} rounds, interleaved; from spawning the gateway to its `initialize` answered, against from spawning {} echo-backends at once (each sent `initialize` as it starts) to the last answer.\n",
