@@ -2,7 +2,6 @@
 //! pipes), with a cap on line length. A bad or over-long line becomes a [`Frame`] the
 //! relay can answer; the stream goes on (rmcp's codec ends it at the first bad line).
 
-use serde_json::value::RawValue;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 use super::jsonrpc::{Message, ParseError, Parsed, RawId, sniff_id};
@@ -12,11 +11,6 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 /// How much of an over-long line is kept to find its id.
 const SNIFF_PREFIX_BYTES: usize = 64 * 1024;
-
-/// A result at least this long is remembered, to be recognised when it comes again.
-const REPEAT_MIN_BYTES: usize = 16 * 1024;
-/// The most bytes after a remembered result in its line (the envelope's end, an id).
-const REPEAT_MAX_TRAILER: usize = 64;
 
 /// One unit read from a peer.
 #[derive(Debug)]
@@ -117,7 +111,6 @@ impl<R: AsyncBufRead + Unpin> BoundedLineReader<R> {
 pub struct LineReader<R> {
     lines: BoundedLineReader<R>,
     max_len: usize,
-    last_result: LastResult,
 }
 
 impl<R: AsyncBufRead + Unpin> LineReader<R> {
@@ -125,7 +118,6 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
         LineReader {
             lines: BoundedLineReader::new(inner, max_len, SNIFF_PREFIX_BYTES),
             max_len,
-            last_result: LastResult::default(),
         }
     }
 
@@ -136,7 +128,7 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
             // payload is copied once, into the message, not first into a line buffer.
             let available = self.lines.inner.fill_buf().await?;
             if let Some(end) = memchr::memchr(b'\n', available).filter(|end| *end <= self.max_len) {
-                let frames = frames_of_line(&available[..end], &mut self.last_result);
+                let frames = frames_of_line(&available[..end]);
                 self.lines.inner.consume(end + 1);
                 match frames {
                     Some(frames) => return Ok(Some(frames)),
@@ -155,7 +147,7 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
                     id,
                 }]));
             }
-            if let Some(frames) = frames_of_line(line.kept, &mut self.last_result) {
+            if let Some(frames) = frames_of_line(line.kept) {
                 return Ok(Some(frames));
             }
         }
@@ -163,91 +155,12 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
 }
 
 /// The frames of one line within the length cap; `None` for a blank line.
-fn frames_of_line(bytes: &[u8], last_result: &mut LastResult) -> Option<Vec<Frame>> {
+fn frames_of_line(bytes: &[u8]) -> Option<Vec<Frame>> {
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text.trim_end_matches('\r'),
         Err(_) => return Some(vec![not_utf8(bytes)]),
     };
-    if text.trim().is_empty() {
-        return None;
-    }
-    if let Some(message) = last_result.repeated(text) {
-        return Some(vec![Frame::Message(message)]);
-    }
-    let frames = parse_frames(text);
-    last_result.remember(text, &frames);
-    Some(frames)
-}
-
-/// The last long result a reader parsed, to recognise it when it comes again (a
-/// server's list asked for again, unchanged): the line's result is then compared
-/// byte for byte with it instead of being parsed again; the rest of the line is
-/// parsed as always.
-#[derive(Default)]
-struct LastResult {
-    /// The result's text, valid JSON: it was parsed.
-    result: Option<Box<RawValue>>,
-    /// How many bytes followed it in its line (the envelope's end, an id after it).
-    trailer: usize,
-}
-
-impl LastResult {
-    /// The answer in `text` when its result is the one remembered, in the same place
-    /// from the line's end.
-    fn repeated(&self, text: &str) -> Option<Message> {
-        let result = self.result.as_ref()?;
-        let end = text.len().checked_sub(self.trailer)?;
-        let start = end.checked_sub(result.get().len())?;
-        if text.as_bytes().get(start..end)? != result.get().as_bytes() {
-            return None;
-        }
-        // The line with a placeholder in the result's place is valid JSON-RPC, with
-        // the placeholder as its result, exactly when the line is with the result.
-        let (head, trailer) = (text.get(..start)?, text.get(end..)?);
-        let placeholder = [head, "0", trailer].concat();
-        #[derive(serde::Deserialize)]
-        struct ResultAt<'a> {
-            #[serde(borrow)]
-            result: &'a RawValue,
-        }
-        let at: ResultAt = serde_json::from_str(&placeholder).ok()?;
-        if !std::ptr::eq(at.result.get(), &placeholder[start..start + 1]) {
-            return None;
-        }
-        match Message::parse(&placeholder) {
-            Ok(Parsed::One(Message::Response { id, .. })) => Some(Message::Response {
-                id,
-                result: result.clone(),
-            }),
-            _ => None,
-        }
-    }
-
-    /// Remembers the result of `frames`, read from `text`, when it is one long one
-    /// near the line's end.
-    fn remember(&mut self, text: &str, frames: &[Frame]) {
-        let [Frame::Message(Message::Response { result, .. })] = frames else {
-            return;
-        };
-        let result_text = result.get().as_bytes();
-        if result_text.len() < REPEAT_MIN_BYTES {
-            return;
-        }
-        let place = (0..=REPEAT_MAX_TRAILER).find(|trailer| {
-            let end = text.len().checked_sub(*trailer);
-            let start = end.and_then(|end| end.checked_sub(result_text.len()));
-            let (Some(start), Some(end)) = (start, end) else {
-                return false;
-            };
-            text.as_bytes().get(start..end) == Some(result_text)
-        });
-        if let Some(trailer) = place {
-            *self = LastResult {
-                result: Some(result.clone()),
-                trailer,
-            };
-        }
-    }
+    (!text.trim().is_empty()).then(|| parse_frames(text))
 }
 
 /// The frame for a message that is not UTF-8, with its id when one can still be read.
@@ -281,60 +194,6 @@ mod tests {
             all.extend(batch);
         }
         all
-    }
-
-    /// A line read with the reader's memory of the last long result, and its frames
-    /// as a fresh parse makes them.
-    fn read_twice(text: &str, last: &mut LastResult) -> (String, String) {
-        let read = frames_of_line(text.as_bytes(), last);
-        (
-            format!("{read:?}"),
-            format!("{:?}", Some(parse_frames(text))),
-        )
-    }
-
-    #[test]
-    fn a_long_result_that_comes_again_is_recognised_and_the_rest_still_parsed() {
-        let tools: Vec<String> = (0..400)
-            .map(|i| format!(r#"{{"name":"tool_{i}","description":"d\u00e9 \"{i}\""}}"#))
-            .collect();
-        let result = format!(r#"{{"tools":[{}]}}"#, tools.join(","));
-        let other = result.replace("tool_7", "tool_x");
-        let line =
-            |id: &str, result: &str| format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#);
-        let mut last = LastResult::default();
-        let (first, fresh) = read_twice(&line("1", &result), &mut last);
-        assert_eq!(first, fresh);
-        assert!(last.result.is_some(), "a long result is remembered");
-        // The same result under other ids: recognised, not parsed again.
-        for id in ["2", "12345", r#""s-1""#] {
-            let text = line(id, &result);
-            assert!(last.repeated(&text).is_some(), "{id}");
-            let (read, fresh) = read_twice(&text, &mut last);
-            assert_eq!(read, fresh);
-        }
-        // Whatever else the line holds is read as always: a bad envelope, an error
-        // beside the result, a copy of the result in another member, an id after it,
-        // a different result, a line cut short.
-        let cases = [
-            format!(r#"{{"jsonrpc":"1.0","id":3,"result":{result}}}"#),
-            format!(r#"{{"jsonrpc":"2.0","id":3,"error":{{}},"result":{result}}}"#),
-            format!(r#"{{"jsonrpc":"2.0","id":3,"result":{other},"x":{result}}}"#),
-            format!(r#"{{"jsonrpc":"2.0","result":{result},"id":3}}"#),
-            format!(r#"{{"jsonrpc":"2.0","result":{result},"id":345}}"#),
-            format!(r#"[{{"jsonrpc":"2.0","id":3,"result":{result}}}]"#),
-            format!(r#"{{"jsonrpc":"2.0","id":3,"result":{result}"#),
-            format!(r#"{{"jsonrpc":"2.0","id":,"result":{result}}}"#),
-            line("4", &other),
-            line("5", &result),
-            format!(r#"{{"jsonrpc":"2.0","id":3,"result":{result}}}}}"#),
-        ];
-        for text in &cases {
-            let (read, fresh) = read_twice(text, &mut last);
-            assert_eq!(read, fresh, "{text:.80}");
-        }
-        let text = format!(r#"{{"jsonrpc":"2.0","id":3,"result":{other},"x":{result}}}"#);
-        assert!(LastResult::default().repeated(&text).is_none());
     }
 
     #[tokio::test]
