@@ -1,11 +1,12 @@
 //! The plugin store's cost: `increment` on a real Valkey/Redis over loopback (the
 //! store call alone, and the `rate-limit` plugin's `tools/call` with its counter
-//! there), and what a `rate-limit` + `response-cache-js` chain on the memory store
-//! adds to one `tools/call` (a cache hit; and a miss, request then response).
+//! there), and what a `rate-limit` + `response-cache` chain on the memory store
+//! adds to one `tools/call` (a cache hit; and a miss, request then response), with
+//! the cache's Rust build and its JavaScript one (`response-cache-js`).
 //!
 //! Starts its own `valkey-server` or `redis-server` (scripts/setup-tests.sh installs
-//! one) on a free loopback port. Needs `scripts/build-plugins.sh rate-limit` and
-//! `scripts/build-js-plugin.sh plugins/response-cache-js`.
+//! one) on a free loopback port. Needs `scripts/build-plugins.sh rate-limit
+//! response-cache` and `scripts/build-js-plugin.sh plugins/response-cache-js`.
 
 use std::hint::black_box;
 use std::net::TcpListener;
@@ -21,7 +22,7 @@ use serde_json::value::RawValue;
 use interpose::config::{FailurePolicy, PluginConfig};
 use interpose::plugin::store::{StoreConfig, Stores};
 use interpose::plugin::{InterceptorChain, PluginRuntime, RuntimeOptions};
-use interpose::session::intercept::{Direction, Intercepted, Interceptor, PassAll};
+use interpose::session::intercept::{Direction, Intercepted, Interceptor, PassAll, Verdict};
 use interpose::wire::jsonrpc::Kind;
 
 mod support;
@@ -54,8 +55,9 @@ fn rate_limit() -> PluginConfig {
     plugin
 }
 
-fn response_cache() -> PluginConfig {
-    let mut plugin = PluginConfig::from_path(built("js/response-cache-js.wasm"));
+/// The response cache built from `path` (under target/wasm), caching every tool.
+fn response_cache(path: &str) -> PluginConfig {
+    let mut plugin = PluginConfig::from_path(built(path));
     plugin.memory_mb = 128;
     plugin.timeout_ms = 1000;
     plugin.failure_policy = FailurePolicy::Skip;
@@ -185,52 +187,65 @@ fn bench_store(c: &mut Criterion) {
     }
     group.finish();
 
-    // rate-limit + response-cache-js on the memory store: a hit (the request is
-    // answered from the cache), and a miss (a new argument each time: the request
-    // goes on, the response is stored).
-    let both = load(&memory, vec![rate_limit(), response_cache()]);
-    let mut group = c.benchmark_group("rate-limit + response-cache-js, memory");
-    rt.block_on(async {
-        both.intercept(message(Kind::Request, &params, &id)).await;
-        both.intercept(response(&params, &result, &id)).await;
-    });
-    group.bench_function("hit: request", |b| {
-        b.to_async(&rt).iter(|| async {
-            black_box(both.intercept(message(Kind::Request, &params, &id)).await)
-        })
-    });
-    group.bench_function("no plugins: request", |b| {
-        b.to_async(&rt).iter(|| async {
-            black_box(
-                PassAll
-                    .intercept(message(Kind::Request, &params, &id))
-                    .await,
-            )
-        })
-    });
+    // rate-limit + response-cache on the memory store, each build of the cache: a
+    // hit (the request is answered from the cache), and a miss (a new argument each
+    // time: the request goes on, the response is stored).
     let fresh = AtomicU64::new(1);
-    for (name, chain) in [
+    for (cache, path) in [
         (
-            "miss: request + response",
-            both.clone() as Arc<dyn Interceptor>,
+            "response-cache",
+            "wasm32-wasip2/release/response_cache.wasm",
         ),
-        ("no plugins: request + response", Arc::new(PassAll)),
+        ("response-cache-js", "js/response-cache-js.wasm"),
     ] {
-        group.bench_function(name, |b| {
-            b.to_async(&rt).iter_batched(
-                || call(fresh.fetch_add(1, Ordering::Relaxed)),
-                |params| {
-                    let (chain, result, id) = (chain.clone(), &result, &id);
-                    async move {
-                        black_box(chain.intercept(message(Kind::Request, &params, id)).await);
-                        black_box(chain.intercept(response(&params, result, id)).await)
-                    }
-                },
-                BatchSize::SmallInput,
-            )
+        let both = load(&memory, vec![rate_limit(), response_cache(path)]);
+        let mut group = c.benchmark_group(format!("rate-limit + {cache}, memory"));
+        rt.block_on(async {
+            both.intercept(message(Kind::Request, &params, &id)).await;
+            both.intercept(response(&params, &result, &id)).await;
         });
+        let hit = both.intercept(message(Kind::Request, &params, &id));
+        assert!(
+            matches!(rt.block_on(hit), Verdict::Respond(_)),
+            "{cache}: the request is answered from the cache"
+        );
+        group.bench_function("hit: request", |b| {
+            b.to_async(&rt).iter(|| async {
+                black_box(both.intercept(message(Kind::Request, &params, &id)).await)
+            })
+        });
+        group.bench_function("no plugins: request", |b| {
+            b.to_async(&rt).iter(|| async {
+                black_box(
+                    PassAll
+                        .intercept(message(Kind::Request, &params, &id))
+                        .await,
+                )
+            })
+        });
+        for (name, chain) in [
+            (
+                "miss: request + response",
+                both.clone() as Arc<dyn Interceptor>,
+            ),
+            ("no plugins: request + response", Arc::new(PassAll)),
+        ] {
+            group.bench_function(name, |b| {
+                b.to_async(&rt).iter_batched(
+                    || call(fresh.fetch_add(1, Ordering::Relaxed)),
+                    |params| {
+                        let (chain, result, id) = (chain.clone(), &result, &id);
+                        async move {
+                            black_box(chain.intercept(message(Kind::Request, &params, id)).await);
+                            black_box(chain.intercept(response(&params, result, id)).await)
+                        }
+                    },
+                    BatchSize::SmallInput,
+                )
+            });
+        }
+        group.finish();
     }
-    group.finish();
     drop(server);
 }
 

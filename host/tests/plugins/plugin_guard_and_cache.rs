@@ -1,8 +1,8 @@
 //! The Python-only and JavaScript-only shipped plugins through the real binary, in
 //! front of a real MCP server (`catalog_backend.py`): `prompt-guard` (Python) rejects
 //! or annotates tool results and resources that look like prompt injections;
-//! `response-cache` (JavaScript) answers repeated calls without the backend, until the
-//! TTL expires.
+//! `response-cache` (JavaScript and Rust, each test run against both builds) answers
+//! repeated calls without the backend, until the TTL expires.
 //!
 //! The catalog backend counts every `tools/call` it receives and says so in the
 //! answers of tools it has no scripted result for (`structuredContent.call`), so a
@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{GUEST_LIMITS, Proxy, guest_plugin, result, scratch};
+use support::{GUEST_LIMITS, Proxy, plugin_path, result, scratch};
 
 /// A proxy running `plugin` with the `[plugins.config]` body `config`, in front of
 /// the catalog backend serving `catalog` (the fields of `catalog_backend.py`'s
@@ -36,7 +36,7 @@ fn start(dir: &Path, plugin: &str, config: &str, catalog: Value) -> Proxy {
     });
     let catalog_path = dir.join("catalog.json");
     std::fs::write(&catalog_path, catalog.to_string()).expect("write the catalog");
-    let path = guest_plugin(plugin);
+    let path = plugin_path(plugin);
     let config_path = dir.join("interpose.toml");
     let text =
         format!("[[plugins]]\npath = {path:?}\n{GUEST_LIMITS}\n[plugins.config]\n{config}\n");
@@ -157,13 +157,26 @@ fn backend_calls(proxy: &mut Proxy, id: u64) -> u64 {
         .unwrap_or_else(|| panic!("no call count in {answer}"))
 }
 
+/// The two builds of `response-cache`, with the same configuration and behaviour.
+const RESPONSE_CACHE_JS: &str = "response-cache-js";
+const RESPONSE_CACHE_RUST: &str = "response-cache";
+
 #[test]
-fn response_cache_answers_a_repeated_call_without_the_backend() {
+fn response_cache_js_answers_a_repeated_call_without_the_backend() {
+    answers_a_repeated_call_without_the_backend(RESPONSE_CACHE_JS);
+}
+
+#[test]
+fn response_cache_rust_answers_a_repeated_call_without_the_backend() {
+    answers_a_repeated_call_without_the_backend(RESPONSE_CACHE_RUST);
+}
+
+fn answers_a_repeated_call_without_the_backend(plugin: &str) {
     let dir = scratch();
     let flaky = json!({"content": [{"type": "text", "text": "try again"}], "isError": true});
     let mut proxy = start(
         dir.path(),
-        "response-cache-js",
+        plugin,
         "tools = [\"lookup*\", \"flaky\"]",
         json!({"results": {"flaky": flaky}}),
     );
@@ -206,12 +219,21 @@ fn response_cache_answers_a_repeated_call_without_the_backend() {
 }
 
 #[test]
-fn response_cache_entry_expires_after_its_ttl() {
+fn response_cache_js_entry_expires_after_its_ttl() {
+    entry_expires_after_its_ttl(RESPONSE_CACHE_JS);
+}
+
+#[test]
+fn response_cache_rust_entry_expires_after_its_ttl() {
+    entry_expires_after_its_ttl(RESPONSE_CACHE_RUST);
+}
+
+fn entry_expires_after_its_ttl(plugin: &str) {
     const TTL: Duration = Duration::from_millis(1500);
     let dir = scratch();
     let mut proxy = start(
         dir.path(),
-        "response-cache-js",
+        plugin,
         &format!("ttl_ms = {}\ntools = [\"lookup\"]", TTL.as_millis()),
         json!({}),
     );

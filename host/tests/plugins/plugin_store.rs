@@ -1,6 +1,6 @@
 //! Plugin state in a real Valkey/Redis server (`[store] url`), through the real
-//! binary: two proxies ("replicas") sharing one server share the response cache and
-//! the rate limits; each plugin's keys are its own; and when the server is killed
+//! binary: two proxies ("replicas") sharing one server share the response cache (its
+//! JavaScript and Rust builds, each test run against both) and the rate limits; each plugin's keys are its own; and when the server is killed
 //! mid-run the plugins see errors, their failure policies decide, every request is
 //! answered, and once the server is back the proxies use it again.
 //!
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::valkey::Valkey;
-use support::{GUEST_LIMITS, Proxy, fixture, guest_plugin, result, scratch};
+use support::{GUEST_LIMITS, Proxy, fixture, guest_plugin, plugin_path, result, scratch};
 
 /// The JSON-RPC error code of the rate-limit plugin.
 const RATE_LIMITED: i64 = -32029;
@@ -43,8 +43,13 @@ fn start(config: &(PathBuf, PathBuf), plugins: usize) -> Proxy {
     Proxy::start_with_catalog(&config.0, &config.1, plugins)
 }
 
-fn response_cache() -> String {
-    let path = guest_plugin("response-cache-js");
+/// The two builds of `response-cache`, with the same configuration and behaviour.
+const RESPONSE_CACHE_JS: &str = "response-cache-js";
+const RESPONSE_CACHE_RUST: &str = "response-cache";
+
+/// `plugin`, one of the two builds of `response-cache`, caching `lookup*`.
+fn response_cache(plugin: &str) -> String {
+    let path = plugin_path(plugin);
     format!(
         "[[plugins]]\npath = {path:?}\nfailure_policy = \"skip\"\nunchecked_policy = \"skip\"\n{GUEST_LIMITS}\n[plugins.config]\ntools = [\"lookup*\"]\n\n"
     )
@@ -68,10 +73,19 @@ fn backend_calls(proxy: &mut Proxy, id: u64) -> u64 {
 }
 
 #[test]
-fn a_result_cached_by_one_replica_is_a_hit_on_the_other() {
+fn a_result_cached_by_one_replica_is_a_hit_on_the_other_js() {
+    a_result_cached_by_one_replica_is_a_hit_on_the_other(RESPONSE_CACHE_JS);
+}
+
+#[test]
+fn a_result_cached_by_one_replica_is_a_hit_on_the_other_rust() {
+    a_result_cached_by_one_replica_is_a_hit_on_the_other(RESPONSE_CACHE_RUST);
+}
+
+fn a_result_cached_by_one_replica_is_a_hit_on_the_other(plugin: &str) {
     let dir = scratch();
     let valkey = Valkey::start();
-    let config = config(dir.path(), "replica", &valkey, &response_cache());
+    let config = config(dir.path(), "replica", &valkey, &response_cache(plugin));
     let mut a = start(&config, 1);
     let mut b = start(&config, 1);
 
@@ -92,8 +106,11 @@ fn a_result_cached_by_one_replica_is_a_hit_on_the_other() {
 
     let keys = valkey.keys("*");
     assert_eq!(keys.len(), 1, "{keys:?}");
+    // Namespaced by the plugin's name, here its file's.
+    let stem = plugin_path(plugin);
+    let stem = stem.file_stem().unwrap().to_string_lossy();
     assert!(
-        keys[0].starts_with("interpose:response-cache-js:"),
+        keys[0].starts_with(&format!("interpose:{stem}:tools/call:")),
         "{keys:?}"
     );
 }
@@ -194,16 +211,25 @@ fn rate_limit_admits_exactly_max_calls_across_two_replicas() {
 }
 
 #[test]
-fn a_store_that_goes_away_costs_errors_not_requests_and_comes_back() {
+fn a_store_that_goes_away_costs_errors_not_requests_and_comes_back_js() {
+    a_store_that_goes_away_costs_errors_not_requests_and_comes_back(RESPONSE_CACHE_JS);
+}
+
+#[test]
+fn a_store_that_goes_away_costs_errors_not_requests_and_comes_back_rust() {
+    a_store_that_goes_away_costs_errors_not_requests_and_comes_back(RESPONSE_CACHE_RUST);
+}
+
+fn a_store_that_goes_away_costs_errors_not_requests_and_comes_back(cache: &str) {
     let dir = scratch();
     let mut valkey = Valkey::start();
     // Fails open: a rate limit that lets calls through while the store is down,
-    // then the cache (whose `kv-*` calls cannot fail: a miss, a dropped write).
+    // then the cache (a failed read is a miss, a failed write is dropped).
     let open = config(
         dir.path(),
         "open",
         &valkey,
-        &(rate_limit("skip", "session", 1000) + &response_cache()),
+        &(rate_limit("skip", "session", 1000) + &response_cache(cache)),
     );
     // Fails closed: the same rate limit, refusing calls it cannot count.
     let closed = config(

@@ -1,7 +1,6 @@
 //! interpose plugin: decides which tools a client may see and call, under which
 //! names, and with which arguments. See the README for the configuration.
 
-mod glob;
 mod policy;
 
 use interpose_plugin::mcp::{ToolCallParams, ToolsListResult};

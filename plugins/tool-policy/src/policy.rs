@@ -6,7 +6,7 @@ use interpose_plugin::Principal;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::glob;
+use interpose_plugin::glob;
 
 /// The plugin's configuration. Every list of tool names takes globs (`*`, `?`)
 /// and matches a tool by its exposed name or by its backend name.

@@ -4,6 +4,7 @@
 // plugins need no direct dependency on wit-bindgen.
 extern crate self as interpose_plugin;
 
+pub mod glob;
 pub mod host;
 #[cfg(feature = "http")]
 pub mod http;

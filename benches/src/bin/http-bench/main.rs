@@ -6,10 +6,12 @@ mod client;
 mod report;
 mod server;
 
+use std::borrow::Cow;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::ensure;
+use anyhow::{Context, ensure};
 use clap::Parser;
 use tokio::task::JoinSet;
 
@@ -40,6 +42,16 @@ struct Cli {
     /// Calls per session per concurrent round through FastMCP, which is far slower.
     #[arg(long, default_value_t = 10)]
     fastmcp_session_calls: usize,
+    /// Measure servers already running instead of starting the built-in targets:
+    /// `NAME=URL[,URL...]`, repeatable, the first one the baseline. A target's
+    /// sessions are spread over its URLs in turn, as a round-robin load balancer
+    /// spreads clients over replicas (benches/replicas.sh).
+    #[arg(long, value_name = "NAME=URL[,URL...]")]
+    url: Vec<String>,
+    /// Give every call an argument of its own (the same length), so that a response
+    /// cache in front of the backend never answers one.
+    #[arg(long)]
+    distinct_arguments: bool,
     /// Concurrent rounds per target (`--rounds`), FastMCP, output, binaries and extra
     /// targets, e.g. `--extra 'candidate=/tmp/interpose run --listen
     /// http://127.0.0.1:{port} --max-sessions 1000 -- {backend}'`.
@@ -53,16 +65,24 @@ fn main() -> anyhow::Result<()> {
         cli.calls > 0 && cli.shared.rounds > 0,
         "--calls and --rounds must be positive"
     );
-    let targets = targets(&cli)?;
     let conditions = Conditions::start();
-
-    let mut servers = Vec::new();
-    for target in &targets {
-        eprintln!("http-bench: starting {}", target.name);
-        servers.push(Server::start(target)?);
-    }
-    // Every call carries the same 1 KiB of printable text.
-    let text: Arc<str> = ('a'..='z').cycle().take(1024).collect::<String>().into();
+    let (targets, servers) = if cli.url.is_empty() {
+        let targets = targets(&cli)?;
+        let mut servers = Vec::new();
+        for target in &targets {
+            eprintln!("http-bench: starting {}", target.name);
+            servers.push(Server::start(target)?);
+        }
+        (targets, servers)
+    } else {
+        running_targets(&cli.url)?
+    };
+    // Every call carries 1 KiB of printable text.
+    let text = Arc::new(Arguments {
+        text: ('a'..='z').cycle().take(1024).collect(),
+        distinct: cli.distinct_arguments,
+        calls: AtomicU64::new(0),
+    });
 
     // One thread for the sequential part: no cross-thread wake-ups in the timings.
     let latency = tokio::runtime::Builder::new_current_thread()
@@ -94,11 +114,16 @@ fn main() -> anyhow::Result<()> {
 
 /// One session per target, calls interleaved round-robin so a noisy moment hits every
 /// target alike. A target that fails is reported as such; the others go on.
-async fn sequential(cli: &Cli, targets: &[Target], servers: &[Server], text: &str) -> Vec<Latency> {
+async fn sequential(
+    cli: &Cli,
+    targets: &[Target],
+    servers: &[Server],
+    text: &Arguments,
+) -> Vec<Latency> {
     let mut sessions = Vec::new();
     let mut failed: Vec<Option<String>> = Vec::new();
     for (target, server) in targets.iter().zip(servers) {
-        match open(&server.url).await {
+        match open(&server.urls[0]).await {
             Ok(session) => {
                 sessions.push(Some(session));
                 failed.push(None);
@@ -122,7 +147,7 @@ async fn sequential(cli: &Cli, targets: &[Target], servers: &[Server], text: &st
             let Some(session) = &mut sessions[i] else {
                 continue;
             };
-            match session.timed_echo(text).await {
+            match session.timed_echo(&text.next()).await {
                 Ok(elapsed) if call >= cli.warmup => samples[i].push(elapsed),
                 Ok(_) => {}
                 Err(e) => {
@@ -151,7 +176,7 @@ async fn concurrent(
     cli: &Cli,
     targets: &[Target],
     servers: &[Server],
-    text: &Arc<str>,
+    text: &Arc<Arguments>,
 ) -> Vec<Concurrent> {
     struct State {
         sessions: Vec<McpSession>,
@@ -172,7 +197,7 @@ async fn concurrent(
             cli.session_calls
         };
         let start = Instant::now();
-        let (sessions, failed) = match open_many(&server.url, cli.sessions).await {
+        let (sessions, failed) = match open_many(&server.urls, cli.sessions).await {
             Ok(sessions) => (sessions, None),
             Err(e) => (Vec::new(), Some(why(&target.name, server, &e))),
         };
@@ -226,11 +251,11 @@ async fn open(url: &str) -> anyhow::Result<McpSession> {
     McpSession::open(http_client()?, url).await
 }
 
-/// Opens `count` sessions at once, each with its own client.
-async fn open_many(url: &str, count: usize) -> anyhow::Result<Vec<McpSession>> {
+/// Opens `count` sessions at once, each with its own client, on `urls` in turn.
+async fn open_many(urls: &[String], count: usize) -> anyhow::Result<Vec<McpSession>> {
     let mut tasks = JoinSet::new();
-    for _ in 0..count {
-        let url = url.to_owned();
+    for url in urls.iter().cycle().take(count) {
+        let url = url.clone();
         tasks.spawn(async move { open(&url).await });
     }
     let mut sessions = Vec::with_capacity(count);
@@ -245,7 +270,7 @@ async fn open_many(url: &str, count: usize) -> anyhow::Result<Vec<McpSession>> {
 async fn call_all(
     sessions: Vec<McpSession>,
     calls: usize,
-    text: &Arc<str>,
+    text: &Arc<Arguments>,
 ) -> anyhow::Result<(Vec<McpSession>, Duration, Vec<Duration>)> {
     let start = Instant::now();
     let mut tasks = JoinSet::new();
@@ -254,7 +279,7 @@ async fn call_all(
         tasks.spawn(async move {
             let mut samples = Vec::with_capacity(calls);
             for _ in 0..calls {
-                samples.push(session.timed_echo(&text).await?);
+                samples.push(session.timed_echo(&text.next()).await?);
             }
             anyhow::Ok((session, samples))
         });
@@ -272,7 +297,51 @@ async fn call_all(
 /// A failure as the table shows it, naming the target's log.
 fn why(name: &str, server: &Server, e: &anyhow::Error) -> String {
     eprintln!("http-bench: {name} failed: {e:#}");
-    format!("{e:#} (stderr in {})", server.log.display())
+    match &server.log {
+        Some(log) => format!("{e:#} (stderr in {})", log.display()),
+        None => format!("{e:#}"),
+    }
+}
+
+/// The echo argument of each call.
+struct Arguments {
+    text: String,
+    /// Each call's own (its number in place of the first characters), or all the same.
+    distinct: bool,
+    calls: AtomicU64,
+}
+
+impl Arguments {
+    fn next(&self) -> Cow<'_, str> {
+        if !self.distinct {
+            return Cow::Borrowed(&self.text);
+        }
+        let call = self.calls.fetch_add(1, Ordering::Relaxed);
+        let number = format!("{call:016x}");
+        Cow::Owned(number.clone() + &self.text[number.len()..])
+    }
+}
+
+/// `--url` targets: servers already running, not started (nor stopped) here.
+fn running_targets(urls: &[String]) -> anyhow::Result<(Vec<Target>, Vec<Server>)> {
+    let mut targets = Vec::new();
+    let mut servers = Vec::new();
+    for spec in urls {
+        let (name, urls) = spec
+            .split_once('=')
+            .context("--url wants NAME=URL[,URL...]")?;
+        let urls: Vec<String> = urls.split(',').map(str::to_owned).collect();
+        ensure!(
+            urls.iter().all(|u| u.starts_with("http://")),
+            "--url {spec}: not http:// URLs"
+        );
+        targets.push(Target {
+            name: name.to_owned(),
+            command: Vec::new(),
+        });
+        servers.push(Server::running(urls));
+    }
+    Ok((targets, servers))
 }
 
 /// The targets, direct first: the others' added latency is measured against it.

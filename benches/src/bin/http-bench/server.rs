@@ -1,4 +1,5 @@
-//! One benchmark target: an HTTP server process on a free loopback port.
+//! One benchmark target: an HTTP server process on a free loopback port, or servers
+//! already running (`--url`).
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -18,9 +19,11 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A started target that accepts connections.
 pub struct Server {
-    child: Child,
-    pub url: String,
-    pub log: PathBuf,
+    /// `None` for servers this benchmark did not start.
+    child: Option<Child>,
+    /// Where sessions are opened, in turn.
+    pub urls: Vec<String>,
+    pub log: Option<PathBuf>,
 }
 
 impl Server {
@@ -44,25 +47,40 @@ impl Server {
             .spawn()
             .with_context(|| format!("cannot start {}", program.to_string_lossy()))?;
         let mut server = Server {
-            child,
-            url: format!("http://127.0.0.1:{port}/mcp"),
-            log,
+            child: Some(child),
+            urls: vec![format!("http://127.0.0.1:{port}/mcp")],
+            log: Some(log.clone()),
         };
         server.wait_until_listening(port).with_context(|| {
             format!(
                 "{} did not start; its stderr is in {}",
                 target.name,
-                server.log.display()
+                log.display()
             )
         })?;
         Ok(server)
+    }
+
+    /// Servers someone else started, at `urls`.
+    pub fn running(urls: Vec<String>) -> Self {
+        Server {
+            child: None,
+            urls,
+            log: None,
+        }
     }
 
     fn wait_until_listening(&mut self, port: u16) -> anyhow::Result<()> {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait()? {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .map(Child::try_wait)
+                .transpose()?
+                .flatten()
+            {
                 bail!("exited with {status}");
             }
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
@@ -85,9 +103,12 @@ fn free_port() -> anyhow::Result<u16> {
 impl Drop for Server {
     /// SIGTERM first, so a proxy can stop its backends; SIGKILL after the grace period.
     fn drop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.child.id()) {
+        let Some(child) = &mut self.child else {
+            return;
+        };
+        if let Ok(pid) = i32::try_from(child.id()) {
             let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
         }
-        interpose_bench::stop(&mut self.child);
+        interpose_bench::stop(child);
     }
 }

@@ -141,6 +141,13 @@ impl KeyCache {
         }
     }
 
+    /// Fetches the keys again now (the periodic refresh). The new set replaces the old
+    /// one whole, so keys the issuer withdrew are gone; a failed fetch keeps the old set.
+    pub async fn refresh(&self) {
+        let mut state = self.refresh.lock().await;
+        self.refresh_locked(&mut state).await;
+    }
+
     async fn refresh_locked(&self, state: &mut RefreshState) {
         state.last_attempt = Some(Instant::now());
         let fetched = tokio::time::timeout(self.fetch_timeout, self.fetch(state))

@@ -128,15 +128,22 @@ pub struct ResourceServer {
     scopes: Vec<String>,
     leeway_s: u64,
     keys: KeyCache,
+    /// How often the keys are fetched again in the background ([`KEYS_REFRESH`]).
+    keys_refresh: Duration,
     verified: VerifiedTokens,
     metadata_url: String,
     metadata: String,
 }
 
+/// How often the issuer's keys are fetched again even when no token names an unknown
+/// key, so that a key the issuer withdrew stops being used within this.
+const KEYS_REFRESH: Duration = Duration::from_secs(300);
+
 /// How many verified tokens are remembered.
 const VERIFIED_TOKENS: usize = 4096;
 /// How long a verified token is remembered at most (also bounded by its expiry), so a
-/// key the issuer withdrew stops being honoured within this.
+/// key the issuer withdrew stops being honoured within this after the keys are next
+/// fetched ([`KEYS_REFRESH`]).
 const VERIFIED_FOR_S: u64 = 60;
 
 /// Tokens verified recently, with what they stand for: until they expire, and at most
@@ -226,6 +233,7 @@ impl ResourceServer {
                 fetch_timeout,
                 Duration::from_millis(config.jwks_min_refresh_ms),
             ),
+            keys_refresh: KEYS_REFRESH,
             verified: VerifiedTokens::default(),
             issuer: config.issuer.clone(),
             resource: config.resource.clone(),
@@ -237,10 +245,23 @@ impl ResourceServer {
     }
 
     /// Fetches the issuer's keys in the background: the listener starts even when the
-    /// identity provider is down (requests then get 503 until it answers).
+    /// identity provider is down (requests then get 503 until it answers). Then fetches
+    /// them again every `keys_refresh`, until the server is dropped.
     pub fn start(self: &Arc<Self>) {
-        let server = self.clone();
-        tokio::spawn(async move { server.keys.prefetch().await });
+        let keys_refresh = self.keys_refresh;
+        let server = Arc::downgrade(self);
+        tokio::spawn(async move {
+            if let Some(server) = server.upgrade() {
+                server.keys.prefetch().await;
+            }
+            loop {
+                tokio::time::sleep(keys_refresh).await;
+                let Some(server) = server.upgrade() else {
+                    return;
+                };
+                server.keys.refresh().await;
+            }
+        });
     }
 
     /// The protected resource metadata document (RFC 9728), as JSON text.
@@ -285,8 +306,9 @@ impl ResourceServer {
         Ok(principal)
     }
 
-    /// Checks one access token in full.
-    async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+    /// Checks one access token in full, as [`check_token`](Self::check_token) does
+    /// for a token it has not seen (public for the benchmark of that cost).
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let invalid = |why: &str| AuthError::InvalidToken(why.to_owned());
         let header = decode_header(token).map_err(|_| invalid("not a JWT"))?;
         if header.alg.family() == AlgorithmFamily::Hmac {

@@ -135,3 +135,61 @@ fn a_verified_token_is_remembered_until_it_expires_and_a_minute_at_most() {
     }
     assert!(verified.lock().len() <= VERIFIED_TOKENS);
 }
+
+/// A JWKS on loopback serving one EC key under the key id the test sets.
+async fn jwks_serving(kid: Arc<std::sync::Mutex<&'static str>>) -> String {
+    let app = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let kid = *kid.lock().unwrap();
+            async move {
+                format!(
+                    r#"{{"keys":[{{"kty":"EC","kid":"{kid}","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}}]}}"#
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/jwks")
+}
+
+/// Polls `kid` in `server`'s keys every 50 ms until `found` says so, for at most 10 s.
+async fn until_key(server: &ResourceServer, kid: &str, found: bool) {
+    for _ in 0..200 {
+        let lookup = server.keys.key(Some(kid)).await;
+        if matches!(lookup, KeyLookup::Found(_)) == found {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "key {kid} not {} within 10 s",
+        if found { "found" } else { "gone" }
+    );
+}
+
+#[tokio::test]
+async fn a_key_the_issuer_withdraws_is_dropped_at_the_next_periodic_refresh() {
+    let kid = Arc::new(std::sync::Mutex::new("k1"));
+    let jwks_uri = jwks_serving(kid.clone()).await;
+    let mut server = ResourceServer::new(&AuthConfig {
+        jwks_uri: Some(jwks_uri),
+        // No refresh on an unknown key id during the test: only the periodic one.
+        jwks_min_refresh_ms: 3_600_000,
+        ..config()
+    })
+    .unwrap();
+    server.keys_refresh = Duration::from_millis(100);
+    let server = Arc::new(server);
+    server.start();
+    until_key(&server, "k1", true).await;
+    // The issuer rotates: k1 withdrawn, k2 published. No token names k2 yet.
+    *kid.lock().unwrap() = "k2";
+    until_key(&server, "k1", false).await;
+    assert!(matches!(
+        server.keys.key(Some("k2")).await,
+        KeyLookup::Found(_)
+    ));
+}

@@ -1,5 +1,6 @@
-//! Tool-name globs: `*` matches any run of characters (also none), `?` any one
-//! character; everything else matches itself.
+//! Tool-name globs, as plugins take them in their configuration: `*` matches any
+//! run of characters (also none), `?` any one character; everything else matches
+//! itself.
 
 /// Whether `name` matches `pattern`.
 pub fn matches(pattern: &str, name: &str) -> bool {
