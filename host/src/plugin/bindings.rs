@@ -85,10 +85,10 @@ fn checked_verdict(verdict: wit_types::Verdict, limit: usize) -> Result<Verdict,
     Ok(match verdict {
         wit_types::Verdict::Pass => Verdict::Pass,
         wit_types::Verdict::Rewrite(text) => {
-            Verdict::Rewrite(checked_json(text, "rewrite", limit)?)
+            Verdict::Rewrite(checked_json(text, "rewrite", limit)?.into())
         }
         wit_types::Verdict::Respond(text) => {
-            Verdict::Respond(checked_json(text, "respond", limit)?)
+            Verdict::Respond(checked_json(text, "respond", limit)?.into())
         }
         wit_types::Verdict::Reject(error) => {
             let len = error.message.len() + error.data.as_ref().map_or(0, String::len);

@@ -15,8 +15,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use serde_json::value::RawValue;
-
 use super::engine::PluginRuntime;
 use super::health::{Admission, Transition};
 use super::limits::Failure;
@@ -28,7 +26,7 @@ use crate::config::{FailurePolicy, PluginConfig};
 use crate::session::intercept::{Intercepted, Interceptor, Verdict, VerdictFuture};
 use crate::telemetry::metrics::{PluginCensus, VerdictLabel};
 use crate::telemetry::trace;
-use crate::wire::jsonrpc::{ErrorObject, Kind, PLUGIN_ERROR};
+use crate::wire::jsonrpc::{ErrorObject, Kind, PLUGIN_ERROR, Payload};
 
 /// Wasm plugins in order, implementing [`Interceptor`].
 pub struct InterceptorChain {
@@ -151,7 +149,7 @@ impl InterceptorChain {
                 Verdict::Respond(result) => ChainAnswer::Result(result),
                 Verdict::Reject(error) => ChainAnswer::Error(error),
             };
-            let request_payload = state.payload.as_deref().or(msg.payload);
+            let request_payload = state.payload.as_ref().or(msg.payload);
             // Boxed: the rare path, which would otherwise grow every walk's future.
             return Box::pin(self.walk_answer_back(&msg, request_payload, answer, index, started))
                 .await;
@@ -166,13 +164,13 @@ impl InterceptorChain {
     async fn walk_answer_back(
         &self,
         request: &Intercepted<'_>,
-        request_payload: Option<&RawValue>,
+        request_payload: Option<&Payload>,
         answer: ChainAnswer,
         at: usize,
         started: Instant,
     ) -> Verdict {
         let (kind, payload, error) = match &answer {
-            ChainAnswer::Result(result) => (Kind::Response, Some(&**result), None),
+            ChainAnswer::Result(result) => (Kind::Response, Some(result), None),
             ChainAnswer::Error(error) => (Kind::Error, None, Some(error)),
         };
         let msg = Intercepted {
@@ -444,8 +442,9 @@ fn walks_backwards(kind: Kind) -> bool {
 /// The message's state as it moves along the chain.
 struct WalkState {
     kind: Kind,
-    /// The payload as rewritten so far; `None` while unchanged.
-    payload: Option<Box<RawValue>>,
+    /// The payload as rewritten so far; `None` while unchanged. Shared with the
+    /// views of the plugins after and with the verdict.
+    payload: Option<Payload>,
     /// The error a plugin replaced an answer with; `None` while it has not.
     error: Option<ErrorObject>,
     /// The message as plugins see it, made when the first plugin is entered.
@@ -466,7 +465,7 @@ impl WalkState {
     }
 
     /// A new payload; on an error this recovers it: the answer is now a result.
-    fn rewrite(&mut self, payload: Box<RawValue>) {
+    fn rewrite(&mut self, payload: Payload) {
         if self.kind == Kind::Error {
             self.kind = Kind::Response;
             self.error = None;
@@ -499,7 +498,7 @@ impl WalkState {
 
 /// An answer a plugin made to a request.
 enum ChainAnswer {
-    Result(Box<RawValue>),
+    Result(Payload),
     Error(ErrorObject),
 }
 
@@ -554,7 +553,7 @@ mod tests {
 
     #[test]
     fn an_answer_walk_ends_with_what_its_last_change_made() {
-        let result = || RawValue::from_string("{\"a\":1}".into()).unwrap();
+        let result = || Payload::from(crate::wire::jsonrpc::raw("{\"a\":1}"));
         let error = || ErrorObject::new(-32001, "denied");
         assert!(matches!(
             WalkState::new(Kind::Error, false).into_verdict(),

@@ -2,9 +2,10 @@
 //!
 //! The relay's [`Intercepted`] borrows from the message being forwarded, but a
 //! resource lives in an instance's table and must own its data. A walk along the
-//! chain copies the message once, on entering the first plugin, and each plugin
-//! gets a cheap clone; only the parts a plugin asks for are then copied into its
-//! memory.
+//! chain copies the message's small parts (method, id, session, server) once, on
+//! entering the first plugin, and shares its payloads with the message (see
+//! [`Payload`]); each plugin gets a cheap clone, and only the parts a plugin asks
+//! for are then copied into its memory.
 
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
@@ -14,7 +15,7 @@ use serde_json::value::RawValue;
 use interpose_core::subject;
 
 use crate::session::intercept::{Direction, Intercepted, SessionPrincipal};
-use crate::wire::jsonrpc::{ErrorObject, Kind};
+use crate::wire::jsonrpc::{ErrorObject, Kind, Payload};
 
 /// What stays the same along a walk.
 struct Fixed {
@@ -25,7 +26,8 @@ struct Fixed {
     /// Where each [`Part`] ends in `text`.
     ends: [usize; Part::COUNT],
     has_id: bool,
-    has_request_payload: bool,
+    /// An answer's request params, shared with the relay's pending request.
+    request_payload: Option<Payload>,
     elapsed_us: Option<u64>,
     /// The subject of the message as it arrived (an answer's: of its request), read
     /// from the params once, however many plugins ask.
@@ -41,11 +43,10 @@ enum Part {
     Id,
     Session,
     Server,
-    RequestPayload,
 }
 
 impl Part {
-    const COUNT: usize = 5;
+    const COUNT: usize = 4;
 }
 
 impl Fixed {
@@ -61,7 +62,7 @@ impl Fixed {
 pub struct MessageView {
     fixed: Arc<Fixed>,
     kind: Kind,
-    payload: Option<Arc<str>>,
+    payload: Option<Payload>,
     /// The error of an error answer: as it arrived, or as an earlier plugin's
     /// `reject` replaced the answer.
     error: Option<Arc<ErrorObject>>,
@@ -79,7 +80,6 @@ impl MessageView {
             msg.id.map_or("", RawValue::get),
             msg.session,
             msg.server,
-            msg.request_payload.map_or("", RawValue::get),
         ];
         let mut text = String::with_capacity(parts.iter().map(|p| p.len()).sum());
         let mut ends = [0; Part::COUNT];
@@ -93,7 +93,7 @@ impl MessageView {
                 text: text.into_boxed_str(),
                 ends,
                 has_id: msg.id.is_some(),
-                has_request_payload: msg.request_payload.is_some(),
+                request_payload: msg.request_payload.cloned(),
                 elapsed_us: msg
                     .elapsed
                     .map(|e| u64::try_from(e.as_micros()).unwrap_or(u64::MAX)),
@@ -101,7 +101,7 @@ impl MessageView {
                 principal: msg.principal.cloned(),
             }),
             kind: msg.kind,
-            payload: msg.payload.map(|p| Arc::from(p.get())),
+            payload: msg.payload.cloned(),
             error: msg.error.map(|e| Arc::new(e.clone())),
             rewritten: false,
             with_request: false,
@@ -110,8 +110,8 @@ impl MessageView {
 
     /// After a rewrite by an earlier plugin: the new payload; an error rewritten
     /// into a result is a response from then on.
-    pub fn rewritten(&mut self, payload: &RawValue) {
-        self.payload = Some(Arc::from(payload.get()));
+    pub fn rewritten(&mut self, payload: &Payload) {
+        self.payload = Some(payload.clone());
         self.rewritten = true;
         if self.kind == Kind::Error {
             self.kind = Kind::Response;
@@ -151,7 +151,7 @@ impl MessageView {
     }
 
     pub fn payload(&self) -> Option<&str> {
-        self.payload.as_deref()
+        self.payload.as_deref().map(RawValue::get)
     }
 
     /// The payload's size in bytes; 0 when there is none.
@@ -187,9 +187,7 @@ impl MessageView {
 
     /// The request's payload, whether or not this plugin may see it.
     fn raw_request_payload(&self) -> Option<&str> {
-        self.fixed
-            .has_request_payload
-            .then(|| self.fixed.part(Part::RequestPayload))
+        self.fixed.request_payload.as_deref().map(RawValue::get)
     }
 
     /// What the message acts on (see [`interpose_core::subject`]): read from the payload of
@@ -248,7 +246,11 @@ mod tests {
 
     #[test]
     fn every_part_reads_back_and_absent_parts_are_none() {
-        let (id, payload, request) = (raw("7"), raw(r#"{"a":1}"#), raw(r#"{"q":"é"}"#));
+        let (id, payload, request) = (
+            raw("7"),
+            Payload::from(raw(r#"{"a":1}"#)),
+            Payload::from(raw(r#"{"q":"é"}"#)),
+        );
         let msg = Intercepted {
             direction: Direction::ToClient,
             kind: Kind::Response,
@@ -270,6 +272,10 @@ mod tests {
         assert_eq!(view.payload(), Some(r#"{"a":1}"#));
         assert_eq!(view.payload_size(), 7);
         assert_eq!(view.request_payload(), Some(r#"{"q":"é"}"#));
+        // Borrowed from the message, not copied into the view.
+        let same =
+            |lent: Option<&str>, of: &Payload| lent.is_some_and(|t| std::ptr::eq(t, of.get()));
+        assert!(same(view.payload(), &payload) && same(view.request_payload(), &request));
         assert_eq!((view.session(), view.server()), ("s-1", "backend"));
         assert_eq!(view.elapsed_us(), Some(1500));
         assert_eq!(view.for_plugin(false).request_payload(), None);
@@ -340,7 +346,7 @@ mod tests {
 
     #[test]
     fn a_rejected_answer_reads_as_the_error_and_a_rewrite_recovers_it() {
-        let (id, result) = (raw("3"), raw(r#"{"content":[]}"#));
+        let (id, result) = (raw("3"), Payload::from(raw(r#"{"content":[]}"#)));
         let answer = Intercepted {
             direction: Direction::ToClient,
             kind: Kind::Response,
@@ -362,7 +368,14 @@ mod tests {
         assert_eq!(view.payload(), None);
         assert_eq!(view.error().map(|e| e.message.as_str()), Some("withheld"));
         assert_eq!(view.input_len(), "withheld".len());
-        view.rewritten(&raw(r#"{"ok":true}"#));
+        let rewrite = Payload::from(raw(r#"{"ok":true}"#));
+        view.rewritten(&rewrite);
+        let lent = view.payload().map(str::as_ptr);
+        assert_eq!(
+            lent,
+            Some(rewrite.get().as_ptr()),
+            "shared with the rewrite"
+        );
         assert_eq!(view.kind(), Kind::Response);
         assert_eq!(view.error().map(|e| e.code), None);
         assert_eq!(view.payload(), Some(r#"{"ok":true}"#));
@@ -372,8 +385,8 @@ mod tests {
     fn the_subject_follows_rewrites_and_answers_read_their_request() {
         let (id, params, rewritten) = (
             raw("1"),
-            raw(r#"{"name":"search"}"#),
-            raw(r#"{"name":"web_search"}"#),
+            Payload::from(raw(r#"{"name":"search"}"#)),
+            Payload::from(raw(r#"{"name":"web_search"}"#)),
         );
         let request = Intercepted {
             direction: Direction::ToServer,
@@ -395,7 +408,7 @@ mod tests {
         view.rewritten(&rewritten);
         assert_eq!(view.subject().as_deref(), Some("web_search"));
 
-        let result = raw(r#"{"content":[]}"#);
+        let result = Payload::from(raw(r#"{"content":[]}"#));
         let answer = Intercepted {
             direction: Direction::ToClient,
             kind: Kind::Response,

@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 
 use crate::log_output::utc_micros;
 use crate::session::intercept::{Direction, Intercepted, Verdict};
-use crate::wire::jsonrpc::{ErrorObject, Kind, Message, null_id, raw};
+use crate::wire::jsonrpc::{ErrorObject, Kind, Message, Payload, null_id, raw};
 
 /// The `v` of every line this version writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -145,8 +145,8 @@ pub struct Captured {
     pub kind: Kind,
     pub method: String,
     pub id: Option<Box<RawValue>>,
-    /// `params` or `result` as received.
-    pub payload: Option<Box<RawValue>>,
+    /// `params` or `result` as received (shared with the message, not copied).
+    pub payload: Option<Payload>,
     /// An error response's error as received.
     pub error: Option<ErrorObject>,
     pub verdict: Verdict,
@@ -164,7 +164,7 @@ impl Captured {
             kind: msg.kind,
             method: msg.method.to_owned(),
             id: msg.id.map(ToOwned::to_owned),
-            payload: msg.payload.map(ToOwned::to_owned),
+            payload: msg.payload.cloned(),
             error: msg.error.cloned(),
             verdict: verdict.clone(),
             withheld: None,
@@ -175,7 +175,7 @@ impl Captured {
     fn message(
         &self,
         kind: Kind,
-        payload: Option<&RawValue>,
+        payload: Option<&Payload>,
         error: Option<&ErrorObject>,
     ) -> Box<RawValue> {
         let id = || self.id.clone().unwrap_or_else(null_id);
@@ -183,19 +183,21 @@ impl Captured {
             Kind::Request => Message::Request {
                 id: id(),
                 method: self.method.clone(),
-                params: payload.map(ToOwned::to_owned),
+                params: payload.cloned(),
             },
             Kind::Notification => Message::Notification {
                 method: self.method.clone(),
-                params: payload.map(ToOwned::to_owned),
+                params: payload.cloned(),
             },
             Kind::Response => Message::Response {
                 id: id(),
-                result: payload.map_or_else(|| raw("null"), ToOwned::to_owned),
+                result: payload.cloned().unwrap_or_else(|| raw("null").into()),
             },
             Kind::Error => Message::Error {
                 id: id(),
-                error: error.map_or_else(|| raw("null"), ErrorObject::to_raw),
+                error: error
+                    .map_or_else(|| raw("null"), ErrorObject::to_raw)
+                    .into(),
             },
         };
         raw(message.to_json())
@@ -203,7 +205,7 @@ impl Captured {
 
     /// The line for this message.
     pub fn to_line(&self) -> Line {
-        let received = self.message(self.kind, self.payload.as_deref(), self.error.as_ref());
+        let received = self.message(self.kind, self.payload.as_ref(), self.error.as_ref());
         let (mut forwarded, mut answer, mut error) = (None, None, None);
         match &self.verdict {
             Verdict::Pass => {}
@@ -255,17 +257,17 @@ impl Captured {
 #[derive(Debug, Default, Deserialize)]
 pub struct Parts {
     #[serde(default)]
-    pub params: Option<Box<RawValue>>,
+    pub params: Option<Payload>,
     #[serde(default)]
-    pub result: Option<Box<RawValue>>,
+    pub result: Option<Payload>,
     #[serde(default)]
     pub error: Option<ErrorObject>,
 }
 
 impl Parts {
     /// `params` of requests and notifications, `result` of responses.
-    pub fn payload(&self) -> Option<&RawValue> {
-        self.params.as_deref().or(self.result.as_deref())
+    pub fn payload(&self) -> Option<&Payload> {
+        self.params.as_ref().or(self.result.as_ref())
     }
 }
 
@@ -325,7 +327,7 @@ mod tests {
             kind,
             method: "tools/call".into(),
             id: (kind != Kind::Notification).then(|| raw("7")),
-            payload: payload.map(raw),
+            payload: payload.map(|p| raw(p).into()),
             error: None,
             verdict,
             withheld: None,
@@ -357,7 +359,7 @@ mod tests {
         let rewrite = captured(
             Kind::Request,
             Some(r#"{"a":1}"#),
-            Verdict::Rewrite(raw(r#"{"a":2}"#)),
+            Verdict::Rewrite(raw(r#"{"a":2}"#).into()),
         )
         .to_line();
         assert_eq!(
@@ -366,7 +368,7 @@ mod tests {
         );
         assert_eq!(as_json(&rewrite)["message"]["params"], json!({"a": 1}));
 
-        let respond = captured(Kind::Request, None, Verdict::Respond(raw("{}"))).to_line();
+        let respond = captured(Kind::Request, None, Verdict::Respond(raw("{}").into())).to_line();
         let respond = as_json(&respond);
         assert_eq!(respond["verdict"], "respond");
         assert_eq!(
@@ -393,7 +395,11 @@ mod tests {
 
     #[test]
     fn a_rewritten_error_is_forwarded_as_a_result() {
-        let mut error = captured(Kind::Error, None, Verdict::Rewrite(raw(r#"{"ok":1}"#)));
+        let mut error = captured(
+            Kind::Error,
+            None,
+            Verdict::Rewrite(raw(r#"{"ok":1}"#).into()),
+        );
         error.error = Some(ErrorObject::new(-1, "boom"));
         let line = as_json(&error.to_line());
         assert_eq!(line["message"]["error"]["message"], "boom");

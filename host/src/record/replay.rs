@@ -18,7 +18,7 @@ use super::format::{Line, LineDirection, VerdictName};
 use crate::demo::plugins::trace_steps;
 use crate::demo::trace::Tracer;
 use crate::session::intercept::{Direction, Intercepted, Interceptor, Verdict};
-use crate::wire::jsonrpc::Kind;
+use crate::wire::jsonrpc::{Kind, Payload};
 
 /// What `interpose replay` was asked to do.
 #[derive(Debug, Clone)]
@@ -135,7 +135,7 @@ struct Requests {
 
 struct Waiting {
     /// The request's params as the replayed chain forwarded them, when wanted.
-    params: Option<Box<RawValue>>,
+    params: Option<Payload>,
     answered_by_chain: bool,
 }
 
@@ -200,7 +200,7 @@ async fn replay_line(
         id: line.id.as_deref(),
         payload: parts.payload(),
         error: parts.error.as_ref(),
-        request_payload: answering.as_ref().and_then(|w| w.params.as_deref()),
+        request_payload: answering.as_ref().and_then(|w| w.params.as_ref()),
         elapsed: None,
         session: &line.session,
         shared_session: false,
@@ -244,7 +244,7 @@ async fn replay_line(
         let params = match &verdict {
             _ if !wants_request || answered_by_chain => None,
             Verdict::Rewrite(params) => Some(params.clone()),
-            _ => msg.payload.map(ToOwned::to_owned),
+            _ => msg.payload.cloned(),
         };
         requests.waiting.insert(
             key,

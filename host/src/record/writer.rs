@@ -13,12 +13,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context;
-use serde_json::value::RawValue;
 use tokio::runtime::Handle;
 
 use super::format::{Captured, WITHHELD};
 use crate::session::intercept::{Direction, Intercepted, Interceptor, SharedInterceptor, Verdict};
-use crate::wire::jsonrpc::{ErrorObject, Kind, raw};
+use crate::wire::jsonrpc::{ErrorObject, Kind, Payload, raw};
 
 /// Messages queued for the writer at most; past that, lines are dropped.
 pub const QUEUE_CAPACITY: usize = 16 * 1024;
@@ -241,21 +240,21 @@ async fn redact_payload(
     head: &Captured,
     part: Part,
     withheld: &mut Vec<String>,
-) -> Box<RawValue> {
+) -> Payload {
     let part = redact_part(chain, head, part, withheld).await;
-    part.payload.unwrap_or_else(|| raw("null"))
+    part.payload.unwrap_or_else(|| raw("null").into())
 }
 
 /// A message, or what a verdict made of one, as the redaction chain is asked about it.
 struct Part {
     direction: Direction,
     kind: Kind,
-    payload: Option<Box<RawValue>>,
+    payload: Option<Payload>,
     error: Option<ErrorObject>,
 }
 
 impl Part {
-    fn payload(direction: Direction, kind: Kind, payload: Box<RawValue>) -> Self {
+    fn payload(direction: Direction, kind: Kind, payload: Payload) -> Self {
         Part {
             direction,
             kind,
@@ -276,7 +275,7 @@ async fn redact_part(
         kind: part.kind,
         method: &head.method,
         id: head.id.as_deref(),
-        payload: part.payload.as_deref(),
+        payload: part.payload.as_ref(),
         error: part.error.as_ref(),
         request_payload: None,
         elapsed: None,
@@ -305,7 +304,7 @@ async fn redact_part(
     if let Some(error) = &mut part.error {
         *error = ErrorObject::new(error.code, WITHHELD);
     } else {
-        part.payload = Some(raw(serde_json::to_string(WITHHELD).unwrap_or_default()));
+        part.payload = Some(raw(serde_json::to_string(WITHHELD).unwrap_or_default()).into());
     }
     part
 }
@@ -363,7 +362,7 @@ mod tests {
     impl Interceptor for Redactor {
         fn intercept<'a>(&'a self, msg: Intercepted<'a>) -> VerdictFuture<'a> {
             VerdictFuture::ready(match msg.kind {
-                Kind::Notification => Verdict::Rewrite(raw(r#"{"clean":true}"#)),
+                Kind::Notification => Verdict::Rewrite(raw(r#"{"clean":true}"#).into()),
                 Kind::Response => Verdict::Reject(ErrorObject::new(-1, "cannot check")),
                 _ => Verdict::Pass,
             })
@@ -374,15 +373,15 @@ mod tests {
     async fn redaction_records_rewrites_and_withholds_what_it_cannot_check() {
         let mut notification = captured(0);
         notification.kind = Kind::Notification;
-        notification.payload = Some(raw(r#"{"secret":"sk-1"}"#));
+        notification.payload = Some(raw(r#"{"secret":"sk-1"}"#).into());
         redact(&Redactor, &mut notification).await;
         assert_eq!(notification.payload.unwrap().get(), r#"{"clean":true}"#);
         assert_eq!(notification.withheld, None);
 
         // A request the chain answered: the request passes, its answer is withheld.
         let mut answered = captured(1);
-        answered.payload = Some(raw(r#"{"name":"x"}"#));
-        answered.verdict = Verdict::Respond(raw(r#"{"secret":"sk-1"}"#));
+        answered.payload = Some(raw(r#"{"name":"x"}"#).into());
+        answered.verdict = Verdict::Respond(raw(r#"{"secret":"sk-1"}"#).into());
         redact(&Redactor, &mut answered).await;
         assert_eq!(answered.payload.unwrap().get(), r#"{"name":"x"}"#);
         assert!(matches!(&answered.verdict, Verdict::Respond(p) if p.get() == r#""[withheld]""#));

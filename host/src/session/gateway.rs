@@ -11,7 +11,9 @@ use serde_json::{Map, Value, json};
 
 use super::lists::{self, ListKind, MergedCursor, MergedLists, Page};
 use super::names::{Collision, NameKind, Names, PrefixMode};
-use crate::wire::jsonrpc::{self, ErrorObject, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND};
+use crate::wire::jsonrpc::{
+    self, ErrorObject, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, Payload,
+};
 
 /// What to do with one client request.
 #[derive(Debug)]
@@ -465,12 +467,7 @@ impl Gateway {
     /// A backend's result as the client sees it: resource URIs (in `resources/read`
     /// contents, and in `resource_link` and embedded resources of a tool's result)
     /// carry the server's prefix, so the client can read them back through us.
-    pub fn expose_result(
-        &self,
-        server: usize,
-        method: &str,
-        result: Box<RawValue>,
-    ) -> Box<RawValue> {
+    pub fn expose_result(&self, server: usize, method: &str, result: Payload) -> Payload {
         if self.is_passthrough() || !matches!(method, "resources/read" | "tools/call") {
             return result;
         }
@@ -507,7 +504,7 @@ impl Gateway {
                 *slot = Value::Array(items);
             }
         }
-        to_raw(&value)
+        to_raw(&value).into()
     }
 
     /// A backend's notification as the client sees it: a resource's update names the
@@ -516,8 +513,8 @@ impl Gateway {
         &self,
         server: usize,
         method: &str,
-        params: Option<Box<RawValue>>,
-    ) -> Option<Box<RawValue>> {
+        params: Option<Payload>,
+    ) -> Option<Payload> {
         if self.is_passthrough() || method != "notifications/resources/updated" {
             return params;
         }
@@ -528,7 +525,7 @@ impl Gateway {
         if let Some(uri) = value["uri"].as_str() {
             value["uri"] = self.names.expose(NameKind::Resource, server, uri).into();
         }
-        Some(to_raw(&value))
+        Some(to_raw(&value).into())
     }
 
     /// A server went away: its names leave.
@@ -765,7 +762,7 @@ mod tests {
     fn resource_uris_in_results_and_updates_carry_their_server() {
         let g = gateway();
         let read = raw(json!({"contents": [{"uri": "file:///a", "text": "x"}]}));
-        let exposed = g.expose_result(0, "resources/read", read);
+        let exposed = g.expose_result(0, "resources/read", read.into());
         assert_eq!(
             exposed.get(),
             r#"{"contents":[{"text":"x","uri":"files+file:///a"}]}"#
@@ -776,13 +773,13 @@ mod tests {
             {"type": "text", "text": "uri"}
         ]}));
         let exposed: Value =
-            serde_json::from_str(g.expose_result(1, "tools/call", call).get()).unwrap();
+            serde_json::from_str(g.expose_result(1, "tools/call", call.into()).get()).unwrap();
         assert_eq!(exposed["content"][0]["uri"], "web+https://x/1");
         assert_eq!(exposed["content"][1]["resource"]["uri"], "web+https://x/2");
         let update = g.expose_notification(
             0,
             "notifications/resources/updated",
-            Some(raw(json!({"uri": "file:///a"}))),
+            Some(raw(json!({"uri": "file:///a"})).into()),
         );
         assert_eq!(update.unwrap().get(), r#"{"uri":"files+file:///a"}"#);
     }

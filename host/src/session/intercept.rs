@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::value::RawValue;
 
-use crate::wire::jsonrpc::{ErrorObject, Kind};
+use crate::wire::jsonrpc::{ErrorObject, Kind, Payload};
 use crate::wire::link::Principal;
 
 pub use crate::wire::jsonrpc::Direction;
@@ -56,13 +56,14 @@ pub struct Intercepted<'a> {
     pub method: &'a str,
     /// The JSON-RPC id as the sender wrote it (requests, responses, errors).
     pub id: Option<&'a RawValue>,
-    /// `params` of requests and notifications, `result` of responses.
-    pub payload: Option<&'a RawValue>,
+    /// `params` of requests and notifications, `result` of responses: shared, so
+    /// an interceptor that keeps it clones the reference, not the text.
+    pub payload: Option<&'a Payload>,
     /// The error of an error response.
     pub error: Option<&'a ErrorObject>,
     /// For responses and errors: the `params` of the request they answer, when the
     /// interceptor asked for it with [`Interceptor::wants_request_payload`].
-    pub request_payload: Option<&'a RawValue>,
+    pub request_payload: Option<&'a Payload>,
     /// For responses and errors: the time from forwarding the request they answer to
     /// receiving them.
     pub elapsed: Option<Duration>,
@@ -89,10 +90,10 @@ pub enum Verdict {
     /// Forward it unchanged.
     Pass,
     /// Forward it with this payload (`params` or `result`) instead.
-    Rewrite(Box<RawValue>),
+    Rewrite(Payload),
     /// Requests: answer with this `result` and do not forward. Any other kind is
     /// never answered: this is a `Rewrite` with that payload (the WIT's rule).
-    Respond(Box<RawValue>),
+    Respond(Payload),
     /// Requests: answer with this error. Responses and errors: turn into this
     /// error. Notifications: drop.
     Reject(ErrorObject),
@@ -140,7 +141,8 @@ pub trait Interceptor: Send + Sync {
     /// no waiting: the relay asks about every message.
     fn intercept<'a>(&'a self, msg: Intercepted<'a>) -> VerdictFuture<'a>;
 
-    /// Whether responses need the `params` of their request (costs a copy per request).
+    /// Whether responses need the `params` of their request (kept with the request
+    /// until its answer: shared, not copied).
     fn wants_request_payload(&self) -> bool {
         false
     }

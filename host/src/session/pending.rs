@@ -13,7 +13,7 @@ use std::time::Instant;
 use serde_json::value::RawValue;
 
 use super::intercept::SessionPrincipal;
-use crate::wire::jsonrpc::{RawId, raw};
+use crate::wire::jsonrpc::{Payload, RawId, raw};
 
 /// One side of a session: the client, or one of its backends (by its place in the
 /// session's set of backends).
@@ -33,10 +33,10 @@ pub struct Pending {
     pub method: String,
     /// The request's `params` as the global plugin chain passed them on (the
     /// client's names), kept only when that chain wants them for the response.
-    pub params: Option<Box<RawValue>>,
+    pub params: Option<Payload>,
     /// The `params` as the server's own chain passed them on (the server's names),
     /// kept only when that chain wants them; `params` stand in when absent.
-    pub own_params: Option<Box<RawValue>>,
+    pub own_params: Option<Payload>,
     /// `_meta.progressToken` of the request, as JSON text.
     pub progress_token: Option<Box<str>>,
     pub started: Instant,

@@ -28,7 +28,8 @@ use crate::upstream::UpstreamGuard;
 use crate::wire::framing::Frame;
 use crate::wire::handoff::Handoff;
 use crate::wire::jsonrpc::{
-    self, BACKEND_UNAVAILABLE, ErrorObject, INTERNAL_ERROR, INVALID_REQUEST, Kind, Message, RawId,
+    self, BACKEND_UNAVAILABLE, ErrorObject, INTERNAL_ERROR, INVALID_REQUEST, Kind, Message,
+    Payload, RawId,
 };
 use crate::wire::link::{AnswerHead, Inbound, Link, Outbound, ProtocolHeaders, Sessionless};
 use crate::wire::mcp_http;
@@ -140,7 +141,7 @@ struct Asked<'a> {
     kind: Kind,
     method: &'a str,
     id: Option<&'a RawValue>,
-    payload: Option<&'a RawValue>,
+    payload: Option<&'a Payload>,
     error: Option<&'a ErrorObject>,
     /// Its sender, when that is the request's own rather than the session's (see
     /// [`Pending::principal`]).
@@ -154,7 +155,7 @@ impl<'a> Asked<'a> {
         direction: Direction,
         method: &'a str,
         id: &'a RawValue,
-        params: Option<&'a RawValue>,
+        params: Option<&'a Payload>,
         principal: Option<&'a Arc<SessionPrincipal>>,
     ) -> Self {
         Asked {
@@ -173,13 +174,13 @@ impl<'a> Asked<'a> {
 /// answer's chains will be shown of it.
 struct Routed {
     to: Peer,
-    params: Option<Box<RawValue>>,
+    params: Option<Payload>,
     /// Whether `params` differ from what arrived (the HTTP headers then follow).
     rewritten: bool,
     /// The params as the global chain passed them on, when it wants them back.
-    kept: Option<Box<RawValue>>,
+    kept: Option<Payload>,
     /// The params as the server's chain passed them on, when it wants them back.
-    own_kept: Option<Box<RawValue>>,
+    own_kept: Option<Payload>,
     /// A client's request: its metric and span.
     operation: Option<Operation>,
 }
@@ -368,11 +369,11 @@ pub struct SessionRelay {
     timers: DelayQueue<(usize, u64, Timer)>,
     /// The client's `initialize` params as the backends got them, replayed to a
     /// backend that starts later (restarted, lazy).
-    client_initialize: Option<Box<RawValue>>,
+    client_initialize: Option<Payload>,
     /// Whether the client has sent `notifications/initialized`.
     client_initialized: bool,
     /// The params of the client's last `logging/setLevel`, replayed too.
-    log_level: Option<Box<RawValue>>,
+    log_level: Option<Payload>,
     /// Numbers the relay's own requests to backends.
     next_own_request: u64,
     /// Set when the last backend is gone for good: why. The session then ends.
@@ -645,10 +646,10 @@ impl SessionRelay {
             let reason = serde_json::to_string(&problem).expect("a string serializes");
             let cancel = Message::Notification {
                 method: CANCELLED.into(),
-                params: Some(jsonrpc::raw(format!(
-                    r#"{{"requestId":{},"reason":{reason}}}"#,
-                    id.get()
-                ))),
+                params: Some(
+                    jsonrpc::raw(format!(r#"{{"requestId":{},"reason":{reason}}}"#, id.get()))
+                        .into(),
+                ),
             };
             self.send(Peer::Backend(index), Outbound::new(cancel)).await;
         }
@@ -743,7 +744,7 @@ impl SessionRelay {
         from: Peer,
         id: RawId,
         method: String,
-        params: Option<Box<RawValue>>,
+        params: Option<Payload>,
         arrival: Arrival,
     ) {
         let principal = arrival.principal;
@@ -837,7 +838,7 @@ impl SessionRelay {
         &mut self,
         id: &RawId,
         method: &str,
-        params: Option<Box<RawValue>>,
+        params: Option<Payload>,
         principal: Option<&Arc<SessionPrincipal>>,
     ) -> Option<Routed> {
         // Timed from here: its plugins' time counts.
@@ -851,7 +852,7 @@ impl SessionRelay {
             .as_ref()
             .and_then(Operation::trace_parent)
             .cloned();
-        self.remember_handshake(method, params.as_deref());
+        self.remember_handshake(method, params.as_ref());
         let passthrough = self.gateway.is_passthrough();
         let live: Vec<bool> = if passthrough {
             Vec::new()
@@ -869,13 +870,7 @@ impl SessionRelay {
         let verdict = self
             .judge(
                 Chain::Global { owner },
-                Asked::request(
-                    Direction::ToServer,
-                    method,
-                    id,
-                    params.as_deref(),
-                    principal,
-                ),
+                Asked::request(Direction::ToServer, method, id, params.as_ref(), principal),
                 None,
                 trace.as_ref(),
             )
@@ -909,6 +904,7 @@ impl SessionRelay {
                 let kept = self.keep_request_params.then_some(params).flatten();
                 match plan {
                     Plan::One { backend, params } => {
+                        let params = params.map(Payload::from);
                         if matches!(self.backends[backend].state, State::Idle) {
                             self.start(backend, true).await;
                         }
@@ -931,6 +927,10 @@ impl SessionRelay {
                             principal: principal.cloned(),
                             ..Pending::new(Peer::Client, id.clone(), method.to_owned())
                         };
+                        let parts = parts
+                            .into_iter()
+                            .map(|(backend, params)| (backend, params.map(Payload::from)))
+                            .collect();
                         self.fan_out(request, parts, merge).await;
                         return None;
                     }
@@ -938,7 +938,7 @@ impl SessionRelay {
                         let answer = match answer {
                             Ok(result) => Message::Response {
                                 id: id.clone(),
-                                result,
+                                result: result.into(),
                             },
                             Err(error) => Message::error_response(id.clone(), &error),
                         };
@@ -968,7 +968,7 @@ impl SessionRelay {
             let verdict = self
                 .judge(
                     Chain::Server(backend),
-                    Asked::request(Direction::ToServer, method, id, own.as_deref(), principal),
+                    Asked::request(Direction::ToServer, method, id, own.as_ref(), principal),
                     None,
                     trace.as_ref(),
                 )
@@ -1012,14 +1012,14 @@ impl SessionRelay {
         index: usize,
         id: &RawId,
         method: &str,
-        mut params: Option<Box<RawValue>>,
+        mut params: Option<Payload>,
     ) -> Option<Routed> {
         let from = Peer::Backend(index);
         if self.has_chain(index) {
             let verdict = self
                 .judge(
                     Chain::Server(index),
-                    Asked::request(Direction::ToClient, method, id, params.as_deref(), None),
+                    Asked::request(Direction::ToClient, method, id, params.as_ref(), None),
                     None,
                     None,
                 )
@@ -1039,7 +1039,7 @@ impl SessionRelay {
         let verdict = self
             .judge(
                 Chain::Global { owner: Some(index) },
-                Asked::request(Direction::ToClient, method, id, params.as_deref(), None),
+                Asked::request(Direction::ToClient, method, id, params.as_ref(), None),
                 None,
                 None,
             )
@@ -1077,7 +1077,7 @@ impl SessionRelay {
     async fn fan_out(
         &mut self,
         request: Pending,
-        parts: Vec<(usize, Option<Box<RawValue>>)>,
+        parts: Vec<(usize, Option<Payload>)>,
         merge: Merge,
     ) {
         self.next_fanout += 1;
@@ -1124,7 +1124,7 @@ impl SessionRelay {
                             Direction::ToServer,
                             &method,
                             &id,
-                            params.as_deref(),
+                            params.as_ref(),
                             principal.as_ref(),
                         ),
                         None,
@@ -1231,7 +1231,7 @@ impl SessionRelay {
     }
 
     /// A server's acknowledgement of its part of a fanned-out `subscriptions/listen`.
-    async fn on_listen_ack(&mut self, fanout: u64, backend: usize, params: Option<Box<RawValue>>) {
+    async fn on_listen_ack(&mut self, fanout: u64, backend: usize, params: Option<Payload>) {
         let Some(acks) = self.fanouts.get_mut(&fanout).and_then(|f| f.acks.as_mut()) else {
             return;
         };
@@ -1263,11 +1263,13 @@ impl SessionRelay {
         params["_meta"][jsonrpc::SUBSCRIPTION_ID] =
             serde_json::from_str(listen.get()).unwrap_or_default();
         let method = jsonrpc::SUBSCRIPTIONS_ACKNOWLEDGED;
-        let params = serde_json::value::to_raw_value(&params).ok();
+        let params = serde_json::value::to_raw_value(&params)
+            .ok()
+            .map(Payload::from);
         let from = Peer::Backend(received[0].0);
         let global = Chain::Global { owner: None };
         let verdict = self
-            .judge_notification(global, from, method, params.as_deref())
+            .judge_notification(global, from, method, params.as_ref())
             .await;
         let Some(params) = notification_params(verdict, params, method) else {
             return;
@@ -1326,7 +1328,7 @@ impl SessionRelay {
         let answer = match merged {
             Ok(result) => Message::Response {
                 id: request.original_id.clone(),
-                result,
+                result: result.into(),
             },
             Err(error) => Message::error_response(request.original_id.clone(), &error),
         };
@@ -1352,14 +1354,14 @@ impl SessionRelay {
         &mut self,
         from: Peer,
         method: String,
-        params: Option<Box<RawValue>>,
+        params: Option<Payload>,
         related: Option<RawId>,
     ) {
         let (owner, params) = match from {
             Peer::Backend(index) => {
                 let params = if self.has_chain(index) {
                     let verdict = self
-                        .judge_notification(Chain::Server(index), from, &method, params.as_deref())
+                        .judge_notification(Chain::Server(index), from, &method, params.as_ref())
                         .await;
                     match notification_params(verdict, params, &method) {
                         Some(params) => params,
@@ -1387,7 +1389,7 @@ impl SessionRelay {
             return self.on_listen_ack(fanout, index, params).await;
         }
         let verdict = self
-            .judge_notification(Chain::Global { owner }, from, &method, params.as_deref())
+            .judge_notification(Chain::Global { owner }, from, &method, params.as_ref())
             .await;
         let Some(params) = notification_params(verdict, params, &method) else {
             return;
@@ -1408,7 +1410,7 @@ impl SessionRelay {
             };
             for (to, forwarded_id, remapped) in targets {
                 self.expect_no_answer(to, &forwarded_id);
-                self.send_notification(to, method.clone(), Some(remapped), route.clone())
+                self.send_notification(to, method.clone(), Some(remapped.into()), route.clone())
                     .await;
             }
             return;
@@ -1442,7 +1444,7 @@ impl SessionRelay {
             // request (on stdio nothing else ties them to it) and name it by id: the id
             // the client gave it.
             route = Some(listen);
-            params = Some(renamed);
+            params = Some(renamed.into());
         }
         let notification = Message::Notification { method, params };
         let outbound = Outbound {
@@ -1458,7 +1460,7 @@ impl SessionRelay {
         chain: Chain,
         from: Peer,
         method: &str,
-        params: Option<&RawValue>,
+        params: Option<&Payload>,
     ) -> Verdict {
         let asked = Asked {
             direction: from.direction(),
@@ -1477,7 +1479,7 @@ impl SessionRelay {
         &mut self,
         to: Peer,
         method: String,
-        params: Option<Box<RawValue>>,
+        params: Option<Payload>,
         related: Option<RawId>,
     ) {
         let params = match to {
@@ -1487,7 +1489,7 @@ impl SessionRelay {
                         Chain::Server(index),
                         Peer::Client,
                         &method,
-                        params.as_deref(),
+                        params.as_ref(),
                     )
                     .await;
                 match notification_params(verdict, params, &method) {
@@ -1753,7 +1755,7 @@ impl SessionRelay {
             Chain::Global { owner } => (
                 &*self.config.interceptor,
                 self.global_server(owner),
-                answering.and_then(|p| p.params.as_deref()),
+                answering.and_then(|p| p.params.as_ref()),
             ),
             Chain::Server(index) => {
                 let backend = &self.backends[index];
@@ -1763,7 +1765,7 @@ impl SessionRelay {
                 (
                     &**own,
                     backend.name.as_str(),
-                    answering.and_then(|p| p.own_params.as_deref().or(p.params.as_deref())),
+                    answering.and_then(|p| p.own_params.as_ref().or(p.params.as_ref())),
                 )
             }
         };
@@ -1799,7 +1801,7 @@ impl SessionRelay {
     ) -> (Message, bool) {
         let id = pending.original_id.clone();
         let (kind, payload, error) = match &answer {
-            Message::Response { result, .. } => (Kind::Response, Some(&**result), None),
+            Message::Response { result, .. } => (Kind::Response, Some(result), None),
             Message::Error { error, .. } => (Kind::Error, None, ErrorObject::from_raw(error)),
             _ => unreachable!("only answers are judged here"),
         };
@@ -1880,7 +1882,7 @@ impl SessionRelay {
         index: usize,
         forwarded_id: &RawValue,
         method: &str,
-        params: &mut Option<Box<RawValue>>,
+        params: &mut Option<Payload>,
         parent: Option<SpanContext>,
     ) {
         let (Some(tracer), Some(parent)) = (trace::tracer(), parent) else {
@@ -2057,7 +2059,7 @@ impl Backend {
             let params = format!(r#"{{"requestId":{},"reason":{reason}}}"#, id.get());
             let cancel = Message::Notification {
                 method: CANCELLED.into(),
-                params: Some(jsonrpc::raw(params)),
+                params: Some(jsonrpc::raw(params).into()),
             };
             if tx.try_send(Outbound::new(cancel)).is_err() {
                 tracing::debug!(%session, "no room to cancel the backend's requests in flight");
@@ -2115,8 +2117,8 @@ async fn recv_from_backends(
 fn passed_on(
     verdict: Verdict,
     id: &RawId,
-    params: Option<Box<RawValue>>,
-) -> Result<(Option<Box<RawValue>>, bool), Message> {
+    params: Option<Payload>,
+) -> Result<(Option<Payload>, bool), Message> {
     match verdict {
         Verdict::Pass => Ok((params, false)),
         Verdict::Rewrite(params) => Ok((Some(params), true)),
@@ -2131,7 +2133,7 @@ fn passed_on(
 /// A backend's answer to its part of a fan-out, as the merge takes it.
 fn part_of_answer(answer: Message) -> Result<Box<RawValue>, ErrorObject> {
     match answer {
-        Message::Response { result, .. } => Ok(result),
+        Message::Response { result, .. } => Ok(result.into_raw()),
         Message::Error { error, .. } => Err(ErrorObject::from_raw(&error)
             .unwrap_or_else(|| ErrorObject::new(INTERNAL_ERROR, "unreadable error"))),
         _ => unreachable!("only answers are parts"),
@@ -2153,9 +2155,9 @@ fn protocol_version(result: &RawValue) -> Option<String> {
 /// The params a notification goes on with, or `None` when the verdict drops it.
 fn notification_params(
     verdict: Verdict,
-    params: Option<Box<RawValue>>,
+    params: Option<Payload>,
     method: &str,
-) -> Option<Option<Box<RawValue>>> {
+) -> Option<Option<Payload>> {
     match verdict {
         Verdict::Pass => Some(params),
         // A notification is never answered: `respond` carries new params, as the WIT

@@ -853,7 +853,7 @@ mod tests {
         );
         let tool_error = Message::Response {
             id: raw("1"),
-            result: raw(r#"{"content":[],"isError": true}"#),
+            result: raw(r#"{"content":[],"isError": true}"#).into(),
         };
         assert_eq!(
             ErrorType::of_answer("tools/call", &tool_error),
@@ -861,12 +861,12 @@ mod tests {
         );
         let fine = Message::Response {
             id: raw("1"),
-            result: raw(r#"{"content":[],"isError":false}"#),
+            result: raw(r#"{"content":[],"isError":false}"#).into(),
         };
         assert_eq!(ErrorType::of_answer("tools/call", &fine), None);
         let nested = Message::Response {
             id: raw("1"),
-            result: raw(r#"{"structuredContent":{"isError":true},"isError":false}"#),
+            result: raw(r#"{"structuredContent":{"isError":true},"isError":false}"#).into(),
         };
         assert_eq!(ErrorType::of_answer("tools/call", &nested), None);
         // Only a tool result's `isError` means a failed operation.

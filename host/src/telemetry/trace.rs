@@ -32,7 +32,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::metrics::Transport;
-use crate::wire::jsonrpc::{ErrorObject, Kind, Message};
+use crate::wire::jsonrpc::{ErrorObject, Kind, Message, Payload};
 
 /// The `_meta` keys W3C Trace Context travels under (SEP-414: unprefixed).
 pub const TRACEPARENT: &str = "traceparent";
@@ -352,7 +352,7 @@ impl ClientSpan {
         server: &str,
         method: &str,
         id: &RawValue,
-        params: &mut Option<Box<RawValue>>,
+        params: &mut Option<Payload>,
     ) -> Self {
         // Read once: for the span's name, then to carry the span's context.
         let members = Members::of(params.as_deref());
@@ -373,7 +373,7 @@ impl ClientSpan {
             .with_attributes(attributes)
             .start_with_context(tracer, &parent);
         if let Some(with_context) = members.and_then(|m| m.with_context(span.span_context())) {
-            *params = Some(with_context);
+            *params = Some(with_context.into());
         }
         ClientSpan(span)
     }

@@ -4,6 +4,8 @@
 
 use std::fmt;
 use std::io::Write;
+use std::ops::Deref;
+use std::sync::Arc;
 
 use serde::de::Deserializer;
 use serde::{Deserialize, Serialize};
@@ -27,25 +29,85 @@ pub const PLUGIN_ERROR: i64 = -32001;
 /// A JSON-RPC id exactly as it was written (a number, a string or `null`).
 pub type RawId = Box<RawValue>;
 
+/// A message's payload (`params`, `result`, `error`) as raw JSON text, shared by
+/// reference count from the parser on: the plugin view, a kept request's params and
+/// the writer hold the same bytes, and a clone copies none of them.
+///
+/// The text stays in the `Box<RawValue>` the parser made: an `Arc<RawValue>` cannot be
+/// made from it without copying the text (or `unsafe`), so the box is shared instead.
+#[derive(Clone)]
+pub struct Payload(Arc<Box<RawValue>>);
+
+impl Payload {
+    /// Whether `self` and `other` share their bytes (a clone of one another).
+    pub fn shares(&self, other: &Payload) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// The text as a box of its own: moved out when nothing else holds it, copied
+    /// when something does.
+    pub fn into_raw(self) -> Box<RawValue> {
+        Arc::try_unwrap(self.0).unwrap_or_else(|shared| (*shared).clone())
+    }
+}
+
+impl From<Box<RawValue>> for Payload {
+    fn from(raw: Box<RawValue>) -> Self {
+        Payload(Arc::new(raw))
+    }
+}
+
+impl Deref for Payload {
+    type Target = RawValue;
+
+    fn deref(&self) -> &RawValue {
+        &self.0
+    }
+}
+
+impl AsRef<RawValue> for Payload {
+    fn as_ref(&self) -> &RawValue {
+        self
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self.0, f)
+    }
+}
+
+impl Serialize for Payload {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Box::<RawValue>::deserialize(d).map(Payload::from)
+    }
+}
+
 /// One JSON-RPC message with its payload kept as raw JSON text.
 #[derive(Debug, Clone)]
 pub enum Message {
     Request {
         id: RawId,
         method: String,
-        params: Option<Box<RawValue>>,
+        params: Option<Payload>,
     },
     Notification {
         method: String,
-        params: Option<Box<RawValue>>,
+        params: Option<Payload>,
     },
     Response {
         id: RawId,
-        result: Box<RawValue>,
+        result: Payload,
     },
     Error {
         id: RawId,
-        error: Box<RawValue>,
+        error: Payload,
     },
 }
 
@@ -115,14 +177,20 @@ impl Envelope<'_> {
             (Some(method), Some(id), None, None) => Ok(Message::Request {
                 id,
                 method: method.into_owned(),
-                params: self.params,
+                params: self.params.map(Payload::from),
             }),
             (Some(method), None, None, None) => Ok(Message::Notification {
                 method: method.into_owned(),
-                params: self.params,
+                params: self.params.map(Payload::from),
             }),
-            (None, Some(id), Some(result), None) => Ok(Message::Response { id, result }),
-            (None, Some(id), None, Some(error)) => Ok(Message::Error { id, error }),
+            (None, Some(id), Some(result), None) => Ok(Message::Response {
+                id,
+                result: result.into(),
+            }),
+            (None, Some(id), None, Some(error)) => Ok(Message::Error {
+                id,
+                error: error.into(),
+            }),
             (_, id, _, _) => Err((
                 ParseError::Invalid("expected a request, a notification, a result or an error"),
                 id,
@@ -192,10 +260,10 @@ impl Message {
     }
 
     /// `params`, `result` or `error`, as raw JSON text.
-    pub fn payload(&self) -> Option<&RawValue> {
+    pub fn payload(&self) -> Option<&Payload> {
         match self {
             Message::Request { params, .. } | Message::Notification { params, .. } => {
-                params.as_deref()
+                params.as_ref()
             }
             Message::Response { result, .. } => Some(result),
             Message::Error { error, .. } => Some(error),
@@ -206,7 +274,7 @@ impl Message {
     pub fn error_response(id: RawId, error: &ErrorObject) -> Message {
         Message::Error {
             id,
-            error: error.to_raw(),
+            error: error.to_raw().into(),
         }
     }
 
@@ -509,6 +577,66 @@ mod tests {
             r#"{"b": 1.0,"a":[1,  2],"_meta":{"x":1}}"#
         );
         assert_eq!(msg.to_json(), line);
+    }
+
+    #[test]
+    fn a_payload_clone_shares_the_parsed_bytes() {
+        let line = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"é"}]}}"#;
+        let msg = one(line);
+        let payload = msg.payload().expect("a result").clone();
+        let (in_message, text) = (msg.payload().expect("a result"), payload.get());
+        assert!(payload.shares(in_message), "a clone shares, not copies");
+        assert!(std::ptr::eq(text, in_message.get()), "the same bytes");
+        assert_eq!(text, r#"{"content":[{"type":"text","text":"é"}]}"#);
+        let other = Payload::from(raw(text));
+        assert!(!other.shares(&payload), "equal text, other bytes");
+        // The one holder moves its box out; one of two copies.
+        let address = other.get().as_ptr();
+        assert_eq!(other.into_raw().get().as_ptr(), address);
+        let kept = payload.clone();
+        assert_eq!(payload.into_raw().get(), kept.get());
+        drop(msg);
+        assert_eq!(kept.get(), text_of(line, "result"));
+    }
+
+    /// The member `key` of the object `line`, as raw text.
+    fn text_of(line: &str, key: &str) -> String {
+        let members: indexmap::IndexMap<String, Box<RawValue>> =
+            serde_json::from_str(line).expect("an object");
+        members[key].get().to_owned()
+    }
+
+    #[test]
+    fn a_payload_serialises_as_its_raw_text() {
+        // Spacing, order and number forms kept, inside a struct and alone.
+        let text = r#"{"b": 1.0,"a":[1,  2e3],"s":"\u00e9"}"#;
+        let payload = Payload::from(raw(text));
+        assert_eq!(serde_json::to_string(&payload).unwrap(), text);
+        #[derive(Serialize, Deserialize)]
+        struct Holder {
+            p: Payload,
+            none: Option<Payload>,
+        }
+        let holder = Holder {
+            p: payload.clone(),
+            none: None,
+        };
+        let json = serde_json::to_string(&holder).unwrap();
+        assert_eq!(json, format!(r#"{{"p":{text},"none":null}}"#));
+        let back: Holder = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.p.get(), text);
+        assert!(back.none.is_none());
+        assert_eq!(format!("{payload:?}"), format!("{:?}", raw(text)));
+        // A message written from payloads writes what a boxed value would.
+        let msg = Message::Request {
+            id: raw("3"),
+            method: "tools/call".into(),
+            params: Some(payload),
+        };
+        assert_eq!(
+            msg.to_json(),
+            format!(r#"{{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{text}}}"#)
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::events::{EventStream, EventStyle, LiveEvents, ReplayBudget, STANDALON
 use crate::downstream::auth::Principal;
 use crate::wire::framing::Frame;
 use crate::wire::handoff::Handoff;
-use crate::wire::jsonrpc::{self, Message, ParamsMeta, RawId};
+use crate::wire::jsonrpc::{self, Message, ParamsMeta, Payload, RawId};
 use crate::wire::link::{CHANNEL_CAPACITY, Inbound, Outbound, Sessionless};
 use crate::wire::mcp_http;
 
@@ -237,7 +237,7 @@ impl Session {
             *params = params
                 .as_deref()
                 .and_then(|p| with_progress_token(p, token.renamed.clone()))
-                .map(Some)
+                .map(|p| Some(p.into()))
                 .ok_or_else(|| UnreadableToken(id.get().to_owned()))?;
             progress = Some(token);
         }
@@ -511,7 +511,7 @@ impl Session {
                 format!(r#"{{"requestId":{id},"reason":"the client closed the response stream"}}"#);
             let message = Message::Notification {
                 method: "notifications/cancelled".into(),
-                params: Some(jsonrpc::raw(params)),
+                params: Some(jsonrpc::raw(params).into()),
             };
             let inbound = Inbound::Frame {
                 frame: Frame::Message(message),
@@ -551,7 +551,7 @@ fn restore_progress_token(message: Message, token: &RenamedToken) -> Message {
                 .is_some_and(|t| t.get() == token.renamed.get()) =>
         {
             let params = jsonrpc::replace_member(&params, "progressToken", token.original.clone())
-                .unwrap_or(params);
+                .map_or(params, Payload::from);
             Message::Notification {
                 method,
                 params: Some(params),
@@ -572,7 +572,7 @@ fn restore_subscription_id(message: Message, renamed: &RawValue, original: RawId
             .is_some_and(|id| id.get() == renamed.get()) =>
         {
             let params = jsonrpc::replace_meta_member(&params, jsonrpc::SUBSCRIPTION_ID, original)
-                .unwrap_or(params);
+                .map_or(params, Payload::from);
             Message::Notification {
                 method,
                 params: Some(params),
@@ -648,7 +648,7 @@ mod tests {
         Message::Request {
             id: jsonrpc::raw(id),
             method: "tools/call".into(),
-            params: Some(jsonrpc::raw(params)),
+            params: Some(jsonrpc::raw(params).into()),
         }
     }
 
@@ -658,7 +658,7 @@ mod tests {
             related: Some(jsonrpc::raw(token)),
             ..Outbound::new(Message::Notification {
                 method: PROGRESS.into(),
-                params: Some(jsonrpc::raw(params)),
+                params: Some(jsonrpc::raw(params).into()),
             })
         }
     }

@@ -5,13 +5,11 @@
 
 use std::sync::Arc;
 
-use serde_json::value::RawValue;
-
 use super::{EXIT_WAIT, INITIALIZE, INITIALIZED, LIST_CHANGED, SET_LEVEL, SessionRelay, State};
 use crate::session::gateway::Merge;
 use crate::telemetry::{Operation, metrics};
 use crate::wire::handoff::Handoff;
-use crate::wire::jsonrpc::{self, BACKEND_UNAVAILABLE, ErrorObject, Message, RawId};
+use crate::wire::jsonrpc::{self, BACKEND_UNAVAILABLE, ErrorObject, Message, Payload, RawId};
 use crate::wire::link::Outbound;
 
 /// What a lifecycle timer is for.
@@ -273,8 +271,8 @@ impl SessionRelay {
         &mut self,
         index: usize,
         method: &str,
-        result: Box<RawValue>,
-    ) -> Box<RawValue> {
+        result: Payload,
+    ) -> Payload {
         if method != INITIALIZE {
             return self.gateway.expose_result(index, method, result);
         }
@@ -289,7 +287,7 @@ impl SessionRelay {
         if let Some(capabilities) = value["capabilities"].as_object_mut() {
             crate::session::gateway::announce_list_changed(capabilities);
         }
-        serde_json::value::to_raw_value(&value).unwrap_or(result)
+        serde_json::value::to_raw_value(&value).map_or(result, Payload::from)
     }
 
     /// Records the client's handshake for another replica (`[replicas]`); a session
@@ -297,7 +295,7 @@ impl SessionRelay {
     /// backends it had started up in the versions they settled on.
     pub fn attach_handoff(&mut self, handoff: Arc<Handoff>) {
         if handoff.is_resumed() {
-            self.client_initialize = handoff.initialize();
+            self.client_initialize = handoff.initialize().map(Payload::from);
             // A client sends `notifications/initialized` before anything else it sends.
             self.client_initialized = true;
             for backend in &mut self.backends {
@@ -310,15 +308,15 @@ impl SessionRelay {
     }
 
     /// What of the client's handshake a backend that starts later is told again.
-    pub(super) fn remember_handshake(&mut self, method: &str, params: Option<&RawValue>) {
+    pub(super) fn remember_handshake(&mut self, method: &str, params: Option<&Payload>) {
         match method {
             INITIALIZE => {
-                self.client_initialize = params.map(ToOwned::to_owned);
+                self.client_initialize = params.cloned();
                 if let Some(handoff) = &self.handoff {
-                    handoff.record_initialize(params);
+                    handoff.record_initialize(params.map(|p| &**p));
                 }
             }
-            SET_LEVEL => self.log_level = params.map(ToOwned::to_owned),
+            SET_LEVEL => self.log_level = params.cloned(),
             _ => {}
         }
     }

@@ -965,8 +965,8 @@ async fn every_message_of_a_session_is_lent_the_sessions_one_principal() {
 
 #[test]
 fn respond_to_a_notification_forwards_it_with_the_new_params() {
-    let params = || Some(jsonrpc::raw(r#"{"level":"info"}"#));
-    let new = jsonrpc::raw(r#"{"level":"debug"}"#);
+    let params = || Some(jsonrpc::raw(r#"{"level":"info"}"#).into());
+    let new = jsonrpc::raw(r#"{"level":"debug"}"#).into();
     let forwarded = notification_params(Verdict::Respond(new), params(), "m");
     let forwarded = forwarded.expect("not dropped").expect("with params");
     assert_eq!(forwarded.get(), r#"{"level":"debug"}"#);
