@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use interpose::config::{FailurePolicy, PluginConfig};
 use interpose::plugin::{InterceptorChain, PluginRuntime, RuntimeOptions};
 use interpose::session::intercept::{Direction, Intercepted, Interceptor, Verdict, VerdictFuture};
-use interpose::wire::jsonrpc::Kind;
+use interpose::wire::jsonrpc::{Kind, Payload};
 use support::{cache_dir, fixture, scratch};
 
 fn runtime() -> Arc<PluginRuntime> {
@@ -36,7 +36,11 @@ fn raw(json: Value) -> Box<RawValue> {
     RawValue::from_string(json.to_string()).expect("valid JSON")
 }
 
-fn request<'a>(method: &'a str, params: &'a RawValue, id: &'a RawValue) -> Intercepted<'a> {
+fn payload(json: Value) -> Payload {
+    raw(json).into()
+}
+
+fn request<'a>(method: &'a str, params: &'a Payload, id: &'a RawValue) -> Intercepted<'a> {
     Intercepted {
         direction: Direction::ToServer,
         kind: Kind::Request,
@@ -72,7 +76,7 @@ async fn filtered_out_messages_never_enter_the_plugin() {
         .await
         .expect("loads");
     let id = raw(json!(1));
-    let params = raw(json!({"name": "t"}));
+    let params = payload(json!({"name": "t"}));
     let verdict = chain.intercept(request("tools/call", &params, &id)).await;
     assert_eq!(payload_of(&verdict)["seen"]["method"], "tools/call");
     let verdict = chain
@@ -120,7 +124,7 @@ async fn call_in_flight_finishes_on_the_old_version_after_a_reload() {
         let chain = chain.clone();
         tokio::spawn(async move {
             let id = raw(json!(1));
-            let params = raw(json!({"name": "loop"}));
+            let params = payload(json!({"name": "loop"}));
             let started = Instant::now();
             let verdict = chain.intercept(request("tools/call", &params, &id)).await;
             (verdict, started.elapsed())
@@ -138,7 +142,7 @@ async fn call_in_flight_finishes_on_the_old_version_after_a_reload() {
     }
     // The new version (no rules: passes at once) serves the same request...
     let id = raw(json!(2));
-    let params = raw(json!({"name": "loop"}));
+    let params = payload(json!({"name": "loop"}));
     let started = Instant::now();
     let verdict = chain.intercept(request("tools/call", &params, &id)).await;
     assert!(matches!(verdict, Verdict::Pass), "{verdict:?}");
@@ -171,7 +175,7 @@ async fn pool_reuses_instances_and_replaces_a_trapped_one() {
     assert_eq!((version.live_instances(), version.idle_instances()), (2, 2));
 
     let id = raw(json!(1));
-    let harmless = raw(json!({"name": "harmless"}));
+    let harmless = payload(json!({"name": "harmless"}));
     for _ in 0..50 {
         let verdict = chain.intercept(request("tools/call", &harmless, &id)).await;
         assert!(matches!(verdict, Verdict::Pass));
@@ -179,7 +183,7 @@ async fn pool_reuses_instances_and_replaces_a_trapped_one() {
     // Steady state: the same two instances, nothing made or thrown away.
     assert_eq!((version.live_instances(), version.idle_instances()), (2, 2));
 
-    let trap = raw(json!({"name": "trap"}));
+    let trap = payload(json!({"name": "trap"}));
     let verdict = chain.intercept(request("tools/call", &trap, &id)).await;
     assert!(matches!(verdict, Verdict::Pass), "skip policy: {verdict:?}");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -230,7 +234,7 @@ async fn an_answer_made_in_the_chain_walks_back_through_the_plugins_before() {
 
     // A rejection: "first" sees the error on its way back, with the request as
     // "second" got it, and has the last word.
-    let params = raw(json!({"name": "deny"}));
+    let params = payload(json!({"name": "deny"}));
     let verdict = chain.intercept(request("tools/call", &params, &id)).await;
     assert!(matches!(verdict, Verdict::Respond(_)), "{verdict:?}");
     let seen = &payload_of(&verdict)["seen"];
@@ -266,7 +270,7 @@ async fn an_answer_made_in_the_chain_walks_back_through_the_plugins_before() {
     );
 
     // A `respond`: "first" sees the result.
-    let params = raw(json!({"name": "answer"}));
+    let params = payload(json!({"name": "answer"}));
     let verdict = chain.intercept(request("tools/call", &params, &id)).await;
     let seen = &payload_of(&verdict)["seen"];
     assert_eq!(seen["kind"], "response");
@@ -278,7 +282,7 @@ async fn an_answer_made_in_the_chain_walks_back_through_the_plugins_before() {
     );
 
     // A response "second" rejects goes on to "first" as that error.
-    let result = raw(json!({"content": []}));
+    let result = payload(json!({"content": []}));
     let response = Intercepted {
         direction: Direction::ToClient,
         kind: Kind::Response,
@@ -304,7 +308,7 @@ async fn a_message_no_plugin_wants_is_decided_without_an_allocation() {
     let chain = InterceptorChain::load(runtime(), vec![policy], 1 << 20)
         .await
         .expect("loads");
-    let (id, params) = (raw(json!(1)), raw(json!({"name": "t"})));
+    let (id, params) = (raw(json!(1)), payload(json!({"name": "t"})));
     // `Ready` holds the verdict in place: no future is boxed for these.
     for method in ["resources/read", "notifications/progress", "tools/list"] {
         let verdict = chain.intercept(request(method, &params, &id));
