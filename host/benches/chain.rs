@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 use interpose::config::PluginConfig;
 use interpose::plugin::{InterceptorChain, PluginRuntime, RuntimeOptions};
 use interpose::session::intercept::{Direction, Intercepted, Interceptor, PassAll};
-use interpose::wire::jsonrpc::Kind;
+use interpose::wire::jsonrpc::{Kind, Payload};
 
 mod support;
 use support::{SIZES, message, tool_call, tool_result};
@@ -37,12 +37,12 @@ fn wasm(name: &str) -> PathBuf {
 }
 
 /// A `tools/call` request carrying `payload`.
-fn request<'a>(payload: &'a RawValue, id: &'a RawValue) -> Intercepted<'a> {
+fn request<'a>(payload: &'a Payload, id: &'a RawValue) -> Intercepted<'a> {
     message(Kind::Request, payload, id)
 }
 
 /// The answer to [`message`], carrying `result`.
-fn response<'a>(params: &'a RawValue, result: &'a RawValue, id: &'a RawValue) -> Intercepted<'a> {
+fn response<'a>(params: &'a Payload, result: &'a Payload, id: &'a RawValue) -> Intercepted<'a> {
     Intercepted {
         direction: Direction::ToClient,
         kind: Kind::Response,

@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 use interpose::config::PluginConfig;
 use interpose::plugin::{InterceptorChain, PluginRuntime, RuntimeOptions};
 use interpose::session::intercept::Interceptor;
-use interpose::wire::jsonrpc::Kind;
+use interpose::wire::jsonrpc::{Kind, Payload};
 
 mod support;
 use support::message;
@@ -64,10 +64,11 @@ fn bench_outbound_http(c: &mut Criterion) {
         .expect("client");
 
     let id = RawValue::from_string("7".into()).expect("valid JSON");
-    let fetch = RawValue::from_string(format!(
+    let fetch: Payload = RawValue::from_string(format!(
         r#"{{"name":"fetch","arguments":{{"url":"{url}"}}}}"#
     ))
-    .expect("valid JSON");
+    .expect("valid JSON")
+    .into();
 
     // Checked once, outside the measurement: the plugin really fetched.
     let outcome = rt.block_on(fetcher.intercept(message(Kind::Request, &fetch, &id)));

@@ -23,7 +23,7 @@ use interpose::config::{FailurePolicy, PluginConfig};
 use interpose::plugin::store::{StoreConfig, Stores};
 use interpose::plugin::{InterceptorChain, PluginRuntime, RuntimeOptions};
 use interpose::session::intercept::{Direction, Intercepted, Interceptor, PassAll, Verdict};
-use interpose::wire::jsonrpc::Kind;
+use interpose::wire::jsonrpc::{Kind, Payload};
 
 mod support;
 use support::{message, tool_result};
@@ -108,12 +108,13 @@ impl Drop for Server {
 }
 
 /// `tools/call` params for the tool `lookup`, its argument numbered `n`.
-fn call(n: u64) -> Box<RawValue> {
+fn call(n: u64) -> Payload {
     RawValue::from_string(format!(r#"{{"name":"lookup","arguments":{{"n":{n}}}}}"#))
         .expect("valid JSON")
+        .into()
 }
 
-fn response<'a>(params: &'a RawValue, result: &'a RawValue, id: &'a RawValue) -> Intercepted<'a> {
+fn response<'a>(params: &'a Payload, result: &'a Payload, id: &'a RawValue) -> Intercepted<'a> {
     Intercepted {
         direction: Direction::ToClient,
         kind: Kind::Response,

@@ -5,22 +5,23 @@
 use serde_json::value::RawValue;
 
 use interpose::session::intercept::{Direction, Intercepted};
-use interpose::wire::jsonrpc::Kind;
+use interpose::wire::jsonrpc::{Kind, Payload};
 
 pub const SIZES: [(&str, usize); 2] = [("1KiB", 1024), ("100KiB", 100 * 1024)];
 
 /// `tools/call` params of about `size` bytes.
-pub fn tool_call(size: usize) -> Box<RawValue> {
+pub fn tool_call(size: usize) -> Payload {
     let filler = "x".repeat(size.saturating_sub(40));
     RawValue::from_string(format!(
         r#"{{"name":"echo","arguments":{{"text":"{filler}"}}}}"#
     ))
     .expect("valid JSON")
+    .into()
 }
 
 /// Prose-like text of `size` bytes, as a tool result; with `secret`, an e-mail
 /// address in the middle.
-pub fn tool_result(size: usize, secret: bool) -> Box<RawValue> {
+pub fn tool_result(size: usize, secret: bool) -> Payload {
     let words = "the quick brown fox jumps over the lazy dog while 42 sleepy cats watch; ";
     let body = size.saturating_sub(60);
     let mut text: String = words.repeat(body / words.len() + 1);
@@ -33,11 +34,12 @@ pub fn tool_result(size: usize, secret: bool) -> Box<RawValue> {
         r#"{{"content":[{{"type":"text","text":"{text}"}}],"isError":false}}"#
     ))
     .expect("valid JSON")
+    .into()
 }
 
 /// A `tools/call` message of `kind`: a request goes to the server, an answer to
 /// the client.
-pub fn message<'a>(kind: Kind, payload: &'a RawValue, id: &'a RawValue) -> Intercepted<'a> {
+pub fn message<'a>(kind: Kind, payload: &'a Payload, id: &'a RawValue) -> Intercepted<'a> {
     Intercepted {
         direction: if kind == Kind::Request {
             Direction::ToServer
