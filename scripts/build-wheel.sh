@@ -46,7 +46,7 @@ fi
 
 # The wheel's data files: the shipped Rust plugins, built as release components. The
 # Python and JavaScript plugins (12-19 MB each, a slow build) are not shipped.
-plugins=(audit-log redact tool-policy)
+plugins=(audit-log moderation rate-limit redact response-cache tool-policy)
 scripts/build-plugins.sh "${plugins[@]}" >&2
 data="$root/target/wheel-data" # packaging/python/pyproject.toml: [tool.maturin] data
 rm -rf "$data"

@@ -29,7 +29,14 @@ from sdk import open_session  # noqa: E402
 
 FULL_SERVER = REPO / "tests" / "servers" / "full_server.py"
 UV = REPO / ".cache" / "wheel-tools" / "bin" / "uv"  # installed by scripts/build-wheel.sh
-SHIPPED_PLUGINS = ["audit_log.wasm", "redact.wasm", "tool_policy.wasm"]
+SHIPPED_PLUGINS = [
+    "audit_log.wasm",
+    "moderation.wasm",
+    "rate_limit.wasm",
+    "redact.wasm",
+    "response_cache.wasm",
+    "tool_policy.wasm",
+]
 
 
 @pytest.fixture(scope="module")
