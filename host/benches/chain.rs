@@ -15,11 +15,11 @@ use serde_json::value::RawValue;
 
 use interpose::config::PluginConfig;
 use interpose::plugin::{InterceptorChain, PluginRuntime, RuntimeOptions};
-use interpose::session::intercept::{Direction, Intercepted, Interceptor, PassAll};
+use interpose::session::intercept::{Intercepted, Interceptor, PassAll};
 use interpose::wire::jsonrpc::{Kind, Payload};
 
 mod support;
-use support::{SIZES, message, tool_call, tool_result};
+use support::{SIZES, message, response, tool_call, tool_result};
 
 fn wasm(name: &str) -> PathBuf {
     let dir = std::env::var_os("INTERPOSE_BENCH_WASM_DIR")
@@ -39,18 +39,6 @@ fn wasm(name: &str) -> PathBuf {
 /// A `tools/call` request carrying `payload`.
 fn request<'a>(payload: &'a Payload, id: &'a RawValue) -> Intercepted<'a> {
     message(Kind::Request, payload, id)
-}
-
-/// The answer to [`message`], carrying `result`.
-fn response<'a>(params: &'a Payload, result: &'a Payload, id: &'a RawValue) -> Intercepted<'a> {
-    Intercepted {
-        direction: Direction::ToClient,
-        kind: Kind::Response,
-        payload: Some(result),
-        request_payload: Some(params),
-        elapsed: Some(std::time::Duration::from_micros(250)),
-        ..request(params, id)
-    }
 }
 
 /// The plugins `interpose demo` runs, with the same policy.

@@ -22,11 +22,11 @@ use serde_json::value::RawValue;
 use interpose::config::{FailurePolicy, PluginConfig};
 use interpose::plugin::store::{StoreConfig, Stores};
 use interpose::plugin::{InterceptorChain, PluginRuntime, RuntimeOptions};
-use interpose::session::intercept::{Direction, Intercepted, Interceptor, PassAll, Verdict};
+use interpose::session::intercept::{Interceptor, PassAll, Verdict};
 use interpose::wire::jsonrpc::{Kind, Payload};
 
 mod support;
-use support::{message, tool_result};
+use support::{message, response, tool_result};
 
 fn built(path: &str) -> PathBuf {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -112,16 +112,6 @@ fn call(n: u64) -> Payload {
     RawValue::from_string(format!(r#"{{"name":"lookup","arguments":{{"n":{n}}}}}"#))
         .expect("valid JSON")
         .into()
-}
-
-fn response<'a>(params: &'a Payload, result: &'a Payload, id: &'a RawValue) -> Intercepted<'a> {
-    Intercepted {
-        direction: Direction::ToClient,
-        kind: Kind::Response,
-        payload: Some(result),
-        request_payload: Some(params),
-        ..message(Kind::Request, params, id)
-    }
 }
 
 fn bench_store(c: &mut Criterion) {

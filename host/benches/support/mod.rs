@@ -60,3 +60,15 @@ pub fn message<'a>(kind: Kind, payload: &'a Payload, id: &'a RawValue) -> Interc
         principal: None,
     }
 }
+
+/// The answer to the `tools/call` request `params`, carrying `result`, 250 µs after it.
+pub fn response<'a>(params: &'a Payload, result: &'a Payload, id: &'a RawValue) -> Intercepted<'a> {
+    Intercepted {
+        direction: Direction::ToClient,
+        kind: Kind::Response,
+        payload: Some(result),
+        request_payload: Some(params),
+        elapsed: Some(std::time::Duration::from_micros(250)),
+        ..message(Kind::Request, params, id)
+    }
+}

@@ -157,9 +157,10 @@ fn backend_calls(proxy: &mut Proxy, id: u64) -> u64 {
         .unwrap_or_else(|| panic!("no call count in {answer}"))
 }
 
-/// The two builds of `response-cache`, with the same configuration and behaviour.
-const RESPONSE_CACHE_JS: &str = "response-cache-js";
-const RESPONSE_CACHE_RUST: &str = "response-cache";
+/// The two builds of `response-cache`, with the same configuration and behaviour
+/// (`plugin_store` runs its replica and outage tests against both too).
+pub(crate) const RESPONSE_CACHE_JS: &str = "response-cache-js";
+pub(crate) const RESPONSE_CACHE_RUST: &str = "response-cache";
 
 #[test]
 fn response_cache_js_answers_a_repeated_call_without_the_backend() {

@@ -110,21 +110,23 @@ fn granted(target: &Target) -> String {
     format!("timeout_ms = 10000\nhttp = [\"{}\"]", target.url("/v1/*"))
 }
 
-#[test]
-fn a_granted_url_is_fetched_from_a_rust_plugin() {
-    let target = Target::start();
-    let mut proxy = proxy("fixture-http", &granted(&target));
-    let hello = fetch(&mut proxy, 1, &target.url("/v1/hello"));
+/// Calls 1 and 2: a GET of `/v1/hello` and a POST of `ping` to `echo` (a path
+/// under `/v1/`), each answered with what the target sent.
+fn fetches_hello_and_echo(proxy: &mut Proxy, target: &Target, echo: &str) {
+    let hello = fetch(proxy, 1, &target.url("/v1/hello"));
     assert_eq!(
         fetched(&hello),
         json!({"status": 200, "body": "hello from the target"})
     );
-    let echo = proxy.call_tool(
-        2,
-        "fetch",
-        json!({"url": target.url("/v1/echo?x=1"), "body": "ping"}),
-    );
+    let echo = proxy.call_tool(2, "fetch", json!({"url": target.url(echo), "body": "ping"}));
     assert_eq!(fetched(&echo), json!({"status": 200, "body": "ping"}));
+}
+
+#[test]
+fn a_granted_url_is_fetched_from_a_rust_plugin() {
+    let target = Target::start();
+    let mut proxy = proxy("fixture-http", &granted(&target));
+    fetches_hello_and_echo(&mut proxy, &target, "/v1/echo?x=1");
     assert_eq!(target.requested(), ["/v1/hello", "/v1/echo"]);
 }
 
@@ -141,17 +143,7 @@ fn fetches_from(plugin: &str, declared: &str) {
             target.url("/v1/*")
         ),
     );
-    let hello = fetch(&mut proxy, 1, &target.url("/v1/hello"));
-    assert_eq!(
-        fetched(&hello),
-        json!({"status": 200, "body": "hello from the target"})
-    );
-    let echo = proxy.call_tool(
-        2,
-        "fetch",
-        json!({"url": target.url("/v1/echo"), "body": "ping"}),
-    );
-    assert_eq!(fetched(&echo), json!({"status": 200, "body": "ping"}));
+    fetches_hello_and_echo(&mut proxy, &target, "/v1/echo");
     let denied = refused(&fetch(&mut proxy, 3, &target.url("/other")));
     assert_eq!(denied, "HTTP request failed: HttpRequestDenied");
     let private = refused(&fetch(

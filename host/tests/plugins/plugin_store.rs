@@ -7,6 +7,7 @@
 //! Each test starts its own server (see `support::valkey`) and its proxies in front
 //! of the catalog backend, which counts the `tools/call` requests that reach it.
 
+use crate::plugin_guard_and_cache::{RESPONSE_CACHE_JS, RESPONSE_CACHE_RUST};
 use crate::support;
 
 use std::path::{Path, PathBuf};
@@ -42,10 +43,6 @@ fn config(dir: &Path, name: &str, valkey: &Valkey, plugins: &str) -> (PathBuf, P
 fn start(config: &(PathBuf, PathBuf), plugins: usize) -> Proxy {
     Proxy::start_with_catalog(&config.0, &config.1, plugins)
 }
-
-/// The two builds of `response-cache`, with the same configuration and behaviour.
-const RESPONSE_CACHE_JS: &str = "response-cache-js";
-const RESPONSE_CACHE_RUST: &str = "response-cache";
 
 /// `plugin`, one of the two builds of `response-cache`, caching `lookup*`.
 fn response_cache(plugin: &str) -> String {
