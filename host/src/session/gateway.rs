@@ -331,7 +331,7 @@ impl Gateway {
         merge: Merge,
         mut parts: Vec<Part>,
         collisions: &mut Vec<Collision>,
-    ) -> Result<Box<RawValue>, ErrorObject> {
+    ) -> Result<Payload, ErrorObject> {
         parts.sort_by_key(|(server, _)| *server);
         if parts.iter().all(|(_, part)| part.is_err()) {
             // Every server failed: the client gets the first server's error.
@@ -367,7 +367,8 @@ impl Gateway {
             Merge::List(_) => unreachable!("merged above"),
             Merge::Initialize => to_raw(&self.merge_initialize(&answered)),
             Merge::Discover => to_raw(&self.merge_discover(&answered)?),
-        })
+        }
+        .into())
     }
 
     /// The gateway's `server/discover` result: the protocol versions every server

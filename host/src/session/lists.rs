@@ -23,6 +23,7 @@ use serde_json::{Map, Value};
 use xxhash_rust::xxh3::xxh3_128;
 
 use super::names::{Collision, NameKind, Names};
+use crate::wire::jsonrpc::Payload;
 
 const CURSOR_VERSION: &str = "ip1.";
 
@@ -206,7 +207,8 @@ struct Memo {
     /// Each page's server and a hash of its result, in page order.
     pages: Vec<(usize, u128)>,
     names_version: u64,
-    merged: Box<RawValue>,
+    /// Shared with the answers it was sent in: a hit copies none of it.
+    merged: Payload,
     collisions: Vec<Collision>,
 }
 
@@ -218,7 +220,7 @@ impl MergedLists {
         pages: Vec<Page>,
         names: &mut Names,
         collisions: &mut Vec<Collision>,
-    ) -> Box<RawValue> {
+    ) -> Payload {
         let hashes: Vec<(usize, u128)> = pages
             .iter()
             .map(|page| (page.server, xxh3_128(page.result.get().as_bytes())))
@@ -232,7 +234,7 @@ impl MergedLists {
             return memo.merged.clone();
         }
         let mut found = Vec::new();
-        let merged = merge(kind, pages, names, &mut found);
+        let merged = Payload::from(merge(kind, pages, names, &mut found));
         self.last.retain(|memo| memo.kind != kind);
         if names.version() == version {
             self.last.push(Memo {

@@ -1328,7 +1328,7 @@ impl SessionRelay {
         let answer = match merged {
             Ok(result) => Message::Response {
                 id: request.original_id.clone(),
-                result: result.into(),
+                result,
             },
             Err(error) => Message::error_response(request.original_id.clone(), &error),
         };
