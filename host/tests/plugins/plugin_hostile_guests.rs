@@ -6,8 +6,9 @@
 //! `tool-policy` or `redact` fail (oversized, or breaking the memory cap) change
 //! nothing for another session.
 //!
-//! The Python fixtures (`fixture-py-raise`, `-loop`, `-membomb`) misbehave on
-//! `tools/call` of their own tool and pass other tools; the JavaScript ones
+//! The Python fixture (`fixture-py-hostile`) raises, loops or allocates without end
+//! on a `tools/call` of the tool named `raise`, `loop` or `membomb`, and passes other
+//! tools; the JavaScript ones
 //! (`fixture-js-throw`, `-loop`, `-membomb`) on every `tools/call`. Each runs in a
 //! chain before the `redact` plugin of its language, in front of the catalog backend
 //! (`catalog_backend.py`), whose resource `test://secret` holds an AWS key: a read of
@@ -106,19 +107,21 @@ fn failure_of(plugin: &str, tool: &str, settings: &str) -> (String, String) {
     (message, log)
 }
 
+/// The hostile Python fixture: what it does is named by the tool called.
+const HOSTILE_PY: &str = "fixture-py-hostile";
+
 /// The cause a guest exception gets: the guest runtimes abort, which traps.
 const TRAPPED: &str = "trapped: wasm `unreachable` instruction executed";
 
 #[test]
 fn python_exception_is_a_failure() {
-    let (message, log) = failure_of("fixture-py-raise", "raise", GUEST_LIMITS);
-    assert_eq!(
-        message,
-        format!("plugin `fixture-py-raise` failed: {TRAPPED}")
-    );
+    let (message, log) = failure_of(HOSTILE_PY, "raise", GUEST_LIMITS);
+    assert_eq!(message, format!("plugin `{HOSTILE_PY}` failed: {TRAPPED}"));
     // The exception itself is in the log, tagged with the plugin.
     assert!(
-        log.contains("plugin.Boom: raised in intercept on purpose plugin=fixture-py-raise"),
+        log.contains(&format!(
+            "plugin.Boom: raised in intercept on purpose plugin={HOSTILE_PY}"
+        )),
         "{log}"
     );
 }
@@ -140,14 +143,10 @@ fn javascript_exception_is_a_failure() {
 
 #[test]
 fn python_endless_loop_is_stopped_at_the_deadline() {
-    let (message, _) = failure_of(
-        "fixture-py-loop",
-        "loop",
-        "timeout_ms = 1000\nmemory_mb = 128",
-    );
+    let (message, _) = failure_of(HOSTILE_PY, "loop", "timeout_ms = 1000\nmemory_mb = 128");
     assert_eq!(
         message,
-        "plugin `fixture-py-loop` failed: deadline of 1000 ms exceeded"
+        format!("plugin `{HOSTILE_PY}` failed: deadline of 1000 ms exceeded")
     );
 }
 
@@ -169,14 +168,10 @@ fn javascript_endless_loop_is_stopped_at_the_deadline() {
 
 #[test]
 fn python_memory_bomb_is_stopped_at_the_memory_cap() {
-    let (message, _) = failure_of(
-        "fixture-py-membomb",
-        "membomb",
-        "timeout_ms = 30000\nmemory_mb = 96",
-    );
+    let (message, _) = failure_of(HOSTILE_PY, "membomb", "timeout_ms = 30000\nmemory_mb = 96");
     assert_eq!(
         message,
-        "plugin `fixture-py-membomb` failed: memory limit of 96 MiB exceeded"
+        format!("plugin `{HOSTILE_PY}` failed: memory limit of 96 MiB exceeded")
     );
 }
 
@@ -201,7 +196,7 @@ fn skip_policy_passes_the_message_through_failing_guests() {
         &format!(
             r#"
             [[plugins]]
-            path = "{{fixture-py-raise}}"
+            path = "{{{HOSTILE_PY}}}"
             failure_policy = "skip"
             {GUEST_LIMITS}
             [[plugins]]
@@ -219,7 +214,7 @@ fn skip_policy_passes_the_message_through_failing_guests() {
         received(&answer),
         json!({"name": "raise", "arguments": {"x": 1}})
     );
-    for plugin in ["fixture-py-raise", "fixture-js-throw"] {
+    for plugin in [HOSTILE_PY, "fixture-js-throw"] {
         let logged = format!(
             "plugin failed: {TRAPPED} plugin=\"{plugin}\" method=\"tools/call\" kind=\"request\" session=\"stdio\" policy=\"skip\""
         );
@@ -233,7 +228,7 @@ fn skip_policy_passes_the_message_through_failing_guests() {
 
 #[test]
 fn repeated_python_failures_open_the_sessions_breaker() {
-    let mut proxy = start("fixture-py-raise", GUEST_LIMITS);
+    let mut proxy = start(HOSTILE_PY, GUEST_LIMITS);
     for id in 1..=5 {
         let answer = proxy.call_tool(id, "raise", json!({}));
         let message = error(&answer)["message"].as_str().unwrap().to_owned();
@@ -247,7 +242,9 @@ fn repeated_python_failures_open_the_sessions_breaker() {
         let answer = proxy.call_tool(id, tool, json!({}));
         assert_eq!(
             error(&answer)["message"],
-            "plugin `fixture-py-raise` was not called: paused for this client session after repeated failures"
+            format!(
+                "plugin `{HOSTILE_PY}` was not called: paused for this client session after repeated failures"
+            )
         );
     }
     // Messages it never asked for still flow, through the next plugin.
@@ -260,7 +257,7 @@ fn python_init_that_raises_stops_the_start() {
     let config = config_file(
         dir.path(),
         &format!(
-            "[[plugins]]\npath = \"{{fixture-py-raise}}\"\n{GUEST_LIMITS}\nconfig = {{ phase = \"init\" }}\n"
+            "[[plugins]]\npath = \"{{{HOSTILE_PY}}}\"\n{GUEST_LIMITS}\nconfig = {{ phase = \"init\", how = \"raise\" }}\n"
         ),
     );
     let (status, log) = support::run_to_exit(&["--config".as_ref(), config.as_os_str()]);
@@ -277,7 +274,9 @@ fn python_init_that_never_returns_stops_the_start() {
     let dir = scratch();
     let config = config_file(
         dir.path(),
-        "[[plugins]]\npath = \"{fixture-py-loop}\"\nmemory_mb = 128\nconfig = { phase = \"init\" }\n",
+        &format!(
+            "[[plugins]]\npath = \"{{{HOSTILE_PY}}}\"\nmemory_mb = 128\nconfig = {{ phase = \"init\", how = \"loop\" }}\n"
+        ),
     );
     let (status, log) = support::run_to_exit(&["--config".as_ref(), config.as_os_str()]);
     assert!(!status.success());
@@ -345,7 +344,7 @@ async fn a_looping_python_plugin_in_one_session_does_not_hold_up_another() {
     const DEADLINE_MS: u64 = 3000;
     let dir = scratch();
     let settings = format!("timeout_ms = {DEADLINE_MS}\nmemory_mb = 128");
-    let (config, catalog) = chain_files(dir.path(), "fixture-py-loop", &settings);
+    let (config, catalog) = chain_files(dir.path(), HOSTILE_PY, &settings);
     let (_proxy, base) = http_proxy(&config, &catalog, 2);
     let (looping, other) = (
         http_support::open_session(&reqwest::Client::new(), &base).await,
@@ -371,7 +370,7 @@ async fn a_looping_python_plugin_in_one_session_does_not_hold_up_another() {
     let body = stuck.await.expect("the looping call");
     assert!(
         body.contains(&format!(
-            "plugin `fixture-py-loop` failed: deadline of {DEADLINE_MS} ms exceeded"
+            "plugin `{HOSTILE_PY}` failed: deadline of {DEADLINE_MS} ms exceeded"
         )),
         "{body}"
     );
