@@ -1,7 +1,8 @@
 //! What the benchmarks share: the options every run takes, the targets they start,
 //! the stdio MCP session they time calls through, the machine a run was measured on,
-//! and the statistics of a run.
+//! the CPU time processes and the machine spent, and the statistics of a run.
 
+pub mod cpu;
 pub mod machine;
 pub mod options;
 pub mod session;

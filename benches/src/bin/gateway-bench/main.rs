@@ -5,7 +5,6 @@
 //! `initialize` and the gateway's own memory). Each is one interleaved series, so the
 //! machine's mood affects every target alike.
 
-mod cpu;
 mod memory;
 mod report;
 
@@ -18,6 +17,7 @@ use clap::Parser;
 use serde_json::{Value, json};
 
 use interpose_bench::Target;
+use interpose_bench::cpu;
 use interpose_bench::machine::Conditions;
 use interpose_bench::options::{Binaries, print_report};
 use interpose_bench::session::{self, Session, Timed};

@@ -8,10 +8,11 @@ use anyhow::ensure;
 use clap::Parser;
 
 use interpose_bench::Target;
+use interpose_bench::cpu::{self, MachineTime};
 use interpose_bench::machine::Conditions;
 use interpose_bench::options::SharedOptions;
 use interpose_bench::session::{self, Pipelined, Session};
-use report::{Report, TargetResult, criteria};
+use report::{Report, RoundCpu, TargetResult, criteria};
 
 /// Measures what interpose adds to each MCP call, next to a do-nothing relay and
 /// FastMCP's proxy, and prints a Markdown table.
@@ -60,12 +61,12 @@ fn main() -> anyhow::Result<()> {
         cli.calls
     );
     let latencies = session::interleaved(&mut sessions, cli.calls, |s| s.timed_echo(&text))?;
-    let mut rounds: Vec<Vec<Pipelined>> = vec![Vec::new(); sessions.len()];
+    let mut rounds: Vec<Vec<(Pipelined, Option<RoundCpu>)>> = vec![Vec::new(); sessions.len()];
     for round in 1..=cli.shared.rounds {
         eprintln!("proxy-bench: pipelined round {round}/{}", cli.shared.rounds);
         for (session, runs) in sessions.iter_mut().zip(&mut rounds) {
             // A stalled target was killed; it has nothing more to measure.
-            if matches!(runs.last(), Some(Pipelined::Stalled { .. })) {
+            if matches!(runs.last(), Some((Pipelined::Stalled { .. }, _))) {
                 continue;
             }
             let count = if session.name == "fastmcp" {
@@ -73,15 +74,24 @@ fn main() -> anyhow::Result<()> {
             } else {
                 cli.pipelined
             };
+            let pid = session.pid();
+            let (process, machine) = (cpu::on_cpu(pid)?, MachineTime::now()?);
             let run = session.pipelined(count, &text)?;
-            if let Pipelined::Stalled { answered, count } = run {
-                eprintln!(
-                    "proxy-bench: {} stalled: {answered} of {count} answered, then none for {:?}",
-                    session.name,
-                    session::STALL_TIMEOUT
-                );
-            }
-            runs.push(run);
+            let spent = match run {
+                Pipelined::Done { .. } => Some(RoundCpu {
+                    process: cpu::on_cpu(pid)? - process,
+                    machine_busy: MachineTime::now()?.busy_since(&machine),
+                }),
+                Pipelined::Stalled { answered, count } => {
+                    eprintln!(
+                        "proxy-bench: {} stalled: {answered} of {count} answered, then none for {:?}",
+                        session.name,
+                        session::STALL_TIMEOUT
+                    );
+                    None
+                }
+            };
+            runs.push((run, spent));
         }
     }
     drop(sessions);
@@ -153,6 +163,7 @@ mod tests {
             throughput_msg_per_s: None,
             pipelined_requests: 0,
             stalled: None,
+            pipelined_cpu: None,
         };
         let c = criteria(&[t("floor", 10.0), t("interpose", 15.0), t("fastmcp", 100.0)]);
         let verdicts: Vec<_> = c.iter().map(|c| (c.what.as_str(), c.pass)).collect();

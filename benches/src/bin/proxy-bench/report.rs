@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use interpose_bench::machine::Conditions;
 use interpose_bench::session::{Pipelined, STALL_TIMEOUT};
-use interpose_bench::stats::{added_over, median_and_p99_us, median_rate};
+use interpose_bench::stats::{added_over, median_and_p99_us, median_rate, micros, round1};
 
 /// interpose's added latency may be at most this multiple of the floor relay's.
 const MAX_OVER_FLOOR: f64 = 2.0;
@@ -38,6 +38,52 @@ pub struct TargetResult {
     pub pipelined_requests: usize,
     /// Set when a pipelined round stopped getting answers (the target was killed).
     pub stalled: Option<String>,
+    /// What the completed pipelined rounds cost in CPU; `None` if none completed.
+    pub pipelined_cpu: Option<PipelinedCpu>,
+}
+
+/// What one pipelined round cost: the CPU time of the target's own process (its
+/// threads; for the direct target, the backend itself; else its backend not
+/// included) and the share of the whole machine that was busy meanwhile.
+#[derive(Clone, Copy)]
+pub struct RoundCpu {
+    pub process: Duration,
+    pub machine_busy: Option<f64>,
+}
+
+/// The CPU cost of a target's pipelined rounds together. Where the machine is near
+/// 100 % busy, throughput is bound by the CPU each request costs all processes, not
+/// by any one of them.
+#[derive(Clone, Copy, Serialize)]
+pub struct PipelinedCpu {
+    /// The target's own CPU time per request.
+    pub us_per_request: f64,
+    /// Its CPU time over the rounds' wall time: how many cores it kept busy.
+    pub cores: f64,
+    /// How busy all the machine's cores were during the rounds, on average.
+    pub machine_busy_pct: Option<f64>,
+}
+
+impl PipelinedCpu {
+    /// Over `rounds`: each completed round's request count, wall time and cost.
+    fn of(rounds: &[(usize, Duration, RoundCpu)]) -> Option<Self> {
+        let requests: usize = rounds.iter().map(|(count, _, _)| count).sum();
+        let wall: Duration = rounds.iter().map(|(_, elapsed, _)| *elapsed).sum();
+        let process: Duration = rounds.iter().map(|(_, _, cpu)| cpu.process).sum();
+        if requests == 0 || wall.is_zero() {
+            return None;
+        }
+        let busy: Vec<f64> = rounds
+            .iter()
+            .filter_map(|(_, _, cpu)| cpu.machine_busy)
+            .collect();
+        Some(PipelinedCpu {
+            us_per_request: round1(micros(process) / requests as f64),
+            cores: (process.as_secs_f64() / wall.as_secs_f64() * 100.0).round() / 100.0,
+            machine_busy_pct: (!busy.is_empty())
+                .then(|| (busy.iter().sum::<f64>() / busy.len() as f64 * 100.0).round()),
+        })
+    }
 }
 
 /// One ratio of added latencies and whether it is within its limit.
@@ -51,22 +97,24 @@ pub struct Criterion {
 }
 
 impl TargetResult {
-    /// `latencies` are this target's sequential calls, `rounds` its pipelined runs,
-    /// `direct` the direct target's (median, p99) in µs.
+    /// `latencies` are this target's sequential calls, `rounds` its pipelined runs
+    /// (with their cost when they completed), `direct` the direct target's (median,
+    /// p99) in µs.
     pub fn new(
         name: String,
         mut latencies: Vec<Duration>,
-        rounds: &[Pipelined],
+        rounds: &[(Pipelined, Option<RoundCpu>)],
         direct: Option<(f64, f64)>,
     ) -> Self {
         let (median_us, p99_us) = median_and_p99_us(&mut latencies);
         let mut throughputs = Vec::new();
-        let (mut pipelined_requests, mut stalled) = (0, None);
-        for (round, run) in rounds.iter().enumerate() {
+        let (mut pipelined_requests, mut stalled, mut spent) = (0, None, Vec::new());
+        for (round, (run, cpu)) in rounds.iter().enumerate() {
             match *run {
                 Pipelined::Done { count, elapsed } => {
                     pipelined_requests = count;
                     throughputs.push(count as f64 / elapsed.as_secs_f64());
+                    spent.extend(cpu.map(|cpu| (count, elapsed, cpu)));
                 }
                 Pipelined::Stalled { answered, count } => {
                     pipelined_requests = count;
@@ -88,6 +136,7 @@ impl TargetResult {
             throughput_msg_per_s: median_rate(throughputs),
             pipelined_requests,
             stalled,
+            pipelined_cpu: PipelinedCpu::of(&spent),
         }
     }
 }
@@ -153,6 +202,20 @@ impl Report {
                 added(t.added_p99_us),
             );
         }
+        out.push_str(
+            "\nPipelined CPU, over the same rounds: the target's own process (for direct, the backend itself; for the others, their backend not included), and how busy the whole machine was meanwhile. Near 100 %, throughput is bound by what a request costs all the processes together:\n\n| target | CPU µs per request | cores used | machine busy % |\n|---|---:|---:|---:|\n",
+        );
+        for t in &self.targets {
+            let Some(cpu) = t.pipelined_cpu else { continue };
+            let busy = cpu
+                .machine_busy_pct
+                .map_or("-".to_owned(), |b| format!("{b:.0}"));
+            let _ = writeln!(
+                out,
+                "| {} | {:.1} | {:.2} | {busy} |",
+                t.name, cpu.us_per_request, cpu.cores
+            );
+        }
         if !self.criteria.is_empty() {
             out.push_str("\n| criterion | ratio | limit | verdict |\n|---|---:|---:|---|\n");
             for c in &self.criteria {
@@ -166,5 +229,30 @@ impl Report {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipelined_cpu_is_per_request_and_per_wall_second_over_all_rounds() {
+        let round = |count, wall_ms, cpu_ms, busy| {
+            let cpu = RoundCpu {
+                process: Duration::from_millis(cpu_ms),
+                machine_busy: busy,
+            };
+            (count, Duration::from_millis(wall_ms), cpu)
+        };
+        let cpu = PipelinedCpu::of(&[
+            round(1000, 100, 150, Some(0.9)),
+            round(1000, 300, 250, None),
+        ])
+        .unwrap();
+        assert_eq!(cpu.us_per_request, 200.0);
+        assert_eq!(cpu.cores, 1.0);
+        assert_eq!(cpu.machine_busy_pct, Some(90.0));
+        assert!(PipelinedCpu::of(&[]).is_none());
     }
 }
