@@ -351,20 +351,46 @@ fn read_line<'a>(
     Ok(line)
 }
 
-/// Runs `measure` on every session in turn, `rounds` times, so that a noisy moment
-/// hits every session alike; returns each session's samples, in session order.
+/// Runs `measure` on every session once per round, `rounds` times, so that a noisy
+/// moment hits every session alike; returns each session's samples, in session order.
+/// Each round takes the sessions in a new order ([`RoundOrder`]).
 pub fn interleaved<T: Clone>(
     sessions: &mut [Session],
     rounds: usize,
     mut measure: impl FnMut(&mut Session) -> anyhow::Result<T>,
 ) -> anyhow::Result<Vec<Vec<T>>> {
     let mut samples = vec![Vec::with_capacity(rounds); sessions.len()];
+    let mut order = RoundOrder::new(sessions.len());
     for _ in 0..rounds {
-        for (session, samples) in sessions.iter_mut().zip(&mut samples) {
-            samples.push(measure(session)?);
+        for &i in order.next_round() {
+            samples[i].push(measure(&mut sessions[i])?);
         }
     }
     Ok(samples)
+}
+
+/// The order of the targets in each interleaved round: shuffled anew every round.
+/// On an idle machine a call is faster when the one just before left the cores awake
+/// (a FastMCP call, say): in a fixed order one target would always follow the same
+/// other and inherit its effect. Seeded, so a run repeats its orders.
+pub struct RoundOrder {
+    order: Vec<usize>,
+    rng: fastrand::Rng,
+}
+
+impl RoundOrder {
+    pub fn new(targets: usize) -> Self {
+        RoundOrder {
+            order: (0..targets).collect(),
+            rng: fastrand::Rng::with_seed(0x1_2026_1205),
+        }
+    }
+
+    /// The next round's order: every target once.
+    pub fn next_round(&mut self) -> &[usize] {
+        self.rng.shuffle(&mut self.order);
+        &self.order
+    }
 }
 
 /// This benchmark's name (its binary's), for log files and `clientInfo`.
@@ -396,5 +422,28 @@ mod tests {
         assert_eq!(v["id"], 7);
         assert_eq!(v["params"]["name"], "a_echo");
         assert_eq!(v["params"]["arguments"]["text"], "a\"b");
+    }
+
+    #[test]
+    fn every_round_takes_every_target_once_and_each_follows_each_other() {
+        let mut order = RoundOrder::new(4);
+        let mut followed = [[0; 4]; 4];
+        for _ in 0..400 {
+            let round = order.next_round().to_vec();
+            let mut sorted = round.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, [0, 1, 2, 3]);
+            for pair in round.windows(2) {
+                followed[pair[1]][pair[0]] += 1;
+            }
+        }
+        for (target, before) in followed.iter().enumerate() {
+            for (other, &count) in before.iter().enumerate() {
+                assert!(
+                    target == other || count > 50,
+                    "{target} after {other}: {count}"
+                );
+            }
+        }
     }
 }

@@ -217,7 +217,7 @@ impl Report {
         let mut out = self.conditions.markdown();
         let _ = writeln!(
             out,
-            "**Routed `tools/call`** (1 KiB argument): {} per target, interleaved round-robin after {} warm-up calls each; the gateway calls `a_echo` of three echo-backends, one-backend is `interpose run -- echo-backend`.\n",
+            "**Routed `tools/call`** (1 KiB argument): {} per target, interleaved (each round in a new random order) after {} warm-up calls each; the gateway calls `a_echo` of three echo-backends, one-backend is `interpose run -- echo-backend`.\n",
             self.calls, self.warmup
         );
         series_table(&mut out, &self.routed_call, "µs", 1.0, Some(DIRECT));

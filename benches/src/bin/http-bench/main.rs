@@ -19,6 +19,7 @@ use client::{McpSession, http_client};
 use interpose_bench::Target;
 use interpose_bench::machine::Conditions;
 use interpose_bench::options::SharedOptions;
+use interpose_bench::session::RoundOrder;
 use report::{Concurrent, Latency, Report};
 use server::Server;
 
@@ -112,8 +113,8 @@ fn main() -> anyhow::Result<()> {
     cli.shared.print(&report, Report::markdown)
 }
 
-/// One session per target, calls interleaved round-robin so a noisy moment hits every
-/// target alike. A target that fails is reported as such; the others go on.
+/// One session per target, calls interleaved (every target once per round, in a new
+/// order each round) so a noisy moment hits every target alike. A target that fails is reported as such; the others go on.
 async fn sequential(
     cli: &Cli,
     targets: &[Target],
@@ -136,6 +137,7 @@ async fn sequential(
     }
     eprintln!("http-bench: {} warm-up calls per target", cli.warmup);
     let mut samples = vec![Vec::with_capacity(cli.calls); targets.len()];
+    let mut order = RoundOrder::new(targets.len());
     for call in 0..cli.warmup + cli.calls {
         if call == cli.warmup {
             eprintln!(
@@ -143,7 +145,7 @@ async fn sequential(
                 cli.calls
             );
         }
-        for i in 0..targets.len() {
+        for &i in order.next_round() {
             let Some(session) = &mut sessions[i] else {
                 continue;
             };

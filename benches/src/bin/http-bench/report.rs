@@ -105,7 +105,7 @@ impl Report {
         let mut out = self.conditions.markdown();
         let _ = writeln!(
             out,
-            "Latency over HTTP: {} sequential `tools/call` (1 KiB argument) per target on one keep-alive connection, interleaved round-robin after {} warm-up calls each; timed until the answer is read.\n",
+            "Latency over HTTP: {} sequential `tools/call` (1 KiB argument) per target on one keep-alive connection, interleaved (each round in a new random order) after {} warm-up calls each; timed until the answer is read.\n",
             self.calls, self.warmup
         );
         out.push_str("| target | median µs | p99 µs | added median µs | added p99 µs |\n");

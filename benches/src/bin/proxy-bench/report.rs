@@ -177,7 +177,7 @@ impl Report {
         let mut out = self.conditions.markdown();
         let _ = writeln!(
             out,
-            "Latency: {} sequential `tools/call` (1 KiB argument) per target, interleaved round-robin after {} warm-up calls each.\nThroughput: pipelined requests, median of {} interleaved rounds.\n",
+            "Latency: {} sequential `tools/call` (1 KiB argument) per target, interleaved (each round in a new random order) after {} warm-up calls each.\nThroughput: pipelined requests, median of {} interleaved rounds.\n",
             self.calls, self.warmup, self.rounds
         );
         out.push_str(
