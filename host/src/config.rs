@@ -471,9 +471,9 @@ fn default_breaker_cooldown_ms() -> u64 {
 }
 
 /// The default number of instances of a plugin kept ready: one per core, since a
-/// call runs on a runtime worker thread (one per core) from start to end, so no more
-/// calls can run at once and none waits for an instantiation. At least two, so a
-/// trapped instance is replaced while another serves.
+/// call runs on a runtime worker thread (at most one per core) from start to end, so
+/// no more calls can run at once and none waits for an instantiation. At least two,
+/// so a trapped instance is replaced while another serves.
 pub fn default_pool_size() -> usize {
     std::thread::available_parallelism()
         .map_or(2, |n| n.get())

@@ -299,7 +299,7 @@ impl InstancePool {
                     pool.refilling.store(false, Ordering::Release);
                     return;
                 }
-                match pool.factory.create().await {
+                match pool.create_aside().await {
                     Ok((instance, _)) => pool.give_back(instance),
                     Err(e) => {
                         tracing::warn!(target: "interpose::plugin", plugin = &*pool.factory.tag.get(), "cannot start a spare instance: {e}");
@@ -314,6 +314,21 @@ impl InstancePool {
                 }
             }
         });
+    }
+
+    /// A new instance made on a blocking thread, not on a worker: instantiating and
+    /// `init` take a millisecond or more of CPU (several for a Python or JavaScript
+    /// plugin), which on a worker would hold up the sessions that share it, and a
+    /// stdio session has one worker.
+    async fn create_aside(self: &Arc<Self>) -> Result<(Instance, Manifest), StartError> {
+        let (pool, runtime) = (Arc::clone(self), tokio::runtime::Handle::current());
+        tokio::task::spawn_blocking(move || runtime.block_on(pool.factory.create()))
+            .await
+            .unwrap_or_else(|e| {
+                Err(StartError::Instantiate(format!(
+                    "the instantiating thread failed: {e}"
+                )))
+            })
     }
 
     pub fn idle_count(&self) -> usize {
