@@ -13,6 +13,13 @@ use interpose_bench::stats::{added_over, median_and_p99_us, median_rate, micros,
 const MAX_OVER_FLOOR: f64 = 2.0;
 /// ...and at most this fraction of FastMCP's proxy's.
 const MAX_OVER_FASTMCP: f64 = 0.1;
+/// With `benches/run.sh plugins`: the demo chain may add at most this multiple of
+/// what interpose adds over direct (Y/X)...
+const MAX_CHAIN_OVER_PROXY: f64 = 0.6;
+/// ...and keep at least this share of interpose's pipelined throughput.
+const MIN_CHAIN_THROUGHPUT: f64 = 0.5;
+/// The target `benches/run.sh plugins` adds: interpose with the demo chain.
+const WITH_PLUGINS: &str = "interpose+plugins";
 
 #[derive(Serialize)]
 pub struct Report {
@@ -86,14 +93,49 @@ impl PipelinedCpu {
     }
 }
 
-/// One ratio of added latencies and whether it is within its limit.
+/// One ratio and whether it is within its limit.
 #[derive(Serialize)]
 pub struct Criterion {
     pub what: String,
     /// `None` when the denominator is not positive (the baseline added nothing).
     pub ratio: Option<f64>,
     pub limit: f64,
+    /// Whether the ratio may be at most the limit (added latency) or must be at
+    /// least it (throughput).
+    pub bound: Bound,
     pub pass: Option<bool>,
+}
+
+#[derive(Clone, Copy, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bound {
+    AtMost,
+    AtLeast,
+}
+
+impl Criterion {
+    fn new(what: String, ratio: Option<f64>, bound: Bound, limit: f64) -> Self {
+        let ratio = ratio.map(|r| (r * 1000.0).round() / 1000.0);
+        let pass = ratio.map(|r| match bound {
+            Bound::AtMost => r <= limit,
+            Bound::AtLeast => r >= limit,
+        });
+        Criterion {
+            what,
+            ratio,
+            limit,
+            bound,
+            pass,
+        }
+    }
+}
+
+/// `ours / theirs`, when `theirs` is positive.
+fn ratio(ours: Option<f64>, theirs: Option<f64>) -> Option<f64> {
+    match (ours, theirs) {
+        (Some(ours), Some(theirs)) if theirs > 0.0 => Some(ours / theirs),
+        _ => None,
+    }
 }
 
 impl TargetResult {
@@ -142,7 +184,9 @@ impl TargetResult {
 }
 
 /// The criteria that apply given which targets ran: interpose against the floor and
-/// against FastMCP, on median and on p99 added latency.
+/// against FastMCP, on median and on p99 added latency; with the demo chain's target,
+/// what the chain adds against what interpose adds (Y/X) and the share of
+/// throughput it keeps.
 pub fn criteria(targets: &[TargetResult]) -> Vec<Criterion> {
     let find = |name: &str| targets.iter().find(|t| t.name == name);
     let Some(interpose) = find("interpose") else {
@@ -155,19 +199,31 @@ pub fn criteria(targets: &[TargetResult]) -> Vec<Criterion> {
             ("median", interpose.added_median_us, base.added_median_us),
             ("p99", interpose.added_p99_us, base.added_p99_us),
         ] {
-            let ratio = match (ours, theirs) {
-                (Some(ours), Some(theirs)) if theirs > 0.0 => {
-                    Some((ours / theirs * 1000.0).round() / 1000.0)
-                }
-                _ => None,
-            };
-            out.push(Criterion {
-                what: format!("interpose added / {baseline} added ({stat})"),
-                ratio,
+            out.push(Criterion::new(
+                format!("interpose added / {baseline} added ({stat})"),
+                ratio(ours, theirs),
+                Bound::AtMost,
                 limit,
-                pass: ratio.map(|r| r <= limit),
-            });
+            ));
         }
+    }
+    if let Some(chain) = find(WITH_PLUGINS) {
+        let chain_added = chain
+            .added_median_us
+            .zip(interpose.added_median_us)
+            .map(|(with, without)| with - without);
+        out.push(Criterion::new(
+            "chain added over interpose / interpose added (median, Y/X)".into(),
+            ratio(chain_added, interpose.added_median_us),
+            Bound::AtMost,
+            MAX_CHAIN_OVER_PROXY,
+        ));
+        out.push(Criterion::new(
+            "pipelined throughput with the chain / without".into(),
+            ratio(chain.throughput_msg_per_s, interpose.throughput_msg_per_s),
+            Bound::AtLeast,
+            MIN_CHAIN_THROUGHPUT,
+        ));
     }
     out
 }
@@ -225,7 +281,15 @@ impl Report {
                     }
                     _ => ("n/a".to_owned(), "n/a (baseline added nothing)"),
                 };
-                let _ = writeln!(out, "| {} | {ratio} | ≤ {} | {verdict} |", c.what, c.limit);
+                let bound = match c.bound {
+                    Bound::AtMost => "≤",
+                    Bound::AtLeast => "≥",
+                };
+                let _ = writeln!(
+                    out,
+                    "| {} | {ratio} | {bound} {} | {verdict} |",
+                    c.what, c.limit
+                );
             }
         }
         out
@@ -254,5 +318,43 @@ mod tests {
         assert_eq!(cpu.cores, 1.0);
         assert_eq!(cpu.machine_busy_pct, Some(90.0));
         assert!(PipelinedCpu::of(&[]).is_none());
+    }
+
+    #[test]
+    fn the_chain_is_judged_on_y_over_x_and_on_the_throughput_it_keeps() {
+        let t = |name: &str, added: f64, rate: f64| TargetResult {
+            name: name.into(),
+            median_us: 0.0,
+            p99_us: 0.0,
+            added_median_us: Some(added),
+            added_p99_us: Some(added),
+            throughput_msg_per_s: Some(rate),
+            pipelined_requests: 0,
+            stalled: None,
+            pipelined_cpu: None,
+        };
+        let c = criteria(&[
+            t("interpose", 20.0, 100_000.0),
+            t(WITH_PLUGINS, 30.0, 40_000.0),
+        ]);
+        let judged: Vec<_> = c
+            .iter()
+            .map(|c| (c.what.as_str(), c.ratio, c.pass))
+            .collect();
+        assert_eq!(
+            judged,
+            [
+                (
+                    "chain added over interpose / interpose added (median, Y/X)",
+                    Some(0.5),
+                    Some(true)
+                ),
+                (
+                    "pipelined throughput with the chain / without",
+                    Some(0.4),
+                    Some(false)
+                ),
+            ]
+        );
     }
 }
