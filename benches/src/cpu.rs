@@ -1,40 +1,45 @@
-//! CPU time as Linux accounts it: a process's (`/proc/PID/stat`, and per thread
-//! `/proc/PID/task/*/schedstat`) and the whole machine's (`/proc/stat`).
+//! CPU time as Linux accounts it: a process's, thread by thread
+//! (`/proc/PID/task/*/schedstat`), and the whole machine's (`/proc/stat`).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
 
-/// Clock ticks per second of `/proc/PID/stat`'s times: Linux's `USER_HZ`, 100 on
-/// every architecture it exposes to user space.
-const TICKS_PER_SECOND: u64 = 100;
+/// The CPU time of each live thread of a process so far, to the nanosecond as the
+/// scheduler counts it (`/proc/PID/task/*/schedstat`), by thread id.
+pub struct ThreadTimes(HashMap<u32, Duration>);
 
-/// The user and system CPU time of process `pid` so far, all its threads (and those
-/// that have ended) included, its children not.
-pub fn used(pid: u32) -> anyhow::Result<Duration> {
-    let path = format!("/proc/{pid}/stat");
-    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    parse(&stat).with_context(|| format!("no utime and stime in {path}"))
-}
-
-/// The CPU time of `pid`'s live threads so far, to the nanosecond as the scheduler
-/// counts it: for runs too short for [`used`]'s 10 ms ticks. Threads that have
-/// ended are not in it.
-pub fn on_cpu(pid: u32) -> anyhow::Result<Duration> {
-    let tasks = format!("/proc/{pid}/task");
-    let mut total = Duration::ZERO;
-    for task in std::fs::read_dir(&tasks).with_context(|| format!("reading {tasks}"))? {
-        let path = task?.path().join("schedstat");
-        // A thread that ended since the listing has no more time to add.
-        let Ok(stat) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        let nanos = stat.split_whitespace().next().and_then(|n| n.parse().ok());
-        total += Duration::from_nanos(
-            nanos.with_context(|| format!("no run time in {}", path.display()))?,
-        );
+impl ThreadTimes {
+    pub fn of(pid: u32) -> anyhow::Result<Self> {
+        let tasks = format!("/proc/{pid}/task");
+        let mut times = HashMap::new();
+        for task in std::fs::read_dir(&tasks).with_context(|| format!("reading {tasks}"))? {
+            let task = task?;
+            let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+                continue;
+            };
+            let path = task.path().join("schedstat");
+            // A thread that ended since the listing has no more time to add.
+            let Ok(stat) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let nanos = stat.split_whitespace().next().and_then(|n| n.parse().ok());
+            let nanos = nanos.with_context(|| format!("no run time in {}", path.display()))?;
+            times.insert(tid, Duration::from_nanos(nanos));
+        }
+        Ok(ThreadTimes(times))
     }
-    Ok(total)
+
+    /// The CPU time the process spent since `earlier`: each live thread's time since
+    /// then (all of it for a thread started since). Thread by thread, so a thread
+    /// that ended in between takes away nothing but its own last moments.
+    pub fn since(&self, earlier: &ThreadTimes) -> Duration {
+        self.0
+            .iter()
+            .map(|(tid, now)| now.saturating_sub(earlier.0.get(tid).copied().unwrap_or_default()))
+            .sum()
+    }
 }
 
 /// The whole machine's CPU time so far, all cores together, in clock ticks.
@@ -75,29 +80,9 @@ impl MachineTime {
     }
 }
 
-fn parse(stat: &str) -> Option<Duration> {
-    // The command name (2nd field) is in parentheses and may hold spaces or `)`:
-    // the fields after the last `)` start with the 3rd, state; utime and stime are the
-    // 14th and 15th.
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    let mut fields = after_name.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(Duration::from_millis(
-        (utime + stime) * 1000 / TICKS_PER_SECOND,
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utime_and_stime_are_read_after_the_command_name() {
-        let stat = "4242 (inter pose) x) S 1 4242 4242 0 -1 4194560 1500 0 0 0 123 77 0 0 20 0 9 0 100 0 0";
-        assert_eq!(parse(stat), Some(Duration::from_millis(2000)));
-        assert_eq!(parse("4242 (x) S 1"), None);
-    }
 
     #[test]
     fn the_machine_is_busy_for_all_but_idle_and_io_wait() {
@@ -112,15 +97,23 @@ mod tests {
     #[test]
     fn this_process_has_used_some_cpu() {
         let pid = std::process::id();
-        let before = on_cpu(pid).unwrap();
+        let before = ThreadTimes::of(pid).unwrap();
         // Spins until the scheduler has counted 30 ms more, however busy the machine.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while on_cpu(pid).unwrap() < before + Duration::from_millis(30) {
+        while ThreadTimes::of(pid).unwrap().since(&before) < Duration::from_millis(30) {
             assert!(
                 std::time::Instant::now() < deadline,
                 "no CPU time counted in 10 s"
             );
         }
-        assert!(used(pid).unwrap() > Duration::ZERO);
+    }
+
+    #[test]
+    fn threads_count_from_where_they_were_and_new_ones_from_nothing() {
+        let ms = Duration::from_millis;
+        let earlier = ThreadTimes(HashMap::from([(1, ms(10)), (2, ms(50))]));
+        // Thread 2 ended; thread 3 started.
+        let now = ThreadTimes(HashMap::from([(1, ms(15)), (3, ms(4))]));
+        assert_eq!(now.since(&earlier), ms(9));
     }
 }

@@ -17,7 +17,7 @@ use clap::Parser;
 use serde_json::{Value, json};
 
 use interpose_bench::Target;
-use interpose_bench::cpu;
+use interpose_bench::cpu::ThreadTimes;
 use interpose_bench::machine::Conditions;
 use interpose_bench::options::{Binaries, print_report};
 use interpose_bench::session::{self, Session, Timed};
@@ -247,12 +247,12 @@ fn merged_lists(
     // A gateway's CPU time is its own: between its lists it waits, unscheduled.
     let cpu_before = sessions
         .iter()
-        .map(|s| cpu::used(s.pid()))
+        .map(|s| ThreadTimes::of(s.pid()))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let samples = session::interleaved(&mut sessions, cli.lists, Session::timed_list)?;
     let mut cpu = Vec::new();
     for ((session, before), (target, _)) in sessions.iter().zip(cpu_before).zip(&targets) {
-        let used = cpu::used(session.pid())? - before;
+        let used = ThreadTimes::of(session.pid())?.since(&before);
         cpu.push(ListCpu::new(&target.name, used, cli.lists));
     }
     let times = |of: fn(&Timed) -> Duration| {

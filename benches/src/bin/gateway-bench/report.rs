@@ -77,7 +77,7 @@ impl Series {
     }
 }
 
-/// A target's own CPU time (user and system, `/proc/PID/stat`) over the measured
+/// A target's own CPU time (its threads', `/proc/PID/task/*/schedstat`) over the measured
 /// lists, per list; for the servers alone, the server's per list of its own.
 #[derive(Serialize)]
 pub struct ListCpu {
@@ -245,7 +245,7 @@ impl Report {
                 }
             }
         }
-        out.push_str("\nEach target's own CPU time (user + system, `/proc/PID/stat`, the processes behind a gateway not included) over the measured lists, per list:\n\n| target | CPU µs per list |\n|---|---:|\n");
+        out.push_str("\nEach target's own CPU time (its threads', `/proc/PID/task/*/schedstat`, the processes behind a gateway not included) over the measured lists, per list:\n\n| target | CPU µs per list |\n|---|---:|\n");
         for c in &self.merged_list_cpu {
             let _ = writeln!(out, "| {} | {:.0} |", c.target, c.per_list_us);
         }

@@ -114,7 +114,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// One session per target, calls interleaved (every target once per round, in a new
-/// order each round) so a noisy moment hits every target alike. A target that fails is reported as such; the others go on.
+/// order each round) so a noisy moment hits every target alike. A target that fails
+/// is reported as such; the others go on.
 async fn sequential(
     cli: &Cli,
     targets: &[Target],

@@ -8,7 +8,7 @@ use anyhow::ensure;
 use clap::Parser;
 
 use interpose_bench::Target;
-use interpose_bench::cpu::{self, MachineTime};
+use interpose_bench::cpu::{MachineTime, ThreadTimes};
 use interpose_bench::machine::Conditions;
 use interpose_bench::options::SharedOptions;
 use interpose_bench::session::{self, Pipelined, Session};
@@ -75,11 +75,11 @@ fn main() -> anyhow::Result<()> {
                 cli.pipelined
             };
             let pid = session.pid();
-            let (process, machine) = (cpu::on_cpu(pid)?, MachineTime::now()?);
+            let (process, machine) = (ThreadTimes::of(pid)?, MachineTime::now()?);
             let run = session.pipelined(count, &text)?;
             let spent = match run {
                 Pipelined::Done { .. } => Some(RoundCpu {
-                    process: cpu::on_cpu(pid)? - process,
+                    process: ThreadTimes::of(pid)?.since(&process),
                     machine_busy: MachineTime::now()?.busy_since(&machine),
                 }),
                 Pipelined::Stalled { answered, count } => {
