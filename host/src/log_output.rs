@@ -9,9 +9,16 @@
 //! flusher has fallen [`BLOCK_AT_BYTES`] behind (then it writes too, which slows the
 //! proxy down to what stderr takes instead of growing without bound). What is left is
 //! written when the process ends or panics.
+//!
+//! A plugin's info, debug and trace lines are not even formatted where they are
+//! logged: the text the plugin gave is kept with its time and formatted, in its place
+//! among the other lines, by whoever writes the batch ([`log_plugin_line`]). The
+//! tracing event, the timestamp and the escaping are most of what a line costs, and
+//! on the message path they held up the message the line was about.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io::{self, Write};
+use std::ops::Range;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -53,32 +60,103 @@ pub struct BatchedLog {
 /// Lock order: `out`, then `lines`. Appending takes `lines` only, briefly.
 struct Shared {
     /// Lines not yet taken by a writer.
-    lines: Mutex<Vec<u8>>,
+    lines: Mutex<Batch>,
     /// Wakes the flusher: the first line arrived, or [`FLUSH_AT_BYTES`] did.
     gathered: Condvar,
     /// Held while a batch is written, so batches go out in order.
     out: Mutex<Out>,
 }
 
+/// Lines gathered and not yet taken by a writer.
+#[derive(Default)]
+struct Batch {
+    /// Formatted lines.
+    bytes: Vec<u8>,
+    /// Plugin lines still to format, in order.
+    plugin_lines: Vec<PluginLine>,
+    /// Their plugins' names and texts, one after the other. Copied in by the thread
+    /// that logs, so that what it allocated is freed on that thread: glibc frees
+    /// another thread's memory under its arena's lock, which the two would contend.
+    plugin_text: String,
+}
+
+/// A plugin's line as the plugin gave it, to be formatted when its batch is written.
+struct PluginLine {
+    /// The length `bytes` had when the line came: its place among the formatted lines.
+    at: usize,
+    logged: SystemTime,
+    level: Level,
+    /// The plugin's name in `plugin_text`.
+    plugin: Range<usize>,
+    /// The line's text in `plugin_text`.
+    text: Range<usize>,
+}
+
+/// What a plugin line adds to its text once formatted, about: for the thresholds.
+const PLUGIN_LINE_BYTES: usize = 64;
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.bytes.len() + self.plugin_text.len() + PLUGIN_LINE_BYTES * self.plugin_lines.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.bytes.is_empty() && self.plugin_lines.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.plugin_lines.clear();
+        self.plugin_text.clear();
+    }
+
+    /// `bytes`, with each plugin line formatted in its place (on this thread, by the
+    /// log's subscriber), then `last`, into `out`.
+    fn format_into(&self, out: &mut Vec<u8>, last: &[u8]) {
+        let mut from = 0;
+        for line in &self.plugin_lines {
+            out.extend_from_slice(&self.bytes[from..line.at]);
+            let plugin = &self.plugin_text[line.plugin.clone()];
+            let text = &self.plugin_text[line.text.clone()];
+            *out = formatted_into(std::mem::take(out), || {
+                emit(line.level, plugin, text, Some(line.logged));
+            });
+            from = line.at;
+        }
+        out.extend_from_slice(&self.bytes[from..]);
+        out.extend_from_slice(last);
+    }
+}
+
 struct Out {
     sink: Box<dyn Write + Send>,
-    /// The previous batch's buffer, swapped in for `lines` to keep its capacity.
-    spare: Vec<u8>,
+    /// The previous batch, swapped in for `lines` to keep its capacity.
+    spare: Batch,
+    /// A batch's text with its plugin lines formatted in place.
+    text: Vec<u8>,
 }
 
 impl Out {
-    /// Writes `lines` (and `last`, if any) after every batch taken before.
-    fn write_out(&mut self, lines: &Mutex<Vec<u8>>, last: &[u8]) {
+    /// Writes `lines` (and `last`, if any) after every batch taken before, formatting
+    /// its plugin lines on this thread.
+    fn write_out(&mut self, lines: &Mutex<Batch>, last: &[u8]) {
         let mut batch = std::mem::take(&mut self.spare);
         {
             let mut lines = lock(lines);
             std::mem::swap(&mut *lines, &mut batch);
         }
-        batch.extend_from_slice(last);
-        if !batch.is_empty() {
+        let text = if batch.plugin_lines.is_empty() {
+            batch.bytes.extend_from_slice(last);
+            &batch.bytes
+        } else {
+            self.text.clear();
+            batch.format_into(&mut self.text, last);
+            &self.text
+        };
+        if !text.is_empty() {
             // Nowhere to report a failing stderr; the lines are dropped as `eprintln!`
             // would panic.
-            let _ = self.sink.write_all(&batch).and_then(|()| self.sink.flush());
+            let _ = self.sink.write_all(text).and_then(|()| self.sink.flush());
         }
         batch.clear();
         self.spare = batch;
@@ -113,11 +191,12 @@ impl BatchedLog {
     /// Batches lines for `out`, with a flusher thread that lives as long as the process.
     pub fn to(sink: Box<dyn Write + Send>) -> io::Result<Self> {
         let shared = Arc::new(Shared {
-            lines: Mutex::new(Vec::new()),
+            lines: Mutex::new(Batch::default()),
             gathered: Condvar::new(),
             out: Mutex::new(Out {
                 sink,
-                spare: Vec::new(),
+                spare: Batch::default(),
+                text: Vec::new(),
             }),
         });
         let flusher = shared.clone();
@@ -156,9 +235,33 @@ impl Shared {
         if urgent {
             return self.write_out(line);
         }
+        self.gather(|batch| batch.bytes.extend_from_slice(line));
+    }
+
+    /// Adds a plugin's line to the batch, to be formatted when it is written.
+    fn defer(&self, level: Level, plugin: &str, text: &str) {
+        let logged = SystemTime::now();
+        self.gather(|batch| {
+            let start = batch.plugin_text.len();
+            batch.plugin_text.push_str(plugin);
+            let name_end = batch.plugin_text.len();
+            batch.plugin_text.push_str(text);
+            batch.plugin_lines.push(PluginLine {
+                at: batch.bytes.len(),
+                logged,
+                level,
+                plugin: start..name_end,
+                text: name_end..batch.plugin_text.len(),
+            });
+        });
+    }
+
+    /// Adds to the batch with `add`, then wakes the flusher or writes, as the
+    /// batch's size asks.
+    fn gather(&self, add: impl FnOnce(&mut Batch)) {
         let mut lines = lock(&self.lines);
         let before = lines.len();
-        lines.extend_from_slice(line);
+        add(&mut lines);
         let after = lines.len();
         drop(lines);
         if after >= BLOCK_AT_BYTES {
@@ -166,6 +269,60 @@ impl Shared {
         } else if before == 0 || (before < FLUSH_AT_BYTES && after >= FLUSH_AT_BYTES) {
             self.gathered.notify_one();
         }
+    }
+}
+
+thread_local! {
+    /// While a plugin's line is formatted on this thread: where its text goes,
+    /// instead of the batch.
+    static CAPTURED: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+    /// While a plugin's line is formatted on this thread: when it was logged.
+    static LOGGED_AT: Cell<Option<SystemTime>> = const { Cell::new(None) };
+}
+
+/// Whether the log takes plugins' lines of this level.
+fn plugin_level_enabled(level: Level) -> bool {
+    match level {
+        Level::TRACE => tracing::enabled!(target: "interpose::plugin", Level::TRACE),
+        Level::DEBUG => tracing::enabled!(target: "interpose::plugin", Level::DEBUG),
+        Level::INFO => tracing::enabled!(target: "interpose::plugin", Level::INFO),
+        Level::WARN => tracing::enabled!(target: "interpose::plugin", Level::WARN),
+        Level::ERROR => tracing::enabled!(target: "interpose::plugin", Level::ERROR),
+    }
+}
+
+/// A plugin's line as the `interpose::plugin` event: its text as the `message`
+/// field (written in one piece and escaped by [`Fields`]) and the plugin's name as
+/// `plugin`; timestamped `logged`, when given, rather than now.
+fn emit(level: Level, plugin: &str, message: &str, logged: Option<SystemTime>) {
+    LOGGED_AT.set(logged);
+    match level {
+        Level::TRACE => tracing::trace!(target: "interpose::plugin", message, plugin),
+        Level::DEBUG => tracing::debug!(target: "interpose::plugin", message, plugin),
+        Level::INFO => tracing::info!(target: "interpose::plugin", message, plugin),
+        Level::WARN => tracing::warn!(target: "interpose::plugin", message, plugin),
+        Level::ERROR => tracing::error!(target: "interpose::plugin", message, plugin),
+    }
+    LOGGED_AT.set(None);
+}
+
+/// `out`, with what `log` has the log's subscriber write on this thread appended.
+fn formatted_into(out: Vec<u8>, log: impl FnOnce()) -> Vec<u8> {
+    CAPTURED.set(Some(out));
+    log();
+    CAPTURED.take().unwrap_or_default()
+}
+
+/// Logs a plugin's line: an info, debug or trace line goes to stderr's batch as the
+/// plugin gave it, to be formatted when the batch is written (see the module docs);
+/// a warning or an error, or any line when stderr is not batched, is logged at once.
+pub fn log_plugin_line(level: Level, plugin: &str, text: &str) {
+    if !plugin_level_enabled(level) {
+        return;
+    }
+    match STDERR.get() {
+        Some(log) if level > Level::WARN => log.shared.defer(level, plugin, text),
+        _ => emit(level, plugin, text, None),
     }
 }
 
@@ -177,7 +334,14 @@ pub struct LineWriter<'a> {
 
 impl Write for LineWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.shared.append(buf, self.urgent);
+        let captured = CAPTURED.with_borrow_mut(|captured| {
+            captured
+                .as_mut()
+                .map(|captured| captured.extend_from_slice(buf))
+        });
+        if captured.is_none() {
+            self.shared.append(buf, self.urgent);
+        }
         Ok(buf.len())
     }
 
@@ -219,9 +383,8 @@ thread_local! {
 
 impl FormatTime for Timestamps {
     fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
-        let since_epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        let now = LOGGED_AT.get().unwrap_or_else(SystemTime::now);
+        let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
         let seconds = since_epoch.as_secs();
         let date_time = LAST_SECOND.with(|last| {
             let (cached, text) = last.get();
@@ -570,6 +733,60 @@ mod tests {
         let first = text.find("INFO").expect("the info line is written");
         assert!(text[first..].contains("first"));
         assert!(text.find("WARN").expect("and then the warning") > first);
+    }
+
+    #[test]
+    fn plugin_lines_are_formatted_when_written_in_their_place_with_their_time() {
+        let sink = Sink::default();
+        // No flusher thread: the batch is written here, on this thread and under
+        // this subscriber, whose lines for the plugin's are captured.
+        let shared = Shared {
+            lines: Mutex::new(Batch::default()),
+            gathered: Condvar::new(),
+            out: Mutex::new(Out {
+                sink: Box::new(sink.clone()),
+                spare: Batch::default(),
+                text: Vec::new(),
+            }),
+        };
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(BatchedLog::to(Box::new(io::sink())).unwrap())
+            .fmt_fields(Fields)
+            .with_timer(Timestamps)
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            shared.append(b"before\n", false);
+            shared.defer(Level::INFO, "audit-log", "{\"a\":1}\nforged");
+            shared.append(b"after\n", false);
+            {
+                let batch = lock(&shared.lines);
+                assert_eq!(batch.plugin_text, "audit-log{\"a\":1}\nforged");
+                assert!(batch.len() > "before\nafter\n".len() + batch.plugin_text.len());
+            }
+            lock(&shared.lines).plugin_lines[0].logged =
+                UNIX_EPOCH + Duration::from_micros(1_796_548_927_123_456);
+            shared.write_out(b"last\n");
+        });
+        assert_eq!(
+            sink.text(),
+            "before\n\
+             2026-12-06T09:22:07.123456Z  INFO interpose::plugin: {\"a\":1}\\nforged plugin=\"audit-log\"\n\
+             after\nlast\n"
+        );
+        assert!(lock(&shared.lines).is_empty());
+    }
+
+    #[test]
+    fn only_plugin_lines_the_log_takes_are_kept() {
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(Level::INFO)
+            .with_writer(io::sink)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            assert!(plugin_level_enabled(Level::INFO));
+            assert!(!plugin_level_enabled(Level::DEBUG));
+        });
     }
 
     /// What `tracing-subscriber` writes for the events `log` makes, with its own

@@ -14,6 +14,7 @@ use super::message_view::MessageView;
 use super::outbound_http::{HttpPolicy, OutboundHttp};
 use super::store::{MAX_KEY_BYTES, StateStore, StoreError, StoreFuture};
 use super::tag::PluginTag;
+use crate::log_output::log_plugin_line;
 
 /// The data of one instance's `Store`.
 pub struct HostState {
@@ -108,18 +109,16 @@ impl bindings::LendsMessages for HostState {
 
 impl bindings::Host for HostState {
     fn log(&mut self, level: Level, message: String) {
-        let plugin = self.tag.get();
-        let plugin = &*plugin;
-        // The text as the `message` field, not a format string: it is escaped and
-        // written in one piece, without going through `fmt` (see `log_output::Fields`).
-        let message = message.as_str();
-        match level {
-            Level::Trace => tracing::trace!(target: "interpose::plugin", message, plugin),
-            Level::Debug => tracing::debug!(target: "interpose::plugin", message, plugin),
-            Level::Info => tracing::info!(target: "interpose::plugin", message, plugin),
-            Level::Warn => tracing::warn!(target: "interpose::plugin", message, plugin),
-            Level::Error => tracing::error!(target: "interpose::plugin", message, plugin),
-        }
+        let level = match level {
+            Level::Trace => tracing::Level::TRACE,
+            Level::Debug => tracing::Level::DEBUG,
+            Level::Info => tracing::Level::INFO,
+            Level::Warn => tracing::Level::WARN,
+            Level::Error => tracing::Level::ERROR,
+        };
+        // Formatting the line waits for its batch to be written (see `log_output`),
+        // off the message's path.
+        log_plugin_line(level, &self.tag.get(), &message);
     }
 
     async fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
