@@ -41,6 +41,11 @@ struct Cli {
     /// Tools each server lists in the `tools/list` part.
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u16).range(1..))]
     tools: u16,
+    /// Servers behind the gateway in the `tools/list` part. Issue #13's target is for
+    /// three; fewer show what the merge costs where every server has a core of its
+    /// own (on two cores, three servers wait for each other).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=26))]
+    list_servers: u8,
     /// Starts measured per target in the start-up part, interleaved.
     #[arg(long, default_value_t = 30)]
     starts: usize,
@@ -73,6 +78,14 @@ struct Build {
 /// The servers behind the gateway in the call and list parts (its echo is `a_echo`).
 const THREE_SERVERS: [&str; 3] = ["a", "b", "c"];
 
+/// The first `count` servers' names: `a`, `b`, `c`, ...
+fn server_names(count: u8) -> Vec<String> {
+    ('a'..='z')
+        .take(usize::from(count))
+        .map(String::from)
+        .collect()
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     ensure!(
@@ -101,6 +114,7 @@ fn main() -> anyhow::Result<()> {
         warmup: cli.warmup,
         lists: cli.lists,
         tools_per_server: cli.tools,
+        list_servers: cli.list_servers,
         starts: cli.starts,
         start_servers: cli.start_servers,
         criteria: report::criteria(
@@ -210,8 +224,8 @@ struct MergedLists {
     cpu: Vec<ListCpu>,
 }
 
-/// b. `tools/list` through a gateway of three echo-backends listing `--tools` tools
-/// each, against each of three such servers alone.
+/// b. `tools/list` through a gateway of `--list-servers` echo-backends (three by
+/// default) listing `--tools` tools each, against each such server alone.
 fn merged_lists(
     cli: &Cli,
     backend: &OsString,
@@ -220,9 +234,10 @@ fn merged_lists(
 ) -> anyhow::Result<MergedLists> {
     let tools = usize::from(cli.tools);
     let args = ["--tools".to_owned(), tools.to_string()];
-    let file = write_servers(dir, "list.json", &THREE_SERVERS, backend, &args)?;
+    let names = server_names(cli.list_servers);
+    let file = write_servers(dir, "list.json", &names, backend, &args)?;
     let mut targets = Vec::new();
-    for name in THREE_SERVERS {
+    for name in &names {
         targets.push((direct(&server(name), backend, &args), "echo"));
     }
     for build in builds {
@@ -233,7 +248,7 @@ fn merged_lists(
         let expected = if target.name.starts_with(report::SERVER) {
             tools
         } else {
-            tools * THREE_SERVERS.len()
+            tools * names.len()
         };
         check_one_page(session, expected)?;
     }
@@ -275,10 +290,7 @@ fn start_ups(
     builds: &[Build],
     dir: &Path,
 ) -> anyhow::Result<(Vec<Series>, Vec<Memory>)> {
-    let names: Vec<String> = ('a'..='z')
-        .take(usize::from(cli.start_servers))
-        .map(String::from)
-        .collect();
+    let names = server_names(cli.start_servers);
     let file = write_servers(dir, "start.json", &names, backend, &[])?;
     let alone = direct(report::SERVERS_ALONE, backend, &[]);
     let gateways: Vec<Target> = builds.iter().map(|b| gateway_target(b, &file)).collect();
