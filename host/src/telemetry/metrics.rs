@@ -10,7 +10,7 @@
 use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::fmt::{self, Write as _};
-use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::{
@@ -163,8 +163,12 @@ pub(crate) fn is_tool_error(result: &RawValue) -> bool {
         is_error: bool,
     }
     const KEY: &[u8] = b"\"isError\"";
+    // Built once: building a finder (choosing the bytes to look for first) costs more
+    // than searching a short result with it.
+    static FINDER: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new(KEY));
     let text = result.get().as_bytes();
-    let says_true = memchr::memmem::find_iter(text, KEY).any(|at| {
+    let says_true = FINDER.find_iter(text).any(|at| {
         let after_key = text[at + KEY.len()..].trim_ascii_start();
         after_key
             .strip_prefix(b":")
@@ -826,6 +830,26 @@ impl Drop for GaugeGuard {
 mod tests {
     use super::*;
     use crate::wire::jsonrpc::raw;
+
+    #[test]
+    fn a_tool_error_is_the_result_s_own_is_error_true() {
+        for (result, error) in [
+            (r#"{"content":[],"isError":true}"#, true),
+            (r#"{"isError" :  true ,"content":[]}"#, true),
+            (r#"{"content":[],"isError":false}"#, false),
+            (r#"{"content":[]}"#, false),
+            (
+                r#"{"structuredContent":{"isError":true},"isError":false}"#,
+                false,
+            ),
+            (
+                r#"{"content":[{"type":"text","text":"\"isError\": true"}]}"#,
+                false,
+            ),
+        ] {
+            assert_eq!(is_tool_error(&raw(result)), error, "{result}");
+        }
+    }
 
     #[test]
     fn methods_outside_mcp_are_other() {
