@@ -75,7 +75,7 @@ struct Build {
     path: OsString,
 }
 
-/// The servers behind the gateway in the call and list parts (its echo is `a_echo`).
+/// The servers behind the gateway in the call part (its echo is `a_echo`).
 const THREE_SERVERS: [&str; 3] = ["a", "b", "c"];
 
 /// The first `count` servers' names: `a`, `b`, `c`, ...
