@@ -118,9 +118,7 @@ impl Batch {
             out.extend_from_slice(&self.bytes[from..line.at]);
             let plugin = &self.plugin_text[line.plugin.clone()];
             let text = &self.plugin_text[line.text.clone()];
-            *out = formatted_into(std::mem::take(out), || {
-                emit(line.level, plugin, text, Some(line.logged));
-            });
+            capture_into(out, || emit(line.level, plugin, text, Some(line.logged)));
             from = line.at;
         }
         out.extend_from_slice(&self.bytes[from..]);
@@ -190,15 +188,7 @@ impl BatchedLog {
 
     /// Batches lines for `out`, with a flusher thread that lives as long as the process.
     pub fn to(sink: Box<dyn Write + Send>) -> io::Result<Self> {
-        let shared = Arc::new(Shared {
-            lines: Mutex::new(Batch::default()),
-            gathered: Condvar::new(),
-            out: Mutex::new(Out {
-                sink,
-                spare: Batch::default(),
-                text: Vec::new(),
-            }),
-        });
+        let shared = Arc::new(Shared::new(sink));
         let flusher = shared.clone();
         std::thread::Builder::new()
             .name("log-flusher".into())
@@ -227,6 +217,19 @@ impl BatchedLog {
 }
 
 impl Shared {
+    /// Nothing gathered yet; batches go to `sink`.
+    fn new(sink: Box<dyn Write + Send>) -> Self {
+        Shared {
+            lines: Mutex::new(Batch::default()),
+            gathered: Condvar::new(),
+            out: Mutex::new(Out {
+                sink,
+                spare: Batch::default(),
+                text: Vec::new(),
+            }),
+        }
+    }
+
     fn write_out(&self, last: &[u8]) {
         lock(&self.out).write_out(&self.lines, last);
     }
@@ -306,11 +309,11 @@ fn emit(level: Level, plugin: &str, message: &str, logged: Option<SystemTime>) {
     LOGGED_AT.set(None);
 }
 
-/// `out`, with what `log` has the log's subscriber write on this thread appended.
-fn formatted_into(out: Vec<u8>, log: impl FnOnce()) -> Vec<u8> {
-    CAPTURED.set(Some(out));
+/// Appends to `out` what `log` has the log's subscriber write on this thread.
+fn capture_into(out: &mut Vec<u8>, log: impl FnOnce()) {
+    CAPTURED.set(Some(std::mem::take(out)));
     log();
-    CAPTURED.take().unwrap_or_default()
+    *out = CAPTURED.take().unwrap_or_default();
 }
 
 /// Logs a plugin's line: an info, debug or trace line goes to stderr's batch as the
@@ -740,15 +743,7 @@ mod tests {
         let sink = Sink::default();
         // No flusher thread: the batch is written here, on this thread and under
         // this subscriber, whose lines for the plugin's are captured.
-        let shared = Shared {
-            lines: Mutex::new(Batch::default()),
-            gathered: Condvar::new(),
-            out: Mutex::new(Out {
-                sink: Box::new(sink.clone()),
-                spare: Batch::default(),
-                text: Vec::new(),
-            }),
-        };
+        let shared = Shared::new(Box::new(sink.clone()));
         let subscriber = tracing_subscriber::fmt()
             .with_writer(BatchedLog::to(Box::new(io::sink())).unwrap())
             .fmt_fields(Fields)
