@@ -32,6 +32,15 @@ pub enum StartError {
     Backend(anyhow::Error),
 }
 
+/// Whether the client ended `session` (DELETE), so that its sealed id must not
+/// continue it again.
+fn ended_by_client(session: &Session) -> bool {
+    session
+        .handoff
+        .as_ref()
+        .is_some_and(|h| h.is_ended_by_client())
+}
+
 pub struct SessionTable {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     /// Sealed ids of sessions that ended for good here (DELETE, or the backend ended
@@ -88,6 +97,16 @@ impl SessionTable {
 
     /// Ends a session and forgets it at once, so its id answers 404 from now on.
     pub fn end(&self, id: &str, why: &str) -> bool {
+        // A session the client ended is refused by its sealed id from before it leaves
+        // the table, not only once its backend has been reaped (see `open`): a request
+        // in between would otherwise continue it again from that id.
+        let ending = self.lock().get(id).cloned();
+        if let Some(session) = &ending
+            && ended_by_client(session)
+            && let Some(sealed) = session.sealed_id()
+        {
+            self.remember_ended(sealed);
+        }
         let removed = self.lock().remove(id);
         match removed {
             Some(session) => {
@@ -241,11 +260,7 @@ impl SessionTable {
             table.forget(&ended);
             // A sealed id would open again on this replica: once the client or the
             // backend has ended its session, it is refused here instead (404).
-            let for_good = backend_ended.is_some()
-                || ended
-                    .handoff
-                    .as_ref()
-                    .is_some_and(|h| h.is_ended_by_client());
+            let for_good = backend_ended.is_some() || ended_by_client(&ended);
             if let (true, Some(sealed)) = (for_good, ended.sealed_id()) {
                 table.remember_ended(sealed);
             }
