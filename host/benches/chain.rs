@@ -54,19 +54,23 @@ fn demo_chain() -> Vec<PluginConfig> {
     ]
 }
 
-/// Logs as the proxy does by default (`interpose=info`), into /dev/null.
-fn log_to_dev_null() -> tracing::subscriber::DefaultGuard {
+/// Logs as the proxy does by default (`interpose=info`, plugins' lines batched and
+/// formatted by the flusher thread), into /dev/null.
+fn log_to_dev_null() {
     let sink = std::fs::OpenOptions::new()
         .write(true)
         .open("/dev/null")
         .expect("/dev/null");
+    let log = interpose::log_output::BatchedLog::for_process(Box::new(sink)).expect("log");
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("interpose=info,warn"))
         .fmt_fields(interpose::log_output::Fields)
-        .with_writer(std::sync::Mutex::new(sink))
+        .with_timer(interpose::log_output::Timestamps)
+        .with_writer(log)
         .with_ansi(false)
         .finish();
-    tracing::subscriber::set_default(subscriber)
+    // Global: the flusher thread formats the plugins' lines with it.
+    tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
 }
 
 fn pass() -> PluginConfig {
@@ -115,9 +119,9 @@ fn bench_chain(c: &mut Criterion) {
     group.finish();
 
     // One `tools/call` round trip (request, then response) through the demo's chain:
-    // audit-log, tool-policy and redact. Plugin log lines are formatted as the proxy
-    // formats them and written to /dev/null.
-    let _logging = log_to_dev_null();
+    // audit-log, tool-policy and redact. Plugin log lines take the proxy's way (kept
+    // in the batch, formatted by the flusher thread) and end in /dev/null.
+    log_to_dev_null();
     let demo = load(demo_chain());
     let mut group = c.benchmark_group("round trip");
     for (size_name, size) in SIZES {

@@ -40,13 +40,13 @@ const FLUSH_AT_BYTES: usize = 64 * 1024;
 /// A thread that logs writes the lines itself when this much is unwritten.
 const BLOCK_AT_BYTES: usize = 4 << 20;
 
-/// The stderr batch, once [`BatchedLog::stderr`] made it.
-static STDERR: OnceLock<BatchedLog> = OnceLock::new();
+/// The process's batch (stderr's), once [`BatchedLog::for_process`] made it.
+static PROCESS_LOG: OnceLock<BatchedLog> = OnceLock::new();
 
 /// Writes out every line logged to stderr so far. Call it before writing to stderr
 /// directly, so that the direct text comes after the lines logged before it.
 pub fn flush_stderr() {
-    if let Some(log) = STDERR.get() {
+    if let Some(log) = PROCESS_LOG.get() {
         log.flush();
     }
 }
@@ -166,11 +166,18 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl BatchedLog {
-    /// Batches lines for stderr. Starts the flusher thread and makes a panic write out
-    /// the lines before it. Meant to be called once; [`flush_stderr`] flushes the first.
+    /// Batches lines for stderr, as the process's log: see [`BatchedLog::for_process`].
     pub fn stderr() -> io::Result<Self> {
-        let log = Self::to(Box::new(io::stderr()))?;
-        let _ = STDERR.set(log.clone());
+        Self::for_process(Box::new(io::stderr()))
+    }
+
+    /// Batches lines for `sink` as the process's log, where plugins' lines go (see
+    /// [`log_plugin_line`]): stderr for the proxy, `/dev/null` for a benchmark that
+    /// logs as the proxy does. Starts the flusher thread and makes a panic write out
+    /// the lines before it. Meant to be called once; [`flush_stderr`] flushes the first.
+    pub fn for_process(sink: Box<dyn Write + Send>) -> io::Result<Self> {
+        let log = Self::to(sink)?;
+        let _ = PROCESS_LOG.set(log.clone());
         let on_panic = log.clone();
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
@@ -323,7 +330,7 @@ pub fn log_plugin_line(level: Level, plugin: &str, text: &str) {
     if !plugin_level_enabled(level) {
         return;
     }
-    match STDERR.get() {
+    match PROCESS_LOG.get() {
         Some(log) if level > Level::WARN => log.shared.defer(level, plugin, text),
         _ => emit(level, plugin, text, None),
     }
