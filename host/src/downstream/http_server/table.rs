@@ -97,17 +97,20 @@ impl SessionTable {
 
     /// Ends a session and forgets it at once, so its id answers 404 from now on.
     pub fn end(&self, id: &str, why: &str) -> bool {
-        // A session the client ended is refused by its sealed id from before it leaves
-        // the table, not only once its backend has been reaped (see `open`): a request
-        // in between would otherwise continue it again from that id.
-        let ending = self.lock().get(id).cloned();
-        if let Some(session) = &ending
-            && ended_by_client(session)
-            && let Some(sealed) = session.sealed_id()
-        {
-            self.remember_ended(sealed);
-        }
-        let removed = self.lock().remove(id);
+        let removed = {
+            let mut sessions = self.lock();
+            // A session the client ended is refused by its sealed id from before it
+            // leaves the table, not only once its backend has been reaped (see `open`):
+            // a request in between would otherwise continue it again from that id.
+            // (`ended_sealed` is never held while `sessions` is taken.)
+            if let Some(session) = sessions.get(id)
+                && ended_by_client(session)
+                && let Some(sealed) = session.sealed_id()
+            {
+                self.remember_ended(sealed);
+            }
+            sessions.remove(id)
+        };
         match removed {
             Some(session) => {
                 self.forget(&session);
